@@ -1,0 +1,53 @@
+// Lint rules, including the dependency direction of the code:
+//   core  <-  config, daemon (the application layer)  <-  adapters, entrypoints
+// Test infrastructure (tools/, test/) may use anything; production code may
+// never import test infrastructure.
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+const nodeIo = ['fs', 'fs/promises', 'child_process', 'net', 'http', 'https', 'http2', 'dgram', 'dns', 'os', 'cluster', 'worker_threads', 'process']
+  .flatMap((m) => [`node:${m}`, m]);
+
+const layer = (files, forbidden, message) => ({
+  files,
+  ignores: ['**/*.test.ts'],
+  rules: {
+    'no-restricted-imports': ['error', { patterns: forbidden.map((group) => ({ group: [group], message })) }],
+  },
+});
+
+export default tseslint.config(
+  { ignores: ['dist/**', 'node_modules/**', '.state/**', '.cache/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    languageOptions: { globals: { process: 'readonly', console: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', Buffer: 'readonly', URL: 'readonly' } },
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/consistent-type-imports': 'error',
+      'no-restricted-syntax': ['error',
+        { selector: 'TSEnumDeclaration', message: 'No enums: use a union of string literals (erasable syntax only).' },
+        { selector: 'TSModuleDeclaration[kind!="global"]', message: 'No namespaces (erasable syntax only).' }],
+    },
+  },
+  {
+    files: ['src/core/**/*.ts'],
+    ignores: ['**/*.test.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        paths: nodeIo.map((name) => ({ name, message: 'core is pure: no I/O. Take what you need as a parameter.' })),
+        patterns: [{ group: ['**/config/**', '**/daemon/**', '**/adapters/**', '**/entrypoints/**', '**/tools/**', '**/test/**'], message: 'core imports only core.' }],
+      }],
+      'no-restricted-globals': ['error',
+        { name: 'Date', message: 'core takes a clock as a parameter.' },
+        { name: 'process', message: 'core takes its inputs as parameters.' }],
+      'no-restricted-properties': ['error', { object: 'Math', property: 'random', message: 'core takes an id/random source as a parameter.' }],
+    },
+  },
+  layer(['src/config/**/*.ts', 'src/daemon/**/*.ts'], ['**/adapters/**', '**/entrypoints/**', '**/tools/**', '**/test/**'],
+    'the application layer depends on core and ports, never on adapters, entrypoints or test infrastructure.'),
+  layer(['src/adapters/**/*.ts'], ['**/entrypoints/**', '**/tools/**', '**/test/**'],
+    'adapters never import entrypoints or test infrastructure.'),
+  layer(['src/entrypoints/**/*.ts'], ['**/tools/**', '**/test/**'],
+    'production code never imports test infrastructure (start it as a separate program instead).'),
+);

@@ -1,0 +1,89 @@
+/**
+ * The resolved, validated configuration every part of Flint consumes.
+ *
+ * This is the contract between the config loader (src/config/load.ts, which
+ * turns YAML into these objects, applies defaults and resolves secrets from
+ * files and environment variables) and everything else. Nothing outside the
+ * loader ever sees raw YAML.
+ */
+
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+
+export type HypervisorKind = 'firecracker' | 'qemu';
+
+export interface NetworkConfig {
+  /** Name of the Linux bridge (≤ 15 characters). */
+  readonly name: string;
+  /** The bridge's own IPv4 address with prefix, e.g. "10.0.0.1/24"; guests get addresses from this subnet and use it as gateway. */
+  readonly v4: { readonly address: string; readonly prefixLength: number };
+  /** Optional IPv6 address/prefix of the bridge, same meaning as v4. */
+  readonly v6?: { readonly address: string; readonly prefixLength: number };
+  /** Create the bridge (with its address and NAT) when it is missing, instead of failing. Default false. */
+  readonly create: boolean;
+  /** DNS servers handed to guests. Default: the bridge's own v4 address is NOT assumed; defaults to ["1.1.1.1"]? see docs/config.md. */
+  readonly dns: readonly string[];
+}
+
+export interface GitHubConfig {
+  /** The App's id (a number in GitHub; kept as a string as the reference system did). */
+  readonly appId: string;
+  readonly organization: string;
+  /** Current webhook secret, and optionally the previous one during a rotation. */
+  readonly webhookSecrets: readonly string[];
+  /** PEM of the App's private key (from `privateKey` inline or read from `privateKeyFile`). */
+  readonly privateKey: string;
+  /** REST API base URL: https://api.github.com, a GitHub Enterprise Server URL ending in /api/v3, or the simulator's. */
+  readonly apiUrl: string;
+}
+
+export interface RunnerConfig {
+  readonly name: string;
+  /** Runner group name in GitHub ("Default" when not set). */
+  readonly group: string;
+  readonly labels: readonly string[];
+  readonly kernel: string;
+  /** Optional initramfs for the kernel (needed by stock distribution kernels). */
+  readonly initrd?: string;
+  /** Base root filesystem image, attached read-only. */
+  readonly filesystem: string;
+  readonly jailer: string;
+  readonly firecracker: string;
+  readonly hypervisor: HypervisorKind;
+  /** Name of one of `networks[]`. */
+  readonly network: string;
+  readonly cpuCount: number;
+  /** MiB. */
+  readonly memorySize: number;
+  readonly smt: boolean;
+  /** Bytes. */
+  readonly diskSize: number;
+  /** Upper bound of VMs of this definition at once. */
+  readonly maxRunners: number;
+  /** Idle runners kept warm. */
+  readonly minIdle: number;
+  /** Seconds a job may run before its VM is stopped. */
+  readonly jobTimeoutSeconds: number;
+  /** Extra kernel command-line arguments. */
+  readonly kernelArgs: string;
+  /** Jailer uid/gid (default 123/100). */
+  readonly uid: number;
+  readonly gid: number;
+  /** True for entries from `static_runners` (always-on runners, reference system semantics). */
+  readonly static: boolean;
+}
+
+export interface FlintConfig {
+  /** Where the file came from (for messages). */
+  readonly source: string;
+  readonly logLevel: LogLevel;
+  /** Listen address, "host:port". Port 443 → HTTPS via ACME (needs `email`). */
+  readonly address: string;
+  readonly email?: string;
+  /** Directory for Flint's state: SQLite database, VM directories, console logs. */
+  readonly stateDir: string;
+  /** Short id of this Flint instance (≤ 6 chars, [a-z0-9]); tags every resource it creates. */
+  readonly instanceId: string;
+  readonly networks: readonly NetworkConfig[];
+  readonly github: GitHubConfig;
+  readonly runners: readonly RunnerConfig[];
+}
