@@ -1,0 +1,90 @@
+/**
+ * The narrow interfaces the VM supervisor uses to reach the host: a
+ * hypervisor driver, host networking and per-VM disks. Adapters implement
+ * them (src/adapters/hypervisor, network, disks); fakes implement the same
+ * interfaces for tests of the supervisor's logic.
+ */
+import type { Readable, Writable } from 'node:stream';
+import type { GuestNetwork } from '../../core/guest-contract.ts';
+import type { NetworkConfig } from '../../config/types.ts';
+
+/** Everything a driver needs to boot one VM. Paths are on the host. */
+export interface VmSpec {
+  /** Tagged id: `<instanceId>-<seq>`; appears in tap, jail and runner names. */
+  readonly id: string;
+  readonly vcpus: number;
+  readonly memoryMib: number;
+  readonly smt: boolean;
+  readonly kernel: string;
+  readonly initrd?: string;
+  /** Complete kernel command line (the caller adds the network part). */
+  readonly kernelArgs: string;
+  /** Attached in this order: vda rootfs (read-only), vdb scratch (rw), vdc config drive (read-only). */
+  readonly drives: { readonly rootfs: string; readonly scratch: string; readonly config: string };
+  readonly net: { readonly tap: string; readonly mac: string };
+  /** Per-VM working directory under the state directory; the driver may put sockets and logs here. */
+  readonly workDir: string;
+  /** uid/gid the VMM runs as (Firecracker's jailer drops to them; QEMU may ignore). */
+  readonly uid: number;
+  readonly gid: number;
+  /** Firecracker binaries (Firecracker driver only). */
+  readonly firecracker?: { readonly jailer: string; readonly binary: string };
+}
+
+export interface VmExit {
+  /** Exit code of the VMM process, or null when it was killed by a signal. */
+  readonly code: number | null;
+  readonly signal: string | null;
+}
+
+export interface RunningVm {
+  readonly id: string;
+  /** Host pid of the VMM (or of the jailer that became it). */
+  readonly pid: number;
+  /** The guest's serial console, raw bytes. */
+  readonly console: Readable;
+  /** Keystrokes to the serial console (interactive mode). */
+  readonly consoleInput: Writable;
+  /** Settles when the VMM process has ended, for whatever reason. */
+  readonly exited: Promise<VmExit>;
+  /** Ask the guest to shut down (Ctrl-Alt-Del / ACPI); after graceMs, kill. Resolves when the VMM is gone. */
+  stop(graceMs: number): Promise<VmExit>;
+}
+
+export interface HypervisorDriver {
+  readonly kind: 'firecracker' | 'qemu';
+  start(spec: VmSpec): Promise<RunningVm>;
+  /** Removes what the driver keeps for a VM (jail directory, sockets). Idempotent; safe after a crash. */
+  cleanup(id: string, workDir: string): Promise<void>;
+}
+
+/** What one VM got from host networking. */
+export interface NetworkLease {
+  readonly vmId: string;
+  readonly tap: string;
+  readonly mac: string;
+  readonly guest: GuestNetwork;
+}
+
+export interface HostNetwork {
+  /** Checks (or, with `create`, creates) the bridge, its address and NAT. */
+  ensureNetwork(net: NetworkConfig): Promise<void>;
+  /** Allocates an address (persisted), creates the tap on the bridge. */
+  attach(vmId: string, hostname: string, net: NetworkConfig): Promise<NetworkLease>;
+  /** Removes the tap and releases the address. Idempotent. */
+  detach(vmId: string): Promise<void>;
+  /** Removes taps and leases tagged with this instance whose VM is not in `live`. Returns what it removed. */
+  sweep(live: ReadonlySet<string>): Promise<string[]>;
+}
+
+export interface VmDisks {
+  readonly scratch: string;
+  readonly config: string;
+}
+
+export interface DiskProvisioner {
+  /** Creates the sparse ext4 scratch disk and the config drive in `workDir`. */
+  prepare(vmId: string, workDir: string, sizeBytes: number, config: Readonly<Record<string, string>>, owner: { uid: number; gid: number }): Promise<VmDisks>;
+  /** Deletes the VM's disks. Idempotent. */
+  remove(vmId: string, workDir: string): Promise<void>;
+}
