@@ -1,0 +1,80 @@
+/**
+ * Pool sizing: given the demand and what is already up, how many VMs of each
+ * runner definition to start and how many idle ones to stop.
+ *
+ * Runners are not bound to jobs (design.md): GitHub gives a queued job to
+ * any idle runner whose labels cover it, so Flint schedules on counts per
+ * definition, never on "one VM for job N".
+ *
+ *   want(d)  = queued jobs d serves + d.minIdle
+ *   have(d)  = VMs of d that can still take a job (starting + idle)
+ *   start(d) = min(want − have, d.maxRunners − all VMs of d), within the host budget
+ *   stop(d)  = idle VMs of d beyond want(d)  (never a busy one)
+ *
+ * A queued job counts for exactly one definition — the first in
+ * configuration order that can serve it — so that two definitions with
+ * overlapping labels do not both start a VM for it.
+ */
+
+export interface DefinitionDemand {
+  readonly name: string;
+  readonly maxRunners: number;
+  readonly minIdle: number;
+  readonly cpuCount: number;
+  readonly memoryMib: number;
+  /** Queued jobs attributed to this definition. */
+  readonly queued: number;
+  /** VMs booting or registered but not yet idle. */
+  readonly starting: number;
+  /** Runners up and waiting for a job. */
+  readonly idle: number;
+  /** Runners running a job (and VMs tearing down: they still hold resources). */
+  readonly busy: number;
+}
+
+export interface HostBudget {
+  /** vCPUs and MiB still free for new VMs on this host. */
+  readonly cpus: number;
+  readonly memoryMib: number;
+}
+
+export interface ScalePlan {
+  readonly start: ReadonlyMap<string, number>;
+  readonly stopIdle: ReadonlyMap<string, number>;
+  /** VMs wanted but not started because the host budget is spent. */
+  readonly deferredForBudget: number;
+}
+
+export function planScale(defs: readonly DefinitionDemand[], budget: HostBudget): ScalePlan {
+  const start = new Map<string, number>();
+  const stopIdle = new Map<string, number>();
+  const deficit = new Map<string, number>();
+  for (const d of defs) {
+    const want = d.queued + d.minIdle;
+    const have = d.starting + d.idle;
+    const room = Math.max(0, d.maxRunners - (d.starting + d.idle + d.busy));
+    deficit.set(d.name, Math.min(Math.max(0, want - have), room));
+    const excessIdle = Math.max(0, d.idle - Math.max(0, want - d.starting));
+    if (excessIdle > 0) stopIdle.set(d.name, excessIdle);
+  }
+  // Hand out the budget one VM at a time, round-robin in configuration
+  // order, so one definition with a long queue cannot starve the others.
+  let cpus = budget.cpus;
+  let memory = budget.memoryMib;
+  let progress = true;
+  while (progress) {
+    progress = false;
+    for (const d of defs) {
+      const left = deficit.get(d.name) ?? 0;
+      if (left === 0 || d.cpuCount > cpus || d.memoryMib > memory) continue;
+      deficit.set(d.name, left - 1);
+      start.set(d.name, (start.get(d.name) ?? 0) + 1);
+      cpus -= d.cpuCount;
+      memory -= d.memoryMib;
+      progress = true;
+    }
+  }
+  let deferredForBudget = 0;
+  for (const n of deficit.values()) deferredForBudget += n;
+  return { start, stopIdle, deferredForBudget };
+}
