@@ -36,7 +36,7 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': ['error', {
         paths: nodeIo.map((name) => ({ name, message: 'core is pure: no I/O. Take what you need as a parameter.' })),
-        patterns: [{ group: ['**/config/**', '**/daemon/**', '**/adapters/**', '**/entrypoints/**', '**/tools/**', '**/test/**'], message: 'core imports only core.' }],
+        patterns: [{ group: ['**/config/**', '**/daemon/**', '**/adapters/**', '**/images/**', '**/entrypoints/**', '**/tools/**', '**/test/**'], message: 'core imports only core.' }],
       }],
       'no-restricted-globals': ['error',
         { name: 'Date', message: 'core takes a clock as a parameter.' },
@@ -44,9 +44,9 @@ export default tseslint.config(
       'no-restricted-properties': ['error', { object: 'Math', property: 'random', message: 'core takes an id/random source as a parameter.' }],
     },
   },
-  layer(['src/config/**/*.ts', 'src/daemon/**/*.ts'], ['**/adapters/**', '**/entrypoints/**', '**/tools/**', '**/test/**'],
+  layer(['src/config/**/*.ts', 'src/daemon/**/*.ts'], ['**/adapters/**', '**/images/**', '**/entrypoints/**', '**/tools/**', '**/test/**'],
     'the application layer depends on core and ports, never on adapters, entrypoints or test infrastructure.'),
-  layer(['src/adapters/**/*.ts'], ['**/entrypoints/**', '**/tools/**', '**/test/**'],
+  layer(['src/adapters/**/*.ts', 'src/images/**/*.ts'], ['**/entrypoints/**', '**/tools/**', '**/test/**'],
     'adapters never import entrypoints or test infrastructure.'),
   layer(['src/entrypoints/**/*.ts'], ['**/tools/**', '**/test/**'],
     'production code never imports test infrastructure (start it as a separate program instead).'),
