@@ -1,0 +1,111 @@
+/**
+ * The contract every IntakeStore implementation keeps, as a test suite
+ * (style.md: the fake and the real store pass the same tests). Run from
+ * intake-store.test.ts against SQLite and against the in-memory store.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { JobAction, JobCommand } from '../../core/jobs.ts';
+import type { IntakeStore, JobDelivery } from '../../daemon/ports/store.ts';
+
+export interface StoreUnderTest {
+  readonly store: IntakeStore;
+  readonly dispose: () => void;
+}
+
+let seq = 0;
+/** A delivery of `action` for job `jobId`; ids are unique unless given. */
+export function delivery(jobId: number, action: JobAction, o: { id?: string; at?: number; definition?: string | null; runner?: string } = {}): JobDelivery {
+  const job = {
+    id: jobId, runId: 7000 + jobId, runAttempt: 1, name: `build ${jobId}`, workflowName: 'CI', headBranch: 'main',
+    labels: ['self-hosted', 'linux'], repository: 'acme/widgets', createdAt: '2026-01-01T00:00:00Z',
+  };
+  const runner = o.runner === undefined ? null : { id: 1, name: o.runner };
+  const command: JobCommand = action === 'completed' ? { action, job, runner, conclusion: 'success' }
+    : action === 'in_progress' ? { action, job, runner }
+      : { action, job };
+  return {
+    deliveryId: o.id ?? `d-${jobId}-${action}-${++seq}`,
+    receivedAt: o.at ?? 1_000 + seq,
+    command,
+    definition: o.definition === null ? undefined : (o.definition ?? 'default'),
+  };
+}
+
+export function intakeStoreContract(name: string, make: () => StoreUnderTest): void {
+  const setup = (t: { after: (fn: () => void) => void }): IntakeStore => {
+    const s = make();
+    t.after(s.dispose);
+    return s.store;
+  };
+
+  test(`${name}: a queued job is recorded with its facts`, async (t) => {
+    const store = setup(t);
+    assert.deepEqual(await store.ingest([delivery(1, 'queued', { id: 'a', at: 5 })]), ['accepted']);
+    const job = await store.getJob(1);
+    assert.equal(job?.status, 'queued');
+    assert.deepEqual(job?.labels, ['self-hosted', 'linux']);
+    assert.equal(job?.definition, 'default');
+    assert.equal(job?.firstSeenAt, 5);
+    assert.deepEqual(await store.getDelivery('a'), { id: 'a', event: 'workflow_job', action: 'queued', jobId: 1, receivedAt: 5, outcome: 'accepted' });
+  });
+
+  test(`${name}: a duplicate delivery id changes nothing, also within one batch`, async (t) => {
+    const store = setup(t);
+    await store.ingest([delivery(1, 'queued', { id: 'x' })]);
+    // Same id, different news: still a duplicate, and the job must not move.
+    assert.deepEqual(await store.ingest([delivery(1, 'completed', { id: 'x' })]), ['duplicate']);
+    assert.equal((await store.getJob(1))?.status, 'queued');
+    assert.deepEqual(await store.ingest([delivery(2, 'queued', { id: 'y' }), delivery(2, 'in_progress', { id: 'y' })]), ['accepted', 'duplicate']);
+    assert.equal((await store.getJob(2))?.status, 'queued');
+    assert.equal(await store.countDeliveries(), 2);
+  });
+
+  test(`${name}: completed arrives before queued and the job is not resurrected`, async (t) => {
+    const store = setup(t);
+    assert.deepEqual(await store.ingest([delivery(3, 'completed', { runner: 'flint-a-00001' })]), ['accepted']);
+    assert.deepEqual(await store.ingest([delivery(3, 'queued'), delivery(3, 'in_progress')]), ['stale', 'stale']);
+    const job = await store.getJob(3);
+    assert.equal(job?.status, 'completed');
+    assert.equal(job?.conclusion, 'success');
+    assert.deepEqual(await store.listJobs({ status: 'queued' }), []);
+  });
+
+  test(`${name}: the runner named by in_progress is kept when completed names none`, async (t) => {
+    const store = setup(t);
+    await store.ingest([delivery(4, 'queued'), delivery(4, 'in_progress', { runner: 'flint-a-00002' }), delivery(4, 'completed')]);
+    const job = await store.getJob(4);
+    assert.equal(job?.runnerName, 'flint-a-00002');
+    assert.equal(job?.status, 'completed');
+  });
+
+  test(`${name}: a job no definition can serve is recorded as ignored, with no job row`, async (t) => {
+    const store = setup(t);
+    assert.deepEqual(await store.ingest([delivery(5, 'queued', { id: 'ign', definition: null })]), ['ignored']);
+    assert.equal(await store.getJob(5), undefined);
+    assert.equal((await store.getDelivery('ign'))?.outcome, 'ignored');
+    assert.deepEqual(await store.ingest([delivery(5, 'queued', { id: 'ign', definition: null })]), ['duplicate']);
+  });
+
+  test(`${name}: listJobs filters by status, oldest first`, async (t) => {
+    const store = setup(t);
+    await store.ingest([delivery(12, 'queued', { at: 20 }), delivery(11, 'queued', { at: 10 }), delivery(13, 'in_progress', { at: 5 })]);
+    assert.deepEqual((await store.listJobs({ status: 'queued' })).map((j) => j.id), [11, 12]);
+    assert.deepEqual((await store.listJobs()).map((j) => j.id), [13, 11, 12]);
+  });
+
+  test(`${name}: prune forgets old deliveries and old completed jobs only`, async (t) => {
+    const store = setup(t);
+    await store.ingest([delivery(21, 'completed', { at: 10 }), delivery(22, 'queued', { at: 10 }), delivery(23, 'completed', { at: 100 })]);
+    assert.deepEqual(await store.prune(50), { deliveries: 2, jobs: 1 });
+    assert.equal(await store.getJob(21), undefined);
+    assert.equal((await store.getJob(22))?.status, 'queued');
+    assert.equal((await store.getJob(23))?.status, 'completed');
+    assert.equal(await store.countDeliveries(), 1);
+  });
+
+  test(`${name}: an empty batch is fine`, async (t) => {
+    const store = setup(t);
+    assert.deepEqual(await store.ingest([]), []);
+  });
+}

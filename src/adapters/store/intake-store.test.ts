@@ -1,0 +1,45 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openDatabase } from './db.ts';
+import { createSqliteIntakeStore } from './intake-store.ts';
+import { createMemoryIntakeStore } from './memory-intake-store.ts';
+import { delivery, intakeStoreContract } from './intake-store.contract.ts';
+
+intakeStoreContract('sqlite', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'flint-store-'));
+  const db = openDatabase(dir);
+  return { store: createSqliteIntakeStore(db), dispose: () => { db.close(); rmSync(dir, { recursive: true, force: true }); } };
+});
+
+intakeStoreContract('memory', () => ({ store: createMemoryIntakeStore(), dispose: () => undefined }));
+
+test('sqlite: close and reopen the database and nothing acknowledged is lost', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'flint-store-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  let db = openDatabase(dir);
+  let store = createSqliteIntakeStore(db);
+  await store.ingest([delivery(1, 'queued', { id: 'r1' }), delivery(2, 'completed', { id: 'r2' })]);
+  db.close();
+  db = openDatabase(dir);
+  t.after(() => db.close());
+  store = createSqliteIntakeStore(db);
+  assert.equal(await store.countDeliveries(), 2);
+  assert.equal((await store.getJob(1))?.status, 'queued');
+  // Dedupe survives the restart too.
+  assert.deepEqual(await store.ingest([delivery(2, 'queued', { id: 'r2' }), delivery(2, 'queued', { id: 'r3' })]), ['duplicate', 'stale']);
+});
+
+test('sqlite: a batch that fails is not half-applied', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'flint-store-'));
+  const db = openDatabase(dir);
+  t.after(() => { db.close(); rmSync(dir, { recursive: true, force: true }); });
+  const store = createSqliteIntakeStore(db);
+  // A trigger that rejects one job id makes the second delivery of the batch fail.
+  db.exec("CREATE TRIGGER fail_job_99 BEFORE INSERT ON jobs WHEN NEW.id = 99 BEGIN SELECT RAISE(ABORT, 'disk on fire'); END");
+  await assert.rejects(store.ingest([delivery(1, 'queued', { id: 'ok' }), delivery(99, 'queued', { id: 'bad' })]), { code: 'FLINT_ERR_STORE_WRITE_FAILED' });
+  assert.equal(await store.countDeliveries(), 0);
+  assert.equal(await store.getJob(1), undefined);
+});

@@ -1,0 +1,145 @@
+/**
+ * The intake store on SQLite: the `deliveries` and `jobs` tables in Flint's
+ * one state database (db.ts).
+ *
+ * Durability: `ingest` commits one transaction per batch before it returns,
+ * so a delivery is on disk before its 2xx leaves. How far "on disk" goes is
+ * the connection's `synchronous` setting (see docs/webhooks.md: FULL
+ * survives power loss, NORMAL in WAL mode survives a crash of Flint but not
+ * of the machine).
+ */
+import type { Db } from './db.ts';
+import type { DeliveryOutcome, JobConclusion, JobStatus } from '../../core/jobs.ts';
+import { decideJobTransition, outcomeOf } from '../../core/jobs.ts';
+import { FlintError } from '../../core/errors/index.ts';
+import type { IntakeStore, JobDelivery, RecordedOutcome, StoredDelivery, StoredJob } from '../../daemon/ports/store.ts';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS deliveries (
+  id          TEXT PRIMARY KEY,      -- X-GitHub-Delivery
+  event       TEXT NOT NULL,
+  action      TEXT NOT NULL,
+  job_id      INTEGER NOT NULL,
+  received_at INTEGER NOT NULL,      -- ms since the epoch
+  outcome     TEXT NOT NULL CHECK (outcome IN ('accepted', 'repeat', 'stale', 'ignored'))
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS deliveries_received_at ON deliveries (received_at);
+CREATE TABLE IF NOT EXISTS jobs (
+  id            INTEGER PRIMARY KEY, -- GitHub's workflow job id
+  run_id        INTEGER NOT NULL,
+  run_attempt   INTEGER NOT NULL,
+  repository    TEXT NOT NULL,
+  name          TEXT NOT NULL,
+  workflow_name TEXT,
+  labels        TEXT NOT NULL,       -- JSON array of strings
+  definition    TEXT NOT NULL,
+  status        TEXT NOT NULL CHECK (status IN ('waiting', 'queued', 'in_progress', 'completed')),
+  conclusion    TEXT,
+  runner_name   TEXT,
+  first_seen_at INTEGER NOT NULL,
+  updated_at    INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, first_seen_at);
+`;
+
+interface JobRow {
+  id: number; run_id: number; run_attempt: number; repository: string; name: string; workflow_name: string | null;
+  labels: string; definition: string; status: string; conclusion: string | null; runner_name: string | null;
+  first_seen_at: number; updated_at: number;
+}
+interface DeliveryRow { id: string; event: string; action: string; job_id: number; received_at: number; outcome: string }
+
+export function createSqliteIntakeStore(db: Db): IntakeStore {
+  try {
+    db.exec(SCHEMA);
+  } catch (err) {
+    throw new FlintError('FLINT_ERR_STORE_SCHEMA', `could not create the intake tables in ${db.name}: ${(err as Error).message}`, { cause: err });
+  }
+  const insertDelivery = db.prepare<[string, string, string, number, number, string]>(
+    'INSERT INTO deliveries (id, event, action, job_id, received_at, outcome) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING');
+  const statusOf = db.prepare<[number], { status: JobStatus }>('SELECT status FROM jobs WHERE id = ?');
+  const insertJob = db.prepare<[number, number, number, string, string, string | null, string, string, string, string | null, string | null, number, number]>(
+    `INSERT INTO jobs (id, run_id, run_attempt, repository, name, workflow_name, labels, definition, status, conclusion, runner_name, first_seen_at, updated_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+  // COALESCE: an `in_progress` names the runner; a later `completed` that
+  // lost it (GitHub sends null for jobs cancelled before they started) keeps it.
+  const advanceJob = db.prepare<[string, string | null, string | null, number, number]>(
+    'UPDATE jobs SET status = ?, conclusion = ?, runner_name = COALESCE(?, runner_name), updated_at = ? WHERE id = ?');
+  const selectJob = db.prepare<[number], JobRow>('SELECT * FROM jobs WHERE id = ?');
+  const selectJobs = db.prepare<[], JobRow>('SELECT * FROM jobs ORDER BY first_seen_at, id');
+  const selectJobsByStatus = db.prepare<[string], JobRow>('SELECT * FROM jobs WHERE status = ? ORDER BY first_seen_at, id');
+  const selectDelivery = db.prepare<[string], DeliveryRow>('SELECT * FROM deliveries WHERE id = ?');
+  const countDeliveries = db.prepare<[], { n: number }>('SELECT count(*) AS n FROM deliveries');
+  const pruneDeliveries = db.prepare<[number]>('DELETE FROM deliveries WHERE received_at < ?');
+  const pruneJobs = db.prepare<[number]>("DELETE FROM jobs WHERE status = 'completed' AND updated_at < ?");
+
+  const ingestOne = (d: JobDelivery): DeliveryOutcome => {
+    const { command: c } = d;
+    if (d.definition === undefined) {
+      const r = insertDelivery.run(d.deliveryId, 'workflow_job', c.action, c.job.id, d.receivedAt, 'ignored');
+      return r.changes === 0 ? 'duplicate' : 'ignored';
+    }
+    const onRecord = statusOf.get(c.job.id)?.status ?? 'absent';
+    const transition = decideJobTransition(onRecord, c.action);
+    const outcome = outcomeOf(transition);
+    // The delivery row goes first: its primary key is the dedupe, and a
+    // duplicate must change nothing, not even the job.
+    if (insertDelivery.run(d.deliveryId, 'workflow_job', c.action, c.job.id, d.receivedAt, outcome).changes === 0) return 'duplicate';
+    if (transition !== 'advance') return outcome;
+    const conclusion = c.action === 'completed' ? c.conclusion : null;
+    const runnerName = c.action === 'in_progress' || c.action === 'completed' ? (c.runner?.name ?? null) : null;
+    if (onRecord === 'absent') {
+      const j = c.job;
+      insertJob.run(j.id, j.runId, j.runAttempt, j.repository, j.name, j.workflowName, JSON.stringify(j.labels), d.definition,
+        c.action, conclusion, runnerName, d.receivedAt, d.receivedAt);
+    } else {
+      advanceJob.run(c.action, conclusion, runnerName, d.receivedAt, c.job.id);
+    }
+    return outcome;
+  };
+  const ingestBatch = db.transaction((batch: readonly JobDelivery[]) => batch.map(ingestOne));
+
+  return {
+    async ingest(batch) {
+      if (batch.length === 0) return [];
+      try {
+        return ingestBatch(batch);
+      } catch (err) {
+        throw new FlintError('FLINT_ERR_STORE_WRITE_FAILED', `could not record ${batch.length} webhook deliveries: ${(err as Error).message}`, { cause: err });
+      }
+    },
+    async getJob(id) {
+      const row = selectJob.get(id);
+      return row === undefined ? undefined : toJob(row);
+    },
+    async listJobs(filter = {}) {
+      const rows = filter.status === undefined ? selectJobs.all() : selectJobsByStatus.all(filter.status);
+      return rows.map(toJob);
+    },
+    async getDelivery(id) {
+      const row = selectDelivery.get(id);
+      return row === undefined ? undefined : toDelivery(row);
+    },
+    async countDeliveries() {
+      return countDeliveries.get()?.n ?? 0;
+    },
+    async prune(before) {
+      return db.transaction(() => ({ deliveries: pruneDeliveries.run(before).changes, jobs: pruneJobs.run(before).changes }))();
+    },
+  };
+}
+
+// The CHECK constraints above guarantee these columns hold only the values
+// the casts below name.
+function toJob(r: JobRow): StoredJob {
+  return {
+    id: r.id, runId: r.run_id, runAttempt: r.run_attempt, repository: r.repository, name: r.name,
+    workflowName: r.workflow_name, labels: JSON.parse(r.labels) as string[], definition: r.definition,
+    status: r.status as JobStatus, conclusion: r.conclusion as JobConclusion | null, runnerName: r.runner_name,
+    firstSeenAt: r.first_seen_at, updatedAt: r.updated_at,
+  };
+}
+
+function toDelivery(r: DeliveryRow): StoredDelivery {
+  return { id: r.id, event: r.event, action: r.action, jobId: r.job_id, receivedAt: r.received_at, outcome: r.outcome as RecordedOutcome };
+}

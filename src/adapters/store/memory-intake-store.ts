@@ -1,0 +1,77 @@
+/**
+ * The intake store in memory: a first-class implementation of the same
+ * port for tests of the layers above (no files, no fsync), held to the same
+ * contract tests as the SQLite store. Not durable, so never used by `flint serve`.
+ */
+import type { DeliveryOutcome } from '../../core/jobs.ts';
+import { decideJobTransition, outcomeOf } from '../../core/jobs.ts';
+import type { IntakeStore, JobDelivery, StoredDelivery, StoredJob } from '../../daemon/ports/store.ts';
+
+export function createMemoryIntakeStore(): IntakeStore {
+  const deliveries = new Map<string, StoredDelivery>();
+  const jobs = new Map<number, StoredJob>();
+
+  const ingestOne = (d: JobDelivery, pending: Map<string, StoredDelivery>, pendingJobs: Map<number, StoredJob>): DeliveryOutcome => {
+    const { command: c } = d;
+    if (deliveries.has(d.deliveryId) || pending.has(d.deliveryId)) return 'duplicate';
+    const record = (outcome: StoredDelivery['outcome']): void => {
+      pending.set(d.deliveryId, { id: d.deliveryId, event: 'workflow_job', action: c.action, jobId: c.job.id, receivedAt: d.receivedAt, outcome });
+    };
+    if (d.definition === undefined) {
+      record('ignored');
+      return 'ignored';
+    }
+    const current = pendingJobs.get(c.job.id) ?? jobs.get(c.job.id);
+    const transition = decideJobTransition(current?.status ?? 'absent', c.action);
+    const outcome = outcomeOf(transition);
+    record(outcome);
+    if (transition !== 'advance') return outcome;
+    const runnerName = c.action === 'in_progress' || c.action === 'completed' ? (c.runner?.name ?? null) : null;
+    const j = c.job;
+    pendingJobs.set(j.id, {
+      id: j.id, runId: j.runId, runAttempt: j.runAttempt, repository: j.repository, name: j.name, workflowName: j.workflowName,
+      labels: [...j.labels], definition: current?.definition ?? d.definition, firstSeenAt: current?.firstSeenAt ?? d.receivedAt,
+      status: c.action, conclusion: c.action === 'completed' ? c.conclusion : null,
+      runnerName: runnerName ?? current?.runnerName ?? null, updatedAt: d.receivedAt,
+    });
+    return outcome;
+  };
+
+  return {
+    async ingest(batch) {
+      // Stage the batch and apply it only when every delivery went through:
+      // all or none, like the SQLite transaction.
+      const pending = new Map<string, StoredDelivery>();
+      const pendingJobs = new Map<number, StoredJob>();
+      const outcomes = batch.map((d) => ingestOne(d, pending, pendingJobs));
+      for (const [k, v] of pending) deliveries.set(k, v);
+      for (const [k, v] of pendingJobs) {
+        const existing = jobs.get(k);
+        // Keep the original facts of a job already on record, as the SQLite store does.
+        jobs.set(k, existing === undefined ? v : { ...existing, status: v.status, conclusion: v.conclusion, runnerName: v.runnerName, updatedAt: v.updatedAt });
+      }
+      return outcomes;
+    },
+    async getJob(id) {
+      return jobs.get(id);
+    },
+    async listJobs(filter = {}) {
+      return [...jobs.values()]
+        .filter((j) => filter.status === undefined || j.status === filter.status)
+        .sort((a, b) => a.firstSeenAt - b.firstSeenAt || a.id - b.id);
+    },
+    async getDelivery(id) {
+      return deliveries.get(id);
+    },
+    async countDeliveries() {
+      return deliveries.size;
+    },
+    async prune(before) {
+      let d = 0;
+      let j = 0;
+      for (const [k, v] of deliveries) if (v.receivedAt < before) { deliveries.delete(k); d++; }
+      for (const [k, v] of jobs) if (v.status === 'completed' && v.updatedAt < before) { jobs.delete(k); j++; }
+      return { deliveries: d, jobs: j };
+    },
+  };
+}

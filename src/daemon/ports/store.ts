@@ -1,0 +1,69 @@
+/**
+ * The intake's view of Flint's durable store: deliveries and the jobs they
+ * describe. Small on purpose (style.md: one narrow interface per outside
+ * system); the SQLite adapter and the in-memory fake both implement it and
+ * run the same contract tests (src/adapters/store/intake-store.contract.ts).
+ */
+import type { DeliveryOutcome, JobCommand, JobConclusion, JobStatus } from '../../core/jobs.ts';
+
+/** One verified, parsed workflow_job delivery on its way into the store. */
+export interface JobDelivery {
+  /** `X-GitHub-Delivery`; unique per delivery, kept by GitHub on redelivery. */
+  readonly deliveryId: string;
+  /** Milliseconds since the epoch, from the injected clock. */
+  readonly receivedAt: number;
+  readonly command: JobCommand;
+  /** The first runner definition that can serve the job; undefined records the delivery as ignored. */
+  readonly definition: string | undefined;
+}
+
+export interface StoredJob {
+  readonly id: number;
+  readonly runId: number;
+  readonly runAttempt: number;
+  readonly repository: string;
+  readonly name: string;
+  readonly workflowName: string | null;
+  readonly labels: readonly string[];
+  /** Runner definition that can serve it (first in configuration order, when first seen). */
+  readonly definition: string;
+  readonly status: JobStatus;
+  readonly conclusion: JobConclusion | null;
+  readonly runnerName: string | null;
+  readonly firstSeenAt: number;
+  readonly updatedAt: number;
+}
+
+/** Outcomes that are recorded; a duplicate is by definition not recorded again. */
+export type RecordedOutcome = Exclude<DeliveryOutcome, 'duplicate'>;
+
+export interface StoredDelivery {
+  readonly id: string;
+  readonly event: string;
+  readonly action: string;
+  readonly jobId: number;
+  readonly receivedAt: number;
+  readonly outcome: RecordedOutcome;
+}
+
+export interface IntakeStore {
+  /**
+   * Records a batch of deliveries in ONE durable transaction and returns the
+   * outcome of each, in order. A delivery id already on record (earlier or
+   * earlier in the same batch) is a `duplicate` and changes nothing. Job
+   * status changes follow the job state machine (core/jobs.ts). When the
+   * promise resolves, everything is committed; when it rejects, nothing of
+   * the batch is (all or none).
+   */
+  ingest(batch: readonly JobDelivery[]): Promise<readonly DeliveryOutcome[]>;
+  getJob(id: number): Promise<StoredJob | undefined>;
+  /** Jobs on record, oldest first; optionally only those with one status. */
+  listJobs(filter?: { readonly status?: JobStatus }): Promise<readonly StoredJob[]>;
+  getDelivery(id: string): Promise<StoredDelivery | undefined>;
+  countDeliveries(): Promise<number>;
+  /**
+   * Forgets deliveries received before `before` and completed jobs last
+   * updated before it (retention). Returns how many rows went.
+   */
+  prune(before: number): Promise<{ readonly deliveries: number; readonly jobs: number }>;
+}
