@@ -1,5 +1,40 @@
 import type { CatalogueEntry } from './entry.ts';
 
-/** Error codes of the network area. Keys are stable; never rename or reuse one. */
+/** Error codes of the network area (host networking and per-VM disks). Keys are stable; never rename or reuse one. */
 export const networkErrors = {
+  // --- Address pools (src/core/ipam.ts, src/adapters/store/leases.ts) ---
+  FLINT_ERR_NET_BAD_SUBNET: {
+    title: 'A network\'s address and prefix do not describe a usable subnet for VMs',
+    hint: 'Give the bridge an address inside a subnet with room for guests: IPv4 /30 or shorter (e.g. `10.0.0.1/24`), IPv6 /126 or shorter (e.g. `fd00:f1::1/64`). The message names the network and the value.',
+  },
+  FLINT_ERR_NET_POOL_EXHAUSTED: {
+    title: 'Every guest address of the network is leased',
+    hint: 'Lower `maxRunners` of the runners on this network, or give the bridge a shorter prefix (a larger subnet). If VMs are not really running, restart Flint: its start-up sweep releases the leases of VMs that are gone.',
+  },
+  FLINT_ERR_NET_LEASE_CONFLICT: {
+    title: 'Two VMs wanted the same address at once and the retry did not settle it',
+    hint: 'Another process keeps taking addresses from the same network in the same state database. Give each Flint its own `stateDir` and its own bridge, then restart.',
+  },
+  // --- Bridge, taps and NAT (src/adapters/network) ---
+  FLINT_ERR_NET_BRIDGE_MISSING: {
+    title: 'The bridge a network names does not exist',
+    hint: 'Create it (`ip link add NAME type bridge && ip addr add ADDR/PREFIX dev NAME && ip link set NAME up`), or set `create: true` on the network so that Flint creates the bridge, its address and NAT itself.',
+  },
+  FLINT_ERR_NET_BRIDGE_MISCONFIGURED: {
+    title: 'The bridge exists but is not what the configuration describes',
+    hint: 'The message says what differs (not a bridge, address missing, link down). Fix the bridge by hand, or point the network at another bridge name and set `create: true`.',
+  },
+  FLINT_ERR_NET_COMMAND_FAILED: {
+    title: 'A host networking command (ip, nft, sysctl) failed',
+    hint: 'The message names the command and quotes its error. Flint needs root (or CAP_NET_ADMIN), iproute2 and nftables; check that the kernel has the tun, bridge and nf_tables modules.',
+  },
+  // --- Per-VM disks (src/adapters/disks) ---
+  FLINT_ERR_DISK_PREPARE_FAILED: {
+    title: 'Flint could not create a VM\'s scratch disk or config drive',
+    hint: 'The message names the file and quotes the cause. Check free space and inodes in the state directory, and that e2fsprogs (`mkfs.ext4`) and coreutils (`cp`) are installed.',
+  },
+  FLINT_ERR_DISK_BAD_CONFIG_VALUE: {
+    title: 'A value for the config drive cannot be written safely',
+    hint: 'Keys must be shell variable names (A-Z, 0-9, _) and values must not contain NUL bytes. This is a bug in the caller: report it with the key name (never the value).',
+  },
 } as const satisfies Record<string, CatalogueEntry>;
