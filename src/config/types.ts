@@ -20,7 +20,7 @@ export interface NetworkConfig {
   readonly v6?: { readonly address: string; readonly prefixLength: number };
   /** Create the bridge (with its address and NAT) when it is missing, instead of failing. Default false. */
   readonly create: boolean;
-  /** DNS servers handed to guests. Default: the bridge's own v4 address is NOT assumed; defaults to ["1.1.1.1"]? see docs/config.md. */
+  /** DNS servers handed to guests. Default ["1.1.1.1"] (the bridge's own address is not assumed to run a resolver); see docs/config.md. */
   readonly dns: readonly string[];
 }
 
@@ -32,6 +32,8 @@ export interface GitHubConfig {
   readonly webhookSecrets: readonly string[];
   /** PEM of the App's private key (from `privateKey` inline or read from `privateKeyFile`). */
   readonly privateKey: string;
+  /** Where privateKey was read from, when it came from `privateKeyFile` (for messages; never the key itself). */
+  readonly privateKeyFile?: string;
   /** REST API base URL: https://api.github.com, a GitHub Enterprise Server URL ending in /api/v3, or the simulator's. */
   readonly apiUrl: string;
 }
@@ -46,9 +48,12 @@ export interface RunnerConfig {
   readonly initrd?: string;
   /** Base root filesystem image, attached read-only. */
   readonly filesystem: string;
+  /** Paths of Firecracker's jailer and binary; "" for `hypervisor: qemu` runners, which need neither. */
   readonly jailer: string;
   readonly firecracker: string;
   readonly hypervisor: HypervisorKind;
+  /** QEMU program for `hypervisor: qemu` (a path, or a name looked up in PATH). Always set by the loader. */
+  readonly qemu?: string;
   /** Name of one of `networks[]`. */
   readonly network: string;
   readonly cpuCount: number;

@@ -1,0 +1,273 @@
+/**
+ * The schema of the configuration FILE (what an operator writes), in zod.
+ * The resolved shape every other part uses is src/config/types.ts; load.ts
+ * turns one into the other, applying defaults.
+ *
+ * Keys of the reference system keep their spelling and meaning exactly
+ * (including `appID` and `static_runners`). Objects are strict: an unknown
+ * key is an error, never silently ignored. Optional keys also accept YAML
+ * null (`email:` with nothing after it), which means "not set".
+ *
+ * Value checks that need the environment (env references, secret files,
+ * relative paths) live in transforms built from a ParseContext, so that every
+ * problem comes out of one zod pass with its exact key path.
+ */
+import { posix } from 'node:path';
+import { z } from 'zod';
+import type { ErrorCode } from '../core/errors/index.ts';
+import type { LogLevel } from './types.ts';
+import { didYouMean } from './did-you-mean.ts';
+import { isIpAddress, parseDuration, parseListenAddress, parseSize, parseV4Interface, parseV6Interface } from './values.ts';
+
+export interface ParseContext {
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly readFile: (path: string) => string;
+  /** Directory relative paths are resolved against (the config file's); undefined: only absolute paths are allowed. */
+  readonly baseDir: string | undefined;
+}
+
+/** Extra data a custom issue carries so the loader can give it a catalogue code and a hint. */
+export interface IssueParams {
+  readonly flintCode?: ErrorCode;
+  readonly hint?: string;
+}
+
+export const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** Linux interface names: ≤ 15 bytes, no '/', ':' or whitespace (kept to a portable set). */
+const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
+const RUNNER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+/** Kernel parameters Flint writes itself (docs/guest-contract.md); the operator must not set them. */
+const RESERVED_KERNEL_ARG = /(^|\s)(ip=|flint\.)/;
+
+type Ctx = z.core.$RefinementCtx;
+
+function fail(ctx: Ctx, message: string, params: IssueParams = {}): never {
+  ctx.addIssue({ code: 'custom', message, params: { ...params } });
+  // z.NEVER tells zod the transform produced no value; typed as never.
+  return z.NEVER;
+}
+
+/** A string written inline or taken from the environment: `key: value` or `key: {env: NAME}`. */
+const envRef = z.strictObject({
+  env: z.string().regex(ENV_NAME, 'must be an environment variable name like FLINT_WEBHOOK_SECRET'),
+});
+
+function envString(c: ParseContext) {
+  return z
+    .union([z.string(), envRef], { error: 'expected a string, or {env: VARIABLE} to read it from the environment' })
+    .transform((v, ctx) => {
+      if (typeof v === 'string') return v;
+      const value = c.env[v.env];
+      if (value === undefined || value === '') {
+        return fail(ctx, `environment variable ${v.env} is ${value === undefined ? 'not set' : 'empty'}`, {
+          flintCode: 'FLINT_ERR_CONFIG_ENV_MISSING',
+          hint: `set ${v.env} in Flint's environment, or write the value in the file`,
+        });
+      }
+      return value;
+    });
+}
+
+function nonEmpty() {
+  return z.string().refine((v) => v.trim() !== '', 'must not be empty');
+}
+
+/** A host path; relative paths are taken from the config file's directory. */
+function pathString(c: ParseContext) {
+  return z.string().transform((v, ctx) => {
+    if (v.trim() === '') return fail(ctx, 'must not be empty', { hint: 'write a file path' });
+    if (posix.isAbsolute(v)) return posix.normalize(v);
+    if (c.baseDir === undefined) return fail(ctx, `"${v}" is relative, and this configuration has no directory to resolve it from`, { hint: 'write an absolute path' });
+    return posix.resolve(c.baseDir, v);
+  });
+}
+
+function fromParsed<I, T>(parse: (v: I) => { ok: true; value: T } | { ok: false; message: string }) {
+  return (v: I, ctx: Ctx): T => {
+    const r = parse(v);
+    return r.ok ? r.value : fail(ctx, r.message);
+  };
+}
+
+const logLevel = z.string().transform((v, ctx): LogLevel => {
+  const lower = v.trim().toLowerCase();
+  // The reference system's logger also knew "warning" and "panic".
+  const level = lower === 'warning' ? 'warn' : lower === 'panic' ? 'fatal' : lower;
+  const found = LOG_LEVELS.find((l) => l === level);
+  if (found) return found;
+  const guess = didYouMean(lower, LOG_LEVELS);
+  return fail(ctx, `"${v}" is not a log level`, { hint: `${guess ? `did you mean "${guess}"? ` : ''}use one of ${LOG_LEVELS.join(', ')}` });
+});
+
+const int = (min: number, max: number) => z.number().int().min(min).max(max);
+
+export function networkSchema(_c: ParseContext) {
+  return z.strictObject({
+    name: z.string().regex(IFNAME, 'must be a Linux bridge name: 1–15 letters, digits, "_", "." or "-"'),
+    v4: z.string().transform(fromParsed(parseV4Interface)),
+    v6: z.string().transform(fromParsed(parseV6Interface)).nullish(),
+    create: z.boolean().nullish(),
+    dns: z.array(z.string().refine(isIpAddress, 'must be an IPv4 or IPv6 address')).min(1).nullish(),
+  });
+}
+
+export function githubSchema(c: ParseContext) {
+  return z.strictObject({
+    appID: z.union([z.number().int().positive(), envString(c)], { error: 'expected the App id: a number, a string, or {env: VARIABLE}' }).transform((v) => String(v)),
+    organization: envString(c).pipe(nonEmpty()),
+    webhookSecret: envString(c).pipe(nonEmpty()),
+    previousWebhookSecret: envString(c).pipe(nonEmpty()).nullish(),
+    privateKey: envString(c).pipe(nonEmpty()).nullish(),
+    privateKeyFile: envString(c)
+      .pipe(pathString(c))
+      .transform((path, ctx) => {
+        try {
+          return { path, pem: c.readFile(path) };
+        } catch (err) {
+          const reason = err instanceof Error && 'code' in err ? String(err.code) : 'unreadable';
+          return fail(ctx, `cannot read ${path} (${reason})`, { flintCode: 'FLINT_ERR_CONFIG_SECRET_FILE', hint: 'check the path and that Flint may read the file' });
+        }
+      })
+      .nullish(),
+    apiUrl: envString(c)
+      .transform((v, ctx) => {
+        let url: URL;
+        try {
+          url = new URL(v);
+        } catch {
+          return fail(ctx, `"${v}" is not a URL`, { hint: 'e.g. https://api.github.com or https://ghes.example.com/api/v3' });
+        }
+        if (url.protocol !== 'https:' && url.protocol !== 'http:') return fail(ctx, `"${v}" must be an http(s) URL`);
+        if (url.username !== '' || url.password !== '') return fail(ctx, 'must not carry credentials', { hint: 'Flint authenticates as the GitHub App; remove user:password@ from the URL' });
+        return v.replace(/\/+$/, '');
+      })
+      .nullish(),
+  });
+}
+
+export function runnerSchema(c: ParseContext) {
+  return z.strictObject({
+    name: z.string().regex(RUNNER_NAME, 'must start with a letter or digit and use only letters, digits, ".", "_" or "-" (≤ 64)'),
+    group: nonEmpty().nullish(),
+    labels: z.array(nonEmpty()).min(1),
+    kernel: pathString(c),
+    initrd: pathString(c).nullish(),
+    filesystem: pathString(c),
+    jailer: pathString(c).nullish(),
+    firecracker: pathString(c).nullish(),
+    qemu: nonEmpty().nullish(),
+    hypervisor: z.enum(['firecracker', 'qemu']).nullish(),
+    network: z.string().nullish(),
+    cpuCount: int(1, 32).nullish(),
+    memorySize: z
+      .union([z.number(), z.string()], { error: 'expected a number of MiB or a size like "16GiB"' })
+      .transform(fromParsed((x: string | number) => parseSize(x, 2 ** 20, 'MiB')))
+      .pipe(z.number().min(128, 'must be at least 128 MiB'))
+      .nullish(),
+    smt: z.boolean().nullish(),
+    diskSize: z
+      .union([z.number(), z.string()], { error: 'expected a number of bytes or a size like "10GiB"' })
+      .transform(fromParsed((x: string | number) => parseSize(x, 1, 'bytes')))
+      .pipe(z.number().min(64 * 2 ** 20, 'must be at least 64 MiB (67108864 bytes)'))
+      .nullish(),
+    maxRunners: int(1, 10_000).nullish(),
+    minIdle: int(0, 10_000).nullish(),
+    jobTimeout: z
+      .union([z.number(), z.string()], { error: 'expected seconds or a duration like "6h"' })
+      .transform(fromParsed(parseDuration))
+      .nullish(),
+    kernelArgs: z
+      .string()
+      .refine((v) => !RESERVED_KERNEL_ARG.test(v), 'must not set ip= or flint.* parameters: Flint writes those itself (docs/guest-contract.md)')
+      .nullish(),
+    uid: int(0, 2 ** 32 - 2).nullish(),
+    gid: int(0, 2 ** 32 - 2).nullish(),
+  });
+}
+
+export function fileSchema(c: ParseContext) {
+  return z.strictObject({
+    logLevel: logLevel.nullish(),
+    address: z.string().transform(fromParsed((v: string) => {
+      const r = parseListenAddress(v);
+      return r.ok ? { ok: true as const, value: v.trim() } : r;
+    })).nullish(),
+    email: z.string().regex(EMAIL, 'must be an email address (ACME account contact)').nullish(),
+    stateDir: pathString(c).nullish(),
+    instanceId: z.string().regex(/^[a-z0-9]{1,6}$/, 'must be 1–6 lowercase letters or digits').nullish(),
+    networks: z.array(networkSchema(c)).min(1),
+    github: githubSchema(c),
+    runners: z.array(runnerSchema(c)).nullish(),
+    static_runners: z.array(runnerSchema(c)).nullish(),
+  });
+}
+
+export type FileShape = z.output<ReturnType<typeof fileSchema>>;
+export type RunnerShape = z.output<ReturnType<typeof runnerSchema>>;
+export type NetworkShape = z.output<ReturnType<typeof networkSchema>>;
+
+/** Keys allowed in each kind of object, for "unknown key" messages. */
+const probe: ParseContext = { env: {}, readFile: () => '', baseDir: undefined };
+export const KNOWN_KEYS = {
+  file: Object.keys(fileSchema(probe).shape),
+  network: Object.keys(networkSchema(probe).shape),
+  github: Object.keys(githubSchema(probe).shape),
+  runner: Object.keys(runnerSchema(probe).shape),
+  env: ['env'],
+} as const;
+
+export function isEnvName(s: string): boolean {
+  return ENV_NAME.test(s);
+}
+
+/**
+ * What each key means, in a few words: the hint of a problem about the key,
+ * so that "expected a number" comes with what the number is for.
+ */
+export const KEY_HINTS: Readonly<Record<string, string>> = {
+  logLevel: 'one of trace, debug, info, warn, error, fatal, silent',
+  address: 'where Flint listens for webhooks, "host:port"; port 443 means HTTPS with an ACME certificate',
+  email: 'contact address for the ACME (Let\'s Encrypt) account; needed when address uses port 443',
+  stateDir: 'directory for Flint\'s database, VM directories and console logs',
+  instanceId: 'short tag of this Flint instance, 1–6 of [a-z0-9]; it prefixes every VM, tap and runner name',
+  networks: 'a list of bridges, e.g. [{name: br-flint, v4: "10.0.0.1/24"}]',
+  name: 'a name: a Linux bridge name for networks, an identifier for runners',
+  v4: 'the bridge\'s own IPv4 address with prefix, e.g. "10.0.0.1/24"; guests get the other addresses',
+  v6: 'the bridge\'s own IPv6 address with prefix, e.g. "fd00:f1::1/64"',
+  create: 'true to create the bridge (with its address and NAT) when it is missing',
+  dns: 'list of DNS server addresses handed to guests',
+  github: 'the GitHub App: appID, organization, webhookSecret, privateKey or privateKeyFile',
+  appID: 'the numeric App ID from the GitHub App settings page',
+  organization: 'the GitHub organization the App is installed on',
+  webhookSecret: 'the App\'s webhook secret, inline or {env: VARIABLE}',
+  previousWebhookSecret: 'the old webhook secret, accepted too while a rotation is under way',
+  privateKey: 'the App\'s private key as inline PEM, or {env: VARIABLE}; or use privateKeyFile',
+  privateKeyFile: 'path of the App\'s private key PEM file',
+  apiUrl: 'GitHub REST API base URL; https://api.github.com, or https://HOST/api/v3 for GitHub Enterprise Server',
+  runners: 'a list of runner definitions (VMs started on demand)',
+  static_runners: 'a list of runner definitions kept running at all times',
+  group: 'the runner group in GitHub, "Default" if not set',
+  labels: 'a non-empty list of runner labels, e.g. [self-hosted, linux, x64]',
+  kernel: 'path of the guest kernel (uncompressed vmlinux for Firecracker)',
+  initrd: 'path of an initramfs for the kernel (stock distribution kernels need one)',
+  filesystem: 'path of the base root filesystem image, attached read-only',
+  jailer: 'path of Firecracker\'s jailer binary',
+  firecracker: 'path of the firecracker binary',
+  qemu: 'QEMU program for hypervisor: qemu, default qemu-system-x86_64',
+  hypervisor: 'firecracker (default) or qemu',
+  network: 'name of one of networks[]',
+  cpuCount: 'vCPUs per VM, 1–32; 1 or even with smt',
+  memorySize: 'memory per VM in MiB, or a size like "16GiB"',
+  smt: 'true or false: simultaneous multithreading in the guest',
+  diskSize: 'scratch disk per VM in bytes, or a size like "40GiB"',
+  maxRunners: 'most VMs of this definition at once, ≥ 1',
+  minIdle: 'idle runners of this definition kept warm, ≤ maxRunners',
+  jobTimeout: 'seconds, or a duration like "6h", after which a VM is stopped',
+  kernelArgs: 'extra kernel command-line parameters',
+  uid: 'uid the VMM runs as (the jailer drops to it)',
+  gid: 'gid the VMM runs as (the jailer drops to it)',
+  env: 'the name of an environment variable',
+};
