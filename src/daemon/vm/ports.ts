@@ -69,8 +69,12 @@ export interface NetworkLease {
 export interface HostNetwork {
   /** Checks (or, with `create`, creates) the bridge, its address and NAT. */
   ensureNetwork(net: NetworkConfig): Promise<void>;
-  /** Allocates an address (persisted), creates the tap on the bridge. */
-  attach(vmId: string, hostname: string, net: NetworkConfig): Promise<NetworkLease>;
+  /**
+   * Allocates an address (persisted), creates the tap on the bridge. `owner`
+   * (the VM's uid/gid) owns the tap, so that a VMM that dropped its
+   * privileges (Firecracker under the jailer) can still open it.
+   */
+  attach(vmId: string, hostname: string, net: NetworkConfig, owner?: { uid: number; gid: number }): Promise<NetworkLease>;
   /** Removes the tap and releases the address. Idempotent. */
   detach(vmId: string): Promise<void>;
   /** Removes taps and leases tagged with this instance whose VM is not in `live`. Returns what it removed. */
