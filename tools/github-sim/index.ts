@@ -1,0 +1,206 @@
+/**
+ * The GitHub simulator: a real HTTP server on loopback that speaks the REST
+ * endpoints Flint uses, sends signed `workflow_job` webhooks, hands out JIT
+ * runner configs, and lets fake runners take and finish jobs. Test
+ * infrastructure only — production code never imports it.
+ *
+ *   const sim = await startSimulator({ webhook: { url, secret } });
+ *   new Octokit({ baseUrl: sim.apiUrl, authStrategy: createAppAuth,
+ *                 auth: { appId: sim.appId, privateKey: sim.privateKeyPem, installationId: sim.installationId } });
+ *
+ * See docs/github-simulator.md for the HTTP control API (`/_sim/...`).
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Faults, RequestLogEntry, Simulator, SimulatorOptions } from './types.ts';
+import { World, isoSeconds } from './world.ts';
+import { WebhookSender } from './webhook-sender.ts';
+import { publicKeyOf } from './jwt.ts';
+import type { RenderCtx } from './render.ts';
+import { BadBody, error, parseJsonObject, readBody, type Reply } from './http-util.ts';
+import { authenticate, resolveRoute, type ApiDeps } from './rest-api.ts';
+import { handleControl, type ControlDeps } from './control-api.ts';
+import { webhookEvents } from './events.ts';
+
+export type * from './types.ts';
+export { signJwt } from './jwt.ts';
+export { decodeJitConfig, type JitConfig } from './jit-config.ts';
+export { labelsMatch, DEFAULT_RUNNER_LABELS } from './world.ts';
+
+const RATE_LIMIT = 5000;
+const HOUR_MS = 3_600_000;
+
+function requestId(): string {
+  const h = (n: number): string => randomBytes(n).toString('hex').toUpperCase();
+  return `${h(2)}:${h(2)}:${h(3)}:${h(4)}:${h(4)}`;
+}
+
+function sendReply(res: ServerResponse, reply: Reply, base: Record<string, string>): void {
+  const headers: Record<string, string> = { ...base, ...(reply.headers ?? {}) };
+  let payload = '';
+  if (reply.body !== undefined && reply.status !== 204) {
+    payload = JSON.stringify(reply.body);
+    headers['content-type'] = 'application/json; charset=utf-8';
+  }
+  res.writeHead(reply.status, headers);
+  res.end(payload);
+}
+
+interface FaultState { serverErrors: number; primary: number; secondary: number; spec: Faults }
+
+function faultMatches(match: string | undefined, key: string): boolean {
+  return match === undefined || new RegExp(match).test(key);
+}
+
+export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simulator> {
+  const org = opts.org ?? 'acme';
+  const appId = opts.appId ?? 4242;
+  const installationId = 31_337_000 + (appId % 1000);
+  const privateKeyPem = opts.privateKeyPem ?? generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs1', format: 'pem' }).toString();
+  const publicKey = publicKeyOf(privateKeyPem);
+  let installed = opts.installed ?? true;
+  const world = new World(opts.repos ?? ['app', 'web'], opts.runnerGroups ?? ['Default']);
+  const webhooks = new WebhookSender({ hookId: 400_000_000 + appId, appId, target: opts.webhook });
+  const createdAt = isoSeconds(Date.now());
+  let apiUrl = '';
+  const ctx = (): RenderCtx => ({
+    api: apiUrl, web: apiUrl, org, orgId: 9_100_001, appId, appSlug: `flint-sim-${appId}`, installationId, createdAt,
+  });
+  const faults: FaultState = { serverErrors: 0, primary: 0, secondary: 0, spec: {} };
+  const setFaults = (f: Faults): void => {
+    faults.spec = f;
+    faults.serverErrors = f.serverErrors?.count ?? 0;
+    faults.primary = f.primaryRateLimit?.count ?? 0;
+    faults.secondary = f.secondaryRateLimit?.count ?? 0;
+    webhooks.setFaults(f.webhooks);
+  };
+  const log: RequestLogEntry[] = [];
+  const buckets = new Map<string, { used: number; resetAt: number }>();
+  const now = (): number => Date.now();
+
+  const apiDeps: ApiDeps = { world, webhooks, ctx, publicKey, installed: () => installed, tokenTtlSeconds: opts.tokenTtlSeconds ?? 3600, now };
+  const events = webhookEvents({ world, webhooks, ctx });
+  const controlDeps: ControlDeps = {
+    world, webhooks, ctx, events, now,
+    setFaults, clearFaults: () => setFaults({}),
+    requests: () => log,
+    setInstalled: (v) => { installed = v; },
+  };
+
+  async function handleRest(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const method = req.method ?? 'GET';
+    const key = `${method} ${url.pathname}`;
+    const base: Record<string, string> = {
+      'x-github-request-id': requestId(),
+      'x-github-api-version-selected': '2022-11-28',
+      'x-github-media-type': 'github.v3; format=json',
+    };
+    const finish = (reply: Reply, rate?: { limit: number; used: number; resetAt: number; remaining?: number }): void => {
+      if (rate !== undefined) {
+        base['x-ratelimit-limit'] = String(rate.limit);
+        base['x-ratelimit-remaining'] = String(rate.remaining ?? Math.max(0, rate.limit - rate.used));
+        base['x-ratelimit-reset'] = String(Math.ceil(rate.resetAt / 1000));
+        base['x-ratelimit-used'] = String(rate.used);
+        base['x-ratelimit-resource'] = 'core';
+      }
+      log.push({ method, path: url.pathname, query: url.search, status: reply.status });
+      sendReply(res, reply, base);
+    };
+    const latency = faults.spec.latencyMs ?? 0;
+    if (latency > 0) await sleep(latency);
+
+    const resolved = resolveRoute(method, url.pathname);
+    if (resolved.kind === 'none') return finish(error(404, 'Not Found'));
+    const auth = authenticate(apiDeps, resolved.route.auth, req.headers.authorization);
+    if ('status' in auth) {
+      // Unauthenticated requests share GitHub's small anonymous budget.
+      return finish(auth, { limit: 60, used: 1, resetAt: now() + HOUR_MS });
+    }
+    const bucketKey = auth.kind === 'app' ? 'app' : auth.token;
+    let bucket = buckets.get(bucketKey);
+    if (bucket === undefined || bucket.resetAt <= now()) {
+      bucket = { used: 0, resetAt: now() + HOUR_MS };
+      buckets.set(bucketKey, bucket);
+    }
+    bucket.used++;
+    const rate = { limit: RATE_LIMIT, used: bucket.used, resetAt: bucket.resetAt };
+
+    const pr = faults.spec.primaryRateLimit;
+    if (faults.primary > 0 && pr !== undefined && faultMatches(pr.match, key)) {
+      faults.primary--;
+      const resetAt = now() + (pr.resetAfterSeconds ?? 60) * 1000;
+      const who = auth.kind === 'app' ? `app ID ${appId}` : `installation ID ${installationId}`;
+      return finish(error(pr.status ?? 403, `API rate limit exceeded for ${who}.`, 'https://docs.github.com/rest/overview/rate-limits-for-the-rest-api'),
+        { limit: RATE_LIMIT, used: RATE_LIMIT, resetAt, remaining: 0 });
+    }
+    const sr = faults.spec.secondaryRateLimit;
+    if (faults.secondary > 0 && sr !== undefined && faultMatches(sr.match, key)) {
+      faults.secondary--;
+      return finish(error(403, 'You have exceeded a secondary rate limit. Please wait a few minutes before you try again.',
+        'https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits',
+        { 'retry-after': String(sr.retryAfterSeconds ?? 1) }), rate);
+    }
+    const se = faults.spec.serverErrors;
+    if (faults.serverErrors > 0 && se !== undefined && faultMatches(se.match, key)) {
+      faults.serverErrors--;
+      const status = se.status ?? 502;
+      return finish({ status, body: { message: status === 502 ? 'Server Error' : 'Service Unavailable' } }, rate);
+    }
+
+    let body: Record<string, unknown> = {};
+    if (method === 'POST' || method === 'PUT' || method === 'PATCH') {
+      try {
+        body = parseJsonObject(await readBody(req));
+      } catch (err) {
+        if (err instanceof BadBody) return finish(error(400, err.message), rate);
+        throw err;
+      }
+    }
+    const reply = await resolved.route.handle(apiDeps, { method, url, params: resolved.params, body, auth });
+    finish(reply, rate);
+  }
+
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://sim.invalid');
+    const work = url.pathname.startsWith('/_sim/') ? handleControl(controlDeps, req, res, url) : handleRest(req, res, url);
+    work.catch((err: unknown) => {
+      if (!res.headersSent) sendReply(res, error(500, `simulator bug: ${String(err)}`), {});
+      else res.destroy();
+    });
+  });
+  // Keep-alive sockets from clients would hold close() open: drop them on close.
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => resolve());
+  });
+  const addr = server.address() as AddressInfo; // listening on TCP, so address() is an AddressInfo
+  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  apiUrl = `http://${host}:${addr.port}`;
+
+  return {
+    apiUrl, appId, privateKeyPem, org, installationId,
+    setWebhook: (w) => webhooks.setTarget(w),
+    queueJob: async (o) => {
+      const j = world.queueJob(o, now());
+      await events.jobChanged(j);
+      return { jobId: j.id, runId: j.run.id };
+    },
+    ping: () => events.ping(),
+    jobs: () => world.snapshotJobs(),
+    runners: () => world.snapshotRunners(),
+    deliveries: () => [...webhooks.records()],
+    faults: { set: setFaults, clear: () => setFaults({}) },
+    requests: () => [...log],
+    settled: () => webhooks.settled(),
+    close: async () => {
+      await webhooks.settled();
+      webhooks.close();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+  };
+}

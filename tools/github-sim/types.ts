@@ -1,0 +1,132 @@
+/** Public types of the GitHub simulator (see docs/github-simulator.md). */
+
+export type JobStatus = 'queued' | 'in_progress' | 'completed';
+export type JobConclusion = 'success' | 'failure' | 'cancelled' | 'skipped' | 'timed_out' | 'neutral';
+
+export interface SimJob {
+  readonly id: number;
+  readonly runId: number;
+  readonly repo: string;
+  readonly name: string;
+  /** `runs-on` labels, as written in the workflow. */
+  readonly labels: readonly string[];
+  /** `runs-on: { group }`: only runners of this group may take the job. */
+  readonly group: string | undefined;
+  readonly status: JobStatus;
+  readonly conclusion: JobConclusion | null;
+  readonly runnerId: number | null;
+  readonly runnerName: string | null;
+  readonly runnerGroupId: number | null;
+  readonly runnerGroupName: string | null;
+  readonly createdAt: string;
+  readonly startedAt: string;
+  readonly completedAt: string | null;
+}
+
+export interface SimRunner {
+  readonly id: number;
+  readonly name: string;
+  /** Every label, defaults (`self-hosted`, `Linux`, `X64`) first. */
+  readonly labels: readonly string[];
+  readonly groupId: number;
+  readonly groupName: string;
+  /** `org`, or the repository name for a repository-level runner. */
+  readonly scope: 'org' | { readonly repo: string };
+  readonly status: 'online' | 'offline';
+  readonly busy: boolean;
+  /** Set once the runner has used its JIT config (a JIT config works once). */
+  readonly connected: boolean;
+  readonly jobId: number | null;
+}
+
+export interface SimDelivery {
+  readonly id: number;
+  readonly guid: string;
+  readonly event: string;
+  readonly action: string | null;
+  readonly redelivery: boolean;
+  readonly deliveredAt: string;
+  readonly durationMs: number;
+  /** HTTP status of the receiver; 0 when nothing answered (dropped, refused, timed out). */
+  readonly statusCode: number;
+  /** GitHub's status text: `OK`, `Invalid HTTP Response: 500`, `failed to connect to host`… */
+  readonly status: string;
+  readonly payload: Readonly<Record<string, unknown>>;
+  readonly requestHeaders: Readonly<Record<string, string>>;
+  readonly responseBody: string;
+  readonly repositoryId: number | null;
+}
+
+/**
+ * Faults injected into the simulator. REST faults count down per matching
+ * request; `match` (a regular expression tested against `METHOD /path`)
+ * limits a fault to some endpoints. Webhook faults count down per delivery.
+ */
+export interface Faults {
+  /** The next `count` matching requests answer `status` (default 502). */
+  readonly serverErrors?: { readonly count: number; readonly status?: number; readonly match?: string };
+  /** Primary rate limit: `count` answers with `x-ratelimit-remaining: 0` and a reset `resetAfterSeconds` ahead. */
+  readonly primaryRateLimit?: { readonly count: number; readonly status?: 403 | 429; readonly resetAfterSeconds?: number; readonly match?: string };
+  /** Secondary rate limit: `count` answers 403 with `retry-after`. */
+  readonly secondaryRateLimit?: { readonly count: number; readonly retryAfterSeconds?: number; readonly match?: string };
+  /** Added to every REST answer. */
+  readonly latencyMs?: number;
+  readonly webhooks?: {
+    /** The next `drop` deliveries never reach the receiver (recorded as failed, as GitHub does). */
+    readonly drop?: number;
+    /** The next `duplicate` deliveries are sent twice with the same delivery GUID. */
+    readonly duplicate?: number;
+    /** The next `reorder` deliveries are held back and sent after the delivery that follows them (or after `holdMs`). */
+    readonly reorder?: number;
+    readonly holdMs?: number;
+  };
+}
+
+export interface RequestLogEntry {
+  readonly method: string;
+  readonly path: string;
+  readonly query: string;
+  readonly status: number;
+}
+
+export interface SimulatorOptions {
+  readonly org?: string;
+  readonly appId?: number;
+  readonly repos?: readonly string[];
+  readonly installed?: boolean;
+  readonly tokenTtlSeconds?: number;
+  readonly webhook?: { readonly url: string; readonly secret: string };
+  readonly runnerGroups?: readonly string[];
+  readonly host?: string;
+  readonly port?: number;
+  /** An App private key (PEM) to use instead of generating one. */
+  readonly privateKeyPem?: string;
+}
+
+export interface QueueJobOptions {
+  readonly repo: string;
+  readonly labels: readonly string[];
+  readonly runId?: number;
+  readonly name?: string;
+  readonly group?: string;
+}
+
+export interface Simulator {
+  readonly apiUrl: string;
+  readonly appId: number;
+  readonly privateKeyPem: string;
+  readonly org: string;
+  readonly installationId: number;
+  setWebhook(w: { url: string; secret: string } | undefined): void;
+  queueJob(o: QueueJobOptions): Promise<{ jobId: number; runId: number }>;
+  /** Sends the App's `ping` webhook (GitHub sends one when the hook is configured). */
+  ping(): Promise<void>;
+  jobs(): readonly SimJob[];
+  runners(): readonly SimRunner[];
+  deliveries(): readonly SimDelivery[];
+  faults: { set(f: Faults): void; clear(): void };
+  requests(): readonly RequestLogEntry[];
+  /** Resolves when every webhook delivery started so far has finished (held-back ones included). */
+  settled(): Promise<void>;
+  close(): Promise<void>;
+}
