@@ -1,0 +1,127 @@
+/**
+ * VM records in Flint's SQLite file (see db.ts). Implements the VmStore port
+ * of the supervisor. Tables: `vms` (one row per VM ever made by any instance
+ * using this file) and `vm_sequences` (the persisted per-instance counter
+ * behind VM ids, so an id is never reused, even after a restart).
+ */
+import type { Db } from './db.ts';
+import type { HypervisorKind } from '../../config/types.ts';
+import { isVmState } from '../../core/vm-state.ts';
+import type { VmState } from '../../core/vm-state.ts';
+import { FlintError } from '../../core/errors/index.ts';
+import type { VmRecord, VmRecordPatch, VmStore } from '../../daemon/vm/vm-store.ts';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS vm_sequences (
+  instance_id TEXT PRIMARY KEY,
+  next INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS vms (
+  id TEXT PRIMARY KEY,
+  instance_id TEXT NOT NULL,
+  runner TEXT NOT NULL,
+  hypervisor TEXT NOT NULL,
+  state TEXT NOT NULL,
+  reason TEXT,
+  work_dir TEXT NOT NULL,
+  pid INTEGER,
+  created_at INTEGER NOT NULL,
+  prepare_ms INTEGER,
+  started_at INTEGER,
+  booted_at INTEGER,
+  runner_started_at INTEGER,
+  ended_at INTEGER,
+  runner_exit_code INTEGER,
+  vmm_exit_code INTEGER,
+  vmm_signal TEXT
+);
+CREATE INDEX IF NOT EXISTS vms_instance_state ON vms (instance_id, state);
+`;
+
+/** Record field → column. The one place the two spellings meet. */
+const COLUMNS = {
+  state: 'state', reason: 'reason', pid: 'pid', prepareMs: 'prepare_ms', startedAt: 'started_at', bootedAt: 'booted_at',
+  runnerStartedAt: 'runner_started_at', endedAt: 'ended_at', runnerExitCode: 'runner_exit_code', vmmExitCode: 'vmm_exit_code',
+  vmmSignal: 'vmm_signal',
+} as const satisfies Record<keyof VmRecordPatch, string>;
+
+interface Row {
+  id: string; instance_id: string; runner: string; hypervisor: string; state: string; reason: string | null; work_dir: string;
+  pid: number | null; created_at: number; prepare_ms: number | null; started_at: number | null; booted_at: number | null;
+  runner_started_at: number | null; ended_at: number | null; runner_exit_code: number | null; vmm_exit_code: number | null;
+  vmm_signal: string | null;
+}
+
+function fromRow(r: Row): VmRecord {
+  if (!isVmState(r.state)) {
+    throw new FlintError('FLINT_ERR_VM_STATE_CONFLICT', `VM ${r.id} has an unknown stored state "${r.state}"`, { details: { vmId: r.id } });
+  }
+  const hypervisor: HypervisorKind = r.hypervisor === 'qemu' ? 'qemu' : 'firecracker';
+  return {
+    id: r.id, instanceId: r.instance_id, runner: r.runner, hypervisor, state: r.state, reason: r.reason, workDir: r.work_dir,
+    pid: r.pid, createdAt: r.created_at, prepareMs: r.prepare_ms, startedAt: r.started_at, bootedAt: r.booted_at,
+    runnerStartedAt: r.runner_started_at, endedAt: r.ended_at, runnerExitCode: r.runner_exit_code, vmmExitCode: r.vmm_exit_code,
+    vmmSignal: r.vmm_signal,
+  };
+}
+
+export class SqliteVmStore implements VmStore {
+  private readonly db: Db;
+
+  constructor(db: Db) {
+    this.db = db;
+    db.exec(SCHEMA);
+  }
+
+  // Methods are async to match the port (a networked store comes later);
+  // SQLite itself answers synchronously.
+  async nextSequence(instanceId: string): Promise<number> {
+    // One statement, atomic even with a second process on the same file.
+    const row = this.db.prepare(
+      `INSERT INTO vm_sequences (instance_id, next) VALUES (?, 1)
+       ON CONFLICT (instance_id) DO UPDATE SET next = next + 1
+       RETURNING next - 1 AS n`,
+    ).get(instanceId) as { n: number }; // RETURNING always yields exactly one row here
+    return row.n;
+  }
+
+  async insert(rec: VmRecord): Promise<void> {
+    this.db.prepare(
+      `INSERT INTO vms (id, instance_id, runner, hypervisor, state, reason, work_dir, pid, created_at, prepare_ms, started_at,
+         booted_at, runner_started_at, ended_at, runner_exit_code, vmm_exit_code, vmm_signal)
+       VALUES (@id, @instanceId, @runner, @hypervisor, @state, @reason, @workDir, @pid, @createdAt, @prepareMs, @startedAt,
+         @bootedAt, @runnerStartedAt, @endedAt, @runnerExitCode, @vmmExitCode, @vmmSignal)`,
+    ).run({ ...rec });
+  }
+
+  async update(id: string, expected: VmState, patch: VmRecordPatch): Promise<boolean> {
+    const sets: string[] = [];
+    const values: Record<string, unknown> = { id, expected };
+    for (const [key, column] of Object.entries(COLUMNS)) {
+      if (!(key in patch)) continue;
+      sets.push(`${column} = @${key}`);
+      values[key] = patch[key as keyof VmRecordPatch]; // key comes from COLUMNS, whose keys are exactly VmRecordPatch's
+    }
+    if (sets.length === 0) return (await this.get(id))?.state === expected;
+    const info = this.db.prepare(`UPDATE vms SET ${sets.join(', ')} WHERE id = @id AND state = @expected`).run(values);
+    return info.changes === 1;
+  }
+
+  async get(id: string): Promise<VmRecord | undefined> {
+    const row = this.db.prepare('SELECT * FROM vms WHERE id = ?').get(id) as Row | undefined; // the table's columns are Row
+    return row === undefined ? undefined : fromRow(row);
+  }
+
+  async listUnfinished(instanceId: string): Promise<VmRecord[]> {
+    const rows = this.db.prepare(
+      `SELECT * FROM vms WHERE instance_id = ? AND state NOT IN ('stopped', 'failed') ORDER BY created_at, id`,
+    ).all(instanceId) as Row[]; // the table's columns are Row
+    return rows.map(fromRow);
+  }
+
+  async listRecent(instanceId: string, limit: number): Promise<VmRecord[]> {
+    const rows = this.db.prepare('SELECT * FROM vms WHERE instance_id = ? ORDER BY created_at DESC, id DESC LIMIT ?')
+      .all(instanceId, limit) as Row[]; // the table's columns are Row
+    return rows.map(fromRow);
+  }
+}

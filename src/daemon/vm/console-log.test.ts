@@ -1,0 +1,67 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConsoleLog, consoleLogPath, LineSplitter, pruneConsoleLogs } from './console-log.ts';
+
+function tempDir(t: { after: (fn: () => void) => void }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'flint-console-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+test('a console log under the cap is kept byte for byte', (t) => {
+  const path = consoleLogPath(tempDir(t), 'ab1-00001');
+  const log = new ConsoleLog(path, 1000);
+  log.write(Buffer.from('hello\n'));
+  log.write(Buffer.from('world\n'));
+  log.close();
+  log.close();
+  assert.equal(readFileSync(path, 'utf8'), 'hello\nworld\n');
+  assert.equal(statSync(path).mode & 0o777, 0o640);
+});
+
+test('a console log over the cap keeps the first and the last part and says what was cut', (t) => {
+  const path = consoleLogPath(tempDir(t), 'ab1-00002');
+  const log = new ConsoleLog(path, 100);
+  // 1000 numbered bytes in odd-sized chunks: the cut must be exact whatever the chunking.
+  const all = Buffer.from(Array.from({ length: 1000 }, (_, i) => String.fromCharCode(65 + (i % 26))).join(''));
+  for (let off = 0; off < all.length; off += 37) log.write(all.subarray(off, off + 37));
+  log.close();
+  const text = readFileSync(path, 'latin1');
+  const head = all.subarray(0, 50).toString('latin1');
+  const tail = all.subarray(950).toString('latin1');
+  assert.ok(text.startsWith(head), 'first half of the cap is the start of the output');
+  assert.ok(text.endsWith(tail), 'second half of the cap is the end of the output');
+  assert.match(text, /\[flint: 900 bytes of console output cut here; the log keeps the first and the last 50 bytes\]/);
+  assert.ok(text.length <= 100 + 120);
+});
+
+test('the line splitter yields whole lines across chunks and bounds an endless line', () => {
+  const s = new LineSplitter(16);
+  assert.deepEqual(s.feed('FLINT-MAR'), []);
+  assert.deepEqual(s.feed('KER booted\r\nnext'), ['FLINT-MARKER booted\r']);
+  assert.deepEqual(s.feed('x'.repeat(100)), []);
+  assert.deepEqual(s.feed('\n'), ['x'.repeat(16)]);
+});
+
+test('console logs older than the retention are deleted, except those of live VMs', (t) => {
+  const dir = tempDir(t);
+  const consoles = join(dir, 'consoles');
+  mkdirSync(consoles);
+  const now = Date.now();
+  for (const [id, ageH] of [['ab1-00001', 30], ['ab1-00002', 1], ['ab1-00003', 48]] as const) {
+    const p = join(consoles, `${id}.log`);
+    writeFileSync(p, 'x');
+    const when = (now - ageH * 3600_000) / 1000;
+    utimesSync(p, when, when);
+  }
+  writeFileSync(join(consoles, 'README'), 'not a log');
+  const removed = pruneConsoleLogs(dir, now, 24 * 3600_000, new Set(['ab1-00003']));
+  assert.deepEqual(removed, ['ab1-00001']);
+  assert.ok(existsSync(join(consoles, 'ab1-00002.log')));
+  assert.ok(existsSync(join(consoles, 'ab1-00003.log')), 'a live VM keeps its log whatever its age');
+  assert.ok(existsSync(join(consoles, 'README')));
+  assert.deepEqual(pruneConsoleLogs(join(dir, 'missing'), now, 1, new Set()), []);
+});

@@ -1,0 +1,149 @@
+/**
+ * Per-VM console logs: `<stateDir>/consoles/<vm id>.log`.
+ *
+ * A guest can print without bound, so each log is capped: the first half of
+ * the cap goes straight to the file (boot messages, where most problems
+ * show), the last half is kept in memory as a ring and appended when the
+ * VM ends, after one line saying how many bytes were cut. Invariant: a
+ * closed log is never larger than the cap plus that one line.
+ *
+ * If Flint itself dies, the head is on disk and the tail is lost; the
+ * start-up sweep leaves such a log in place (it is still useful) and the
+ * retention loop deletes it in time like any other.
+ *
+ * Logs outlive their VM by the retention period; `pruneConsoleLogs` is the
+ * body of the named loop "console-retention" that deletes older ones.
+ */
+import { closeSync, mkdirSync, openSync, readdirSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+
+export const CONSOLE_DIR = 'consoles';
+
+export function consoleLogPath(stateDir: string, vmId: string): string {
+  return join(stateDir, CONSOLE_DIR, `${vmId}.log`);
+}
+
+export class ConsoleLog {
+  readonly path: string;
+  private fd: number | undefined;
+  private readonly headCap: number;
+  private readonly tailCap: number;
+  private headWritten = 0;
+  private tail: Buffer[] = [];
+  private tailBytes = 0;
+  /** Bytes dropped between head and tail. */
+  private cut = 0;
+
+  constructor(path: string, maxBytes: number) {
+    this.path = path;
+    this.headCap = Math.floor(maxBytes / 2);
+    this.tailCap = maxBytes - this.headCap;
+    mkdirSync(join(path, '..'), { recursive: true, mode: 0o750 });
+    // Guest output can reveal job details: readable by root and Flint's group only.
+    this.fd = openSync(path, 'w', 0o640);
+  }
+
+  /** Appends console bytes; never throws on a full disk (a log must not kill a VM). */
+  write(chunk: Buffer): void {
+    if (this.fd === undefined) return;
+    let rest = chunk;
+    if (this.headWritten < this.headCap) {
+      const n = Math.min(this.headCap - this.headWritten, rest.length);
+      this.writeRaw(rest.subarray(0, n));
+      this.headWritten += n;
+      rest = rest.subarray(n);
+    }
+    if (rest.length === 0) return;
+    // Copy: the caller's buffer may be reused by the stream.
+    this.tail.push(Buffer.from(rest));
+    this.tailBytes += rest.length;
+    while (this.tailBytes > this.tailCap) {
+      const first = this.tail[0];
+      if (first === undefined) break;
+      const excess = this.tailBytes - this.tailCap;
+      if (first.length <= excess) {
+        this.tail.shift();
+        this.tailBytes -= first.length;
+        this.cut += first.length;
+      } else {
+        this.tail[0] = first.subarray(excess);
+        this.tailBytes -= excess;
+        this.cut += excess;
+      }
+    }
+  }
+
+  /** Writes the kept tail (after a line about what was cut) and closes. Idempotent. */
+  close(): void {
+    if (this.fd === undefined) return;
+    if (this.cut > 0) {
+      this.writeRaw(Buffer.from(`\n[flint: ${this.cut} bytes of console output cut here; the log keeps the first and the last ${this.tailCap} bytes]\n`));
+    }
+    for (const b of this.tail) this.writeRaw(b);
+    this.tail = [];
+    this.tailBytes = 0;
+    closeSync(this.fd);
+    this.fd = undefined;
+  }
+
+  private writeRaw(b: Buffer): void {
+    if (this.fd === undefined || b.length === 0) return;
+    try {
+      let off = 0;
+      while (off < b.length) off += writeSync(this.fd, b, off, b.length - off);
+    } catch {
+      // Full disk or similar: the log is best effort, the VM goes on.
+    }
+  }
+}
+
+/** Splits console bytes into lines (for marker parsing); bounds a line without newline. */
+export class LineSplitter {
+  private partial = '';
+  private readonly maxLine: number;
+
+  constructor(maxLine = 8192) {
+    this.maxLine = maxLine;
+  }
+
+  feed(chunk: Buffer | string): string[] {
+    const text = this.partial + (typeof chunk === 'string' ? chunk : chunk.toString('latin1'));
+    const parts = text.split('\n');
+    // The last part has no newline yet (possibly empty).
+    this.partial = parts.pop() ?? '';
+    // A guest printing without newlines must not grow memory without bound;
+    // a marker is short, so keeping the end of an overlong line is enough.
+    if (this.partial.length > this.maxLine) this.partial = this.partial.slice(-this.maxLine);
+    return parts;
+  }
+}
+
+/**
+ * Deletes console logs whose last write is older than `retentionMs`, except
+ * those of VMs in `keep` (still alive). Returns the VM ids whose logs went.
+ */
+export function pruneConsoleLogs(stateDir: string, nowMs: number, retentionMs: number, keep: ReadonlySet<string>): string[] {
+  const dir = join(stateDir, CONSOLE_DIR);
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    if (!name.endsWith('.log')) continue;
+    const id = name.slice(0, -'.log'.length);
+    if (keep.has(id)) continue;
+    const path = join(dir, name);
+    try {
+      if (nowMs - statSync(path).mtimeMs > retentionMs) {
+        unlinkSync(path);
+        removed.push(id);
+      }
+    } catch {
+      // Vanished meanwhile: nothing to do.
+    }
+  }
+  return removed;
+}

@@ -1,0 +1,216 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { makeRig, testRunner } from '../../../test/fakes/rig.ts';
+import { newVmRecord } from './vm-store.ts';
+import { isFlintError } from '../../core/errors/index.ts';
+import { ProcHostProcesses } from './host-processes.ts';
+
+const normal = { bootMs: 100, runnerStartMs: 50, runnerRunMs: 100, runnerExitCode: 3 };
+
+function alive(pid: number): boolean {
+  return new ProcHostProcesses().isAlive(pid);
+}
+
+test('a job VM boots, runs its runner, powers off and is torn down completely', async (t) => {
+  const rig = makeRig(normal);
+  t.after(() => rig.close());
+  const states: string[] = [];
+  const vm = await rig.supervisor.launch(testRunner(), { FLINT_JITCONFIG: 'c2VjcmV0LWppdA==' });
+  vm.onState((s) => states.push(s));
+  assert.equal((await rig.store.get(vm.id))?.state, 'preparing', 'the record is persisted before anything is made');
+  const { record, code } = await vm.ended;
+  assert.equal(code, undefined);
+  assert.equal(record.state, 'stopped');
+  assert.deepEqual(states, ['booting', 'running', 'stopped']);
+  assert.equal(record.runnerExitCode, 3);
+  assert.equal(record.vmmExitCode, 0);
+  assert.ok(record.prepareMs !== null && record.bootedAt !== null && record.runnerStartedAt !== null && record.endedAt !== null);
+  assert.ok(record.bootedAt <= record.runnerStartedAt);
+  assert.deepEqual(await rig.store.get(vm.id), record, 'the store holds what the handle reports');
+  // Kernel command line: fixed part, then the network, then the runner's own.
+  const spec = rig.driver.started[0];
+  assert.ok(spec);
+  assert.match(spec.kernelArgs, /^console=ttyS0 reboot=k panic=1 ip=10\.213\.0\.2::10\.213\.0\.1:255\.255\.255\.0:flint-t1-00000:eth0:off:10\.213\.0\.1 flint\.dns=10\.213\.0\.1 quiet$/);
+  assert.equal(rig.disks.configs.get(vm.id)?.FLINT_RUNNER_NAME, 'flint-t1-00000');
+  // Torn down: lease and tap, disks, work dir, driver state; the VMM is gone.
+  assert.equal(rig.network.leases.size, 0);
+  assert.ok(!existsSync(record.workDir));
+  assert.deepEqual(rig.driver.cleaned, [vm.id]);
+  assert.ok(record.pid !== null && !alive(record.pid));
+  assert.equal(rig.supervisor.list().length, 0);
+  // The console log stays, with the markers; the secret never reached a log line.
+  const log = readFileSync(join(rig.stateDir, 'consoles', `${vm.id}.log`), 'utf8');
+  assert.match(log, /FLINT-MARKER booted\r\nFLINT-MARKER runner-started\r\nFLINT-MARKER runner-exited code=3/);
+  assert.ok(!rig.logger.text().includes('c2VjcmV0LWppdA=='));
+  assert.match(rig.logger.text(), /vm ended.*"bootMs":\d+/);
+});
+
+test('a guest that never prints the booted marker is stopped at the boot timeout and fails', async (t) => {
+  const rig = makeRig({ bootMs: null }, { config: { bootTimeoutMs: 300 } });
+  t.after(() => rig.close());
+  const vm = await rig.supervisor.launch(testRunner(), {});
+  const { record, code } = await vm.ended;
+  assert.equal(record.state, 'failed');
+  assert.equal(code, 'FLINT_ERR_VM_BOOT_TIMEOUT');
+  assert.match(record.reason ?? '', /boot timeout/);
+  assert.equal(rig.network.leases.size, 0);
+  assert.ok(!existsSync(record.workDir));
+});
+
+test('a hanging job is stopped at the maximum lifetime and fails', async (t) => {
+  const rig = makeRig({ bootMs: 50, runnerStartMs: 10, runnerRunMs: null });
+  t.after(() => rig.close());
+  const vm = await rig.supervisor.launch(testRunner(), {}, { maxLifetimeMs: 600 });
+  const { record } = await vm.ended;
+  assert.equal(record.state, 'failed');
+  assert.match(record.reason ?? '', /maximum lifetime/);
+  assert.ok(record.runnerStartedAt !== null);
+  assert.ok(record.pid !== null && !alive(record.pid));
+});
+
+test('a guest that ignores the stop is killed after the grace period', async (t) => {
+  const rig = makeRig({ bootMs: 50, ignoreStop: true }, { config: { stopGraceMs: 200 } });
+  t.after(() => rig.close());
+  const vm = await rig.supervisor.launch(testRunner(), {}, { maxLifetimeMs: null });
+  await new Promise<void>((resolve) => vm.onState((s) => { if (s === 'running') resolve(); }));
+  const { record } = await vm.stop('operator asked');
+  assert.equal(record.state, 'stopped');
+  assert.equal(record.reason, 'operator asked');
+  assert.equal(record.vmmSignal, 'SIGKILL');
+});
+
+test('a VMM that crashes while the job runs ends failed and is torn down', async (t) => {
+  const rig = makeRig({ bootMs: 50, runnerStartMs: 10, runnerRunMs: null, crash: { afterMs: 300, signal: 'SIGSEGV' } });
+  t.after(() => rig.close());
+  const vm = await rig.supervisor.launch(testRunner(), {});
+  const { record } = await vm.ended;
+  assert.equal(record.state, 'failed');
+  assert.equal(record.vmmSignal, 'SIGSEGV');
+  assert.match(record.reason ?? '', /ended abnormally \(signal SIGSEGV\)/);
+  assert.equal(rig.network.leases.size, 0);
+});
+
+test('a VMM that dies during boot fails with the reason, never "stopped"', async (t) => {
+  const rig = makeRig({ bootMs: null, crash: { afterMs: 100, signal: 'SIGKILL' } });
+  t.after(() => rig.close());
+  const vm = await rig.supervisor.launch(testRunner(), {});
+  const { record } = await vm.ended;
+  assert.equal(record.state, 'failed');
+  assert.match(record.reason ?? '', /before the guest booted/);
+});
+
+test('disks that cannot be made fail the VM and release the address attached meanwhile', async (t) => {
+  const rig = makeRig(normal);
+  t.after(() => rig.close());
+  rig.disks.failPrepare = true;
+  const vm = await rig.supervisor.launch(testRunner(), {});
+  const { record, code } = await vm.ended;
+  assert.equal(record.state, 'failed');
+  assert.equal(code, 'FLINT_ERR_VM_PREPARE_FAILED');
+  assert.match(record.reason ?? '', /no space left/);
+  assert.equal(rig.network.leases.size, 0);
+  assert.equal(rig.driver.started.length, 0);
+  assert.ok(!existsSync(record.workDir));
+});
+
+test('a VMM that does not start fails the VM with FLINT_ERR_VM_START_FAILED and tears down', async (t) => {
+  const rig = makeRig(normal);
+  t.after(() => rig.close());
+  rig.driver.failStart = true;
+  const vm = await rig.supervisor.launch(testRunner(), {});
+  const { record, code } = await vm.ended;
+  assert.equal(code, 'FLINT_ERR_VM_START_FAILED');
+  assert.equal(record.state, 'failed');
+  assert.deepEqual(rig.driver.cleaned, [vm.id], 'driver cleanup runs even when start failed');
+  assert.equal(rig.network.leases.size, 0);
+});
+
+test('a stop that arrives while the host side is prepared ends the VM before its VMM ever starts', async (t) => {
+  const rig = makeRig(normal);
+  t.after(() => rig.close());
+  let release!: () => void; // assigned synchronously by the Promise executor below
+  const gate = new Promise<void>((r) => { release = r; });
+  let seenId = '';
+  const vm = await rig.supervisor.launch(testRunner(), async (id) => { seenId = id; await gate; return { FLINT_JITCONFIG: 'x' }; });
+  const stopped = vm.stop('demand went away');
+  release();
+  const { record } = await stopped;
+  assert.equal(seenId, vm.id, 'the guest env function learns the VM id (to register the runner under its name)');
+  assert.equal(record.state, 'stopped');
+  assert.equal(record.reason, 'demand went away');
+  assert.equal(rig.driver.started.length, 0);
+  assert.equal(rig.network.leases.size, 0);
+});
+
+test('console input reaches the guest and its output reaches console listeners', async (t) => {
+  const rig = makeRig({ bootMs: 50 });
+  t.after(() => rig.close());
+  const vm = await rig.supervisor.launch(testRunner(), {}, { maxLifetimeMs: null });
+  let seen = '';
+  const echoed = new Promise<void>((resolve) => vm.onConsole((c) => { seen += c.toString(); if (seen.includes('echo: uname -a')) resolve(); }));
+  await new Promise<void>((resolve) => vm.onMarker((m) => { if (m.kind === 'booted') resolve(); }));
+  vm.writeConsole('uname -a\n');
+  await echoed;
+  const { record } = await vm.stop();
+  assert.equal(record.state, 'stopped');
+});
+
+test('shutdown stops every VM, and launches after it are refused', async (t) => {
+  const rig = makeRig({ bootMs: 50 });
+  t.after(() => rig.close());
+  const a = await rig.supervisor.launch(testRunner(), {});
+  const b = await rig.supervisor.launch(testRunner(), {});
+  assert.notEqual(a.id, b.id);
+  const outcomes = await rig.supervisor.shutdown('flint is stopping');
+  assert.deepEqual(outcomes.map((o) => o.record.state), ['stopped', 'stopped']);
+  await assert.rejects(rig.supervisor.launch(testRunner(), {}), (e: unknown) => isFlintError(e, 'FLINT_ERR_VM_SUPERVISOR_CLOSED'));
+  assert.equal(rig.network.leases.size, 0);
+});
+
+test('a runner on an unknown network is refused before anything is made', async (t) => {
+  const rig = makeRig(normal);
+  t.after(() => rig.close());
+  await assert.rejects(rig.supervisor.launch(testRunner({ network: 'nope' }), {}), (e: unknown) => isFlintError(e, 'FLINT_ERR_VM_UNKNOWN_NETWORK'));
+  assert.deepEqual(await rig.store.listRecent('t1', 10), []);
+});
+
+test('the start-up sweep kills a leftover VMM, releases its resources, and touches nothing of another instance', async (t) => {
+  const rig = makeRig(normal, { instanceId: 't1' });
+  t.after(() => rig.close());
+  // What a Flint killed mid-boot leaves: a record in `booting`, a VMM still
+  // running whose command line names the work dir, disks, a lease.
+  const id = 't1-00042';
+  const workDir = join(rig.stateDir, 'vms', id);
+  mkdirSync(workDir, { recursive: true });
+  writeFileSync(join(workDir, 'scratch.img'), '');
+  const orphan = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)', join(workDir, 'drive.img')], { stdio: 'ignore', detached: true });
+  t.after(() => { try { process.kill(orphan.pid ?? 0, 'SIGKILL'); } catch { /* gone */ } });
+  await new Promise((r) => orphan.once('spawn', r));
+  await rig.store.insert({ ...newVmRecord({ id, instanceId: 't1', runner: 'default', hypervisor: 'qemu', workDir, createdAt: 1 }), state: 'booting', pid: orphan.pid ?? null });
+  await rig.network.attach(id, 'flint-' + id, { name: 'flbr0', v4: { address: '10.213.0.1', prefixLength: 24 }, create: true, dns: [] });
+  // Another instance's VM on the same host and store: must survive the sweep.
+  const otherId = 't2-00001';
+  const otherDir = join(rig.stateDir, 'vms', otherId);
+  mkdirSync(otherDir, { recursive: true });
+  await rig.store.insert({ ...newVmRecord({ id: otherId, instanceId: 't2', runner: 'default', hypervisor: 'qemu', workDir: otherDir, createdAt: 1 }), state: 'running' });
+  await rig.network.attach(otherId, 'flint-' + otherId, { name: 'flbr0', v4: { address: '10.213.0.1', prefixLength: 24 }, create: true, dns: [] });
+
+  const exited = new Promise((r) => orphan.once('exit', r));
+  const report = await rig.supervisor.sweep();
+  await exited;
+  assert.deepEqual(report.vms, [id]);
+  assert.deepEqual(report.killed, [orphan.pid]);
+  const rec = await rig.store.get(id);
+  assert.equal(rec?.state, 'failed');
+  assert.equal(rec?.reason, 'flint restarted');
+  assert.ok(!existsSync(workDir));
+  assert.ok(!rig.network.leases.has(id));
+  assert.deepEqual(rig.driver.cleaned, [id]);
+  // The other instance's VM is untouched.
+  assert.equal((await rig.store.get(otherId))?.state, 'running');
+  assert.ok(existsSync(otherDir));
+  assert.ok(rig.network.leases.has(otherId));
+});

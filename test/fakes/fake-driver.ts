@@ -1,0 +1,94 @@
+/**
+ * A HypervisorDriver whose "VMM" is a real child process (node) that plays
+ * a guest on its stdout: prints console markers on a timer, echoes console
+ * input, powers off on SIGTERM (unless told to hang). Because it is a real
+ * process, pids, /proc command lines, signals and exits behave as with a
+ * real VMM — the supervisor's sweep and kill paths are exercised for real.
+ *
+ * Its command line names the VM's work dir (like QEMU's drive paths do), so
+ * the start-up sweep can recognise it.
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { HypervisorDriver, RunningVm, VmExit, VmSpec } from '../../src/daemon/vm/ports.ts';
+
+export interface FakeGuestScript {
+  /** ms before "FLINT-MARKER booted"; null = never boots. */
+  readonly bootMs: number | null;
+  /** ms after boot before the runner starts; null = never. */
+  readonly runnerStartMs?: number | null;
+  /** ms the runner runs; null = forever (a hanging job). */
+  readonly runnerRunMs?: number | null;
+  readonly runnerExitCode?: number;
+  /** Exit the VMM with this code right after boot (or at bootMs if it never boots), as a crash would. */
+  readonly crash?: { readonly afterMs: number; readonly signal: 'SIGSEGV' | 'SIGKILL' } | undefined;
+  /** Ignore SIGTERM (a guest that will not power off). */
+  readonly ignoreStop?: boolean;
+}
+
+const GUEST = String.raw`
+const s = JSON.parse(process.argv[1]);
+const out = (l) => process.stdout.write(l + '\r\n');
+out('fake guest: kernel starting');
+process.on('SIGTERM', () => { if (!s.ignoreStop) { out('fake guest: powering off'); process.exit(0); } });
+process.stdin.on('data', (d) => out('echo: ' + d.toString().trim()));
+if (s.crash) setTimeout(() => process.kill(process.pid, s.crash.signal), s.crash.afterMs);
+if (s.bootMs !== null) setTimeout(() => {
+  out('FLINT-MARKER booted');
+  if (s.runnerStartMs === null || s.runnerStartMs === undefined) return;
+  setTimeout(() => {
+    out('FLINT-MARKER runner-started');
+    if (s.runnerRunMs === null || s.runnerRunMs === undefined) return;
+    setTimeout(() => { out('FLINT-MARKER runner-exited code=' + (s.runnerExitCode ?? 0)); process.exit(0); }, s.runnerRunMs);
+  }, s.runnerStartMs);
+}, s.bootMs);
+setInterval(() => {}, 1 << 30);
+`;
+
+export class FakeDriver implements HypervisorDriver {
+  readonly kind: 'qemu' | 'firecracker';
+  script: FakeGuestScript;
+  /** Make start() throw (a VMM that cannot start). */
+  failStart = false;
+  readonly started: VmSpec[] = [];
+  readonly cleaned: string[] = [];
+
+  constructor(script: FakeGuestScript, kind: 'qemu' | 'firecracker' = 'qemu') {
+    this.script = script;
+    this.kind = kind;
+  }
+
+  async start(spec: VmSpec): Promise<RunningVm> {
+    if (this.failStart) throw new Error('fake VMM refused to start');
+    this.started.push(spec);
+    const sock = join(spec.workDir, 'fake-vmm');
+    mkdirSync(sock, { recursive: true });
+    writeFileSync(join(sock, 'pid'), '');
+    const child = spawn(process.execPath, ['-e', GUEST, JSON.stringify(this.script), sock], { stdio: ['pipe', 'pipe', 'inherit'] });
+    // stdio is 'pipe', so these exist; pid exists once spawn succeeded (checked below).
+    const { stdin, stdout } = child as unknown as { stdin: NonNullable<typeof child.stdin>; stdout: NonNullable<typeof child.stdout> };
+    await new Promise<void>((resolve, reject) => { child.once('spawn', resolve); child.once('error', reject); });
+    const exited = new Promise<VmExit>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    stdin.on('error', () => {});
+    return {
+      id: spec.id,
+      pid: child.pid ?? -1,
+      console: stdout,
+      consoleInput: stdin,
+      exited,
+      async stop(graceMs: number): Promise<VmExit> {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+        const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
+        const exit = await exited;
+        clearTimeout(t);
+        return exit;
+      },
+    };
+  }
+
+  async cleanup(id: string, workDir: string): Promise<void> {
+    this.cleaned.push(id);
+    rmSync(join(workDir, 'fake-vmm'), { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,50 @@
+/**
+ * An in-memory HostNetwork: hands out addresses from the network's subnet,
+ * remembers leases and "taps", and can be told to fail. Tests assert on
+ * `leases` to prove nothing leaked.
+ */
+import { tapName, parseVmId } from '../../src/core/ids.ts';
+import type { NetworkConfig } from '../../src/config/types.ts';
+import type { HostNetwork, NetworkLease } from '../../src/daemon/vm/ports.ts';
+
+export class FakeNetwork implements HostNetwork {
+  readonly leases = new Map<string, NetworkLease>();
+  readonly ensured: string[] = [];
+  failAttach = false;
+  private readonly instanceId: string;
+  private nextHost = 2;
+
+  constructor(instanceId: string) {
+    this.instanceId = instanceId;
+  }
+
+  async ensureNetwork(net: NetworkConfig): Promise<void> {
+    this.ensured.push(net.name);
+  }
+
+  async attach(vmId: string, hostname: string, net: NetworkConfig): Promise<NetworkLease> {
+    if (this.failAttach) throw new Error('fake network: no address left');
+    const base = net.v4.address.split('.').slice(0, 3).join('.');
+    const lease: NetworkLease = {
+      vmId, tap: tapName(vmId), mac: '02:fc:00:00:00:' + (this.nextHost % 256).toString(16).padStart(2, '0'),
+      guest: { hostname, ipv4: { address: `${base}.${this.nextHost++}`, prefixLength: net.v4.prefixLength, gateway: net.v4.address }, dns: net.dns },
+    };
+    this.leases.set(vmId, lease);
+    return lease;
+  }
+
+  async detach(vmId: string): Promise<void> {
+    this.leases.delete(vmId);
+  }
+
+  async sweep(live: ReadonlySet<string>): Promise<string[]> {
+    const removed: string[] = [];
+    for (const id of [...this.leases.keys()]) {
+      if (parseVmId(id)?.instanceId === this.instanceId && !live.has(id)) {
+        this.leases.delete(id);
+        removed.push(id);
+      }
+    }
+    return removed;
+  }
+}
