@@ -388,7 +388,7 @@ class VmEntry implements VmHandle {
       // Disks and the network lease are independent: make them at once.
       const [vmDisks, lease] = await Promise.all([
         disks.prepare(this.id, this.record.workDir, runner.diskSize, content, { uid: runner.uid, gid: runner.gid }),
-        network.attach(this.id, runnerName(this.id), this.net),
+        network.attach(this.id, runnerName(this.id), this.net, { uid: runner.uid, gid: runner.gid }),
       ]);
       const kernelArgs = ['console=ttyS0 reboot=k panic=1', networkKernelArgs(lease.guest), runner.kernelArgs]
         .map((s) => s.trim()).filter((s) => s.length > 0).join(' ');
