@@ -3,10 +3,12 @@
  */
 import { parseArgs } from 'node:util';
 import { arch as hostArch } from 'node:os';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { FlintError } from '../../core/errors/index.ts';
 import { buildKernel, type KernelArch } from '../../images/kernel.ts';
 import { DEFAULT_CACHE_DIR, packageRoot } from '../../images/paths.ts';
+import { buildRootfs } from '../../images/rootfs.ts';
 import type { CommandIo } from '../io.ts';
 
 const HELP = `Usage: flint image build <kernel|rootfs|all> [options]
@@ -15,12 +17,31 @@ const HELP = `Usage: flint image build <kernel|rootfs|all> [options]
            Flint's configuration (images/kernel/microvm-<arch>.config).
            Cached by configuration hash: an unchanged kernel is not rebuilt.
 
+  rootfs   Build the root filesystem (ext4): Debian via debootstrap, or an
+           imported container image, with systemd, Docker, git, curl, the
+           Flint guest agent and the GitHub Actions runner (pinned version,
+           checksum verified).
+  all      Both.
+
 Options:
   --arch x86_64|arm64     target architecture (default: this host's)
   --kernel-config FILE    kernel configuration fragment (default: Flint's)
   --source FILE           linux-source tarball (default: newest in /usr/src)
   --cache-dir DIR         build cache (default: ${DEFAULT_CACHE_DIR})
   --jobs N                parallel compile jobs (default: CPU count)
+  --output FILE           root filesystem image to write
+                          (default: <cache-dir>/rootfs/flint-<suite>-<arch>.ext4)
+  --suite NAME            debootstrap suite (default: bookworm)
+  --mirror URL            debootstrap mirror (default: debootstrap's own; an
+                          Ubuntu mirror works with an Ubuntu suite)
+  --from-oci FILE         import the base system from an OCI/docker-save archive
+  --runner-tarball FILE   the Actions runner tarball (hosts without GitHub access)
+  --runner-sha256 HEX     expected checksum of a runner tarball that is not the
+                          pinned release (custom builds)
+  --headroom MIB          free space in the image (default: 1024)
+  --packages A,B          more Debian packages to install
+  --debug                 debug image: SSH server and runner:runner login.
+                          Never use it for production runners.
 `;
 
 function defaultArch(): KernelArch {
@@ -41,6 +62,15 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
       source: { type: 'string' },
       'cache-dir': { type: 'string' },
       jobs: { type: 'string' },
+      output: { type: 'string' },
+      suite: { type: 'string' },
+      mirror: { type: 'string' },
+      'from-oci': { type: 'string' },
+      'runner-tarball': { type: 'string' },
+      'runner-sha256': { type: 'string' },
+      headroom: { type: 'string' },
+      packages: { type: 'string' },
+      debug: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -56,7 +86,6 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
   if (arch !== 'x86_64' && arch !== 'arm64') throw new FlintError('FLINT_ERR_USAGE', `--arch must be x86_64 or arm64, not ${String(values.arch)}`);
   const cacheDir = values['cache-dir'] ?? DEFAULT_CACHE_DIR;
   const progress = (m: string): void => { io.stderr.write(`flint image: ${m}\n`); };
-  const { statSync } = await import('node:fs');
   if (what === 'kernel' || what === 'all') {
     const result = await buildKernel({
       configFile: values['kernel-config'] ?? join(packageRoot(), 'images', 'kernel', `microvm-${arch}.config`),
@@ -74,7 +103,30 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
     ].join('\n'));
   }
   if (what === 'rootfs' || what === 'all') {
-    throw new FlintError('FLINT_ERR_USAGE', 'flint image build rootfs: not available yet in this version');
+    const suite = values.suite ?? 'bookworm';
+    const opt = <T,>(key: string, value: T | undefined): Record<string, T> => (value === undefined ? {} : { [key]: value });
+    const headroom = values.headroom === undefined ? undefined : Number(values.headroom);
+    if (headroom !== undefined && !(Number.isInteger(headroom) && headroom >= 0)) throw new FlintError('FLINT_ERR_USAGE', '--headroom takes a whole number of MiB');
+    const result = await buildRootfs({
+      output: values.output ?? join(cacheDir, 'rootfs', `flint-${suite}-${arch}.ext4`),
+      cacheDir,
+      arch,
+      suite,
+      debug: values.debug ?? false,
+      progress,
+      ...opt('mirror', values.mirror),
+      ...opt('ociArchive', values['from-oci']),
+      ...opt('runnerTarball', values['runner-tarball']),
+      ...opt('runnerSha256', values['runner-sha256']),
+      ...opt('headroomMiB', headroom),
+      ...opt('extraPackages', values.packages?.split(',').map((p) => p.trim()).filter(Boolean)),
+    });
+    io.stdout.write([
+      `root filesystem built in ${Math.round(result.seconds)} s${result.baseCached ? ' (base system from cache)' : ''}`,
+      `  image     ${result.image}  ${formatBytes(result.sizeBytes)} (content ${formatBytes(result.contentBytes)})`,
+      `  runner    ${result.runnerVersion}${values.debug ? '\n  DEBUG IMAGE: SSH server and password login enabled' : ''}`,
+      '',
+    ].join('\n'));
   }
   return 0;
 }
