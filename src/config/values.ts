@@ -122,12 +122,13 @@ export function isIpAddress(s: string): boolean {
 
 /**
  * A listen address "host:port": host may be empty (all interfaces), an IPv4
- * address, a bracketed IPv6 address or a host name.
+ * address, a bracketed IPv6 address or a host name. Port 0 asks the system
+ * for a free port (tests and the demo).
  */
 export function parseListenAddress(input: string): Parsed<{ host: string; port: number }> {
   const m = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]*):(\d{1,5})$/.exec(input.trim());
   const port = Number(m?.[2]);
-  if (!m || port < 1 || port > 65535) return bad(`"${input}" is not a listen address; write "host:port", e.g. "flint.example.com:443" or ":8080"`);
+  if (!m || port > 65535) return bad(`"${input}" is not a listen address; write "host:port", e.g. "flint.example.com:443" or ":8080"`);
   const host = m[1] ?? '';
   if (host.startsWith('[') && !isIPv6(host.slice(1, -1))) return bad(`"${host}" is not an IPv6 address`);
   return ok({ host, port });

@@ -1,0 +1,38 @@
+/**
+ * A short human summary of a resolved configuration, for `flint config
+ * check` and the first lines `flint serve` prints. Invariant: it names
+ * secrets (where they come from) but never shows them.
+ */
+import type { FlintConfig } from './types.ts';
+
+function bytes(n: number): string {
+  for (const [unit, size] of [['TiB', 2 ** 40], ['GiB', 2 ** 30], ['MiB', 2 ** 20]] as const) {
+    if (n >= size && n % size === 0) return `${n / size} ${unit}`;
+  }
+  return `${n} bytes`;
+}
+
+function duration(s: number): string {
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const sec = s % 60;
+  return [h ? `${h}h` : '', m ? `${m}m` : '', sec ? `${sec}s` : ''].join('') || '0s';
+}
+
+export function summarizeConfig(c: FlintConfig): string[] {
+  const gh = c.github;
+  const lines = [
+    `instance ${c.instanceId}, state in ${c.stateDir}, log level ${c.logLevel}`,
+    `listen ${c.address}${c.address.endsWith(':443') ? ` (HTTPS via ACME, contact ${c.email ?? '?'})` : ' (HTTP)'}`,
+    `GitHub: organization ${gh.organization}, App ${gh.appId}, API ${gh.apiUrl}`,
+    `  private key ${gh.privateKeyFile !== undefined ? `from ${gh.privateKeyFile}` : 'inline'}; ${gh.webhookSecrets.length} webhook secret(s) accepted`,
+    `networks (${c.networks.length}):`,
+    ...c.networks.map((n) => `  ${n.name}  ${n.v4.address}/${n.v4.prefixLength}${n.v6 ? `  ${n.v6.address}/${n.v6.prefixLength}` : ''}  dns ${n.dns.join(',')}${n.create ? '  (created if missing)' : ''}`),
+    `runners (${c.runners.length}):`,
+    ...c.runners.map((r) =>
+      `  ${r.name}${r.static ? ' (static)' : ''}  labels [${r.labels.join(', ')}]  group ${r.group}  ${r.hypervisor} on ${r.network}  ` +
+      `${r.cpuCount} vCPU${r.smt ? ' smt' : ''}, ${bytes(r.memorySize * 2 ** 20)} RAM, ${bytes(r.diskSize)} disk  ` +
+      `max ${r.maxRunners}, warm ${r.minIdle}, timeout ${duration(r.jobTimeoutSeconds)}`),
+  ];
+  return lines;
+}
