@@ -1,0 +1,310 @@
+// Real `ip` and `nft` against the kernel, only inside the private network
+// namespace the test runner creates (FLINT_TEST_NETNS=1); never elsewhere.
+import { test } from 'node:test';
+import type { TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { openDatabase } from '../store/db.ts';
+import type { Db } from '../store/db.ts';
+import { openLeaseStore } from '../store/leases.ts';
+import { createLinuxNetwork } from './linux-network.ts';
+import type { LinuxHostNetwork } from './linux-network.ts';
+import { nftTableName } from './nft-rules.ts';
+import type { NetworkConfig } from '../../config/types.ts';
+import { isFlintError } from '../../core/errors/index.ts';
+import { vmId } from '../../core/ids.ts';
+import { addressPool, parseAddress } from '../../core/ipam.ts';
+import { program, requirePrereqs, root } from '../../../test/helpers/prereq.ts';
+import type { Prerequisite } from '../../../test/helpers/prereq.ts';
+
+const privateNetns: Prerequisite = {
+  what: 'the private network namespace of scripts/test.mjs',
+  ok: () => process.env.FLINT_TEST_NETNS === '1',
+  install: 'run through `node scripts/test.mjs` as root (it runs the tests under `unshare -n`)',
+};
+
+const PATH = `${process.env.PATH ?? ''}:/usr/sbin:/sbin`;
+function sh(cmd: string, args: string[]): string {
+  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PATH } });
+}
+function trySh(cmd: string, args: string[]): void {
+  try { execFileSync(cmd, args, { stdio: 'ignore', env: { ...process.env, PATH } }); } catch { /* already gone */ }
+}
+function linkJson(name: string): Record<string, unknown> | undefined {
+  try {
+    // `ip -j` prints an array of objects; the tests read a few fields.
+    return (JSON.parse(sh('ip', ['-j', '-d', 'addr', 'show', 'dev', name])) as Array<Record<string, unknown>>)[0];
+  } catch {
+    return undefined;
+  }
+}
+function taps(prefix: string): string[] {
+  // `ip -j link show` prints an array of link objects.
+  return (JSON.parse(sh('ip', ['-j', 'link', 'show'])) as Array<{ ifname: string }>).map((l) => l.ifname).filter((n) => n.startsWith(prefix)).sort();
+}
+
+/** A unique instance id and bridge name per test: other test files run in the same namespace at the same time. */
+function names(): { inst: string; bridge: string } {
+  // Five characters, so that a test can make a sixth-character sibling instance.
+  const r = randomBytes(2).toString('hex');
+  return { inst: `n${r}`, bridge: `fbr${r}` };
+}
+
+const V6 = { address: 'fd00:f1:213::1', prefixLength: 64 };
+
+function netConfig(bridge: string, over: Partial<NetworkConfig> = {}, withV6 = true): NetworkConfig {
+  const base = { name: bridge, v4: { address: '10.213.0.1', prefixLength: 24 }, create: true, dns: ['10.213.0.1', '9.9.9.9'], ...over };
+  return withV6 ? { v6: V6, ...base } : base;
+}
+
+interface Fixture {
+  readonly inst: string;
+  readonly bridge: string;
+  readonly dir: string;
+  db: Db;
+  net: LinuxHostNetwork;
+  reopen(): void;
+}
+
+/** Everything a test made is removed in t.after, also when it fails. */
+function fixture(t: TestContext): Fixture {
+  const { inst, bridge } = names();
+  const dir = mkdtempSync(join(tmpdir(), 'flint-net-'));
+  const open = (): { db: Db; net: LinuxHostNetwork } => {
+    const db = openDatabase(dir);
+    return { db, net: createLinuxNetwork({ instanceId: inst, leases: openLeaseStore(db) }) };
+  };
+  const f: Fixture = {
+    inst, bridge, dir, ...open(),
+    reopen() { f.db.close(); Object.assign(f, open()); },
+  };
+  t.after(() => {
+    for (const tap of taps(`f${inst}-`)) trySh('ip', ['link', 'del', 'dev', tap]);
+    trySh('ip', ['link', 'del', 'dev', bridge]);
+    trySh('nft', ['delete', 'table', 'inet', nftTableName(inst, bridge)]);
+    f.db.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return f;
+}
+
+const prereqs = [root, privateNetns, program('ip', 'iproute2'), program('nft', 'nftables')];
+
+test('create: true makes the bridge with both addresses, forwarding and an owned NAT table; a second run changes nothing', async (t) => {
+  if (!requirePrereqs(t, ...prereqs)) return;
+  const f = fixture(t);
+  const cfg = netConfig(f.bridge);
+  await f.net.ensureNetwork(cfg);
+  const link = linkJson(f.bridge);
+  assert.ok(link, 'bridge exists');
+  assert.equal((link.linkinfo as { info_kind: string }).info_kind, 'bridge');
+  assert.ok((link.flags as string[]).includes('UP'));
+  const addrs = (link.addr_info as Array<{ local: string; prefixlen: number }>).map((a) => `${a.local}/${a.prefixlen}`);
+  assert.ok(addrs.includes('10.213.0.1/24'), addrs.join(' '));
+  assert.ok(addrs.includes('fd00:f1:213::1/64'), addrs.join(' '));
+  assert.equal(readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim(), '1');
+  assert.equal(readFileSync('/proc/sys/net/ipv6/conf/all/forwarding', 'utf8').trim(), '1');
+  const table = nftTableName(f.inst, f.bridge);
+  const before = sh('nft', ['-a', 'list', 'table', 'inet', table]);
+  assert.match(before, /ip saddr 10\.213\.0\.0\/24 oifname != "fbr\w+" masquerade/);
+  assert.match(before, /ip6 saddr fd00:f1:213::\/64 oifname != "fbr\w+" masquerade/, 'a unique local v6 prefix is masqueraded too');
+  assert.match(before, /oifname "fbr\w+" ct state established,related accept/);
+
+  await f.net.ensureNetwork(cfg);
+  // Handles are assigned anew whenever a rule or table is recreated: equal
+  // listings with handles prove nothing was touched.
+  assert.equal(sh('nft', ['-a', 'list', 'table', 'inet', table]), before);
+  assert.deepEqual(linkJson(f.bridge)?.addr_info, link.addr_info);
+});
+
+test('a changed subnet replaces the NAT table atomically; a global IPv6 prefix is not masqueraded', async (t) => {
+  if (!requirePrereqs(t, ...prereqs)) return;
+  const f = fixture(t);
+  await f.net.ensureNetwork(netConfig(f.bridge, {}, false));
+  const cfg = netConfig(f.bridge, { v6: { address: '2001:db8:5::1', prefixLength: 64 } });
+  await f.net.ensureNetwork(cfg);
+  const listing = sh('nft', ['list', 'table', 'inet', nftTableName(f.inst, f.bridge)]);
+  assert.doesNotMatch(listing, /ip6 saddr/);
+  assert.match(listing, /ip saddr 10\.213\.0\.0\/24/);
+});
+
+test('without create, a missing bridge is an error that names it and says how to fix it', async (t) => {
+  if (!requirePrereqs(t, ...prereqs)) return;
+  const f = fixture(t);
+  await assert.rejects(f.net.ensureNetwork(netConfig(f.bridge, { create: false })), (e: unknown) => {
+    assert.ok(isFlintError(e, 'FLINT_ERR_NET_BRIDGE_MISSING'));
+    assert.match(e.message, new RegExp(f.bridge));
+    assert.match(e.hint, /create: true/);
+    return true;
+  });
+  assert.equal(linkJson(f.bridge), undefined, 'nothing was created');
+});
+
+test('without create, a bridge lacking its address or a device that is no bridge is refused; a correct one passes untouched', async (t) => {
+  if (!requirePrereqs(t, ...prereqs)) return;
+  const f = fixture(t);
+  sh('ip', ['link', 'add', f.bridge, 'type', 'bridge']);
+  const cfg = netConfig(f.bridge, { create: false }, false);
+  await assert.rejects(f.net.ensureNetwork(cfg), (e: unknown) => isFlintError(e, 'FLINT_ERR_NET_BRIDGE_MISCONFIGURED') && /10\.213\.0\.1\/24 is not on it.*down/.test(e.message));
+  sh('ip', ['addr', 'add', '10.213.0.1/24', 'dev', f.bridge]);
+  sh('ip', ['link', 'set', f.bridge, 'up']);
+  await f.net.ensureNetwork(cfg);
+  assert.throws(() => sh('nft', ['list', 'table', 'inet', nftTableName(f.inst, f.bridge)]), 'no NAT table on a bridge Flint does not own');
+  const dummy = `${f.bridge}d`;
+  sh('ip', ['tuntap', 'add', 'dev', dummy, 'mode', 'tap']);
+  t.after(() => trySh('ip', ['link', 'del', 'dev', dummy]));
+  await assert.rejects(f.net.ensureNetwork({ ...cfg, name: dummy }), (e: unknown) => isFlintError(e, 'FLINT_ERR_NET_BRIDGE_MISCONFIGURED') && /not a bridge/.test(e.message));
+});
+
+test('attach leases v4 and v6, creates an isolated tap owned by the VM uid on the bridge; detach removes both, twice is fine', async (t) => {
+  if (!requirePrereqs(t, ...prereqs)) return;
+  const f = fixture(t);
+  const cfg = netConfig(f.bridge);
+  await f.net.ensureNetwork(cfg);
+  const id = vmId(f.inst, 1);
+  const lease = await f.net.attach(id, 'flint-vm1', cfg, { uid: 123, gid: 100 });
+  assert.equal(lease.tap, `f${f.inst}-00001`);
+  assert.deepEqual(lease.guest, {
+    hostname: 'flint-vm1',
+    ipv4: { address: '10.213.0.2', prefixLength: 24, gateway: '10.213.0.1' },
+    ipv6: { address: 'fd00:f1:213::2', prefixLength: 64, gateway: 'fd00:f1:213::1' },
+    dns: ['10.213.0.1', '9.9.9.9'],
+  });
+  assert.equal(lease.mac, '06:00:0a:d5:00:02');
+  const tap = linkJson(lease.tap);
+  assert.ok(tap, 'tap exists');
+  assert.equal(tap.master, f.bridge);
+  assert.ok((tap.flags as string[]).includes('UP'));
+  const info = tap.linkinfo as { info_data: { type: string; user: number }; info_slave_data: { isolated: boolean } };
+  assert.equal(info.info_data.type, 'tap');
+  assert.equal(info.info_data.user, 123);
+  assert.equal(info.info_slave_data.isolated, true);
+  assert.deepEqual(tap.addr_info, [], 'no address (not even link-local) on the host side of the tap');
+  assert.equal(openLeaseStore(f.db).forVm(id).length, 2);
+
+  await f.net.detach(id);
+  assert.equal(linkJson(lease.tap), undefined);
+  assert.deepEqual(openLeaseStore(f.db).forVm(id), []);
+  await f.net.detach(id);
+});
+
+test('a failed tap creation releases the lease it took', async (t) => {
+  if (!requirePrereqs(t, ...prereqs)) return;
+  const f = fixture(t);
+  const cfg = netConfig(f.bridge, {}, false); // the bridge is never created
+  const id = vmId(f.inst, 7);
+  await assert.rejects(f.net.attach(id, 'h', cfg), (e: unknown) => isFlintError(e, 'FLINT_ERR_NET_COMMAND_FAILED') && e.message.includes(`f${f.inst}-00007`));
+  assert.deepEqual(openLeaseStore(f.db).forVm(id), []);
+  assert.deepEqual(taps(`f${f.inst}-`), []);
+});
+
+test('sweep removes only its own instance\'s dead taps and leases, never those of an instance whose id is a prefix of it', async (t) => {
+  if (!requirePrereqs(t, ...prereqs)) return;
+  const a = fixture(t);
+  await a.net.ensureNetwork(netConfig(a.bridge));
+  const cfg = netConfig(a.bridge);
+  // Instance "<a>x" shares a's characters: its taps start with "f<a>x-", never "f<a>-". Same state file, same bridge.
+  const bInst = `${a.inst}x`;
+  const bDb = openDatabase(a.dir);
+  const other = createLinuxNetwork({ instanceId: bInst, leases: openLeaseStore(bDb) });
+  t.after(() => {
+    for (const tap of taps(`f${bInst}-`)) trySh('ip', ['link', 'del', 'dev', tap]);
+    bDb.close();
+  });
+  const [a1, a2] = [vmId(a.inst, 1), vmId(a.inst, 2)];
+  const [b1, b2] = [vmId(bInst, 1), vmId(bInst, 2)];
+  for (const id of [a1, a2]) await a.net.attach(id, 'h', cfg);
+  for (const id of [b1, b2]) await other.attach(id, 'h', cfg);
+  // A lease without a tap (Flint died between the two steps).
+  openLeaseStore(a.db).acquire({ network: a.bridge, pool: addressPool('10.213.0.1', 24, 4, a.bridge), instanceId: a.inst, vmId: vmId(a.inst, 3), now: 0 });
+
+  const removed = await a.net.sweep(new Set([a1]));
+  assert.deepEqual(removed.filter((r) => r.startsWith('tap')), [`tap f${a.inst}-00002`]);
+  assert.deepEqual(removed.filter((r) => r.startsWith('lease')).map((r) => r.split(' ')[1]).sort(), [a2, a2, vmId(a.inst, 3)].sort());
+  assert.deepEqual(taps(`f${a.inst}-`), [`f${a.inst}-00001`]);
+  assert.deepEqual(taps(`f${bInst}-`), [`f${bInst}-00001`, `f${bInst}-00002`], 'the other instance keeps its taps');
+  assert.equal(openLeaseStore(a.db).ofInstance(bInst).length, 4, 'and its leases');
+  assert.equal(openLeaseStore(a.db).ofInstance(a.inst).length, 2, 'the live VM keeps both its leases');
+  assert.deepEqual(await a.net.sweep(new Set([a1])), [], 'a second sweep finds nothing');
+});
+
+test('a lease survives a restart (database reopened): the address of a live VM is never handed out again', async (t) => {
+  if (!requirePrereqs(t, ...prereqs)) return;
+  const f = fixture(t);
+  const cfg = netConfig(f.bridge, { v4: { address: '10.213.0.1', prefixLength: 30 } }, false);
+  await f.net.ensureNetwork(cfg);
+  const first = await f.net.attach(vmId(f.inst, 1), 'h', cfg);
+  assert.equal(first.guest.ipv4.address, '10.213.0.2');
+  f.reopen();
+  // A /30 has one guest address, and it is taken.
+  await assert.rejects(f.net.attach(vmId(f.inst, 2), 'h', cfg), (e: unknown) => isFlintError(e, 'FLINT_ERR_NET_POOL_EXHAUSTED'));
+  assert.deepEqual(taps(`f${f.inst}-`), [`f${f.inst}-00001`], 'the refused VM got no tap');
+  // The start-up sweep keeps the live VM's lease; after it is gone, the address is free again.
+  await f.net.sweep(new Set([vmId(f.inst, 1)]));
+  await assert.rejects(f.net.attach(vmId(f.inst, 3), 'h', cfg), (e: unknown) => isFlintError(e, 'FLINT_ERR_NET_POOL_EXHAUSTED'));
+  await f.net.sweep(new Set());
+  assert.equal((await f.net.attach(vmId(f.inst, 4), 'h', cfg)).guest.ipv4.address, '10.213.0.2');
+});
+
+test('a full pool is a clear error and the next free address comes back after a detach', async (t) => {
+  if (!requirePrereqs(t, ...prereqs)) return;
+  const f = fixture(t);
+  const cfg = netConfig(f.bridge, { v4: { address: '10.213.0.1', prefixLength: 29 } }, false);
+  await f.net.ensureNetwork(cfg);
+  const got = [];
+  for (let i = 1; i <= 5; i++) got.push((await f.net.attach(vmId(f.inst, i), 'h', cfg)).guest.ipv4.address);
+  assert.deepEqual(got, ['10.213.0.2', '10.213.0.3', '10.213.0.4', '10.213.0.5', '10.213.0.6']);
+  await assert.rejects(f.net.attach(vmId(f.inst, 6), 'h', cfg), (e: unknown) => {
+    assert.ok(isFlintError(e, 'FLINT_ERR_NET_POOL_EXHAUSTED'));
+    assert.match(e.message, new RegExp(`${f.bridge}.*5 IPv4`));
+    return true;
+  });
+  await f.net.detach(vmId(f.inst, 3));
+  assert.equal((await f.net.attach(vmId(f.inst, 7), 'h', cfg)).guest.ipv4.address, '10.213.0.4', 'the lowest free after the cursor, wrapping');
+});
+
+test('twenty concurrent attaches get twenty different addresses, MACs and taps', async (t) => {
+  if (!requirePrereqs(t, ...prereqs)) return;
+  const f = fixture(t);
+  const cfg = netConfig(f.bridge);
+  await f.net.ensureNetwork(cfg);
+  const leases = await Promise.all(Array.from({ length: 20 }, (_, i) => f.net.attach(vmId(f.inst, i + 1), 'h', cfg)));
+  assert.equal(new Set(leases.map((l) => l.guest.ipv4.address)).size, 20);
+  assert.equal(new Set(leases.map((l) => l.guest.ipv6?.address)).size, 20);
+  assert.equal(new Set(leases.map((l) => l.mac)).size, 20);
+  assert.equal(taps(`f${f.inst}-`).length, 20);
+  await Promise.all(leases.map((l) => f.net.detach(l.vmId)));
+  assert.deepEqual(taps(`f${f.inst}-`), []);
+  assert.deepEqual(openLeaseStore(f.db).ofInstance(f.inst), []);
+});
+
+test('two processes leasing from one state file at once never share an address', async (t) => {
+  // Lease store only (no taps): this is about the database, needs no root.
+  const dir = mkdtempSync(join(tmpdir(), 'flint-lease-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const child = (inst: string): Promise<void> => new Promise((resolve, reject) => {
+    const code = `
+      import { openDatabase } from './src/adapters/store/db.ts';
+      import { openLeaseStore } from './src/adapters/store/leases.ts';
+      import { addressPool } from './src/core/ipam.ts';
+      const store = openLeaseStore(openDatabase(${JSON.stringify(dir)}));
+      const pool = addressPool('10.213.0.1', 24, 4, 'br');
+      for (let i = 0; i < 100; i++) store.acquire({ network: 'br', pool, instanceId: '${inst}', vmId: '${inst}-' + String(i).padStart(5, '0'), now: 0 });
+    `;
+    const p = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { cwd: join(import.meta.dirname, '../../..'), stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+    p.on('exit', (c) => (c === 0 ? resolve() : reject(new Error(`child ${inst} exited ${c}: ${err}`))));
+  });
+  await Promise.all([child('pa'), child('pb')]);
+  const db = openDatabase(dir);
+  t.after(() => db.close());
+  const all = [...openLeaseStore(db).ofInstance('pa'), ...openLeaseStore(db).ofInstance('pb')].map((l) => l.address);
+  assert.equal(all.length, 200);
+  assert.equal(new Set(all).size, 200);
+  for (const a of all) assert.ok(parseAddress(a)?.family === 4);
+});

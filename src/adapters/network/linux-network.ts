@@ -1,0 +1,321 @@
+/**
+ * HostNetwork on Linux: bridge checks (or creation), NAT with nftables,
+ * one tap per VM on the bridge, guest addresses leased in SQLite.
+ *
+ * Ownership: every tap this instance makes is named `f<instance>-<suffix>`
+ * (src/core/ids.ts) and every lease row carries the instance id; `sweep`
+ * looks only at those, so a second Flint on the same host is never touched.
+ *
+ * Ordering invariants:
+ *   - attach: lease → tap. A crash in between leaves a lease without a tap
+ *     (swept later), never a tap whose address is free for another VM.
+ *   - detach: tap → lease, for the same reason.
+ */
+import { readFile, readdir, writeFile } from 'node:fs/promises';
+import type { HostNetwork } from '../../daemon/vm/ports.ts';
+import type { NetworkConfig } from '../../config/types.ts';
+import type { GuestNetwork } from '../../core/guest-contract.ts';
+import { FlintError, isFlintError } from '../../core/errors/index.ts';
+import { addressPool, canonicalAddress } from '../../core/ipam.ts';
+import type { AddressPool } from '../../core/ipam.ts';
+import { macFromIpv4 } from '../../core/mac.ts';
+import { isInstanceId, parseVmId, tapName, tapPrefix, vmIdFromTap } from '../../core/ids.ts';
+import type { LeaseStore } from '../store/leases.ts';
+import { CommandError, systemCommandRunner } from './command.ts';
+import type { CommandRunner } from './command.ts';
+import { fingerprintOf, nftTableName, renderNftTable, replaceScript } from './nft-rules.ts';
+
+/** The subset of a pino logger this adapter uses. */
+export interface NetworkLogger {
+  info(obj: Record<string, unknown>, msg: string): void;
+  warn(obj: Record<string, unknown>, msg: string): void;
+}
+
+export interface LinuxNetworkDeps {
+  readonly instanceId: string;
+  readonly leases: LeaseStore;
+  readonly commands?: CommandRunner;
+  readonly now?: () => number;
+  readonly log?: NetworkLogger;
+  /** Root of the sysctl tree; tests in a private network namespace use the real one. */
+  readonly procSys?: string;
+}
+
+export interface LinuxHostNetwork extends HostNetwork {
+  /** Deletes the nft table this instance owns for the bridge (the bridge itself stays). Idempotent. */
+  removeNat(bridge: string): Promise<void>;
+}
+
+interface IpLink {
+  ifname: string;
+  flags?: string[];
+  linkinfo?: { info_kind?: string };
+  addr_info?: Array<{ family?: string; local?: string; prefixlen?: number }>;
+}
+
+/** RFC 1123 label: what the kernel's `ip=` parameter and every resolver accept as a hostname. */
+const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+
+function pools(net: NetworkConfig): { v4: AddressPool; v6: AddressPool | undefined } {
+  const v4 = addressPool(net.v4.address, net.v4.prefixLength, 4, net.name);
+  const v6 = net.v6 === undefined ? undefined : addressPool(net.v6.address, net.v6.prefixLength, 6, net.name);
+  return { v4, v6 };
+}
+
+function commandFailed(err: unknown, what: string): FlintError {
+  if (isFlintError(err)) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new FlintError('FLINT_ERR_NET_COMMAND_FAILED', `${what}: ${message}`, { cause: err });
+}
+
+function isNoSuchDevice(err: unknown): boolean {
+  return err instanceof CommandError && /does not exist|Cannot find device|No such device/i.test(err.stderr);
+}
+
+export function createLinuxNetwork(deps: LinuxNetworkDeps): LinuxHostNetwork {
+  const { instanceId, leases } = deps;
+  if (!isInstanceId(instanceId)) throw new RangeError(`bad instance id: ${instanceId}`);
+  const commands = deps.commands ?? systemCommandRunner();
+  const now = deps.now ?? Date.now;
+  const procSys = deps.procSys ?? '/proc/sys';
+  const ip = (args: readonly string[], input?: string) => commands.run('ip', args, input === undefined ? {} : { input });
+
+  async function showLink(name: string, withAddresses: boolean): Promise<IpLink | undefined> {
+    try {
+      const { stdout } = await ip(withAddresses ? ['-j', '-d', 'addr', 'show', 'dev', name] : ['-j', '-d', 'link', 'show', 'dev', name]);
+      // `ip -j` prints an array of link objects; the fields used are checked where used.
+      const parsed = JSON.parse(stdout) as IpLink[];
+      return parsed[0];
+    } catch (err) {
+      if (isNoSuchDevice(err)) return undefined;
+      throw commandFailed(err, `could not inspect ${name}`);
+    }
+  }
+
+  async function sysctl(path: string, value: string): Promise<boolean> {
+    const file = `${procSys}/${path}`;
+    const current = (await readFile(file, 'utf8')).trim();
+    if (current === value) return false;
+    await writeFile(file, value);
+    return true;
+  }
+
+  async function enableForwarding(hasV6: boolean): Promise<void> {
+    // IPv4 forwarding is decided per input interface, and the replies to
+    // the guests come in on the uplink: the global switch is the one that
+    // works (as for every container runtime).
+    if (await sysctl('net/ipv4/ip_forward', '1')) deps.log?.info({}, 'enabled IPv4 forwarding (net.ipv4.ip_forward=1)');
+    if (!hasV6) return;
+    if ((await readFile(`${procSys}/net/ipv6/conf/all/forwarding`, 'utf8')).trim() === '1') return;
+    // Turning IPv6 forwarding on makes interfaces with accept_ra=1 ignore
+    // router advertisements — a host that configures its uplink by SLAAC
+    // would lose its default route. accept_ra=2 keeps them accepted.
+    for (const dev of await readdir(`${procSys}/net/ipv6/conf`)) {
+      if (dev === 'all' || dev === 'default' || dev === 'lo') continue;
+      try {
+        if ((await readFile(`${procSys}/net/ipv6/conf/${dev}/accept_ra`, 'utf8')).trim() !== '1') continue;
+        await sysctl(`net/ipv6/conf/${dev}/accept_ra`, '2');
+        deps.log?.info({ dev }, 'kept router advertisements accepted on an interface before enabling IPv6 forwarding (accept_ra=2)');
+      } catch {
+        // The interface went away meanwhile: nothing to keep.
+      }
+    }
+    await sysctl('net/ipv6/conf/all/forwarding', '1');
+    deps.log?.info({}, 'enabled IPv6 forwarding (net.ipv6.conf.all.forwarding=1)');
+  }
+
+  async function ensureNat(net: NetworkConfig, v4: AddressPool, v6: AddressPool | undefined): Promise<void> {
+    const table = renderNftTable(instanceId, net.name, v4, v6);
+    let listing = '';
+    try {
+      listing = (await commands.run('nft', ['list', 'table', 'inet', table.name])).stdout;
+    } catch (err) {
+      if (!(err instanceof CommandError && /No such file or directory/.test(err.stderr))) throw commandFailed(err, `could not read nftables table ${table.name}`);
+    }
+    if (fingerprintOf(listing) === table.fingerprint) return;
+    try {
+      await commands.run('nft', ['-f', '-'], { input: replaceScript(instanceId, net.name, table) });
+    } catch (err) {
+      throw commandFailed(err, `could not install nftables table ${table.name}`);
+    }
+    deps.log?.info({ network: net.name, table: table.name }, 'installed NAT and forward rules');
+  }
+
+  function wantedAddresses(net: NetworkConfig, v6: AddressPool | undefined): Array<{ family: 'inet' | 'inet6'; address: string; prefixLength: number }> {
+    const out: Array<{ family: 'inet' | 'inet6'; address: string; prefixLength: number }> = [
+      { family: 'inet', address: canonicalAddress(net.v4.address) ?? net.v4.address, prefixLength: net.v4.prefixLength },
+    ];
+    if (net.v6 !== undefined && v6 !== undefined) out.push({ family: 'inet6', address: canonicalAddress(net.v6.address) ?? net.v6.address, prefixLength: net.v6.prefixLength });
+    return out;
+  }
+
+  const network: LinuxHostNetwork = {
+    async ensureNetwork(net) {
+      const { v4, v6 } = pools(net);
+      let link = await showLink(net.name, true);
+      if (link === undefined) {
+        if (!net.create) {
+          throw new FlintError('FLINT_ERR_NET_BRIDGE_MISSING', `network ${net.name}: there is no bridge named ${net.name} on this host`, { details: { network: net.name } });
+        }
+        try {
+          await ip(['link', 'add', 'name', net.name, 'type', 'bridge']);
+        } catch (err) {
+          // Another process may have created it a moment ago; the re-read decides.
+          if (!(err instanceof CommandError && /File exists/.test(err.stderr))) throw commandFailed(err, `could not create bridge ${net.name}`);
+        }
+        deps.log?.info({ network: net.name }, 'created bridge');
+        link = await showLink(net.name, true);
+        if (link === undefined) throw new FlintError('FLINT_ERR_NET_COMMAND_FAILED', `bridge ${net.name} vanished right after it was created`);
+      }
+      const problems: string[] = [];
+      if (link.linkinfo?.info_kind !== 'bridge') {
+        throw new FlintError('FLINT_ERR_NET_BRIDGE_MISCONFIGURED', `network ${net.name}: ${net.name} is a ${link.linkinfo?.info_kind ?? 'plain'} device, not a bridge`, { details: { network: net.name } });
+      }
+      const have = new Set((link.addr_info ?? []).map((a) => `${a.family ?? ''} ${canonicalAddress(a.local ?? '') ?? ''}/${a.prefixlen ?? ''}`));
+      for (const want of wantedAddresses(net, v6)) {
+        if (have.has(`${want.family} ${want.address}/${want.prefixLength}`)) continue;
+        if (!net.create) {
+          problems.push(`address ${want.address}/${want.prefixLength} is not on it`);
+          continue;
+        }
+        // nodad: the bridge's IPv6 address is usable at once (no 1-2 s of
+        // duplicate detection while the first guests already boot).
+        const extra = want.family === 'inet6' ? ['nodad'] : [];
+        try {
+          await ip(['addr', 'replace', `${want.address}/${want.prefixLength}`, 'dev', net.name, ...extra]);
+        } catch (err) {
+          throw commandFailed(err, `could not add ${want.address}/${want.prefixLength} to ${net.name}`);
+        }
+      }
+      if (!(link.flags ?? []).includes('UP')) {
+        if (net.create) {
+          try {
+            await ip(['link', 'set', 'dev', net.name, 'up']);
+          } catch (err) {
+            throw commandFailed(err, `could not set ${net.name} up`);
+          }
+        } else {
+          problems.push('it is down');
+        }
+      }
+      if (problems.length > 0) {
+        throw new FlintError('FLINT_ERR_NET_BRIDGE_MISCONFIGURED', `network ${net.name}: bridge ${net.name} ${problems.join(', ')}`, { details: { network: net.name } });
+      }
+      if (!net.create) {
+        // The operator owns forwarding and NAT of a bridge Flint did not create; say when guests will not get out.
+        const fwd = (await readFile(`${procSys}/net/ipv4/ip_forward`, 'utf8').catch(() => '')).trim();
+        if (fwd === '0') deps.log?.warn({ network: net.name }, 'IPv4 forwarding is off on this host: guests will not reach anything beyond the bridge');
+        return;
+      }
+      try {
+        await enableForwarding(v6 !== undefined);
+      } catch (err) {
+        throw commandFailed(err, 'could not enable forwarding');
+      }
+      await ensureNat(net, v4, v6);
+    },
+
+    async attach(vmId, hostname, net, owner) {
+      const parsed = parseVmId(vmId);
+      if (parsed === undefined || parsed.instanceId !== instanceId) throw new RangeError(`VM id ${vmId} does not belong to instance ${instanceId}`);
+      if (!HOSTNAME.test(hostname)) throw new RangeError(`not a usable guest hostname: ${JSON.stringify(hostname)}`);
+      const tap = tapName(vmId);
+      const { v4, v6 } = pools(net);
+      const at = now();
+      // Lease first (see the ordering invariants above).
+      const lease4 = leases.acquire({ network: net.name, pool: v4, instanceId, vmId, now: at });
+      let guest: GuestNetwork;
+      try {
+        const lease6 = v6 === undefined ? undefined : leases.acquire({ network: net.name, pool: v6, instanceId, vmId, now: at });
+        guest = {
+          hostname,
+          ipv4: { address: lease4.address, prefixLength: net.v4.prefixLength, gateway: canonicalAddress(net.v4.address) ?? net.v4.address },
+          ...(lease6 !== undefined && net.v6 !== undefined
+            ? { ipv6: { address: lease6.address, prefixLength: net.v6.prefixLength, gateway: canonicalAddress(net.v6.address) ?? net.v6.address } }
+            : {}),
+          dns: [...net.dns],
+        };
+        const ownerArgs = owner === undefined ? '' : ` user ${owner.uid} group ${owner.gid}`;
+        // One `ip` process for the whole tap setup. The port is isolated:
+        // guests on one bridge reach the bridge (their gateway), never each
+        // other. addrgenmode none: the host side needs no IPv6 link-local.
+        const batch = [
+          `tuntap add dev ${tap} mode tap${ownerArgs}`,
+          `link set dev ${tap} addrgenmode none`,
+          `link set dev ${tap} master ${net.name}`,
+          `link set dev ${tap} type bridge_slave isolated on`,
+          `link set dev ${tap} up`,
+          '',
+        ].join('\n');
+        try {
+          await ip(['-batch', '-'], batch);
+        } catch (err) {
+          // A tap of this name left by a crash: remove it and try once more.
+          await ip(['link', 'del', 'dev', tap]).catch(() => undefined);
+          try {
+            await ip(['-batch', '-'], batch);
+          } catch {
+            throw commandFailed(err, `could not create tap ${tap} on ${net.name}`);
+          }
+        }
+      } catch (err) {
+        await ip(['link', 'del', 'dev', tap]).catch(() => undefined);
+        leases.release(vmId);
+        throw err;
+      }
+      deps.log?.info({ vmId, tap, network: net.name, ipv4: guest.ipv4.address, ipv6: guest.ipv6?.address }, 'attached VM to network');
+      return { vmId, tap, mac: macFromIpv4(guest.ipv4.address), guest };
+    },
+
+    async detach(vmId) {
+      const tap = tapName(vmId);
+      try {
+        await ip(['link', 'del', 'dev', tap]);
+      } catch (err) {
+        if (!isNoSuchDevice(err)) throw commandFailed(err, `could not remove tap ${tap}`);
+      }
+      // Only after the tap is gone may the address go back to the pool.
+      leases.release(vmId);
+    },
+
+    async sweep(live) {
+      const removed: string[] = [];
+      let links: IpLink[];
+      try {
+        // The fields used are checked below; `ip -j` prints an array of link objects.
+        links = JSON.parse((await ip(['-j', 'link', 'show'])).stdout) as IpLink[];
+      } catch (err) {
+        throw commandFailed(err, 'could not list network devices');
+      }
+      const prefix = tapPrefix(instanceId);
+      for (const link of links) {
+        const name = link.ifname;
+        if (typeof name !== 'string' || !name.startsWith(prefix)) continue;
+        const vmId = vmIdFromTap(name, instanceId);
+        if (vmId !== undefined && live.has(vmId)) continue;
+        try {
+          await ip(['link', 'del', 'dev', name]);
+          removed.push(`tap ${name}`);
+        } catch (err) {
+          if (!isNoSuchDevice(err)) throw commandFailed(err, `could not remove tap ${name}`);
+        }
+      }
+      for (const lease of leases.ofInstance(instanceId)) {
+        if (live.has(lease.vmId)) continue;
+        for (const r of leases.release(lease.vmId)) removed.push(`lease ${r.vmId} ${r.network} ${r.address}`);
+      }
+      if (removed.length > 0) deps.log?.info({ removed }, 'swept network leftovers');
+      return removed;
+    },
+
+    async removeNat(bridge) {
+      const name = nftTableName(instanceId, bridge);
+      try {
+        await commands.run('nft', ['delete', 'table', 'inet', name]);
+      } catch (err) {
+        if (!(err instanceof CommandError && /No such file or directory/.test(err.stderr))) throw commandFailed(err, `could not delete nftables table ${name}`);
+      }
+    },
+  };
+  return network;
+}
