@@ -9,7 +9,7 @@
  * variables set by the emulated jailer (the real Firecracker is chrooted and
  * needs none of them).
  */
-import { chownSync, mkdirSync, rmSync } from 'node:fs';
+import { appendFileSync, chownSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { FirecrackerVmm } from './api.ts';
 import { ArgError, parseArgs, single } from './args.ts';
@@ -72,6 +72,17 @@ export async function runFirecracker(argv: readonly string[]): Promise<number> {
   const sockDir = resolveInJail(root, dirname(apiSock));
   const sockHost = `${sockDir}/${apiSock.split('/').pop() ?? 'firecracker.socket'}`;
   mkdirSync(sockDir, { recursive: true });
+  // --log-path: Firecracker appends to an existing file (or named pipe) inside its jail.
+  const logPath = single(parsed, 'log-path');
+  let logFile: string | undefined;
+  if (logPath !== undefined) {
+    try {
+      logFile = resolveInJail(root, logPath);
+    } catch {
+      process.stderr.write(`Failed to open the log file ${logPath}: No such file or directory (os error 2)\n`);
+      return FC_EXIT.generic;
+    }
+  }
 
   let finish: (code: number) => void = () => {};
   const done = new Promise<number>((ok) => {
@@ -103,5 +114,10 @@ export async function runFirecracker(argv: readonly string[]): Promise<number> {
   const code = await done;
   server.close();
   rmSync(sockHost, { force: true });
+  if (logFile !== undefined) {
+    // Firecracker's last log line names its exit code; the Flint driver reads it from here.
+    const line = code === FC_EXIT.ok ? 'Firecracker exiting successfully. exit_code=0' : `Firecracker exiting with error. exit_code=${code}`;
+    appendFileSync(logFile, `${new Date().toISOString()} [${id}:main] ${line}\n`);
+  }
   return code;
 }

@@ -35,4 +35,17 @@ export const vmErrors = {
     title: 'The VM supervisor is shutting down and starts no more VMs',
     hint: 'Nothing to do: Flint is stopping. Start Flint again to run more jobs.',
   },
+  // --- Firecracker driver (jailer, API, jail files) ---
+  FLINT_ERR_VM_IMAGE_NOT_READABLE: {
+    title: 'A shared image (kernel, initrd or base rootfs) is not readable by the jailer\'s uid/gid',
+    hint: 'Make the file readable by the runner\'s jailer uid/gid (default 123/100) without changing its owner, e.g. `chmod o+r <file>`; Flint never changes a shared image\'s permissions.',
+  },
+  FLINT_ERR_VM_JAILER_FAILED: {
+    title: 'Firecracker\'s jailer refused to start the VM',
+    hint: 'Read the jailer\'s own message (quoted in the error): check the runner\'s `jailer` and `firecracker` paths (the binary\'s name must contain "firecracker"), cgroup v2 with the cpu and memory controllers, and docs/firecracker.md.',
+  },
+  FLINT_ERR_VM_FIRECRACKER_API: {
+    title: 'Firecracker rejected or did not answer an API request',
+    hint: 'The message quotes Firecracker\'s fault_message. Check the runner\'s cpuCount (1–32, even with smt), memorySize, kernel and image files and the tap device; the VM\'s console log may say more.',
+  },
 } as const satisfies Record<string, CatalogueEntry>;

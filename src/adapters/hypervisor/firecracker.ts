@@ -1,0 +1,366 @@
+/**
+ * The Firecracker driver: every VM runs in its own jail, started through
+ * Firecracker's jailer (docs/firecracker.md).
+ *
+ *   1. Jail files: `<chrootBase>/<firecracker binary name>/<vm id>/root/`
+ *      receives the kernel, initrd, base rootfs, scratch disk and config
+ *      drive (hard link, else reflink, else copy — see firecracker-jail.ts)
+ *      and an empty log file, owned by the jail's uid/gid.
+ *   2. The jailer: `--id --exec-file --uid --gid --chroot-base-dir
+ *      --cgroup-version 2 --cgroup cpu.max=… --cgroup memory.max=…
+ *      --new-pid-ns -- --api-sock /run/firecracker.socket --log-path
+ *      /firecracker.log --level Info`. Seccomp stays on (never
+ *      `--no-seccomp`). With --new-pid-ns the jailer forks Firecracker,
+ *      writes `root/<binary name>.pid` and exits 0; Firecracker keeps the
+ *      jailer's stdio, so its stdout (the serial console) and stdin reach us.
+ *   3. The API over the unix socket: machine-config, boot-source, the three
+ *      drives in contract order, eth0, InstanceStart.
+ *   4. The end: Firecracker is not our child (the jailer's parent exited),
+ *      so the driver watches its pid (and its start time, against pid
+ *      reuse). Its exit code is read from Firecracker's own log file
+ *      (`… exit_code=N`), never from the console, which the guest controls.
+ *   5. Stop: SendCtrlAltDel, then SIGKILL after the grace period. Firecracker
+ *      is pid 1 of its pid namespace, where SIGTERM without a handler is
+ *      ignored, so there is no SIGTERM step.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { FlintError } from '../../core/errors/index.ts';
+import { parseVmId } from '../../core/ids.ts';
+import type { HypervisorDriver, RunningVm, VmExit, VmSpec } from '../../daemon/vm/ports.ts';
+import type { Logger } from '../../daemon/vm/supervisor.ts';
+import { apiCall, rawApiCall } from './firecracker-api.ts';
+import { checkSharedReadable, ownPerVmFile, placeFile } from './firecracker-jail.ts';
+import type { Placement } from './firecracker-jail.ts';
+
+export interface FirecrackerDriverOptions {
+  /** `--chroot-base-dir`; `<stateDir>/jail` so that hard links into the jails work. */
+  readonly chrootBaseDir: string;
+  readonly logger: Logger;
+  /** Memory the cgroup allows beyond the guest's RAM (Firecracker itself, device buffers). Default 128 MiB. */
+  readonly memoryOverheadMib?: number;
+  /** How long the API socket may take to answer after the jailer ran. Default 15 s. */
+  readonly socketTimeoutMs?: number;
+  /** Timeout of one API request. Default 10 s. */
+  readonly apiTimeoutMs?: number;
+  /** Extra environment for the jailer (the real jailer clears its environment anyway). */
+  readonly env?: Readonly<Record<string, string>>;
+}
+
+/** The socket and log paths as Firecracker sees them inside its jail. */
+export const API_SOCK_IN_JAIL = '/run/firecracker.socket';
+export const LOG_IN_JAIL = '/firecracker.log';
+
+/** Names of the files inside the jail root, as the API refers to them. */
+export const JAIL_FILES = {
+  kernel: 'vmlinux',
+  initrd: 'initrd.img',
+  rootfs: 'rootfs.ext4',
+  scratch: 'scratch.ext4',
+  config: 'config.drive',
+} as const;
+
+/** cgroup v2 `cpu.max` for n vCPUs: n full CPUs per 100 ms period. */
+export function cpuMax(vcpus: number): string {
+  return `${vcpus * 100000} 100000`;
+}
+
+export function memoryMax(memoryMib: number, overheadMib: number): string {
+  return String((memoryMib + overheadMib) * 1024 * 1024);
+}
+
+/** The jailer's command line for one VM (pure; exported for tests and docs). */
+export function jailerArgs(spec: VmSpec, chrootBaseDir: string, overheadMib: number): string[] {
+  if (!spec.firecracker) throw new RangeError('VmSpec has no firecracker binaries');
+  return [
+    '--id', spec.id,
+    '--exec-file', spec.firecracker.binary,
+    '--uid', String(spec.uid),
+    '--gid', String(spec.gid),
+    '--chroot-base-dir', chrootBaseDir,
+    '--cgroup-version', '2',
+    '--cgroup', `cpu.max=${cpuMax(spec.vcpus)}`,
+    '--cgroup', `memory.max=${memoryMax(spec.memoryMib, overheadMib)}`,
+    '--new-pid-ns',
+    '--',
+    '--api-sock', API_SOCK_IN_JAIL,
+    '--log-path', LOG_IN_JAIL,
+    '--level', 'Info',
+  ];
+}
+
+/** The API requests that configure and start one VM, in order (pure). */
+export function configRequests(spec: VmSpec): Array<{ path: string; body: unknown }> {
+  const jail = (name: string): string => `/${name}`;
+  return [
+    { path: '/machine-config', body: { vcpu_count: spec.vcpus, mem_size_mib: spec.memoryMib, smt: spec.smt } },
+    {
+      path: '/boot-source',
+      body: {
+        kernel_image_path: jail(JAIL_FILES.kernel),
+        ...(spec.initrd !== undefined ? { initrd_path: jail(JAIL_FILES.initrd) } : {}),
+        boot_args: spec.kernelArgs,
+      },
+    },
+    // Contract order: vda rootfs (root, read-only), vdb scratch, vdc config (read-only).
+    { path: '/drives/rootfs', body: { drive_id: 'rootfs', path_on_host: jail(JAIL_FILES.rootfs), is_root_device: true, is_read_only: true } },
+    { path: '/drives/scratch', body: { drive_id: 'scratch', path_on_host: jail(JAIL_FILES.scratch), is_root_device: false, is_read_only: false } },
+    { path: '/drives/config', body: { drive_id: 'config', path_on_host: jail(JAIL_FILES.config), is_root_device: false, is_read_only: true } },
+    { path: '/network-interfaces/eth0', body: { iface_id: 'eth0', host_dev_name: spec.net.tap, guest_mac: spec.net.mac.toLowerCase() } },
+    { path: '/actions', body: { action_type: 'InstanceStart' } },
+  ];
+}
+
+/** Firecracker's exit line in its log: "Firecracker exiting successfully. exit_code=0" (or with error). */
+export function exitCodeFromLog(log: string): number | undefined {
+  const matches = [...log.matchAll(/Firecracker exit\w* [^\n]*?exit_code=(\d+)/g)];
+  const last = matches.at(-1);
+  return last ? Number(last[1]) : undefined;
+}
+
+/** Field 22 of /proc/<pid>/stat (start time) and the state, or undefined when the process is gone. */
+async function procStat(pid: number): Promise<{ state: string; start: string } | undefined> {
+  try {
+    const text = await readFile(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may contain spaces: parse after the last ')'.
+    const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return { state: rest[0] ?? '?', start: rest[19] ?? '' };
+  } catch {
+    return undefined;
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function jailDirs(base: string, execName: string, id: string): { jailDir: string; root: string } {
+  const jailDir = join(base, execName, id);
+  return { jailDir, root: join(jailDir, 'root') };
+}
+
+/** Mount points of cgroup v2 hierarchies, from /proc/mounts. */
+async function cgroup2Mounts(): Promise<string[]> {
+  try {
+    const text = await readFile('/proc/mounts', 'utf8');
+    return text.split('\n').map((l) => l.split(' ')).filter((f) => f[2] === 'cgroup2').map((f) => f[1]!.replace(/\\040/g, ' ')); // field 2 exists when field 3 does
+  } catch {
+    return [];
+  }
+}
+
+export function createFirecrackerDriver(opts: FirecrackerDriverOptions): HypervisorDriver {
+  const overhead = opts.memoryOverheadMib ?? 128;
+  const socketTimeout = opts.socketTimeoutMs ?? 15000;
+  const apiTimeout = opts.apiTimeoutMs ?? 10000;
+  const log = opts.logger;
+
+  async function placeAll(spec: VmSpec, root: string): Promise<void> {
+    const { uid, gid } = spec;
+    const shared: Array<[string, string, string]> = [
+      ['kernel', spec.kernel, JAIL_FILES.kernel],
+      ...(spec.initrd !== undefined ? [['initrd', spec.initrd, JAIL_FILES.initrd] as [string, string, string]] : []),
+      ['base rootfs', spec.drives.rootfs, JAIL_FILES.rootfs],
+    ];
+    const placements: Record<string, Placement> = {};
+    for (const [what, src, name] of shared) {
+      await checkSharedReadable(what, src, uid, gid);
+      placements[name] = await placeFile(src, join(root, name));
+    }
+    const perVm: Array<[string, string, number]> = [
+      [spec.drives.scratch, JAIL_FILES.scratch, 0o600],
+      [spec.drives.config, JAIL_FILES.config, 0o400],
+    ];
+    for (const [src, name, mode] of perVm) {
+      placements[name] = await placeFile(src, join(root, name));
+      await ownPerVmFile(join(root, name), uid, gid, mode);
+    }
+    // Firecracker opens its log file; it must exist and be writable by the jail's uid.
+    await writeFile(join(root, LOG_IN_JAIL.slice(1)), '', { mode: 0o600 });
+    await ownPerVmFile(join(root, LOG_IN_JAIL.slice(1)), uid, gid, 0o600);
+    const copied = Object.entries(placements).filter(([, p]) => p === 'copy').map(([n]) => n);
+    const fields = { vmId: spec.id, placements };
+    if (copied.length > 0) {
+      log.warn({ ...fields, copied }, 'files copied into the jail (not on the jail\'s file system, no reflink): put the images on the same file system as the state directory');
+    } else {
+      log.debug(fields, 'files placed in the jail');
+    }
+  }
+
+  async function killAndWait(pid: number, start: string | undefined, waitMs: number): Promise<void> {
+    const st = await procStat(pid);
+    if (!st || (start !== undefined && st.start !== start)) return;
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      return;
+    }
+    const deadline = Date.now() + waitMs;
+    while (Date.now() < deadline) {
+      const now = await procStat(pid);
+      if (!now || now.state === 'Z' || now.start !== st.start) return;
+      await sleep(50);
+    }
+  }
+
+  return {
+    kind: 'firecracker',
+
+    async start(spec: VmSpec): Promise<RunningVm> {
+      if (!spec.firecracker) throw new FlintError('FLINT_ERR_VM_START_FAILED', `VM ${spec.id}: the runner names no jailer/firecracker binaries`);
+      if (!parseVmId(spec.id)) throw new FlintError('FLINT_ERR_INTERNAL', `not a Flint VM id: ${spec.id}`);
+      const execName = basename(spec.firecracker.binary);
+      const { jailDir, root } = jailDirs(opts.chrootBaseDir, execName, spec.id);
+      // VM ids never repeat, so anything here is a leftover of a crash with this very id.
+      await rm(jailDir, { recursive: true, force: true });
+      await mkdir(root, { recursive: true, mode: 0o755 });
+
+      let pid: number | undefined;
+      let pidStart: string | undefined;
+      const fail = async (err: unknown): Promise<never> => {
+        if (pid !== undefined) await killAndWait(pid, pidStart, 5000);
+        throw err;
+      };
+
+      try {
+        await placeAll(spec, root);
+      } catch (err) {
+        return fail(err);
+      }
+
+      const args = jailerArgs(spec, opts.chrootBaseDir, overhead);
+      const child = spawn(spec.firecracker.jailer, args, {
+        stdio: ['pipe', 'pipe', 'pipe'],
+        env: { PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...opts.env },
+      });
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => {
+        // Keep the tail only: the jailer's and Firecracker's complaints are short.
+        stderr = (stderr + d.toString('utf8')).slice(-8192);
+      });
+      const jailerExit = await new Promise<{ code: number | null; signal: string | null; error?: Error }>((resolve) => {
+        child.once('error', (error) => resolve({ code: null, signal: null, error }));
+        child.once('exit', (code, signal) => resolve({ code, signal }));
+      });
+      if (jailerExit.error || jailerExit.code !== 0) {
+        const why = jailerExit.error ? jailerExit.error.message : `exit code ${jailerExit.code ?? `signal ${jailerExit.signal ?? '?'}`}`;
+        return fail(new FlintError('FLINT_ERR_VM_JAILER_FAILED', `the jailer (${spec.firecracker.jailer}) failed for VM ${spec.id} (${why}): ${stderr.trim() || 'no output'}`, {
+          details: { vmId: spec.id, code: jailerExit.code, signal: jailerExit.signal },
+        }));
+      }
+
+      // --new-pid-ns: the jailer's parent wrote Firecracker's pid and exited.
+      const pidFile = join(root, `${execName}.pid`);
+      try {
+        pid = Number((await readFile(pidFile, 'utf8')).trim());
+        if (!Number.isInteger(pid) || pid <= 0) throw new Error(`bad pid file content`);
+        pidStart = (await procStat(pid))?.start;
+      } catch (err) {
+        return fail(new FlintError('FLINT_ERR_VM_JAILER_FAILED', `the jailer left no usable pid file ${pidFile} for VM ${spec.id}: ${(err as Error).message}`, { cause: err }));
+      }
+      const fcPid = pid;
+      const socket = join(root, API_SOCK_IN_JAIL.slice(1));
+
+      // Watch the process: settles when Firecracker is gone (exited, or a zombie nobody reaped yet).
+      let killedWith: string | null = null;
+      let resolveExit: (e: VmExit) => void = () => {};
+      const exited = new Promise<VmExit>((r) => {
+        resolveExit = r;
+      });
+      let ended = false;
+      void (async () => {
+        for (;;) {
+          const st = await procStat(fcPid);
+          if (!st || st.state === 'Z' || st.start !== pidStart) break;
+          await sleep(100);
+        }
+        ended = true;
+        let code: number | null = null;
+        if (killedWith === null) {
+          const text = await readFile(join(root, LOG_IN_JAIL.slice(1)), 'utf8').catch(() => '');
+          code = exitCodeFromLog(text) ?? null;
+        }
+        resolveExit({ code, signal: killedWith ?? (code === null ? 'unknown (Firecracker logged no exit code)' : null) });
+      })();
+
+      // Wait for the API socket to answer.
+      const deadline = Date.now() + socketTimeout;
+      for (;;) {
+        if (ended) return fail(new FlintError('FLINT_ERR_VM_START_FAILED', `Firecracker of VM ${spec.id} ended before its API answered: ${stderr.trim() || 'no output'}`));
+        if (existsSync(socket)) {
+          const ok = await rawApiCall(socket, 'GET', '/', undefined, 1000).then((a) => a.status === 200, () => false);
+          if (ok) break;
+        }
+        if (Date.now() > deadline) {
+          return fail(new FlintError('FLINT_ERR_VM_START_FAILED', `Firecracker of VM ${spec.id} did not open its API socket within ${socketTimeout} ms`));
+        }
+        await sleep(50);
+      }
+
+      try {
+        for (const r of configRequests(spec)) {
+          await apiCall(spec.id, socket, 'PUT', r.path, r.body, apiTimeout);
+        }
+      } catch (err) {
+        return fail(err);
+      }
+      log.info({ vmId: spec.id, pid: fcPid, jail: jailDir }, 'firecracker vm started');
+
+      return {
+        id: spec.id,
+        pid: fcPid,
+        console: child.stdout,
+        consoleInput: child.stdin,
+        exited,
+        async stop(graceMs: number): Promise<VmExit> {
+          if (ended) return exited;
+          await apiCall(spec.id, socket, 'PUT', '/actions', { action_type: 'SendCtrlAltDel' }, Math.min(apiTimeout, Math.max(graceMs, 100))).catch((err: unknown) => {
+            log.debug({ vmId: spec.id, err: (err as Error).message }, 'SendCtrlAltDel not delivered');
+          });
+          const graceful = await Promise.race([exited.then(() => true), sleep(graceMs).then(() => false)]);
+          if (!graceful && !ended) {
+            killedWith = 'SIGKILL';
+            log.warn({ vmId: spec.id, graceMs }, 'guest did not shut down in time; killing firecracker');
+            await killAndWait(fcPid, pidStart, 5000);
+          }
+          return exited;
+        },
+      };
+    },
+
+    async cleanup(id: string, _workDir: string): Promise<void> {
+      // Only a Flint VM id: never a path, never another instance's or a foreign name.
+      if (!parseVmId(id)) throw new FlintError('FLINT_ERR_INTERNAL', `refusing to clean up a jail for a non-Flint id: ${JSON.stringify(id)}`);
+      let names: string[];
+      try {
+        names = await readdir(opts.chrootBaseDir);
+      } catch {
+        names = [];
+      }
+      // The jailer requires the exec file's name to contain "firecracker"; each such name is a jail parent.
+      const execNames = names.filter((n) => n.includes('firecracker'));
+      for (const execName of execNames) {
+        const { jailDir, root } = jailDirs(opts.chrootBaseDir, execName, id);
+        if (!existsSync(jailDir)) continue;
+        // A Firecracker still running in this jail (crash of Flint): kill it first, if the pid still names this VM.
+        const pidText = await readFile(join(root, `${execName}.pid`), 'utf8').catch(() => '');
+        const pid = Number(pidText.trim());
+        if (Number.isInteger(pid) && pid > 0) {
+          const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+          if (cmdline.split('\0').includes(id)) {
+            log.warn({ vmId: id, pid }, 'killing a firecracker left running in its jail');
+            await killAndWait(pid, undefined, 5000);
+          }
+        }
+        await rm(jailDir, { recursive: true, force: true });
+      }
+      for (const mount of await cgroup2Mounts()) {
+        for (const execName of execNames.length > 0 ? execNames : ['firecracker']) {
+          const dir = join(mount, execName, id);
+          if (!existsSync(dir)) continue;
+          await rmdir(dir).catch((err: unknown) => log.warn({ vmId: id, dir, err: (err as Error).message }, 'could not remove the VM\'s cgroup'));
+        }
+      }
+    },
+  };
+}

@@ -1,0 +1,216 @@
+// The emulated Firecracker API, over real HTTP on a unix socket, with a
+// recording host instead of QEMU: every rejection must be Firecracker's
+// (status 400, `{"fault_message": …}` with Firecracker's wording).
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Server } from 'node:http';
+import { FirecrackerVmm, NOT_SUPPORTED_POST_BOOT, NOT_SUPPORTED_PRE_BOOT } from './api.ts';
+import type { BootPlan, VmmHost } from './api.ts';
+import { serveApi } from './server.ts';
+import { rawApiCall } from '../../src/adapters/hypervisor/firecracker-api.ts';
+import { resolveInJail } from './jail-host.ts';
+
+const SERDE = 'An error occurred when deserializing the json body of a request: ';
+
+interface Fixture {
+  readonly socket: string;
+  readonly boots: BootPlan[];
+  readonly keys: number[];
+  readonly vmm: FirecrackerVmm;
+  close(): Promise<void>;
+}
+
+let dir: string;
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'flint-fcapi-'));
+  for (const f of ['vmlinux', 'rootfs.ext4', 'scratch.ext4', 'config.drive']) writeFileSync(join(dir, f), 'x');
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+let n = 0;
+async function fixture(): Promise<Fixture> {
+  const boots: BootPlan[] = [];
+  const keys: number[] = [];
+  const host: VmmHost = {
+    openInJail: (p) => resolveInJail(dir, p),
+    checkTap: (name) => (name === 'tap0' ? undefined : 'No such device (os error 19)'),
+    boot: async (plan) => {
+      boots.push(plan);
+    },
+    ctrlAltDel: async () => {
+      keys.push(Date.now());
+    },
+  };
+  const vmm = new FirecrackerVmm('t-1', host);
+  const socket = join(dir, `api-${n++}.sock`);
+  const server: Server = await serveApi(vmm, socket);
+  return { socket, boots, keys, vmm, close: () => new Promise((r) => server.close(() => r())) };
+}
+
+const put = (f: Fixture, path: string, body: unknown) => rawApiCall(f.socket, 'PUT', path, body, 5000);
+const fault = (msg: string) => ({ status: 400, body: { fault_message: msg } });
+
+async function configure(f: Fixture): Promise<void> {
+  const ok = [
+    await put(f, '/machine-config', { vcpu_count: 2, mem_size_mib: 256, smt: false }),
+    await put(f, '/boot-source', { kernel_image_path: '/vmlinux', boot_args: 'console=ttyS0' }),
+    await put(f, '/drives/rootfs', { drive_id: 'rootfs', path_on_host: '/rootfs.ext4', is_root_device: true, is_read_only: true }),
+    await put(f, '/drives/scratch', { drive_id: 'scratch', path_on_host: '/scratch.ext4', is_root_device: false, is_read_only: false }),
+    await put(f, '/drives/config', { drive_id: 'config', path_on_host: 'config.drive', is_root_device: false, is_read_only: true }),
+    await put(f, '/network-interfaces/eth0', { iface_id: 'eth0', host_dev_name: 'tap0', guest_mac: '06:00:0a:00:00:02' }),
+  ];
+  for (const r of ok) assert.equal(r.status, 204, JSON.stringify(r.body));
+}
+
+describe('emulated Firecracker API', () => {
+  test('GET / reports the instance, not started; GET /machine-config the defaults', async () => {
+    const f = await fixture();
+    try {
+      const info = await rawApiCall(f.socket, 'GET', '/', undefined, 5000);
+      assert.deepEqual(info, { status: 200, body: { id: 't-1', state: 'Not started', vmm_version: '1.10.1', app_name: 'Firecracker' } });
+      const mc = await rawApiCall(f.socket, 'GET', '/machine-config', undefined, 5000);
+      assert.deepEqual(mc.body, { vcpu_count: 1, mem_size_mib: 128, smt: false, track_dirty_pages: false, huge_pages: 'None' });
+    } finally {
+      await f.close();
+    }
+  });
+
+  test('a full configuration boots with the root drive first and root= appended, then the state is Running', async () => {
+    const f = await fixture();
+    try {
+      await configure(f);
+      assert.equal((await put(f, '/actions', { action_type: 'InstanceStart' })).status, 204);
+      assert.equal(f.boots.length, 1);
+      const plan = f.boots[0]!;
+      assert.deepEqual(plan.drives.map((d) => d.id), ['rootfs', 'scratch', 'config']);
+      assert.equal(plan.kernelArgs, 'console=ttyS0 root=/dev/vda ro');
+      assert.deepEqual([plan.vcpus, plan.memoryMib, plan.smt], [2, 256, false]);
+      assert.deepEqual(plan.nets, [{ id: 'eth0', tap: 'tap0', mac: '06:00:0a:00:00:02' }]);
+      const info = await rawApiCall(f.socket, 'GET', '/', undefined, 5000);
+      assert.equal((info.body as { state: string }).state, 'Running');
+      assert.equal((await put(f, '/actions', { action_type: 'SendCtrlAltDel' })).status, 204);
+      assert.equal(f.keys.length, 1);
+    } finally {
+      await f.close();
+    }
+  });
+
+  test('unknown field, wrong type, missing field and unknown variant are serde errors', async () => {
+    const f = await fixture();
+    try {
+      assert.deepEqual(await put(f, '/machine-config', { vcpu_count: 2, mem_size_mib: 256, foo: 1 }),
+        fault(`${SERDE}unknown field \`foo\`, expected one of \`vcpu_count\`, \`mem_size_mib\`, \`smt\`, \`cpu_template\`, \`track_dirty_pages\`, \`huge_pages\`.`));
+      assert.deepEqual(await put(f, '/machine-config', { vcpu_count: '2', mem_size_mib: 256 }),
+        fault(`${SERDE}invalid type: string "2", expected u8.`));
+      assert.deepEqual(await put(f, '/machine-config', { vcpu_count: 300, mem_size_mib: 256 }),
+        fault(`${SERDE}invalid value: integer \`300\`, expected u8.`));
+      assert.deepEqual(await put(f, '/machine-config', { vcpu_count: 2 }), fault(`${SERDE}missing field \`mem_size_mib\`.`));
+      assert.deepEqual(await put(f, '/drives/rootfs', { drive_id: 'rootfs', path_on_host: '/rootfs.ext4', is_root_device: 'yes' }),
+        fault(`${SERDE}invalid type: string "yes", expected a boolean.`));
+      assert.deepEqual(await put(f, '/actions', { action_type: 'Reboot' }),
+        fault(`${SERDE}unknown variant \`Reboot\`, expected one of \`FlushMetrics\`, \`InstanceStart\`, \`SendCtrlAltDel\`.`));
+      const notJson = await rawApiCall(f.socket, 'PUT', '/boot-source', undefined, 5000).catch(() => undefined);
+      assert.deepEqual(notJson, fault('Empty PUT request.'));
+      assert.equal(f.vmm.state, 'Not started');
+    } finally {
+      await f.close();
+    }
+  });
+
+  test('value rules: vcpu_count 1..32, odd counts rejected with smt, mem_size_mib > 0', async () => {
+    const f = await fixture();
+    const vcpuMsg = 'Machine config error: The number of vCPUs must be greater than 0, less than 32 and must be 1 or an even number if SMT is enabled.';
+    try {
+      assert.deepEqual(await put(f, '/machine-config', { vcpu_count: 0, mem_size_mib: 256 }), fault(vcpuMsg));
+      assert.deepEqual(await put(f, '/machine-config', { vcpu_count: 33, mem_size_mib: 256 }), fault(vcpuMsg));
+      assert.deepEqual(await put(f, '/machine-config', { vcpu_count: 3, mem_size_mib: 256, smt: true }), fault(vcpuMsg));
+      assert.equal((await put(f, '/machine-config', { vcpu_count: 1, mem_size_mib: 256, smt: true })).status, 204);
+      assert.equal((await put(f, '/machine-config', { vcpu_count: 32, mem_size_mib: 256 })).status, 204);
+      assert.deepEqual(await put(f, '/machine-config', { vcpu_count: 2, mem_size_mib: 0 }),
+        fault('Machine config error: The memory size (MiB) is either 0, or not a multiple of the configured page size.'));
+    } finally {
+      await f.close();
+    }
+  });
+
+  test('InstanceStart before boot-source is rejected and boots nothing', async () => {
+    const f = await fixture();
+    try {
+      assert.deepEqual(await put(f, '/actions', { action_type: 'InstanceStart' }),
+        fault('Start microvm error: Cannot start microvm without kernel configuration.'));
+      assert.equal(f.boots.length, 0);
+    } finally {
+      await f.close();
+    }
+  });
+
+  test('SendCtrlAltDel before boot is not supported', async () => {
+    const f = await fixture();
+    try {
+      assert.deepEqual(await put(f, '/actions', { action_type: 'SendCtrlAltDel' }), fault(NOT_SUPPORTED_PRE_BOOT));
+      assert.equal(f.keys.length, 0);
+    } finally {
+      await f.close();
+    }
+  });
+
+  test('after InstanceStart: drives, machine-config, boot-source, network and a second InstanceStart are rejected', async () => {
+    const f = await fixture();
+    try {
+      await configure(f);
+      assert.equal((await put(f, '/actions', { action_type: 'InstanceStart' })).status, 204);
+      assert.deepEqual(await put(f, '/drives/extra', { drive_id: 'extra', path_on_host: '/scratch.ext4', is_root_device: false }), fault(NOT_SUPPORTED_POST_BOOT));
+      assert.deepEqual(await put(f, '/machine-config', { vcpu_count: 1, mem_size_mib: 128 }), fault(NOT_SUPPORTED_POST_BOOT));
+      assert.deepEqual(await put(f, '/boot-source', { kernel_image_path: '/vmlinux' }), fault(NOT_SUPPORTED_POST_BOOT));
+      assert.deepEqual(await put(f, '/network-interfaces/eth0', { iface_id: 'eth0', host_dev_name: 'tap0' }), fault(NOT_SUPPORTED_POST_BOOT));
+      assert.deepEqual(await put(f, '/actions', { action_type: 'InstanceStart' }), fault(NOT_SUPPORTED_POST_BOOT));
+      assert.equal(f.boots.length, 1);
+      // Parsing comes first: a malformed body after boot is still a serde error.
+      assert.deepEqual(await put(f, '/drives/x', { drive_id: 'x', bogus: true }),
+        fault(`${SERDE}unknown field \`bogus\`, expected one of \`drive_id\`, \`partuuid\`, \`is_root_device\`, \`cache_type\`, \`is_read_only\`, \`path_on_host\`, \`rate_limiter\`, \`io_engine\`, \`socket\`.`));
+    } finally {
+      await f.close();
+    }
+  });
+
+  test('ids, paths and files: mismatched ids, bad ids, a second root, missing files, escaping the jail, a missing tap', async () => {
+    const f = await fixture();
+    try {
+      assert.deepEqual(await put(f, '/drives/a', { drive_id: 'b', path_on_host: '/rootfs.ext4', is_root_device: false }),
+        fault('The id from the path does not match the id from the body!'));
+      assert.deepEqual(await put(f, '/drives/a-b', { drive_id: 'a-b', path_on_host: '/rootfs.ext4', is_root_device: false }),
+        fault('API Resource IDs can only contain alphanumeric characters and underscores.'));
+      assert.equal((await put(f, '/drives/rootfs', { drive_id: 'rootfs', path_on_host: '/rootfs.ext4', is_root_device: true, is_read_only: true })).status, 204);
+      assert.deepEqual(await put(f, '/drives/other', { drive_id: 'other', path_on_host: '/rootfs.ext4', is_root_device: true }),
+        fault('Drive config error: A root block device already exists!'));
+      const missing = await put(f, '/drives/gone', { drive_id: 'gone', path_on_host: '/nope.ext4', is_root_device: false });
+      assert.equal(missing.status, 400);
+      assert.match((missing.body as { fault_message: string }).fault_message, /^Drive config error: .*No such file or directory \(os error 2\)/);
+      const escape = await put(f, '/boot-source', { kernel_image_path: '../../../../etc/passwd' });
+      assert.equal(escape.status, 400, 'a path that leaves the jail is as good as missing');
+      assert.match((escape.body as { fault_message: string }).fault_message, /^Boot source error: The kernel file cannot be opened: No such file/);
+      const tap = await put(f, '/network-interfaces/eth0', { iface_id: 'eth0', host_dev_name: 'nosuchtap' });
+      assert.equal(tap.status, 400);
+      assert.match((tap.body as { fault_message: string }).fault_message, /^Network config error: Could not create the network device: Open tap device failed/);
+      assert.deepEqual(await put(f, '/network-interfaces/eth0', { iface_id: 'eth0', host_dev_name: 'tap0', guest_mac: 'zz' }),
+        fault(`${SERDE}invalid value: string "zz", expected a MAC address.`));
+    } finally {
+      await f.close();
+    }
+  });
+
+  test('unknown paths and methods, and GET with a body', async () => {
+    const f = await fixture();
+    try {
+      assert.deepEqual(await put(f, '/nonsense', { a: 1 }), fault('Invalid request method and/or path: PUT nonsense.'));
+      assert.deepEqual(await rawApiCall(f.socket, 'GET', '/nonsense', undefined, 5000), fault('Invalid request method and/or path: GET nonsense.'));
+      assert.deepEqual(await rawApiCall(f.socket, 'DELETE', '/drives/x', undefined, 5000), fault('Invalid request method and/or path: DELETE drives.'));
+      assert.deepEqual(await rawApiCall(f.socket, 'GET', '/', { a: 1 }, 5000), fault('GET request cannot have a body.'));
+    } finally {
+      await f.close();
+    }
+  });
+});
