@@ -1,0 +1,84 @@
+/**
+ * Group commit: every item submitted during one turn of the event loop is
+ * written in ONE store transaction, and each submitter's promise settles
+ * only after that transaction committed. One fsync then pays for a whole
+ * batch of deliveries instead of one each, which is what lets the intake be
+ * durable and fast at once.
+ *
+ * Invariants: at most one commit is in flight; items are committed in
+ * submission order; a failed commit rejects exactly the items of its batch
+ * (they were not stored) and later batches still run.
+ */
+export interface GroupCommit<T, R> {
+  submit(item: T): Promise<R>;
+  /** Resolves when everything submitted so far has been committed (or failed). */
+  flush(): Promise<void>;
+  /** Items waiting for the next commit (for metrics). */
+  readonly pending: number;
+}
+
+export interface GroupCommitOptions {
+  /** Largest batch per transaction; more waits for the next one. Default 512. */
+  readonly maxBatch?: number;
+  /** Runs `fn` after the current turn's I/O callbacks. Default setImmediate. */
+  readonly defer?: (fn: () => void) => void;
+}
+
+interface Waiter<T, R> { readonly item: T; readonly resolve: (r: R) => void; readonly reject: (e: unknown) => void }
+
+export function createGroupCommit<T, R>(
+  commit: (batch: readonly T[]) => Promise<readonly R[]>,
+  options: GroupCommitOptions = {},
+): GroupCommit<T, R> {
+  const maxBatch = options.maxBatch ?? 512;
+  const defer = options.defer ?? ((fn: () => void) => { setImmediate(fn); });
+  let queue: Waiter<T, R>[] = [];
+  let running: Promise<void> | undefined;
+  let scheduled = false;
+
+  const runOnce = async (): Promise<void> => {
+    const batch = queue.slice(0, maxBatch);
+    queue = queue.slice(batch.length);
+    try {
+      const results = await commit(batch.map((w) => w.item));
+      if (results.length !== batch.length) throw new Error(`store returned ${results.length} results for ${batch.length} items`);
+      // Index is within bounds: results.length === batch.length was just checked.
+      batch.forEach((w, i) => w.resolve(results[i] as R));
+    } catch (err) {
+      for (const w of batch) w.reject(err);
+    }
+  };
+
+  const drain = async (): Promise<void> => {
+    while (queue.length > 0) await runOnce();
+    running = undefined;
+  };
+
+  const kick = (): void => {
+    if (scheduled || running !== undefined) return;
+    scheduled = true;
+    defer(() => {
+      scheduled = false;
+      if (running === undefined) running = drain();
+    });
+  };
+
+  return {
+    submit(item) {
+      return new Promise<R>((resolve, reject) => {
+        queue.push({ item, resolve, reject });
+        kick();
+      });
+    },
+    async flush() {
+      while (queue.length > 0 || running !== undefined || scheduled) {
+        if (running !== undefined) await running;
+        else if (queue.length > 0) { running = drain(); await running; }
+        else await new Promise<void>((r) => { defer(r); });
+      }
+    },
+    get pending() {
+      return queue.length;
+    },
+  };
+}

@@ -1,0 +1,106 @@
+/**
+ * Webhook intake: verify, parse, persist — and nothing else. The reply
+ * never waits on GitHub or on a VM (the reference system booted the VM
+ * inside the request); the scheduler acts later on what the store holds.
+ *
+ *   headers ──readDeliveryHeaders──▶ (body read by the HTTP layer, size-limited)
+ *   body ──verifySignature──▶ parseDelivery ──▶ label check ──▶ group commit ──▶ reply
+ *
+ * A rejected delivery (bad headers, signature, JSON or payload) never
+ * reaches the store. Pings and events Flint does not act on are answered
+ * and not stored.
+ */
+import { FlintError } from '../../core/errors/index.ts';
+import type { DeliveryOutcome } from '../../core/jobs.ts';
+import { firstServing } from '../../core/labels.ts';
+import type { IntakeStore, JobDelivery } from '../ports/store.ts';
+import { createGroupCommit } from './group-commit.ts';
+import type { DeliveryHeaders } from './parse-delivery.ts';
+import { parseDelivery } from './parse-delivery.ts';
+import { verifySignature } from './verify-signature.ts';
+
+/** The logger calls the intake makes (pino's signature; a pino logger fits). */
+export interface IntakeLogger {
+  debug(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface IntakeDeps {
+  readonly store: IntakeStore;
+  /** Runner definitions, in configuration order (only name and labels are used). */
+  readonly runners: readonly { readonly name: string; readonly labels: readonly string[] }[];
+  /** Webhook secrets: the current one first, then the previous one during a rotation. Never logged. */
+  readonly secrets: readonly string[];
+  /** Milliseconds since the epoch. */
+  readonly clock: () => number;
+  readonly logger: IntakeLogger;
+  /** Largest group-commit batch. */
+  readonly maxBatch?: number;
+}
+
+export type IntakeResult =
+  | { readonly kind: 'rejected'; readonly error: FlintError }
+  | { readonly kind: 'pong'; readonly deliveryId: string; readonly zen: string | undefined }
+  | { readonly kind: 'not-handled'; readonly deliveryId: string; readonly event: string; readonly action: string | undefined }
+  | { readonly kind: 'recorded'; readonly deliveryId: string; readonly jobId: number; readonly outcome: DeliveryOutcome }
+  /** The store could not commit; nothing was kept (GitHub will show the delivery as failed and it can be redelivered). */
+  | { readonly kind: 'store-failed'; readonly deliveryId: string; readonly error: FlintError };
+
+export interface Intake {
+  receive(headers: DeliveryHeaders, body: Uint8Array): Promise<IntakeResult>;
+  /** Waits until every delivery received so far is committed (graceful shutdown). */
+  flush(): Promise<void>;
+}
+
+export function createIntake(deps: IntakeDeps): Intake {
+  const { store, runners, secrets, clock, logger } = deps;
+  if (secrets.length === 0) throw new RangeError('the intake needs at least one webhook secret');
+  const batcher = createGroupCommit<JobDelivery, DeliveryOutcome>((batch) => store.ingest(batch), deps.maxBatch === undefined ? {} : { maxBatch: deps.maxBatch });
+
+  const reject = (headers: DeliveryHeaders, error: FlintError): IntakeResult => {
+    logger.warn({ delivery: headers.deliveryId, event: headers.event, code: error.code, reason: error.message }, 'webhook delivery rejected');
+    return { kind: 'rejected', error };
+  };
+
+  return {
+    async receive(headers, body) {
+      const signedBy = verifySignature(secrets, body, headers.signature);
+      if (signedBy < 0) {
+        const why = headers.signature === undefined ? 'the delivery has no X-Hub-Signature-256 header' : 'the X-Hub-Signature-256 header does not match any configured webhook secret';
+        return reject(headers, new FlintError('FLINT_ERR_WEBHOOK_BAD_SIGNATURE', why));
+      }
+      if (signedBy > 0) logger.debug({ delivery: headers.deliveryId }, 'delivery signed with the previous webhook secret');
+      let parsed;
+      try {
+        parsed = parseDelivery(headers, body);
+      } catch (err) {
+        if (err instanceof FlintError) return reject(headers, err);
+        throw err;
+      }
+      switch (parsed.kind) {
+        case 'ping':
+          logger.info({ delivery: parsed.deliveryId, hookId: parsed.hookId }, 'webhook ping');
+          return { kind: 'pong', deliveryId: parsed.deliveryId, zen: parsed.zen };
+        case 'other':
+          logger.debug({ delivery: parsed.deliveryId, event: parsed.event, action: parsed.action }, 'webhook event not handled');
+          return { kind: 'not-handled', deliveryId: parsed.deliveryId, event: parsed.event, action: parsed.action };
+        case 'workflow_job': {
+          const { command } = parsed;
+          const definition = firstServing(runners, command.job.labels)?.name;
+          try {
+            const outcome = await batcher.submit({ deliveryId: parsed.deliveryId, receivedAt: clock(), command, definition });
+            logger.debug({ delivery: parsed.deliveryId, job: command.job.id, action: command.action, definition, outcome }, 'workflow_job recorded');
+            return { kind: 'recorded', deliveryId: parsed.deliveryId, jobId: command.job.id, outcome };
+          } catch (err) {
+            const error = err instanceof FlintError ? err : new FlintError('FLINT_ERR_STORE_WRITE_FAILED', (err as Error).message, { cause: err });
+            logger.error({ delivery: parsed.deliveryId, code: error.code, reason: error.message }, 'could not record webhook delivery');
+            return { kind: 'store-failed', deliveryId: parsed.deliveryId, error };
+          }
+        }
+      }
+    },
+    flush: () => batcher.flush(),
+  };
+}

@@ -1,0 +1,140 @@
+/**
+ * Flint's HTTP surface: `POST /webhook` (and any path under `/webhook/`,
+ * as the reference system accepted) and `GET /healthz`.
+ *
+ * `buildServer` returns a `node:http` server that is NOT listening; the
+ * caller (serve.ts, or a test on port 0) decides where. The webhook route
+ * checks the cheap things first — method, GitHub headers, content type,
+ * declared size — so a bad delivery is refused before its body is read,
+ * and reads at most `maxBodyBytes` of any body.
+ *
+ * Status codes (docs/webhooks.md):
+ *   202 recorded (accepted / repeat / stale / ignored) or event not handled
+ *   200 ping, duplicate delivery
+ *   400 missing GitHub headers, malformed JSON, invalid workflow_job payload
+ *   401 bad or missing signature      413 body too large
+ *   415 not application/json          503 the store could not commit
+ */
+import { createServer } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { ErrorCode } from '../../core/errors/index.ts';
+import { FlintError } from '../../core/errors/index.ts';
+import type { Intake, IntakeLogger, IntakeResult } from '../../daemon/intake/intake.ts';
+import { readDeliveryHeaders } from '../../daemon/intake/parse-delivery.ts';
+
+export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+
+export interface ServerDeps {
+  readonly intake: Intake;
+  readonly logger: IntakeLogger;
+  /** Largest webhook body accepted (bytes). Default 1 MiB; workflow_job deliveries are a few KB. */
+  readonly maxBodyBytes?: number;
+  /** What `GET /healthz` reports; default always healthy. */
+  readonly health?: () => { readonly ok: boolean; readonly [k: string]: unknown };
+}
+
+const STATUS_OF: Partial<Record<ErrorCode, number>> = {
+  FLINT_ERR_WEBHOOK_MISSING_HEADER: 400,
+  FLINT_ERR_WEBHOOK_MALFORMED_JSON: 400,
+  FLINT_ERR_WEBHOOK_INVALID_PAYLOAD: 400,
+  FLINT_ERR_WEBHOOK_BAD_SIGNATURE: 401,
+  FLINT_ERR_WEBHOOK_BODY_TOO_LARGE: 413,
+  FLINT_ERR_WEBHOOK_UNSUPPORTED_CONTENT_TYPE: 415,
+  FLINT_ERR_STORE_WRITE_FAILED: 503,
+};
+
+function send(res: ServerResponse, status: number, body: object, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+function sendError(res: ServerResponse, err: FlintError, close = false): void {
+  send(res, STATUS_OF[err.code] ?? 500, { error: { code: err.code, message: err.message } }, close ? { connection: 'close' } : {});
+}
+
+type BodyRead = { readonly ok: true; readonly body: Buffer } | { readonly ok: false };
+
+/** Reads the body, but stops (ok: false) as soon as it exceeds `limit`. */
+function readBody(req: IncomingMessage, limit: number): Promise<BodyRead> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) {
+        req.off('data', onData);
+        req.pause();
+        resolve({ ok: false });
+        return;
+      }
+      chunks.push(chunk);
+    };
+    req.on('data', onData);
+    req.once('end', () => resolve({ ok: true, body: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size) }));
+    req.once('error', reject);
+  });
+}
+
+function replyTo(res: ServerResponse, result: IntakeResult): void {
+  switch (result.kind) {
+    case 'rejected':
+      return sendError(res, result.error);
+    case 'store-failed':
+      return sendError(res, result.error);
+    case 'pong':
+      return send(res, 200, { outcome: 'pong', delivery: result.deliveryId, zen: result.zen ?? null });
+    case 'not-handled':
+      return send(res, 202, { outcome: 'not-handled', delivery: result.deliveryId, event: result.event, action: result.action ?? null });
+    case 'recorded':
+      return send(res, result.outcome === 'duplicate' ? 200 : 202, { outcome: result.outcome, delivery: result.deliveryId, job: result.jobId });
+  }
+}
+
+export function buildServer(deps: ServerDeps): Server {
+  const { intake, logger } = deps;
+  const maxBodyBytes = deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const health = deps.health ?? (() => ({ ok: true }));
+
+  const webhook = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    if (req.method !== 'POST') return send(res, 405, { error: { message: 'use POST' } }, { allow: 'POST', connection: 'close' });
+    let headers;
+    try {
+      headers = readDeliveryHeaders(req.headers);
+    } catch (err) {
+      // Refused before the body is read: close rather than drain an
+      // arbitrary body from a sender that is not GitHub.
+      if (err instanceof FlintError) return sendError(res, err, true);
+      throw err;
+    }
+    const declared = Number(req.headers['content-length'] ?? Number.NaN);
+    const tooLarge = new FlintError('FLINT_ERR_WEBHOOK_BODY_TOO_LARGE', `the body is larger than ${maxBodyBytes} bytes`);
+    if (declared > maxBodyBytes) return sendError(res, tooLarge, true);
+    const read = await readBody(req, maxBodyBytes);
+    if (!read.ok) return sendError(res, tooLarge, true);
+    replyTo(res, await intake.receive(headers, read.body));
+  };
+
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?', 1)[0] ?? '/';
+    let handled: Promise<void> | void;
+    if (path === '/webhook' || path.startsWith('/webhook/')) {
+      handled = webhook(req, res);
+    } else if (path === '/healthz') {
+      const h = health();
+      handled = send(res, h.ok ? 200 : 503, { status: h.ok ? 'ok' : 'unhealthy', ...h });
+    } else {
+      handled = send(res, 404, { error: { message: 'not found; webhooks go to POST /webhook' } });
+    }
+    Promise.resolve(handled).catch((err: unknown) => {
+      logger.error({ err, path }, 'HTTP handler failed');
+      if (!res.headersSent) sendError(res, new FlintError('FLINT_ERR_INTERNAL', 'internal error'), true);
+      else res.destroy();
+    });
+  });
+  // Slow or stalled senders must not hold connections forever (GitHub sends
+  // a delivery in one go and gives up after 10 s itself).
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  return server;
+}
