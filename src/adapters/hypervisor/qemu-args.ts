@@ -17,6 +17,12 @@
  *   - QMP listens on `qmpSocket` (graceful stop, status);
  *   - on x86_64 an i8042 controller exists so that QMP `send-key
  *     ctrl-alt-del` reaches the guest, as Firecracker's SendCtrlAltDel does.
+ *
+ * TCG on x86_64: microvm has no HPET, no PM timer and no speaker port, so a
+ * stock kernel cannot calibrate the TSC and hangs right after "tsc: Unable
+ * to calibrate against PIT" (KVM guests get the frequency from kvmclock).
+ * Under TCG the guest's TSC is the host's, so `tsc_early_khz=<host TSC kHz>`
+ * is appended to the kernel command line (unless the spec already sets it).
  */
 import type { VmSpec } from '../../daemon/vm/ports.ts';
 
@@ -31,7 +37,16 @@ export interface QemuArgsOptions {
   readonly arch?: QemuArch;
   /** Optional path where QEMU writes its pid. */
   readonly pidFile?: string;
+  /**
+   * Host TSC frequency in kHz, handed to a TCG x86_64 guest as
+   * `tsc_early_khz` (see above). Default 2 GHz: wrong only in how fast the
+   * guest's clock runs, never in whether it boots. `hostTscKhz()` in
+   * qemu-host.ts reads the real value.
+   */
+  readonly tscKhz?: number;
 }
+
+export const DEFAULT_TCG_TSC_KHZ = 2_000_000;
 
 export interface QemuCommand {
   readonly binary: string;
@@ -93,7 +108,13 @@ export function qemuArgs(spec: VmSpec, opts: QemuArgsOptions): QemuCommand {
 
   args.push('-kernel', spec.kernel);
   if (spec.initrd !== undefined) args.push('-initrd', spec.initrd);
-  args.push('-append', spec.kernelArgs);
+  let append = spec.kernelArgs;
+  if (arch === 'x86_64' && opts.accel === 'tcg' && !/(^|\s)tsc_early_khz=/.test(append)) {
+    const khz = opts.tscKhz ?? DEFAULT_TCG_TSC_KHZ;
+    if (!Number.isInteger(khz) || khz <= 0) throw new RangeError(`tscKhz must be a positive integer, got ${khz}`);
+    append = `${append} tsc_early_khz=${khz}`;
+  }
+  args.push('-append', append);
 
   // Drive order is the contract: the guest sees them as vda, vdb, vdc.
   const drives: Array<{ id: string; file: string; readonly: boolean }> = [
