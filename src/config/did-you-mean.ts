@@ -7,20 +7,31 @@
  * longer word (so `memsize` still finds `memorySize`).
  */
 
-/** Levenshtein distance (insertions, deletions, substitutions each cost 1). */
+/**
+ * Optimal-string-alignment distance: insertions, deletions, substitutions
+ * and swaps of two neighbouring characters each cost 1 (so "qmeu" is one
+ * slip from "qemu", as a typist would count it).
+ */
 export function editDistance(a: string, b: string): number {
   if (a === b) return 0;
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
+  const rows: number[][] = [];
+  for (let i = 0; i <= a.length; i++) {
+    const row: number[] = [i];
     for (let j = 1; j <= b.length; j++) {
+      if (i === 0) {
+        row.push(j);
+        continue;
+      }
+      // Every index read below is inside the rows built so far (i-1, i-2 ≥ 0 where used).
+      const up = rows[i - 1] ?? [];
       const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      // Indices are within 0..b.length by construction of the loops.
-      cur.push(Math.min((prev[j] ?? 0) + 1, (cur[j - 1] ?? 0) + 1, (prev[j - 1] ?? 0) + cost));
+      let d = Math.min((up[j] ?? 0) + 1, (row[j - 1] ?? 0) + 1, (up[j - 1] ?? 0) + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, (rows[i - 2]?.[j - 2] ?? 0) + 1);
+      row.push(d);
     }
-    prev = cur;
+    rows.push(row);
   }
-  return prev[b.length] ?? 0;
+  return rows[a.length]?.[b.length] ?? 0;
 }
 
 function fold(s: string): string {

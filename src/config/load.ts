@@ -161,6 +161,9 @@ function issueToProblems(issue: z.core.$ZodIssue, raw: unknown, file: string, lo
     code, file, ...at(p, where), path: formatPath(p), message, hint,
   });
 
+  if (issue.code !== 'unrecognized_keys' && path.length > 0 && getRaw(raw, path) === undefined && isRecord(getRaw(raw, path.slice(0, -1)))) {
+    return [problem('FLINT_ERR_CONFIG_MISSING_KEY', path, 'value', `required key \`${String(last)}\` is missing`, `add \`${String(last)}:\`${keyHint ? ` — ${keyHint}` : ''}`)];
+  }
   switch (issue.code) {
     case 'unrecognized_keys': {
       const known = knownKeysAt(path, raw);
@@ -176,9 +179,6 @@ function issueToProblems(issue: z.core.$ZodIssue, raw: unknown, file: string, lo
     case 'invalid_type': {
       const value = getRaw(raw, path);
       const expected = EXPECTED[issue.expected] ?? issue.expected;
-      if (value === undefined) {
-        return [problem('FLINT_ERR_CONFIG_MISSING_KEY', path, 'value', `required key \`${String(last)}\` is missing`, `add \`${String(last)}:\`${keyHint ? ` — ${keyHint}` : ''}`)];
-      }
       // Only type names and numbers are echoed, never a string's content: it may be a secret.
       return [problem('FLINT_ERR_CONFIG_VALUE', path, 'value', `expected ${expected}, got ${kindOf(value)}`, keyHint)];
     }
@@ -297,7 +297,7 @@ function crossChecks(raw: Record<string, unknown>, ctx: ParseContext, file: stri
     const networkGiven = isRecord(rawRunner) && rawRunner['network'] !== undefined && rawRunner['network'] !== null;
     if (!networkGiven) {
       if (allNetNames && netNames.length !== 1 && isRecord(rawRunner)) {
-        add('FLINT_ERR_CONFIG_MISSING_KEY', r.path, 'value', 'required key `network` is missing', `add \`network:\` naming one of: ${netNames.join(', ')}`);
+        add('FLINT_ERR_CONFIG_MISSING_KEY', [...r.path, 'network'], 'value', 'required key `network` is missing', `add \`network:\` naming one of: ${netNames.join(', ')}`);
       }
     } else if (v.network != null && allNetNames && !netNames.includes(v.network)) {
       const guess = didYouMean(v.network, netNames);
@@ -324,7 +324,7 @@ function crossChecks(raw: Record<string, unknown>, ctx: ParseContext, file: stri
 
     if ((v.hypervisor ?? DEFAULTS.hypervisor) === 'firecracker') {
       for (const k of ['jailer', 'firecracker'] as const) {
-        if (isRecord(rawRunner) && (rawRunner[k] === undefined || rawRunner[k] === null)) add('FLINT_ERR_CONFIG_MISSING_KEY', r.path, 'value', `required key \`${k}\` is missing (hypervisor is firecracker)`, `add \`${k}:\` — ${KEY_HINTS[k] ?? ''}, or set \`hypervisor: qemu\``);
+        if (isRecord(rawRunner) && (rawRunner[k] === undefined || rawRunner[k] === null)) add('FLINT_ERR_CONFIG_MISSING_KEY', [...r.path, k], 'value', `required key \`${k}\` is missing (hypervisor is firecracker)`, `add \`${k}:\` — ${KEY_HINTS[k] ?? ''}, or set \`hypervisor: qemu\``);
       }
     }
   }
@@ -408,7 +408,20 @@ export function parseConfig(
       }))),
     };
   }
-  const raw: unknown = doc.toJS({ maxAliasCount: 100 });
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    // Unresolved aliases and alias bombs surface only when converting.
+    return {
+      ok: false,
+      problems: [{
+        code: 'FLINT_ERR_CONFIG_SYNTAX', file: source, line: 1, column: 1, path: '(yaml)',
+        message: err instanceof Error ? (err.message.split('\n')[0] ?? 'invalid YAML') : 'invalid YAML',
+        hint: 'define each &anchor before its *alias, and do not nest aliases deeply',
+      }],
+    };
+  }
   if (!isRecord(raw)) {
     return {
       ok: false,
@@ -423,8 +436,15 @@ export function parseConfig(
   const baseDir = options.baseDir ?? (posix.isAbsolute(source) ? posix.dirname(source) : undefined);
   const ctx: ParseContext = { env, readFile, baseDir };
   const parsed = fileSchema(ctx).safeParse(raw);
-  const problems = parsed.success ? [] : parsed.error.issues.flatMap((i) => issueToProblems(i, raw, source, locate));
+  let problems = parsed.success ? [] : parsed.error.issues.flatMap((i) => issueToProblems(i, raw, source, locate));
   problems.push(...crossChecks(raw, ctx, source, locate));
+  // `appId: 1` is one mistake, not two: when a misspelt key suggests a
+  // missing one, the "missing" report adds nothing.
+  const suggested = new Set(problems.flatMap((p) => {
+    const m = /^did you mean `([^`]+)`\?$/.exec(p.hint);
+    return p.code === 'FLINT_ERR_CONFIG_UNKNOWN_KEY' && m ? [`${p.path.slice(0, p.path.lastIndexOf('.') + 1)}${m[1] ?? ''}`] : [];
+  }));
+  problems = problems.filter((p) => !(p.code === 'FLINT_ERR_CONFIG_MISSING_KEY' && suggested.has(p.path)));
   if (problems.length > 0 || !parsed.success) return { ok: false, problems: sortProblems(problems) };
 
   const f = parsed.data;

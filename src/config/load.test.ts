@@ -1,0 +1,384 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import fc from 'fast-check';
+import { DEFAULTS, parseConfig } from './load.ts';
+import type { ParseOptions } from './load.ts';
+import type { ConfigProblem } from './problems.ts';
+import { formatProblem } from './problems.ts';
+import { KNOWN_KEYS } from './schema.ts';
+import type { FlintConfig } from './types.ts';
+
+const SEED = fileURLToPath(new URL('../../../shared/examples/seed-config.yaml', import.meta.url));
+const noFiles = (path: string): string => {
+  throw Object.assign(new Error(`ENOENT: ${path}`), { code: 'ENOENT' });
+};
+
+function parse(text: string, env: Record<string, string | undefined> = {}, readFile = noFiles, options: ParseOptions = {}) {
+  return parseConfig(text, '/etc/flint/config.yaml', env, readFile, options);
+}
+function ok(text: string, env: Record<string, string | undefined> = {}, readFile = noFiles, options: ParseOptions = {}): FlintConfig {
+  const r = parse(text, env, readFile, options);
+  if (!r.ok) assert.fail(`expected a valid config, got:\n${r.problems.map(formatProblem).join('\n')}`);
+  return r.config;
+}
+function problems(text: string, env: Record<string, string | undefined> = {}, readFile = noFiles): readonly ConfigProblem[] {
+  const r = parse(text, env, readFile);
+  if (r.ok) assert.fail('expected problems, the config was accepted');
+  return r.problems;
+}
+function only(list: readonly ConfigProblem[]): ConfigProblem {
+  assert.equal(list.length, 1, `expected exactly one problem, got:\n${list.map(formatProblem).join('\n')}`);
+  return list[0] as ConfigProblem; // length checked just above
+}
+
+/** A small valid file; tests change one thing at a time. Line numbers below refer to it. */
+const BASE = `logLevel: info
+address: ":8080"
+networks:
+  - name: br-flint
+    v4: 10.0.0.1/24
+github:
+  appID: 1234
+  organization: acme
+  webhookSecret: s3cret-webhook
+  privateKey: inline-key
+runners:
+  - name: small
+    labels: [self-hosted, linux]
+    kernel: /srv/flint/vmlinux
+    filesystem: /srv/flint/rootfs.ext4
+    jailer: /usr/bin/jailer
+    firecracker: /usr/bin/firecracker
+    network: br-flint
+`;
+const edit = (from: string, to: string): string => {
+  assert.ok(BASE.includes(from), `BASE has no "${from}"`);
+  return BASE.replace(from, to);
+};
+
+test('the seed file of the reference system loads with exactly its meaning', () => {
+  const c = ok(readFileSync(SEED, 'utf8'), {}, noFiles, { hostname: 'builder-1' });
+  assert.equal(c.logLevel, 'debug');
+  assert.equal(c.address, 'example.net:443');
+  assert.equal(c.email, 'flint@example.net');
+  assert.deepEqual(c.networks, [{ name: 'br-default', v4: { address: '10.0.0.1', prefixLength: 24 }, create: false, dns: ['1.1.1.1'] }]);
+  assert.equal(c.github.appId, 'ID');
+  assert.equal(c.github.organization, 'ORGANIZATION');
+  assert.deepEqual(c.github.webhookSecrets, ['WEBHOOK_SECRET']);
+  assert.equal(c.github.privateKey, '-----BEGIN RSA PRIVATE KEY-----\n...\n-----END RSA PRIVATE KEY-----\n');
+  assert.equal(c.github.apiUrl, 'https://api.github.com');
+  assert.equal(c.runners.length, 1);
+  const r = c.runners[0];
+  assert.ok(r);
+  assert.equal(r.name, 'Default');
+  assert.equal(r.group, 'Default');
+  assert.deepEqual(r.labels, ['self-hosted', 'Linux', 'amd64']);
+  assert.equal(r.kernel, '/root/flint/kernel/build/kernel/linux/vmlinux');
+  assert.equal(r.filesystem, '/root/flint/fs/build/rootfs/bazel.ext4');
+  assert.equal(r.jailer, '/root/flint/jailer');
+  assert.equal(r.firecracker, '/root/flint/firecracker');
+  assert.equal(r.network, 'br-default');
+  assert.equal(r.cpuCount, 8);
+  assert.equal(r.memorySize, 16384);
+  assert.equal(r.smt, true);
+  assert.equal(r.diskSize, 42949672960);
+  assert.equal(r.hypervisor, 'firecracker');
+  assert.equal(r.static, false);
+  assert.equal(r.uid, 123);
+  assert.equal(r.gid, 100);
+});
+
+test('defaults of the reference system and of Flint are applied to a minimal runner', () => {
+  const c = ok(BASE);
+  const r = c.runners[0];
+  assert.ok(r);
+  assert.equal(r.cpuCount, 2);
+  assert.equal(r.memorySize, 4096);
+  assert.equal(r.smt, false);
+  assert.equal(r.diskSize, 10 * 1024 ** 3);
+  assert.equal(r.group, 'Default');
+  assert.equal(r.maxRunners, DEFAULTS.maxRunners);
+  assert.equal(r.minIdle, 0);
+  assert.equal(r.jobTimeoutSeconds, 6 * 3600);
+  assert.equal(r.kernelArgs, '');
+  assert.equal(r.qemu, 'qemu-system-x86_64');
+  assert.equal(c.stateDir, '/var/lib/flint');
+  assert.equal(c.github.apiUrl, 'https://api.github.com');
+  assert.equal(c.github.appId, '1234');
+  assert.match(c.instanceId, /^[a-z0-9]{6}$/);
+});
+
+test('a misspelt key is an error with did-you-mean at the exact line and column', () => {
+  const p = only(problems(edit('    network: br-flint\n', '    network: br-flint\n    memsize: 8192\n')));
+  assert.equal(p.code, 'FLINT_ERR_CONFIG_UNKNOWN_KEY');
+  assert.equal(p.path, 'runners[0].memsize');
+  assert.equal(p.line, 19);
+  assert.equal(p.column, 5);
+  assert.match(p.hint, /did you mean `memorySize`\?/);
+  assert.equal(formatProblem(p), '/etc/flint/config.yaml:19:5: runners[0].memsize: unknown key `memsize` (did you mean `memorySize`?)');
+});
+
+test('snake_case and case slips find the key too; appId finds appID', () => {
+  const p = only(problems(edit('  appID: 1234', '  appId: 1234')));
+  assert.equal(p.code, 'FLINT_ERR_CONFIG_UNKNOWN_KEY');
+  assert.match(p.hint, /`appID`/);
+  const q = problems(edit('    network: br-flint\n', '    network: br-flint\n    cpu_count: 4\n'));
+  assert.match(only(q).hint, /`cpuCount`/);
+});
+
+test('a key in the wrong section says where it belongs', () => {
+  const p = only(problems(`cpuCount: 4\n${BASE}`));
+  assert.equal(p.path, 'cpuCount');
+  assert.match(p.hint, /belongs in a runner/);
+});
+
+test('a value of the wrong type names what was expected, at the value', () => {
+  const p = only(problems(edit('    network: br-flint\n', '    network: br-flint\n    cpuCount: eight\n')));
+  assert.equal(p.code, 'FLINT_ERR_CONFIG_VALUE');
+  assert.equal(p.path, 'runners[0].cpuCount');
+  assert.deepEqual([p.line, p.column], [19, 15]);
+  assert.match(p.message, /expected a number, got a string/);
+  assert.match(p.hint, /vCPUs/);
+});
+
+test('out-of-range numbers are reported with their bound', () => {
+  const p = only(problems(edit('    network: br-flint\n', '    network: br-flint\n    cpuCount: 64\n')));
+  assert.match(p.message, /at most 32/);
+  const q = only(problems(edit('    network: br-flint\n', '    network: br-flint\n    memorySize: 64\n')));
+  assert.match(q.message, /at least 128 MiB/);
+});
+
+test('a missing required key points at the object that lacks it', () => {
+  const p = only(problems(edit('    kernel: /srv/flint/vmlinux\n', '')));
+  assert.equal(p.code, 'FLINT_ERR_CONFIG_MISSING_KEY');
+  assert.equal(p.path, 'runners[0].kernel');
+  assert.deepEqual([p.line, p.column], [12, 5]);
+  assert.match(p.message, /required key `kernel` is missing/);
+  const q = only(problems(edit('  organization: acme\n', '')));
+  assert.equal(q.path, 'github.organization');
+});
+
+test('every problem is reported, in file order, not just the first', () => {
+  const text = BASE.replace('logLevel: info', 'logLevel: loud')
+    .replace('v4: 10.0.0.1/24', 'v4: 10.0.0.0/24')
+    .replace('  organization: acme\n', '')
+    .replace('labels: [self-hosted, linux]', 'labels: []')
+    .replace('    network: br-flint\n', '    network: br-flint\n    smt: maybe\n    jobTimeout: soon\n');
+  const list = problems(text);
+  assert.deepEqual(list.map((p) => p.path), ['logLevel', 'networks[0].v4', 'github.organization', 'runners[0].labels', 'runners[0].smt', 'runners[0].jobTimeout']);
+  const lines = list.map((p) => p.line);
+  assert.deepEqual(lines, [...lines].sort((a, b) => a - b));
+});
+
+test('secrets can come from environment variables with {env: NAME}', () => {
+  const text = edit('  webhookSecret: s3cret-webhook\n  privateKey: inline-key\n',
+    '  webhookSecret: {env: FLINT_WEBHOOK_SECRET}\n  previousWebhookSecret: {env: FLINT_OLD_SECRET}\n  privateKey:\n    env: FLINT_APP_KEY\n');
+  const c = ok(text, { FLINT_WEBHOOK_SECRET: 'from-env', FLINT_OLD_SECRET: 'older', FLINT_APP_KEY: 'pem-from-env' });
+  assert.deepEqual(c.github.webhookSecrets, ['from-env', 'older']);
+  assert.equal(c.github.privateKey, 'pem-from-env');
+});
+
+test('a missing environment variable is its own problem, naming the variable, at the reference', () => {
+  const text = edit('  webhookSecret: s3cret-webhook', '  webhookSecret: {env: FLINT_WEBHOOK_SECRET}');
+  const p = only(problems(text, {}));
+  assert.equal(p.code, 'FLINT_ERR_CONFIG_ENV_MISSING');
+  assert.equal(p.path, 'github.webhookSecret');
+  assert.deepEqual([p.line, p.column], [9, 18]);
+  assert.match(p.message, /FLINT_WEBHOOK_SECRET is not set/);
+  assert.equal(only(problems(text, { FLINT_WEBHOOK_SECRET: '' })).code, 'FLINT_ERR_CONFIG_ENV_MISSING');
+  const bad = only(problems(edit('  webhookSecret: s3cret-webhook', '  webhookSecret: {env: "not a name"}')));
+  assert.equal(bad.path, 'github.webhookSecret.env');
+});
+
+test('both privateKey and privateKeyFile is a conflict; neither is a missing key', () => {
+  const both = only(problems(edit('  privateKey: inline-key', '  privateKey: inline-key\n  privateKeyFile: /etc/flint/app.pem'), {}, () => 'pem'));
+  assert.equal(both.code, 'FLINT_ERR_CONFIG_CONFLICT');
+  assert.equal(both.path, 'github.privateKeyFile');
+  assert.deepEqual([both.line, both.column], [11, 3]);
+  const neither = only(problems(edit('  privateKey: inline-key\n', '')));
+  assert.equal(neither.code, 'FLINT_ERR_CONFIG_MISSING_KEY');
+  assert.match(neither.hint, /privateKeyFile/);
+});
+
+test('privateKeyFile is read through the injected reader, relative to the config file', () => {
+  const read: string[] = [];
+  const c = ok(edit('  privateKey: inline-key', '  privateKeyFile: keys/app.pem'), {}, (p) => { read.push(p); return 'PEM TEXT'; });
+  assert.deepEqual(read, ['/etc/flint/keys/app.pem']);
+  assert.equal(c.github.privateKey, 'PEM TEXT');
+  assert.equal(c.github.privateKeyFile, '/etc/flint/keys/app.pem');
+  const p = only(problems(edit('  privateKey: inline-key', '  privateKeyFile: /nope/app.pem')));
+  assert.equal(p.code, 'FLINT_ERR_CONFIG_SECRET_FILE');
+  assert.match(p.message, /cannot read \/nope\/app.pem \(ENOENT\)/);
+});
+
+test('problem messages never repeat a secret value', () => {
+  const text = edit('  webhookSecret: s3cret-webhook\n  privateKey: inline-key\n', '  webhookSecret: [s3cret-webhook]\n  privateKey: {envv: inline-key}\n');
+  const out = problems(text).map(formatProblem).join('\n');
+  assert.ok(!out.includes('s3cret-webhook'), out);
+  assert.ok(!out.includes('inline-key'), out);
+});
+
+test('YAML syntax errors and duplicate keys come with their position', () => {
+  const p = problems('networks:\n  - name: a\n   v4: x\n')[0];
+  assert.ok(p);
+  assert.equal(p.code, 'FLINT_ERR_CONFIG_SYNTAX');
+  assert.ok(p.line >= 2);
+  const dup = only(problems(edit('  organization: acme\n', '  organization: acme\n  organization: other\n')));
+  assert.equal(dup.code, 'FLINT_ERR_CONFIG_SYNTAX');
+  assert.equal(dup.line, 9);
+  assert.match(dup.hint, /once/);
+});
+
+test('an empty file or a file that is not a mapping is one clear problem', () => {
+  assert.match(only(problems('')).message, /empty/);
+  assert.match(only(problems('- a\n- b\n')).message, /mapping/);
+});
+
+test('v4 must be a host address of its subnet with room for guests', () => {
+  const net = (v4: string) => problems(edit('v4: 10.0.0.1/24', `v4: ${v4}`));
+  assert.match(only(net('10.0.0.0/24')).message, /network address.*10\.0\.0\.1\/24/);
+  assert.match(only(net('10.0.0.255/24')).message, /broadcast/);
+  assert.match(only(net('10.0.0.1/31')).message, /out of range/);
+  assert.match(only(net('10.0.0.1')).message, /not an IPv4 address with prefix/);
+  assert.match(only(net('300.0.0.1/24')).message, /not an IPv4/);
+  assert.equal(ok(edit('v4: 10.0.0.1/24', 'v4: 10.0.0.77/24')).networks[0]?.v4.address, '10.0.0.77');
+});
+
+test('v6, dns and create are understood; overlapping subnets conflict', () => {
+  const c = ok(edit('    v4: 10.0.0.1/24\n', '    v4: 10.0.0.1/24\n    v6: "fd00:f1::1/64"\n    create: true\n    dns: [9.9.9.9, "2620:fe::fe"]\n'));
+  assert.deepEqual(c.networks[0], { name: 'br-flint', v4: { address: '10.0.0.1', prefixLength: 24 }, v6: { address: 'fd00:f1::1', prefixLength: 64 }, create: true, dns: ['9.9.9.9', '2620:fe::fe'] });
+  assert.match(only(problems(edit('    v4: 10.0.0.1/24\n', '    v4: 10.0.0.1/24\n    v6: "fd00:f1::/64"\n'))).message, /router anycast/);
+  const two = edit('    v4: 10.0.0.1/24\n', '    v4: 10.0.0.1/24\n  - name: br-two\n    v4: 10.0.0.129/25\n');
+  const p = only(problems(two));
+  assert.equal(p.code, 'FLINT_ERR_CONFIG_CONFLICT');
+  assert.equal(p.path, 'networks[1].v4');
+});
+
+test('port 443 turns on ACME and needs email', () => {
+  const p = only(problems(edit('address: ":8080"', 'address: flint.example.com:443')));
+  assert.equal(p.code, 'FLINT_ERR_CONFIG_CONFLICT');
+  assert.equal(p.path, 'address');
+  assert.match(p.message, /needs `email`/);
+  assert.equal(ok(edit('address: ":8080"', 'address: flint.example.com:443\nemail: ops@example.com')).email, 'ops@example.com');
+  assert.match(only(problems(edit('address: ":8080"', 'address: "nope"'))).message, /not a listen address/);
+});
+
+test('runner.network must name a network, with a suggestion for a near miss', () => {
+  const p = only(problems(edit('    network: br-flint', '    network: br-flnt')));
+  assert.equal(p.code, 'FLINT_ERR_CONFIG_CONFLICT');
+  assert.equal(p.path, 'runners[0].network');
+  assert.match(p.hint, /did you mean "br-flint"/);
+  // With a single network, network may be left out.
+  assert.equal(ok(edit('    network: br-flint\n', '')).runners[0]?.network, 'br-flint');
+});
+
+test('runner names are unique across runners and static_runners', () => {
+  const text = `${BASE}static_runners:\n  - name: small\n    labels: [always]\n    kernel: /k\n    filesystem: /f\n    hypervisor: qemu\n`;
+  const p = only(problems(text));
+  assert.equal(p.path, 'static_runners[0].name');
+  assert.match(p.message, /used twice \(also runners\[0\]\)/);
+});
+
+test('labels must be a non-empty list of non-empty strings, each once', () => {
+  assert.match(only(problems(edit('labels: [self-hosted, linux]', 'labels: []'))).message, /must not be empty/);
+  assert.equal(only(problems(edit('labels: [self-hosted, linux]', 'labels: [self-hosted, ""]'))).path, 'runners[0].labels[1]');
+  assert.match(only(problems(edit('labels: [self-hosted, linux]', 'labels: [linux, Linux]'))).message, /listed twice/);
+});
+
+test('maxRunners must be at least minIdle; static runners keep all of theirs warm', () => {
+  const p = only(problems(edit('    network: br-flint\n', '    network: br-flint\n    maxRunners: 2\n    minIdle: 3\n')));
+  assert.equal(p.path, 'runners[0].minIdle');
+  const text = `${BASE}static_runners:\n  - name: always\n    labels: [always]\n    kernel: /k\n    filesystem: /f\n    hypervisor: qemu\n    maxRunners: 3\n`;
+  const s = ok(text).runners[1];
+  assert.ok(s);
+  assert.equal(s.static, true);
+  assert.equal(s.minIdle, 3);
+});
+
+test('durations, sizes and limits accept numbers and readable strings', () => {
+  const c = ok(edit('    network: br-flint\n', '    network: br-flint\n    jobTimeout: 1h30m\n    diskSize: 40GiB\n    memorySize: 2GiB\n    maxRunners: 4\n    minIdle: 1\n'));
+  const r = c.runners[0];
+  assert.ok(r);
+  assert.equal(r.jobTimeoutSeconds, 5400);
+  assert.equal(r.diskSize, 40 * 2 ** 30);
+  assert.equal(r.memorySize, 2048);
+  assert.equal(ok(edit('    network: br-flint\n', '    network: br-flint\n    jobTimeout: 600\n')).runners[0]?.jobTimeoutSeconds, 600);
+  assert.match(only(problems(edit('    network: br-flint\n', '    network: br-flint\n    diskSize: 40GB\n'))).message, /binary unit/);
+});
+
+test('smt needs 1 or an even number of vCPUs', () => {
+  const p = only(problems(edit('    network: br-flint\n', '    network: br-flint\n    smt: true\n    cpuCount: 3\n')));
+  assert.equal(p.path, 'runners[0].cpuCount');
+  ok(edit('    network: br-flint\n', '    network: br-flint\n    smt: true\n    cpuCount: 4\n'));
+});
+
+test('qemu runners need neither jailer nor firecracker; firecracker runners need both', () => {
+  const c = ok(edit('    jailer: /usr/bin/jailer\n    firecracker: /usr/bin/firecracker\n', '    hypervisor: qemu\n    initrd: /srv/flint/initrd.img\n'));
+  assert.equal(c.runners[0]?.hypervisor, 'qemu');
+  assert.equal(c.runners[0]?.jailer, '');
+  assert.equal(c.runners[0]?.initrd, '/srv/flint/initrd.img');
+  const p = only(problems(edit('    jailer: /usr/bin/jailer\n', '')));
+  assert.equal(p.code, 'FLINT_ERR_CONFIG_MISSING_KEY');
+  assert.match(p.message, /`jailer`/);
+  assert.match(only(problems(edit('    network: br-flint\n', '    network: br-flint\n    hypervisor: qmeu\n'))).hint, /did you mean "qemu"/);
+});
+
+test('kernelArgs may not set what Flint writes itself', () => {
+  assert.match(only(problems(edit('    network: br-flint\n', '    network: br-flint\n    kernelArgs: "console=ttyS0 ip=dhcp"\n'))).message, /ip=/);
+  assert.equal(ok(edit('    network: br-flint\n', '    network: br-flint\n    kernelArgs: "console=ttyS0 quiet"\n')).runners[0]?.kernelArgs, 'console=ttyS0 quiet');
+});
+
+test('apiUrl points Flint at GitHub Enterprise Server or the simulator', () => {
+  assert.equal(ok(edit('  organization: acme', '  organization: acme\n  apiUrl: https://ghes.example.com/api/v3/')).github.apiUrl, 'https://ghes.example.com/api/v3');
+  assert.equal(ok(edit('  organization: acme', '  organization: acme\n  apiUrl: {env: SIM_URL}'), { SIM_URL: 'http://127.0.0.1:4000' }).github.apiUrl, 'http://127.0.0.1:4000');
+  assert.match(only(problems(edit('  organization: acme', '  organization: acme\n  apiUrl: ftp://x'))).message, /http\(s\)/);
+  assert.match(only(problems(edit('  organization: acme', '  organization: acme\n  apiUrl: "https://u:p@ghes"'))).message, /credentials/);
+});
+
+test('instanceId defaults to a stable tag from the host name and state dir; an explicit one is checked', () => {
+  const a = ok(BASE, {}, noFiles, { hostname: 'runner-host-1' }).instanceId;
+  assert.equal(ok(BASE, {}, noFiles, { hostname: 'runner-host-1' }).instanceId, a);
+  assert.notEqual(ok(BASE, {}, noFiles, { hostname: 'runner-host-2' }).instanceId, a);
+  assert.notEqual(ok(`stateDir: /srv/flint-b\n${BASE}`, {}, noFiles, { hostname: 'runner-host-1' }).instanceId, a);
+  assert.equal(ok(`instanceId: h7k2\n${BASE}`).instanceId, 'h7k2');
+  assert.equal(only(problems(`instanceId: TooLong1\n${BASE}`)).path, 'instanceId');
+});
+
+test('optional keys left empty (YAML null) mean "not set"', () => {
+  const c = ok(`email:\nstatic_runners:\n${BASE}`);
+  assert.equal(c.email, undefined);
+  assert.equal(c.runners.length, 1);
+});
+
+test('a file without runners is refused', () => {
+  const p = only(problems(BASE.slice(0, BASE.indexOf('runners:'))));
+  assert.equal(p.code, 'FLINT_ERR_CONFIG_MISSING_KEY');
+  assert.match(p.message, /no runner/);
+});
+
+test('log levels of the reference system are understood', () => {
+  assert.equal(ok(edit('logLevel: info', 'logLevel: WARNING')).logLevel, 'warn');
+  assert.match(only(problems(edit('logLevel: info', 'logLevel: debg'))).hint, /did you mean "debug"/);
+});
+
+test('any text gives a result with positioned problems, never an exception', () => {
+  fc.assert(fc.property(fc.string({ maxLength: 200 }), (text) => {
+    const r = parse(text);
+    if (!r.ok) for (const p of r.problems) assert.ok(p.line >= 1 && p.column >= 1 && p.message.length > 0);
+  }), { numRuns: 300 });
+});
+
+test('any single-character slip in a runner key is caught with the right suggestion', () => {
+  const keys = KNOWN_KEYS.runner.filter((k) => k.length >= 5);
+  fc.assert(fc.property(fc.constantFrom(...keys), fc.nat(), fc.constantFrom('x', 'q', ''), (key, at, ch) => {
+    const i = at % key.length;
+    const typo = key.slice(0, i) + ch + key.slice(i + 1);
+    if (KNOWN_KEYS.runner.includes(typo)) return;
+    const list = problems(edit('    network: br-flint\n', `    network: br-flint\n    ${typo}: 1\n`));
+    const p = list.find((x) => x.code === 'FLINT_ERR_CONFIG_UNKNOWN_KEY');
+    assert.ok(p, `no unknown-key problem for ${typo}`);
+    assert.match(p.hint, new RegExp(`\`${key}\``), `${typo} → ${p.hint}`);
+  }), { numRuns: 200 });
+});
