@@ -171,12 +171,12 @@ async function importOci(archive: string, tree: string): Promise<void> {
 function installFlintFiles(tree: string, debug: boolean): void {
   const root = packageRoot();
   cpSync(join(root, 'images', 'rootfs', 'overlay'), tree, { recursive: true, force: true });
-  const shim = join(root, 'guest', 'init-shim');
-  if (existsSync(shim)) {
-    mkdirSync(join(tree, 'usr', 'lib', 'flint'), { recursive: true });
-    cpSync(shim, join(tree, 'usr', 'lib', 'flint', 'init-shim'));
-    chmodSync(join(tree, 'usr', 'lib', 'flint', 'init-shim'), 0o755);
-  }
+  // The init shim of every Flint image (docs/guest-contract.md): the kernel
+  // runs it as init=/sbin/flint-init; it assembles the overlay root and then
+  // starts systemd. Debian's /sbin is /usr/sbin (merged /usr).
+  mkdirSync(join(tree, 'usr', 'sbin'), { recursive: true });
+  cpSync(join(root, 'guest', 'init-shim'), join(tree, 'usr', 'sbin', 'flint-init'));
+  chmodSync(join(tree, 'usr', 'sbin', 'flint-init'), 0o755);
   for (const f of ['usr/lib/flint/agent']) chmodSync(join(tree, f), 0o755);
   chmodSync(join(tree, 'etc', 'sudoers.d', 'flint-runner'), 0o440);
   writeFileSync(join(tree, 'etc', 'hostname'), 'flint\n');
