@@ -9,9 +9,9 @@
  * and mode for the jail's uid/gid — what the jailed Firecracker, which owns
  * every directory of its jail, would meet.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, realpathSync, statSync } from 'node:fs';
+import { realpathSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
 import { isAbsolute, join, normalize, relative, resolve } from 'node:path';
 import { qemuArgs } from '../../src/adapters/hypervisor/qemu-args.ts';
@@ -116,8 +116,15 @@ export function createJailHost(opts: JailHostOptions): VmmHost & { readonly qemu
     },
     checkTap(name) {
       if (!/^[A-Za-z0-9_.-]{1,15}$/.test(name)) return 'Invalid argument (os error 22)';
-      // A tap exists as a network device with tun_flags; anything else cannot be opened as a tap.
-      if (!existsSync(`/sys/class/net/${name}/tun_flags`)) return 'No such device (os error 19)';
+      // Asked through netlink (`ip`), not /sys: sysfs shows the namespace it was mounted in, not ours.
+      let info: Array<{ linkinfo?: { info_kind?: string; info_data?: { type?: string } } }>;
+      try {
+        info = JSON.parse(execFileSync('ip', ['-j', '-d', 'link', 'show', 'dev', name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })) as typeof info; // ip -j prints a JSON array
+      } catch {
+        return 'No such device (os error 19)';
+      }
+      const kind = info[0]?.linkinfo;
+      if (kind?.info_kind !== 'tun' || kind.info_data?.type !== 'tap') return 'Invalid argument (os error 22)';
       return undefined;
     },
     async boot(plan: BootPlan) {

@@ -1,0 +1,211 @@
+// The Firecracker driver: its command line and API sequence, file
+// placement into the jail, and — through the emulated jailer
+// (tools/firecracker-emu) — start failures, exit codes and cleanup.
+import { after, before, describe, test } from 'node:test';
+import type { TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { isFlintError } from '../../core/errors/index.ts';
+import type { VmSpec } from '../../daemon/vm/ports.ts';
+import type { Logger } from '../../daemon/vm/supervisor.ts';
+import { program, requirePrereqs, root } from '../../../test/helpers/prereq.ts';
+import { configRequests, createFirecrackerDriver, exitCodeFromLog, jailerArgs } from './firecracker.ts';
+import { checkSharedReadable, modeAllows, placeFile } from './firecracker-jail.ts';
+
+const JAILER = fileURLToPath(new URL('../../../tools/firecracker-emu/jailer', import.meta.url));
+const FC_BIN = fileURLToPath(new URL('../../../tools/firecracker-emu/firecracker', import.meta.url));
+
+function recordingLogger(): Logger & { lines: Array<{ level: string; obj: object; msg: string }> } {
+  const lines: Array<{ level: string; obj: object; msg: string }> = [];
+  const at = (level: string) => (obj: object, msg: string) => {
+    lines.push({ level, obj, msg });
+  };
+  return { lines, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+}
+
+let dir: string;
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'flint-fcdrv-'));
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function specIn(base: string, id: string, over: Partial<VmSpec> = {}): VmSpec {
+  const files = join(base, `files-${id}`);
+  mkdirSync(files, { recursive: true });
+  for (const f of ['vmlinuz', 'rootfs.ext4', 'scratch.ext4', 'config.tar']) writeFileSync(join(files, f), 'not really an image', { mode: 0o644 });
+  return {
+    id,
+    vcpus: 2,
+    memoryMib: 256,
+    smt: false,
+    kernel: join(files, 'vmlinuz'),
+    kernelArgs: 'console=ttyS0 reboot=k panic=1',
+    drives: { rootfs: join(files, 'rootfs.ext4'), scratch: join(files, 'scratch.ext4'), config: join(files, 'config.tar') },
+    net: { tap: 'fnosuch-00001', mac: '06:00:0A:00:00:02' },
+    workDir: files,
+    uid: 123,
+    gid: 100,
+    firecracker: { jailer: JAILER, binary: FC_BIN },
+    ...over,
+  };
+}
+
+/** Processes whose command line names this VM id (none may survive a test). */
+function processesNaming(id: string): number[] {
+  const out: number[] = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p) || Number(p) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').includes(id)) out.push(Number(p));
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
+describe('firecracker driver: command line and API sequence', () => {
+  const spec = specIn(tmpdir(), 'abc1-00001');
+
+  test('the jailer gets its documented flags, cgroup v2 limits, a new pid namespace, and seccomp stays on', () => {
+    const args = jailerArgs(spec, '/var/lib/flint/jail', 128);
+    assert.deepEqual(args.slice(0, 10), ['--id', 'abc1-00001', '--exec-file', FC_BIN, '--uid', '123', '--gid', '100', '--chroot-base-dir', '/var/lib/flint/jail']);
+    assert.ok(args.includes('--new-pid-ns'));
+    assert.deepEqual(args.slice(args.indexOf('--cgroup-version'), args.indexOf('--cgroup-version') + 2), ['--cgroup-version', '2']);
+    assert.ok(args.includes('cpu.max=200000 100000'), 'two vCPUs: two full CPUs per period');
+    assert.ok(args.includes(`memory.max=${(256 + 128) * 1024 * 1024}`), 'guest memory plus overhead');
+    const fcArgs = args.slice(args.indexOf('--') + 1);
+    assert.deepEqual(fcArgs.slice(0, 2), ['--api-sock', '/run/firecracker.socket']);
+    assert.ok(!args.includes('--no-seccomp'));
+  });
+
+  test('the API calls configure machine, boot source, three drives in contract order, eth0, then start', () => {
+    const reqs = configRequests(spec);
+    assert.deepEqual(reqs.map((r) => r.path), ['/machine-config', '/boot-source', '/drives/rootfs', '/drives/scratch', '/drives/config', '/network-interfaces/eth0', '/actions']);
+    assert.deepEqual(reqs[0]!.body, { vcpu_count: 2, mem_size_mib: 256, smt: false });
+    assert.deepEqual(reqs[1]!.body, { kernel_image_path: '/vmlinux', boot_args: 'console=ttyS0 reboot=k panic=1' });
+    assert.deepEqual(reqs[2]!.body, { drive_id: 'rootfs', path_on_host: '/rootfs.ext4', is_root_device: true, is_read_only: true });
+    assert.deepEqual(reqs[3]!.body, { drive_id: 'scratch', path_on_host: '/scratch.ext4', is_root_device: false, is_read_only: false });
+    assert.deepEqual(reqs[4]!.body, { drive_id: 'config', path_on_host: '/config.drive', is_root_device: false, is_read_only: true });
+    assert.deepEqual(reqs[5]!.body, { iface_id: 'eth0', host_dev_name: 'fnosuch-00001', guest_mac: '06:00:0a:00:00:02' });
+    assert.deepEqual(reqs[6]!.body, { action_type: 'InstanceStart' });
+    const withInitrd = configRequests({ ...spec, initrd: '/x/initrd.img' });
+    assert.equal((withInitrd[1]!.body as { initrd_path?: string }).initrd_path, '/initrd.img');
+  });
+
+  test('the exit code comes from Firecracker\'s log, the last exit line wins, none means unknown', () => {
+    assert.equal(exitCodeFromLog('x\n2026-01-01T00:00:00 [a:main] Firecracker exiting successfully. exit_code=0\n'), 0);
+    assert.equal(exitCodeFromLog('[a:main] Firecracker exiting with error. exit_code=1\n'), 1);
+    assert.equal(exitCodeFromLog('booting\n'), undefined);
+  });
+});
+
+describe('firecracker driver: files in the jail', () => {
+  test('same file system: a hard link; across file systems: a copy (tmpfs has no reflink)', async (t: TestContext) => {
+    const src = join(dir, 'same-src');
+    writeFileSync(src, 'image');
+    assert.equal(await placeFile(src, join(dir, 'same-dst')), 'hardlink');
+    assert.equal(statSync(src).ino, statSync(join(dir, 'same-dst')).ino);
+    if (!existsSync('/dev/shm') || statSync('/dev/shm').dev === statSync(dir).dev) {
+      t.skip('no second file system (/dev/shm) here');
+      return;
+    }
+    const other = mkdtempSync('/dev/shm/flint-fcdrv-');
+    t.after(() => rmSync(other, { recursive: true, force: true }));
+    writeFileSync(join(other, 'src'), 'image');
+    assert.equal(await placeFile(join(other, 'src'), join(dir, 'cross-dst')), 'copy');
+    assert.equal(readFileSync(join(dir, 'cross-dst'), 'utf8'), 'image');
+  });
+
+  test('a shared image the jailer uid cannot read is refused with a hint, never chmodded', async () => {
+    assert.ok(modeAllows({ uid: 0, gid: 0, mode: 0o100644 }, 123, 100, false));
+    assert.ok(modeAllows({ uid: 0, gid: 100, mode: 0o100640 }, 123, 100, false));
+    assert.ok(!modeAllows({ uid: 0, gid: 0, mode: 0o100640 }, 123, 100, false));
+    assert.ok(!modeAllows({ uid: 123, gid: 0, mode: 0o100400 }, 123, 100, true));
+    const img = join(dir, 'private.ext4');
+    writeFileSync(img, 'x', { mode: 0o600 });
+    await assert.rejects(checkSharedReadable('base rootfs', img, 123, 100), (err: unknown) => {
+      assert.ok(isFlintError(err, 'FLINT_ERR_VM_IMAGE_NOT_READABLE'));
+      assert.match(err.message, /not readable by the jailer's uid 123 \/ gid 100/);
+      assert.match(err.hint, /chmod o\+r/);
+      return true;
+    });
+    assert.equal(statSync(img).mode & 0o777, 0o600, 'the image is left as it was');
+  });
+});
+
+describe('firecracker driver through the emulated jailer', () => {
+  test('an unreadable base rootfs stops the start before the jailer runs', async (t: TestContext) => {
+    if (!requirePrereqs(t, root)) return;
+    const base = join(dir, 'jail-a');
+    const driver = createFirecrackerDriver({ chrootBaseDir: base, logger: recordingLogger() });
+    const spec = specIn(dir, 'abc1-0000a');
+    execFileSync('chmod', ['0600', spec.drives.rootfs]);
+    t.after(() => driver.cleanup(spec.id, spec.workDir));
+    await assert.rejects(driver.start(spec), (err: unknown) => isFlintError(err, 'FLINT_ERR_VM_IMAGE_NOT_READABLE'));
+    assert.deepEqual(processesNaming(spec.id), []);
+    await driver.cleanup(spec.id, spec.workDir);
+    assert.ok(!existsSync(join(base, 'firecracker', spec.id)));
+  });
+
+  test('Firecracker refusing the tap fails the start with its fault_message; nothing survives cleanup', async (t: TestContext) => {
+    if (!requirePrereqs(t, root, program('mknod', 'coreutils'))) return;
+    const base = join(dir, 'jail-b');
+    const logger = recordingLogger();
+    const driver = createFirecrackerDriver({ chrootBaseDir: base, logger });
+    const spec = specIn(dir, 'abc1-0000b');
+    t.after(() => driver.cleanup(spec.id, spec.workDir));
+    await assert.rejects(driver.start(spec), (err: unknown) => {
+      assert.ok(isFlintError(err, 'FLINT_ERR_VM_FIRECRACKER_API'), String(err));
+      assert.match(err.message, /PUT \/network-interfaces\/eth0/);
+      assert.match(String(err.details['faultMessage']), /^Network config error: Could not create the network device: Open tap device failed/);
+      return true;
+    });
+    assert.deepEqual(processesNaming(spec.id), [], 'the Firecracker of a failed start is killed');
+    // The jail holds the files as the jail's uid sees them.
+    const jailRoot = join(base, 'firecracker', spec.id, 'root');
+    const cfg = statSync(join(jailRoot, 'config.drive'));
+    assert.deepEqual([cfg.uid, cfg.gid, cfg.mode & 0o777], [123, 100, 0o400]);
+    const scratch = statSync(join(jailRoot, 'scratch.ext4'));
+    assert.deepEqual([scratch.uid, scratch.gid, scratch.mode & 0o777], [123, 100, 0o600]);
+    const rootfs = statSync(join(jailRoot, 'rootfs.ext4'));
+    assert.equal(rootfs.ino, statSync(spec.drives.rootfs).ino, 'the base rootfs is hard-linked, not copied');
+    assert.deepEqual([rootfs.uid, rootfs.mode & 0o777], [statSync(spec.drives.rootfs).uid, 0o644], 'and left untouched');
+    assert.ok(logger.lines.some((l) => l.msg === 'files placed in the jail'));
+    await driver.cleanup(spec.id, spec.workDir);
+    await driver.cleanup(spec.id, spec.workDir); // idempotent
+    assert.ok(!existsSync(join(base, 'firecracker', spec.id)));
+    assert.ok(existsSync(spec.drives.rootfs), 'cleanup never touches the originals');
+  });
+
+  test('a VMM that dies after InstanceStart reports the exit code Firecracker logged', async (t: TestContext) => {
+    if (!requirePrereqs(t, root, program('mknod', 'coreutils'), program('ip', 'iproute2'), program('qemu-system-x86_64', 'qemu-system-x86'))) return;
+    if (process.env['FLINT_TEST_NETNS'] !== '1') {
+      t.skip('needs the private network namespace of scripts/test.mjs to create a tap');
+      return;
+    }
+    const tap = 'fabc1-0000c';
+    execFileSync('ip', ['tuntap', 'add', 'dev', tap, 'mode', 'tap']);
+    t.after(() => execFileSync('ip', ['link', 'del', tap]));
+    const base = join(dir, 'jail-c');
+    const driver = createFirecrackerDriver({ chrootBaseDir: base, logger: recordingLogger() });
+    // The "kernel" is not a kernel: QEMU refuses it and exits 1, and so does the VMM.
+    const spec = specIn(dir, 'abc1-0000c', { net: { tap, mac: '06:00:0a:00:00:03' } });
+    t.after(() => driver.cleanup(spec.id, spec.workDir));
+    const vm = await driver.start(spec);
+    assert.ok(vm.pid > 0);
+    const exit = await vm.exited;
+    assert.deepEqual(exit, { code: 1, signal: null });
+    assert.deepEqual(processesNaming(spec.id), []);
+    await driver.cleanup(spec.id, spec.workDir);
+    assert.ok(!existsSync(join(base, 'firecracker', spec.id)));
+  });
+
+  test('cleanup refuses anything that is not a Flint VM id', async () => {
+    const driver = createFirecrackerDriver({ chrootBaseDir: join(dir, 'jail-d'), logger: recordingLogger() });
+    await assert.rejects(driver.cleanup('../etc', dir), (err: unknown) => isFlintError(err, 'FLINT_ERR_INTERNAL'));
+    await assert.rejects(driver.cleanup('abc1-0000d/..', dir), (err: unknown) => isFlintError(err, 'FLINT_ERR_INTERNAL'));
+  });
+});
