@@ -9,9 +9,14 @@ export interface Reply {
 
 export const DOCS = 'https://docs.github.com/rest';
 
-/** GitHub's error body: `{message, documentation_url, status}`. */
+/**
+ * GitHub's error body: `{message, documentation_url, status}` (`basic-error`).
+ * 422s use `validation-error-simple`, which the description gives no
+ * `status` field, so they go without one.
+ */
 export function error(status: number, message: string, documentationUrl = DOCS, headers?: Record<string, string>): Reply {
-  return { status, body: { message, documentation_url: documentationUrl, status: String(status) }, ...(headers === undefined ? {} : { headers }) };
+  const body = status === 422 ? { message, documentation_url: documentationUrl } : { message, documentation_url: documentationUrl, status: String(status) };
+  return { status, body, ...(headers === undefined ? {} : { headers }) };
 }
 
 export const notFound = (): Reply => error(404, 'Not Found');
