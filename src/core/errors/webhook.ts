@@ -12,7 +12,7 @@ export const webhookErrors = {
   },
   FLINT_ERR_WEBHOOK_BODY_TOO_LARGE: {
     title: 'A webhook delivery is larger than the configured body limit',
-    hint: 'workflow_job deliveries are a few KB; a larger body is not from GitHub\'s workflow_job hook. If it is legitimate, raise the limit (serve option maxWebhookBytes).',
+    hint: 'workflow_job deliveries are a few KB; a larger body is not from GitHub\'s workflow_job hook. If it is legitimate, raise the limit with `flint serve --webhook-body-limit BYTES`.',
   },
   FLINT_ERR_WEBHOOK_BAD_SIGNATURE: {
     title: 'A webhook delivery\'s X-Hub-Signature-256 does not match the webhook secret',

@@ -1,7 +1,203 @@
+/**
+ * `flint serve --config FILE [--log-level L]` — the composition root of the
+ * running daemon: loads the configuration, opens the state database, wires
+ * the webhook intake into the HTTP server and listens.
+ *
+ * Loops started here (each named, with its trigger and interval):
+ *   delivery-retention  every hour: forget deliveries and completed jobs
+ *                       older than the retention (GitHub redelivers for 3 days)
+ *
+ * Shutdown (SIGTERM / SIGINT): stop accepting connections, let requests in
+ * flight finish (their deliveries are committed before they are answered),
+ * flush the last group commit, close the database.
+ */
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { FlintError } from '../../core/errors/index.ts';
+import type { FlintConfig } from '../../config/types.ts';
+import { DEFAULT_CONFIG_PATH, loadConfigFile } from '../../config/load.ts';
+import { parseListenAddress } from '../../config/values.ts';
+import { createLogger, logLevelFrom } from '../../adapters/log/logger.ts';
+import type { Logger } from '../../adapters/log/logger.ts';
+import { openDatabase } from '../../adapters/store/db.ts';
+import type { Db, Synchronous } from '../../adapters/store/db.ts';
+import { createSqliteIntakeStore } from '../../adapters/store/intake-store.ts';
+import { createIntake } from '../../daemon/intake/intake.ts';
+import { buildServer, DEFAULT_MAX_BODY_BYTES } from '../http/server.ts';
 import type { CommandIo } from '../io.ts';
 
-// Placeholder until this command is built; it must not survive into a release.
-export async function run(_argv: string[], _io: CommandIo): Promise<number> {
-  throw new FlintError('FLINT_ERR_USAGE', 'flint serve: not built yet');
+/** See docs/webhooks.md, "Durability": the measured trade-off behind this default. */
+export const DEFAULT_SYNCHRONOUS: Synchronous = 'FULL';
+const RETENTION_MS = 7 * 24 * 3600 * 1000;
+const RETENTION_INTERVAL_MS = 3600 * 1000;
+const DRAIN_TIMEOUT_MS = 10_000;
+
+const HELP = `Usage: flint serve [--config FILE] [--log-level LEVEL] [--db-sync FULL|NORMAL] [--webhook-body-limit BYTES]
+
+Runs Flint: takes GitHub webhooks on POST /webhook (health: GET /healthz).
+
+  --config FILE              configuration (default: $FLINT_CONFIG or ${DEFAULT_CONFIG_PATH})
+  --log-level LEVEL          trace, debug, info, warn, error, fatal or silent (overrides logLevel)
+  --db-sync FULL|NORMAL      SQLite durability of acknowledged webhooks (default ${DEFAULT_SYNCHRONOUS};
+                             see docs/webhooks.md)
+  --webhook-body-limit BYTES largest webhook body taken (default ${DEFAULT_MAX_BODY_BYTES})
+
+Stops cleanly on SIGTERM or SIGINT.
+`;
+
+interface Args {
+  readonly config: string | undefined;
+  readonly synchronous: Synchronous;
+  readonly maxBodyBytes: number;
+  readonly help: boolean;
+}
+
+function parseArgs(argv: readonly string[]): Args {
+  let config: string | undefined;
+  let synchronous: Synchronous = DEFAULT_SYNCHRONOUS;
+  let maxBodyBytes = DEFAULT_MAX_BODY_BYTES;
+  let help = false;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] ?? '';
+    const [flag, inline] = a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
+    const value = (): string => {
+      const v = inline ?? argv[++i];
+      if (v === undefined) throw new FlintError('FLINT_ERR_USAGE', `flint serve: ${flag} needs a value`);
+      return v;
+    };
+    if (flag === '--help' || flag === '-h') help = true;
+    else if (flag === '--config' || flag === '-c') config = value();
+    else if (flag === '--log-level') value(); // read by logLevelFrom
+    else if (flag === '--db-sync') {
+      const v = value().toUpperCase();
+      if (v !== 'FULL' && v !== 'NORMAL') throw new FlintError('FLINT_ERR_USAGE', `flint serve: --db-sync is FULL or NORMAL, not ${v}`);
+      synchronous = v;
+    } else if (flag === '--webhook-body-limit') {
+      const v = Number(value());
+      if (!Number.isSafeInteger(v) || v < 1024) throw new FlintError('FLINT_ERR_USAGE', 'flint serve: --webhook-body-limit is a number of bytes, at least 1024');
+      maxBodyBytes = v;
+    } else throw new FlintError('FLINT_ERR_USAGE', `flint serve: unknown option ${a}`);
+  }
+  return { config, synchronous, maxBodyBytes, help };
+}
+
+export interface ServeOptions {
+  readonly config: FlintConfig;
+  readonly logger: Logger;
+  readonly synchronous?: Synchronous;
+  readonly maxBodyBytes?: number;
+  /** Milliseconds since the epoch; default Date.now. */
+  readonly clock?: () => number;
+}
+
+export interface RunningServe {
+  /** Base URL the server listens on, e.g. http://127.0.0.1:8080. */
+  readonly url: string;
+  /** Graceful stop: stop accepting, finish requests in flight, flush, close the database. */
+  close(): Promise<void>;
+}
+
+/** Where to listen; refuses port 443, which in the reference system meant ACME (not built). */
+export function listenTarget(address: string): { host: string; port: number } {
+  const parsed = parseListenAddress(address);
+  if (!parsed.ok) throw new FlintError('FLINT_ERR_LISTEN_FAILED', parsed.message);
+  const { host, port } = parsed.value;
+  if (port === 443) {
+    throw new FlintError('FLINT_ERR_HTTPS_NOT_SUPPORTED', `address ${address}: port 443 means automatic HTTPS with an ACME certificate, which Flint does not provide yet`);
+  }
+  // "[::1]" → "::1" for listen(); "" → all interfaces.
+  return { host: host.startsWith('[') ? host.slice(1, -1) : host, port };
+}
+
+function listen(server: Server, host: string, port: number, address: string): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException): void => {
+      reject(new FlintError('FLINT_ERR_LISTEN_FAILED', `cannot listen on ${address}: ${err.code ?? err.message}`, { cause: err }));
+    };
+    server.once('error', onError);
+    const done = (): void => {
+      server.off('error', onError);
+      // A TCP listener's address() is an AddressInfo.
+      resolve(server.address() as AddressInfo);
+    };
+    if (host === '') server.listen(port, done);
+    else server.listen(port, host, done);
+  });
+}
+
+/** Starts the daemon from a resolved configuration (the testable core of `run`). */
+export async function startServe(options: ServeOptions): Promise<RunningServe> {
+  const { config, logger } = options;
+  const clock = options.clock ?? Date.now;
+  const synchronous = options.synchronous ?? DEFAULT_SYNCHRONOUS;
+  const target = listenTarget(config.address);
+  let db: Db;
+  try {
+    db = openDatabase(config.stateDir, { synchronous });
+  } catch (err) {
+    throw new FlintError('FLINT_ERR_STORE_OPEN_FAILED', `cannot open the state database in ${config.stateDir}: ${(err as Error).message}`, { cause: err });
+  }
+  try {
+    const store = createSqliteIntakeStore(db);
+    const intake = createIntake({ store, runners: config.runners, secrets: config.github.webhookSecrets, clock, logger });
+    const server = buildServer({ intake, logger, ...(options.maxBodyBytes === undefined ? {} : { maxBodyBytes: options.maxBodyBytes }) });
+    const bound = await listen(server, target.host, target.port, config.address);
+    const url = `http://${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`;
+
+    const retention = setInterval(() => {
+      store.prune(clock() - RETENTION_MS).then(
+        (n) => { if (n.deliveries + n.jobs > 0) logger.info(n, 'delivery-retention: pruned'); },
+        (err: unknown) => { logger.error({ err }, 'delivery-retention failed'); },
+      );
+    }, RETENTION_INTERVAL_MS);
+    retention.unref();
+
+    logger.info({ url, stateDir: config.stateDir, runners: config.runners.map((r) => r.name), synchronous, secrets: config.github.webhookSecrets.length }, 'flint serve: listening for webhooks');
+    let closing: Promise<void> | undefined;
+    return {
+      url,
+      close() {
+        closing ??= (async () => {
+          clearInterval(retention);
+          const closed = new Promise<void>((r) => server.close(() => r()));
+          server.closeIdleConnections();
+          // Requests still in flight get DRAIN_TIMEOUT_MS to be answered.
+          const timer = setTimeout(() => server.closeAllConnections(), DRAIN_TIMEOUT_MS);
+          await closed;
+          clearTimeout(timer);
+          await intake.flush();
+          db.close();
+          logger.info({}, 'flint serve: stopped');
+        })();
+        return closing;
+      },
+    };
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+}
+
+export async function run(argv: string[], io: CommandIo): Promise<number> {
+  const args = parseArgs(argv);
+  if (args.help) {
+    io.stdout.write(HELP);
+    return 0;
+  }
+  const path = args.config ?? io.env.FLINT_CONFIG ?? DEFAULT_CONFIG_PATH;
+  const config = loadConfigFile(path, io.env);
+  const logger = createLogger({ level: logLevelFrom(argv, config.logLevel), secrets: new Set(config.github.webhookSecrets), destination: io.stdout });
+  const serving = await startServe({ config, logger, synchronous: args.synchronous, maxBodyBytes: args.maxBodyBytes });
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    const on = (s: NodeJS.Signals): void => {
+      process.off('SIGTERM', on);
+      process.off('SIGINT', on);
+      resolve(s);
+    };
+    process.on('SIGTERM', on);
+    process.on('SIGINT', on);
+  });
+  logger.info({ signal }, 'flint serve: stopping');
+  await serving.close();
+  return 0;
 }

@@ -108,10 +108,11 @@ export function buildServer(deps: ServerDeps): Server {
       throw err;
     }
     const declared = Number(req.headers['content-length'] ?? Number.NaN);
-    const tooLarge = new FlintError('FLINT_ERR_WEBHOOK_BODY_TOO_LARGE', `the body is larger than ${maxBodyBytes} bytes`);
-    if (declared > maxBodyBytes) return sendError(res, tooLarge, true);
+    // Built only when needed: an Error captures a stack trace, which costs on the hot path.
+    const tooLarge = (): FlintError => new FlintError('FLINT_ERR_WEBHOOK_BODY_TOO_LARGE', `the body is larger than ${maxBodyBytes} bytes`);
+    if (declared > maxBodyBytes) return sendError(res, tooLarge(), true);
     const read = await readBody(req, maxBodyBytes);
-    if (!read.ok) return sendError(res, tooLarge, true);
+    if (!read.ok) return sendError(res, tooLarge(), true);
     replyTo(res, await intake.receive(headers, read.body));
   };
 

@@ -1,0 +1,125 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadConfigFile } from '../../config/load.ts';
+import { createLogger } from '../../adapters/log/logger.ts';
+import { openDatabase } from '../../adapters/store/db.ts';
+import { createSqliteIntakeStore } from '../../adapters/store/intake-store.ts';
+import { signedDelivery, workflowJobPayload } from '../../../bench/_payload.ts';
+import { listenTarget, startServe } from './serve.ts';
+
+const SECRET = 'serve-test-secret-value';
+const root = fileURLToPath(new URL('../../../', import.meta.url));
+
+function writeConfig(dir: string, address = '127.0.0.1:0'): string {
+  const path = join(dir, 'config.yaml');
+  writeFileSync(path, `logLevel: info
+address: "${address}"
+stateDir: ${join(dir, 'state')}
+networks:
+  - name: br-flint
+    v4: 10.0.0.1/24
+github:
+  appID: 1234
+  organization: acme
+  webhookSecret: {env: FLINT_TEST_WEBHOOK_SECRET}
+  previousWebhookSecret: old-serve-secret
+  privateKey: inline-key
+runners:
+  - name: small
+    labels: [self-hosted, linux, x64]
+    kernel: /srv/flint/vmlinux
+    filesystem: /srv/flint/rootfs.ext4
+    hypervisor: qemu
+    network: br-flint
+`);
+  return path;
+}
+
+function tempDir(t: { after: (fn: () => void) => void }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'flint-serve-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+async function post(url: string, jobId: number, id?: string): Promise<Response> {
+  const d = signedDelivery(SECRET, 'workflow_job', workflowJobPayload({ jobId, action: 'queued' }), id);
+  return fetch(`${url}/webhook`, { method: 'POST', headers: d.headers, body: d.body });
+}
+
+test('serve takes a webhook, and after a graceful stop the delivery is in the state database', async (t) => {
+  const dir = tempDir(t);
+  const config = loadConfigFile(writeConfig(dir), { FLINT_TEST_WEBHOOK_SECRET: SECRET });
+  const lines: string[] = [];
+  const logger = createLogger({ level: 'debug', destination: { write: (l: string) => lines.push(l) }, secrets: new Set(config.github.webhookSecrets) });
+  const serving = await startServe({ config, logger });
+  let stopped = false;
+  t.after(async () => { if (!stopped) await serving.close(); });
+  assert.equal((await fetch(`${serving.url}/healthz`)).status, 200);
+  const replies = await Promise.all([post(serving.url, 1, 'a'), post(serving.url, 2, 'b'), post(serving.url, 3, 'c')]);
+  assert.deepEqual(replies.map((r) => r.status), [202, 202, 202]);
+  await serving.close();
+  stopped = true;
+  await assert.rejects(fetch(`${serving.url}/healthz`));
+  const db = openDatabase(config.stateDir);
+  t.after(() => db.close());
+  const store = createSqliteIntakeStore(db);
+  assert.equal(await store.countDeliveries(), 3);
+  assert.deepEqual((await store.listJobs({ status: 'queued' })).map((j) => j.definition), ['small', 'small', 'small']);
+  const log = lines.join('');
+  assert.match(log, /listening for webhooks/);
+  assert.ok(!log.includes(SECRET) && !log.includes('old-serve-secret'), 'no webhook secret in the log');
+});
+
+test('port 443 is refused with a clear error: automatic HTTPS is not built', () => {
+  assert.throws(() => listenTarget('flint.example.com:443'), { code: 'FLINT_ERR_HTTPS_NOT_SUPPORTED' });
+  assert.deepEqual(listenTarget(':8080'), { host: '', port: 8080 });
+  assert.deepEqual(listenTarget('[::1]:8080'), { host: '::1', port: 8080 });
+});
+
+test('an address already in use is FLINT_ERR_LISTEN_FAILED', async (t) => {
+  const dir = tempDir(t);
+  const blocker = createServer();
+  await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+  t.after(() => blocker.close());
+  const port = (blocker.address() as AddressInfo).port; // TCP listener
+  const config = loadConfigFile(writeConfig(dir, `127.0.0.1:${port}`), { FLINT_TEST_WEBHOOK_SECRET: SECRET });
+  const logger = createLogger({ level: 'silent' });
+  await assert.rejects(startServe({ config, logger }), { code: 'FLINT_ERR_LISTEN_FAILED' });
+});
+
+test('flint serve as a process: listens, takes a delivery, stops on SIGTERM with exit 0', async (t) => {
+  const dir = tempDir(t);
+  const configPath = writeConfig(dir);
+  const child = spawn(process.execPath, [join(root, 'bin/flint.mjs'), 'serve', '--config', configPath, '--log-level', 'debug'], {
+    env: { ...process.env, FLINT_FROM_SOURCE: '1', FLINT_TEST_WEBHOOK_SECRET: SECRET },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  t.after(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
+  let out = '';
+  let err = '';
+  child.stderr.on('data', (c: Buffer) => { err += c.toString(); });
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout.on('data', (c: Buffer) => {
+      out += c.toString();
+      const m = /"url":"(http:\/\/[^"]+)"/.exec(out);
+      if (m?.[1]) resolve(m[1]);
+    });
+    child.once('exit', (code) => reject(new Error(`flint serve exited with ${code}: ${err}`)));
+  });
+  assert.equal((await post(url, 77, 'proc-1')).status, 202);
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  child.kill('SIGTERM');
+  assert.equal(await exited, 0, err);
+  assert.match(out, /flint serve: stopped/);
+  assert.ok(!out.includes(SECRET), 'no webhook secret in the log');
+  const db = openDatabase(join(dir, 'state'));
+  t.after(() => db.close());
+  assert.equal((await createSqliteIntakeStore(db).getDelivery('proc-1'))?.outcome, 'accepted');
+});
