@@ -23,7 +23,8 @@ trap 'rm -f "$body"' EXIT
 
 # post PATH: POSTs the JSON in $body, prints the answer (empty for 204); fails on 4xx/5xx.
 post() {
-  wget -q -T 70 -O - --header 'Content-Type: application/json' --post-file "$body" "$api$1"
+  # (no -T: busybox 1.35 wget crashes with it; its default read timeout of 900 s covers the 50 s long poll)
+  wget -q -O - --header 'Content-Type: application/json' --post-file "$body" "$api$1"
 }
 
 # field NAME: a string or number field of the one-line JSON answer on stdin.
