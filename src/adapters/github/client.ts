@@ -45,14 +45,15 @@ export interface GitHubClientOptions {
   readonly scanConcurrency?: number;
   /** The HTTP layer (global fetch unless a test injects one). */
   readonly fetch?: typeof fetch;
+  /** `per_page` of list calls: GitHub's maximum (100) unless a test wants many pages cheaply. */
+  readonly pageSize?: number;
 }
 
 /** Runner group id of "Default"; the only group a repository-level runner can join. */
 export const DEFAULT_RUNNER_GROUP_ID = 1;
 
-const PER_PAGE = 100;
-
 export function createGitHubClient(opts: GitHubClientOptions): GitHubPort {
+  const PER_PAGE = opts.pageSize ?? 100;
   const { appId, organization: org, privateKey, apiUrl } = opts.github;
   const log = opts.log ?? silentLog;
   const now = opts.now ?? Date.now;

@@ -122,9 +122,10 @@ export function createOctokit(s: OctokitSettings): FlintOctokit {
     userAgent: s.userAgent ?? 'flint',
     authStrategy: () => s.auth,
     request,
+    // Octokit's own request log ("GET /x - 200 in 12ms") is info there; it is debug detail for Flint.
     log: {
       debug: (msg: string) => s.log.debug({}, msg),
-      info: (msg: string) => s.log.info({}, msg),
+      info: (msg: string) => s.log.debug({}, msg),
       warn: (msg: string) => s.log.warn({}, msg),
       error: (msg: string) => s.log.error({}, msg),
     },
