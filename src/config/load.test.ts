@@ -1,9 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
-import { DEFAULTS, parseConfig } from './load.ts';
+import { DEFAULTS, loadConfigFile, parseConfig } from './load.ts';
+import { deriveInstanceId } from './values.ts';
+import { isFlintError } from '../core/errors/index.ts';
 import type { ParseOptions } from './load.ts';
 import type { ConfigProblem } from './problems.ts';
 import { formatProblem } from './problems.ts';
@@ -381,4 +385,24 @@ test('any single-character slip in a runner key is caught with the right suggest
     assert.ok(p, `no unknown-key problem for ${typo}`);
     assert.match(p.hint, new RegExp(`\`${key}\``), `${typo} → ${p.hint}`);
   }), { numRuns: 200 });
+});
+
+test('loadConfigFile reads the file, derives the instance id from this host, and throws every problem at once', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'flint-load-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const good = join(dir, 'good.yaml');
+  writeFileSync(good, BASE);
+  const c = loadConfigFile(good, {});
+  assert.equal(c.source, good);
+  assert.equal(c.instanceId, deriveInstanceId(`${hostname()}:/var/lib/flint`));
+  const bad = join(dir, 'bad.yaml');
+  writeFileSync(bad, BASE.replace('logLevel: info', 'logLevel: loud').replace('  organization: acme\n', ''));
+  assert.throws(() => loadConfigFile(bad, {}), (e) => {
+    assert.ok(isFlintError(e, 'FLINT_ERR_CONFIG_INVALID'));
+    assert.match(e.message, /bad\.yaml:1:11: logLevel: /);
+    assert.match(e.message, /github\.organization: required key/);
+    assert.equal((e.details['problems'] as unknown[]).length, 2);
+    return true;
+  });
+  assert.throws(() => loadConfigFile(join(dir, 'nope.yaml'), {}), (e) => isFlintError(e, 'FLINT_ERR_CONFIG_UNREADABLE'));
 });

@@ -13,6 +13,7 @@
  * yields a config; defaults are applied then.
  */
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { posix, resolve } from 'node:path';
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
 import type { Document, Node as YamlNode } from 'yaml';
@@ -502,7 +503,12 @@ export function loadConfigFile(path: string, env: Readonly<Record<string, string
   return result.config;
 }
 
-/** Like loadConfigFile, but returns the problems (and the locator) instead of throwing on them. */
+/**
+ * Like loadConfigFile, but returns the problems (and the locator) instead of
+ * throwing on them. The instance id defaults from this host's name unless
+ * options.hostname says otherwise, so two hosts with default settings never
+ * share one (their runner names would collide in the organization).
+ */
 export function parseConfigFile(path: string, env: Readonly<Record<string, string | undefined>>, options: ParseOptions = {}): ParseResult {
   let text: string;
   try {
@@ -512,5 +518,5 @@ export function parseConfigFile(path: string, env: Readonly<Record<string, strin
     throw new FlintError('FLINT_ERR_CONFIG_UNREADABLE', `cannot read configuration file ${path} (${reason})`, { cause: err });
   }
   const baseDir = options.baseDir ?? posix.dirname(resolve(path));
-  return parseConfig(text, path, env, (p) => readFileSync(p, 'utf8'), { ...options, baseDir });
+  return parseConfig(text, path, env, (p) => readFileSync(p, 'utf8'), { hostname: hostname(), ...options, baseDir });
 }

@@ -10,7 +10,6 @@
  * Secrets never reach the output: the summary names where they come from,
  * and problem messages name keys and variables, not values.
  */
-import { hostname } from 'node:os';
 import { FlintError } from '../../core/errors/index.ts';
 import { catalogue } from '../../core/errors/index.ts';
 import { nodeHostProbe } from '../../config/host-probe.ts';
@@ -65,7 +64,7 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
     return 0;
   }
   const file = args.file ?? io.env['FLINT_CONFIG'] ?? DEFAULT_CONFIG_PATH;
-  const result = parseConfigFile(file, io.env, { hostname: hostname() });
+  const result = parseConfigFile(file, io.env);
   if (!result.ok) {
     const n = result.problems.length;
     io.stderr.write(`${formatProblems(result.problems)}\n`);
