@@ -14,6 +14,13 @@ if (process.getuid?.() !== 0) {
 }
 ensureSystemPackages();
 ensureNodeModules(root);
+// The test guest image downloads Debian's cloud kernel: do it before the demo
+// enters its network namespace, which has no way out.
+const image = spawnSync('sh', [`${root}images/test/build.sh`, '/var/cache/flint/test-image'], { cwd: root, stdio: 'inherit' });
+if (image.status !== 0) {
+  console.error('npm run demo: building the test guest image failed (see above)');
+  process.exit(1);
+}
 const args = process.argv.slice(2);
 const script = 'ip link set lo up && exec "$@"';
 const result = spawnSync('unshare', ['-n', '--', 'sh', '-c', script, 'sh', process.execPath, `${root}bin/flint.mjs`, 'demo', ...args], {

@@ -25,6 +25,21 @@ if (!args.includes('--no-install')) {
   ensureSystemPackages();
   ensureNodeModules(root);
 }
+// What the tests download (the test image's kernel package, the slow suite's
+// Debian packages) is fetched here, before the run enters its network
+// namespace, which has no way out.
+if (process.getuid?.() === 0 && !args.includes('--no-prepare')) {
+  prepare('sh', [join(root, 'images', 'test', 'build.sh'), process.env.FLINT_TEST_IMAGE_DIR ?? join(root, '.cache', 'test-image')]);
+  if (slow || onlySlow) prepare(process.execPath, ['--import', 'tsx', join(root, 'scripts', 'prepare-slow-tests.ts')]);
+}
+
+function prepare(cmd, argv) {
+  const r = spawnSync(cmd, argv, { cwd: root, stdio: 'inherit' });
+  if (r.status !== 0) {
+    console.error(`test preparation failed: ${cmd} ${argv.join(' ')} (exit ${r.status ?? r.signal})`);
+    process.exit(1);
+  }
+}
 
 function walk(dir, out) {
   for (const name of readdirSync(dir)) {

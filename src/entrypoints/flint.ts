@@ -1,0 +1,111 @@
+/**
+ * The composition root of the running daemon: every concrete adapter is
+ * wired here and nowhere else. `flint serve` and `flint demo` start Flint
+ * through `startFlint`.
+ *
+ * Order matters:
+ *   1. the VM system's start-up sweep removes what a previous run of this
+ *      instance left (VMs, taps, leases, disks) before anything starts;
+ *   2. the webhook intake listens (deliveries are stored, never acted on in
+ *      the request);
+ *   3. the loops start — each named, with its trigger and interval:
+ *        scale            every tickMs, and soon after a queued job arrives:
+ *                         demand counts → VMs with JIT runners (scheduler.ts)
+ *        missed-webhooks  every reconcileMs: queued jobs GitHub has and Flint
+ *                         does not (reconciler.ts)
+ *        console-retention, delivery-retention (the supervisor and the intake)
+ * Shutdown runs it backwards: loops, VMs (each torn down), intake, database.
+ */
+import { availableParallelism, totalmem } from 'node:os';
+import type { FlintConfig } from '../config/types.ts';
+import type { Logger } from '../adapters/log/logger.ts';
+import { openDatabase } from '../adapters/store/db.ts';
+import { createSqliteIntakeStore } from '../adapters/store/intake-store.ts';
+import { createGitHubClient } from '../adapters/github/client.ts';
+import type { HostBudget } from '../core/capacity.ts';
+import { Scheduler } from '../daemon/scheduler.ts';
+import { startReconciler } from '../daemon/reconciler.ts';
+import { buildVmSystem } from './vm-system.ts';
+import { startServe } from './commands/serve.ts';
+import type { VmSupervisor } from '../daemon/vm/supervisor.ts';
+
+export interface FlintOptions {
+  readonly config: FlintConfig;
+  readonly logger: Logger;
+  /** Extra settings put on every guest's config drive (test images: FLINT_RUNNER_COMMAND, FLINT_GITHUB_URL). */
+  readonly guestExtras?: Readonly<Record<string, string>>;
+  readonly tickMs?: number;
+  readonly reconcileMs?: number;
+  /** vCPUs this host may hand to VMs (default: 2 × its CPUs — vCPUs mostly wait on I/O). */
+  readonly maxVcpus?: number;
+  /** MiB this host may hand to VMs (default: all memory but 1 GiB). */
+  readonly maxMemoryMib?: number;
+}
+
+export interface RunningFlint {
+  readonly url: string;
+  readonly scheduler: Scheduler;
+  readonly supervisor: VmSupervisor;
+  close(): Promise<void>;
+}
+
+/** Free host capacity: the limits minus what live VMs hold. */
+export function hostBudget(config: FlintConfig, supervisor: Pick<VmSupervisor, 'list'>, maxVcpus: number, maxMemoryMib: number): HostBudget {
+  let cpus = maxVcpus;
+  let memoryMib = maxMemoryMib;
+  for (const vm of supervisor.list()) {
+    const def = config.runners.find((r) => r.name === vm.runner);
+    if (def === undefined) continue;
+    cpus -= def.cpuCount;
+    memoryMib -= def.memorySize;
+  }
+  return { cpus: Math.max(0, cpus), memoryMib: Math.max(0, memoryMib) };
+}
+
+export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
+  const { config, logger } = opts;
+  const vms = await buildVmSystem(config, logger);
+  const swept = await vms.supervisor.sweep();
+  if (swept.vms.length + swept.killed.length + swept.network.length + swept.strayDirs.length > 0) {
+    logger.warn({ ...swept }, 'start-up sweep removed what a previous run left behind');
+  }
+  vms.supervisor.startConsoleRetention();
+  const serving = await startServe({ config, logger });
+  const db = openDatabase(config.stateDir);
+  const store = createSqliteIntakeStore(db);
+  const github = createGitHubClient({ github: config.github, log: logger.child({ component: 'github' }) });
+  const maxVcpus = opts.maxVcpus ?? availableParallelism() * 2;
+  const maxMemoryMib = opts.maxMemoryMib ?? Math.floor(totalmem() / (1 << 20)) - 1024;
+  const scheduler = new Scheduler({
+    config,
+    store,
+    github,
+    vms: vms.supervisor,
+    logger: logger.child({ component: 'scheduler' }),
+    clock: { now: () => Date.now() },
+    budget: () => hostBudget(config, vms.supervisor, maxVcpus, maxMemoryMib),
+    ...(opts.guestExtras === undefined ? {} : { guestExtras: opts.guestExtras }),
+  });
+  scheduler.start(opts.tickMs ?? 2000);
+  const stopReconciler = startReconciler({
+    github, store, runners: config.runners, clock: { now: () => Date.now() },
+    logger: logger.child({ component: 'missed-webhooks' }), onRecovered: () => scheduler.poke(),
+  }, opts.reconcileMs ?? 60_000);
+  let closing: Promise<void> | undefined;
+  return {
+    url: serving.url,
+    scheduler,
+    supervisor: vms.supervisor,
+    close() {
+      closing ??= (async () => {
+        await scheduler.stop();
+        await stopReconciler();
+        await vms.supervisor.shutdown();
+        vms.close();
+        await serving.close();
+        db.close();
+      })();
+      return closing;
+    },
+  };
+}
