@@ -147,6 +147,14 @@ test('a value of the wrong type names what was expected, at the value', () => {
   assert.match(p.hint, /vCPUs/);
 });
 
+test('a secret or label that YAML reads as a number is refused with "put it in quotes", never converted', () => {
+  const p = only(problems(edit('  webhookSecret: s3cret-webhook', '  webhookSecret: 0123456')));
+  assert.equal(p.path, 'github.webhookSecret');
+  assert.match(p.hint, /quotes/);
+  assert.ok(!formatProblem(p).includes('123456'));
+  assert.match(only(problems(edit('labels: [self-hosted, linux]', 'labels: [self-hosted, 2204]'))).hint, /quotes/);
+});
+
 test('out-of-range numbers are reported with their bound', () => {
   const p = only(problems(edit('    network: br-flint\n', '    network: br-flint\n    cpuCount: 64\n')));
   assert.match(p.message, /at most 32/);
@@ -401,6 +409,7 @@ test('loadConfigFile reads the file, derives the instance id from this host, and
     assert.ok(isFlintError(e, 'FLINT_ERR_CONFIG_INVALID'));
     assert.match(e.message, /bad\.yaml:1:11: logLevel: /);
     assert.match(e.message, /github\.organization: required key/);
+    // loadConfigFile documents details.problems as the problem list.
     assert.equal((e.details['problems'] as unknown[]).length, 2);
     return true;
   });

@@ -119,7 +119,7 @@ function kindOf(v: unknown): string {
   if (v === null) return 'nothing (null)';
   if (Array.isArray(v)) return 'a list';
   if (typeof v === 'object') return 'a mapping';
-  if (typeof v === 'number') return Number.isInteger(v) ? `the number ${v}` : `the number ${v}`;
+  if (typeof v === 'number') return `the number ${v}`;
   if (typeof v === 'string') return 'a string';
   return `a ${typeof v}`;
 }
@@ -132,6 +132,15 @@ const EXPECTED: Readonly<Record<string, string>> = {
   array: 'a list',
   object: 'a mapping (key: value lines)',
 };
+
+/**
+ * YAML reads `secret: 0123` or `label: yes` as a number or boolean. Flint
+ * never converts those back to text (0123 would silently become "123"), it
+ * asks for quotes.
+ */
+function quoteHint(wantsString: boolean, value: unknown): string | undefined {
+  return wantsString && (typeof value === 'number' || typeof value === 'boolean') ? 'YAML read this as a number or true/false; put the value in quotes' : undefined;
+}
 
 /** Which kind of object sits at `path`, for the list of keys it may have. */
 function knownKeysAt(path: readonly PathSegment[], raw: unknown): readonly string[] {
@@ -181,7 +190,7 @@ function issueToProblems(issue: z.core.$ZodIssue, raw: unknown, file: string, lo
       const value = getRaw(raw, path);
       const expected = EXPECTED[issue.expected] ?? issue.expected;
       // Only type names and numbers are echoed, never a string's content: it may be a secret.
-      return [problem('FLINT_ERR_CONFIG_VALUE', path, 'value', `expected ${expected}, got ${kindOf(value)}`, keyHint)];
+      return [problem('FLINT_ERR_CONFIG_VALUE', path, 'value', `expected ${expected}, got ${kindOf(value)}`, quoteHint(issue.expected === 'string', value) ?? keyHint)];
     }
     case 'too_small':
     case 'too_big': {
@@ -206,7 +215,7 @@ function issueToProblems(issue: z.core.$ZodIssue, raw: unknown, file: string, lo
     default: {
       // invalid_union, invalid_format and the rest: schema.ts gives each a readable message.
       const message = issue.message.startsWith('Invalid') ? `is not valid (${issue.message})` : issue.message;
-      return [problem('FLINT_ERR_CONFIG_VALUE', path, 'value', message, keyHint)];
+      return [problem('FLINT_ERR_CONFIG_VALUE', path, 'value', message, quoteHint(issue.code === 'invalid_union' && message.startsWith('expected a string'), getRaw(raw, path)) ?? keyHint)];
     }
   }
 }

@@ -73,6 +73,7 @@ test('lines are JSON with level label, time and message; below the level nothing
   log.info('quiet');
   log.warn({ vm: 'h7k2-00001' }, 'loud');
   assert.equal(lines.length, 1);
+  // Each pino line is one JSON object.
   const rec = JSON.parse(lines[0] ?? '') as Record<string, unknown>;
   assert.equal(rec['level'], 'warn');
   assert.equal(rec['msg'], 'loud');
