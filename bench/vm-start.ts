@@ -115,7 +115,7 @@ async function measureBoots(n: number): Promise<{ flint: number[]; bare: number[
     const bareSpec: VmSpec = {
       id: bareId, vcpus: runner.cpuCount, memoryMib: runner.memorySize, smt: runner.smt, kernel: runner.kernel,
       ...(runner.initrd === undefined ? {} : { initrd: runner.initrd }),
-      kernelArgs: `console=ttyS0 reboot=k panic=1 ${networkKernelArgs(lease.guest)}`,
+      kernelArgs: `console=ttyS0 reboot=k panic=1 ${networkKernelArgs(lease.guest)} ${runner.kernelArgs}`.trim(),
       drives: { rootfs: runner.filesystem, scratch: bareDisks.scratch, config: bareDisks.config },
       net: { tap: lease.tap, mac: lease.mac }, workDir: bareDir, uid: 0, gid: 0,
     };
@@ -153,7 +153,8 @@ async function flintBoot(sys: Awaited<ReturnType<typeof makeRealSystem>>, runner
 async function bareBoot(spec: VmSpec): Promise<number> {
   const cmd = await bareQemuCommand(spec);
   const t0 = Date.now();
-  const child = spawn(cmd.binary, cmd.args, { stdio: ['pipe', 'pipe', 'ignore'] });
+  const child = spawn(cmd.binary, cmd.args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  child.stderr?.on('data', (d: Buffer) => process.stderr.write(d));
   const exited = new Promise((r) => child.once('exit', r));
   try {
     return await new Promise<number>((resolve, reject) => {
@@ -162,7 +163,7 @@ async function bareBoot(spec: VmSpec): Promise<number> {
         buf = (buf + d.toString('latin1')).slice(-4096);
         if (/^FLINT-MARKER booted\r?$/m.test(buf)) resolve(Date.now() - t0);
       });
-      child.once('exit', (code) => reject(new Error(`bare qemu exited (${code}) before the booted marker`)));
+      child.once('exit', (code) => reject(new Error(`bare qemu exited (${code}) before the booted marker; its console ended with:\n${buf.slice(-1500)}`)));
     });
   } finally {
     child.kill('SIGKILL');
