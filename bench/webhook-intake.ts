@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- webhook-intake [--duration S] [--rounds N] [--connections N] [--synchronous FULL|NORMAL]`
+ * `npm run bench -- webhook-intake [--duration S] [--rounds N] [--connections N] [--synchronous FULL|NORMAL] [--store thread|main]`
  *
  * Drives the real intake (buildServer + intake + SQLite store in a temp
  * directory) and, for a baseline, a bare node:http server that only
@@ -24,6 +24,8 @@ import { parseArgs } from 'node:util';
 import { openDatabase } from '../src/adapters/store/db.ts';
 import type { Synchronous } from '../src/adapters/store/db.ts';
 import { createSqliteIntakeStore } from '../src/adapters/store/intake-store.ts';
+import { startThreadedIntakeStore } from '../src/adapters/store/intake-store-worker.ts';
+import type { ThreadedIntakeStore } from '../src/adapters/store/intake-store-worker.ts';
 import { createIntake } from '../src/daemon/intake/intake.ts';
 import { buildServer } from '../src/entrypoints/http/server.ts';
 import type { LoadPhase, LoadResult } from './_load.ts';
@@ -64,6 +66,7 @@ export default async function bench(argv: string[]): Promise<void> {
       rounds: { type: 'string', default: '2' },
       connections: { type: 'string', default: '16' },
       synchronous: { type: 'string', default: 'FULL' },
+      store: { type: 'string', default: 'thread' },
     },
   });
   const durationMs = Number(values.duration) * 1000;
@@ -72,9 +75,14 @@ export default async function bench(argv: string[]): Promise<void> {
   const synchronous = values.synchronous.toUpperCase();
   if (synchronous !== 'FULL' && synchronous !== 'NORMAL') throw new Error('--synchronous must be FULL or NORMAL');
 
+  if (values.store !== 'thread' && values.store !== 'main') throw new Error('--store must be thread or main');
+  const onThread = values.store === 'thread';
+
   const dir = mkdtempSync(join(tmpdir(), 'flint-bench-intake-'));
-  const db = openDatabase(dir, { synchronous: synchronous satisfies Synchronous });
-  const store = createSqliteIntakeStore(db);
+  // The store commits on its own thread (as `flint serve` does) or, to
+  // compare, on the event loop's thread.
+  const db = onThread ? undefined : openDatabase(dir, { synchronous: synchronous satisfies Synchronous });
+  const store = db === undefined ? await startThreadedIntakeStore(dir, { synchronous }) : createSqliteIntakeStore(db);
   const intake = createIntake({
     store, secrets: [SECRET], clock: Date.now, logger: silent,
     runners: [{ name: 'default', labels: ['self-hosted', 'linux', 'x64'] }],
@@ -104,7 +112,7 @@ export default async function bench(argv: string[]): Promise<void> {
   };
 
   try {
-    console.log(`webhook-intake: ${connections} keep-alive connections, ${rounds} × (${durationMs / 1000} s bare + ${durationMs / 1000} s intake), SQLite WAL synchronous=${synchronous}, state in ${dir}`);
+    console.log(`webhook-intake: ${connections} keep-alive connections, ${rounds} × (${durationMs / 1000} s bare + ${durationMs / 1000} s intake), SQLite WAL synchronous=${synchronous}, store on ${onThread ? 'its own thread' : 'the event-loop thread'}, state in ${dir}`);
     // Warm-up (JIT, page cache, SQLite file growth); not counted in the figures.
     await run(bareUrl, 1000);
     line('warm-up', await run(intakeUrl, 1000));
@@ -141,7 +149,8 @@ export default async function bench(argv: string[]): Promise<void> {
   } finally {
     child.send({ type: 'exit' });
     await Promise.all([close(intakeServer), close(bareServer)]);
-    db.close();
+    if (db === undefined) await (store as ThreadedIntakeStore).close(); // db undefined ⇔ the threaded store
+    else db.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -10,7 +10,7 @@ import type { IntakeStore, JobDelivery } from '../../daemon/ports/store.ts';
 
 export interface StoreUnderTest {
   readonly store: IntakeStore;
-  readonly dispose: () => void;
+  readonly dispose: () => void | Promise<void>;
 }
 
 let seq = 0;
@@ -32,15 +32,15 @@ export function delivery(jobId: number, action: JobAction, o: { id?: string; at?
   };
 }
 
-export function intakeStoreContract(name: string, make: () => StoreUnderTest): void {
-  const setup = (t: { after: (fn: () => void) => void }): IntakeStore => {
-    const s = make();
+export function intakeStoreContract(name: string, make: () => StoreUnderTest | Promise<StoreUnderTest>): void {
+  const setup = async (t: { after: (fn: () => void | Promise<void>) => void }): Promise<IntakeStore> => {
+    const s = await make();
     t.after(s.dispose);
     return s.store;
   };
 
   test(`${name}: a queued job is recorded with its facts`, async (t) => {
-    const store = setup(t);
+    const store = await setup(t);
     assert.deepEqual(await store.ingest([delivery(1, 'queued', { id: 'a', at: 5 })]), ['accepted']);
     const job = await store.getJob(1);
     assert.equal(job?.status, 'queued');
@@ -51,7 +51,7 @@ export function intakeStoreContract(name: string, make: () => StoreUnderTest): v
   });
 
   test(`${name}: a duplicate delivery id changes nothing, also within one batch`, async (t) => {
-    const store = setup(t);
+    const store = await setup(t);
     await store.ingest([delivery(1, 'queued', { id: 'x' })]);
     // Same id, different news: still a duplicate, and the job must not move.
     assert.deepEqual(await store.ingest([delivery(1, 'completed', { id: 'x' })]), ['duplicate']);
@@ -62,7 +62,7 @@ export function intakeStoreContract(name: string, make: () => StoreUnderTest): v
   });
 
   test(`${name}: completed arrives before queued and the job is not resurrected`, async (t) => {
-    const store = setup(t);
+    const store = await setup(t);
     assert.deepEqual(await store.ingest([delivery(3, 'completed', { runner: 'flint-a-00001' })]), ['accepted']);
     assert.deepEqual(await store.ingest([delivery(3, 'queued'), delivery(3, 'in_progress')]), ['stale', 'stale']);
     const job = await store.getJob(3);
@@ -72,7 +72,7 @@ export function intakeStoreContract(name: string, make: () => StoreUnderTest): v
   });
 
   test(`${name}: the runner named by in_progress is kept when completed names none`, async (t) => {
-    const store = setup(t);
+    const store = await setup(t);
     await store.ingest([delivery(4, 'queued'), delivery(4, 'in_progress', { runner: 'flint-a-00002' }), delivery(4, 'completed')]);
     const job = await store.getJob(4);
     assert.equal(job?.runnerName, 'flint-a-00002');
@@ -80,7 +80,7 @@ export function intakeStoreContract(name: string, make: () => StoreUnderTest): v
   });
 
   test(`${name}: a job no definition can serve is recorded as ignored, with no job row`, async (t) => {
-    const store = setup(t);
+    const store = await setup(t);
     assert.deepEqual(await store.ingest([delivery(5, 'queued', { id: 'ign', definition: null })]), ['ignored']);
     assert.equal(await store.getJob(5), undefined);
     assert.equal((await store.getDelivery('ign'))?.outcome, 'ignored');
@@ -88,14 +88,14 @@ export function intakeStoreContract(name: string, make: () => StoreUnderTest): v
   });
 
   test(`${name}: listJobs filters by status, oldest first`, async (t) => {
-    const store = setup(t);
+    const store = await setup(t);
     await store.ingest([delivery(12, 'queued', { at: 20 }), delivery(11, 'queued', { at: 10 }), delivery(13, 'in_progress', { at: 5 })]);
     assert.deepEqual((await store.listJobs({ status: 'queued' })).map((j) => j.id), [11, 12]);
     assert.deepEqual((await store.listJobs()).map((j) => j.id), [13, 11, 12]);
   });
 
   test(`${name}: prune forgets old deliveries and old completed jobs only`, async (t) => {
-    const store = setup(t);
+    const store = await setup(t);
     await store.ingest([delivery(21, 'completed', { at: 10 }), delivery(22, 'queued', { at: 10 }), delivery(23, 'completed', { at: 100 })]);
     assert.deepEqual(await store.prune(50), { deliveries: 2, jobs: 1 });
     assert.equal(await store.getJob(21), undefined);
@@ -105,7 +105,7 @@ export function intakeStoreContract(name: string, make: () => StoreUnderTest): v
   });
 
   test(`${name}: an empty batch is fine`, async (t) => {
-    const store = setup(t);
+    const store = await setup(t);
     assert.deepEqual(await store.ingest([]), []);
   });
 }

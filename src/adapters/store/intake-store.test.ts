@@ -1,17 +1,24 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDatabase } from './db.ts';
 import { createSqliteIntakeStore } from './intake-store.ts';
 import { createMemoryIntakeStore } from './memory-intake-store.ts';
+import { startThreadedIntakeStore } from './intake-store-worker.ts';
 import { delivery, intakeStoreContract } from './intake-store.contract.ts';
 
 intakeStoreContract('sqlite', () => {
   const dir = mkdtempSync(join(tmpdir(), 'flint-store-'));
   const db = openDatabase(dir);
   return { store: createSqliteIntakeStore(db), dispose: () => { db.close(); rmSync(dir, { recursive: true, force: true }); } };
+});
+
+intakeStoreContract('sqlite on a thread', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'flint-store-'));
+  const store = await startThreadedIntakeStore(dir, { synchronous: 'FULL' });
+  return { store, dispose: async () => { await store.close(); rmSync(dir, { recursive: true, force: true }); } };
 });
 
 intakeStoreContract('memory', () => ({ store: createMemoryIntakeStore(), dispose: () => undefined }));
@@ -42,4 +49,37 @@ test('sqlite: a batch that fails is not half-applied', async (t) => {
   await assert.rejects(store.ingest([delivery(1, 'queued', { id: 'ok' }), delivery(99, 'queued', { id: 'bad' })]), { code: 'FLINT_ERR_STORE_WRITE_FAILED' });
   assert.equal(await store.countDeliveries(), 0);
   assert.equal(await store.getJob(1), undefined);
+});
+
+test('openDatabase sets synchronous explicitly, the same on first open and on reopen', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'flint-store-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // SQLite's numeric codes: 1 NORMAL, 2 FULL.
+  for (const [mode, code] of [['FULL', 2], ['FULL', 2], ['NORMAL', 1]] as const) {
+    const db = openDatabase(dir, { synchronous: mode });
+    assert.equal(db.pragma('synchronous', { simple: true }), code, mode);
+    db.close();
+  }
+  const db = openDatabase(dir);
+  assert.equal(db.pragma('synchronous', { simple: true }), 2, 'FULL by default, also for a file already in WAL mode');
+  db.close();
+});
+
+test('thread: a store that cannot open its database says so', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'flint-store-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // A regular file where the state directory should be.
+  writeFileSync(join(dir, 'not-a-dir'), '');
+  await assert.rejects(startThreadedIntakeStore(join(dir, 'not-a-dir'), { synchronous: 'FULL' }), { code: 'FLINT_ERR_STORE_OPEN_FAILED' });
+});
+
+test('thread: store errors keep their codes across the thread', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'flint-store-'));
+  const store = await startThreadedIntakeStore(dir, { synchronous: 'NORMAL' });
+  t.after(async () => { await store.close(); rmSync(dir, { recursive: true, force: true }); });
+  const db = openDatabase(dir);
+  db.exec("CREATE TRIGGER fail_job_99 BEFORE INSERT ON jobs WHEN NEW.id = 99 BEGIN SELECT RAISE(ABORT, 'disk on fire'); END");
+  db.close();
+  await assert.rejects(store.ingest([delivery(99, 'queued')]), { code: 'FLINT_ERR_STORE_WRITE_FAILED' });
+  assert.equal(await store.countDeliveries(), 0);
 });

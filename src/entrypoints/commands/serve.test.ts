@@ -114,12 +114,25 @@ test('flint serve as a process: listens, takes a delivery, stops on SIGTERM with
     child.once('exit', (code) => reject(new Error(`flint serve exited with ${code}: ${err}`)));
   });
   assert.equal((await post(url, 77, 'proc-1')).status, 202);
+  // A burst, and SIGTERM while it is in flight: whatever was answered 2xx
+  // must be in the database afterwards.
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  child.kill('SIGTERM');
+  const burst = Array.from({ length: 40 }, (_, i) => post(url, 100 + i, `burst-${i}`).then((r) => (r.status === 202 ? `burst-${i}` : undefined), () => undefined));
+  setTimeout(() => child.kill('SIGTERM'), 5);
+  const acked = (await Promise.all(burst)).filter((id): id is string => id !== undefined);
   assert.equal(await exited, 0, err);
   assert.match(out, /flint serve: stopped/);
   assert.ok(!out.includes(SECRET), 'no webhook secret in the log');
   const db = openDatabase(join(dir, 'state'));
   t.after(() => db.close());
-  assert.equal((await createSqliteIntakeStore(db).getDelivery('proc-1'))?.outcome, 'accepted');
+  const store = createSqliteIntakeStore(db);
+  assert.equal((await store.getDelivery('proc-1'))?.outcome, 'accepted');
+  for (const id of acked) assert.ok(await store.getDelivery(id), `${id} was acknowledged but is not stored`);
+});
+
+test('a state directory that cannot be used is FLINT_ERR_STORE_OPEN_FAILED', async (t) => {
+  const dir = tempDir(t);
+  writeFileSync(join(dir, 'state'), 'a file, not a directory');
+  const config = loadConfigFile(writeConfig(dir), { FLINT_TEST_WEBHOOK_SECRET: SECRET });
+  await assert.rejects(startServe({ config, logger: createLogger({ level: 'silent' }) }), { code: 'FLINT_ERR_STORE_OPEN_FAILED' });
 });

@@ -19,9 +19,8 @@ import { DEFAULT_CONFIG_PATH, loadConfigFile } from '../../config/load.ts';
 import { parseListenAddress } from '../../config/values.ts';
 import { createLogger, logLevelFrom } from '../../adapters/log/logger.ts';
 import type { Logger } from '../../adapters/log/logger.ts';
-import { openDatabase } from '../../adapters/store/db.ts';
-import type { Db, Synchronous } from '../../adapters/store/db.ts';
-import { createSqliteIntakeStore } from '../../adapters/store/intake-store.ts';
+import type { Synchronous } from '../../adapters/store/db.ts';
+import { startThreadedIntakeStore } from '../../adapters/store/intake-store-worker.ts';
 import { createIntake } from '../../daemon/intake/intake.ts';
 import { buildServer, DEFAULT_MAX_BODY_BYTES } from '../http/server.ts';
 import type { CommandIo } from '../io.ts';
@@ -131,14 +130,10 @@ export async function startServe(options: ServeOptions): Promise<RunningServe> {
   const clock = options.clock ?? Date.now;
   const synchronous = options.synchronous ?? DEFAULT_SYNCHRONOUS;
   const target = listenTarget(config.address);
-  let db: Db;
+  // The intake store commits on its own thread so that an fsync never
+  // stalls the event loop (webhooks, health checks, the other loops).
+  const store = await startThreadedIntakeStore(config.stateDir, { synchronous });
   try {
-    db = openDatabase(config.stateDir, { synchronous });
-  } catch (err) {
-    throw new FlintError('FLINT_ERR_STORE_OPEN_FAILED', `cannot open the state database in ${config.stateDir}: ${(err as Error).message}`, { cause: err });
-  }
-  try {
-    const store = createSqliteIntakeStore(db);
     const intake = createIntake({ store, runners: config.runners, secrets: config.github.webhookSecrets, clock, logger });
     const server = buildServer({ intake, logger, ...(options.maxBodyBytes === undefined ? {} : { maxBodyBytes: options.maxBodyBytes }) });
     const bound = await listen(server, target.host, target.port, config.address);
@@ -166,14 +161,14 @@ export async function startServe(options: ServeOptions): Promise<RunningServe> {
           await closed;
           clearTimeout(timer);
           await intake.flush();
-          db.close();
+          await store.close();
           logger.info({}, 'flint serve: stopped');
         })();
         return closing;
       },
     };
   } catch (err) {
-    db.close();
+    await store.close();
     throw err;
   }
 }
