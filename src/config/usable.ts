@@ -11,7 +11,7 @@
 import { createPrivateKey } from 'node:crypto';
 import type { ConfigProblem, PathSegment } from './problems.ts';
 import { formatPath } from './problems.ts';
-import type { ConfigLocator } from './load.ts';
+import type { ConfigLocator } from './locate.ts';
 import type { FlintConfig } from './types.ts';
 
 export type FileNeed =

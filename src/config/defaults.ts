@@ -1,0 +1,24 @@
+/** Defaults of every optional key (docs/config.md lists them for operators). */
+export const DEFAULTS = {
+  logLevel: 'info',
+  address: ':8080',
+  stateDir: '/var/lib/flint',
+  apiUrl: 'https://api.github.com',
+  dns: ['1.1.1.1'],
+  group: 'Default',
+  hypervisor: 'firecracker',
+  qemu: 'qemu-system-x86_64',
+  cpuCount: 2,
+  memorySize: 4096,
+  smt: false,
+  diskSize: 10 * 2 ** 30,
+  maxRunners: 1,
+  minIdle: 0,
+  jobTimeoutSeconds: 6 * 3600,
+  kernelArgs: '',
+  uid: 123,
+  gid: 100,
+} as const;
+
+/** The default configuration file of `flint serve` and `flint config check`. */
+export const DEFAULT_CONFIG_PATH = '/etc/flint/config.yaml';
