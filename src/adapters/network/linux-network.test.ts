@@ -13,7 +13,7 @@ import type { Db } from '../store/db.ts';
 import { openLeaseStore } from '../store/leases.ts';
 import { createLinuxNetwork } from './linux-network.ts';
 import type { LinuxHostNetwork } from './linux-network.ts';
-import { nftTableName } from './nft-rules.ts';
+import { guardTableName, nftTableName } from './nft-rules.ts';
 import type { NetworkConfig } from '../../config/types.ts';
 import { isFlintError } from '../../core/errors/index.ts';
 import { vmId } from '../../core/ids.ts';
@@ -86,6 +86,7 @@ function fixture(t: TestContext): Fixture {
     for (const tap of taps(`f${inst}-`)) trySh('ip', ['link', 'del', 'dev', tap]);
     trySh('ip', ['link', 'del', 'dev', bridge]);
     trySh('nft', ['delete', 'table', 'inet', nftTableName(inst, bridge)]);
+    trySh('nft', ['delete', 'table', 'bridge', guardTableName(inst, bridge)]);
     f.db.close();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -185,9 +186,17 @@ test('attach leases v4 and v6, creates an isolated tap owned by the VM uid on th
   assert.equal(info.info_slave_data.isolated, true);
   assert.deepEqual(tap.addr_info, [], 'no address (not even link-local) on the host side of the tap');
   assert.equal(openLeaseStore(f.db).forVm(id).length, 2);
+  const guard = sh('nft', ['list', 'table', 'bridge', guardTableName(f.inst, f.bridge)]);
+  assert.match(guard, new RegExp(`"${lease.tap}" \\. 06:00:0a:d5:00:02 \\. 10\\.213\\.0\\.2`));
+  assert.match(guard, new RegExp(`"${lease.tap}" \\. 06:00:0a:d5:00:02 \\. fd00:f1:213::2`));
+  const neigh = sh('ip', ['neigh', 'show', 'dev', f.bridge]);
+  assert.match(neigh, /10\.213\.0\.2 lladdr 06:00:0a:d5:00:02 PERMANENT/);
+  assert.match(neigh, /fd00:f1:213::2 lladdr 06:00:0a:d5:00:02 PERMANENT/);
 
   await f.net.detach(id);
   assert.equal(linkJson(lease.tap), undefined);
+  assert.doesNotMatch(sh('nft', ['list', 'table', 'bridge', guardTableName(f.inst, f.bridge)]), new RegExp(lease.tap));
+  assert.doesNotMatch(sh('ip', ['neigh', 'show', 'dev', f.bridge]), /10\.213\.0\.2 /);
   assert.deepEqual(openLeaseStore(f.db).forVm(id), []);
   await f.net.detach(id);
 });
@@ -307,4 +316,53 @@ test('two processes leasing from one state file at once never share an address',
   assert.equal(all.length, 200);
   assert.equal(new Set(all).size, 200);
   for (const a of all) assert.ok(parseAddress(a)?.family === 4);
+});
+
+/**
+ * Plays the guest on a tap: opens it (TUNSETIFF), sends one ICMP echo
+ * request to the gateway with the given source MAC/IPv4, and prints
+ * "reply" when the host answers within a second, else "none".
+ */
+const GUEST_PING = String.raw`
+import fcntl, os, select, struct, sys, time
+tap, src_mac, src_ip, dst_mac, dst_ip = sys.argv[1:6]
+fd = os.open('/dev/net/tun', os.O_RDWR)
+fcntl.ioctl(fd, 0x400454ca, struct.pack('16sH', tap.encode(), 0x0002 | 0x1000))
+def csum(b):
+    if len(b) % 2: b += b'\0'
+    s = sum(struct.unpack('!%dH' % (len(b) // 2), b))
+    while s >> 16: s = (s & 0xffff) + (s >> 16)
+    return (~s) & 0xffff
+mac = lambda m: bytes(int(x, 16) for x in m.split(':'))
+ip = lambda a: bytes(int(x) for x in a.split('.'))
+icmp = struct.pack('!BBHHH', 8, 0, 0, 0x4242, 1) + b'flint'
+icmp = icmp[:2] + struct.pack('!H', csum(icmp)) + icmp[4:]
+hdr = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(icmp), 1, 0, 64, 1, 0, ip(src_ip), ip(dst_ip))
+hdr = hdr[:10] + struct.pack('!H', csum(hdr)) + hdr[12:]
+time.sleep(0.2)
+os.write(fd, mac(dst_mac) + mac(src_mac) + b'\x08\x00' + hdr + icmp)
+end = time.time() + 1.0
+while time.time() < end:
+    r, _, _ = select.select([fd], [], [], max(0, end - time.time()))
+    if not r: break
+    f = os.read(fd, 2048)
+    if f[12:14] == b'\x08\x00' and f[23] == 1 and f[34] == 0 and f[38:40] == b'\x42\x42':
+        print('reply'); sys.exit(0)
+print('none')
+`;
+
+test('a guest that forges another source address is dropped by the guard; its own address gets through', async (t) => {
+  if (!requirePrereqs(t, ...prereqs, program('python3', 'python3'))) return;
+  const f = fixture(t);
+  const cfg = netConfig(f.bridge, {}, false);
+  await f.net.ensureNetwork(cfg);
+  const lease = await f.net.attach(vmId(f.inst, 1), 'h', cfg);
+  const bridgeMac = String(linkJson(f.bridge)?.address);
+  const ping = (mac: string, ipv4: string): string => sh('python3', ['-c', GUEST_PING, lease.tap, mac, ipv4, bridgeMac, '10.213.0.1']).trim();
+  const drops = (): number[] => [...sh('nft', ['list', 'table', 'bridge', guardTableName(f.inst, f.bridge)]).matchAll(/counter packets (\d+)/g)].map((m) => Number(m[1]));
+  assert.equal(ping(lease.mac, lease.guest.ipv4.address), 'reply', 'the leased MAC and address reach the gateway');
+  const before = drops().reduce((a, b) => a + b, 0);
+  assert.equal(ping(lease.mac, '10.213.0.99'), 'none', 'a forged source address is dropped');
+  assert.equal(ping('06:00:0a:d5:00:63', lease.guest.ipv4.address), 'none', 'a forged source MAC is dropped');
+  assert.equal(drops().reduce((a, b) => a + b, 0), before + 2);
 });

@@ -23,7 +23,9 @@ import { isInstanceId, parseVmId, tapName, tapPrefix, vmIdFromTap } from '../../
 import type { LeaseStore } from '../store/leases.ts';
 import { CommandError, systemCommandRunner } from './command.ts';
 import type { CommandRunner } from './command.ts';
-import { fingerprintOf, nftTableName, renderNftTable, replaceScript } from './nft-rules.ts';
+import { fingerprintOf, guardElementsScript, guardTableName, nftTableName, renderGuardTable, renderNftTable, replaceGuardScript, replaceScript } from './nft-rules.ts';
+import type { GuardElement } from './nft-rules.ts';
+import type { LeaseRecord } from '../store/leases.ts';
 
 /** The subset of a pino logger this adapter uses. */
 export interface NetworkLogger {
@@ -42,7 +44,7 @@ export interface LinuxNetworkDeps {
 }
 
 export interface LinuxHostNetwork extends HostNetwork {
-  /** Deletes the nft table this instance owns for the bridge (the bridge itself stays). Idempotent. */
+  /** Deletes the nft tables (NAT and guard) this instance owns for the bridge; the bridge itself stays. Idempotent. */
   removeNat(bridge: string): Promise<void>;
 }
 
@@ -70,6 +72,28 @@ function commandFailed(err: unknown, what: string): FlintError {
 
 function isNoSuchDevice(err: unknown): boolean {
   return err instanceof CommandError && /does not exist|Cannot find device|No such device/i.test(err.stderr);
+}
+
+function isNoSuchTable(err: unknown): boolean {
+  return err instanceof CommandError && /No such file or directory/.test(err.stderr);
+}
+
+/** The guard-set entries of the VMs holding `leases` on `bridge` (grouped per VM; a VM without its IPv4 lease has none). */
+function guardElements(leases: readonly LeaseRecord[], bridge: string): GuardElement[] {
+  const byVm = new Map<string, { ipv4?: string; ipv6?: string }>();
+  for (const l of leases) {
+    if (l.network !== bridge) continue;
+    const e = byVm.get(l.vmId) ?? {};
+    if (l.family === 4) e.ipv4 = l.address;
+    else e.ipv6 = l.address;
+    byVm.set(l.vmId, e);
+  }
+  const out: GuardElement[] = [];
+  for (const [vmId, e] of byVm) {
+    if (e.ipv4 === undefined) continue;
+    out.push({ tap: tapName(vmId), mac: macFromIpv4(e.ipv4), ipv4: e.ipv4, ...(e.ipv6 === undefined ? {} : { ipv6: e.ipv6 }) });
+  }
+  return out;
 }
 
 export function createLinuxNetwork(deps: LinuxNetworkDeps): LinuxHostNetwork {
@@ -130,7 +154,7 @@ export function createLinuxNetwork(deps: LinuxNetworkDeps): LinuxHostNetwork {
     try {
       listing = (await commands.run('nft', ['list', 'table', 'inet', table.name])).stdout;
     } catch (err) {
-      if (!(err instanceof CommandError && /No such file or directory/.test(err.stderr))) throw commandFailed(err, `could not read nftables table ${table.name}`);
+      if (!isNoSuchTable(err)) throw commandFailed(err, `could not read nftables table ${table.name}`);
     }
     if (fingerprintOf(listing) === table.fingerprint) return;
     try {
@@ -139,6 +163,44 @@ export function createLinuxNetwork(deps: LinuxNetworkDeps): LinuxHostNetwork {
       throw commandFailed(err, `could not install nftables table ${table.name}`);
     }
     deps.log?.info({ network: net.name, table: table.name }, 'installed NAT and forward rules');
+  }
+
+  /** Bridges whose guard table this process has checked (attach checks once, for callers that skip ensureNetwork). */
+  const guarded = new Set<string>();
+
+  async function ensureGuard(bridge: string): Promise<void> {
+    const table = renderGuardTable(instanceId, bridge);
+    let listing = '';
+    try {
+      listing = (await commands.run('nft', ['list', 'table', 'bridge', table.name])).stdout;
+    } catch (err) {
+      if (!isNoSuchTable(err)) throw commandFailed(err, `could not read nftables table ${table.name}`);
+    }
+    if (fingerprintOf(listing) !== table.fingerprint) {
+      // Re-filled from the leases in the same transaction: live VMs stay allowed throughout.
+      const elements = guardElements(leases.ofInstance(instanceId), bridge);
+      try {
+        await commands.run('nft', ['-f', '-'], { input: replaceGuardScript(instanceId, bridge, table, elements) });
+      } catch (err) {
+        throw commandFailed(err, `could not install nftables table ${table.name}`);
+      }
+      deps.log?.info({ network: bridge, table: table.name }, 'installed the address guard of this instance\'s taps');
+    }
+    guarded.add(bridge);
+  }
+
+  /** Removes a VM's guard entries and permanent neighbour entries (best effort: both are harmless leftovers, see below). */
+  async function forgetGuest(vmLeases: readonly LeaseRecord[]): Promise<void> {
+    const byBridge = new Map<string, LeaseRecord[]>();
+    for (const l of vmLeases) byBridge.set(l.network, [...(byBridge.get(l.network) ?? []), l]);
+    for (const [bridge, ls] of byBridge) {
+      const script = guardElementsScript('delete', guardTableName(instanceId, bridge), guardElements(ls, bridge));
+      // A missing table (never installed, or deleted by hand) holds no entries.
+      if (script !== '') await commands.run('nft', ['-f', '-'], { input: script }).catch((err: unknown) => { if (!isNoSuchTable(err)) throw err; });
+      // A stale permanent entry would still be right: the MAC follows the address.
+      const neigh = ls.map((l) => `neigh del ${l.address} dev ${bridge}`).join('\n');
+      await ip(['-force', '-batch', '-'], `${neigh}\n`).catch(() => undefined);
+    }
   }
 
   function wantedAddresses(net: NetworkConfig, v6: AddressPool | undefined): Array<{ family: 'inet' | 'inet6'; address: string; prefixLength: number }> {
@@ -201,6 +263,8 @@ export function createLinuxNetwork(deps: LinuxNetworkDeps): LinuxHostNetwork {
       if (problems.length > 0) {
         throw new FlintError('FLINT_ERR_NET_BRIDGE_MISCONFIGURED', `network ${net.name}: bridge ${net.name} ${problems.join(', ')}`, { details: { network: net.name } });
       }
+      // The guard covers only this instance's taps: installed whether or not Flint owns the bridge.
+      await ensureGuard(net.name);
       if (!net.create) {
         // The operator owns forwarding and NAT of a bridge Flint did not create; say when guests will not get out.
         const fwd = (await readFile(`${procSys}/net/ipv4/ip_forward`, 'utf8').catch(() => '')).trim();
@@ -235,6 +299,14 @@ export function createLinuxNetwork(deps: LinuxNetworkDeps): LinuxHostNetwork {
             : {}),
           dns: [...net.dns],
         };
+        // The guard entries exist before the tap: the first frame is already checked.
+        if (!guarded.has(net.name)) await ensureGuard(net.name);
+        const element = { tap, mac: macFromIpv4(lease4.address), ipv4: lease4.address, ...(lease6 === undefined ? {} : { ipv6: lease6.address }) };
+        try {
+          await commands.run('nft', ['-f', '-'], { input: guardElementsScript('add', guardTableName(instanceId, net.name), [element]) });
+        } catch (err) {
+          throw commandFailed(err, `could not add the address guard of ${tap}`);
+        }
         const ownerArgs = owner === undefined ? '' : ` user ${owner.uid} group ${owner.gid}`;
         // One `ip` process for the whole tap setup. The port is isolated:
         // guests on one bridge reach the bridge (their gateway), never each
@@ -245,6 +317,10 @@ export function createLinuxNetwork(deps: LinuxNetworkDeps): LinuxHostNetwork {
           `link set dev ${tap} master ${net.name}`,
           `link set dev ${tap} type bridge_slave isolated on`,
           `link set dev ${tap} up`,
+          // Permanent neighbour entries: no ARP/NDP round trip before the
+          // first packet, and no forged advertisement can move them.
+          `neigh replace ${lease4.address} lladdr ${element.mac} dev ${net.name} nud permanent`,
+          ...(lease6 === undefined ? [] : [`neigh replace ${lease6.address} lladdr ${element.mac} dev ${net.name} nud permanent`]),
           '',
         ].join('\n');
         try {
@@ -260,6 +336,7 @@ export function createLinuxNetwork(deps: LinuxNetworkDeps): LinuxHostNetwork {
         }
       } catch (err) {
         await ip(['link', 'del', 'dev', tap]).catch(() => undefined);
+        await forgetGuest(leases.forVm(vmId)).catch(() => undefined);
         leases.release(vmId);
         throw err;
       }
@@ -275,6 +352,9 @@ export function createLinuxNetwork(deps: LinuxNetworkDeps): LinuxHostNetwork {
         if (!isNoSuchDevice(err)) throw commandFailed(err, `could not remove tap ${tap}`);
       }
       // Only after the tap is gone may the address go back to the pool.
+      await forgetGuest(leases.forVm(vmId)).catch((err: unknown) => {
+        deps.log?.warn({ vmId, err: err instanceof Error ? err.message : String(err) }, 'could not remove the address guard entries of a VM');
+      });
       leases.release(vmId);
     },
 
@@ -300,21 +380,26 @@ export function createLinuxNetwork(deps: LinuxNetworkDeps): LinuxHostNetwork {
           if (!isNoSuchDevice(err)) throw commandFailed(err, `could not remove tap ${name}`);
         }
       }
-      for (const lease of leases.ofInstance(instanceId)) {
-        if (live.has(lease.vmId)) continue;
-        for (const r of leases.release(lease.vmId)) removed.push(`lease ${r.vmId} ${r.network} ${r.address}`);
+      const dead = leases.ofInstance(instanceId).filter((l) => !live.has(l.vmId));
+      await forgetGuest(dead).catch((err: unknown) => {
+        deps.log?.warn({ err: err instanceof Error ? err.message : String(err) }, 'could not remove the address guard entries of swept VMs');
+      });
+      for (const vmId of new Set(dead.map((l) => l.vmId))) {
+        for (const r of leases.release(vmId)) removed.push(`lease ${r.vmId} ${r.network} ${r.address}`);
       }
       if (removed.length > 0) deps.log?.info({ removed }, 'swept network leftovers');
       return removed;
     },
 
     async removeNat(bridge) {
-      const name = nftTableName(instanceId, bridge);
-      try {
-        await commands.run('nft', ['delete', 'table', 'inet', name]);
-      } catch (err) {
-        if (!(err instanceof CommandError && /No such file or directory/.test(err.stderr))) throw commandFailed(err, `could not delete nftables table ${name}`);
+      for (const [family, name] of [['inet', nftTableName(instanceId, bridge)], ['bridge', guardTableName(instanceId, bridge)]] as const) {
+        try {
+          await commands.run('nft', ['delete', 'table', family, name]);
+        } catch (err) {
+          if (!isNoSuchTable(err)) throw commandFailed(err, `could not delete nftables table ${name}`);
+        }
       }
+      guarded.delete(bridge);
     },
   };
   return network;

@@ -98,3 +98,102 @@ export function replaceScript(instanceId: string, bridge: string, t: RenderedTab
 export function fingerprintOf(listing: string): string | undefined {
   return /comment "flint [^"]*\bfp=([0-9a-f]+)"/.exec(listing)?.[1];
 }
+
+/**
+ * The anti-spoofing guard of this instance's taps on one bridge: a `bridge`
+ * family table that drops every frame from a tap `f<instance>-*` whose
+ * source MAC, IPv4 or IPv6 address (or ARP sender) is not the one leased to
+ * that tap. Without it a guest could claim another guest's address (ARP
+ * spoofing the host) and receive that guest's traffic. Frames from other
+ * ports of the bridge are not looked at.
+ *
+ * The per-VM facts live in three sets, filled on attach and emptied on
+ * detach; a replaced table is re-filled from the leases in the same
+ * transaction.
+ */
+export interface GuardElement {
+  readonly tap: string;
+  readonly mac: string;
+  readonly ipv4: string;
+  readonly ipv6?: string;
+}
+
+export function guardTableName(instanceId: string, bridge: string): string {
+  return `${nftTableName(instanceId, bridge)}_guard`;
+}
+
+function elementLists(elements: readonly GuardElement[]): { macs: string[]; v4: string[]; v6: string[] } {
+  const check = (s: string): string => {
+    if (!/^[0-9a-f:.]+$/.test(s)) throw new RangeError(`not usable in nftables: ${JSON.stringify(s)}`);
+    return s;
+  };
+  return {
+    macs: elements.map((e) => `${quote(e.tap)} . ${check(e.mac)}`),
+    v4: elements.map((e) => `${quote(e.tap)} . ${check(e.mac)} . ${check(e.ipv4)}`),
+    v6: elements.flatMap((e) => (e.ipv6 === undefined ? [] : [`${quote(e.tap)} . ${check(e.mac)} . ${check(e.ipv6)}`])),
+  };
+}
+
+export function renderGuardTable(instanceId: string, bridge: string): RenderedTable {
+  const taps = quote(`f${instanceId}-*`);
+  const body = [
+    '  set macs {',
+    '    type ifname . ether_addr',
+    '  }',
+    '  set guests4 {',
+    '    type ifname . ether_addr . ipv4_addr',
+    '  }',
+    '  set guests6 {',
+    '    type ifname . ether_addr . ipv6_addr',
+    '  }',
+    '  chain spoof {',
+    '    type filter hook prerouting priority filter; policy accept;',
+    `    iifname != ${taps} accept`,
+    // Counters: `nft list table bridge …_guard` shows how much a guest tried to forge.
+    '    iifname . ether saddr != @macs counter drop',
+    '    ether type arp iifname . arp saddr ether . arp saddr ip @guests4 accept',
+    // ARP probes (RFC 5227) carry sender 0.0.0.0 and teach the host nothing.
+    '    ether type arp arp saddr ip 0.0.0.0 accept',
+    '    ether type ip iifname . ether saddr . ip saddr @guests4 accept',
+    '    ether type ip6 iifname . ether saddr . ip6 saddr @guests6 accept',
+    // Neighbour discovery and duplicate detection use link-local and unspecified
+    // sources; the MAC check above still applies, and the host's neighbour
+    // entries of guests are permanent (set on attach), so a forged
+    // advertisement cannot redirect another guest's address.
+    '    ether type ip6 ip6 saddr { ::, fe80::/10 } accept',
+    '    counter drop',
+    '  }',
+  ].join('\n');
+  const fingerprint = createHash('sha256').update(`guard-v1\n${body}`).digest('hex').slice(0, 16);
+  return { name: guardTableName(instanceId, bridge), fingerprint, body };
+}
+
+/** Replaces the guard table atomically, re-filled with `elements`. */
+export function replaceGuardScript(instanceId: string, bridge: string, t: RenderedTable, elements: readonly GuardElement[]): string {
+  return [
+    `table bridge ${t.name}`,
+    `delete table bridge ${t.name}`,
+    `table bridge ${t.name} {`,
+    `  comment ${quote(tableComment(instanceId, bridge, t.fingerprint))}`,
+    t.body,
+    '}',
+    guardElementsScript('add', t.name, elements),
+  ].join('\n');
+}
+
+/**
+ * Adds or removes the elements of some VMs. Removal first adds them (a no-op
+ * for present elements) so that removing absent ones is not an error.
+ */
+export function guardElementsScript(op: 'add' | 'delete', table: string, elements: readonly GuardElement[]): string {
+  if (elements.length === 0) return '';
+  const l = elementLists(elements);
+  const lines: string[] = [];
+  const ops = op === 'add' ? ['add'] : ['add', 'delete'];
+  for (const o of ops) {
+    lines.push(`${o} element bridge ${table} macs { ${l.macs.join(', ')} }`);
+    lines.push(`${o} element bridge ${table} guests4 { ${l.v4.join(', ')} }`);
+    if (l.v6.length > 0) lines.push(`${o} element bridge ${table} guests6 { ${l.v6.join(', ')} }`);
+  }
+  return `${lines.join('\n')}\n`;
+}
