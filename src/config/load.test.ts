@@ -415,3 +415,43 @@ test('loadConfigFile reads the file, derives the instance id from this host, and
   });
   assert.throws(() => loadConfigFile(join(dir, 'nope.yaml'), {}), (e) => isFlintError(e, 'FLINT_ERR_CONFIG_UNREADABLE'));
 });
+
+test('any file built from valid values loads with exactly those values, whatever the key order', async () => {
+  const { stringify } = await import('yaml');
+  const runner = fc.record({
+    name: fc.stringMatching(/^[a-z][a-z0-9-]{0,10}$/),
+    labels: fc.uniqueArray(fc.stringMatching(/^[a-z][a-z0-9-]{0,8}$/), { minLength: 1, maxLength: 4 }),
+    cpuCount: fc.integer({ min: 1, max: 16 }).map((n) => (n === 1 ? 1 : n * 2 > 32 ? 32 : n * 2)),
+    memorySize: fc.integer({ min: 128, max: 65536 }),
+    smt: fc.boolean(),
+    diskSize: fc.integer({ min: 64 * 2 ** 20, max: 2 ** 40 }),
+    maxRunners: fc.integer({ min: 1, max: 50 }),
+    jobTimeout: fc.integer({ min: 1, max: 5 * 86400 }),
+    uid: fc.integer({ min: 0, max: 65535 }),
+  }, { requiredKeys: ['name', 'labels'] });
+  fc.assert(fc.property(fc.uniqueArray(runner, { minLength: 1, maxLength: 3, selector: (r) => r.name }), fc.integer({ min: 8, max: 30 }), fc.boolean(), (runners, prefix, reverse) => {
+    const order = <T extends object>(o: T): T => (reverse ? Object.fromEntries(Object.entries(o).reverse()) as T : o); // same entries, other order
+    const file = order({
+      networks: [order({ name: 'br0', v4: `10.0.0.1/${prefix}` })],
+      github: order({ appID: 7, organization: 'o', webhookSecret: 'whs-000000', privateKey: 'k' }),
+      runners: runners.map((r) => order({ ...r, kernel: '/k', filesystem: '/f', hypervisor: 'qemu' })),
+    });
+    const c = ok(stringify(file));
+    assert.deepEqual(c.networks[0]?.v4, { address: '10.0.0.1', prefixLength: prefix });
+    assert.equal(c.runners.length, runners.length);
+    runners.forEach((want, i) => {
+      const got = c.runners[i];
+      assert.ok(got);
+      assert.equal(got.name, want.name);
+      assert.deepEqual(got.labels, want.labels);
+      assert.equal(got.cpuCount, want.cpuCount ?? 2);
+      assert.equal(got.memorySize, want.memorySize ?? 4096);
+      assert.equal(got.smt, want.smt ?? false);
+      assert.equal(got.diskSize, want.diskSize ?? 10 * 2 ** 30);
+      assert.equal(got.maxRunners, want.maxRunners ?? 1);
+      assert.equal(got.jobTimeoutSeconds, want.jobTimeout ?? 21600);
+      assert.equal(got.uid, want.uid ?? 123);
+      assert.equal(got.network, 'br0');
+    });
+  }), { numRuns: 150 });
+});
