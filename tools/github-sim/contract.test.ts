@@ -67,6 +67,7 @@ describe('simulator answers and webhooks match GitHub\'s published OpenAPI descr
 
     const { jobId, runId } = await sim.queueJob({ repo: 'app', labels: ['self-hosted', 'flint'] });
     await sim.queueJob({ repo: 'app', labels: ['flint'], runId, name: 'second' });
+    await sim.cancelJob((await sim.queueJob({ repo: 'web', labels: ['never'] })).jobId);
     const jitConfig = (made.body as { encoded_jit_config: string }).encoded_jit_config;
     const runnerId = (made.body as { runner: { id: number } }).runner.id;
     const conn = await fetch(`${sim.apiUrl}/_sim/runner/connect`, { method: 'POST', body: JSON.stringify({ jitconfig: jitConfig }) });

@@ -62,6 +62,13 @@ export async function handleControl(d: ControlDeps, req: IncomingMessage, res: S
       throw err;
     }
   }
+  const cancel = /^POST \/_sim\/jobs\/(\d+)\/cancel$/.exec(route);
+  if (cancel !== null) {
+    const j = d.world.cancelJob(Number(cancel[1]), d.now());
+    if (j === undefined) return fail(res, 409, 'no such job, or it is already completed');
+    await d.events.jobChanged(j);
+    return json(res, 200, { jobId: j.id, conclusion: j.conclusion });
+  }
   switch (route) {
     case 'GET /_sim/state': {
       const c = d.ctx();

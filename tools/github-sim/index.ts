@@ -29,7 +29,6 @@ export { signJwt } from './jwt.ts';
 export { decodeJitConfig, type JitConfig } from './jit-config.ts';
 export { labelsMatch, DEFAULT_RUNNER_LABELS } from './world.ts';
 
-const RATE_LIMIT = 5000;
 const HOUR_MS = 3_600_000;
 
 function requestId(): string {
@@ -64,9 +63,9 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   const world = new World(opts.repos ?? ['app', 'web'], opts.runnerGroups ?? ['Default']);
   const webhooks = new WebhookSender({ hookId: 400_000_000 + appId, appId, target: opts.webhook });
   const createdAt = isoSeconds(Date.now());
-  let apiUrl = '';
+  let publicUrl = ''; // set once listening; ctx() is only called by request handlers, after that
   const ctx = (): RenderCtx => ({
-    api: apiUrl, web: apiUrl, org, orgId: 9_100_001, appId, appSlug: `flint-sim-${appId}`, installationId, createdAt,
+    api: publicUrl, web: publicUrl, org, orgId: 9_100_001, appId, appSlug: `flint-sim-${appId}`, installationId, createdAt,
   });
   const faults: FaultState = { serverErrors: 0, primary: 0, secondary: 0, spec: {} };
   const setFaults = (f: Faults): void => {
@@ -79,6 +78,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   const log: RequestLogEntry[] = [];
   const buckets = new Map<string, { used: number; resetAt: number }>();
   const now = (): number => Date.now();
+  const rateLimit = opts.rateLimit ?? 5000;
 
   const apiDeps: ApiDeps = { world, webhooks, ctx, publicKey, installed: () => installed, tokenTtlSeconds: opts.tokenTtlSeconds ?? 3600, now };
   const events = webhookEvents({ world, webhooks, ctx });
@@ -124,16 +124,18 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       bucket = { used: 0, resetAt: now() + HOUR_MS };
       buckets.set(bucketKey, bucket);
     }
+    const who = auth.kind === 'app' ? `app ID ${appId}` : `installation ID ${installationId}`;
+    const limited = (status: number, resetAt: number): void => finish(
+      error(status, `API rate limit exceeded for ${who}.`, 'https://docs.github.com/rest/overview/rate-limits-for-the-rest-api'),
+      { limit: rateLimit, used: rateLimit, resetAt, remaining: 0 });
+    if (bucket.used >= rateLimit) return limited(403, bucket.resetAt);
     bucket.used++;
-    const rate = { limit: RATE_LIMIT, used: bucket.used, resetAt: bucket.resetAt };
+    const rate = { limit: rateLimit, used: bucket.used, resetAt: bucket.resetAt };
 
     const pr = faults.spec.primaryRateLimit;
     if (faults.primary > 0 && pr !== undefined && faultMatches(pr.match, key)) {
       faults.primary--;
-      const resetAt = now() + (pr.resetAfterSeconds ?? 60) * 1000;
-      const who = auth.kind === 'app' ? `app ID ${appId}` : `installation ID ${installationId}`;
-      return finish(error(pr.status ?? 403, `API rate limit exceeded for ${who}.`, 'https://docs.github.com/rest/overview/rate-limits-for-the-rest-api'),
-        { limit: RATE_LIMIT, used: RATE_LIMIT, resetAt, remaining: 0 });
+      return limited(pr.status ?? 403, now() + (pr.resetAfterSeconds ?? 60) * 1000);
     }
     const sr = faults.spec.secondaryRateLimit;
     if (faults.secondary > 0 && sr !== undefined && faultMatches(sr.match, key)) {
@@ -177,7 +179,8 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   });
   const addr = server.address() as AddressInfo; // listening on TCP, so address() is an AddressInfo
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-  apiUrl = `http://${host}:${addr.port}`;
+  const apiUrl = `http://${host}:${addr.port}`;
+  publicUrl = (opts.publicUrl ?? apiUrl).replace(/\/+$/, '');
 
   return {
     apiUrl, appId, privateKeyPem, org, installationId,
@@ -186,6 +189,11 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       const j = world.queueJob(o, now());
       await events.jobChanged(j);
       return { jobId: j.id, runId: j.run.id };
+    },
+    cancelJob: async (jobId) => {
+      const j = world.cancelJob(jobId, now());
+      if (j === undefined) throw new Error(`job ${jobId} does not exist or is already completed`);
+      await events.jobChanged(j);
     },
     ping: () => events.ping(),
     jobs: () => world.snapshotJobs(),

@@ -11,6 +11,7 @@
  *   --webhook-url URL --webhook-secret SECRET   where signed deliveries go
  *   --key-file PATH       where to write the App private key (default: a new temp dir)
  *   --not-installed       the App has no installation in the org
+ *   --public-url URL      the URL VMs/others reach the simulator at (links, JIT configs)
  *
  * Prints the API URL, the App id and the key file path, one `key=value` per
  * line, then serves until SIGINT/SIGTERM.
@@ -26,7 +27,7 @@ const { values } = parseArgs({
     'host': { type: 'string' }, 'port': { type: 'string' }, 'org': { type: 'string' }, 'app-id': { type: 'string' },
     'repo': { type: 'string', multiple: true }, 'runner-group': { type: 'string', multiple: true },
     'token-ttl': { type: 'string' }, 'webhook-url': { type: 'string' }, 'webhook-secret': { type: 'string' },
-    'key-file': { type: 'string' }, 'not-installed': { type: 'boolean' },
+    'key-file': { type: 'string' }, 'not-installed': { type: 'boolean' }, 'public-url': { type: 'string' },
   },
   strict: true,
 });
@@ -59,6 +60,7 @@ const sim = await startSimulator({
   ...(values['webhook-url'] !== undefined && values['webhook-secret'] !== undefined
     ? { webhook: { url: values['webhook-url'], secret: values['webhook-secret'] } } : {}),
   ...(values['not-installed'] === true ? { installed: false } : {}),
+  ...(values['public-url'] === undefined ? {} : { publicUrl: values['public-url'] }),
 });
 
 const ownDir = values['key-file'] === undefined ? mkdtempSync(join(tmpdir(), 'flint-github-sim-')) : undefined;

@@ -370,3 +370,65 @@ test('the control API queues jobs, sets faults and reports state', async (t) => 
   assert.equal((await call(s, 'PUT', '/_sim/installation', undefined, { installed: false })).status, 204);
   assert.equal((await call(s, 'GET', '/orgs/acme/installation', `Bearer ${appJwt(s)}`)).status, 404);
 });
+
+test('cancelling a queued job completes it as cancelled with no runner; cancelling a running one removes its runner', async (t) => {
+  const rcv = await receiver(t);
+  const s = await sim(t, { webhook: { url: rcv.url, secret: 's' } });
+  const tok = await installationToken(s);
+  const queued = await s.queueJob({ repo: 'app', labels: ['flint'] });
+  await s.cancelJob(queued.jobId);
+  const done = rcv.received.at(-1)?.json;
+  assert.equal(done?.action, 'completed');
+  assert.equal((done?.workflow_job as { conclusion: string }).conclusion, 'cancelled');
+  assert.equal((done?.workflow_job as { runner_id: number | null }).runner_id, null);
+  await assert.rejects(s.cancelJob(queued.jobId), /already completed/);
+
+  const running = await s.queueJob({ repo: 'app', labels: ['flint'] });
+  const { json } = await jit(s, tok, 'r1', ['flint']);
+  const session = ((await call(s, 'POST', '/_sim/runner/connect', undefined, { jitconfig: json.encoded_jit_config })).json as { session: string }).session;
+  assert.equal((await call(s, 'POST', '/_sim/runner/acquire', undefined, { session })).status, 200);
+  const cancelled = await call(s, 'POST', `/_sim/jobs/${running.jobId}/cancel`);
+  assert.deepEqual(cancelled.json, { jobId: running.jobId, conclusion: 'cancelled' });
+  assert.deepEqual(s.runners(), []);
+  assert.equal((await call(s, 'POST', '/_sim/runner/complete', undefined, { session })).status, 404);
+  assert.equal((await call(s, 'POST', `/_sim/jobs/${running.jobId}/cancel`)).status, 409);
+});
+
+test('the primary rate limit also trips for real once a credential spends its hourly budget', async (t) => {
+  const s = await sim(t, { rateLimit: 3 });
+  const tok = await installationToken(s);
+  for (let i = 1; i <= 3; i++) {
+    const r = await call(s, 'GET', '/installation/repositories', tok);
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get('x-ratelimit-remaining'), String(3 - i));
+  }
+  const over = await call(s, 'GET', '/installation/repositories', tok);
+  assert.equal(over.status, 403);
+  assert.equal(over.headers.get('x-ratelimit-remaining'), '0');
+  assert.match((over.json as { message: string }).message, /API rate limit exceeded for installation ID/);
+  assert.equal((await call(s, 'GET', '/app', `Bearer ${appJwt(s)}`)).status, 200, 'the App JWT has its own budget');
+});
+
+test('publicUrl goes into links and JIT configs while apiUrl stays the listening address', async (t) => {
+  const s = await sim(t, { publicUrl: 'http://192.0.2.1:8080/' });
+  const tok = await installationToken(s);
+  const { json } = await jit(s, tok, 'p1', ['flint']);
+  const cfg = decodeJitConfig(json.encoded_jit_config);
+  assert.equal(cfg.runner.gitHubUrl, 'http://192.0.2.1:8080/acme');
+  assert.match(s.apiUrl, /^http:\/\/127\.0\.0\.1:\d+$/);
+  const inst = await call(s, 'GET', '/orgs/acme/installation', `Bearer ${appJwt(s)}`);
+  assert.equal((inst.json as { access_tokens_url: string }).access_tokens_url, `http://192.0.2.1:8080/app/installations/${s.installationId}/access_tokens`);
+});
+
+test('a delivery held back by a reorder fault goes out after holdMs even when nothing follows it', async (t) => {
+  const rcv = await receiver(t);
+  const s = await sim(t, { webhook: { url: rcv.url, secret: 's' } });
+  s.faults.set({ webhooks: { reorder: 1, holdMs: 200 } });
+  const started = Date.now();
+  await s.queueJob({ repo: 'app', labels: ['late'] });
+  assert.equal(rcv.received.length, 0);
+  await rcv.waitFor(1, 3000);
+  assert.ok(Date.now() - started >= 190);
+  await s.settled();
+  assert.equal(s.deliveries().length, 1);
+});

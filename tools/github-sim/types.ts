@@ -101,6 +101,13 @@ export interface SimulatorOptions {
   readonly port?: number;
   /** An App private key (PEM) to use instead of generating one. */
   readonly privateKeyPem?: string;
+  /**
+   * The URL others (VMs on a bridge, a demo) reach the simulator at; goes into
+   * `html_url`s, API links and JIT configs. Default: the listening address.
+   */
+  readonly publicUrl?: string;
+  /** Requests per hour per credential before the primary rate limit answers 403 (default 5000, GitHub's installation budget). */
+  readonly rateLimit?: number;
 }
 
 export interface QueueJobOptions {
@@ -119,6 +126,12 @@ export interface Simulator {
   readonly installationId: number;
   setWebhook(w: { url: string; secret: string } | undefined): void;
   queueJob(o: QueueJobOptions): Promise<{ jobId: number; runId: number }>;
+  /**
+   * Cancels a job that is queued or in progress (a user pressed "Cancel"): it
+   * completes with `cancelled` and a `completed` webhook goes out — for a
+   * queued job with no runner, as on GitHub.
+   */
+  cancelJob(jobId: number): Promise<void>;
   /** Sends the App's `ping` webhook (GitHub sends one when the hook is configured). */
   ping(): Promise<void>;
   jobs(): readonly SimJob[];

@@ -131,6 +131,17 @@ export class World {
     j.run.updatedAt = j.completedAt;
   }
 
+  /** Cancels a queued or running job (an ephemeral runner on it goes away); undefined when there is nothing to cancel. */
+  cancelJob(jobId: number, now: number): JobRec | undefined {
+    const j = this.jobs.get(jobId);
+    if (j === undefined || j.status === 'completed') return undefined;
+    const r = j.runner === null ? undefined : this.runners.get(j.runner.id);
+    // The runner process ends with its job: an ephemeral runner is removed, as when it completes.
+    if (r !== undefined) this.removeRunner(r);
+    this.completeJob(j, 'cancelled', now);
+    return j;
+  }
+
   snapshotJobs(): SimJob[] {
     return [...this.jobs.values()].map((j) => ({
       id: j.id, runId: j.run.id, repo: j.run.repo.name, name: j.name, labels: [...j.labels], group: j.group,
