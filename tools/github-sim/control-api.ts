@@ -24,6 +24,8 @@ export interface ControlDeps {
   readonly clearFaults: () => void;
   readonly requests: () => readonly RequestLogEntry[];
   readonly setInstalled: (v: boolean) => void;
+  /** True once close() began: long polls end instead of keeping the process alive. */
+  readonly closing: () => boolean;
 }
 
 const CONCLUSIONS: readonly JobConclusion[] = ['success', 'failure', 'cancelled', 'skipped', 'timed_out', 'neutral'];
@@ -152,7 +154,7 @@ export async function handleControl(d: ControlDeps, req: IncomingMessage, res: S
           void d.events.jobChanged(j);
           return json(res, 200, { job_id: j.id, run_id: j.run.id, repository: `${d.ctx().org}/${j.run.repo.name}`, name: j.name, labels: j.labels });
         }
-        if (d.now() >= deadline || req.socket.destroyed) return json(res, 204);
+        if (d.now() >= deadline || req.socket.destroyed || d.closing()) return json(res, 204);
         await sleep(100);
       }
     }

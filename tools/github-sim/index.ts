@@ -79,6 +79,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   const buckets = new Map<string, { used: number; resetAt: number }>();
   const now = (): number => Date.now();
   const rateLimit = opts.rateLimit ?? 5000;
+  let closing = false;
 
   const apiDeps: ApiDeps = { world, webhooks, ctx, publicKey, installed: () => installed, tokenTtlSeconds: opts.tokenTtlSeconds ?? 3600, now };
   const events = webhookEvents({ world, webhooks, ctx });
@@ -87,6 +88,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     setFaults, clearFaults: () => setFaults({}),
     requests: () => log,
     setInstalled: (v) => { installed = v; },
+    closing: () => closing,
   };
 
   async function handleRest(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
@@ -112,7 +114,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     if (latency > 0) await sleep(latency);
 
     const resolved = resolveRoute(method, url.pathname);
-    if (resolved.kind === 'none') return finish(error(404, 'Not Found'));
+    if (resolved.kind === 'none') return finish(error(404, 'Not Found'), { limit: 60, used: 1, resetAt: now() + HOUR_MS });
     const auth = authenticate(apiDeps, resolved.route.auth, req.headers.authorization);
     if ('status' in auth) {
       // Unauthenticated requests share GitHub's small anonymous budget.
@@ -203,6 +205,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     requests: () => [...log],
     settled: () => webhooks.settled(),
     close: async () => {
+      closing = true;
       await webhooks.settled();
       webhooks.close();
       await new Promise<void>((resolve) => {

@@ -432,3 +432,17 @@ test('a delivery held back by a reorder fault goes out after holdMs even when no
   await s.settled();
   assert.equal(s.deliveries().length, 1);
 });
+
+test('close() ends a runner long poll at once instead of waiting out wait_seconds', async (t) => {
+  const s = await startSimulator();
+  const tok = await installationToken(s);
+  const { json } = await jit(s, tok, 'lp', ['flint']);
+  const session = ((await call(s, 'POST', '/_sim/runner/connect', undefined, { jitconfig: json.encoded_jit_config })).json as { session: string }).session;
+  const poll = fetch(`${s.apiUrl}/_sim/runner/acquire`, { method: 'POST', body: JSON.stringify({ session, wait_seconds: 40 }) }).then((r) => r.status, () => 'aborted');
+  await sleep(200);
+  const started = Date.now();
+  await s.close();
+  await poll;
+  assert.ok(Date.now() - started < 2000, `close took ${Date.now() - started} ms`);
+  t.diagnostic(`close with a pending long poll: ${Date.now() - started} ms`);
+});
