@@ -39,6 +39,10 @@ export function crossChecks(raw: Record<string, unknown>, ctx: ParseContext, fil
   const gh = raw['github'];
   if (isRecord(gh)) {
     const has = (k: string) => gh[k] !== undefined && gh[k] !== null;
+    // Compared as written (an env reference compares by its variable name): a rotation needs two different secrets.
+    if (has('previousWebhookSecret') && JSON.stringify(gh['previousWebhookSecret']) === JSON.stringify(gh['webhookSecret'])) {
+      add('FLINT_ERR_CONFIG_CONFLICT', ['github', 'previousWebhookSecret'], 'key', 'previousWebhookSecret is the same as webhookSecret', 'during a rotation, webhookSecret is the new secret and previousWebhookSecret the old one; remove previousWebhookSecret when the rotation is done');
+    }
     if (has('privateKey') && has('privateKeyFile')) {
       add('FLINT_ERR_CONFIG_CONFLICT', ['github', 'privateKeyFile'], 'key', 'both `privateKey` and `privateKeyFile` are set', 'keep exactly one of them');
     } else if (!has('privateKey') && !has('privateKeyFile')) {

@@ -225,6 +225,14 @@ test('privateKeyFile is read through the injected reader, relative to the config
   assert.match(p.message, /cannot read \/nope\/app.pem \(ENOENT\)/);
 });
 
+test('organization must be a GitHub account name; a rotation needs two different secrets', () => {
+  assert.equal(only(problems(edit('  organization: acme', '  organization: "acme corp"'))).path, 'github.organization');
+  assert.equal(only(problems(edit('  organization: acme', '  organization: -acme'))).path, 'github.organization');
+  const same = only(problems(edit('  webhookSecret: s3cret-webhook', '  webhookSecret: s3cret-webhook\n  previousWebhookSecret: s3cret-webhook')));
+  assert.equal(same.code, 'FLINT_ERR_CONFIG_CONFLICT');
+  assert.ok(!formatProblem(same).includes('s3cret-webhook'));
+});
+
 test('problem messages never repeat a secret value', () => {
   const text = edit('  webhookSecret: s3cret-webhook\n  privateKey: inline-key\n', '  webhookSecret: [s3cret-webhook]\n  privateKey: {envv: inline-key}\n');
   const out = problems(text).map(formatProblem).join('\n');

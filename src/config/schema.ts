@@ -38,6 +38,8 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** Linux interface names: ≤ 15 bytes, no '/', ':' or whitespace (kept to a portable set). */
 const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
 const RUNNER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+/** GitHub account names: alphanumerics and inner hyphens, ≤ 39 characters. */
+const GITHUB_LOGIN = /^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$/;
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 /** Kernel parameters Flint writes itself (docs/guest-contract.md); the operator must not set them. */
 const RESERVED_KERNEL_ARG = /(^|\s)(ip=|flint\.)/;
@@ -117,7 +119,7 @@ export function networkSchema(_c: ParseContext) {
 export function githubSchema(c: ParseContext) {
   return z.strictObject({
     appID: z.union([z.number().int().positive(), envString(c)], { error: 'expected the App id: a number, a string, or {env: VARIABLE}' }).transform((v) => String(v)),
-    organization: envString(c).pipe(nonEmpty()),
+    organization: envString(c).pipe(z.string().regex(GITHUB_LOGIN, 'must be a GitHub organization name: letters, digits and single hyphens, up to 39 characters')),
     webhookSecret: envString(c).pipe(nonEmpty()),
     previousWebhookSecret: envString(c).pipe(nonEmpty()).nullish(),
     privateKey: envString(c).pipe(nonEmpty()).nullish(),
