@@ -27,6 +27,7 @@ import { Scheduler } from '../daemon/scheduler.ts';
 import { startReconciler } from '../daemon/reconciler.ts';
 import { buildVmSystem } from './vm-system.ts';
 import { startServe } from './commands/serve.ts';
+import type { ServeOptions } from './commands/serve.ts';
 import type { VmSupervisor } from '../daemon/vm/supervisor.ts';
 
 export interface FlintOptions {
@@ -40,6 +41,8 @@ export interface FlintOptions {
   readonly maxVcpus?: number;
   /** MiB this host may hand to VMs (default: all memory but 1 GiB). */
   readonly maxMemoryMib?: number;
+  /** Settings of the webhook intake (`flint serve` flags). */
+  readonly serve?: Pick<ServeOptions, 'synchronous' | 'maxBodyBytes'>;
 }
 
 export interface RunningFlint {
@@ -70,7 +73,10 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
     logger.warn({ ...swept }, 'start-up sweep removed what a previous run left behind');
   }
   vms.supervisor.startConsoleRetention();
-  const serving = await startServe({ config, logger });
+  // The scheduler exists only further down; a job accepted before then is
+  // picked up by its first tick anyway.
+  let onAccepted = (): void => undefined;
+  const serving = await startServe({ config, logger, ...opts.serve, onAccepted: () => onAccepted() });
   const db = openDatabase(config.stateDir);
   const store = createSqliteIntakeStore(db);
   const github = createGitHubClient({ github: config.github, log: logger.child({ component: 'github' }) });
@@ -87,6 +93,7 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
     ...(opts.guestExtras === undefined ? {} : { guestExtras: opts.guestExtras }),
   });
   scheduler.start(opts.tickMs ?? 2000);
+  onAccepted = () => scheduler.poke();
   const stopReconciler = startReconciler({
     github, store, runners: config.runners, clock: { now: () => Date.now() },
     logger: logger.child({ component: 'missed-webhooks' }), onRecovered: () => scheduler.poke(),

@@ -11,7 +11,7 @@
  * and not stored.
  */
 import { FlintError } from '../../core/errors/index.ts';
-import type { DeliveryOutcome } from '../../core/jobs.ts';
+import type { DeliveryOutcome, JobAction } from '../../core/jobs.ts';
 import { firstServing } from '../../core/labels.ts';
 import type { IntakeStore, JobDelivery } from '../ports/store.ts';
 import { createGroupCommit } from './group-commit.ts';
@@ -38,6 +38,12 @@ export interface IntakeDeps {
   readonly logger: IntakeLogger;
   /** Largest group-commit batch. */
   readonly maxBatch?: number;
+  /**
+   * Called after a workflow_job delivery was committed and moved its job
+   * (outcome `accepted`), e.g. to wake the scheduler without waiting for its
+   * next tick. Must not throw; it runs after the reply is decided.
+   */
+  readonly onAccepted?: (job: { readonly jobId: number; readonly action: JobAction; readonly definition: string }) => void;
 }
 
 export type IntakeResult =
@@ -92,6 +98,7 @@ export function createIntake(deps: IntakeDeps): Intake {
           try {
             const outcome = await batcher.submit({ deliveryId: parsed.deliveryId, receivedAt: clock(), command, definition });
             logger.debug({ delivery: parsed.deliveryId, job: command.job.id, action: command.action, definition, outcome }, 'workflow_job recorded');
+            if (outcome === 'accepted' && definition !== undefined) deps.onAccepted?.({ jobId: command.job.id, action: command.action, definition });
             return { kind: 'recorded', deliveryId: parsed.deliveryId, jobId: command.job.id, outcome };
           } catch (err) {
             const error = err instanceof FlintError ? err : new FlintError('FLINT_ERR_STORE_WRITE_FAILED', (err as Error).message, { cause: err });

@@ -58,12 +58,16 @@ test('serve takes a webhook, and after a graceful stop the delivery is in the st
   const config = loadConfigFile(writeConfig(dir), { FLINT_TEST_WEBHOOK_SECRET: SECRET });
   const lines: string[] = [];
   const logger = createLogger({ level: 'debug', destination: { write: (l: string) => lines.push(l) }, secrets: new Set(config.github.webhookSecrets) });
-  const serving = await startServe({ config, logger });
+  const accepted: number[] = [];
+  const serving = await startServe({ config, logger, onAccepted: (j) => accepted.push(j.jobId) });
   let stopped = false;
   t.after(async () => { if (!stopped) await serving.close(); });
   assert.equal((await fetch(`${serving.url}/healthz`)).status, 200);
   const replies = await Promise.all([post(serving.url, 1, 'a'), post(serving.url, 2, 'b'), post(serving.url, 3, 'c')]);
   assert.deepEqual(replies.map((r) => r.status), [202, 202, 202]);
+  assert.deepEqual(accepted.sort(), [1, 2, 3], 'the scheduler hook heard of every accepted job');
+  assert.equal((await post(serving.url, 1, 'a')).status, 200, 'a duplicate');
+  assert.equal(accepted.length, 3, 'and a duplicate does not wake the scheduler');
   await serving.close();
   stopped = true;
   await assert.rejects(fetch(`${serving.url}/healthz`));
@@ -94,10 +98,10 @@ test('an address already in use is FLINT_ERR_LISTEN_FAILED', async (t) => {
   await assert.rejects(startServe({ config, logger }), { code: 'FLINT_ERR_LISTEN_FAILED' });
 });
 
-test('flint serve as a process: listens, takes a delivery, stops on SIGTERM with exit 0', async (t) => {
+test('flint serve --webhooks-only as a process: listens, takes deliveries, stops on SIGTERM with exit 0 and loses none it acknowledged', async (t) => {
   const dir = tempDir(t);
   const configPath = writeConfig(dir);
-  const child = spawn(process.execPath, [join(root, 'bin/flint.mjs'), 'serve', '--config', configPath, '--log-level', 'debug'], {
+  const child = spawn(process.execPath, [join(root, 'bin/flint.mjs'), 'serve', '--webhooks-only', '--config', configPath, '--log-level', 'debug'], {
     env: { ...process.env, FLINT_FROM_SOURCE: '1', FLINT_TEST_WEBHOOK_SECRET: SECRET },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -22,6 +22,7 @@ import type { Logger } from '../../adapters/log/logger.ts';
 import type { Synchronous } from '../../adapters/store/db.ts';
 import { startThreadedIntakeStore } from '../../adapters/store/intake-store-worker.ts';
 import { createIntake } from '../../daemon/intake/intake.ts';
+import type { IntakeDeps } from '../../daemon/intake/intake.ts';
 import { buildServer, DEFAULT_MAX_BODY_BYTES } from '../http/server.ts';
 import type { CommandIo } from '../io.ts';
 
@@ -31,15 +32,18 @@ const RETENTION_MS = 7 * 24 * 3600 * 1000;
 const RETENTION_INTERVAL_MS = 3600 * 1000;
 const DRAIN_TIMEOUT_MS = 10_000;
 
-const HELP = `Usage: flint serve [--config FILE] [--log-level LEVEL] [--db-sync FULL|NORMAL] [--webhook-body-limit BYTES]
+const HELP = `Usage: flint serve [--config FILE] [--log-level LEVEL] [--db-sync FULL|NORMAL] [--webhook-body-limit BYTES] [--webhooks-only]
 
-Runs Flint: takes GitHub webhooks on POST /webhook (health: GET /healthz).
+Runs Flint: takes GitHub webhooks on POST /webhook (health: GET /healthz),
+schedules runners for queued jobs and supervises their VMs.
 
   --config FILE              configuration (default: $FLINT_CONFIG or ${DEFAULT_CONFIG_PATH})
   --log-level LEVEL          trace, debug, info, warn, error, fatal or silent (overrides logLevel)
   --db-sync FULL|NORMAL      SQLite durability of acknowledged webhooks (default ${DEFAULT_SYNCHRONOUS};
                              see docs/webhooks.md)
   --webhook-body-limit BYTES largest webhook body taken (default ${DEFAULT_MAX_BODY_BYTES})
+  --webhooks-only            take and store webhooks but start no VMs and call no GitHub API
+                             (to check the App's webhook setup before the host is ready)
 
 Stops cleanly on SIGTERM or SIGINT.
 `;
@@ -48,6 +52,7 @@ interface Args {
   readonly config: string | undefined;
   readonly synchronous: Synchronous;
   readonly maxBodyBytes: number;
+  readonly webhooksOnly: boolean;
   readonly help: boolean;
 }
 
@@ -56,6 +61,7 @@ function parseArgs(argv: readonly string[]): Args {
   let synchronous: Synchronous = DEFAULT_SYNCHRONOUS;
   let maxBodyBytes = DEFAULT_MAX_BODY_BYTES;
   let help = false;
+  let webhooksOnly = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] ?? '';
     const [flag, inline] = a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
@@ -65,6 +71,7 @@ function parseArgs(argv: readonly string[]): Args {
       return v;
     };
     if (flag === '--help' || flag === '-h') help = true;
+    else if (flag === '--webhooks-only') webhooksOnly = true;
     else if (flag === '--config' || flag === '-c') config = value();
     else if (flag === '--log-level') value(); // read by logLevelFrom
     else if (flag === '--db-sync') {
@@ -77,7 +84,7 @@ function parseArgs(argv: readonly string[]): Args {
       maxBodyBytes = v;
     } else throw new FlintError('FLINT_ERR_USAGE', `flint serve: unknown option ${a}`);
   }
-  return { config, synchronous, maxBodyBytes, help };
+  return { config, synchronous, maxBodyBytes, webhooksOnly, help };
 }
 
 export interface ServeOptions {
@@ -87,6 +94,8 @@ export interface ServeOptions {
   readonly maxBodyBytes?: number;
   /** Milliseconds since the epoch; default Date.now. */
   readonly clock?: () => number;
+  /** See IntakeDeps.onAccepted: a job moved (e.g. poke the scheduler). */
+  readonly onAccepted?: IntakeDeps['onAccepted'];
 }
 
 export interface RunningServe {
@@ -134,7 +143,10 @@ export async function startServe(options: ServeOptions): Promise<RunningServe> {
   // stalls the event loop (webhooks, health checks, the other loops).
   const store = await startThreadedIntakeStore(config.stateDir, { synchronous });
   try {
-    const intake = createIntake({ store, runners: config.runners, secrets: config.github.webhookSecrets, clock, logger });
+    const intake = createIntake({
+      store, runners: config.runners, secrets: config.github.webhookSecrets, clock, logger,
+      ...(options.onAccepted === undefined ? {} : { onAccepted: options.onAccepted }),
+    });
     const server = buildServer({ intake, logger, ...(options.maxBodyBytes === undefined ? {} : { maxBodyBytes: options.maxBodyBytes }) });
     const bound = await listen(server, target.host, target.port, config.address);
     const url = `http://${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`;
@@ -182,7 +194,15 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
   const path = args.config ?? io.env.FLINT_CONFIG ?? DEFAULT_CONFIG_PATH;
   const config = loadConfigFile(path, io.env);
   const logger = createLogger({ level: logLevelFrom(argv, config.logLevel), secrets: new Set(config.github.webhookSecrets), destination: io.stdout });
-  const serving = await startServe({ config, logger, synchronous: args.synchronous, maxBodyBytes: args.maxBodyBytes });
+  const serve = { synchronous: args.synchronous, maxBodyBytes: args.maxBodyBytes };
+  let serving: { close(): Promise<void> };
+  if (args.webhooksOnly) {
+    serving = await startServe({ config, logger, ...serve });
+  } else {
+    // Loaded here, not at the top: flint.ts itself builds on startServe.
+    const { startFlint } = await import('../flint.ts');
+    serving = await startFlint({ config, logger, serve });
+  }
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     const on = (s: NodeJS.Signals): void => {
       process.off('SIGTERM', on);
