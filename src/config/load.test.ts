@@ -347,6 +347,8 @@ test('qemu runners need neither jailer nor firecracker; firecracker runners need
 
 test('kernelArgs may not set what Flint writes itself', () => {
   assert.match(only(problems(edit('    network: br-flint\n', '    network: br-flint\n    kernelArgs: "console=ttyS0 ip=dhcp"\n'))).message, /ip=/);
+  assert.match(only(problems(edit('    network: br-flint\n', '    network: br-flint\n    kernelArgs: "flint.dns=8.8.8.8"\n'))).message, /flint\.dns=/);
+  assert.equal(ok(edit('    network: br-flint\n', '    network: br-flint\n    kernelArgs: "flint.init=/sbin/init"\n')).runners[0]?.kernelArgs, 'flint.init=/sbin/init');
   assert.equal(ok(edit('    network: br-flint\n', '    network: br-flint\n    kernelArgs: "console=ttyS0 quiet"\n')).runners[0]?.kernelArgs, 'console=ttyS0 quiet');
 });
 

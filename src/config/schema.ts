@@ -41,8 +41,12 @@ const RUNNER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 /** GitHub account names: alphanumerics and inner hyphens, ≤ 39 characters. */
 const GITHUB_LOGIN = /^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$/;
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
-/** Kernel parameters Flint writes itself (docs/guest-contract.md); the operator must not set them. */
-const RESERVED_KERNEL_ARG = /(^|\s)(ip=|flint\.)/;
+/**
+ * Kernel parameters Flint writes itself for each VM (src/core/guest-contract.ts);
+ * the operator must not set them. Other `flint.*` parameters (e.g. the init
+ * shim's `flint.init=`) are the image's business and pass.
+ */
+const RESERVED_KERNEL_ARG = /(^|\s)(ip|flint\.ip6|flint\.gw6|flint\.dns)=/;
 
 type Ctx = z.core.$RefinementCtx;
 
@@ -183,7 +187,7 @@ export function runnerSchema(c: ParseContext) {
       .nullish(),
     kernelArgs: z
       .string()
-      .refine((v) => !RESERVED_KERNEL_ARG.test(v), 'must not set ip= or flint.* parameters: Flint writes those itself (docs/guest-contract.md)')
+      .refine((v) => !RESERVED_KERNEL_ARG.test(v), 'must not set ip=, flint.ip6=, flint.gw6= or flint.dns=: Flint writes those itself for each VM')
       .nullish(),
     uid: int(0, 2 ** 32 - 2).nullish(),
     gid: int(0, 2 ** 32 - 2).nullish(),
