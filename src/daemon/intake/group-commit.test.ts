@@ -1,0 +1,71 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createGroupCommit } from './group-commit.ts';
+
+test('items submitted in one turn are committed together, in order', async () => {
+  const batches: number[][] = [];
+  const gc = createGroupCommit<number, string>(async (b) => { batches.push([...b]); return b.map((n) => `ok ${n}`); });
+  const results = await Promise.all([1, 2, 3].map((n) => gc.submit(n)));
+  assert.deepEqual(results, ['ok 1', 'ok 2', 'ok 3']);
+  assert.deepEqual(batches, [[1, 2, 3]]);
+});
+
+test('items submitted while a commit is in flight wait for it and go in the next batch', async () => {
+  const batches: number[][] = [];
+  let release!: () => void; // assigned synchronously by the Promise executor below
+  const gate = new Promise<void>((r) => { release = r; });
+  const gc = createGroupCommit<number, number>(async (b) => {
+    batches.push([...b]);
+    if (batches.length === 1) await gate;
+    return b;
+  });
+  const first = gc.submit(1);
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(batches, [[1]], 'first commit started');
+  const later = [gc.submit(2), gc.submit(3)];
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(batches, [[1]], 'no second commit while the first is in flight');
+  release();
+  assert.deepEqual(await Promise.all([first, ...later]), [1, 2, 3]);
+  assert.deepEqual(batches, [[1], [2, 3]]);
+});
+
+test('a failed commit rejects exactly its own batch, and the next batch still commits', async () => {
+  let calls = 0;
+  const gc = createGroupCommit<number, number>(async (b) => {
+    calls++;
+    if (calls === 1) throw new Error('disk full');
+    return b;
+  });
+  const failed = [gc.submit(1), gc.submit(2)];
+  await assert.rejects(failed[0] as Promise<number>, /disk full/);
+  await assert.rejects(failed[1] as Promise<number>, /disk full/);
+  assert.equal(await gc.submit(3), 3);
+});
+
+test('maxBatch splits a large turn into several transactions', async () => {
+  const sizes: number[] = [];
+  const gc = createGroupCommit<number, number>(async (b) => { sizes.push(b.length); return b; }, { maxBatch: 4 });
+  await Promise.all(Array.from({ length: 10 }, (_, i) => gc.submit(i)));
+  assert.deepEqual(sizes, [4, 4, 2]);
+});
+
+test('flush waits for everything submitted so far', async () => {
+  const done: number[] = [];
+  const gc = createGroupCommit<number, number>(async (b) => {
+    await new Promise((r) => setTimeout(r, 10));
+    done.push(...b);
+    return b;
+  });
+  void gc.submit(1);
+  void gc.submit(2);
+  assert.equal(gc.pending, 2);
+  await gc.flush();
+  assert.deepEqual(done, [1, 2]);
+  assert.equal(gc.pending, 0);
+});
+
+test('a store that returns the wrong number of results fails the batch instead of mismatching replies', async () => {
+  const gc = createGroupCommit<number, number>(async () => [1]);
+  await assert.rejects(Promise.all([gc.submit(1), gc.submit(2)]), /2 items/);
+});
