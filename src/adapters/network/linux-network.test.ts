@@ -115,10 +115,12 @@ test('create: true makes the bridge with both addresses, forwarding and an owned
   assert.match(before, /ip6 saddr fd00:f1:213::\/64 oifname != "fbr\w+" masquerade/, 'a unique local v6 prefix is masqueraded too');
   assert.match(before, /oifname "fbr\w+" ct state established,related accept/);
 
+  const guardBefore = sh('nft', ['-a', 'list', 'table', 'bridge', guardTableName(f.inst, f.bridge)]);
   await f.net.ensureNetwork(cfg);
   // Handles are assigned anew whenever a rule or table is recreated: equal
   // listings with handles prove nothing was touched.
   assert.equal(sh('nft', ['-a', 'list', 'table', 'inet', table]), before);
+  assert.equal(sh('nft', ['-a', 'list', 'table', 'bridge', guardTableName(f.inst, f.bridge)]), guardBefore);
   assert.deepEqual(linkJson(f.bridge)?.addr_info, link.addr_info);
 });
 
