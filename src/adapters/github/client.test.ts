@@ -219,6 +219,7 @@ test('a job reads with its current status; a job that does not exist is undefine
     job && { id: job.id, runId: job.runId, owner: job.owner, repo: job.repo, name: job.name, status: job.status, labels: job.labels },
     { id: jobId, runId, owner: 'acme', repo: 'web', name: 'test', status: 'queued', labels: ['flint', 'large'] },
   );
+  assert.equal(job?.runAttempt, 1);
   assert.equal(await gh.getJob('acme', 'web', jobId + 999), undefined);
   assert.equal(await gh.getJob('acme', 'app', jobId), undefined, 'the job is in another repository');
 });

@@ -378,6 +378,9 @@ function toJob(owner: string, repo: string, j: Schemas['job']): WorkflowJob {
     startedAt: j.started_at,
     completedAt: j.completed_at,
     htmlUrl: j.html_url,
+    runAttempt: j.run_attempt ?? 1,
+    workflowName: j.workflow_name,
+    headBranch: j.head_branch,
   };
 }
 

@@ -79,6 +79,10 @@ export interface WorkflowJob {
   readonly startedAt: string | null;
   readonly completedAt: string | null;
   readonly htmlUrl: string | null;
+  /** Optional so that hand-built jobs (test fakes) may leave them out; the adapter always fills them from GitHub's answer. */
+  readonly runAttempt?: number;
+  readonly workflowName?: string | null;
+  readonly headBranch?: string | null;
 }
 
 /** One delivery attempt of the App's webhook. */
