@@ -251,6 +251,12 @@ test('YAML syntax errors and duplicate keys come with their position', () => {
   assert.match(dup.hint, /once/);
 });
 
+test('a second YAML document is refused in operator words', () => {
+  const p = only(problems(`${BASE}---\nlogLevel: debug\n`));
+  assert.equal(p.code, 'FLINT_ERR_CONFIG_SYNTAX');
+  assert.match(p.message, /more than one YAML document/);
+});
+
 test('an empty file or a file that is not a mapping is one clear problem', () => {
   assert.match(only(problems('')).message, /empty/);
   assert.match(only(problems('- a\n- b\n')).message, /mapping/);

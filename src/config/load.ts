@@ -105,7 +105,7 @@ export function parseConfig(
       ok: false,
       problems: sortProblems(doc.errors.map((e) => ({
         code: 'FLINT_ERR_CONFIG_SYNTAX' as const, file: source, ...at(e.pos[0]), path: '(yaml)',
-        message: e.message.split('\n')[0] ?? e.message,
+        message: e.code === 'MULTIPLE_DOCS' ? 'the file holds more than one YAML document (a second `---`)' : (e.message.split('\n')[0] ?? e.message),
         hint: e.code === 'DUPLICATE_KEY' ? 'each key may appear once in a mapping; remove or merge the repeated one' : 'fix the YAML here: indentation, quotes, colons',
       }))),
     };
