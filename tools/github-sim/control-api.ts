@@ -90,11 +90,11 @@ export async function handleControl(d: ControlDeps, req: IncomingMessage, res: S
       let j;
       try {
         j = d.world.queueJob({
-          repo, labels: labels as string[],
+          repo, labels: labels as string[], // every element checked to be a string above
           ...(typeof runId === 'number' ? { runId } : {}), ...(typeof name === 'string' ? { name } : {}), ...(typeof group === 'string' ? { group } : {}),
         }, d.now());
       } catch (err) {
-        return fail(res, 422, (err as Error).message);
+        return fail(res, 422, (err as Error).message); // queueJob throws Error only
       }
       await d.events.jobChanged(j);
       return json(res, 201, { jobId: j.id, runId: j.run.id });

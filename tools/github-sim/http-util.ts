@@ -45,7 +45,7 @@ export function parseJsonObject(text: string): Record<string, unknown> {
     throw new BadBody('Problems parsing JSON');
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new BadBody('Body should be a JSON object');
-  return v as Record<string, unknown>;
+  return v as Record<string, unknown>; // checked to be a non-array object just above
 }
 
 /**

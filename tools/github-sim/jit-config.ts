@@ -67,7 +67,7 @@ export function encodeJitConfig(c: JitConfig): string {
 export function decodeJitConfig(encoded: string): JitConfig {
   const files: unknown = JSON.parse(unb64(encoded.trim()));
   if (typeof files !== 'object' || files === null) throw new Error('not a JIT config');
-  const f = files as Record<string, unknown>;
+  const f = files as Record<string, unknown>; // checked to be a non-null object just above
   const file = (name: string): unknown => {
     const v = f[name];
     if (typeof v !== 'string') throw new Error(`JIT config lacks ${name}`);

@@ -38,12 +38,12 @@ export function verifyAppJwt(token: string, publicKey: KeyObject, expectedAppId:
   } catch {
     return undecodable;
   }
-  if (typeof header !== 'object' || header === null || (header as { alg?: unknown }).alg !== 'RS256') return undecodable;
+  if (typeof header !== 'object' || header === null || (header as { alg?: unknown }).alg !== 'RS256') return undecodable; // an object, checked just before
   const verifier = createVerify('RSA-SHA256');
   verifier.update(`${h}.${p}`);
   if (!verifier.verify(publicKey, Buffer.from(s, 'base64url'))) return undecodable;
   if (typeof payload !== 'object' || payload === null) return undecodable;
-  const claims = payload as { iss?: unknown; iat?: unknown; exp?: unknown };
+  const claims = payload as { iss?: unknown; iat?: unknown; exp?: unknown }; // an object, checked on the line above; each claim is type-checked below
   const iss = typeof claims.iss === 'string' ? Number(claims.iss) : claims.iss;
   if (typeof claims.iat !== 'number' || !Number.isInteger(claims.iat) || claims.iat > nowSeconds + IAT_SKEW_SECONDS) {
     return { ok: false, message: "'Issued at' claim ('iat') must be an Integer representing the time that the assertion was issued." };

@@ -16,6 +16,12 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 
 const require = createRequire(import.meta.url);
+/**
+ * A JSON object. The `as Json` casts in this file walk the two spec documents,
+ * whose structure (OpenAPI objects, JSON Schema nodes) is fixed by the
+ * packages' versions in package-lock.json; a wrong assumption fails the
+ * contract test loudly rather than passing it.
+ */
 type Json = Record<string, unknown>;
 // ajv-formats is CommonJS with a default export; under NodeNext its default import is the module object.
 const addFormats = addFormatsModule as unknown as (ajv: Ajv | Ajv2020) => void;

@@ -21,7 +21,7 @@ export async function startReceiver(): Promise<Receiver> {
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const body = Buffer.concat(chunks).toString('utf8');
-      received.push({ headers: req.headers, body, json: JSON.parse(body) as Record<string, unknown> });
+      received.push({ headers: req.headers, body, json: JSON.parse(body) as Record<string, unknown> }); // the simulator only sends JSON objects
       res.writeHead(r.status, { 'content-type': 'text/plain' });
       res.end('ok');
       for (const w of waiters.splice(0)) w();

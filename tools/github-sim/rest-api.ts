@@ -100,7 +100,7 @@ async function generateJitConfig(d: ApiDeps, r: ApiRequest, scope: RepoRec | und
   if (clash) return error(409, `Already exists - A runner with the name ${name} already exists.`, doc);
   const c = d.ctx();
   // Register first (GitHub shows the runner offline right away), then build its config.
-  const runner = d.world.registerRunner({ name, labels: labels as string[], group, repo: scope, workFolder: workFolder ?? '_work' });
+  const runner = d.world.registerRunner({ name, labels: labels as string[], group, repo: scope, workFolder: workFolder ?? '_work' }); // every element checked to be a string above
   d.world.sessions.set(runner.session, runner.id);
   const encoded = encodeJitConfig({
     runner: {

@@ -146,7 +146,7 @@ export class WebhookSender {
         responseBody = (await res.text()).slice(0, 4096);
         status = res.ok ? 'OK' : `Invalid HTTP Response: ${res.status}`;
       } catch (err) {
-        status = (err as { name?: unknown }).name === 'TimeoutError' ? 'timed out' : 'failed to connect to host';
+        status = (err as { name?: unknown }).name === 'TimeoutError' ? 'timed out' : 'failed to connect to host'; // fetch rejects with DOMException/TypeError objects
       }
     }
     this.#records.push({
