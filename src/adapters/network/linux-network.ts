@@ -286,11 +286,11 @@ export function createLinuxNetwork(deps: LinuxNetworkDeps): LinuxHostNetwork {
       const tap = tapName(vmId);
       const { v4, v6 } = pools(net);
       const at = now();
-      // Lease first (see the ordering invariants above).
-      const lease4 = leases.acquire({ network: net.name, pool: v4, instanceId, vmId, now: at });
+      // Lease first (see the ordering invariants above); both families in one transaction.
+      const [lease4, lease6] = leases.acquireAll({ network: net.name, pools: v6 === undefined ? [v4] : [v4, v6], instanceId, vmId, now: at });
+      if (lease4 === undefined) throw new FlintError('FLINT_ERR_INTERNAL', `no IPv4 lease came back for ${vmId}`);
       let guest: GuestNetwork;
       try {
-        const lease6 = v6 === undefined ? undefined : leases.acquire({ network: net.name, pool: v6, instanceId, vmId, now: at });
         guest = {
           hostname,
           ipv4: { address: lease4.address, prefixLength: net.v4.prefixLength, gateway: canonicalAddress(net.v4.address) ?? net.v4.address },

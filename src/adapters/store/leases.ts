@@ -33,6 +33,14 @@ export interface LeaseRecord {
   readonly createdAt: number;
 }
 
+export interface AcquireAllRequest {
+  readonly network: string;
+  readonly pools: readonly AddressPool[];
+  readonly instanceId: string;
+  readonly vmId: string;
+  readonly now: number;
+}
+
 export interface LeaseStore {
   /**
    * The VM's lease of `pool`'s family on `network`: the existing one when the
@@ -40,6 +48,8 @@ export interface LeaseStore {
    * FLINT_ERR_NET_POOL_EXHAUSTED when no address is free.
    */
   acquire(req: { network: string; pool: AddressPool; instanceId: string; vmId: string; now: number }): LeaseRecord;
+  /** One lease per pool (IPv4 and IPv6 of one network), all in one transaction: all or none. */
+  acquireAll(req: AcquireAllRequest): LeaseRecord[];
   forVm(vmId: string): LeaseRecord[];
   /** Removes every lease of the VM; returns what it removed. Idempotent. */
   release(vmId: string): LeaseRecord[];
@@ -96,7 +106,7 @@ export function openLeaseStore(db: Db): LeaseStore {
   const moveCursor = db.prepare('INSERT INTO net_lease_cursor (network, family, last) VALUES (?, ?, ?) ON CONFLICT (network, family) DO UPDATE SET last = excluded.last');
   const removeVm = db.prepare('DELETE FROM net_leases WHERE vm_id = ?');
 
-  const allocate = db.transaction((req: { network: string; pool: AddressPool; instanceId: string; vmId: string; now: number }): LeaseRecord => {
+  const allocateOne = (req: { network: string; pool: AddressPool; instanceId: string; vmId: string; now: number }): LeaseRecord => {
     const { network, pool, instanceId, vmId, now } = req;
     const existing = byVmFamily.get(vmId, pool.family);
     if (existing) {
@@ -120,23 +130,30 @@ export function openLeaseStore(db: Db): LeaseStore {
     insert.run(network, pool.family, address, instanceId, vmId, now);
     moveCursor.run(network, pool.family, address);
     return { network, family: pool.family, address, instanceId, vmId, createdAt: now };
-  });
+  };
+  const allocate = db.transaction(allocateOne);
+  const allocateAll = db.transaction((req: AcquireAllRequest): LeaseRecord[] => req.pools.map((pool) => allocateOne({ ...req, pool })));
 
-  return {
-    acquire(req) {
-      // IMMEDIATE makes the constraint violation below practically
-      // impossible; the retry covers a writer that does not use it.
-      for (let attempt = 0; ; attempt++) {
-        try {
-          return allocate.immediate(req);
-        } catch (err) {
-          if (!isUniqueViolation(err)) throw err;
-          if (attempt >= 3) {
-            throw new FlintError('FLINT_ERR_NET_LEASE_CONFLICT', `network ${req.network}: could not lease an address for ${req.vmId}`, { cause: err });
-          }
+  /**
+   * IMMEDIATE makes a constraint violation practically impossible; the retry
+   * covers a writer that does not use it.
+   */
+  function withRetry<T>(network: string, vmId: string, fn: () => T): T {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return fn();
+      } catch (err) {
+        if (!isUniqueViolation(err)) throw err;
+        if (attempt >= 3) {
+          throw new FlintError('FLINT_ERR_NET_LEASE_CONFLICT', `network ${network}: could not lease an address for ${vmId}`, { cause: err });
         }
       }
-    },
+    }
+  }
+
+  return {
+    acquire: (req) => withRetry(req.network, req.vmId, () => allocate.immediate(req)),
+    acquireAll: (req) => withRetry(req.network, req.vmId, () => allocateAll.immediate(req)),
     forVm: (vmId) => byVm.all(vmId).map(toRecord),
     release: db.transaction((vmId: string) => {
       const rows = byVm.all(vmId).map(toRecord);
