@@ -30,7 +30,7 @@ if (!args.includes('--no-install')) {
 // namespace, which has no way out.
 if (process.getuid?.() === 0 && !args.includes('--no-prepare')) {
   prepare('sh', [join(root, 'images', 'test', 'build.sh'), process.env.FLINT_TEST_IMAGE_DIR ?? join(root, '.cache', 'test-image')]);
-  if (slow || onlySlow) prepare(process.execPath, ['--import', 'tsx', join(root, 'scripts', 'prepare-slow-tests.ts')]);
+  prepare(process.execPath, ['--import', 'tsx', join(root, 'scripts', 'prepare-image-tests.ts'), ...(slow || onlySlow ? ['--kernel'] : [])]);
 }
 
 function prepare(cmd, argv) {

@@ -163,6 +163,12 @@ async function baseTree(opts: RootfsBuildOptions, suite: string, packages: reado
   return { dir, cached: false };
 }
 
+/** Only the debootstrap stage (cached): lets a caller fetch packages while it has network. */
+export async function ensureDebootstrapBase(opts: RootfsBuildOptions): Promise<{ dir: string; cached: boolean }> {
+  const suite = opts.suite ?? 'bookworm';
+  return baseTree(opts, suite, [...basePackages(suite, opts.debug ?? false), ...(opts.extraPackages ?? [])]);
+}
+
 async function importOci(archive: string, tree: string): Promise<void> {
   await runProgram('node', [join(packageRoot(), 'images', 'rootfs', 'oci-import.mjs'), archive, tree]);
 }

@@ -1,0 +1,55 @@
+/**
+ * The production root filesystem, end to end: built with debootstrap (the
+ * debootstrap stage is cached by `npm test`'s preparation), its "Actions
+ * runner" a stub that talks to the GitHub simulator with the JIT config it
+ * was given; booted in a real VM under QEMU with Debian's cloud kernel and
+ * the test initramfs (the fast kernel path). systemd starts the Flint agent,
+ * the stub takes the queued job and finishes it, the VM powers off.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildVmSystem } from '../entrypoints/vm-system.ts';
+import { createGitHubClient } from '../adapters/github/client.ts';
+import { runnerName } from '../core/ids.ts';
+import { startSimulator, type Simulator } from '../../tools/github-sim/index.ts';
+import { program, requirePrereqs, root } from '../../test/helpers/prereq.ts';
+import { ensureTestImage } from '../../test/helpers/test-image.ts';
+import { bootAndWait, buildStubRunnerRootfs, GUEST_GATEWAY, imageTestConfig, quietLogger } from '../../test/helpers/guest-image.ts';
+
+let work: string;
+let sim: Simulator | undefined;
+
+before(() => { work = mkdtempSync(join(tmpdir(), 'flint-rootfs-test-')); });
+after(async () => {
+  await sim?.close();
+  rmSync(work, { recursive: true, force: true });
+});
+
+test('a debootstrapped image with a stub runner takes a queued job from the simulator with its JIT config, finishes it and powers off', { timeout: 900_000 }, async (t) => {
+  if (!requirePrereqs(t, root, program('debootstrap', 'debootstrap'), program('qemu-system-x86_64', 'qemu-system-x86'))) return;
+  const [rootfs, image] = await Promise.all([buildStubRunnerRootfs(work), ensureTestImage()]);
+  sim = await startSimulator({ host: '0.0.0.0', org: 'flint-test' });
+  // The cloud kernel's initramfs hands over to /sbin/flint-init on vda, which then starts systemd.
+  const config = imageTestConfig(sim, join(work, 'state'), { kernel: image.kernel, initrd: image.initrd, rootfs, kernelArgs: image.kernelArgs }, 1024);
+  const vms = await buildVmSystem(config, quietLogger);
+  t.after(async () => { await vms.supervisor.shutdown(); vms.close(); });
+  const { jobId } = await sim.queueJob({ repo: 'app', labels: ['self-hosted', 'linux'] });
+  const github = createGitHubClient({ github: config.github });
+  const runner = config.runners[0];
+  assert.ok(runner);
+  const port = new URL(sim.apiUrl).port;
+  const result = await bootAndWait(vms, runner, async (vmId) => {
+    const jit = await github.createJitRunner({ scope: { kind: 'organization' }, name: runnerName(vmId), runnerGroupId: 1, labels: ['linux'] });
+    return { FLINT_JITCONFIG: jit.encodedJitConfig, FLINT_RUNNER_NAME: jit.runnerName, FLINT_GITHUB_URL: `http://${GUEST_GATEWAY}:${port}`, FLINT_JOB_TIMEOUT: '300' };
+  });
+  const outcome = await result.vm.ended;
+  assert.match(result.console, /FLINT-MARKER booted/, `VM ${outcome.record.state} (${outcome.code ?? ''} ${JSON.stringify(outcome.record)})`);
+  assert.equal(result.code, 0, `runner exit code; console tail:\n${result.console.slice(-3000)}`);
+  const job = sim.jobs().find((j) => j.id === jobId);
+  assert.equal(job?.status, 'completed');
+  assert.equal(job?.conclusion, 'success');
+  assert.equal((await result.vm.ended).record.state, 'stopped');
+});
