@@ -241,6 +241,8 @@ test('sweep removes only its own instance\'s dead taps and leases, never those o
   assert.equal(openLeaseStore(a.db).ofInstance(bInst).length, 4, 'and its leases');
   assert.equal(openLeaseStore(a.db).ofInstance(a.inst).length, 2, 'the live VM keeps both its leases');
   assert.deepEqual(await a.net.sweep(new Set([a1])), [], 'a second sweep finds nothing');
+  await assert.rejects(a.net.detach(b1), RangeError, 'detach refuses another instance\'s VM');
+  assert.deepEqual(taps(`f${bInst}-`), [`f${bInst}-00001`, `f${bInst}-00002`]);
 });
 
 test('a lease survives a restart (database reopened): the address of a live VM is never handed out again', async (t) => {

@@ -345,6 +345,8 @@ export function createLinuxNetwork(deps: LinuxNetworkDeps): LinuxHostNetwork {
     },
 
     async detach(vmId) {
+      // Never another instance's tap or leases, whatever id the caller passes.
+      if (parseVmId(vmId)?.instanceId !== instanceId) throw new RangeError(`VM id ${vmId} does not belong to instance ${instanceId}`);
       const tap = tapName(vmId);
       try {
         await ip(['link', 'del', 'dev', tap]);
