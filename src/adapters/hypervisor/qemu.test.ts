@@ -1,0 +1,277 @@
+/**
+ * The QEMU driver against real VMs: the test image (images/test) boots
+ * under qemu-system-x86_64 -M microvm on a tap in the test's private
+ * network namespace, with a real scratch disk and config drive.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { TestContext } from 'node:test';
+import { parseMarker, networkKernelArgs } from '../../core/guest-contract.ts';
+import type { ConsoleMarker } from '../../core/guest-contract.ts';
+import type { RunningVm, VmSpec } from '../../daemon/vm/ports.ts';
+import { writeConfigDrive } from '../disks/config-drive.ts';
+import { createQemuDriver, PID_FILE, QMP_SOCKET } from './qemu.ts';
+import type { QemuLogger } from './qemu.ts';
+import { program, requirePrereqs, root } from '../../../test/helpers/prereq.ts';
+import { ensureTestImage, testImagePrereqs } from '../../../test/helpers/test-image.ts';
+import type { TestImage } from '../../../test/helpers/test-image.ts';
+import { testBridge } from '../../../test/helpers/netns.ts';
+
+const execFileP = promisify(execFile);
+const SECRET = 'secret-jit-value';
+
+function prereqs(t: TestContext): boolean {
+  return requirePrereqs(t, root, program('qemu-system-x86_64', 'qemu-system-x86'), program('ip', 'iproute2'),
+    program('setpriv', 'util-linux'), ...testImagePrereqs);
+}
+
+interface Logged { level: string; obj: object; msg: string }
+function memoryLogger(): QemuLogger & { lines: Logged[] } {
+  const lines: Logged[] = [];
+  return {
+    lines,
+    debug: (obj, msg) => lines.push({ level: 'debug', obj, msg }),
+    info: (obj, msg) => lines.push({ level: 'info', obj, msg }),
+    warn: (obj, msg) => lines.push({ level: 'warn', obj, msg }),
+  };
+}
+
+/** Collects the console and the markers with their arrival times. */
+class ConsoleWatch {
+  text = '';
+  readonly markers: Array<{ marker: ConsoleMarker; at: number }> = [];
+  private partial = '';
+  private waiters: Array<() => void> = [];
+  constructor(vm: RunningVm) {
+    vm.console.on('data', (b: Buffer) => {
+      const s = b.toString('utf8');
+      this.text += s;
+      this.partial += s;
+      const lines = this.partial.split('\n');
+      this.partial = lines.pop() ?? '';
+      for (const line of lines) {
+        const m = parseMarker(line);
+        if (m) this.markers.push({ marker: m, at: performance.now() });
+      }
+      for (const w of this.waiters.splice(0)) w();
+    });
+  }
+  /** Resolves when a marker of `kind` has arrived; rejects after timeoutMs. */
+  async waitFor(kind: ConsoleMarker['kind'], timeoutMs: number): Promise<{ marker: ConsoleMarker; at: number }> {
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const found = this.markers.find((m) => m.marker.kind === kind);
+      if (found) return found;
+      const left = deadline - performance.now();
+      if (left <= 0) throw new Error(`no "${kind}" marker within ${timeoutMs} ms; console:\n${this.text.slice(-3000)}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.waiters.push(() => { clearTimeout(timer); resolve(); });
+      });
+    }
+  }
+}
+
+let seq = 0;
+/** A VM's host side: bridge + tap in this namespace, scratch disk, config drive, work dir. All removed after the test. */
+async function prepareVm(t: TestContext, img: TestImage, env: Record<string, string>, opts: { brokenScratch?: boolean } = {}): Promise<VmSpec> {
+  const n = ++seq;
+  const net = { hostname: `vm${n}`, ipv4: { address: `10.77.${n}.2`, prefixLength: 24, gateway: `10.77.${n}.1` }, dns: [`10.77.${n}.1`] };
+  const lan = await testBridge(t, { bridge: `fqbr${n}`, address: net.ipv4.gateway, prefixLength: 24 });
+  const tap = await lan.addTap(`fqtap${n}`);
+  const workDir = await mkdtemp(join(tmpdir(), 'flint-qemu-'));
+  t.after(() => rm(workDir, { recursive: true, force: true }));
+  const scratch = join(workDir, 'scratch.ext4');
+  await execFileP('truncate', ['-s', '64M', scratch]);
+  // A zero-filled "disk" without a filesystem: the shim must fall back to tmpfs.
+  if (!opts.brokenScratch) await execFileP('mkfs.ext4', ['-q', '-F', scratch]);
+  const config = join(workDir, 'config.tar');
+  await writeConfigDrive(config, { FLINT_RUNNER_NAME: `flint-test-${n}`, FLINT_JITCONFIG: SECRET, FLINT_JOB_TIMEOUT: '300', ...env }, { uid: 0, gid: 0 });
+  return {
+    id: `qt${process.pid.toString(36).slice(-4)}-${n.toString().padStart(5, '0')}`,
+    vcpus: 1,
+    memoryMib: 256,
+    smt: false,
+    kernel: img.kernel,
+    initrd: img.initrd,
+    kernelArgs: `${img.kernelArgs} ${networkKernelArgs(net)}`,
+    drives: { rootfs: img.rootfs, scratch, config },
+    net: { tap, mac: `06:00:0a:4d:00:${n.toString(16).padStart(2, '0')}` },
+    workDir,
+    uid: 0,
+    gid: 0,
+  };
+}
+
+const BOOT_TIMEOUT = 120_000;
+
+test('a VM boots, runs the runner command with the network up, reports code=3 and powers off', async (t) => {
+  if (!prereqs(t)) return;
+  const img = await ensureTestImage();
+  // The runner proves: the gateway answers, the JIT config is in its
+  // environment, and no process in the guest has it on its command line.
+  const spec = await prepareVm(t, img, {
+    FLINT_RUNNER_COMMAND: [
+      'ping -c1 -W10 "$(ip route | awk \'/default/ {print $3}\')" || exit 1',
+      '[ ${#FLINT_JITCONFIG} -eq 16 ] || exit 4',
+      'for f in /proc/[0-9]*/cmdline; do grep -q "secret-j[i]t" "$f" && exit 5; done',
+      '[ "$(hostname)" = vm1 ] || exit 6',
+      'exit 3',
+    ].join('; '),
+  });
+  const log = memoryLogger();
+  const driver = createQemuDriver({ logger: log });
+  t.after(() => driver.cleanup(spec.id, spec.workDir));
+  const t0 = performance.now();
+  const vm = await driver.start(spec);
+  t.after(() => vm.stop(0));
+  const watch = new ConsoleWatch(vm);
+  assert.ok(!readFileSync(`/proc/${vm.pid}/cmdline`, 'latin1').includes(SECRET), 'the JIT config is not on the QEMU command line');
+
+  const booted = await watch.waitFor('booted', BOOT_TIMEOUT);
+  const exit = await vm.exited;
+  t.diagnostic(`boot to "booted" marker: ${Math.round(booted.at - t0)} ms; start to exit: ${Math.round(performance.now() - t0)} ms`);
+  assert.deepEqual(watch.markers.map((m) => m.marker), [
+    { kind: 'booted' }, { kind: 'runner-started' }, { kind: 'runner-exited', code: 3 },
+  ], watch.text.slice(-3000));
+  assert.deepEqual(exit, { code: 0, signal: null }, 'a guest power-off ends QEMU normally');
+  assert.ok(!watch.text.includes(SECRET), 'the JIT config never reaches the console');
+  assert.ok(log.lines.some((l) => l.level === 'warn' && /TCG/.test(l.msg)) || log.lines.some((l) => /KVM runs/.test(l.msg)));
+
+  await driver.cleanup(spec.id, spec.workDir);
+  assert.ok(!existsSync(join(spec.workDir, QMP_SOCKET)));
+  assert.ok(!existsSync(join(spec.workDir, PID_FILE)));
+});
+
+test('a hanging runner is stopped gracefully by stop(grace) through Ctrl-Alt-Del', async (t) => {
+  if (!prereqs(t)) return;
+  const img = await ensureTestImage();
+  const spec = await prepareVm(t, img, { FLINT_RUNNER_COMMAND: 'sleep 1000' });
+  const driver = createQemuDriver({ logger: memoryLogger() });
+  t.after(() => driver.cleanup(spec.id, spec.workDir));
+  const vm = await driver.start(spec);
+  t.after(() => vm.stop(0));
+  const watch = new ConsoleWatch(vm);
+  await watch.waitFor('runner-started', BOOT_TIMEOUT);
+
+  const t0 = performance.now();
+  const exit = await vm.stop(60_000);
+  t.diagnostic(`graceful stop took ${Math.round(performance.now() - t0)} ms`);
+  assert.deepEqual(exit, { code: 0, signal: null }, 'the guest powered itself off; QEMU was not killed');
+  assert.ok(/shutdown requested by the host/.test(watch.text), watch.text.slice(-1500));
+  assert.deepEqual(watch.markers.at(-1)?.marker, { kind: 'runner-exited', code: 143 }, 'the runner ended by SIGTERM');
+  assert.deepEqual(await vm.stop(1000), exit, 'stop() after the end reports the same exit');
+});
+
+test('stop(0) does not wait for the guest: QEMU is terminated at once', async (t) => {
+  if (!prereqs(t)) return;
+  const img = await ensureTestImage();
+  const spec = await prepareVm(t, img, { FLINT_RUNNER_COMMAND: 'sleep 1000' });
+  const driver = createQemuDriver({ logger: memoryLogger() });
+  t.after(() => driver.cleanup(spec.id, spec.workDir));
+  const vm = await driver.start(spec);
+  t.after(() => vm.stop(0));
+  const watch = new ConsoleWatch(vm);
+  await watch.waitFor('booted', BOOT_TIMEOUT);
+  const t0 = performance.now();
+  const exit = await vm.stop(0);
+  assert.ok(performance.now() - t0 < 10_000, 'stop(0) ends the VM within the kill delay');
+  assert.ok(exit.code !== null || exit.signal !== null);
+});
+
+test('a QEMU that crashes is reported by exited, and cleanup leaves nothing behind', async (t) => {
+  if (!prereqs(t)) return;
+  const img = await ensureTestImage();
+  const spec = await prepareVm(t, img, { FLINT_RUNNER_COMMAND: 'sleep 1000' });
+  const driver = createQemuDriver({ logger: memoryLogger() });
+  t.after(() => driver.cleanup(spec.id, spec.workDir));
+  const vm = await driver.start(spec);
+  t.after(() => vm.stop(0));
+  const watch = new ConsoleWatch(vm);
+  await watch.waitFor('booted', BOOT_TIMEOUT);
+  process.kill(vm.pid, 'SIGKILL');
+  assert.deepEqual(await vm.exited, { code: null, signal: 'SIGKILL' });
+  assert.ok(existsSync(join(spec.workDir, QMP_SOCKET)), 'a crashed QEMU leaves its socket');
+  await driver.cleanup(spec.id, spec.workDir);
+  await driver.cleanup(spec.id, spec.workDir); // idempotent
+  assert.ok(!existsSync(join(spec.workDir, QMP_SOCKET)));
+  assert.ok(!existsSync(join(spec.workDir, PID_FILE)));
+});
+
+test('a broken scratch disk falls back to memory, and the job timeout ends a hanging runner', async (t) => {
+  if (!prereqs(t)) return;
+  const img = await ensureTestImage();
+  const spec = await prepareVm(t, img, { FLINT_RUNNER_COMMAND: 'echo written >/var/probe && cat /var/probe && sleep 1000', FLINT_JOB_TIMEOUT: '3' }, { brokenScratch: true });
+  const driver = createQemuDriver({ logger: memoryLogger() });
+  t.after(() => driver.cleanup(spec.id, spec.workDir));
+  const vm = await driver.start(spec);
+  t.after(() => vm.stop(0));
+  const watch = new ConsoleWatch(vm);
+  const exit = await vm.exited;
+  assert.deepEqual(exit, { code: 0, signal: null });
+  const tail = watch.text.slice(-1500);
+  assert.ok(/falling back to memory/.test(watch.text), tail);
+  assert.ok(/^written\r?$/m.test(watch.text), `the root filesystem is writable on the tmpfs fallback\n${tail}`);
+  assert.ok(/job timeout of 3s reached/.test(watch.text), tail);
+  assert.deepEqual(watch.markers.at(-1)?.marker, { kind: 'runner-exited', code: 143 });
+});
+
+test('a start that QEMU rejects (kernel missing) fails with FLINT_ERR_VM_START_FAILED and QEMU\'s reason', async (t) => {
+  if (!prereqs(t)) return;
+  const img = await ensureTestImage();
+  const spec = await prepareVm(t, img, {});
+  const driver = createQemuDriver({ logger: memoryLogger(), accel: 'tcg' });
+  t.after(() => driver.cleanup(spec.id, spec.workDir));
+  const kernel = join(spec.workDir, 'no-such-vmlinuz');
+  await assert.rejects(driver.start({ ...spec, kernel }), (err: unknown) => {
+    assert.equal((err as { code?: string }).code, 'FLINT_ERR_VM_START_FAILED');
+    assert.ok((err as Error).message.includes('no-such-vmlinuz'), (err as Error).message);
+    return true;
+  });
+});
+
+test('Flint killed while a VM runs: QEMU dies with it (no orphan VM)', async (t) => {
+  if (!prereqs(t)) return;
+  const img = await ensureTestImage();
+  const spec = await prepareVm(t, img, { FLINT_RUNNER_COMMAND: 'sleep 1000' });
+  // A separate Node process plays Flint: it starts the VM, prints QEMU's pid, then waits.
+  const driverUrl = new URL('./qemu.ts', import.meta.url).href;
+  const script = `
+    import { createQemuDriver } from ${JSON.stringify(driverUrl)};
+    const noop = () => {};
+    const d = createQemuDriver({ logger: { debug: noop, info: noop, warn: noop } });
+    const vm = await d.start(${JSON.stringify(spec)});
+    vm.console.resume();
+    process.stdout.write(vm.pid + '\\n');
+    setInterval(noop, 1000);
+  `;
+  const flint = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.after(() => { if (flint.exitCode === null) flint.kill('SIGKILL'); });
+  const qemuPid = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    flint.stdout.on('data', (b: Buffer) => {
+      out += b.toString();
+      const m = /^(\d+)\n/.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
+    flint.on('exit', (code) => reject(new Error(`the Flint stand-in exited early (code ${code})`)));
+  });
+  t.after(() => { try { process.kill(qemuPid, 'SIGKILL'); } catch { /* gone, as expected */ } });
+  assert.ok(existsSync(`/proc/${qemuPid}`));
+  flint.kill('SIGKILL');
+  let alive = true;
+  for (let i = 0; i < 250 && alive; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    const stat = existsSync(`/proc/${qemuPid}/stat`) ? readFileSync(`/proc/${qemuPid}/stat`, 'latin1') : '';
+    // A zombie ("Z") has ended; it waits only for its (dead) parent's reaper.
+    alive = stat !== '' && !/^\d+ \(.*\) Z /.test(stat);
+  }
+  assert.equal(alive, false, 'QEMU must not outlive the process that started it');
+  await createQemuDriver({ logger: memoryLogger() }).cleanup(spec.id, spec.workDir);
+});
