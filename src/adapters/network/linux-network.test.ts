@@ -142,6 +142,7 @@ test('without create, a missing bridge is an error that names it and says how to
     assert.ok(isFlintError(e, 'FLINT_ERR_NET_BRIDGE_MISSING'));
     assert.match(e.message, new RegExp(f.bridge));
     assert.match(e.hint, /create: true/);
+    assert.ok(e.hint.includes(`ip link add ${f.bridge} type bridge && ip addr add 10.213.0.1/24 dev ${f.bridge}`), e.hint);
     return true;
   });
   assert.equal(linkJson(f.bridge), undefined, 'nothing was created');

@@ -217,7 +217,11 @@ export function createLinuxNetwork(deps: LinuxNetworkDeps): LinuxHostNetwork {
       let link = await showLink(net.name, true);
       if (link === undefined) {
         if (!net.create) {
-          throw new FlintError('FLINT_ERR_NET_BRIDGE_MISSING', `network ${net.name}: there is no bridge named ${net.name} on this host`, { details: { network: net.name } });
+          const cidr = `${net.v4.address}/${net.v4.prefixLength}`;
+          throw new FlintError('FLINT_ERR_NET_BRIDGE_MISSING', `network ${net.name}: there is no bridge named ${net.name} on this host`, {
+            details: { network: net.name },
+            hint: `Create it (\`ip link add ${net.name} type bridge && ip addr add ${cidr} dev ${net.name} && ip link set ${net.name} up\`, plus NAT if guests need to get out), or set \`create: true\` on network ${net.name} so that Flint creates the bridge, its address and NAT itself.`,
+          });
         }
         try {
           await ip(['link', 'add', 'name', net.name, 'type', 'bridge']);
