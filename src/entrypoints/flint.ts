@@ -13,6 +13,8 @@
  *                         demand counts → VMs with JIT runners (scheduler.ts)
  *        missed-webhooks  every reconcileMs: queued jobs GitHub has and Flint
  *                         does not (reconciler.ts)
+ *        stale-runners    at start and every staleRunnersMs: this instance's
+ *                         runner registrations with no live VM (stale-runners.ts)
  *        console-retention, delivery-retention (the supervisor and the intake)
  * Shutdown runs it backwards: loops, VMs (each torn down), intake, database.
  */
@@ -25,6 +27,7 @@ import { createGitHubClient } from '../adapters/github/client.ts';
 import type { HostBudget } from '../core/capacity.ts';
 import { Scheduler } from '../daemon/scheduler.ts';
 import { startReconciler } from '../daemon/reconciler.ts';
+import { removeStaleRunners } from '../daemon/stale-runners.ts';
 import { buildVmSystem } from './vm-system.ts';
 import { startServe } from './commands/serve.ts';
 import type { ServeOptions } from './commands/serve.ts';
@@ -37,6 +40,7 @@ export interface FlintOptions {
   readonly guestExtras?: Readonly<Record<string, string>>;
   readonly tickMs?: number;
   readonly reconcileMs?: number;
+  readonly staleRunnersMs?: number;
   /** vCPUs this host may hand to VMs (default: 2 × its CPUs — vCPUs mostly wait on I/O). */
   readonly maxVcpus?: number;
   /** MiB this host may hand to VMs (default: all memory but 1 GiB). */
@@ -98,6 +102,14 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
     github, store, runners: config.runners, clock: { now: () => Date.now() },
     logger: logger.child({ component: 'missed-webhooks' }), onRecovered: () => scheduler.poke(),
   }, opts.reconcileMs ?? 60_000);
+  const staleDeps = {
+    github, instanceId: config.instanceId, logger: logger.child({ component: 'stale-runners' }),
+    liveVmIds: () => new Set(vms.supervisor.list().map((vm) => vm.id)),
+  };
+  const staleFailed = (err: unknown): void => { logger.warn({ err }, 'stale-runners pass failed'); };
+  let stalePass: Promise<unknown> = removeStaleRunners(staleDeps).catch(staleFailed);
+  const staleTimer = setInterval(() => { stalePass = removeStaleRunners(staleDeps).catch(staleFailed); }, opts.staleRunnersMs ?? 10 * 60_000);
+  staleTimer.unref();
   let closing: Promise<void> | undefined;
   return {
     url: serving.url,
@@ -107,6 +119,8 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
       closing ??= (async () => {
         await scheduler.stop();
         await stopReconciler();
+        clearInterval(staleTimer);
+        await stalePass;
         await vms.supervisor.shutdown();
         vms.close();
         await serving.close();
