@@ -300,7 +300,7 @@ test('failed webhook deliveries: one per event without a successful attempt; a r
   assert.ok(same && same.redelivery && same.statusCode === 502 && same.id > second.id);
 });
 
-test('failed deliveries since a time: older pages are not fetched', async (t) => {
+test('failed deliveries since a time: older pages are not fetched; the page limit bounds a long history', async (t) => {
   const hook = await receiver(t);
   const { sim, gh } = await setup(t, { webhook: { url: hook.url, secret: 's3cret' } });
   for (let i = 0; i < 230; i++) await sim.queueJob({ repo: 'app', labels: ['flint'] });
@@ -310,4 +310,13 @@ test('failed deliveries since a time: older pages are not fetched', async (t) =>
   const before = count(sim, 'GET', /^\/app\/hook\/deliveries$/);
   assert.deepEqual(await gh.listFailedDeliveries({ since: new Date(Date.now() + 60_000) }), []);
   assert.equal(count(sim, 'GET', /^\/app\/hook\/deliveries$/) - before, 1, 'stopped after the first page');
+
+  const log = recordingLog();
+  const bounded = createGitHubClient({
+    github: { appId: String(sim.appId), organization: sim.org, privateKey: sim.privateKeyPem, apiUrl: sim.apiUrl }, log, maxDeliveryPages: 2,
+  });
+  const pagesBefore = count(sim, 'GET', /^\/app\/hook\/deliveries$/);
+  assert.equal((await bounded.listFailedDeliveries()).length, 200, 'the newest two pages');
+  assert.equal(count(sim, 'GET', /^\/app\/hook\/deliveries$/) - pagesBefore, 2);
+  assert.ok(log.lines.some((l) => l.level === 'warn' && /stopped at the page limit/.test(l.msg)));
 });

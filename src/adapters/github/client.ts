@@ -47,6 +47,11 @@ export interface GitHubClientOptions {
   readonly fetch?: typeof fetch;
   /** `per_page` of list calls: GitHub's maximum (100) unless a test wants many pages cheaply. */
   readonly pageSize?: number;
+  /**
+   * Most pages of webhook deliveries one listFailedDeliveries reads (GitHub
+   * keeps three days of them; a busy App has thousands). Default 30.
+   */
+  readonly maxDeliveryPages?: number;
 }
 
 /** Runner group id of "Default"; the only group a repository-level runner can join. */
@@ -300,6 +305,8 @@ export function createGitHubClient(opts: GitHubClientOptions): GitHubPort {
     const since = o.since?.getTime();
     return call(`list the webhook deliveries of GitHub App ${appId}`, async () => {
       const seen: WebhookDelivery[] = [];
+      const maxPages = opts.maxDeliveryPages ?? 30;
+      let pages = 0;
       // Newest first: stop at the first page that reaches past `since`.
       for await (const page of app.paginate.iterator(app.rest.apps.listWebhookDeliveries, { per_page: PER_PAGE })) {
         let older = false;
@@ -311,6 +318,11 @@ export function createGitHubClient(opts: GitHubClientOptions): GitHubPort {
           seen.push(toDelivery(d));
         }
         if (older) break;
+        if (++pages >= maxPages && /rel="next"/.test(page.headers.link ?? '')) {
+          log.warn({ pages, deliveries: seen.length, oldest: seen.at(-1)?.deliveredAt },
+            'webhook deliveries: stopped at the page limit; older failures are not looked at (pass a later `since`)');
+          break;
+        }
       }
       const succeeded = new Set(seen.filter((d) => isSuccess(d.statusCode)).map((d) => d.guid));
       const latest = new Map<string, WebhookDelivery>();
