@@ -12,12 +12,14 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { generateKeyPair, randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Faults, RequestLogEntry, Simulator, SimulatorOptions } from './types.ts';
 import { World, isoSeconds } from './world.ts';
 import { WebhookSender } from './webhook-sender.ts';
 import { publicKeyOf } from './jwt.ts';
+import { newRsaParams, type RsaParamsFile } from './jit-config.ts';
 import type { RenderCtx } from './render.ts';
 import { BadBody, error, parseJsonObject, readBody, type Reply } from './http-util.ts';
 import { authenticate, resolveRoute, type ApiDeps } from './rest-api.ts';
@@ -30,6 +32,7 @@ export { decodeJitConfig, type JitConfig } from './jit-config.ts';
 export { labelsMatch, DEFAULT_RUNNER_LABELS } from './world.ts';
 
 const HOUR_MS = 3_600_000;
+const generateKeyPairAsync = promisify(generateKeyPair);
 
 function requestId(): string {
   const h = (n: number): string => randomBytes(n).toString('hex').toUpperCase();
@@ -57,7 +60,8 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   const org = opts.org ?? 'acme';
   const appId = opts.appId ?? 4242;
   const installationId = 31_337_000 + (appId % 1000);
-  const privateKeyPem = opts.privateKeyPem ?? generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs1', format: 'pem' }).toString();
+  // PKCS#1, the format of the key GitHub lets an App owner download.
+  const privateKeyPem = opts.privateKeyPem ?? (await generateKeyPairAsync('rsa', { modulusLength: 2048 })).privateKey.export({ type: 'pkcs1', format: 'pem' }).toString();
   const publicKey = publicKeyOf(privateKeyPem);
   let installed = opts.installed ?? true;
   const world = new World(opts.repos ?? ['app', 'web'], opts.runnerGroups ?? ['Default']);
@@ -81,7 +85,13 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   const rateLimit = opts.rateLimit ?? 5000;
   let closing = false;
 
-  const apiDeps: ApiDeps = { world, webhooks, ctx, publicKey, installed: () => installed, tokenTtlSeconds: opts.tokenTtlSeconds ?? 3600, now };
+  // Every JIT config of this simulator carries the same runner RSA key: nothing here verifies it,
+  // and a fresh 2048-bit key per runner cost ~0.6 s each on a loaded 2-core machine.
+  let runnerKey: Promise<RsaParamsFile> | undefined;
+  const apiDeps: ApiDeps = {
+    world, webhooks, ctx, publicKey, installed: () => installed, tokenTtlSeconds: opts.tokenTtlSeconds ?? 3600, now,
+    runnerKey: () => (runnerKey ??= newRsaParams()),
+  };
   const events = webhookEvents({ world, webhooks, ctx });
   const controlDeps: ControlDeps = {
     world, webhooks, ctx, events, now,

@@ -6,7 +6,7 @@
 import type { KeyObject } from 'node:crypto';
 import * as render from './render.ts';
 import type { RenderCtx, RepoRec, RunnerRec } from './render.ts';
-import { encodeJitConfig, newRsaParams } from './jit-config.ts';
+import { encodeJitConfig, type RsaParamsFile } from './jit-config.ts';
 import { error, isPage, notFound, paginate, type Reply } from './http-util.ts';
 import { isoSeconds, type World } from './world.ts';
 import type { WebhookSender } from './webhook-sender.ts';
@@ -22,6 +22,8 @@ export interface ApiDeps {
   readonly installed: () => boolean;
   readonly tokenTtlSeconds: number;
   readonly now: () => number;
+  /** The RSA key put into JIT configs (see index.ts for why it is shared). */
+  readonly runnerKey: () => Promise<RsaParamsFile>;
 }
 
 export interface ApiRequest {
@@ -110,7 +112,7 @@ async function generateJitConfig(d: ApiDeps, r: ApiRequest, scope: RepoRec | und
       workFolder: runner.workFolder, ephemeral: true, disableUpdate: true, useV2Flow: true,
     },
     credentials: { scheme: 'OAuth', data: { clientId: runner.session, authorizationUrl: `${c.api}/_sim/oauth2/token`, requireFipsCryptography: 'False' } },
-    rsaParams: await newRsaParams(),
+    rsaParams: await d.runnerKey(),
   });
   return { status: 201, body: { runner: render.runner(runner), encoded_jit_config: encoded } };
 }
