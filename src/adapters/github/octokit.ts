@@ -36,7 +36,7 @@ export interface OctokitSettings {
   readonly maxRateLimitWaitSeconds?: number;
   /** How many rate-limit waits one request may sit through. Default 2. */
   readonly maxRateLimitRetries?: number;
-  /** Timeout of one attempt (connect, headers and body). Default 30 s. */
+  /** Timeout of one attempt (a hung connection or server); timed-out attempts are retried like network errors. Default 30 s. */
   readonly requestTimeoutMs?: number;
   /** The HTTP layer (global fetch unless a test injects one). */
   readonly fetch?: typeof fetch;

@@ -15,7 +15,8 @@
  * - "Already gone" is success for deletions; "not found" is `undefined`
  *   for single-object reads. Everything else that fails is a FlintError
  *   with a FLINT_ERR_GITHUB_… code.
- * - List operations return every page.
+ * - List operations return every page (listFailedDeliveries: up to a
+ *   configured page limit, since GitHub keeps days of deliveries).
  */
 import type { components } from '@octokit/openapi-types';
 
@@ -124,7 +125,8 @@ export interface GitHubPort {
   /**
    * Deliveries of the App's webhook that failed and whose event (guid) has
    * no successful attempt, newest attempt per guid, delivered at or after
-   * `since` when given.
+   * `since` when given. Reads at most the adapter's page limit (newest
+   * first), so pass `since` on busy Apps.
    */
   listFailedDeliveries(opts?: { readonly since?: Date }): Promise<readonly WebhookDelivery[]>;
   /** Asks GitHub to deliver the delivery again (a new attempt with the same guid). */
