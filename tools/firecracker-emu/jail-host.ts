@@ -16,6 +16,7 @@ import { connect } from 'node:net';
 import { isAbsolute, join, normalize, relative, resolve } from 'node:path';
 import { qemuArgs } from '../../src/adapters/hypervisor/qemu-args.ts';
 import type { QemuAccel } from '../../src/adapters/hypervisor/qemu-args.ts';
+import { hostTscKhz } from '../../src/adapters/hypervisor/qemu-host.ts';
 import type { VmSpec } from '../../src/daemon/vm/ports.ts';
 import type { BootPlan, VmmHost } from './api.ts';
 
@@ -154,7 +155,9 @@ export function createJailHost(opts: JailHostOptions): VmmHost & { readonly qemu
         uid: opts.uid,
         gid: opts.gid,
       };
-      const cmd = qemuArgs(spec, { accel: opts.accel, qmpSocket });
+      // TCG guests on microvm need the TSC frequency on their command line (see qemu-args.ts).
+      const tscKhz = await hostTscKhz();
+      const cmd = qemuArgs(spec, { accel: opts.accel, qmpSocket, ...(tscKhz !== undefined ? { tscKhz } : {}) });
       // setpriv --pdeathsig: QEMU dies with the emulator, as the guest dies with Firecracker.
       // Serial console on the emulator's own stdin/stdout: the driver reads Firecracker's stdout.
       const proc = spawn('setpriv', ['--pdeathsig', 'KILL', '--', cmd.binary, ...cmd.args], { stdio: 'inherit' });
@@ -167,10 +170,13 @@ export function createJailHost(opts: JailHostOptions): VmmHost & { readonly qemu
     },
     async ctrlAltDel() {
       if (!child || child.exitCode !== null) throw new Error('the VM is not running');
+      // The QEMU driver's graceful stop (src/adapters/hypervisor/qemu.ts): Ctrl-Alt-Del on the
+      // i8042, plus the ACPI power button for guests whose kernel finds no i8042 on microvm.
       await qmpCommand(qmpSocket, {
         execute: 'send-key',
         arguments: { keys: ['ctrl', 'alt', 'delete'].map((k) => ({ type: 'qcode', data: k })) },
       });
+      await qmpCommand(qmpSocket, { execute: 'system_powerdown' }).catch(() => undefined);
     },
   };
 }

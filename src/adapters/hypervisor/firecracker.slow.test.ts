@@ -1,0 +1,187 @@
+// End to end: the Firecracker driver boots the test guest image through the
+// emulated jailer (tools/firecracker-emu: Firecracker's API checked, the VM
+// run by QEMU). The guest configures its network from the kernel command
+// line, reaches its gateway on the bridge, runs the runner command from the
+// config drive and powers off; a second VM is stopped with Ctrl-Alt-Del.
+// Nothing survives: no process naming the VM, no jail, no tap.
+import { after, before, describe, test } from 'node:test';
+import type { TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { networkKernelArgs } from '../../core/guest-contract.ts';
+import type { RunningVm, VmSpec } from '../../daemon/vm/ports.ts';
+import type { Logger } from '../../daemon/vm/supervisor.ts';
+import { createDiskProvisioner } from '../disks/index.ts';
+import { program, requirePrereqs, root } from '../../../test/helpers/prereq.ts';
+import { ensureTestImage, testImagePrereqs } from '../../../test/helpers/test-image.ts';
+import type { TestImage } from '../../../test/helpers/test-image.ts';
+import { createFirecrackerDriver } from './firecracker.ts';
+
+const JAILER = fileURLToPath(new URL('../../../tools/firecracker-emu/jailer', import.meta.url));
+const FC_BIN = fileURLToPath(new URL('../../../tools/firecracker-emu/firecracker', import.meta.url));
+const BRIDGE = 'fcbr0';
+const GATEWAY = '10.201.0.1';
+
+const quiet: Logger = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} };
+
+let dir: string;
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'flint-fc-e2e-'));
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function processesNaming(id: string): number[] {
+  const out: number[] = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p) || Number(p) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').includes(id)) out.push(Number(p));
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
+function ready(t: TestContext): boolean {
+  if (!requirePrereqs(t, root, program('qemu-system-x86_64', 'qemu-system-x86'), program('ip', 'iproute2'), program('mknod', 'coreutils'),
+    program('setpriv', 'util-linux'), ...testImagePrereqs)) return false;
+  if (process.env['FLINT_TEST_NETNS'] !== '1') {
+    // Bridges and taps only inside the private namespace scripts/test.mjs creates.
+    if (process.env['CI'] === 'true') throw new Error('run through scripts/test.mjs (private network namespace)');
+    t.skip('needs the private network namespace of scripts/test.mjs');
+    return false;
+  }
+  return true;
+}
+
+/** A bridge with the gateway address and one tap on it, in this (private) namespace. */
+function network(t: TestContext, tap: string): void {
+  if (!existsSync(`/proc/sys/net/ipv4/conf/${BRIDGE}`)) {
+    execFileSync('ip', ['link', 'add', BRIDGE, 'type', 'bridge']);
+    execFileSync('ip', ['addr', 'add', `${GATEWAY}/24`, 'dev', BRIDGE]);
+    execFileSync('ip', ['link', 'set', BRIDGE, 'up']);
+  }
+  execFileSync('ip', ['tuntap', 'add', 'dev', tap, 'mode', 'tap']);
+  execFileSync('ip', ['link', 'set', tap, 'master', BRIDGE, 'up']);
+  t.after(() => execFileSync('ip', ['link', 'del', tap]));
+}
+
+async function vmSpec(img: TestImage, id: string, tap: string, mac: string, address: string, command: string): Promise<VmSpec> {
+  const workDir = join(dir, 'vms', id);
+  const disks = createDiskProvisioner({ stateDir: dir, strategy: 'mkfs' });
+  const prepared = await disks.prepare(id, workDir, 64 * 1024 * 1024, {
+    FLINT_RUNNER_NAME: `flint-${id}`,
+    FLINT_JITCONFIG: 'not-a-real-jit-config',
+    FLINT_JOB_TIMEOUT: '300',
+    FLINT_RUNNER_COMMAND: command,
+  }, { uid: 123, gid: 100 });
+  const net = networkKernelArgs({ hostname: `flint-${id}`, ipv4: { address, prefixLength: 24, gateway: GATEWAY }, dns: [] });
+  return {
+    id,
+    vcpus: 1,
+    memoryMib: 256,
+    smt: false,
+    kernel: img.kernel,
+    initrd: img.initrd,
+    kernelArgs: `${img.kernelArgs} ${net}`,
+    drives: { rootfs: img.rootfs, scratch: prepared.scratch, config: prepared.config },
+    net: { tap, mac },
+    workDir,
+    uid: 123,
+    gid: 100,
+    firecracker: { jailer: JAILER, binary: FC_BIN },
+  };
+}
+
+function collect(vm: RunningVm): { text: () => string; waitFor: (s: string, ms: number) => Promise<void> } {
+  let text = '';
+  const waiters: Array<() => void> = [];
+  vm.console.on('data', (d: Buffer) => {
+    text += d.toString('utf8');
+    for (const w of waiters) w();
+  });
+  return {
+    text: () => text,
+    waitFor: (s, ms) => new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`console never showed ${JSON.stringify(s)}:\n${text.slice(-3000)}`)), ms);
+      const check = (): void => {
+        if (text.includes(s)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      waiters.push(check);
+      check();
+    }),
+  };
+}
+
+describe('firecracker driver end to end (emulated Firecracker, QEMU)', () => {
+  test('the guest boots, reaches its gateway, runs the runner command and powers off; nothing is left', async (t: TestContext) => {
+    if (!ready(t)) return;
+    const img = await ensureTestImage();
+    const id = 'fce2e-00001';
+    const tap = 'ffce2e-00001';
+    network(t, tap);
+    const base = join(dir, 'jail');
+    const driver = createFirecrackerDriver({ chrootBaseDir: base, logger: quiet });
+    const spec = await vmSpec(img, id, tap, '06:00:0a:c9:00:02', '10.201.0.2', `ping -c 1 -W 10 ${GATEWAY} && echo GATEWAY-REACHED`);
+    t.after(() => driver.cleanup(id, spec.workDir));
+
+    const started = Date.now();
+    const vm = await driver.start(spec);
+    const console = collect(vm);
+    const exit = await Promise.race([
+      vm.exited,
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`VM did not end:\n${console.text().slice(-3000)}`)), 240_000)),
+    ]);
+    const out = console.text();
+    t.diagnostic(`boot to power-off: ${Date.now() - started} ms`);
+    assert.match(out, /^FLINT-MARKER booted\r?$/m);
+    assert.match(out, /GATEWAY-REACHED/, 'the guest reached its gateway over the tap and bridge');
+    assert.match(out, /^FLINT-MARKER runner-exited code=0\r?$/m);
+    assert.ok(!out.includes('not-a-real-jit-config'), 'the JIT config never reaches the console');
+    assert.deepEqual(exit, { code: 0, signal: null }, 'Firecracker exits 0 when the guest shuts down');
+
+    await driver.cleanup(id, spec.workDir);
+    assert.deepEqual(processesNaming(id), []);
+    assert.ok(!existsSync(join(base, 'firecracker', id)), 'the jail is gone');
+  });
+
+  test('stop: SendCtrlAltDel, then SIGKILL after the grace period; the VM is gone either way', async (t: TestContext) => {
+    if (!ready(t)) return;
+    const img = await ensureTestImage();
+    const id = 'fce2e-00002';
+    const tap = 'ffce2e-00002';
+    network(t, tap);
+    const base = join(dir, 'jail');
+    const driver = createFirecrackerDriver({ chrootBaseDir: base, logger: quiet });
+    const spec = await vmSpec(img, id, tap, '06:00:0a:c9:00:03', '10.201.0.3', 'sleep 600');
+    t.after(() => driver.cleanup(id, spec.workDir));
+
+    const vm = await driver.start(spec);
+    const console = collect(vm);
+    await console.waitFor('FLINT-MARKER runner-started', 240_000);
+    const grace = 20_000;
+    const asked = Date.now();
+    const exit = await vm.stop(grace);
+    const took = Date.now() - asked;
+    t.diagnostic(`stop took ${took} ms`);
+    // The test image's kernel finds no i8042 on QEMU microvm ("probe of i8042 failed"), so today
+    // the key is lost and the kill follows; a guest that handles it must end cleanly instead.
+    if (/shutdown requested by the host/.test(console.text())) {
+      assert.deepEqual(exit, { code: 0, signal: null }, 'the guest handled Ctrl-Alt-Del: a clean end, no kill');
+    } else {
+      assert.deepEqual(exit, { code: null, signal: 'SIGKILL' });
+      assert.ok(took >= grace, 'the guest got its whole grace period');
+    }
+    assert.ok(took < grace + 15_000, 'stop() returns shortly after the grace period');
+    assert.deepEqual(await vm.stop(1000), exit, 'stop() after the end reports the same exit');
+    await driver.cleanup(id, spec.workDir);
+    assert.deepEqual(processesNaming(id), []);
+    assert.ok(!existsSync(join(base, 'firecracker', id)));
+  });
+});
