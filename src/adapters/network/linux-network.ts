@@ -193,14 +193,16 @@ export function createLinuxNetwork(deps: LinuxNetworkDeps): LinuxHostNetwork {
   async function forgetGuest(vmLeases: readonly LeaseRecord[]): Promise<void> {
     const byBridge = new Map<string, LeaseRecord[]>();
     for (const l of vmLeases) byBridge.set(l.network, [...(byBridge.get(l.network) ?? []), l]);
-    for (const [bridge, ls] of byBridge) {
+    await Promise.all([...byBridge].map(async ([bridge, ls]) => {
       const script = guardElementsScript('delete', guardTableName(instanceId, bridge), guardElements(ls, bridge));
-      // A missing table (never installed, or deleted by hand) holds no entries.
-      if (script !== '') await commands.run('nft', ['-f', '-'], { input: script }).catch((err: unknown) => { if (!isNoSuchTable(err)) throw err; });
-      // A stale permanent entry would still be right: the MAC follows the address.
       const neigh = ls.map((l) => `neigh del ${l.address} dev ${bridge}`).join('\n');
-      await ip(['-force', '-batch', '-'], `${neigh}\n`).catch(() => undefined);
-    }
+      await Promise.all([
+        // A missing table (never installed, or deleted by hand) holds no entries.
+        script === '' ? undefined : commands.run('nft', ['-f', '-'], { input: script }).catch((err: unknown) => { if (!isNoSuchTable(err)) throw err; }),
+        // A stale permanent entry would still be right: the MAC follows the address.
+        ip(['-force', '-batch', '-'], `${neigh}\n`).catch(() => undefined),
+      ]);
+    }));
   }
 
   function wantedAddresses(net: NetworkConfig, v6: AddressPool | undefined): Array<{ family: 'inet' | 'inet6'; address: string; prefixLength: number }> {
@@ -303,14 +305,13 @@ export function createLinuxNetwork(deps: LinuxNetworkDeps): LinuxHostNetwork {
             : {}),
           dns: [...net.dns],
         };
-        // The guard entries exist before the tap: the first frame is already checked.
         if (!guarded.has(net.name)) await ensureGuard(net.name);
         const element = { tap, mac: macFromIpv4(lease4.address), ipv4: lease4.address, ...(lease6 === undefined ? {} : { ipv6: lease6.address }) };
-        try {
-          await commands.run('nft', ['-f', '-'], { input: guardElementsScript('add', guardTableName(instanceId, net.name), [element]) });
-        } catch (err) {
-          throw commandFailed(err, `could not add the address guard of ${tap}`);
-        }
+        // Guard entries and tap are made at the same time (two processes,
+        // half the wait). No frame can slip through in between: only the
+        // VMM writes frames into the tap, and it starts after attach returns.
+        const addGuard = commands.run('nft', ['-f', '-'], { input: guardElementsScript('add', guardTableName(instanceId, net.name), [element]) })
+          .catch((err: unknown) => { throw commandFailed(err, `could not add the address guard of ${tap}`); });
         const ownerArgs = owner === undefined ? '' : ` user ${owner.uid} group ${owner.gid}`;
         // One `ip` process for the whole tap setup. The port is isolated:
         // guests on one bridge reach the bridge (their gateway), never each
@@ -327,17 +328,21 @@ export function createLinuxNetwork(deps: LinuxNetworkDeps): LinuxHostNetwork {
           ...(lease6 === undefined ? [] : [`neigh replace ${lease6.address} lladdr ${element.mac} dev ${net.name} nud permanent`]),
           '',
         ].join('\n');
-        try {
-          await ip(['-batch', '-'], batch);
-        } catch (err) {
-          // A tap of this name left by a crash: remove it and try once more.
-          await ip(['link', 'del', 'dev', tap]).catch(() => undefined);
+        const makeTap = (async () => {
           try {
             await ip(['-batch', '-'], batch);
-          } catch {
-            throw commandFailed(err, `could not create tap ${tap} on ${net.name}`);
+          } catch (err) {
+            // A tap of this name left by a crash: remove it and try once more.
+            await ip(['link', 'del', 'dev', tap]).catch(() => undefined);
+            try {
+              await ip(['-batch', '-'], batch);
+            } catch {
+              throw commandFailed(err, `could not create tap ${tap} on ${net.name}`);
+            }
           }
-        }
+        })();
+        // allSettled: the rollback below must not race a step still running.
+        for (const r of await Promise.allSettled([addGuard, makeTap])) if (r.status === 'rejected') throw r.reason;
       } catch (err) {
         await ip(['link', 'del', 'dev', tap]).catch(() => undefined);
         await forgetGuest(leases.forVm(vmId)).catch(() => undefined);
@@ -352,15 +357,16 @@ export function createLinuxNetwork(deps: LinuxNetworkDeps): LinuxHostNetwork {
       // Never another instance's tap or leases, whatever id the caller passes.
       if (parseVmId(vmId)?.instanceId !== instanceId) throw new RangeError(`VM id ${vmId} does not belong to instance ${instanceId}`);
       const tap = tapName(vmId);
-      try {
-        await ip(['link', 'del', 'dev', tap]);
-      } catch (err) {
-        if (!isNoSuchDevice(err)) throw commandFailed(err, `could not remove tap ${tap}`);
-      }
+      const [delTap] = await Promise.allSettled([
+        ip(['link', 'del', 'dev', tap]).catch((err: unknown) => {
+          if (!isNoSuchDevice(err)) throw commandFailed(err, `could not remove tap ${tap}`);
+        }),
+        forgetGuest(leases.forVm(vmId)).catch((err: unknown) => {
+          deps.log?.warn({ vmId, err: err instanceof Error ? err.message : String(err) }, 'could not remove the address guard entries of a VM');
+        }),
+      ]);
       // Only after the tap is gone may the address go back to the pool.
-      await forgetGuest(leases.forVm(vmId)).catch((err: unknown) => {
-        deps.log?.warn({ vmId, err: err instanceof Error ? err.message : String(err) }, 'could not remove the address guard entries of a VM');
-      });
+      if (delTap.status === 'rejected') throw delTap.reason;
       leases.release(vmId);
     },
 
