@@ -203,6 +203,29 @@ describe('firecracker driver through the emulated jailer', () => {
     assert.ok(!existsSync(join(base, 'firecracker', spec.id)));
   });
 
+  test('flint crashed with a VM up: cleanup kills the Firecracker left in the jail and removes the jail only', async (t: TestContext) => {
+    if (!requirePrereqs(t, root, program('mknod', 'coreutils'))) return;
+    const base = join(dir, 'jail-e');
+    mkdirSync(base, { recursive: true });
+    const id = 'abc1-0000e';
+    const neighbour = join(base, 'firecracker', 'abc1-0000f', 'root');
+    mkdirSync(neighbour, { recursive: true });
+    // What a crashed Flint leaves: a jailed Firecracker with its API up, and nobody watching it.
+    execFileSync(JAILER, ['--id', id, '--exec-file', FC_BIN, '--uid', '123', '--gid', '100', '--chroot-base-dir', base, '--new-pid-ns', '--', '--api-sock', '/run/firecracker.socket'], { stdio: 'ignore', timeout: 60000 });
+    const pid = Number(readFileSync(join(base, 'firecracker', id, 'root', 'firecracker.pid'), 'utf8'));
+    t.after(() => {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch { /* gone, as it should be */ }
+    });
+    assert.ok(processesNaming(id).includes(pid));
+    const driver = createFirecrackerDriver({ chrootBaseDir: base, logger: recordingLogger() });
+    await driver.cleanup(id, dir);
+    assert.deepEqual(processesNaming(id), []);
+    assert.ok(!existsSync(join(base, 'firecracker', id)));
+    assert.ok(existsSync(neighbour), 'another VM\'s jail is not touched');
+  });
+
   test('cleanup refuses anything that is not a Flint VM id', async () => {
     const driver = createFirecrackerDriver({ chrootBaseDir: join(dir, 'jail-d'), logger: recordingLogger() });
     await assert.rejects(driver.cleanup('../etc', dir), (err: unknown) => isFlintError(err, 'FLINT_ERR_INTERNAL'));
