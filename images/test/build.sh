@@ -45,9 +45,20 @@ flock 9
 
 # The kernel: the ABI package the cloud meta-package currently depends on.
 meta=linux-image-cloud-amd64
-kpkg=$(apt-cache depends "$meta" 2>/dev/null | awk '/Depends: linux-image-/ { print $2; exit }')
-[ -n "$kpkg" ] || die "apt does not know $meta; run apt-get update"
-kpkgver=$(apt-cache show --no-all-versions "$kpkg" | awk '/^Version:/ { print $2; exit }')
+# One apt-cache call (they are slow): the meta-package pins the ABI package
+# with "Depends: linux-image-<abi>-cloud-amd64 (= <version>)".
+# The answer only changes when apt's package lists do, so it is remembered
+# together with a fingerprint of the lists (names, sizes, mtimes).
+lists_fp=$(ls -l --time-style=+%s /var/lib/apt/lists 2>/dev/null | sha256sum | cut -d' ' -f1)
+if [ -f "$out/.apt-dep" ] && [ "$(sed -n 1p "$out/.apt-dep")" = "$lists_fp" ]; then
+  dep=$(sed -n 2p "$out/.apt-dep")
+else
+  dep=$(apt-cache show --no-all-versions "$meta" 2>/dev/null | sed -n 's/^Depends: \(linux-image-[^ ,]*\) (= \([^)]*\)).*/\1 \2/p' | head -n 1)
+  [ -n "$dep" ] && printf '%s\n%s\n' "$lists_fp" "$dep" >"$out/.apt-dep"
+fi
+kpkg=${dep%% *}
+kpkgver=${dep#* }
+[ -n "$dep" ] && [ -n "$kpkg" ] && [ -n "$kpkgver" ] || die "apt does not know $meta (or its Depends changed form); run apt-get update"
 
 stamp=$( {
   cat "$0" "$here/initramfs-init" "$repo/guest/init-shim" "$repo/guest/test-agent"
