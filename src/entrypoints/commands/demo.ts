@@ -82,7 +82,7 @@ async function control(sim: SimInfo, method: string, path: string, body?: unknow
 }
 
 /** The fake runner, carried to the guest in its config drive: the test image has no runner of its own. */
-function runnerCommand(root: string): string {
+export function fakeRunnerCommand(root: string): string {
   const script = readFileSync(join(root, 'tools', 'github-sim', 'fake-runner.sh'), 'utf8');
   return [
     "cat > /tmp/fake-runner.sh <<'FLINT_FAKE_RUNNER_EOF'",
@@ -133,7 +133,7 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
     const logger = createLogger({ level: io.env.FLINT_DEMO_LOG_LEVEL === undefined ? 'warn' : (io.env.FLINT_DEMO_LOG_LEVEL as 'info'), secrets: new Set([secret]), destination: io.stderr });
     flint = await startFlint({
       config, logger, tickMs: 500,
-      guestExtras: { FLINT_RUNNER_COMMAND: runnerCommand(root), FLINT_GITHUB_URL: `http://${GATEWAY}:${sim.port}` },
+      guestExtras: { FLINT_RUNNER_COMMAND: fakeRunnerCommand(root), FLINT_GITHUB_URL: `http://${GATEWAY}:${sim.port}` },
     });
     await control(sim, 'PUT', '/_sim/webhook', { url: `${flint.url}/webhook`, secret });
     say(`flint demo: GitHub simulator at ${sim.apiUrl}, Flint taking webhooks at ${flint.url}/webhook, state in ${stateDir}`);
