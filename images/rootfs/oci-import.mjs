@@ -7,9 +7,9 @@
 // deletes NAME from the layers below, `.wh..wh..opq` empties its directory.
 // Usage: oci-import.mjs ARCHIVE DEST
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, mkdirSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, sep } from 'node:path';
 
 const [archive, dest] = process.argv.slice(2);
 if (!archive || !dest) {
@@ -34,24 +34,63 @@ try {
     throw new Error('not an image archive: neither manifest.json (docker save) nor index.json (OCI layout) inside');
   }
   mkdirSync(dest, { recursive: true });
+  const root = realpathSync(dest);
   for (const layer of layers) {
     const entries = execFileSync('tar', ['-tf', layer], { maxBuffer: 1 << 30 }).toString().split('\n').filter(Boolean);
     for (const entry of entries) {
+      // The build runs as root: no entry may reach outside the tree, neither
+      // by `..` nor through a symbolic link a lower layer left (tar and rm
+      // both follow links in the directories of a path).
+      const dir = insideTree(root, entry);
       const name = basename(entry);
-      const dir = dirname(entry);
       if (name === '.wh..wh..opq') {
-        const target = join(dest, dir);
-        if (existsSync(target)) for (const child of readdirSync(target)) rmSync(join(target, child), { recursive: true, force: true });
+        if (existsSync(dir)) for (const child of readdirSync(dir)) rmSync(join(dir, child), { recursive: true, force: true });
       } else if (name.startsWith('.wh.')) {
-        rmSync(join(dest, dir, name.slice(4)), { recursive: true, force: true });
+        rmSync(join(dir, name.slice(4)), { recursive: true, force: true });
       }
     }
     execFileSync('tar', ['-xpf', layer, '-C', dest, '--numeric-owner', '--exclude=.wh.*']);
   }
   console.log(`imported ${layers.length} layer(s) into ${dest}`);
 } catch (err) {
+  rmSync(dest, { recursive: true, force: true });
   console.error(`oci-import: ${err instanceof Error ? err.message : String(err)}`);
   process.exitCode = 1;
 } finally {
   rmSync(unpack, { recursive: true, force: true });
+}
+
+/**
+ * The real directory that holds `entry` once the tree's existing links are
+ * followed, as tar would follow them; throws if that is outside `root`.
+ * Links that stay inside (Debian's `lib -> usr/lib`) are fine; a link to an
+ * absolute host path (`lib -> /usr/lib`) is refused, since following it
+ * would write to this host.
+ */
+function insideTree(root, entry) {
+  const parts = entry.split('/').filter((p) => p !== '' && p !== '.');
+  if (parts.includes('..')) throw new Error(`layer entry ${entry} points outside the image tree`);
+  let dir = root;
+  for (let i = 0; i < parts.length - 1; i += 1) {
+    const next = join(dir, parts[i]);
+    let st;
+    try {
+      st = lstatSync(next);
+    } catch {
+      return join(next, ...parts.slice(i + 1, -1)); // not there yet: nothing below it to follow
+    }
+    dir = st.isSymbolicLink() ? realpathOrSelf(next) : next;
+    if (dir !== root && !dir.startsWith(root + sep)) {
+      throw new Error(`layer entry ${entry} leads outside the image tree (through the link ${next}); absolute links to directories are not supported`);
+    }
+  }
+  return dir;
+}
+
+function realpathOrSelf(path) {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path; // a dangling link: tar replaces it, nothing is followed
+  }
 }
