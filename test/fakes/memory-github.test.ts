@@ -1,0 +1,13 @@
+import { githubPortContract } from '../contracts/github-port.contract.ts';
+import { MemoryGitHub } from './memory-github.ts';
+
+githubPortContract('memory GitHub', async (opts) => {
+  const gh = new MemoryGitHub({ repos: opts.repos, runnerGroups: opts.runnerGroups });
+  return {
+    port: gh,
+    org: gh.org,
+    queueJob: async (repo, labels) => gh.queueJob(repo, labels),
+    takeJob: async (jit, jobId) => gh.takeJob(jit.runnerId, jobId),
+    close: async () => {},
+  };
+});

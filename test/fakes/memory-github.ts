@@ -1,0 +1,191 @@
+/**
+ * In-memory GitHubPort: the same observable behaviour as the real client
+ * against GitHub (the contract suite in test/contracts/github-port.contract.ts
+ * runs against both), for daemon tests that want GitHub's semantics without
+ * an HTTP server. Staging methods (`queueJob`, `takeJob`, `failDelivery`)
+ * set up what a test needs; `calls` records what the daemon asked.
+ */
+import { FlintError } from '../../src/core/errors/index.ts';
+import type {
+  GitHubPort, JitRunner, JitRunnerRequest, RunnerGroup, RunnerScope, SelfHostedRunner, WebhookDelivery, WorkflowJob,
+} from '../../src/daemon/ports/github.ts';
+
+const DEFAULT_LABELS = ['self-hosted', 'Linux', 'X64'];
+
+interface RunnerRec {
+  id: number;
+  name: string;
+  scopeKey: string;
+  groupId: number;
+  labels: string[];
+  status: 'online' | 'offline';
+  busy: boolean;
+}
+
+export interface MemoryGitHubOptions {
+  readonly org?: string;
+  readonly repos?: readonly string[];
+  readonly runnerGroups?: readonly string[];
+  /** false: every call fails with FLINT_ERR_GITHUB_APP_NOT_INSTALLED. */
+  readonly installed?: boolean;
+}
+
+export class MemoryGitHub implements GitHubPort {
+  readonly org: string;
+  readonly repos: readonly string[];
+  readonly calls: string[] = [];
+  private readonly groups: RunnerGroup[];
+  private readonly installed: boolean;
+  private readonly runners = new Map<number, RunnerRec>();
+  private readonly jobs = new Map<number, WorkflowJob>();
+  private readonly deliveries: WebhookDelivery[] = [];
+  private nextRunnerId = 1;
+  private nextJobId = 1000;
+  private nextDeliveryId = 1;
+
+  constructor(opts: MemoryGitHubOptions = {}) {
+    this.org = opts.org ?? 'acme';
+    this.repos = opts.repos ?? ['app', 'web'];
+    this.groups = (opts.runnerGroups ?? ['Default']).map((name, i) => ({ id: i + 1, name, isDefault: i === 0 }));
+    this.installed = opts.installed ?? true;
+  }
+
+  // --- staging -------------------------------------------------------------
+  /** A queued job (in a run of its own) in one of the repositories. */
+  queueJob(repo: string, labels: readonly string[]): number {
+    if (!this.repos.includes(repo)) throw new Error(`no repository ${repo}`);
+    const id = this.nextJobId++;
+    this.jobs.set(id, {
+      id, runId: id * 10, owner: this.org, repo, name: 'build', status: 'queued', conclusion: null, labels: [...labels],
+      runnerId: null, runnerName: null, runnerGroupId: null, createdAt: new Date(0).toISOString(), startedAt: null, completedAt: null,
+      htmlUrl: null, runAttempt: 1, workflowName: null, headBranch: null,
+    });
+    return id;
+  }
+
+  /** The runner takes the job: the runner is online and busy, the job in progress. */
+  takeJob(runnerId: number, jobId: number): void {
+    const r = this.runners.get(runnerId);
+    const j = this.jobs.get(jobId);
+    if (r === undefined || j === undefined) throw new Error('no such runner or job');
+    r.status = 'online';
+    r.busy = true;
+    this.jobs.set(jobId, { ...j, status: 'in_progress', runnerId, runnerName: r.name, runnerGroupId: r.groupId });
+  }
+
+  /** Records a delivery attempt of an event (guid) with the receiver's status code. */
+  failDelivery(guid: string, statusCode: number, event = 'workflow_job', action: string | null = 'queued'): number {
+    const id = this.nextDeliveryId++;
+    this.deliveries.push({
+      id, guid, deliveredAt: new Date().toISOString(), redelivery: this.deliveries.some((d) => d.guid === guid),
+      statusCode, status: statusCode === 0 ? 'failed to connect to host' : `Invalid HTTP Response: ${statusCode}`,
+      event, action, installationId: 1, repositoryId: null,
+    });
+    return id;
+  }
+
+  // --- GitHubPort ------------------------------------------------------------
+  private check(call: string): void {
+    this.calls.push(call);
+    if (!this.installed) {
+      throw new FlintError('FLINT_ERR_GITHUB_APP_NOT_INSTALLED', `GitHub App is not installed on organization "${this.org}"`, {
+        hint: `Install the App on organization ${this.org}, then restart Flint.`,
+      });
+    }
+  }
+
+  private scopeKey(scope: RunnerScope): string {
+    return scope.kind === 'organization' ? 'org' : `${scope.owner}/${scope.repo}`.toLowerCase();
+  }
+
+  private view(r: RunnerRec): SelfHostedRunner {
+    return { id: r.id, name: r.name, os: 'Linux', status: r.status, busy: r.busy, ephemeral: true, runnerGroupId: r.groupId, labels: [...r.labels] };
+  }
+
+  async installationId(): Promise<number> {
+    this.check('installationId');
+    return 1;
+  }
+
+  async listRunnerGroups(): Promise<readonly RunnerGroup[]> {
+    this.check('listRunnerGroups');
+    return [...this.groups];
+  }
+
+  async runnerGroupId(name: string): Promise<number> {
+    this.check(`runnerGroupId ${name}`);
+    const g = this.groups.find((x) => x.name === name) ?? this.groups.find((x) => x.name.toLowerCase() === name.toLowerCase());
+    if (g !== undefined) return g.id;
+    throw new FlintError('FLINT_ERR_GITHUB_RUNNER_GROUP_NOT_FOUND',
+      `runner group "${name}" does not exist in organization ${this.org}; the groups there are: ${this.groups.map((x) => `"${x.name}"`).join(', ')}`);
+  }
+
+  async createJitRunner(req: JitRunnerRequest): Promise<JitRunner> {
+    this.check(`createJitRunner ${req.name}`);
+    const key = this.scopeKey(req.scope);
+    if (req.scope.kind === 'repository' && !this.repos.includes(req.scope.repo)) {
+      throw new FlintError('FLINT_ERR_GITHUB_REQUEST_FAILED', `no repository ${req.scope.owner}/${req.scope.repo}`);
+    }
+    if (!this.groups.some((g) => g.id === req.runnerGroupId)) throw new FlintError('FLINT_ERR_GITHUB_REQUEST_FAILED', `no runner group ${req.runnerGroupId}`);
+    const same = [...this.runners.values()].find((r) => r.scopeKey === key && r.name === req.name);
+    if (same !== undefined) {
+      // As the real client: an offline, idle runner of the same name is a lost earlier registration.
+      if (same.busy || same.status === 'online') throw new FlintError('FLINT_ERR_GITHUB_RUNNER_NAME_TAKEN', `a runner named ${req.name} already exists`);
+      this.runners.delete(same.id);
+    }
+    const custom = req.labels.filter((l) => !DEFAULT_LABELS.some((d) => d.toLowerCase() === l.toLowerCase()));
+    const r: RunnerRec = { id: this.nextRunnerId++, name: req.name, scopeKey: key, groupId: req.runnerGroupId, labels: [...DEFAULT_LABELS, ...custom], status: 'offline', busy: false };
+    this.runners.set(r.id, r);
+    const config = Buffer.from(JSON.stringify({ runner: r.id, name: r.name, workFolder: req.workFolder ?? '_work' })).toString('base64');
+    return { runnerId: r.id, runnerName: r.name, encodedJitConfig: config };
+  }
+
+  async listRunners(scope: RunnerScope): Promise<readonly SelfHostedRunner[]> {
+    this.check('listRunners');
+    const key = this.scopeKey(scope);
+    return [...this.runners.values()].filter((r) => r.scopeKey === key).map((r) => this.view(r));
+  }
+
+  async getRunner(scope: RunnerScope, runnerId: number): Promise<SelfHostedRunner | undefined> {
+    this.check(`getRunner ${runnerId}`);
+    const r = this.runners.get(runnerId);
+    return r === undefined || r.scopeKey !== this.scopeKey(scope) ? undefined : this.view(r);
+  }
+
+  async deleteRunner(scope: RunnerScope, runnerId: number): Promise<void> {
+    this.check(`deleteRunner ${runnerId}`);
+    const r = this.runners.get(runnerId);
+    if (r === undefined || r.scopeKey !== this.scopeKey(scope)) return;
+    if (r.busy) throw new FlintError('FLINT_ERR_GITHUB_RUNNER_BUSY', `runner ${runnerId} is still running a job`);
+    this.runners.delete(runnerId);
+  }
+
+  async getJob(owner: string, repo: string, jobId: number): Promise<WorkflowJob | undefined> {
+    this.check(`getJob ${jobId}`);
+    const j = this.jobs.get(jobId);
+    return j !== undefined && j.owner.toLowerCase() === owner.toLowerCase() && j.repo === repo ? j : undefined;
+  }
+
+  async listQueuedJobs(): Promise<readonly WorkflowJob[]> {
+    this.check('listQueuedJobs');
+    return [...this.jobs.values()].filter((j) => j.status === 'queued').sort((a, b) => a.id - b.id);
+  }
+
+  async listFailedDeliveries(opts: { readonly since?: Date } = {}): Promise<readonly WebhookDelivery[]> {
+    this.check('listFailedDeliveries');
+    const since = opts.since?.getTime();
+    const seen = this.deliveries.filter((d) => since === undefined || Date.parse(d.deliveredAt) >= since);
+    const ok = new Set(seen.filter((d) => d.statusCode >= 200 && d.statusCode < 400).map((d) => d.guid));
+    const latest = new Map<string, WebhookDelivery>();
+    for (const d of seen) if (!ok.has(d.guid)) latest.set(d.guid, d);
+    return [...latest.values()].sort((a, b) => a.id - b.id);
+  }
+
+  async redeliver(deliveryId: number): Promise<void> {
+    this.check(`redeliver ${deliveryId}`);
+    const d = this.deliveries.find((x) => x.id === deliveryId);
+    if (d === undefined) throw new FlintError('FLINT_ERR_GITHUB_REQUEST_FAILED', `no delivery ${deliveryId}`);
+    // The fake's receiver is always up: a redelivery succeeds.
+    this.failDelivery(d.guid, 200, d.event, d.action);
+  }
+}
