@@ -25,6 +25,8 @@ export function vmStoreContract(name: string, make: () => Promise<{ store: VmSto
     t.after(close);
     await store.insert(rec('ab1-00000'));
     assert.deepEqual(await store.get('ab1-00000'), rec('ab1-00000'));
+    await store.insert({ ...rec('ab1-00009'), owner: '123:456' });
+    assert.equal((await store.get('ab1-00009'))?.owner, '123:456');
     assert.equal(await store.update('ab1-00000', 'preparing', { state: 'booting', pid: 4242, startedAt: 1100, prepareMs: 90 }), true);
     assert.equal(await store.update('ab1-00000', 'preparing', { state: 'failed' }), false, 'stale expectation is refused');
     const got = await store.get('ab1-00000');

@@ -24,6 +24,7 @@ CREATE TABLE IF NOT EXISTS vms (
   state TEXT NOT NULL,
   reason TEXT,
   work_dir TEXT NOT NULL,
+  owner TEXT,
   pid INTEGER,
   created_at INTEGER NOT NULL,
   prepare_ms INTEGER,
@@ -46,7 +47,7 @@ const COLUMNS = {
 } as const satisfies Record<keyof VmRecordPatch, string>;
 
 interface Row {
-  id: string; instance_id: string; runner: string; hypervisor: string; state: string; reason: string | null; work_dir: string;
+  id: string; instance_id: string; runner: string; hypervisor: string; state: string; reason: string | null; work_dir: string; owner: string | null;
   pid: number | null; created_at: number; prepare_ms: number | null; started_at: number | null; booted_at: number | null;
   runner_started_at: number | null; ended_at: number | null; runner_exit_code: number | null; vmm_exit_code: number | null;
   vmm_signal: string | null;
@@ -59,7 +60,7 @@ function fromRow(r: Row): VmRecord {
   const hypervisor: HypervisorKind = r.hypervisor === 'qemu' ? 'qemu' : 'firecracker';
   return {
     id: r.id, instanceId: r.instance_id, runner: r.runner, hypervisor, state: r.state, reason: r.reason, workDir: r.work_dir,
-    pid: r.pid, createdAt: r.created_at, prepareMs: r.prepare_ms, startedAt: r.started_at, bootedAt: r.booted_at,
+    owner: r.owner, pid: r.pid, createdAt: r.created_at, prepareMs: r.prepare_ms, startedAt: r.started_at, bootedAt: r.booted_at,
     runnerStartedAt: r.runner_started_at, endedAt: r.ended_at, runnerExitCode: r.runner_exit_code, vmmExitCode: r.vmm_exit_code,
     vmmSignal: r.vmm_signal,
   };
@@ -71,6 +72,9 @@ export class SqliteVmStore implements VmStore {
   constructor(db: Db) {
     this.db = db;
     db.exec(SCHEMA);
+    // Files made before the owner column existed get it (NULL = unknown owner, swept as before).
+    const columns = db.prepare('PRAGMA table_info(vms)').all() as Array<{ name: string }>; // PRAGMA table_info rows carry `name`
+    if (!columns.some((c) => c.name === 'owner')) db.exec('ALTER TABLE vms ADD COLUMN owner TEXT');
   }
 
   // Methods are async to match the port (a networked store comes later);
@@ -87,9 +91,9 @@ export class SqliteVmStore implements VmStore {
 
   async insert(rec: VmRecord): Promise<void> {
     this.db.prepare(
-      `INSERT INTO vms (id, instance_id, runner, hypervisor, state, reason, work_dir, pid, created_at, prepare_ms, started_at,
+      `INSERT INTO vms (id, instance_id, runner, hypervisor, state, reason, work_dir, owner, pid, created_at, prepare_ms, started_at,
          booted_at, runner_started_at, ended_at, runner_exit_code, vmm_exit_code, vmm_signal)
-       VALUES (@id, @instanceId, @runner, @hypervisor, @state, @reason, @workDir, @pid, @createdAt, @prepareMs, @startedAt,
+       VALUES (@id, @instanceId, @runner, @hypervisor, @state, @reason, @workDir, @owner, @pid, @createdAt, @prepareMs, @startedAt,
          @bootedAt, @runnerStartedAt, @endedAt, @runnerExitCode, @vmmExitCode, @vmmSignal)`,
     ).run({ ...rec });
   }

@@ -16,6 +16,10 @@ export interface HostProcesses {
   kill(pid: number): void;
   /** False once the process is gone or a zombie. */
   isAlive(pid: number): boolean;
+  /** This process as `<pid>:<start time>`: unique on the host across pid reuse. */
+  self(): string;
+  /** True while the process named by `self()` of some process is still that process and alive. */
+  isOwnerAlive(owner: string): boolean;
 }
 
 /** True when `args` (a NUL-separated /proc cmdline) names `vmId` as a word. */
@@ -29,11 +33,11 @@ export function cmdlineNamesVm(args: readonly string[], vmId: string): boolean {
 
 export class ProcHostProcesses implements HostProcesses {
   private readonly proc: string;
-  private readonly self: ReadonlySet<number>;
+  private readonly ownPids: ReadonlySet<number>;
 
   constructor(proc = '/proc') {
     this.proc = proc;
-    this.self = new Set([process.pid, process.ppid]);
+    this.ownPids = new Set([process.pid, process.ppid]);
   }
 
   findVm(vmId: string): number[] {
@@ -41,7 +45,7 @@ export class ProcHostProcesses implements HostProcesses {
     for (const name of readdirSync(this.proc)) {
       if (!/^\d+$/.test(name)) continue;
       const pid = Number(name);
-      if (this.self.has(pid)) continue;
+      if (this.ownPids.has(pid)) continue;
       let raw: string;
       try {
         raw = readFileSync(`${this.proc}/${name}/cmdline`, 'utf8');
@@ -63,13 +67,31 @@ export class ProcHostProcesses implements HostProcesses {
   }
 
   isAlive(pid: number): boolean {
+    const f = this.statFields(pid);
+    // Field 3 is the state.
+    return f !== undefined && f[0] !== 'Z' && f[0] !== 'X';
+  }
+
+  self(): string {
+    return `${process.pid}:${this.statFields(process.pid)?.[19] ?? '0'}`;
+  }
+
+  isOwnerAlive(owner: string): boolean {
+    const m = /^(\d+):(\d+)$/.exec(owner);
+    if (m === null) return false;
+    const pid = Number(m[1]);
+    const f = this.statFields(pid);
+    // Same pid AND same start time (field 22): the pid was not reused.
+    return f !== undefined && f[0] !== 'Z' && f[0] !== 'X' && f[19] === m[2];
+  }
+
+  /** /proc/<pid>/stat from field 3 on (the command name, field 2, may contain spaces). */
+  private statFields(pid: number): string[] | undefined {
     try {
       const stat = readFileSync(`${this.proc}/${pid}/stat`, 'utf8');
-      // Field 3 (after the parenthesised command name) is the state.
-      const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-      return state !== 'Z' && state !== 'X';
+      return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     } catch {
-      return false;
+      return undefined;
     }
   }
 }

@@ -214,3 +214,34 @@ test('the start-up sweep kills a leftover VMM, releases its resources, and touch
   assert.ok(existsSync(otherDir));
   assert.ok(rig.network.leases.has(otherId));
 });
+
+test('the start-up sweep leaves alone a VM whose owning Flint process is still alive (an interactive session next to the daemon)', async (t) => {
+  const rig = makeRig(normal, { instanceId: 't1' });
+  t.after(() => rig.close());
+  const other = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+  t.after(() => other.kill('SIGKILL'));
+  await new Promise((r) => other.once('spawn', r));
+  const procs = new ProcHostProcesses();
+  const stat = readFileSync(`/proc/${other.pid}/stat`, 'utf8');
+  const owner = `${other.pid}:${stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]}`;
+  assert.ok(procs.isOwnerAlive(owner));
+  assert.ok(!procs.isOwnerAlive(`${other.pid}:1`), 'a reused pid with another start time is not the owner');
+  const id = 't1-00077';
+  const workDir = join(rig.stateDir, 'vms', id);
+  mkdirSync(workDir, { recursive: true });
+  await rig.store.insert({ ...newVmRecord({ id, instanceId: 't1', runner: 'default', hypervisor: 'qemu', workDir, createdAt: 1, owner }), state: 'running' });
+  await rig.network.attach(id, 'flint-' + id, { name: 'flbr0', v4: { address: '10.213.0.1', prefixLength: 24 }, create: true, dns: [] });
+  const report = await rig.supervisor.sweep();
+  assert.deepEqual(report.others, [id]);
+  assert.deepEqual(report.vms, []);
+  assert.equal((await rig.store.get(id))?.state, 'running');
+  assert.ok(existsSync(workDir));
+  assert.ok(rig.network.leases.has(id), 'its tap and lease survive the network sweep');
+  // Once that process is gone, the record is a leftover like any other.
+  const gone = new Promise((r) => other.once('exit', r));
+  other.kill('SIGKILL');
+  await gone;
+  const again = await rig.supervisor.sweep();
+  assert.deepEqual(again.vms, [id]);
+  assert.ok(!rig.network.leases.has(id));
+});

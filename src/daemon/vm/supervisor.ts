@@ -135,6 +135,8 @@ export interface SweepReport {
   readonly network: string[];
   /** Work directories removed that had no unfinished record. */
   readonly strayDirs: string[];
+  /** Unfinished VMs left alone because their owning Flint process is alive. */
+  readonly others: string[];
 }
 
 interface StopRequest {
@@ -180,7 +182,7 @@ export class VmSupervisor {
     const id = await this.deps.ids.next();
     const record = newVmRecord({
       id, instanceId: config.instanceId, runner: runner.name, hypervisor: runner.hypervisor,
-      workDir: join(config.stateDir, VMS_DIR, id), createdAt: this.deps.clock.now(),
+      workDir: join(config.stateDir, VMS_DIR, id), createdAt: this.deps.clock.now(), owner: this.deps.processes.self(),
     });
     await this.deps.store.insert(record);
     const maxLifetimeMs = options.maxLifetimeMs === undefined ? runner.jobTimeoutSeconds * 1000 + config.lifetimeMarginMs : options.maxLifetimeMs;
@@ -202,9 +204,14 @@ export class VmSupervisor {
    */
   async sweep(): Promise<SweepReport> {
     const { store, config, logger, processes, network, disks, clock } = this.deps;
-    const report = { vms: [] as string[], killed: [] as number[], network: [] as string[], strayDirs: [] as string[] };
+    const report = { vms: [] as string[], killed: [] as number[], network: [] as string[], strayDirs: [] as string[], others: [] as string[] };
     for (const rec of await store.listUnfinished(config.instanceId)) {
       if (this.live.has(rec.id)) continue; // ours, alive in this process: not a leftover
+      if (rec.owner !== null && rec.owner !== processes.self() && processes.isOwnerAlive(rec.owner)) {
+        // Supervised by another live Flint process of this instance.
+        report.others.push(rec.id);
+        continue;
+      }
       const pids = processes.findVm(rec.id);
       for (const pid of pids) processes.kill(pid);
       await waitUntil(() => pids.every((p) => !processes.isAlive(p)), 10_000);
@@ -222,7 +229,7 @@ export class VmSupervisor {
     }
     // Work dirs of this instance with no unfinished record (e.g. a teardown
     // that died between removing the record's resources and the dir).
-    const liveIds = new Set(this.live.keys());
+    const liveIds = new Set([...this.live.keys(), ...report.others]);
     const vmsDir = join(config.stateDir, VMS_DIR);
     for (const name of safeReaddir(vmsDir)) {
       if (!name.startsWith(`${config.instanceId}-`) || liveIds.has(name)) continue;

@@ -18,6 +18,13 @@ export interface VmRecord {
   /** Why the VM reached a terminal state (or why it is stopping). */
   readonly reason: string | null;
   readonly workDir: string;
+  /**
+   * The Flint process supervising the VM, as `<pid>:<start time>` (see
+   * host-processes.ts). A start-up sweep leaves records whose owner is still
+   * alive alone: they belong to another running Flint process of the same
+   * instance (e.g. `flint run --interactive` next to `flint serve`).
+   */
+  readonly owner: string | null;
   /** Host pid of the VMM once started; used (with /proc cmdline) by the start-up sweep. */
   readonly pid: number | null;
   /** Epoch milliseconds. */
@@ -36,7 +43,7 @@ export interface VmRecord {
 }
 
 /** Fields that change after creation. */
-export type VmRecordPatch = Partial<Omit<VmRecord, 'id' | 'instanceId' | 'runner' | 'hypervisor' | 'createdAt' | 'workDir'>>;
+export type VmRecordPatch = Partial<Omit<VmRecord, 'id' | 'instanceId' | 'runner' | 'hypervisor' | 'createdAt' | 'workDir' | 'owner'>>;
 
 export interface VmStore {
   /** Next VM sequence number of the instance; persisted, so ids never repeat across restarts. */
@@ -55,8 +62,9 @@ export interface VmStore {
 }
 
 /** A record in state `preparing`, every later field still empty. */
-export function newVmRecord(fields: Pick<VmRecord, 'id' | 'instanceId' | 'runner' | 'hypervisor' | 'workDir' | 'createdAt'>): VmRecord {
+export function newVmRecord(fields: Pick<VmRecord, 'id' | 'instanceId' | 'runner' | 'hypervisor' | 'workDir' | 'createdAt'> & { owner?: string | null }): VmRecord {
   return {
+    owner: null,
     ...fields,
     state: 'preparing',
     reason: null,
