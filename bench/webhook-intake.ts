@@ -66,7 +66,7 @@ export default async function bench(argv: string[]): Promise<void> {
       rounds: { type: 'string', default: '2' },
       connections: { type: 'string', default: '16' },
       synchronous: { type: 'string', default: 'FULL' },
-      store: { type: 'string', default: 'thread' },
+      store: { type: 'string', default: 'main' },
     },
   });
   const durationMs = Number(values.duration) * 1000;
@@ -79,8 +79,8 @@ export default async function bench(argv: string[]): Promise<void> {
   const onThread = values.store === 'thread';
 
   const dir = mkdtempSync(join(tmpdir(), 'flint-bench-intake-'));
-  // The store commits on its own thread (as `flint serve` does) or, to
-  // compare, on the event loop's thread.
+  // The store commits on the event loop's thread (as `flint serve` does)
+  // or, to compare, on its own thread.
   const db = onThread ? undefined : openDatabase(dir, { synchronous: synchronous satisfies Synchronous });
   const store = db === undefined ? await startThreadedIntakeStore(dir, { synchronous }) : createSqliteIntakeStore(db);
   const intake = createIntake({

@@ -5,6 +5,12 @@
  * main thread that wait stops webhook parsing too, here the event loop
  * keeps taking deliveries (the next group-commit batch) while the previous
  * batch is being made durable.
+ *
+ * Measured on a 2-core host shared with other work (docs/webhooks.md), it
+ * was not faster than committing on the event-loop thread and its extra
+ * cross-thread wake-ups added latency under CPU load, so `flint serve` does
+ * not use it; `npm run bench -- webhook-intake --store thread` compares the
+ * two on other hosts.
  */
 import { Worker } from 'node:worker_threads';
 import { FlintError } from '../../core/errors/index.ts';
