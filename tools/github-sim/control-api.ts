@@ -71,6 +71,13 @@ export async function handleControl(d: ControlDeps, req: IncomingMessage, res: S
     await d.events.jobChanged(j);
     return json(res, 200, { jobId: j.id, conclusion: j.conclusion });
   }
+  const lose = /^POST \/_sim\/runners\/(\d+)\/lost$/.exec(route);
+  if (lose !== null) {
+    const lost = d.world.loseRunner(Number(lose[1]), d.now());
+    if (lost === undefined) return fail(res, 404, 'no such runner');
+    if (lost.job !== undefined) await d.events.jobChanged(lost.job);
+    return json(res, 204);
+  }
   switch (route) {
     case 'GET /_sim/state': {
       const c = d.ctx();

@@ -207,6 +207,11 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       if (j === undefined) throw new Error(`job ${jobId} does not exist or is already completed`);
       await events.jobChanged(j);
     },
+    loseRunner: async (runnerId) => {
+      const lost = world.loseRunner(runnerId, now());
+      if (lost === undefined) throw new Error(`runner ${runnerId} does not exist`);
+      if (lost.job !== undefined) await events.jobChanged(lost.job);
+    },
     ping: () => events.ping(),
     jobs: () => world.snapshotJobs(),
     runners: () => world.snapshotRunners(),

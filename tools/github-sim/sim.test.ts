@@ -76,6 +76,7 @@ test('JWT rules: expired, iat beyond the skew, too long a lifetime, wrong key, w
     ['signed by another key', appJwt(s, {}, other)],
     ['issuer is another app', appJwt(s, { iss: s.appId + 1 })],
     ['garbage', 'eyJhbGciOiJSUzI1NiJ9.e30.AAAA'],
+    ['unsigned (alg none)', `${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${Buffer.from(JSON.stringify({ iat: nowS() - 30, exp: nowS() + 500, iss: s.appId })).toString('base64url')}.`],
   ];
   for (const [what, token] of cases) {
     const r = await call(s, 'GET', '/app', `Bearer ${token}`);
@@ -445,4 +446,24 @@ test('close() ends a runner long poll at once instead of waiting out wait_second
   await poll;
   assert.ok(Date.now() - started < 2000, `close took ${Date.now() - started} ms`);
   t.diagnostic(`close with a pending long poll: ${Date.now() - started} ms`);
+});
+
+test('a runner lost mid-job goes offline but stays registered until deleted, and its job fails', async (t) => {
+  const rcv = await receiver(t);
+  const s = await sim(t, { webhook: { url: rcv.url, secret: 's' } });
+  const tok = await installationToken(s);
+  const { jobId } = await s.queueJob({ repo: 'app', labels: ['flint'] });
+  const { json } = await jit(s, tok, 'doomed', ['flint']);
+  const session = ((await call(s, 'POST', '/_sim/runner/connect', undefined, { jitconfig: json.encoded_jit_config })).json as { session: string }).session;
+  await call(s, 'POST', '/_sim/runner/acquire', undefined, { session });
+  assert.equal((await call(s, 'POST', `/_sim/runners/${json.runner.id}/lost`)).status, 204);
+  await s.settled();
+  assert.equal(rcv.received.at(-1)?.json.action, 'completed');
+  assert.equal(s.jobs().find((j) => j.id === jobId)?.conclusion, 'failure');
+  const listed = await call(s, 'GET', `/orgs/acme/actions/runners/${json.runner.id}`, tok);
+  assert.equal((listed.json as { status: string; busy: boolean }).status, 'offline');
+  assert.equal((listed.json as { busy: boolean }).busy, false);
+  assert.equal((await call(s, 'POST', '/_sim/runner/acquire', undefined, { session })).status, 404, 'the lost runner cannot come back');
+  assert.equal((await call(s, 'DELETE', `/orgs/acme/actions/runners/${json.runner.id}`, tok)).status, 204);
+  await assert.rejects(s.loseRunner(json.runner.id), /does not exist/);
 });

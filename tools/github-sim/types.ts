@@ -132,6 +132,11 @@ export interface Simulator {
    * queued job with no runner, as on GitHub.
    */
   cancelJob(jobId: number): Promise<void>;
+  /**
+   * The runner's machine vanished without a word: the runner turns offline but
+   * stays registered (until deleted), a job it ran completes with `failure`.
+   */
+  loseRunner(runnerId: number): Promise<void>;
   /** Sends the App's `ping` webhook (GitHub sends one when the hook is configured). */
   ping(): Promise<void>;
   jobs(): readonly SimJob[];

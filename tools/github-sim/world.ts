@@ -142,6 +142,26 @@ export class World {
     return j;
   }
 
+  /**
+   * The runner's machine vanished (VM killed, host lost): the runner goes
+   * offline and stays registered — GitHub keeps an offline runner until it is
+   * deleted or ages out — and the job it ran fails. Undefined when unknown.
+   */
+  loseRunner(runnerId: number, now: number): { runner: RunnerRec; job: JobRec | undefined } | undefined {
+    const r = this.runners.get(runnerId);
+    if (r === undefined) return undefined;
+    const j = r.jobId === null ? undefined : this.jobs.get(r.jobId);
+    r.status = 'offline';
+    r.busy = false;
+    r.jobId = null;
+    this.sessions.delete(r.session);
+    if (j !== undefined && j.status === 'in_progress') {
+      this.completeJob(j, 'failure', now);
+      return { runner: r, job: j };
+    }
+    return { runner: r, job: undefined };
+  }
+
   snapshotJobs(): SimJob[] {
     return [...this.jobs.values()].map((j) => ({
       id: j.id, runId: j.run.id, repo: j.run.repo.name, name: j.name, labels: [...j.labels], group: j.group,
