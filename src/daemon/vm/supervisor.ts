@@ -193,6 +193,9 @@ export class VmSupervisor {
     void entry.ended.then(() => this.live.delete(id));
     this.deps.logger.info({ vmId: id, runner: runner.name, hypervisor: runner.hypervisor }, 'vm launching');
     entry.run(guestEnv);
+    // shutdown() ran while this launch awaited the id or the insert: it did
+    // not see this VM, so stop it here (it never boots).
+    if (this.closed) void entry.stop('flint is stopping');
     return entry;
   }
 
