@@ -64,6 +64,11 @@ describe('simulator answers and webhooks match GitHub\'s published OpenAPI descr
     await call(sim, 'POST', '/repos/{owner}/{repo}/actions/runners/generate-jitconfig', '/repos/acme/app/actions/runners/generate-jitconfig', tok, { name: 'r-1', runner_group_id: 1, labels: ['flint'], work_folder: '_w' });
     await call(sim, 'GET', '/orgs/{org}/actions/runners', '/orgs/acme/actions/runners?per_page=1', tok);
     await call(sim, 'GET', '/repos/{owner}/{repo}/actions/runners', '/repos/acme/app/actions/runners', tok);
+    const repoRunners = (recorded.at(-1)?.body as { runners: Array<{ id: number }> }).runners;
+    await call(sim, 'GET', '/repos/{owner}/{repo}/actions/runners/{runner_id}', `/repos/acme/app/actions/runners/${repoRunners[0]?.id ?? 0}`, tok);
+    await call(sim, 'DELETE', '/repos/{owner}/{repo}/actions/runners/{runner_id}', `/repos/acme/app/actions/runners/${repoRunners[0]?.id ?? 0}`, tok);
+    await call(sim, 'GET', '/repos/{owner}/{repo}/installation', '/repos/acme/web/installation', app);
+    await call(sim, 'GET', '/app', '/app', `Bearer ${signJwt({ iat: nowS() - 700, exp: nowS() - 100, iss: sim.appId }, sim.privateKeyPem)}`);
 
     const { jobId, runId } = await sim.queueJob({ repo: 'app', labels: ['self-hosted', 'flint'] });
     await sim.queueJob({ repo: 'app', labels: ['flint'], runId, name: 'second' });
@@ -117,7 +122,9 @@ describe('simulator answers and webhooks match GitHub\'s published OpenAPI descr
     ['POST', '/app/hook/deliveries/{delivery_id}/attempts'], ['GET', '/installation/repositories'], ['GET', '/orgs/{org}/actions/runner-groups'],
     ['POST', '/orgs/{org}/actions/runners/generate-jitconfig'], ['POST', '/repos/{owner}/{repo}/actions/runners/generate-jitconfig'],
     ['GET', '/orgs/{org}/actions/runners'], ['GET', '/orgs/{org}/actions/runners/{runner_id}'], ['DELETE', '/orgs/{org}/actions/runners/{runner_id}'],
-    ['GET', '/repos/{owner}/{repo}/actions/runners'], ['GET', '/repos/{owner}/{repo}/actions/jobs/{job_id}'], ['GET', '/repos/{owner}/{repo}/actions/runs'],
+    ['GET', '/repos/{owner}/{repo}/actions/runners'], ['GET', '/repos/{owner}/{repo}/actions/runners/{runner_id}'],
+    ['DELETE', '/repos/{owner}/{repo}/actions/runners/{runner_id}'], ['GET', '/repos/{owner}/{repo}/installation'],
+    ['GET', '/repos/{owner}/{repo}/actions/jobs/{job_id}'], ['GET', '/repos/{owner}/{repo}/actions/runs'],
     ['GET', '/repos/{owner}/{repo}/actions/runs/{run_id}'], ['GET', '/repos/{owner}/{repo}/actions/runs/{run_id}/jobs'],
   ];
 
