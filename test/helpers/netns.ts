@@ -52,11 +52,15 @@ export interface TestBridge {
   readonly bridge: string;
   readonly address: string;
   readonly prefixLength: number;
+  readonly v6?: { readonly address: string; readonly prefixLength: number };
   /** Creates a tap on the bridge, up; removed after the test. */
   addTap(name: string): Promise<string>;
 }
 
-export async function testBridge(t: TestContext, opts: { bridge: string; address: string; prefixLength: number }): Promise<TestBridge> {
+export async function testBridge(
+  t: TestContext,
+  opts: { bridge: string; address: string; prefixLength: number; v6?: { address: string; prefixLength: number } },
+): Promise<TestBridge> {
   if (!(await inPrivateNetns())) {
     throw new Error('refusing to create bridges or taps in the host network namespace: run the test through scripts/test.mjs (as root it uses `unshare -n`)');
   }
@@ -68,6 +72,8 @@ export async function testBridge(t: TestContext, opts: { bridge: string; address
   await ip('link', 'add', opts.bridge, 'type', 'bridge');
   created.push(opts.bridge);
   await ip('addr', 'add', `${opts.address}/${opts.prefixLength}`, 'dev', opts.bridge);
+  // nodad: usable at once, no duplicate-address wait in a namespace that has no duplicates.
+  if (opts.v6) await ip('-6', 'addr', 'add', `${opts.v6.address}/${opts.v6.prefixLength}`, 'dev', opts.bridge, 'nodad');
   await ip('link', 'set', opts.bridge, 'up');
   return {
     ...opts,

@@ -82,8 +82,13 @@ let seq = 0;
 /** A VM's host side: bridge + tap in this namespace, scratch disk, config drive, work dir. All removed after the test. */
 async function prepareVm(t: TestContext, img: TestImage, env: Record<string, string>, opts: { brokenScratch?: boolean } = {}): Promise<VmSpec> {
   const n = ++seq;
-  const net = { hostname: `vm${n}`, ipv4: { address: `10.77.${n}.2`, prefixLength: 24, gateway: `10.77.${n}.1` }, dns: [`10.77.${n}.1`] };
-  const lan = await testBridge(t, { bridge: `fqbr${n}`, address: net.ipv4.gateway, prefixLength: 24 });
+  const net = {
+    hostname: `vm${n}`,
+    ipv4: { address: `10.77.${n}.2`, prefixLength: 24, gateway: `10.77.${n}.1` },
+    ipv6: { address: `fd77:${n}::2`, prefixLength: 64, gateway: `fd77:${n}::1` },
+    dns: [`10.77.${n}.1`, `fd77:${n}::1`, '10.77.0.53'],
+  };
+  const lan = await testBridge(t, { bridge: `fqbr${n}`, address: net.ipv4.gateway, prefixLength: 24, v6: { address: net.ipv6.gateway, prefixLength: 64 } });
   const tap = await lan.addTap(`fqtap${n}`);
   const workDir = await mkdtemp(join(tmpdir(), 'flint-qemu-'));
   t.after(() => rm(workDir, { recursive: true, force: true }));
@@ -119,6 +124,8 @@ test('a VM boots, runs the runner command with the network up, reports code=3 an
   const spec = await prepareVm(t, img, {
     FLINT_RUNNER_COMMAND: [
       'ping -c1 -W10 "$(ip route | awk \'/default/ {print $3}\')" || exit 1',
+      'ping6 -c1 -W10 "$(ip -6 route | awk \'/default/ {print $3}\')" || exit 7',
+      '[ "$(grep -c nameserver /etc/resolv.conf)" = 3 ] || exit 8',
       '[ ${#FLINT_JITCONFIG} -eq 16 ] || exit 4',
       'for f in /proc/[0-9]*/cmdline; do grep -q "secret-j[i]t" "$f" && exit 5; done',
       '[ "$(hostname)" = vm1 ] || exit 6',
