@@ -111,7 +111,12 @@ for (const [hypervisor, instanceId, subnet] of [['qemu', 'lk1', '221.6'], ['fire
     t.after(async () => { await second.destroy(); destroyed = true; });
     const before = await second.store.get(booting.id);
     assert.ok(before !== undefined && ['booting', 'running'].includes(before.state), `record left in ${before?.state}`);
+    const left = leftovers(second, [booting.id]);
+    assert.ok(left.some((l) => l.startsWith('tap ')) && left.some((l) => l.startsWith('lease ')) && left.some((l) => l.startsWith('work dir ')),
+      `the killed Flint left its VM's resources behind (else this test proves nothing): ${left.join(', ')}`);
+    t.diagnostic(`left by the killed Flint: ${left.join(', ')}`);
     const report = await second.supervisor.sweep();
+    t.diagnostic(`sweep: ${JSON.stringify(report)}`);
     assert.deepEqual(report.vms, [booting.id]);
     const after = await second.store.get(booting.id);
     assert.equal(after?.state, 'failed');

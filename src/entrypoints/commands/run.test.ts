@@ -1,6 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { makeRig, testRunner } from '../../../test/fakes/rig.ts';
 import { isFlintError } from '../../core/errors/index.ts';
 import type { FlintConfig } from '../../config/types.ts';
@@ -94,4 +97,46 @@ test('a runner is found by name (case-insensitively when unambiguous); an unknow
     assert.match(e.message, /"Default", "big"/);
     return true;
   });
+});
+
+test('the original form `flint --config FILE --interactive <runner>` loads the file and names an unknown runner without touching the host', async (t) => {
+  const { main } = await import('../cli.ts');
+  const dir = mkdtempSync(join(tmpdir(), 'flint-run-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'flint.yaml');
+  // The reference system's own shape of file.
+  writeFileSync(file, `networks:
+  - name: br-default
+    v4: 10.0.0.1/24
+github:
+  appID: "ID"
+  organization: ORGANIZATION
+  webhookSecret: WEBHOOK_SECRET
+  privateKey: "-----BEGIN RSA PRIVATE KEY-----"
+runners:
+  - name: Default
+    labels: [self-hosted]
+    kernel: /nonexistent/vmlinux
+    filesystem: /nonexistent/rootfs.ext4
+    network: br-default
+    jailer: /nonexistent/jailer
+    firecracker: /nonexistent/firecracker
+`);
+  let err = '';
+  const io = { stdout: { write: () => true }, stderr: { write: (s: string) => { err += s; } }, env: {} };
+  const code = await main(['--config', file, '--interactive', 'nope'], io);
+  assert.equal(code, 1, err);
+  assert.match(err, /FLINT_ERR_VM_UNKNOWN_RUNNER: no runner named "nope" in .*flint\.yaml \(runners: "Default"\)/);
+  assert.ok(!existsSync(join(dir, 'flint.db')), 'no state was touched');
+});
+
+test('flint run without a runner name is a usage error; --help prints the usage', async () => {
+  const { main } = await import('../cli.ts');
+  let out = '';
+  let err = '';
+  const io = { stdout: { write: (s: string) => { out += s; } }, stderr: { write: (s: string) => { err += s; } }, env: {} };
+  assert.equal(await main(['run'], io), 2);
+  assert.match(err, /FLINT_ERR_USAGE/);
+  assert.equal(await main(['run', '--help'], io), 0);
+  assert.match(out, /leave with Ctrl-\]/);
 });
