@@ -46,22 +46,23 @@ test('the line splitter yields whole lines across chunks and bounds an endless l
   assert.deepEqual(s.feed('\n'), ['x'.repeat(16)]);
 });
 
-test('console logs older than the retention are deleted, except those of live VMs', (t) => {
+test('console logs of this instance older than the retention are deleted, except those of live VMs', (t) => {
   const dir = tempDir(t);
   const consoles = join(dir, 'consoles');
   mkdirSync(consoles);
   const now = Date.now();
-  for (const [id, ageH] of [['ab1-00001', 30], ['ab1-00002', 1], ['ab1-00003', 48]] as const) {
+  for (const [id, ageH] of [['ab1-00001', 30], ['ab1-00002', 1], ['ab1-00003', 48], ['cd2-00001', 48]] as const) {
     const p = join(consoles, `${id}.log`);
     writeFileSync(p, 'x');
     const when = (now - ageH * 3600_000) / 1000;
     utimesSync(p, when, when);
   }
   writeFileSync(join(consoles, 'README'), 'not a log');
-  const removed = pruneConsoleLogs(dir, now, 24 * 3600_000, new Set(['ab1-00003']));
+  const removed = pruneConsoleLogs(dir, 'ab1', now, 24 * 3600_000, new Set(['ab1-00003']));
   assert.deepEqual(removed, ['ab1-00001']);
   assert.ok(existsSync(join(consoles, 'ab1-00002.log')));
   assert.ok(existsSync(join(consoles, 'ab1-00003.log')), 'a live VM keeps its log whatever its age');
   assert.ok(existsSync(join(consoles, 'README')));
-  assert.deepEqual(pruneConsoleLogs(join(dir, 'missing'), now, 1, new Set()), []);
+  assert.ok(existsSync(join(consoles, 'cd2-00001.log')), 'another instance\'s log is not ours to delete');
+  assert.deepEqual(pruneConsoleLogs(join(dir, 'missing'), 'ab1', now, 1, new Set()), []);
 });

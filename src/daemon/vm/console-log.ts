@@ -119,10 +119,12 @@ export class LineSplitter {
 }
 
 /**
- * Deletes console logs whose last write is older than `retentionMs`, except
- * those of VMs in `keep` (still alive). Returns the VM ids whose logs went.
+ * Deletes this instance's console logs whose last write is older than
+ * `retentionMs`, except those of VMs in `keep` (still alive). Logs of other
+ * instances sharing the state dir are never touched. Returns the VM ids
+ * whose logs went.
  */
-export function pruneConsoleLogs(stateDir: string, nowMs: number, retentionMs: number, keep: ReadonlySet<string>): string[] {
+export function pruneConsoleLogs(stateDir: string, instanceId: string, nowMs: number, retentionMs: number, keep: ReadonlySet<string>): string[] {
   const dir = join(stateDir, CONSOLE_DIR);
   let names: string[];
   try {
@@ -134,7 +136,7 @@ export function pruneConsoleLogs(stateDir: string, nowMs: number, retentionMs: n
   for (const name of names) {
     if (!name.endsWith('.log')) continue;
     const id = name.slice(0, -'.log'.length);
-    if (keep.has(id)) continue;
+    if (!id.startsWith(`${instanceId}-`) || keep.has(id)) continue;
     const path = join(dir, name);
     try {
       if (nowMs - statSync(path).mtimeMs > retentionMs) {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeRig, testRunner } from '../../../test/fakes/rig.ts';
 import { newVmRecord } from './vm-store.ts';
@@ -244,4 +244,19 @@ test('the start-up sweep leaves alone a VM whose owning Flint process is still a
   const again = await rig.supervisor.sweep();
   assert.deepEqual(again.vms, [id]);
   assert.ok(!rig.network.leases.has(id));
+});
+
+test('the console-retention loop deletes this instance\'s old console logs when it starts, and stops with shutdown', async (t) => {
+  const rig = makeRig(normal, { config: { consoleRetentionMs: 3600_000 } });
+  t.after(() => rig.close());
+  const dir = join(rig.stateDir, 'consoles');
+  mkdirSync(dir, { recursive: true });
+  const old = join(dir, 't1-00100.log');
+  writeFileSync(old, 'old');
+  const past = (Date.now() - 2 * 3600_000) / 1000;
+  utimesSync(old, past, past);
+  rig.supervisor.startConsoleRetention();
+  assert.ok(!existsSync(old));
+  assert.match(rig.logger.text(), /old console logs deleted \{"loop":"console-retention","removed":1\}/);
+  await rig.supervisor.shutdown();
 });

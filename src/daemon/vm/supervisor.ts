@@ -256,7 +256,7 @@ export class VmSupervisor {
     const tick = () => {
       const { config, clock, logger } = this.deps;
       try {
-        const removed = pruneConsoleLogs(config.stateDir, clock.now(), config.consoleRetentionMs, new Set(this.live.keys()));
+        const removed = pruneConsoleLogs(config.stateDir, config.instanceId, clock.now(), config.consoleRetentionMs, new Set(this.live.keys()));
         if (removed.length > 0) logger.info({ loop: 'console-retention', removed: removed.length }, 'old console logs deleted');
       } catch (err) {
         logger.warn({ loop: 'console-retention', err: errText(err) }, 'console log retention failed; will retry');
