@@ -46,6 +46,10 @@ test('a debootstrapped image with a stub runner takes a queued job from the simu
     return { FLINT_JITCONFIG: jit.encodedJitConfig, FLINT_RUNNER_NAME: jit.runnerName, FLINT_GITHUB_URL: `http://${GUEST_GATEWAY}:${port}`, FLINT_JOB_TIMEOUT: '300' };
   });
   const outcome = await result.vm.ended;
+  const r = outcome.record;
+  if (r.startedAt !== null && r.bootedAt !== null && r.endedAt !== null) {
+    t.diagnostic(`VM start → booted ${r.bootedAt - r.startedAt} ms, → runner started ${(r.runnerStartedAt ?? r.endedAt) - r.startedAt} ms, → ended ${r.endedAt - r.startedAt} ms (TCG)`);
+  }
   assert.match(result.console, /FLINT-MARKER booted/, `VM ${outcome.record.state} (${outcome.code ?? ''} ${JSON.stringify(outcome.record)})`);
   assert.equal(result.code, 0, `runner exit code; console tail:\n${result.console.slice(-3000)}`);
   const job = sim.jobs().find((j) => j.id === jobId);

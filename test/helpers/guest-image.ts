@@ -50,7 +50,7 @@ export function imageTestConfig(sim: Simulator, stateDir: string, image: { kerne
   });
   const runner = config.runners[0];
   assert.ok(runner);
-  return { ...config, runners: [{ ...runner, memorySize: memoryMib, cpuCount: 2, diskSize: 4 << 30, kernelArgs: image.kernelArgs }] };
+  return { ...config, runners: [{ ...runner, memorySize: memoryMib, cpuCount: 2, diskSize: 4 * 2 ** 30, kernelArgs: image.kernelArgs }] };
 }
 
 export interface BootResult { readonly console: string; readonly vm: VmHandle; readonly code: number | undefined }
