@@ -36,7 +36,7 @@ test('x86_64 under TCG boots a microvm with the contract drives in order', () =>
     'virtio-blk-device,drive=vda', 'virtio-blk-device,drive=vdb', 'virtio-blk-device,drive=vdc',
   ]);
   assert.ok(args.includes('-no-reboot'));
-  assert.equal(valuesOf(args, '-append')[0], `${spec.kernelArgs} tsc_early_khz=2000000`);
+  assert.equal(valuesOf(args, '-append')[0], `${spec.kernelArgs} tsc_early_khz=2000000 tsc=reliable`);
   assert.equal(valuesOf(args, '-initrd')[0], '/img/initrd.img');
   assert.equal(valuesOf(args, '-qmp')[0], 'unix:/vm/qmp.sock,server=on,wait=off');
   assert.equal(valuesOf(args, '-netdev')[0], 'tap,id=net0,ifname=fh7k2-00001,script=no,downscript=no');
@@ -83,7 +83,7 @@ test('a bad MAC, tap name or size is rejected before QEMU runs', () => {
 
 test('TCG tells the guest the TSC frequency; KVM and an explicit setting are left alone', () => {
   const tcg = qemuArgs(spec, { accel: 'tcg', qmpSocket: '/q', tscKhz: 2596122 });
-  assert.equal(valuesOf(tcg.args, '-append')[0], `${spec.kernelArgs} tsc_early_khz=2596122`);
+  assert.equal(valuesOf(tcg.args, '-append')[0], `${spec.kernelArgs} tsc_early_khz=2596122 tsc=reliable`);
   const kvm = qemuArgs(spec, { accel: 'kvm', qmpSocket: '/q' });
   assert.equal(valuesOf(kvm.args, '-append')[0], spec.kernelArgs);
   const own = qemuArgs({ ...spec, kernelArgs: 'console=ttyS0 tsc_early_khz=5' }, { accel: 'tcg', qmpSocket: '/q' });

@@ -22,7 +22,10 @@
  * stock kernel cannot calibrate the TSC and hangs right after "tsc: Unable
  * to calibrate against PIT" (KVM guests get the frequency from kvmclock).
  * Under TCG the guest's TSC is the host's, so `tsc_early_khz=<host TSC kHz>`
- * is appended to the kernel command line (unless the spec already sets it).
+ * is appended to the kernel command line (unless the spec already sets it),
+ * with `tsc=reliable`: the host TSC is steady wall-clock time, while the
+ * kernel's watchdog reference (timer ticks) lags whenever the emulated CPU
+ * is descheduled on a busy host and would wrongly condemn the TSC.
  */
 import type { VmSpec } from '../../daemon/vm/ports.ts';
 
@@ -112,7 +115,7 @@ export function qemuArgs(spec: VmSpec, opts: QemuArgsOptions): QemuCommand {
   if (arch === 'x86_64' && opts.accel === 'tcg' && !/(^|\s)tsc_early_khz=/.test(append)) {
     const khz = opts.tscKhz ?? DEFAULT_TCG_TSC_KHZ;
     if (!Number.isInteger(khz) || khz <= 0) throw new RangeError(`tscKhz must be a positive integer, got ${khz}`);
-    append = `${append} tsc_early_khz=${khz}`;
+    append = `${append} tsc_early_khz=${khz} tsc=reliable`;
   }
   args.push('-append', append);
 
