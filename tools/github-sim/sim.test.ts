@@ -467,3 +467,34 @@ test('a runner lost mid-job goes offline but stays registered until deleted, and
   assert.equal((await call(s, 'DELETE', `/orgs/acme/actions/runners/${json.runner.id}`, tok)).status, 204);
   await assert.rejects(s.loseRunner(json.runner.id), /does not exist/);
 });
+
+test('ten runners polling at once take ten jobs, each job exactly once', async (t) => {
+  const rcv = await receiver(t);
+  const s = await sim(t, { webhook: { url: rcv.url, secret: 's' } });
+  const tok = await installationToken(s);
+  const configs = await Promise.all(Array.from({ length: 10 }, async (_, i) => (await jit(s, tok, `c${i}`, ['flint'])).json.encoded_jit_config));
+  const runs = configs.map((jitConfig) => runFakeRunner({ apiUrl: s.apiUrl, jitConfig, waitSeconds: 10 }));
+  await sleep(100);
+  for (let i = 0; i < 10; i++) await s.queueJob({ repo: i % 2 === 0 ? 'app' : 'web', labels: ['flint'] });
+  const results = await Promise.all(runs);
+  const taken = results.map((r) => (r.outcome === 'completed' ? r.job.job_id : 0));
+  assert.equal(new Set(taken).size, 10);
+  assert.ok(s.jobs().every((j) => j.status === 'completed' && j.conclusion === 'success'));
+  await s.settled();
+  const actions = rcv.received.map((r) => r.json.action);
+  assert.deepEqual([actions.filter((a) => a === 'queued').length, actions.filter((a) => a === 'in_progress').length, actions.filter((a) => a === 'completed').length], [10, 10, 10]);
+});
+
+test('a receiver that is down is recorded as failed to connect, and a redelivery reaches it once it is back', async (t) => {
+  const rcv = await receiver(t);
+  const s = await sim(t, { webhook: { url: 'http://127.0.0.1:1/webhook', secret: 's' } });
+  await s.queueJob({ repo: 'app', labels: ['flint'] });
+  const [failed] = s.deliveries();
+  assert.equal(failed?.status, 'failed to connect to host');
+  assert.equal(failed?.statusCode, 0);
+  s.setWebhook({ url: rcv.url, secret: 's' });
+  assert.equal((await call(s, 'POST', `/app/hook/deliveries/${failed?.id}/attempts`, `Bearer ${appJwt(s)}`)).status, 202);
+  await s.settled();
+  assert.equal(rcv.received.length, 1);
+  assert.equal(rcv.received[0]?.headers['x-github-delivery'], failed?.guid);
+});
