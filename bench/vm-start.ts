@@ -22,7 +22,7 @@
 // Prints its figures, then as the LAST line one JSON object:
 //   {"bench":"vm-start","prepare_ms_p50":…,"prepare_ms_p99":…,"boot_overhead_ratio":…,"teardown_ms_p50":…}
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -32,6 +32,7 @@ import type { HypervisorDriver, RunningVm, VmExit, VmSpec } from '../src/daemon/
 import { createDiskProvisioner } from '../src/adapters/disks/index.ts';
 import { makeRealSystem } from '../test/vm/real-system.ts';
 import { bareQemuCommand } from '../test/vm/bare-qemu.ts';
+import type { QemuCommand } from '../src/adapters/hypervisor/qemu-args.ts';
 
 const GiB = 1024 ** 3;
 
@@ -126,15 +127,17 @@ async function measureBoots(n: number): Promise<{ flint: number[]; bare: number[
       drives: { rootfs: runner.filesystem, scratch: bareDisks.scratch, config: bareDisks.config },
       net: { tap: lease.tap, mac: lease.mac }, workDir: bareDir, uid: 0, gid: 0,
     };
+    // Computed once, like the driver's accelerator choice (the KVM probe boots a VM of its own).
+    const bareCmd = await bareQemuCommand(bareSpec);
     // Warm-up (page cache, scratch template), not counted.
     await flintBoot(sys, runner);
     for (let i = 0; i < n; i++) {
       // Alternate, so a change of host load hits both sides alike.
       if (i % 2 === 0) {
         flint.push(await flintBoot(sys, runner));
-        bare.push(await bareBoot(bareSpec));
+        bare.push(await bareBoot(bareCmd, bareDir));
       } else {
-        bare.push(await bareBoot(bareSpec));
+        bare.push(await bareBoot(bareCmd, bareDir));
         flint.push(await flintBoot(sys, runner));
       }
       process.stderr.write(`  round ${i + 1}/${n}: flint ${round(flint[flint.length - 1] ?? NaN, 0)} ms, bare ${round(bare[bare.length - 1] ?? NaN, 0)} ms\n`);
@@ -157,8 +160,9 @@ async function flintBoot(sys: Awaited<ReturnType<typeof makeRealSystem>>, runner
   return booted - t0;
 }
 
-async function bareBoot(spec: VmSpec): Promise<number> {
-  const cmd = await bareQemuCommand(spec);
+async function bareBoot(cmd: QemuCommand, workDir: string): Promise<number> {
+  // What a previous run left (QEMU removes its socket on a clean exit only).
+  rmSync(join(workDir, 'bare.qmp'), { force: true });
   const t0 = Date.now();
   const child = spawn(cmd.binary, cmd.args, { stdio: ['pipe', 'pipe', 'pipe'] });
   child.stderr?.on('data', (d: Buffer) => process.stderr.write(d));
