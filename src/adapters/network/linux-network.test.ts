@@ -344,3 +344,18 @@ test('a guest that forges another source address is dropped by the guard; its ow
   assert.equal(ping('06:00:0a:d5:00:63', lease.guest.ipv4.address), 'none', 'a forged source MAC is dropped');
   assert.equal(drops().reduce((a, b) => a + b, 0), before + 2);
 });
+
+test('a bridge name that could smuggle a command into `ip -batch` or nft is refused before anything runs', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'flint-net-'));
+  const db = openDatabase(dir);
+  t.after(() => { db.close(); rmSync(dir, { recursive: true, force: true }); });
+  const ran: string[] = [];
+  const net = createLinuxNetwork({ instanceId: 'zz', leases: openLeaseStore(db), commands: { run: async (p) => { ran.push(p); return { stdout: '[]', stderr: '' }; } } });
+  for (const name of ['br0\nlink del dev eth0', 'br "0"', '', 'a-very-long-bridge-name']) {
+    const cfg = { name, v4: { address: '10.213.0.1', prefixLength: 24 }, create: true, dns: [] };
+    await assert.rejects(net.ensureNetwork(cfg), (e: unknown) => isFlintError(e, 'FLINT_ERR_NET_BRIDGE_MISCONFIGURED'));
+    await assert.rejects(net.attach('zz-00001', 'h', cfg), (e: unknown) => isFlintError(e, 'FLINT_ERR_NET_BRIDGE_MISCONFIGURED'));
+  }
+  assert.deepEqual(ran, []);
+  assert.deepEqual(openLeaseStore(db).ofInstance('zz'), []);
+});

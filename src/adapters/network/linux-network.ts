@@ -6,6 +6,11 @@
  * (src/core/ids.ts) and every lease row carries the instance id; `sweep`
  * looks only at those, so a second Flint on the same host is never touched.
  *
+ * Tables: `inet flint_<instance>_<bridge>` (NAT and forward rules, only
+ * for `create: true` networks) and `bridge flint_<instance>_<bridge>_guard`
+ * (every frame from this instance's taps must carry the MAC and addresses
+ * leased to that tap). See docs/networking.md.
+ *
  * Ordering invariants:
  *   - attach: lease → tap. A crash in between leaves a lease without a tap
  *     (swept later), never a tap whose address is free for another VM.
@@ -39,7 +44,7 @@ export interface LinuxNetworkDeps {
   readonly commands?: CommandRunner;
   readonly now?: () => number;
   readonly log?: NetworkLogger;
-  /** Root of the sysctl tree; tests in a private network namespace use the real one. */
+  /** Root of the sysctl tree (default /proc/sys, which is per network namespace). */
   readonly procSys?: string;
 }
 
@@ -58,7 +63,18 @@ interface IpLink {
 /** RFC 1123 label: what the kernel's `ip=` parameter and every resolver accept as a hostname. */
 const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 
+/**
+ * What Linux accepts as an interface name, minus everything that could be
+ * special in an `ip -batch` line or an nft string (whitespace, quotes, …).
+ */
+const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
+
 function pools(net: NetworkConfig): { v4: AddressPool; v6: AddressPool | undefined } {
+  if (!IFNAME.test(net.name)) {
+    throw new FlintError('FLINT_ERR_NET_BRIDGE_MISCONFIGURED', `network ${JSON.stringify(net.name)}: not a usable bridge name`, {
+      hint: 'Use 1 to 15 characters out of letters, digits, "_", "." and "-" for the bridge name.',
+    });
+  }
   const v4 = addressPool(net.v4.address, net.v4.prefixLength, 4, net.name);
   const v6 = net.v6 === undefined ? undefined : addressPool(net.v6.address, net.v6.prefixLength, 6, net.name);
   return { v4, v6 };
