@@ -9,6 +9,9 @@ import { createGitHubClient } from './client.ts';
 
 const KEY = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs1', format: 'pem' }).toString();
 
+/** What an installation of a correctly set-up App reports. */
+const GRANTS = { permissions: { organization_self_hosted_runners: 'write', actions: 'read', metadata: 'read' }, events: ['workflow_job'] };
+
 interface Seen { method: string; path: string; authorization: string }
 type Route = (req: Seen, n: number) => { status: number; body?: unknown; headers?: Record<string, string> };
 
@@ -47,7 +50,7 @@ test('GitHub\'s clock ten minutes ahead: the JWT is re-signed with the differenc
   const { fetch, seen } = fakeFetch({
     'GET /orgs/acme/installation': (_req, n) => n === 1
       ? { status: 401, body: { message: '\'Issued at\' claim (\'iat\') must be an Integer representing a time in the past' }, headers: { date: ahead } }
-      : { status: 200, body: { id: 77, suspended_at: null } },
+      : { status: 200, body: { id: 77, suspended_at: null, ...GRANTS } },
   });
   const warnings: string[] = [];
   const gh = createGitHubClient({
@@ -65,7 +68,7 @@ test('GitHub\'s clock ten minutes ahead: the JWT is re-signed with the differenc
 });
 
 test('the base URL of GitHub Enterprise Server (…/api/v3) prefixes every path', async () => {
-  const { fetch, seen } = fakeFetch({ 'GET /api/v3/orgs/acme/installation': () => ({ status: 200, body: { id: 5, suspended_at: null } }) });
+  const { fetch, seen } = fakeFetch({ 'GET /api/v3/orgs/acme/installation': () => ({ status: 200, body: { id: 5, suspended_at: null, ...GRANTS } }) });
   const gh = createGitHubClient({ github: { appId: '1', organization: 'acme', privateKey: KEY, apiUrl: 'https://ghe.example.test/api/v3/' }, fetch });
   assert.equal(await gh.installationId(), 5);
   assert.equal(seen[0]?.path, '/api/v3/orgs/acme/installation');
@@ -73,7 +76,7 @@ test('the base URL of GitHub Enterprise Server (…/api/v3) prefixes every path'
 
 test('an App re-installed under a new id: the token request 404s, the installation is looked up again', async () => {
   const { fetch, seen } = fakeFetch({
-    'GET /orgs/acme/installation': (_req, n) => ({ status: 200, body: { id: n === 1 ? 1 : 2, suspended_at: null } }),
+    'GET /orgs/acme/installation': (_req, n) => ({ status: 200, body: { id: n === 1 ? 1 : 2, suspended_at: null, ...GRANTS } }),
     'POST /app/installations/2/access_tokens': () => ({ status: 201, body: { token: 'ghs_new', expires_at: new Date(Date.now() + 3_600_000).toISOString() } }),
     'GET /orgs/acme/actions/runners': (req) => req.authorization === 'token ghs_new' ? { status: 200, body: { total_count: 0, runners: [] } } : { status: 401, body: { message: 'Bad credentials' } },
   });
@@ -90,14 +93,14 @@ test('an App re-installed under a new id: the token request 404s, the installati
 });
 
 test('a suspended installation is FLINT_ERR_GITHUB_INSTALLATION_SUSPENDED', async () => {
-  const { fetch } = fakeFetch({ 'GET /orgs/acme/installation': () => ({ status: 200, body: { id: 3, suspended_at: '2026-01-01T00:00:00Z' } }) });
+  const { fetch } = fakeFetch({ 'GET /orgs/acme/installation': () => ({ status: 200, body: { id: 3, suspended_at: '2026-01-01T00:00:00Z', ...GRANTS } }) });
   const gh = createGitHubClient({ github: { appId: '1', organization: 'acme', privateKey: KEY, apiUrl: 'https://api.example.test' }, fetch });
   await assert.rejects(gh.installationId(), (err) => isFlintError(err, 'FLINT_ERR_GITHUB_INSTALLATION_SUSPENDED'));
 });
 
 test('a 403 "not accessible by integration" is FLINT_ERR_GITHUB_PERMISSION_DENIED and not retried', async () => {
   const { fetch, seen } = fakeFetch({
-    'GET /orgs/acme/installation': () => ({ status: 200, body: { id: 3, suspended_at: null } }),
+    'GET /orgs/acme/installation': () => ({ status: 200, body: { id: 3, suspended_at: null, ...GRANTS } }),
     'POST /app/installations/3/access_tokens': () => ({ status: 201, body: { token: 'ghs_x', expires_at: new Date(Date.now() + 3_600_000).toISOString() } }),
     'GET /orgs/acme/actions/runners': () => ({ status: 403, body: { message: 'Resource not accessible by integration' }, headers: { 'x-ratelimit-remaining': '4000' } }),
   });
@@ -108,4 +111,29 @@ test('a 403 "not accessible by integration" is FLINT_ERR_GITHUB_PERMISSION_DENIE
     return true;
   });
   assert.equal(seen.filter((s) => s.path === '/orgs/acme/actions/runners').length, 1);
+});
+
+test('an installation without the runner permission is FLINT_ERR_GITHUB_PERMISSION_DENIED naming what to grant', async () => {
+  const { fetch } = fakeFetch({
+    'GET /orgs/acme/installation': () => ({ status: 200, body: { id: 3, suspended_at: null, permissions: { organization_self_hosted_runners: 'read', metadata: 'read' }, events: ['workflow_job'] } }),
+  });
+  const gh = createGitHubClient({ github: { appId: '1', organization: 'acme', privateKey: KEY, apiUrl: 'https://api.example.test' }, fetch });
+  await assert.rejects(gh.installationId(), (err) => {
+    assert.ok(isFlintError(err, 'FLINT_ERR_GITHUB_PERMISSION_DENIED'), String(err));
+    assert.match(err.message, /Self-hosted runners: Read and write \(has read\); Repository → Actions: Read \(has none\)/);
+    return true;
+  });
+});
+
+test('an App not subscribed to workflow_job events works, with a warning', async () => {
+  const { fetch } = fakeFetch({
+    'GET /orgs/acme/installation': () => ({ status: 200, body: { id: 3, suspended_at: null, permissions: GRANTS.permissions, events: ['push'] } }),
+  });
+  const warnings: string[] = [];
+  const gh = createGitHubClient({
+    github: { appId: '1', organization: 'acme', privateKey: KEY, apiUrl: 'https://api.example.test' }, fetch,
+    log: { debug: () => undefined, info: () => undefined, error: () => undefined, warn: (_f, m) => warnings.push(m) },
+  });
+  assert.equal(await gh.installationId(), 3);
+  assert.ok(warnings.some((w) => /not subscribed to "Workflow job" events/.test(w)));
 });

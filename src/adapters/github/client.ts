@@ -98,6 +98,18 @@ export function createGitHubClient(opts: GitHubClientOptions): GitHubPort {
         details: { appId, org, installationId: data.id },
       });
     }
+    // GitHub always sends both; older Enterprise servers or proxies might not, and then Flint does not guess.
+    const missing = data.permissions === undefined ? [] : missingPermissions(data.permissions);
+    if (missing.length > 0) {
+      throw new FlintError('FLINT_ERR_GITHUB_PERMISSION_DENIED',
+        `GitHub App ${appId} lacks permissions on organization "${org}": ${missing.join('; ')}`, {
+          details: { appId, org, installationId: data.id, missing },
+        });
+    }
+    if (Array.isArray(data.events) && !data.events.includes('workflow_job')) {
+      log.warn({ appId, org, events: data.events },
+        'the GitHub App is not subscribed to "Workflow job" events: jobs are found only by the missed-webhooks scan (subscribe in the App settings)');
+    }
     log.info({ appId, org, installationId: data.id }, 'found the GitHub App installation');
     return data.id;
   }
@@ -353,6 +365,27 @@ export function createGitHubClient(opts: GitHubClientOptions): GitHubPort {
     listFailedDeliveries,
     redeliver,
   };
+}
+
+/**
+ * Permissions Flint cannot work without (docs/github-app.md). Administration
+ * (repository runners) is not required: it is only needed when a runner is
+ * registered at repository level, and a 403 then says so.
+ */
+const REQUIRED_PERMISSIONS: readonly { readonly name: string; readonly level: 'read' | 'write'; readonly label: string }[] = [
+  { name: 'organization_self_hosted_runners', level: 'write', label: 'Organization → Self-hosted runners: Read and write' },
+  { name: 'actions', level: 'read', label: 'Repository → Actions: Read' },
+];
+
+function missingPermissions(granted: Schemas['installation']['permissions']): string[] {
+  // Indexing by name: the schema lists each permission as an optional property.
+  const have: Readonly<Record<string, string | undefined>> = granted;
+  return REQUIRED_PERMISSIONS
+    .filter((p) => {
+      const level = have[p.name];
+      return level === undefined || (p.level === 'write' && level !== 'write' && level !== 'admin');
+    })
+    .map((p) => `${p.label} (has ${have[p.name] ?? 'none'})`);
 }
 
 /** GitHub counts 200–399 as a successful delivery (the `status=success` filter of the deliveries API). */
