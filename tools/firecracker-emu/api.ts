@@ -15,7 +15,7 @@
  * are injected, so the rules are unit-tested without a VM.
  */
 import {
-  BootSource, checkStruct, Drive, InstanceActionInfo, MachineConfiguration, NetworkInterface, SchemaError,
+  BootSource, Drive, InstanceActionInfo, MachineConfiguration, NetworkInterface, parseStruct, position, SchemaError,
 } from './schema.ts';
 import type { StructSchema } from './schema.ts';
 
@@ -104,16 +104,10 @@ function checkId(id: string | undefined): ApiResponse | undefined {
 type Parsed<T> = { ok: true; value: T } | { ok: false; res: ApiResponse };
 
 function parseBody(schema: StructSchema, raw: string): Parsed<Record<string, unknown>> {
-  let json: unknown;
   try {
-    json = JSON.parse(raw);
-  } catch {
-    return { ok: false, res: serdeFault(raw.trim() === '' ? 'EOF while parsing a value' : 'expected value') };
-  }
-  try {
-    return { ok: true, value: checkStruct(schema, json) };
+    return { ok: true, value: parseStruct(schema, raw) };
   } catch (err) {
-    if (err instanceof SchemaError) return { ok: false, res: serdeFault(err.message) };
+    if (err instanceof SchemaError) return { ok: false, res: serdeFault(`${err.message} ${position(raw, err.at)}`) };
     throw err;
   }
 }
@@ -288,10 +282,7 @@ export class FirecrackerVmm {
     const p = parseBody(NetworkInterface, body);
     if (!p.ok) return p.res;
     if (p.value['iface_id'] !== idFromPath) return bad('The id from the path does not match the id from the body!');
-    const mac = p.value['guest_mac'] as string | undefined;
-    if (mac !== undefined && !/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(mac)) {
-      return serdeFault(`invalid value: string ${JSON.stringify(mac)}, expected a MAC address`);
-    }
+    const mac = p.value['guest_mac'] as string | undefined; // format checked by the schema
     if (this.started) return bad(NOT_SUPPORTED_POST_BOOT);
     const id = p.value['iface_id'] as string;
     const tap = p.value['host_dev_name'] as string;

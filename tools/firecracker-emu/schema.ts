@@ -7,12 +7,14 @@
  * wording. Field lists and types follow Firecracker's swagger
  * (`src/firecracker/swagger/firecracker.yaml`) and the Rust structs behind it.
  *
- * serde also reports "at line L column C"; this checker leaves the position
- * out (the message up to that point is the same).
+ * Like serde_json, the body is read as a stream and checked as it is read:
+ * the first problem in document order wins, and the message ends with
+ * serde_json's "at line L column C" (the column of the last character read).
  */
 
 export type FieldType =
   | { readonly kind: 'string' }
+  | { readonly kind: 'mac' }
   | { readonly kind: 'bool' }
   | { readonly kind: 'uint'; readonly rust: 'u8' | 'u32' | 'u64' | 'usize' }
   | { readonly kind: 'enum'; readonly variants: readonly string[] }
@@ -87,7 +89,7 @@ export const NetworkInterface: StructSchema = {
   fields: {
     iface_id: req(str),
     host_dev_name: req(str),
-    guest_mac: opt(str),
+    guest_mac: opt({ kind: 'mac' }),
     rx_rate_limiter: opt({ kind: 'struct', schema: RateLimiter }),
     tx_rate_limiter: opt({ kind: 'struct', schema: RateLimiter }),
   },
@@ -98,29 +100,34 @@ export const InstanceActionInfo: StructSchema = {
   fields: { action_type: req({ kind: 'enum', variants: ['FlushMetrics', 'InstanceStart', 'SendCtrlAltDel'] }) },
 };
 
-const MAX: Record<'u8' | 'u32' | 'u64' | 'usize', number> = {
-  u8: 255,
-  u32: 4294967295,
-  u64: Number.MAX_SAFE_INTEGER,
-  usize: Number.MAX_SAFE_INTEGER,
+const MAX: Record<'u8' | 'u32' | 'u64' | 'usize', bigint> = {
+  u8: 255n,
+  u32: 4294967295n,
+  u64: 18446744073709551615n,
+  usize: 18446744073709551615n,
 };
 
-/** How serde names an unexpected JSON value in "invalid type: …". */
-function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (typeof value === 'boolean') return `boolean \`${value}\``;
-  if (typeof value === 'string') return `string ${JSON.stringify(value)}`;
-  if (typeof value === 'number') {
-    if (Number.isInteger(value)) return value < 0 ? `integer \`${value}\`` : `integer \`${value}\``;
-    return `floating point \`${value}\``;
+/** A problem in a body: serde's message and the offset (exclusive) where serde_json noticed it. */
+export class SchemaError extends Error {
+  readonly at: number;
+  constructor(message: string, at: number) {
+    super(message);
+    this.at = at;
   }
-  if (Array.isArray(value)) return 'sequence';
-  return 'map';
+}
+
+/** serde_json's "at line L column C" for an error noticed after reading `text[0..at)`. */
+export function position(text: string, at: number): string {
+  const before = text.slice(0, at);
+  const line = before.split('\n').length;
+  const col = at - (before.lastIndexOf('\n') + 1);
+  return `at line ${line} column ${col}`;
 }
 
 function expected(type: FieldType): string {
   switch (type.kind) {
     case 'string':
+    case 'mac':
       return 'a string';
     case 'bool':
       return 'a boolean';
@@ -133,55 +140,204 @@ function expected(type: FieldType): string {
   }
 }
 
-export class SchemaError extends Error {}
+type Scalar = { kind: 'string'; value: string } | { kind: 'number'; text: string } | { kind: 'bool'; value: boolean } | { kind: 'null' };
 
-function checkValue(type: FieldType, value: unknown): unknown {
-  switch (type.kind) {
-    case 'string':
-      if (typeof value !== 'string') throw new SchemaError(`invalid type: ${describe(value)}, expected ${expected(type)}`);
-      return value;
-    case 'bool':
-      if (typeof value !== 'boolean') throw new SchemaError(`invalid type: ${describe(value)}, expected ${expected(type)}`);
-      return value;
-    case 'uint':
-      if (typeof value !== 'number' || !Number.isInteger(value)) {
-        throw new SchemaError(`invalid type: ${describe(value)}, expected ${expected(type)}`);
+/** A schema-directed JSON reader: serde's deserialisation, one pass, first error wins. */
+class Reader {
+  i = 0;
+  readonly text: string;
+  constructor(text: string) {
+    this.text = text;
+  }
+
+  ws(): void {
+    while (this.i < this.text.length && ' \t\n\r'.includes(this.text[this.i]!)) this.i++;
+  }
+
+  peek(): string | undefined {
+    return this.text[this.i];
+  }
+
+  /** A syntax error at the current character (serde_json counts it as read). */
+  syntax(msg: string): never {
+    if (this.i >= this.text.length) throw new SchemaError(msg.startsWith('EOF') ? msg : 'EOF while parsing a value', this.text.length);
+    throw new SchemaError(msg, this.i + 1);
+  }
+
+  string(): string {
+    // At the opening quote.
+    let j = this.i + 1;
+    let out = '';
+    for (;;) {
+      if (j >= this.text.length) {
+        this.i = j;
+        throw new SchemaError('EOF while parsing a string', this.text.length);
       }
-      if (value < 0 || value > MAX[type.rust]) throw new SchemaError(`invalid value: integer \`${value}\`, expected ${type.rust}`);
-      return value;
-    case 'enum':
-      if (typeof value !== 'string') throw new SchemaError(`invalid type: ${describe(value)}, expected ${expected(type)}`);
-      if (!type.variants.includes(value)) {
-        throw new SchemaError(`unknown variant \`${value}\`, expected one of ${type.variants.map((v) => `\`${v}\``).join(', ')}`);
+      const c = this.text[j]!;
+      if (c === '"') break;
+      if (c === '\\') {
+        const esc = this.text.slice(j, j + 6);
+        const m = /^\\(["\\/bfnrt]|u[0-9a-fA-F]{4})/.exec(esc);
+        if (!m) {
+          this.i = j + 1;
+          this.syntax('invalid escape');
+        }
+        out += JSON.parse(`"${m![0]}"`) as string; // a single valid JSON escape
+        j += m![0].length;
+        continue;
       }
-      return value;
-    case 'struct':
-      return checkStruct(type.schema, value);
+      if (c < ' ') {
+        this.i = j;
+        this.syntax('control character (\\u0000-\\u001F) found while parsing a string');
+      }
+      out += c;
+      j++;
+    }
+    this.i = j + 1;
+    return out;
+  }
+
+  /** Any scalar, or the start of a container (not consumed); undefined at a container. */
+  scalar(): Scalar | undefined {
+    this.ws();
+    const c = this.peek();
+    if (c === '"') return { kind: 'string', value: this.string() };
+    if (c === '{' || c === '[') return undefined;
+    for (const [lit, v] of [['true', true], ['false', false], ['null', null]] as const) {
+      if (this.text.startsWith(lit, this.i)) {
+        this.i += lit.length;
+        return v === null ? { kind: 'null' } : { kind: 'bool', value: v };
+      }
+    }
+    const m = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(this.text.slice(this.i));
+    if (m && m[0] !== '-') {
+      this.i += m[0].length;
+      return { kind: 'number', text: m[0] };
+    }
+    if (c !== undefined && /[a-z]/.test(c)) {
+      // A bare word: serde_json reads the letters it can match before failing.
+      this.syntax('expected ident');
+    }
+    return this.syntax('expected value');
+  }
+
+  /** serde_json's name for an unexpected value ("invalid type: <this>, expected …"). */
+  unexpected(v: Scalar): string {
+    switch (v.kind) {
+      case 'string':
+        return `string ${JSON.stringify(v.value)}`;
+      case 'bool':
+        return `boolean \`${v.value}\``;
+      case 'null':
+        return 'null';
+      case 'number':
+        return /[.eE]/.test(v.text) || BigInt(v.text.replace(/^-/, '')) > MAX.u64 ? `floating point \`${Number(v.text)}\`` : `integer \`${v.text}\``;
+    }
+  }
+
+  /** Reads a value of `type`; `nullable` fields take null as absent (returns undefined). */
+  value(type: FieldType, nullable: boolean): unknown {
+    this.ws();
+    const c = this.peek();
+    if (type.kind === 'struct') {
+      if (c === '{') return this.struct(type.schema);
+      if (c === '[') throw new SchemaError(`invalid type: sequence, expected ${expected(type)}`, this.i + 1);
+      const v = this.scalar()!; // not a container: checked above
+      if (v.kind === 'null' && nullable) return undefined;
+      throw new SchemaError(`invalid type: ${this.unexpected(v)}, expected ${expected(type)}`, this.i);
+    }
+    if (c === '{' || c === '[') {
+      throw new SchemaError(`invalid type: ${c === '{' ? 'map' : 'sequence'}, expected ${expected(type)}`, this.i + 1);
+    }
+    const v = this.scalar()!; // not a container: checked above
+    if (v.kind === 'null' && nullable) return undefined;
+    const wrong = (): never => {
+      throw new SchemaError(`invalid type: ${this.unexpected(v)}, expected ${expected(type)}`, this.i);
+    };
+    switch (type.kind) {
+      case 'string':
+        return v.kind === 'string' ? v.value : wrong();
+      case 'mac':
+        if (v.kind !== 'string') return wrong();
+        // Firecracker's MacAddr: six colon-separated pairs of hex digits.
+        if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(v.value)) throw new SchemaError('The provided MAC address is not valid.', this.i);
+        return v.value;
+      case 'bool':
+        return v.kind === 'bool' ? v.value : wrong();
+      case 'uint': {
+        if (v.kind !== 'number' || /[.eE]/.test(v.text)) return wrong();
+        const n = BigInt(v.text);
+        if (n > MAX.u64) return wrong(); // beyond u64 serde_json reads a float
+        if (n < 0n || n > MAX[type.rust]) throw new SchemaError(`invalid value: integer \`${v.text}\`, expected ${type.rust}`, this.i);
+        return Number(n);
+      }
+      case 'enum':
+        if (v.kind !== 'string') return wrong();
+        if (!type.variants.includes(v.value)) {
+          throw new SchemaError(`unknown variant \`${v.value}\`, expected one of ${type.variants.map((x) => `\`${x}\``).join(', ')}`, this.i);
+        }
+        return v.value;
+    }
+  }
+
+  struct(schema: StructSchema): Record<string, unknown> {
+    // At '{'.
+    this.i++;
+    const names = Object.keys(schema.fields);
+    const out: Record<string, unknown> = {};
+    const seen = new Set<string>();
+    this.ws();
+    if (this.peek() === '}') {
+      this.i++;
+    } else {
+      for (;;) {
+        this.ws();
+        if (this.peek() !== '"') this.syntax('key must be a string');
+        const key = this.string();
+        const spec = schema.fields[key];
+        if (spec === undefined) {
+          throw new SchemaError(`unknown field \`${key}\`, expected ${names.length === 1 ? `\`${names[0]}\`` : `one of ${names.map((n) => `\`${n}\``).join(', ')}`}`, this.i);
+        }
+        if (seen.has(key)) throw new SchemaError(`duplicate field \`${key}\``, this.i);
+        seen.add(key);
+        this.ws();
+        if (this.peek() !== ':') this.syntax('expected `:`');
+        this.i++;
+        const v = this.value(spec.type, spec.nullable === true);
+        if (v !== undefined) out[key] = v;
+        this.ws();
+        const c = this.peek();
+        if (c === ',') {
+          this.i++;
+          this.ws();
+          if (this.peek() === '}') this.syntax('trailing comma');
+          continue;
+        }
+        if (c === '}') {
+          this.i++;
+          break;
+        }
+        this.syntax('expected `,` or `}`');
+      }
+    }
+    for (const [key, spec] of Object.entries(schema.fields)) {
+      if (spec.required && !(key in out)) throw new SchemaError(`missing field \`${key}\``, this.i);
+    }
+    return out;
   }
 }
 
 /**
- * Checks `value` against `schema` and returns it with absent optional
- * fields removed (null on an Option field counts as absent). Throws a
- * SchemaError carrying serde's message.
+ * Reads the body `text` as serde_json would deserialise it into `schema`'s
+ * struct. Returns the fields present (null on an Option field counts as
+ * absent); throws a SchemaError with serde's message and position.
  */
-export function checkStruct(schema: StructSchema, value: unknown): Record<string, unknown> {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new SchemaError(`invalid type: ${describe(value)}, expected struct ${schema.name}`);
-  }
-  const names = Object.keys(schema.fields);
-  const out: Record<string, unknown> = {};
-  // serde reports the first offending field in document order.
-  for (const [key, v] of Object.entries(value)) {
-    const spec = schema.fields[key];
-    if (spec === undefined) {
-      throw new SchemaError(`unknown field \`${key}\`, expected one of ${names.map((n) => `\`${n}\``).join(', ')}`);
-    }
-    if (v === null && spec.nullable === true) continue;
-    out[key] = checkValue(spec.type, v);
-  }
-  for (const [key, spec] of Object.entries(schema.fields)) {
-    if (spec.required && !(key in out)) throw new SchemaError(`missing field \`${key}\``);
-  }
+export function parseStruct(schema: StructSchema, text: string): Record<string, unknown> {
+  const r = new Reader(text);
+  r.ws();
+  if (r.peek() === undefined) throw new SchemaError('EOF while parsing a value', text.length);
+  const out = r.value({ kind: 'struct', schema }, false) as Record<string, unknown>; // a struct value is a record
+  r.ws();
+  if (r.i < text.length) r.syntax('trailing characters');
   return out;
 }
