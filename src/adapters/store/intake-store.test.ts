@@ -3,6 +3,9 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
+import { JOB_ACTIONS } from '../../core/jobs.ts';
+import type { StoredJob } from '../../daemon/ports/store.ts';
 import { openDatabase } from './db.ts';
 import { createSqliteIntakeStore } from './intake-store.ts';
 import { createMemoryIntakeStore } from './memory-intake-store.ts';
@@ -82,4 +85,38 @@ test('thread: store errors keep their codes across the thread', async (t) => {
   db.close();
   await assert.rejects(store.ingest([delivery(99, 'queued')]), { code: 'FLINT_ERR_STORE_WRITE_FAILED' });
   assert.equal(await store.countDeliveries(), 0);
+});
+
+test('property: SQLite and the in-memory store agree on any sequence of batches, duplicates included', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'flint-store-prop-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  let run = 0;
+  const step = fc.record({
+    job: fc.integer({ min: 1, max: 4 }),
+    action: fc.constantFrom(...JOB_ACTIONS),
+    // Small id space: repeats are duplicates of an earlier delivery.
+    id: fc.integer({ min: 1, max: 12 }),
+    served: fc.boolean(),
+    runner: fc.option(fc.constantFrom('r1', 'r2'), { nil: undefined }),
+  });
+  await fc.assert(fc.asyncProperty(fc.array(fc.array(step, { minLength: 1, maxLength: 5 }), { minLength: 1, maxLength: 8 }), async (batches) => {
+    // NORMAL: the same semantics, without an fsync per batch (speed only).
+    const db = openDatabase(join(dir, `run-${++run}`), { synchronous: 'NORMAL' });
+    try {
+      const sqlite = createSqliteIntakeStore(db);
+      const memory = createMemoryIntakeStore();
+      let at = 0;
+      for (const b of batches) {
+        const batch = b.map((s) => delivery(s.job, s.action, {
+          id: `d${s.id}`, at: ++at, definition: s.served ? 'default' : null, ...(s.runner === undefined ? {} : { runner: s.runner }),
+        }));
+        assert.deepEqual(await sqlite.ingest(batch), await memory.ingest(batch));
+      }
+      const view = (jobs: readonly StoredJob[]) => jobs.map((j) => [j.id, j.status, j.conclusion, j.runnerName, j.firstSeenAt, j.updatedAt]);
+      assert.deepEqual(view(await sqlite.listJobs()), view(await memory.listJobs()));
+      assert.equal(await sqlite.countDeliveries(), await memory.countDeliveries());
+    } finally {
+      db.close();
+    }
+  }), { numRuns: 60 });
 });

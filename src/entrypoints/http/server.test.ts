@@ -335,3 +335,17 @@ test('restart: close the server and database, reopen, and every acknowledged del
   // Dedupe survives the restart.
   assert.equal((await deliver(second, { jobId: 3000, action: 'queued' }, { id: 'restart-0' })).status, 200);
 });
+
+test('a sender that goes away half-way through the body leaves nothing stored and the server answering', async (t) => {
+  const s = await fresh(t);
+  const d = signedDelivery(SECRET, 'workflow_job', workflowJobPayload({ jobId: 1013, action: 'queued' }));
+  const socket = connect(Number(new URL(s.url).port), '127.0.0.1');
+  await new Promise<void>((r) => socket.once('connect', () => r()));
+  const head = Object.entries({ ...d.headers, 'content-length': String(Buffer.byteLength(d.body)), host: 'x' }).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+  socket.write(`POST /webhook HTTP/1.1\r\n${head}\r\n${d.body.slice(0, 1000)}`);
+  await new Promise((r) => setTimeout(r, 50));
+  socket.destroy();
+  await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(rows(s.db), { deliveries: 0, jobs: 0 });
+  assert.equal((await deliver(s, { jobId: 1014, action: 'queued' })).status, 202);
+});

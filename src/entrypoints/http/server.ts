@@ -53,11 +53,15 @@ function sendError(res: ServerResponse, err: FlintError, close = false): void {
   send(res, STATUS_OF[err.code] ?? 500, { error: { code: err.code, message: err.message } }, close ? { connection: 'close' } : {});
 }
 
-type BodyRead = { readonly ok: true; readonly body: Buffer } | { readonly ok: false };
+type BodyRead = { readonly ok: true; readonly body: Buffer } | { readonly ok: false; readonly why: 'too-large' | 'aborted' };
 
-/** Reads the body, but stops (ok: false) as soon as it exceeds `limit`. */
+/**
+ * Reads the body, but stops as soon as it exceeds `limit` (too-large), and
+ * settles also when the sender goes away half-way (aborted), so no request
+ * is left waiting forever.
+ */
 function readBody(req: IncomingMessage, limit: number): Promise<BodyRead> {
-  return new Promise((resolve, reject) => {
+  return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
     const onData = (chunk: Buffer): void => {
@@ -65,14 +69,17 @@ function readBody(req: IncomingMessage, limit: number): Promise<BodyRead> {
       if (size > limit) {
         req.off('data', onData);
         req.pause();
-        resolve({ ok: false });
+        resolve({ ok: false, why: 'too-large' });
         return;
       }
       chunks.push(chunk);
     };
     req.on('data', onData);
+    // chunks[0] exists when length === 1.
     req.once('end', () => resolve({ ok: true, body: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size) }));
-    req.once('error', reject);
+    // A promise settles once: after 'end' these are no-ops.
+    req.once('error', () => resolve({ ok: false, why: 'aborted' }));
+    req.once('close', () => { if (!req.complete) resolve({ ok: false, why: 'aborted' }); });
   });
 }
 
@@ -112,6 +119,12 @@ export function buildServer(deps: ServerDeps): Server {
     const tooLarge = (): FlintError => new FlintError('FLINT_ERR_WEBHOOK_BODY_TOO_LARGE', `the body is larger than ${maxBodyBytes} bytes`);
     if (declared > maxBodyBytes) return sendError(res, tooLarge(), true);
     const read = await readBody(req, maxBodyBytes);
+    if (!read.ok && read.why === 'aborted') {
+      // The sender is gone; there is no one to answer and nothing was stored.
+      logger.debug({ delivery: headers.deliveryId }, 'webhook sender went away before the body was complete');
+      res.destroy();
+      return;
+    }
     if (!read.ok) return sendError(res, tooLarge(), true);
     replyTo(res, await intake.receive(headers, read.body));
   };
