@@ -65,7 +65,10 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   const publicKey = publicKeyOf(privateKeyPem);
   let installed = opts.installed ?? true;
   const world = new World(opts.repos ?? ['app', 'web'], opts.runnerGroups ?? ['Default']);
-  const webhooks = new WebhookSender({ hookId: 400_000_000 + appId, appId, target: opts.webhook });
+  const webhooks = new WebhookSender({
+    hookId: 400_000_000 + appId, appId, target: opts.webhook,
+    ...(opts.webhookTimeoutMs === undefined ? {} : { timeoutMs: opts.webhookTimeoutMs }),
+  });
   const createdAt = isoSeconds(Date.now());
   let publicUrl = ''; // set once listening; ctx() is only called by request handlers, after that
   const ctx = (): RenderCtx => ({

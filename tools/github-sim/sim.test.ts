@@ -1,6 +1,8 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Octokit } from '@octokit/rest';
 import { createAppAuth } from '@octokit/auth-app';
@@ -497,4 +499,17 @@ test('a receiver that is down is recorded as failed to connect, and a redelivery
   await s.settled();
   assert.equal(rcv.received.length, 1);
   assert.equal(rcv.received[0]?.headers['x-github-delivery'], failed?.guid);
+});
+
+test('a receiver slower than the timeout is recorded as timed out', async (t) => {
+  const hanging = createServer(() => { /* never answers */ });
+  await new Promise<void>((resolve) => hanging.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => { hanging.closeAllConnections(); hanging.close(() => resolve()); }));
+  const { port } = hanging.address() as AddressInfo; // TCP listener
+  const s = await sim(t, { webhook: { url: `http://127.0.0.1:${port}/`, secret: 's' }, webhookTimeoutMs: 300 });
+  await s.queueJob({ repo: 'app', labels: ['flint'] });
+  const [d] = s.deliveries();
+  assert.equal(d?.status, 'timed out');
+  assert.equal(d?.statusCode, 0);
+  assert.ok((d?.durationMs ?? 0) >= 290);
 });

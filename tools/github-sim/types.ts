@@ -106,6 +106,8 @@ export interface SimulatorOptions {
    * `html_url`s, API links and JIT configs. Default: the listening address.
    */
   readonly publicUrl?: string;
+  /** How long a webhook receiver may take to answer before the delivery counts as timed out (default 10 000, GitHub's 10 s). */
+  readonly webhookTimeoutMs?: number;
   /** Requests per hour per credential before the primary rate limit answers 403 (default 5000, GitHub's installation budget). */
   readonly rateLimit?: number;
 }

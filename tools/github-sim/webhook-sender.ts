@@ -37,7 +37,10 @@ export class WebhookSender {
   readonly #hookId: number;
   readonly #appId: number;
 
-  constructor(opts: { hookId: number; appId: number; target: WebhookTarget | undefined }) {
+  readonly #timeoutMs: number;
+
+  constructor(opts: { hookId: number; appId: number; target: WebhookTarget | undefined; timeoutMs?: number }) {
+    this.#timeoutMs = opts.timeoutMs ?? RECEIVER_TIMEOUT_MS;
     this.#hookId = opts.hookId;
     this.#appId = opts.appId;
     this.#target = opts.target;
@@ -141,7 +144,7 @@ export class WebhookSender {
       status = 'failed to connect to host';
     } else {
       try {
-        const res = await fetch(target.url, { method: 'POST', headers, body, signal: AbortSignal.timeout(RECEIVER_TIMEOUT_MS) });
+        const res = await fetch(target.url, { method: 'POST', headers, body, signal: AbortSignal.timeout(this.#timeoutMs) });
         statusCode = res.status;
         responseBody = (await res.text()).slice(0, 4096);
         status = res.ok ? 'OK' : `Invalid HTTP Response: ${res.status}`;
