@@ -297,13 +297,14 @@ test('twenty concurrent attaches get twenty different addresses, MACs and taps',
 });
 
 /**
- * Plays the guest on a tap: opens it (TUNSETIFF), sends one ICMP echo
- * request to the gateway with the given source MAC/IPv4, and prints
- * "reply" when the host answers within a second, else "none".
+ * Plays the guest on a tap: opens it (TUNSETIFF), sends one ICMP (or
+ * ICMPv6) echo request to the gateway with the given source MAC/address,
+ * and prints "reply" when the host answers within a second, else "none".
  */
 const GUEST_PING = String.raw`
-import fcntl, os, select, struct, sys, time
+import fcntl, os, select, socket, struct, sys, time
 tap, src_mac, src_ip, dst_mac, dst_ip = sys.argv[1:6]
+v6 = ':' in src_ip
 fd = os.open('/dev/net/tun', os.O_RDWR)
 fcntl.ioctl(fd, 0x400454ca, struct.pack('16sH', tap.encode(), 0x0002 | 0x1000))
 def csum(b):
@@ -312,37 +313,52 @@ def csum(b):
     while s >> 16: s = (s & 0xffff) + (s >> 16)
     return (~s) & 0xffff
 mac = lambda m: bytes(int(x, 16) for x in m.split(':'))
-ip = lambda a: bytes(int(x) for x in a.split('.'))
-icmp = struct.pack('!BBHHH', 8, 0, 0, 0x4242, 1) + b'flint'
-icmp = icmp[:2] + struct.pack('!H', csum(icmp)) + icmp[4:]
-hdr = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(icmp), 1, 0, 64, 1, 0, ip(src_ip), ip(dst_ip))
-hdr = hdr[:10] + struct.pack('!H', csum(hdr)) + hdr[12:]
+if v6:
+    src, dst = socket.inet_pton(socket.AF_INET6, src_ip), socket.inet_pton(socket.AF_INET6, dst_ip)
+    icmp = struct.pack('!BBHHH', 128, 0, 0, 0x4242, 1) + b'flint'
+    pseudo = src + dst + struct.pack('!I', len(icmp)) + b'\0\0\0' + bytes([58])
+    icmp = icmp[:2] + struct.pack('!H', csum(pseudo + icmp)) + icmp[4:]
+    frame = mac(dst_mac) + mac(src_mac) + b'\x86\xdd' + struct.pack('!IHBB', 0x60000000, len(icmp), 58, 64) + src + dst + icmp
+    is_reply = lambda f: f[12:14] == b'\x86\xdd' and f[20] == 58 and f[54] == 129 and f[58:60] == b'\x42\x42'
+else:
+    src, dst = socket.inet_aton(src_ip), socket.inet_aton(dst_ip)
+    icmp = struct.pack('!BBHHH', 8, 0, 0, 0x4242, 1) + b'flint'
+    icmp = icmp[:2] + struct.pack('!H', csum(icmp)) + icmp[4:]
+    hdr = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(icmp), 1, 0, 64, 1, 0, src, dst)
+    hdr = hdr[:10] + struct.pack('!H', csum(hdr)) + hdr[12:]
+    frame = mac(dst_mac) + mac(src_mac) + b'\x08\x00' + hdr + icmp
+    is_reply = lambda f: f[12:14] == b'\x08\x00' and f[23] == 1 and f[34] == 0 and f[38:40] == b'\x42\x42'
 time.sleep(0.2)
-os.write(fd, mac(dst_mac) + mac(src_mac) + b'\x08\x00' + hdr + icmp)
+os.write(fd, frame)
 end = time.time() + 1.0
 while time.time() < end:
     r, _, _ = select.select([fd], [], [], max(0, end - time.time()))
     if not r: break
-    f = os.read(fd, 2048)
-    if f[12:14] == b'\x08\x00' and f[23] == 1 and f[34] == 0 and f[38:40] == b'\x42\x42':
+    if is_reply(os.read(fd, 2048)):
         print('reply'); sys.exit(0)
 print('none')
 `;
 
-test('a guest that forges another source address is dropped by the guard; its own address gets through', async (t) => {
+test('a guest that forges another source address is dropped by the guard; its own IPv4 and IPv6 addresses get through', async (t) => {
   if (!requirePrereqs(t, ...prereqs, program('python3', 'python3'))) return;
   const f = fixture(t);
-  const cfg = netConfig(f.bridge, {}, false);
+  const cfg = netConfig(f.bridge);
   await f.net.ensureNetwork(cfg);
   const lease = await f.net.attach(vmId(f.inst, 1), 'h', cfg);
   const bridgeMac = String(linkJson(f.bridge)?.address);
-  const ping = (mac: string, ipv4: string): string => sh('python3', ['-c', GUEST_PING, lease.tap, mac, ipv4, bridgeMac, '10.213.0.1']).trim();
+  const ping = (mac: string, src: string, dst = '10.213.0.1'): string => sh('python3', ['-c', GUEST_PING, lease.tap, mac, src, bridgeMac, dst]).trim();
   const drops = (): number[] => [...sh('nft', ['list', 'table', 'bridge', guardTableName(f.inst, f.bridge)]).matchAll(/counter packets (\d+)/g)].map((m) => Number(m[1]));
   assert.equal(ping(lease.mac, lease.guest.ipv4.address), 'reply', 'the leased MAC and address reach the gateway');
   const before = drops().reduce((a, b) => a + b, 0);
   assert.equal(ping(lease.mac, '10.213.0.99'), 'none', 'a forged source address is dropped');
   assert.equal(ping('06:00:0a:d5:00:63', lease.guest.ipv4.address), 'none', 'a forged source MAC is dropped');
   assert.equal(drops().reduce((a, b) => a + b, 0), before + 2);
+  // IPv6 works end to end: the leased address reaches the bridge's v6
+  // address (and the answer finds the guest through its permanent neighbour
+  // entry); a forged v6 source does not.
+  assert.equal(ping(lease.mac, String(lease.guest.ipv6?.address), 'fd00:f1:213::1'), 'reply');
+  assert.equal(ping(lease.mac, 'fd00:f1:213::99', 'fd00:f1:213::1'), 'none');
+  assert.equal(drops().reduce((a, b) => a + b, 0), before + 3);
 });
 
 test('a bridge name that could smuggle a command into `ip -batch` or nft is refused before anything runs', async (t) => {
