@@ -151,6 +151,7 @@ describe('emulated Firecracker API', () => {
       assert.deepEqual(await putRaw(f, '/machine-config', '{"vcpu_count":2,"vcpu_count":2,"mem_size_mib":1}'),
         fault(`${SERDE}duplicate field \`vcpu_count\` at line 1 column 28.`));
       assert.deepEqual(await putRaw(f, '/machine-config', 'invalid_payload'), fault(`${SERDE}expected value at line 1 column 1.`));
+      assert.deepEqual(await putRaw(f, '/machine-config', '{"vcpu_count":tru,"mem_size_mib":1}'), fault(`${SERDE}expected ident at line 1 column 18.`));
       assert.deepEqual(await putRaw(f, '/machine-config', '{"vcpu_count":2,"mem_size_mib":256} x'), fault(`${SERDE}trailing characters at line 1 column 37.`));
       // The first problem in document order wins, even before a later syntax error.
       assert.deepEqual(await putRaw(f, '/machine-config', '{"bad":1,'),

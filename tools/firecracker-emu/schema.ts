@@ -214,8 +214,12 @@ class Reader {
       this.i += m[0].length;
       return { kind: 'number', text: m[0] };
     }
-    if (c !== undefined && /[a-z]/.test(c)) {
-      // A bare word: serde_json reads the letters it can match before failing.
+    const lit = c === 't' ? 'true' : c === 'f' ? 'false' : c === 'n' ? 'null' : undefined;
+    if (lit !== undefined) {
+      // serde_json matches true/false/null letter by letter and fails at the first wrong one.
+      let k = 0;
+      while (this.text[this.i + k] === lit[k]) k++;
+      this.i += k;
       this.syntax('expected ident');
     }
     return this.syntax('expected value');
