@@ -89,17 +89,19 @@ async function obtainRunner(opts: RootfsBuildOptions, workDir: string): Promise<
   const pin = runnerPin();
   const asset = pin.assets[opts.arch];
   let path = opts.runnerTarball;
+  const url = pin.urlTemplate.replace('{version}', pin.version).replace('{file}', asset.file);
+  // What to pass instead, for hosts without access to GitHub.
+  const offlineHint = `Download ${asset.file} from ${url} on a machine that can, copy it here and pass --runner-tarball PATH (its SHA-256 must be ${asset.sha256}); for a runner of your own build add --runner-sha256 HEX.`;
   if (path === undefined) {
-    const url = pin.urlTemplate.replace('{version}', pin.version).replace('{file}', asset.file);
     path = join(workDir, asset.file);
     opts.progress?.(`downloading the Actions runner ${pin.version}`);
     try {
       await (opts.fetchRunner ?? download)(url, path);
     } catch (err) {
-      throw new FlintError('FLINT_ERR_RUNNER_TARBALL_UNAVAILABLE', `could not download the Actions runner ${pin.version} from ${url}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      throw new FlintError('FLINT_ERR_RUNNER_TARBALL_UNAVAILABLE', `could not download the Actions runner ${pin.version} from ${url}: ${err instanceof Error ? err.message : String(err)}`, { cause: err, hint: offlineHint });
     }
   } else if (!existsSync(path)) {
-    throw new FlintError('FLINT_ERR_RUNNER_TARBALL_UNAVAILABLE', `--runner-tarball ${path} does not exist`);
+    throw new FlintError('FLINT_ERR_RUNNER_TARBALL_UNAVAILABLE', `--runner-tarball ${path} does not exist`, { hint: offlineHint });
   }
   const want = opts.runnerSha256 ?? asset.sha256;
   const have = await sha256File(path);
