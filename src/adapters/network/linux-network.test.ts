@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -304,6 +304,7 @@ test('twenty concurrent attaches get twenty different addresses, MACs and taps',
 const GUEST_PING = String.raw`
 import fcntl, os, select, socket, struct, sys, time
 tap, src_mac, src_ip, dst_mac, dst_ip = sys.argv[1:6]
+ident = int(sys.argv[6]) if len(sys.argv) > 6 else 0x4242
 v6 = ':' in src_ip
 fd = os.open('/dev/net/tun', os.O_RDWR)
 fcntl.ioctl(fd, 0x400454ca, struct.pack('16sH', tap.encode(), 0x0002 | 0x1000))
@@ -315,19 +316,19 @@ def csum(b):
 mac = lambda m: bytes(int(x, 16) for x in m.split(':'))
 if v6:
     src, dst = socket.inet_pton(socket.AF_INET6, src_ip), socket.inet_pton(socket.AF_INET6, dst_ip)
-    icmp = struct.pack('!BBHHH', 128, 0, 0, 0x4242, 1) + b'flint'
+    icmp = struct.pack('!BBHHH', 128, 0, 0, ident, 1) + b'flint'
     pseudo = src + dst + struct.pack('!I', len(icmp)) + b'\0\0\0' + bytes([58])
     icmp = icmp[:2] + struct.pack('!H', csum(pseudo + icmp)) + icmp[4:]
     frame = mac(dst_mac) + mac(src_mac) + b'\x86\xdd' + struct.pack('!IHBB', 0x60000000, len(icmp), 58, 64) + src + dst + icmp
-    is_reply = lambda f: f[12:14] == b'\x86\xdd' and f[20] == 58 and f[54] == 129 and f[58:60] == b'\x42\x42'
+    is_reply = lambda f: f[12:14] == b'\x86\xdd' and f[20] == 58 and f[54] == 129 and f[58:60] == struct.pack('!H', ident)
 else:
     src, dst = socket.inet_aton(src_ip), socket.inet_aton(dst_ip)
-    icmp = struct.pack('!BBHHH', 8, 0, 0, 0x4242, 1) + b'flint'
+    icmp = struct.pack('!BBHHH', 8, 0, 0, ident, 1) + b'flint'
     icmp = icmp[:2] + struct.pack('!H', csum(icmp)) + icmp[4:]
     hdr = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(icmp), 1, 0, 64, 1, 0, src, dst)
     hdr = hdr[:10] + struct.pack('!H', csum(hdr)) + hdr[12:]
     frame = mac(dst_mac) + mac(src_mac) + b'\x08\x00' + hdr + icmp
-    is_reply = lambda f: f[12:14] == b'\x08\x00' and f[23] == 1 and f[34] == 0 and f[38:40] == b'\x42\x42'
+    is_reply = lambda f: f[12:14] == b'\x08\x00' and f[23] == 1 and f[34] == 0 and f[38:40] == struct.pack('!H', ident)
 time.sleep(0.2)
 os.write(fd, frame)
 end = time.time() + 1.0
@@ -374,4 +375,35 @@ test('a bridge name that could smuggle a command into `ip -batch` or nft is refu
   }
   assert.deepEqual(ran, []);
   assert.deepEqual(openLeaseStore(db).ofInstance('zz'), []);
+});
+
+test('NAT: a guest reaches a host beyond the uplink, which sees only the uplink address', async (t) => {
+  if (!requirePrereqs(t, ...prereqs, program('python3', 'python3'), program('nsenter', 'util-linux'))) return;
+  const f = fixture(t);
+  const cfg = netConfig(f.bridge, {}, false);
+  await f.net.ensureNetwork(cfg);
+  const lease = await f.net.attach(vmId(f.inst, 1), 'h', cfg);
+  // "The internet": a second namespace held open by a sleeping process, joined by a veth pair.
+  // TEST-NET-2 addresses (198.51.100.0/24), and the outside has no route back to the guests' subnet.
+  const outside = spawn('unshare', ['-n', 'sleep', '120'], { stdio: 'ignore', env: { ...process.env, PATH } });
+  t.after(() => outside.kill('SIGKILL'));
+  await new Promise((r) => setTimeout(r, 200));
+  const pid = String(outside.pid);
+  const up = `${f.bridge}u`;
+  const far = `${f.bridge}x`;
+  t.after(() => trySh('ip', ['link', 'del', 'dev', up]));
+  sh('ip', ['link', 'add', up, 'type', 'veth', 'peer', 'name', far]);
+  sh('ip', ['link', 'set', far, 'netns', pid]);
+  sh('ip', ['addr', 'add', '198.51.100.1/24', 'dev', up]);
+  sh('ip', ['link', 'set', up, 'up']);
+  sh('nsenter', ['-t', pid, '-n', 'ip', 'addr', 'add', '198.51.100.2/24', 'dev', far]);
+  sh('nsenter', ['-t', pid, '-n', 'ip', 'link', 'set', far, 'up']);
+  sh('nsenter', ['-t', pid, '-n', 'ip', 'link', 'set', 'lo', 'up']);
+  const bridgeMac = String(linkJson(f.bridge)?.address);
+  // A new ICMP id per ping: a new conntrack entry, never one that kept the NAT of an earlier ping.
+  const ping = (ident: number): string => sh('python3', ['-c', GUEST_PING, lease.tap, lease.mac, lease.guest.ipv4.address, bridgeMac, '198.51.100.2', String(ident)]).trim();
+  assert.equal(ping(1001), 'reply', 'the guest got an answer from beyond the uplink');
+  // Without the masquerade rule the outside could not answer: it has no route to 10.213.0.0/24.
+  await f.net.removeNat(f.bridge);
+  assert.equal(ping(1002), 'none', 'without NAT the answer has nowhere to go');
 });
