@@ -32,6 +32,8 @@ export { decodeJitConfig, type JitConfig } from './jit-config.ts';
 export { labelsMatch, DEFAULT_RUNNER_LABELS } from './world.ts';
 
 const HOUR_MS = 3_600_000;
+/** REST API versions GitHub accepts in `X-GitHub-Api-Version` (those the bundled description knows). */
+const API_VERSIONS: readonly string[] = ['2022-11-28', '2026-03-10'];
 const generateKeyPairAsync = promisify(generateKeyPair);
 
 function requestId(): string {
@@ -126,6 +128,13 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     const latency = faults.spec.latencyMs ?? 0;
     if (latency > 0) await sleep(latency);
 
+    const asked = req.headers['x-github-api-version'];
+    if (typeof asked === 'string') {
+      if (!API_VERSIONS.includes(asked)) {
+        return finish(error(400, `API version ${asked} is not supported.`, 'https://docs.github.com/rest/about-the-rest-api/api-versions'));
+      }
+      base['x-github-api-version-selected'] = asked;
+    }
     const resolved = resolveRoute(method, url.pathname);
     if (resolved.kind === 'none') return finish(error(404, 'Not Found'), { limit: 60, used: 1, resetAt: now() + HOUR_MS });
     const auth = authenticate(apiDeps, resolved.route.auth, req.headers.authorization);

@@ -513,3 +513,14 @@ test('a receiver slower than the timeout is recorded as timed out', async (t) =>
   assert.equal(d?.statusCode, 0);
   assert.ok((d?.durationMs ?? 0) >= 290);
 });
+
+test('X-GitHub-Api-Version: a known version is echoed, an unknown one is 400', async (t) => {
+  const s = await sim(t);
+  const ask = (v: string): Promise<Response> => fetch(`${s.apiUrl}/app`, { headers: { authorization: `Bearer ${appJwt(s)}`, 'x-github-api-version': v } });
+  const ok = await ask('2022-11-28');
+  assert.equal(ok.status, 200);
+  assert.equal(ok.headers.get('x-github-api-version-selected'), '2022-11-28');
+  const bad = await ask('2019-01-01');
+  assert.equal(bad.status, 400);
+  assert.match(((await bad.json()) as { message: string }).message, /API version 2019-01-01 is not supported/);
+});
