@@ -11,6 +11,8 @@ export class FakeNetwork implements HostNetwork {
   readonly leases = new Map<string, NetworkLease>();
   readonly ensured: string[] = [];
   failAttach = false;
+  /** Makes attach slow (a busy `ip`), to expose races with teardown. */
+  attachDelayMs = 0;
   private readonly instanceId: string;
   private nextHost = 2;
 
@@ -23,6 +25,7 @@ export class FakeNetwork implements HostNetwork {
   }
 
   async attach(vmId: string, hostname: string, net: NetworkConfig): Promise<NetworkLease> {
+    if (this.attachDelayMs > 0) await new Promise((r) => setTimeout(r, this.attachDelayMs));
     if (this.failAttach) throw new Error('fake network: no address left');
     const base = net.v4.address.split('.').slice(0, 3).join('.');
     const lease: NetworkLease = {

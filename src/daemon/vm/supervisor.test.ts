@@ -63,7 +63,7 @@ test('a guest that never prints the booted marker is stopped at the boot timeout
 test('a hanging job is stopped at the maximum lifetime and fails', async (t) => {
   const rig = makeRig({ bootMs: 50, runnerStartMs: 10, runnerRunMs: null });
   t.after(() => rig.close());
-  const vm = await rig.supervisor.launch(testRunner(), {}, { maxLifetimeMs: 600 });
+  const vm = await rig.supervisor.launch(testRunner(), {}, { maxLifetimeMs: 2500 }); // room for a slow node start on a busy host
   const { record } = await vm.ended;
   assert.equal(record.state, 'failed');
   assert.match(record.reason ?? '', /maximum lifetime/);
@@ -114,6 +114,19 @@ test('disks that cannot be made fail the VM and release the address attached mea
   assert.equal(rig.network.leases.size, 0);
   assert.equal(rig.driver.started.length, 0);
   assert.ok(!existsSync(record.workDir));
+});
+
+test('a disk failure while the tap is still being made waits for it, then releases it (no lease leaks)', async (t) => {
+  const rig = makeRig(normal);
+  t.after(() => rig.close());
+  rig.disks.failPrepare = true;
+  rig.network.attachDelayMs = 200;
+  const vm = await rig.supervisor.launch(testRunner(), {});
+  const { record } = await vm.ended;
+  assert.equal(record.state, 'failed');
+  // Long enough for a late attach to land if teardown had not waited for it.
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(rig.network.leases.size, 0);
 });
 
 test('a VMM that does not start fails the VM with FLINT_ERR_VM_START_FAILED and tears down', async (t) => {

@@ -395,11 +395,17 @@ class VmEntry implements VmHandle {
         FLINT_JOB_TIMEOUT: String(runner.jobTimeoutSeconds),
         ...env,
       };
-      // Disks and the network lease are independent: make them at once.
-      const [vmDisks, lease] = await Promise.all([
+      // Disks and the network lease are independent: make them at once. Wait
+      // for BOTH to settle before reacting to a failure of one, so teardown
+      // never runs while the other is still creating something.
+      const [diskResult, netResult] = await Promise.allSettled([
         disks.prepare(this.id, this.record.workDir, runner.diskSize, content, { uid: runner.uid, gid: runner.gid }),
         network.attach(this.id, runnerName(this.id), this.net, { uid: runner.uid, gid: runner.gid }),
       ]);
+      if (diskResult.status === 'rejected') throw diskResult.reason;
+      if (netResult.status === 'rejected') throw netResult.reason;
+      const vmDisks = diskResult.value;
+      const lease = netResult.value;
       const kernelArgs = ['console=ttyS0 reboot=k panic=1', networkKernelArgs(lease.guest), runner.kernelArgs]
         .map((s) => s.trim()).filter((s) => s.length > 0).join(' ');
       spec = {
