@@ -21,7 +21,7 @@ export interface FakeGuestScript {
   /** ms the runner runs; null = forever (a hanging job). */
   readonly runnerRunMs?: number | null;
   readonly runnerExitCode?: number;
-  /** Exit the VMM with this code right after boot (or at bootMs if it never boots), as a crash would. */
+  /** Kill the VMM with this signal, afterMs after the booted marker (after its start if it never boots), as a crash would. */
   readonly crash?: { readonly afterMs: number; readonly signal: 'SIGSEGV' | 'SIGKILL' } | undefined;
   /** Ignore SIGTERM (a guest that will not power off). */
   readonly ignoreStop?: boolean;
@@ -33,9 +33,11 @@ const out = (l) => process.stdout.write(l + '\r\n');
 out('fake guest: kernel starting');
 process.on('SIGTERM', () => { if (!s.ignoreStop) { out('fake guest: powering off'); process.exit(0); } });
 process.stdin.on('data', (d) => out('echo: ' + d.toString().trim()));
-if (s.crash) setTimeout(() => process.kill(process.pid, s.crash.signal), s.crash.afterMs);
+const crash = () => { if (s.crash) setTimeout(() => process.kill(process.pid, s.crash.signal), s.crash.afterMs); };
+if (s.bootMs === null) crash();
 if (s.bootMs !== null) setTimeout(() => {
   out('FLINT-MARKER booted');
+  crash();
   if (s.runnerStartMs === null || s.runnerStartMs === undefined) return;
   setTimeout(() => {
     out('FLINT-MARKER runner-started');
