@@ -67,6 +67,8 @@ test("Flint's kernel boots the production image without an initramfs and runs Do
   assert.ok(runner);
   const command = [
     'for i in $(seq 180); do docker info >/dev/null 2>&1 && break; sleep 1; done',
+    // Docker's overlay2 storage on the scratch disk (ext4), not a vfs fallback on the overlay root.
+    "echo \"docker-ready storage=$(docker info --format '{{.Driver}}') on=$(findmnt -n -o FSTYPE --target /var/lib/docker)\"",
     `curl -fsS -o /tmp/image.tar http://${GUEST_GATEWAY}:${address.port}/image.tar`,
     'docker load -i /tmp/image.tar',
     "docker run --rm flint-test/busybox:1 sh -c 'echo container-says-$((6*7))'",
@@ -74,6 +76,8 @@ test("Flint's kernel boots the production image without an initramfs and runs Do
   const started = Date.now();
   const result = await bootAndWait(vms, runner, { FLINT_RUNNER_COMMAND: command, FLINT_JOB_TIMEOUT: '900' });
   process.stderr.write(`# docker test VM lived ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+  t.diagnostic(`launch → booted ${result.msUntil('FLINT-MARKER booted') ?? '-'} ms, → Docker ready ${result.msUntil('docker-ready') ?? '-'} ms, → container output ${result.msUntil('container-says-42') ?? '-'} ms (TCG)`);
+  assert.match(result.console, /docker-ready storage=overlay2 on=ext4/, `console tail:\n${result.console.slice(-4000)}`);
   assert.match(result.console, /container-says-42/, `console tail:\n${result.console.slice(-4000)}`);
   assert.equal(result.code, 0);
 });

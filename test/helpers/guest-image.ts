@@ -53,15 +53,30 @@ export function imageTestConfig(sim: Simulator, stateDir: string, image: { kerne
   return { ...config, runners: [{ ...runner, memorySize: memoryMib, cpuCount: 2, diskSize: 4 * 2 ** 30, kernelArgs: image.kernelArgs }] };
 }
 
-export interface BootResult { readonly console: string; readonly vm: VmHandle; readonly code: number | undefined }
+export interface BootResult {
+  readonly console: string;
+  readonly vm: VmHandle;
+  readonly code: number | undefined;
+  /** Milliseconds from the launch call to the console output that first contained `text`; undefined if it never came. */
+  msUntil(text: string): number | undefined;
+}
 
 /** Boots one VM and waits for its end; returns its console and the runner's exit code. */
 export async function bootAndWait(vms: VmSystem, runner: RunnerConfig, env: GuestEnv): Promise<BootResult> {
   let text = '';
   let code: number | undefined;
+  // When each console chunk arrived, and where the console text ended after it.
+  const arrivals: { at: number; end: number }[] = [];
+  const launched = Date.now();
   const vm = await vms.supervisor.launch(runner, env, { bootTimeoutMs: 300_000, maxLifetimeMs: 600_000 });
-  vm.onConsole((c) => { text += c.toString('utf8'); });
+  vm.onConsole((c) => { text += c.toString('utf8'); arrivals.push({ at: Date.now(), end: text.length }); });
   vm.onMarker((m) => { if (m.kind === 'runner-exited') code = m.code; });
   await vm.ended;
-  return { console: text, vm, code };
+  const msUntil = (needle: string): number | undefined => {
+    const i = text.indexOf(needle);
+    if (i < 0) return undefined;
+    const chunk = arrivals.find((a) => a.end >= i + needle.length);
+    return chunk === undefined ? undefined : chunk.at - launched;
+  };
+  return { console: text, vm, code, msUntil };
 }
