@@ -107,7 +107,11 @@ export async function handleControl(d: ControlDeps, req: IncomingMessage, res: S
       return json(res, 201, { jobId: j.id, runId: j.run.id });
     }
     case 'POST /_sim/faults':
-      d.setFaults(body as Faults); // shape documented in types.ts; unknown keys are ignored
+      try {
+        d.setFaults(body as Faults); // shape documented in types.ts; unknown keys are ignored
+      } catch (err) {
+        return fail(res, 422, `bad faults: ${(err as Error).message}`); // RegExp throws SyntaxError
+      }
       return json(res, 204);
     case 'DELETE /_sim/faults':
       d.clearFaults();

@@ -78,6 +78,8 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   });
   const faults: FaultState = { serverErrors: 0, primary: 0, secondary: 0, spec: {} };
   const setFaults = (f: Faults): void => {
+    // Compile every `match` now, so a bad pattern fails here and not inside a request.
+    for (const m of [f.serverErrors?.match, f.primaryRateLimit?.match, f.secondaryRateLimit?.match]) if (m !== undefined) new RegExp(m);
     faults.spec = f;
     faults.serverErrors = f.serverErrors?.count ?? 0;
     faults.primary = f.primaryRateLimit?.count ?? 0;

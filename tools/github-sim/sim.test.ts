@@ -367,6 +367,8 @@ test('the control API queues jobs, sets faults and reports state', async (t) => 
   const tok = await installationToken(s).catch(() => undefined);
   assert.equal(tok, undefined, 'the token request met the 502');
   assert.equal((await call(s, 'DELETE', '/_sim/faults')).status, 204);
+  assert.equal((await call(s, 'POST', '/_sim/faults', undefined, { serverErrors: { count: 1, match: '(' } })).status, 422, 'a bad pattern');
+  assert.throws(() => s.faults.set({ serverErrors: { count: 1, match: '[' } }), SyntaxError);
   const state = (await call(s, 'GET', '/_sim/state')).json as { jobs: Array<{ id: number }>; apiUrl: string };
   assert.equal(state.apiUrl, s.apiUrl);
   assert.deepEqual(state.jobs.map((j) => j.id), [(q.json as { jobId: number }).jobId]);
