@@ -7,7 +7,6 @@
 import { after, before, describe, test } from 'node:test';
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,12 +17,12 @@ import type { Logger } from '../../daemon/vm/supervisor.ts';
 import { createDiskProvisioner } from '../disks/index.ts';
 import { program, requirePrereqs, root } from '../../../test/helpers/prereq.ts';
 import { ensureTestImage, testImagePrereqs } from '../../../test/helpers/test-image.ts';
+import { inPrivateNetns, testBridge } from '../../../test/helpers/netns.ts';
 import type { TestImage } from '../../../test/helpers/test-image.ts';
 import { createFirecrackerDriver } from './firecracker.ts';
 
 const JAILER = fileURLToPath(new URL('../../../tools/firecracker-emu/jailer', import.meta.url));
 const FC_BIN = fileURLToPath(new URL('../../../tools/firecracker-emu/firecracker', import.meta.url));
-const BRIDGE = 'fcbr0';
 const GATEWAY = '10.201.0.1';
 
 const quiet: Logger = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} };
@@ -45,10 +44,10 @@ function processesNaming(id: string): number[] {
   return out;
 }
 
-function ready(t: TestContext): boolean {
+async function ready(t: TestContext): Promise<boolean> {
   if (!requirePrereqs(t, root, program('qemu-system-x86_64', 'qemu-system-x86'), program('ip', 'iproute2'), program('mknod', 'coreutils'),
     program('setpriv', 'util-linux'), ...testImagePrereqs)) return false;
-  if (process.env['FLINT_TEST_NETNS'] !== '1') {
+  if (!(await inPrivateNetns())) {
     // Bridges and taps only inside the private namespace scripts/test.mjs creates.
     if (process.env['CI'] === 'true') throw new Error('run through scripts/test.mjs (private network namespace)');
     t.skip('needs the private network namespace of scripts/test.mjs');
@@ -57,16 +56,10 @@ function ready(t: TestContext): boolean {
   return true;
 }
 
-/** A bridge with the gateway address and one tap on it, in this (private) namespace. */
-function network(t: TestContext, tap: string): void {
-  if (!existsSync(`/proc/sys/net/ipv4/conf/${BRIDGE}`)) {
-    execFileSync('ip', ['link', 'add', BRIDGE, 'type', 'bridge']);
-    execFileSync('ip', ['addr', 'add', `${GATEWAY}/24`, 'dev', BRIDGE]);
-    execFileSync('ip', ['link', 'set', BRIDGE, 'up']);
-  }
-  execFileSync('ip', ['tuntap', 'add', 'dev', tap, 'mode', 'tap']);
-  execFileSync('ip', ['link', 'set', tap, 'master', BRIDGE, 'up']);
-  t.after(() => execFileSync('ip', ['link', 'del', tap]));
+/** A bridge with the gateway address and one tap on it, in this (private) namespace; removed after the test. */
+async function network(t: TestContext, bridge: string, tap: string): Promise<void> {
+  const lan = await testBridge(t, { bridge, address: GATEWAY, prefixLength: 24 });
+  await lan.addTap(tap);
 }
 
 async function vmSpec(img: TestImage, id: string, tap: string, mac: string, address: string, command: string): Promise<VmSpec> {
@@ -121,11 +114,11 @@ function collect(vm: RunningVm): { text: () => string; waitFor: (s: string, ms: 
 
 describe('firecracker driver end to end (emulated Firecracker, QEMU)', () => {
   test('the guest boots, reaches its gateway, runs the runner command and powers off; nothing is left', async (t: TestContext) => {
-    if (!ready(t)) return;
+    if (!(await ready(t))) return;
     const img = await ensureTestImage();
     const id = 'fce2e-00001';
     const tap = 'ffce2e-00001';
-    network(t, tap);
+    await network(t, `fcbr${id.slice(-1)}`, tap);
     const base = join(dir, 'jail');
     const driver = createFirecrackerDriver({ chrootBaseDir: base, logger: quiet });
     const spec = await vmSpec(img, id, tap, '06:00:0a:c9:00:02', '10.201.0.2', `ping -c 1 -W 10 ${GATEWAY} && echo GATEWAY-REACHED`);
@@ -152,11 +145,11 @@ describe('firecracker driver end to end (emulated Firecracker, QEMU)', () => {
   });
 
   test('stop: SendCtrlAltDel, then SIGKILL after the grace period; the VM is gone either way', async (t: TestContext) => {
-    if (!ready(t)) return;
+    if (!(await ready(t))) return;
     const img = await ensureTestImage();
     const id = 'fce2e-00002';
     const tap = 'ffce2e-00002';
-    network(t, tap);
+    await network(t, `fcbr${id.slice(-1)}`, tap);
     const base = join(dir, 'jail');
     const driver = createFirecrackerDriver({ chrootBaseDir: base, logger: quiet });
     const spec = await vmSpec(img, id, tap, '06:00:0a:c9:00:03', '10.201.0.3', 'sleep 600');

@@ -13,6 +13,7 @@ import { isFlintError } from '../../core/errors/index.ts';
 import type { VmSpec } from '../../daemon/vm/ports.ts';
 import type { Logger } from '../../daemon/vm/supervisor.ts';
 import { program, requirePrereqs, root } from '../../../test/helpers/prereq.ts';
+import { inPrivateNetns, testBridge } from '../../../test/helpers/netns.ts';
 import { configRequests, createFirecrackerDriver, exitCodeFromLog, jailerArgs } from './firecracker.ts';
 import { checkSharedReadable, modeAllows, placeFile } from './firecracker-jail.ts';
 
@@ -182,13 +183,11 @@ describe('firecracker driver through the emulated jailer', () => {
 
   test('a VMM that dies after InstanceStart reports the exit code Firecracker logged', async (t: TestContext) => {
     if (!requirePrereqs(t, root, program('mknod', 'coreutils'), program('ip', 'iproute2'), program('qemu-system-x86_64', 'qemu-system-x86'))) return;
-    if (process.env['FLINT_TEST_NETNS'] !== '1') {
+    if (!(await inPrivateNetns())) {
       t.skip('needs the private network namespace of scripts/test.mjs to create a tap');
       return;
     }
-    const tap = 'fabc1-0000c';
-    execFileSync('ip', ['tuntap', 'add', 'dev', tap, 'mode', 'tap']);
-    t.after(() => execFileSync('ip', ['link', 'del', tap]));
+    const tap = await (await testBridge(t, { bridge: 'fcbr9', address: '10.202.0.1', prefixLength: 24 })).addTap('fabc1-0000c');
     const base = join(dir, 'jail-c');
     const driver = createFirecrackerDriver({ chrootBaseDir: base, logger: recordingLogger() });
     // The "kernel" is not a kernel: QEMU refuses it and exits 1, and so does the VMM.

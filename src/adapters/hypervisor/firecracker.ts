@@ -183,7 +183,7 @@ export function createFirecrackerDriver(opts: FirecrackerDriverOptions): Hypervi
     if (copied.length > 0) {
       log.warn({ ...fields, copied }, 'files copied into the jail (not on the jail\'s file system, no reflink): put the images on the same file system as the state directory');
     } else {
-      log.debug(fields, 'files placed in the jail');
+      log.info(fields, 'files placed in the jail');
     }
   }
 
