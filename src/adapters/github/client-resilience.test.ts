@@ -247,3 +247,14 @@ test('the App uninstalled while Flint runs: the next token refresh reports FLINT
   await fetch(`${sim.apiUrl}/_sim/installation`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ installed: true }) });
   assert.deepEqual(await gh.listRunners({ kind: 'organization' }), []);
 });
+
+test('GitHub failing when the token is due for refresh: the current token carries on until it expires', async (t) => {
+  const { sim, gh, log } = await setup(t, { tokenTtlSeconds: 8 });
+  await gh.listRunners({ kind: 'organization' });
+  sim.faults.set({ serverErrors: { count: 100, status: 502, match: '/access_tokens$' } });
+  await sleep(4200); // past half the token's life, well before its end
+  assert.deepEqual(await gh.listRunners({ kind: 'organization' }), []);
+  assert.deepEqual(statuses(sim, 'GET', RUNNERS), [200, 200]);
+  assert.ok(sim.requests().filter((r) => TOKENS.test(r.path) && r.status === 502).length >= 4, 'the refresh was tried, with retries');
+  assert.ok(log.lines.some((l) => l.level === 'warn' && /using the current one until it expires/.test(l.msg)));
+});

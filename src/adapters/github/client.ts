@@ -14,12 +14,12 @@
  */
 import type { components } from '@octokit/openapi-types';
 import type { GitHubConfig } from '../../config/types.ts';
-import { FlintError } from '../../core/errors/index.ts';
+import { FlintError, isFlintError } from '../../core/errors/index.ts';
 import type {
   GitHubPort, JitRunner, JitRunnerRequest, RunnerGroup, RunnerScope, SelfHostedRunner, WebhookDelivery, WorkflowJob,
 } from '../../daemon/ports/github.ts';
 import { createAppJwtAuth, createInstallationAuth } from './auth.ts';
-import { statusOf, toFlintError } from './errors.ts';
+import { messageOf, statusOf, toFlintError } from './errors.ts';
 import { createInstallationTokenSource } from './installation-token.ts';
 import { silentLog, type GitHubLog } from './log.ts';
 import { createOctokit } from './octokit.ts';
@@ -150,6 +150,10 @@ export function createGitHubClient(opts: GitHubClientOptions): GitHubPort {
     ...(opts.tokenRefreshMarginMs === undefined ? {} : { refreshMarginMs: opts.tokenRefreshMarginMs }),
     onRefresh: (info) => log.info({ expiresAt: info.expiresAt, lifetimeSeconds: Math.round(info.lifetimeMs / 1000), reason: info.reason },
       'fetched a GitHub installation access token'),
+    // Only an outage or a rate limit: a definite answer (uninstalled, suspended, bad key) must surface now.
+    transient: (err) => isFlintError(err, 'FLINT_ERR_GITHUB_UNAVAILABLE') || isFlintError(err, 'FLINT_ERR_GITHUB_RATE_LIMITED'),
+    onStale: (info) => log.warn({ validForSeconds: Math.round(info.validForMs / 1000), error: messageOf(info.error) },
+      'could not refresh the GitHub installation token; using the current one until it expires'),
   });
   const inst = createOctokit({ ...plumbing, auth: createInstallationAuth({ tokens, log }) });
 

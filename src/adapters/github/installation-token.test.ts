@@ -112,3 +112,61 @@ test('clear forgets the token', async () => {
   src.clear();
   assert.equal(await src.get(), 'token-2');
 });
+
+test('GitHub failing at refresh time: the still-valid token keeps working until it expires', async () => {
+  const clock = { now: T0 };
+  let down = false;
+  let n = 0;
+  const stale: number[] = [];
+  const src = createInstallationTokenSource({
+    now: () => clock.now,
+    onStale: (i) => stale.push(i.validForMs),
+    fetch: async () => {
+      if (down) throw new Error('502 Server Error');
+      n++;
+      return { token: `token-${n}`, expiresAt: new Date(clock.now + 60 * MIN).toISOString() };
+    },
+  });
+  assert.equal(await src.get(), 'token-1');
+  down = true;
+  clock.now = T0 + 56 * MIN;
+  assert.equal(await src.get(), 'token-1', 'inside the margin, the old token still works');
+  assert.deepEqual(stale, [4 * MIN]);
+  clock.now = T0 + 60 * MIN;
+  await assert.rejects(src.get(), /502/, 'once expired, the failure surfaces');
+  down = false;
+  assert.equal(await src.get(), 'token-2');
+});
+
+test('a token GitHub rejected is never reused, even when the refresh fails', async () => {
+  const clock = { now: T0 };
+  let down = false;
+  const src = createInstallationTokenSource({
+    now: () => clock.now,
+    fetch: async () => {
+      if (down) throw new Error('GitHub is down');
+      return { token: 'token-1', expiresAt: new Date(clock.now + 60 * MIN).toISOString() };
+    },
+  });
+  await src.get();
+  down = true;
+  src.reject('token-1');
+  await assert.rejects(src.get(), /GitHub is down/);
+});
+
+test('a refresh failure that is not transient surfaces at once, even with a valid token cached', async () => {
+  const clock = { now: T0 };
+  let uninstalled = false;
+  const src = createInstallationTokenSource({
+    now: () => clock.now,
+    transient: (err) => !(err instanceof Error && /not installed/.test(err.message)),
+    fetch: async () => {
+      if (uninstalled) throw new Error('App not installed');
+      return { token: 'token-1', expiresAt: new Date(clock.now + 60 * MIN).toISOString() };
+    },
+  });
+  await src.get();
+  uninstalled = true;
+  clock.now = T0 + 56 * MIN;
+  await assert.rejects(src.get(), /not installed/);
+});

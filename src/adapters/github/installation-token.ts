@@ -14,6 +14,9 @@
  * - At most one fetch is in flight; concurrent callers share it.
  * - A token is handed out only while `now < refreshAt`, where
  *   refreshAt = expiry − min(refreshMargin, lifetime / 2) on the local clock.
+ * - If a refresh fails for a transient reason while the cached token has
+ *   not yet expired, the cached token is used (the margin exists for exactly this: GitHub being
+ *   briefly unavailable must not stop Flint); the next `get` tries again.
  * - `expires_at` is GitHub's clock; when the response carries a `Date`
  *   header the expiry is moved onto the local clock by the difference, so a
  *   skewed host clock neither keeps a dead token nor refreshes constantly.
@@ -38,6 +41,10 @@ export interface InstallationTokenOptions {
   readonly refreshMarginMs?: number;
   /** Told when a token was fetched (no token in the arguments). */
   readonly onRefresh?: (info: { readonly expiresAt: string; readonly lifetimeMs: number; readonly reason: 'none' | 'expiring' | 'rejected' }) => void;
+  /** Which refresh failures may fall back to the still-valid cached token (default: all). */
+  readonly transient?: (err: unknown) => boolean;
+  /** Told when a refresh failed and the still-valid cached token is used instead. */
+  readonly onStale?: (info: { readonly error: unknown; readonly validForMs: number }) => void;
 }
 
 export interface InstallationTokenSource {
@@ -54,6 +61,8 @@ export const DEFAULT_REFRESH_MARGIN_MS = 5 * 60 * 1000;
 interface Cached {
   readonly token: string;
   readonly refreshAt: number;
+  /** Local time at which GitHub stops accepting the token. */
+  readonly expiry: number;
 }
 
 export function createInstallationTokenSource(opts: InstallationTokenOptions): InstallationTokenSource {
@@ -64,12 +73,20 @@ export function createInstallationTokenSource(opts: InstallationTokenOptions): I
 
   async function refresh(): Promise<string> {
     const reason = nextReason;
-    const fetched = await opts.fetch();
+    let fetched: FetchedToken;
+    try {
+      fetched = await opts.fetch();
+    } catch (err) {
+      const validFor = cached === undefined ? 0 : cached.expiry - opts.now();
+      if (cached === undefined || validFor <= 0 || opts.transient?.(err) === false) throw err;
+      opts.onStale?.({ error: err, validForMs: validFor });
+      return cached.token;
+    }
     const receivedAt = opts.now();
     const expiry = localExpiry(fetched, receivedAt);
     const lifetime = Math.max(0, expiry - receivedAt);
     const refreshAt = expiry - Math.min(margin, lifetime / 2);
-    cached = { token: fetched.token, refreshAt };
+    cached = { token: fetched.token, refreshAt, expiry };
     nextReason = 'expiring';
     opts.onRefresh?.({ expiresAt: fetched.expiresAt, lifetimeMs: lifetime, reason });
     return fetched.token;
