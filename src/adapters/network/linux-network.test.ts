@@ -451,3 +451,20 @@ test('guests on one bridge cannot reach each other, neither directly nor routed 
   assert.ok(sources.includes('10.213.0.1'), `the host's ping reached b (heard: ${sources.join(' ')})`);
   assert.ok(!sources.includes(a.guest.ipv4.address), `nothing from a reached b (heard: ${sources.join(' ')})`);
 });
+
+test('a guard table that is missing or outdated is rebuilt with the entries of the VMs still attached', async (t) => {
+  if (!requirePrereqs(t, ...prereqs)) return;
+  const f = fixture(t);
+  const cfg = netConfig(f.bridge);
+  await f.net.ensureNetwork(cfg);
+  const lease = await f.net.attach(vmId(f.inst, 1), 'h', cfg);
+  const guard = guardTableName(f.inst, f.bridge);
+  // An older Flint's table: same name, other content, no fingerprint.
+  sh('nft', ['delete', 'table', 'bridge', guard]);
+  sh('nft', ['add', 'table', 'bridge', guard]);
+  f.reopen(); // a restarted Flint
+  await f.net.ensureNetwork(cfg);
+  const listing = sh('nft', ['list', 'table', 'bridge', guard]);
+  assert.ok(listing.includes(`"${lease.tap}" . ${lease.mac} . ${lease.guest.ipv4.address}`), listing);
+  assert.ok(listing.includes(`"${lease.tap}" . ${lease.mac} . ${String(lease.guest.ipv6?.address)}`), listing);
+});
