@@ -10,6 +10,7 @@ import { verify } from '@octokit/webhooks-methods';
 import { startSimulator, signJwt, decodeJitConfig, type Simulator, type SimulatorOptions } from './index.ts';
 import { startReceiver, type Receiver } from './receiver.ts';
 import { runFakeRunner } from './fake-runner.ts';
+import { parseLooseBody } from './http-util.ts';
 
 async function sim(t: TestContext, opts: SimulatorOptions = {}): Promise<Simulator> {
   const s = await startSimulator(opts);
@@ -525,4 +526,17 @@ test('X-GitHub-Api-Version: a known version is echoed, an unknown one is 400', a
   const bad = await ask('2019-01-01');
   assert.equal(bad.status, 400);
   assert.match(((await bad.json()) as { message: string }).message, /API version 2019-01-01 is not supported/);
+});
+
+test('runner endpoints take form-encoded bodies (busybox wget --post-data), keeping a + in values', async (t) => {
+  assert.deepEqual(parseLooseBody('jitconfig=ab+c/d==&wait_seconds=3'), { jitconfig: 'ab+c/d==', wait_seconds: '3' });
+  assert.deepEqual(parseLooseBody('{"session":"x"}'), { session: 'x' });
+  const s = await sim(t);
+  const tok = await installationToken(s);
+  const made = await jit(s, tok, 'form', ['flint']);
+  const res = await fetch(`${s.apiUrl}/_sim/runner/connect`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `jitconfig=${made.json.encoded_jit_config}` });
+  assert.equal(res.status, 200, await res.clone().text());
+  const { session } = await res.json() as { session: string };
+  const polled = await fetch(`${s.apiUrl}/_sim/runner/acquire`, { method: 'POST', body: `session=${session}&wait_seconds=0` });
+  assert.equal(polled.status, 204);
 });
