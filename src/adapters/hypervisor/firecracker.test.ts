@@ -151,6 +151,31 @@ describe('firecracker driver through the emulated jailer', () => {
     assert.ok(!existsSync(join(base, 'firecracker', spec.id)));
   });
 
+  test('a jailer that refuses the call fails the start with the jailer\'s own words; a missing jailer too', async (t: TestContext) => {
+    if (!requirePrereqs(t, root)) return;
+    const base = join(dir, 'jail-g');
+    const driver = createFirecrackerDriver({ chrootBaseDir: base, logger: recordingLogger() });
+    // A directory where the binary should be: the jailer itself refuses ("… is not a file").
+    const notAFile = join(dir, 'firecracker-g');
+    mkdirSync(notAFile, { recursive: true });
+    const spec = specIn(dir, 'abc1-0000g', { firecracker: { jailer: JAILER, binary: notAFile } });
+    t.after(() => driver.cleanup(spec.id, spec.workDir));
+    await assert.rejects(driver.start(spec), (err: unknown) => {
+      assert.ok(isFlintError(err, 'FLINT_ERR_VM_JAILER_FAILED'), String(err));
+      assert.match(err.message, /exit code 101/);
+      assert.match(err.message, /Jailer error: .*firecracker-g is not a file/);
+      return true;
+    });
+    await driver.cleanup(spec.id, spec.workDir);
+    assert.ok(!existsSync(join(base, 'firecracker-g', spec.id)), 'the refused VM\'s jail is removed');
+    const badName = specIn(dir, 'abc1-0000i', { firecracker: { jailer: JAILER, binary: join(dir, 'vmm') } });
+    await assert.rejects(driver.start(badName), (err: unknown) => isFlintError(err, 'FLINT_ERR_VM_START_FAILED') && /without "firecracker"/.test(err.message));
+    assert.ok(!existsSync(join(base, 'vmm')), 'nothing is placed for a binary the jailer would refuse');
+    const missing = specIn(dir, 'abc1-0000h', { firecracker: { jailer: join(dir, 'no-such-jailer'), binary: FC_BIN } });
+    t.after(() => driver.cleanup(missing.id, missing.workDir));
+    await assert.rejects(driver.start(missing), (err: unknown) => isFlintError(err, 'FLINT_ERR_VM_JAILER_FAILED') && /ENOENT/.test(err.message));
+  });
+
   test('Firecracker refusing the tap fails the start with its fault_message; nothing survives cleanup', async (t: TestContext) => {
     if (!requirePrereqs(t, root, program('mknod', 'coreutils'))) return;
     const base = join(dir, 'jail-b');

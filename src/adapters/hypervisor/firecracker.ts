@@ -210,6 +210,11 @@ export function createFirecrackerDriver(opts: FirecrackerDriverOptions): Hypervi
       if (!spec.firecracker) throw new FlintError('FLINT_ERR_VM_START_FAILED', `VM ${spec.id}: the runner names no jailer/firecracker binaries`);
       if (!parseVmId(spec.id)) throw new FlintError('FLINT_ERR_INTERNAL', `not a Flint VM id: ${spec.id}`);
       const execName = basename(spec.firecracker.binary);
+      if (!execName.includes('firecracker')) {
+        throw new FlintError('FLINT_ERR_VM_START_FAILED', `VM ${spec.id}: the firecracker binary ${spec.firecracker.binary} has a name without "firecracker", which the jailer refuses`, {
+          hint: 'Point the runner\'s `firecracker` at the Firecracker binary under a name containing "firecracker" (e.g. /usr/local/bin/firecracker).',
+        });
+      }
       const { jailDir, root } = jailDirs(opts.chrootBaseDir, execName, spec.id);
       // VM ids never repeat, so anything here is a leftover of a crash with this very id.
       await rm(jailDir, { recursive: true, force: true });
@@ -243,6 +248,8 @@ export function createFirecrackerDriver(opts: FirecrackerDriverOptions): Hypervi
         child.once('exit', (code, signal) => resolve({ code, signal }));
       });
       if (jailerExit.error || jailerExit.code !== 0) {
+        // 'exit' can come before the last of stderr: let the pipe drain (briefly) so the message is whole.
+        if (!child.stderr.closed) await Promise.race([new Promise((r) => child.stderr.once('close', r)), sleep(2000)]);
         const why = jailerExit.error ? jailerExit.error.message : `exit code ${jailerExit.code ?? `signal ${jailerExit.signal ?? '?'}`}`;
         return fail(new FlintError('FLINT_ERR_VM_JAILER_FAILED', `the jailer (${spec.firecracker.jailer}) failed for VM ${spec.id} (${why}): ${stderr.trim() || 'no output'}`, {
           details: { vmId: spec.id, code: jailerExit.code, signal: jailerExit.signal },
@@ -337,8 +344,9 @@ export function createFirecrackerDriver(opts: FirecrackerDriverOptions): Hypervi
       } catch {
         names = [];
       }
-      // The jailer requires the exec file's name to contain "firecracker"; each such name is a jail parent.
-      const execNames = names.filter((n) => n.includes('firecracker'));
+      // Every directory under the chroot base is a jail parent (one per Firecracker binary name):
+      // the base is Flint's own, and only the entry named after this VM id is touched in each.
+      const execNames = names;
       for (const execName of execNames) {
         const { jailDir, root } = jailDirs(opts.chrootBaseDir, execName, id);
         if (!existsSync(jailDir)) continue;
