@@ -137,3 +137,27 @@ test('an App not subscribed to workflow_job events works, with a warning', async
   assert.equal(await gh.installationId(), 3);
   assert.ok(warnings.some((w) => /not subscribed to "Workflow job" events/.test(w)));
 });
+
+test('a nearly spent rate-limit budget is warned about once per window', async () => {
+  const budget = { 'x-ratelimit-limit': '5000', 'x-ratelimit-remaining': '4000', 'x-ratelimit-reset': '1900000000', 'x-ratelimit-resource': 'core' };
+  const { fetch } = fakeFetch({
+    'GET /orgs/acme/installation': () => ({ status: 200, body: { id: 3, suspended_at: null, ...GRANTS } }),
+    'POST /app/installations/3/access_tokens': () => ({ status: 201, body: { token: 'ghs_x', expires_at: new Date(Date.now() + 3_600_000).toISOString() } }),
+    'GET /orgs/acme/actions/runners': () => ({ status: 200, body: { total_count: 0, runners: [] }, headers: budget }),
+  });
+  const warnings: Record<string, unknown>[] = [];
+  const gh = createGitHubClient({
+    github: { appId: '1', organization: 'acme', privateKey: KEY, apiUrl: 'https://api.example.test' }, fetch,
+    log: { debug: () => undefined, info: () => undefined, error: () => undefined, warn: (f, m) => { if (/budget nearly spent/.test(m)) warnings.push(f); } },
+  });
+  await gh.listRunners({ kind: 'organization' });
+  assert.equal(warnings.length, 0, '80% left: no warning');
+  budget['x-ratelimit-remaining'] = '300';
+  await gh.listRunners({ kind: 'organization' });
+  budget['x-ratelimit-remaining'] = '299';
+  await gh.listRunners({ kind: 'organization' });
+  assert.deepEqual(warnings, [{ resource: 'core', remaining: 300, limit: 5000, resetAt: '2030-03-17T17:46:40.000Z' }]);
+  budget['x-ratelimit-reset'] = '1900003600';
+  await gh.listRunners({ kind: 'organization' });
+  assert.equal(warnings.length, 2, 'a new window warns again');
+});

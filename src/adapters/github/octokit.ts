@@ -60,6 +60,30 @@ interface AttemptSettings {
   readonly retries: number;
   readonly retryBaseMs: number;
   readonly requestTimeoutMs: number;
+  /** Rate-limit windows (by their reset time) already warned about; one warning per window. */
+  readonly warnedWindows: Set<string>;
+}
+
+/** Below this share of the hourly budget left, Flint warns (once per window). */
+const LOW_BUDGET = 0.1;
+
+/**
+ * Warns when GitHub's rate-limit headers say the budget is nearly spent, so
+ * an operator can lengthen loop intervals before requests start to wait.
+ */
+function watchBudget(settings: AttemptSettings, headers: Readonly<Record<string, string | number | undefined>>): void {
+  const limit = Number(headers['x-ratelimit-limit']);
+  const remaining = Number(headers['x-ratelimit-remaining']);
+  const reset = String(headers['x-ratelimit-reset'] ?? '');
+  const resource = String(headers['x-ratelimit-resource'] ?? 'core');
+  if (!(limit > 0) || !Number.isFinite(remaining) || remaining >= limit * LOW_BUDGET) return;
+  const window = `${resource}:${reset}`;
+  if (settings.warnedWindows.has(window)) return;
+  if (settings.warnedWindows.size >= 64) settings.warnedWindows.clear(); // old windows are over; keep the set small
+  settings.warnedWindows.add(window);
+  const resetAt = Number(reset) > 0 ? new Date(Number(reset) * 1000).toISOString() : undefined;
+  settings.log.warn({ resource, remaining, limit, resetAt },
+    'GitHub API budget nearly spent; lengthen Flint\'s loop intervals or share the App with fewer tools');
 }
 
 type RequestOpts = Required<EndpointDefaults>;
@@ -81,7 +105,9 @@ async function attempt(
   // plugin-retry tries again (fetch's TimeoutError becomes a status-500 RequestError).
   opts.request = { ...opts.request, signal: AbortSignal.timeout(settings.requestTimeoutMs) };
   try {
-    return await request(opts);
+    const res = await request(opts);
+    watchBudget(settings, res.headers);
+    return res;
   } catch (err) {
     const status = statusOf(err);
     const where = { method: opts.method, url: redactUrl(opts.url), status, attempt: n + 1 };
@@ -116,6 +142,7 @@ export function createOctokit(s: OctokitSettings): FlintOctokit {
     retries: s.retries ?? 3,
     retryBaseMs: s.retryBaseMs ?? 1000,
     requestTimeoutMs: s.requestTimeoutMs ?? 30_000,
+    warnedWindows: new Set(),
   });
   return new FlintOctokitClass({
     baseUrl: s.baseUrl.replace(/\/+$/, ''),
