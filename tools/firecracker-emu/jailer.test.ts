@@ -164,4 +164,13 @@ describe('emulated jailer: the jail', () => {
     child.kill('SIGKILL');
     await gone;
   });
+  test('Firecracker checks its own arguments after --: an unknown one ends it with exit code 153', async (t: TestContext) => {
+    if (!requirePrereqs(t, root, program('mknod', 'coreutils'))) return;
+    const id = 'lay0-00003';
+    t.after(() => rmSync(join(dir, 'jail', 'firecracker', id), { recursive: true, force: true }));
+    // Without --new-pid-ns the jailer becomes Firecracker, so its exit code is Firecracker's.
+    const r = await jailerUntilExit(['--id', id, ...base(), '--', '--api-sock', '/run/firecracker.socket', '--no-such-flag']);
+    assert.equal(r.code, 153, r.stderr);
+    assert.match(r.stderr, /Arguments parsing error: Found argument 'no-such-flag' which wasn't expected, or isn't valid in this context\./);
+  });
 });
