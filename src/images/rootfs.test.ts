@@ -18,9 +18,15 @@ import { startSimulator, type Simulator } from '../../tools/github-sim/index.ts'
 import { program, requirePrereqs, root } from '../../test/helpers/prereq.ts';
 import { ensureTestImage } from '../../test/helpers/test-image.ts';
 import { bootAndWait, buildStubRunnerRootfs, GUEST_GATEWAY, imageTestConfig, quietLogger } from '../../test/helpers/guest-image.ts';
+import type { TestContext } from 'node:test';
+import type { VmSystem } from '../entrypoints/vm-system.ts';
+import type { RunnerConfig } from '../config/types.ts';
 
 let work: string;
 let sim: Simulator | undefined;
+let rootfsBuild: Promise<string> | undefined;
+/** One image for every test here, built on first use (after the prerequisite check). */
+const stubRootfs = (): Promise<string> => (rootfsBuild ??= buildStubRunnerRootfs(work));
 
 before(() => { work = mkdtempSync(join(tmpdir(), 'flint-rootfs-test-')); });
 after(async () => {
@@ -30,8 +36,8 @@ after(async () => {
 
 test('a debootstrapped image with a stub runner takes a queued job from the simulator with its JIT config, finishes it and powers off', { timeout: 900_000 }, async (t) => {
   if (!requirePrereqs(t, root, program('debootstrap', 'debootstrap'), program('qemu-system-x86_64', 'qemu-system-x86'))) return;
-  const [rootfs, image] = await Promise.all([buildStubRunnerRootfs(work), ensureTestImage()]);
-  sim = await startSimulator({ host: '0.0.0.0', org: 'flint-test' });
+  const [rootfs, image] = await Promise.all([stubRootfs(), ensureTestImage()]);
+  sim ??= await startSimulator({ host: '0.0.0.0', org: 'flint-test' });
   // The cloud kernel's initramfs hands over to /sbin/flint-init on vda, which then starts systemd.
   const config = imageTestConfig(sim, join(work, 'state'), { kernel: image.kernel, initrd: image.initrd, rootfs, kernelArgs: image.kernelArgs }, 1024);
   const vms = await buildVmSystem(config, quietLogger);
@@ -56,4 +62,45 @@ test('a debootstrapped image with a stub runner takes a queued job from the simu
   assert.equal(job?.status, 'completed');
   assert.equal(job?.conclusion, 'success');
   assert.equal((await result.vm.ended).record.state, 'stopped');
+});
+
+/** The VM system and runner definition for one more VM of the production image on the fast kernel path. */
+async function productionVms(t: TestContext, stateName: string): Promise<{ vms: VmSystem; runner: RunnerConfig } | undefined> {
+  if (!requirePrereqs(t, root, program('debootstrap', 'debootstrap'), program('qemu-system-x86_64', 'qemu-system-x86'))) return undefined;
+  const [rootfs, image] = await Promise.all([stubRootfs(), ensureTestImage()]);
+  sim ??= await startSimulator({ host: '0.0.0.0', org: 'flint-test' });
+  const config = imageTestConfig(sim, join(work, stateName), { kernel: image.kernel, initrd: image.initrd, rootfs, kernelArgs: image.kernelArgs }, 1024);
+  const vms = await buildVmSystem(config, quietLogger);
+  t.after(async () => { await vms.supervisor.shutdown(); vms.close(); });
+  const runner = config.runners[0];
+  assert.ok(runner);
+  return { vms, runner };
+}
+
+test('a job that outlives FLINT_JOB_TIMEOUT is stopped inside the guest: runner-exited code=143 and the VM powers off', { timeout: 900_000 }, async (t) => {
+  const setup = await productionVms(t, 'state-timeout');
+  if (setup === undefined) return;
+  const result = await bootAndWait(setup.vms, setup.runner, { FLINT_RUNNER_COMMAND: 'echo job-sleeps; exec sleep 600', FLINT_JOB_TIMEOUT: '5' });
+  assert.match(result.console, /job-sleeps/);
+  assert.match(result.console, /the job timeout of 5s ran out/, `console tail:\n${result.console.slice(-3000)}`);
+  assert.equal(result.code, 143, 'SIGTERM ended the job: 128 + 15');
+  const outcome = await result.vm.ended;
+  assert.equal(outcome.record.vmmExitCode !== null || outcome.record.vmmSignal !== null, true);
+});
+
+test("a host stop while the job runs (Ctrl-Alt-Del): systemd stops the agent, which stops the runner and still reports its exit", { timeout: 900_000 }, async (t) => {
+  const setup = await productionVms(t, 'state-stop');
+  if (setup === undefined) return;
+  let text = '';
+  let code: number | undefined;
+  const vm = await setup.vms.supervisor.launch(setup.runner, { FLINT_RUNNER_COMMAND: 'echo job-sleeps; exec sleep 600', FLINT_JOB_TIMEOUT: '600' }, { bootTimeoutMs: 300_000, maxLifetimeMs: 600_000 });
+  vm.onConsole((c) => { text += c.toString('utf8'); });
+  vm.onMarker((m) => {
+    if (m.kind === 'runner-started') setTimeout(() => { void vm.stop('test: host stop while the job runs'); }, 1000);
+    if (m.kind === 'runner-exited') code = m.code;
+  });
+  const outcome = await vm.ended;
+  assert.match(text, /stop requested; stopping the runner/, `console tail:\n${text.slice(-3000)}`);
+  assert.equal(code, 143);
+  assert.equal(outcome.record.state, 'stopped');
 });
