@@ -17,6 +17,8 @@ export interface GitHubWorld {
   queueJob(repo: string, labels: readonly string[]): Promise<number>;
   /** The runner registered with `jit` comes online and takes job `jobId` (the only one its labels fit). */
   takeJob(jit: JitRunner, jobId: number): Promise<void>;
+  /** An event whose webhook delivery failed (the receiver answered 500); later deliveries and redeliveries succeed. */
+  failedEvent(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -122,5 +124,27 @@ export function githubPortContract(name: string, make: (opts: WorldOptions) => P
     assert.equal((await w.port.getJob(w.org, 'app', id))?.status, 'queued');
     assert.equal(await w.port.getJob(w.org, 'web', id), undefined);
     assert.equal(await w.port.getJob(w.org, 'app', id + 100_000), undefined);
+  });
+
+  test(`${name}: an event whose delivery failed is listed once until a redelivery succeeds`, async (t) => {
+    const w = await world(t);
+    assert.deepEqual(await w.port.listFailedDeliveries(), []);
+    await w.failedEvent();
+    await w.failedEvent();
+    const failed = await w.port.listFailedDeliveries();
+    assert.equal(failed.length, 2);
+    assert.notEqual(failed[0]?.guid, failed[1]?.guid);
+    assert.ok(failed.every((d) => d.statusCode === 500 && !d.redelivery));
+    const first = failed[0];
+    assert.ok(first);
+    await w.port.redeliver(first.id);
+    // GitHub redelivers asynchronously (202 Accepted): wait for the outcome.
+    let after = await w.port.listFailedDeliveries();
+    for (let i = 0; i < 50 && after.length > 1; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      after = await w.port.listFailedDeliveries();
+    }
+    assert.deepEqual(after.map((d) => d.guid), [failed[1]?.guid]);
+    assert.deepEqual(await w.port.listFailedDeliveries({ since: new Date(Date.now() + 60_000) }), []);
   });
 }

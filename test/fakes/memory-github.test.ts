@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { githubPortContract } from '../contracts/github-port.contract.ts';
 import { MemoryGitHub } from './memory-github.ts';
 
@@ -8,6 +9,7 @@ githubPortContract('memory GitHub', async (opts) => {
     org: gh.org,
     queueJob: async (repo, labels) => gh.queueJob(repo, labels),
     takeJob: async (jit, jobId) => gh.takeJob(jit.runnerId, jobId),
+    failedEvent: async () => { gh.failDelivery(randomUUID(), 500); },
     close: async () => {},
   };
 });
