@@ -253,6 +253,9 @@ describe('emulated Firecracker API', () => {
       assert.deepEqual(await rawApiCall(f.socket, 'GET', '/nonsense', undefined, 5000), fault('Invalid request method and/or path: GET nonsense.'));
       assert.deepEqual(await rawApiCall(f.socket, 'DELETE', '/drives/x', undefined, 5000), fault('Invalid request method and/or path: DELETE drives.'));
       assert.deepEqual(await rawApiCall(f.socket, 'GET', '/', { a: 1 }, 5000), fault('GET request cannot have a body.'));
+      // Real Firecracker resources Flint does not use: named as unimplemented, not as unknown.
+      assert.deepEqual(await put(f, '/logger', { log_path: '/x' }), fault('The Flint Firecracker emulator does not implement PUT /logger (Flint does not use it).'));
+      assert.deepEqual(await rawApiCall(f.socket, 'PATCH', '/drives/x', { drive_id: 'x' }, 5000), fault('The Flint Firecracker emulator does not implement PATCH /drives (Flint does not use it).'));
     } finally {
       await f.close();
     }

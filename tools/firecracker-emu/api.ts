@@ -90,6 +90,16 @@ export function osErrorText(err: unknown): string {
   return hit ? `${hit[0]} (os error ${hit[1]})` : String((err as Error | null)?.message ?? err);
 }
 
+/**
+ * Resources real Firecracker serves that Flint never uses. The emulator
+ * answers them with a 400 that names itself, rather than pretend they do not
+ * exist (Firecracker's "Invalid request method and/or path") or pretend to
+ * implement them.
+ */
+const FIRECRACKER_ONLY_PUT = ['balloon', 'cpu-config', 'entropy', 'hotplug', 'logger', 'metrics', 'mmds', 'pmem', 'serial', 'snapshot', 'vsock'];
+const unsupported = (method: string, resource: string): ApiResponse =>
+  fault(400, `The Flint Firecracker emulator does not implement ${method} /${resource} (Flint does not use it).`);
+
 const fault = (status: number, message: string): ApiResponse => ({ status, body: { fault_message: message } });
 const bad = (message: string): ApiResponse => fault(400, message);
 const serdeFault = (msg: string): ApiResponse => bad(`An error occurred when deserializing the json body of a request: ${msg}.`);
@@ -149,6 +159,7 @@ export class FirecrackerVmm {
       if (resource === '') return { status: 200, body: { id: this.id, state: this.state, vmm_version: VMM_VERSION, app_name: 'Firecracker' } };
       if (resource === 'version') return { status: 200, body: { firecracker_version: VMM_VERSION } };
       if (resource === 'machine-config') return { status: 200, body: this.machineConfigBody() };
+      if (['balloon', 'vm', 'mmds', 'hotplug'].includes(resource)) return unsupported('GET', resource);
       return bad(`Invalid request method and/or path: GET ${resource}.`);
     }
     if (method === 'PUT') {
@@ -157,6 +168,7 @@ export class FirecrackerVmm {
         // Firecracker answers "Empty PUT request." for any path when the body is missing.
         return bad('Empty PUT request.');
       }
+      if (FIRECRACKER_ONLY_PUT.includes(resource)) return unsupported('PUT', resource);
       if (!known.includes(resource)) return bad(`Invalid request method and/or path: PUT ${resource}.`);
       switch (resource) {
         case 'actions':
@@ -170,6 +182,9 @@ export class FirecrackerVmm {
         case 'network-interfaces':
           return this.putNet(body, sub);
       }
+    }
+    if (method === 'PATCH' && ['balloon', 'drives', 'machine-config', 'mmds', 'network-interfaces', 'vm', 'hotplug'].includes(resource)) {
+      return unsupported('PATCH', resource);
     }
     return bad(`Invalid request method and/or path: ${method} ${resource}.`);
   }
