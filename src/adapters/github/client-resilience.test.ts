@@ -258,3 +258,11 @@ test('GitHub failing when the token is due for refresh: the current token carrie
   assert.ok(sim.requests().filter((r) => TOKENS.test(r.path) && r.status === 502).length >= 4, 'the refresh was tried, with retries');
   assert.ok(log.lines.some((l) => l.level === 'warn' && /using the current one until it expires/.test(l.msg)));
 });
+
+test('many calls at once on a fresh client do not starve the installation lookup they all wait for', { timeout: 20_000 }, async (t) => {
+  const { sim, gh } = await setup(t);
+  const all = await Promise.all(Array.from({ length: 15 }, () => gh.listRunners({ kind: 'organization' })));
+  assert.equal(all.length, 15);
+  assert.equal(sim.requests().filter((r) => r.path === '/orgs/acme/installation').length, 1);
+  assert.equal(sim.requests().filter((r) => TOKENS.test(r.path)).length, 1);
+});

@@ -65,7 +65,6 @@ export function createGitHubClient(opts: GitHubClientOptions): GitHubPort {
   const plumbing = {
     baseUrl: apiUrl,
     log,
-    limiterId: `flint-app-${appId}`,
     ...(opts.retries === undefined ? {} : { retries: opts.retries }),
     ...(opts.retryBaseMs === undefined ? {} : { retryBaseMs: opts.retryBaseMs }),
     ...(opts.maxRateLimitWaitSeconds === undefined ? {} : { maxRateLimitWaitSeconds: opts.maxRateLimitWaitSeconds }),
@@ -73,7 +72,12 @@ export function createGitHubClient(opts: GitHubClientOptions): GitHubPort {
     ...(opts.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: opts.requestTimeoutMs }),
     ...(opts.fetch === undefined ? {} : { fetch: opts.fetch }),
   };
-  const app = createOctokit({ ...plumbing, auth: createAppJwtAuth({ appId, privateKey, log }) });
+  // Separate rate limiters for the two identities (GitHub budgets them
+  // separately too). They must not share one: an installation request holds
+  // its limiter slot while its auth hook waits for the token, and the token
+  // comes through `app` — with a shared limiter, enough concurrent
+  // installation requests could starve the very request they wait for.
+  const app = createOctokit({ ...plumbing, limiterId: `flint-app-${appId}`, auth: createAppJwtAuth({ appId, privateKey, log }) });
 
   // --- installation discovery -------------------------------------------------
   let installation: Promise<number> | undefined;
@@ -155,7 +159,7 @@ export function createGitHubClient(opts: GitHubClientOptions): GitHubPort {
     onStale: (info) => log.warn({ validForSeconds: Math.round(info.validForMs / 1000), error: messageOf(info.error) },
       'could not refresh the GitHub installation token; using the current one until it expires'),
   });
-  const inst = createOctokit({ ...plumbing, auth: createInstallationAuth({ tokens, log }) });
+  const inst = createOctokit({ ...plumbing, limiterId: `flint-app-${appId}-installation`, auth: createInstallationAuth({ tokens, log }) });
 
   async function call<T>(operation: string, fn: () => Promise<T>): Promise<T> {
     try {

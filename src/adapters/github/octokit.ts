@@ -26,7 +26,7 @@ export interface OctokitSettings {
   readonly baseUrl: string;
   readonly log: GitHubLog;
   readonly auth: AuthHook;
-  /** Keys the rate limiters; clients of the same App in one process share them. */
+  /** Keys the rate limiters (concurrency, write spacing); Octokits with the same id in one process share them. */
   readonly limiterId: string;
   /** Retries after a 5xx or network error. Default 3. */
   readonly retries?: number;
