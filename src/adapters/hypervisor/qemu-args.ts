@@ -22,10 +22,13 @@
  * stock kernel cannot calibrate the TSC and hangs right after "tsc: Unable
  * to calibrate against PIT" (KVM guests get the frequency from kvmclock).
  * Under TCG the guest's TSC is the host's, so `tsc_early_khz=<host TSC kHz>`
- * is appended to the kernel command line (unless the spec already sets it),
- * with `tsc=reliable`: the host TSC is steady wall-clock time, while the
- * kernel's watchdog reference (timer ticks) lags whenever the emulated CPU
- * is descheduled on a busy host and would wrongly condemn the TSC.
+ * is appended to the kernel command line (unless the spec already sets it).
+ * When the caller knows the real frequency (`tscKhz`), `tsc=reliable` goes
+ * with it: the host TSC is steady wall-clock time, while the kernel's
+ * watchdog reference (timer ticks) lags whenever the emulated CPU is
+ * descheduled on a busy host and would wrongly condemn the TSC. With the
+ * default guess the watchdog stays on, so a wrong guess cannot make the
+ * guest's clock run fast or slow for long.
  */
 import type { VmSpec } from '../../daemon/vm/ports.ts';
 
@@ -42,9 +45,8 @@ export interface QemuArgsOptions {
   readonly pidFile?: string;
   /**
    * Host TSC frequency in kHz, handed to a TCG x86_64 guest as
-   * `tsc_early_khz` (see above). Default 2 GHz: wrong only in how fast the
-   * guest's clock runs, never in whether it boots. `hostTscKhz()` in
-   * qemu-host.ts reads the real value.
+   * `tsc_early_khz` (see above). Default: a 2 GHz guess, enough to boot.
+   * `hostTscKhz()` / `hostTscKhzSync()` in qemu-host.ts read the real value.
    */
   readonly tscKhz?: number;
 }
@@ -115,7 +117,7 @@ export function qemuArgs(spec: VmSpec, opts: QemuArgsOptions): QemuCommand {
   if (arch === 'x86_64' && opts.accel === 'tcg' && !/(^|\s)tsc_early_khz=/.test(append)) {
     const khz = opts.tscKhz ?? DEFAULT_TCG_TSC_KHZ;
     if (!Number.isInteger(khz) || khz <= 0) throw new RangeError(`tscKhz must be a positive integer, got ${khz}`);
-    append = `${append} tsc_early_khz=${khz} tsc=reliable`;
+    append = `${append} tsc_early_khz=${khz}${opts.tscKhz === undefined ? '' : ' tsc=reliable'}`;
   }
   args.push('-append', append);
 

@@ -12,6 +12,7 @@
  * second with KVM. Anything else (abort, error, timeout) means TCG.
  */
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { access, constants, readFile } from 'node:fs/promises';
 import type { QemuAccel, QemuArch } from './qemu-args.ts';
 
@@ -79,12 +80,24 @@ function lastLine(s: string): string {
  */
 export async function hostTscKhz(): Promise<number | undefined> {
   try {
-    const info = await readFile('/proc/cpuinfo', 'utf8');
-    const m = /^cpu MHz\s*:\s*([0-9.]+)/m.exec(info);
-    if (!m?.[1]) return undefined;
-    const khz = Math.round(Number(m[1]) * 1000);
-    return Number.isSafeInteger(khz) && khz > 0 ? khz : undefined;
+    return tscKhzFromCpuinfo(await readFile('/proc/cpuinfo', 'utf8'));
   } catch {
     return undefined;
   }
+}
+
+/** Same as hostTscKhz(), for callers that build a command line synchronously. */
+export function hostTscKhzSync(): number | undefined {
+  try {
+    return tscKhzFromCpuinfo(readFileSync('/proc/cpuinfo', 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+export function tscKhzFromCpuinfo(info: string): number | undefined {
+  const m = /^cpu MHz\s*:\s*([0-9.]+)/m.exec(info);
+  if (!m?.[1]) return undefined;
+  const khz = Math.round(Number(m[1]) * 1000);
+  return Number.isSafeInteger(khz) && khz > 0 ? khz : undefined;
 }
