@@ -199,6 +199,7 @@ test('a token GitHub rejects (401) is replaced once and the request retried', as
   assert.equal(sim.requests().filter((r) => TOKENS.test(r.path)).length, 2);
   assert.ok(log.lines.some((l) => l.level === 'warn' && /rejected the installation token \(401\)/.test(l.msg)));
   assert.deepEqual(log.lines.filter((l) => l.msg === 'fetched a GitHub installation access token').map((l) => l.fields.reason), ['none', 'rejected']);
+  assert.ok(!/eyJ|ghs_/.test(log.text()), 'no JWT or token in the log, debug lines included');
 });
 
 test('a 401 for a fresh token too is final: FLINT_ERR_GITHUB_AUTH_FAILED after exactly one re-auth', async (t) => {

@@ -140,6 +140,7 @@ test('a JIT runner at organization level is registered offline in its group; its
   assert.equal(r.scope, 'org');
   assert.ok(r.labels.includes('flint'));
   assert.ok(!log.text().includes(jit.encodedJitConfig.slice(0, 40)), 'no part of the JIT config in the log');
+  assert.ok(!/eyJ|ghs_|BEGIN RSA/.test(log.text()), 'no JWT, token, key or base64 JSON (JIT config) in the log');
   assert.ok(log.lines.some((l) => l.msg === 'registered a JIT runner' && l.fields.runnerId === jit.runnerId));
 });
 
