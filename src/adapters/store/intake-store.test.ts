@@ -20,7 +20,10 @@ intakeStoreContract('sqlite', () => {
 
 intakeStoreContract('sqlite on a thread', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'flint-store-'));
-  const store = await startThreadedIntakeStore(dir, { synchronous: 'FULL' });
+  const store = await startThreadedIntakeStore(dir, { synchronous: 'FULL' }).catch((err: unknown) => {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  });
   return { store, dispose: async () => { await store.close(); rmSync(dir, { recursive: true, force: true }); } };
 });
 

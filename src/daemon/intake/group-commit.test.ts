@@ -69,3 +69,32 @@ test('a store that returns the wrong number of results fails the batch instead o
   const gc = createGroupCommit<number, number>(async () => [1]);
   await assert.rejects(Promise.all([gc.submit(1), gc.submit(2)]), /2 items/);
 });
+
+test('after a flush that ran ahead of the scheduled commit, later submits still commit', async () => {
+  const gc = createGroupCommit<number, number>(async (b) => b);
+  const first = gc.submit(1);
+  await gc.flush(); // drains the queue before the deferred commit fires on an empty queue
+  assert.equal(await first, 1);
+  await new Promise((r) => setImmediate(r));
+  const second = await Promise.race([gc.submit(2), new Promise((r) => setTimeout(() => r('stuck'), 1000))]);
+  assert.equal(second, 2);
+});
+
+test('property: every submitted item is answered with its own result, whatever the interleaving of submits and flushes', async () => {
+  const { default: fc } = await import('fast-check');
+  await fc.assert(fc.asyncProperty(fc.array(fc.constantFrom('submit', 'flush', 'tick'), { maxLength: 30 }), async (ops) => {
+    const gc = createGroupCommit<number, number>(async (b) => { await Promise.resolve(); return b.map((n) => n * 10); });
+    const pending: Promise<void>[] = [];
+    let n = 0;
+    for (const op of ops) {
+      if (op === 'submit') {
+        const k = ++n;
+        pending.push(gc.submit(k).then((r) => assert.equal(r, k * 10)));
+      } else if (op === 'flush') await gc.flush();
+      else await new Promise((r) => setImmediate(r));
+    }
+    const all = Promise.all(pending);
+    const outcome = await Promise.race([all.then(() => 'done'), new Promise((r) => setTimeout(() => r('stuck'), 2000))]);
+    assert.equal(outcome, 'done');
+  }), { numRuns: 100 });
+});

@@ -49,9 +49,17 @@ export function createGroupCommit<T, R>(
     }
   };
 
-  const drain = async (): Promise<void> => {
-    while (queue.length > 0) await runOnce();
-    running = undefined;
+  // `running` is set before the drain can finish and cleared only by the
+  // drain it belongs to (in a later microtask), so an empty queue can never
+  // leave a finished drain marked as running.
+  const startDrain = (): Promise<void> => {
+    const p: Promise<void> = (async () => {
+      while (queue.length > 0) await runOnce();
+    })().finally(() => {
+      if (running === p) running = undefined;
+    });
+    running = p;
+    return p;
   };
 
   const kick = (): void => {
@@ -59,7 +67,7 @@ export function createGroupCommit<T, R>(
     scheduled = true;
     defer(() => {
       scheduled = false;
-      if (running === undefined) running = drain();
+      if (running === undefined) void startDrain();
     });
   };
 
@@ -73,7 +81,7 @@ export function createGroupCommit<T, R>(
     async flush() {
       while (queue.length > 0 || running !== undefined || scheduled) {
         if (running !== undefined) await running;
-        else if (queue.length > 0) { running = drain(); await running; }
+        else if (queue.length > 0) await startDrain();
         else await new Promise<void>((r) => { defer(r); });
       }
     },
