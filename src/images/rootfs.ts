@@ -59,6 +59,7 @@ interface RunnerPin {
 }
 
 export function runnerPin(): RunnerPin {
+  // The pin is a file of this repository, checked by the tests that read it; not operator input.
   return JSON.parse(readFileSync(join(packageRoot(), 'images', 'rootfs', 'runner.json'), 'utf8')) as RunnerPin;
 }
 
@@ -81,6 +82,7 @@ export function basePackages(suite: string, debug: boolean): string[] {
 
 export async function sha256File(path: string): Promise<string> {
   const hash = createHash('sha256');
+  // A stream opened without an encoding yields Buffers.
   for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
   return hash.digest('hex');
 }

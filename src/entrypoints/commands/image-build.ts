@@ -82,8 +82,11 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
   if (what !== 'kernel' && what !== 'rootfs' && what !== 'all') {
     throw new FlintError('FLINT_ERR_USAGE', `flint image build: say what to build (kernel, rootfs or all)\n\n${HELP}`);
   }
-  const arch = (values.arch ?? defaultArch()) as KernelArch;
-  if (arch !== 'x86_64' && arch !== 'arm64') throw new FlintError('FLINT_ERR_USAGE', `--arch must be x86_64 or arm64, not ${String(values.arch)}`);
+  const archValue = values.arch ?? defaultArch();
+  if (archValue !== 'x86_64' && archValue !== 'arm64') throw new FlintError('FLINT_ERR_USAGE', `--arch must be x86_64 or arm64, not ${archValue}`);
+  const arch: KernelArch = archValue;
+  const jobs = values.jobs === undefined ? undefined : Number(values.jobs);
+  if (jobs !== undefined && !(Number.isInteger(jobs) && jobs >= 1)) throw new FlintError('FLINT_ERR_USAGE', '--jobs takes a whole number ≥ 1');
   const cacheDir = values['cache-dir'] ?? DEFAULT_CACHE_DIR;
   const progress = (m: string): void => { io.stderr.write(`flint image: ${m}\n`); };
   if (what === 'kernel' || what === 'all') {
@@ -92,7 +95,7 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
       cacheDir,
       arch,
       ...(values.source === undefined ? {} : { sourceTarball: values.source }),
-      ...(values.jobs === undefined ? {} : { jobs: Number(values.jobs) }),
+      ...(jobs === undefined ? {} : { jobs }),
       progress,
     });
     io.stdout.write([
