@@ -188,13 +188,14 @@ test('listing 12 runners five per page walks every page', async (t) => {
 });
 
 test('a missing runner reads as undefined; deleting a runner twice succeeds', async (t) => {
-  const { sim, gh } = await setup(t);
+  const { sim, gh, log } = await setup(t);
   const jit = await gh.createJitRunner({ scope: { kind: 'organization' }, name: 'flint-h7k2-00005', runnerGroupId: 1, labels: ['flint'] });
   assert.equal(await gh.getRunner({ kind: 'organization' }, jit.runnerId + 1000), undefined);
   await gh.deleteRunner({ kind: 'organization' }, jit.runnerId);
   await gh.deleteRunner({ kind: 'organization' }, jit.runnerId);
   assert.equal(await gh.getRunner({ kind: 'organization' }, jit.runnerId), undefined);
   assert.equal(sim.runners().length, 0);
+  assert.deepEqual(log.lines.filter((l) => l.level === 'error' || l.level === 'warn'), [], 'expected 404s are not reported as problems');
 });
 
 test('deleting a runner that is running a job is FLINT_ERR_GITHUB_RUNNER_BUSY', async (t) => {

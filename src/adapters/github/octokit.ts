@@ -149,12 +149,16 @@ export function createOctokit(s: OctokitSettings): FlintOctokit {
     userAgent: s.userAgent ?? 'flint',
     authStrategy: () => s.auth,
     request,
-    // Octokit's own request log ("GET /x - 200 in 12ms") is info there; it is debug detail for Flint.
+    // Octokit's request log writes every answer at info and every error
+    // answer at error ("GET /x - 404 …"), including the 404s Flint expects
+    // (a runner already gone). Flint logs failures itself, with context, so
+    // both are debug here. Only the message is passed on: Octokit's extra
+    // arguments carry request options.
     log: {
       debug: (msg: string) => s.log.debug({}, msg),
       info: (msg: string) => s.log.debug({}, msg),
       warn: (msg: string) => s.log.warn({}, msg),
-      error: (msg: string) => s.log.error({}, msg),
+      error: (msg: string) => s.log.debug({}, msg),
     },
     retry: { retries: s.retries ?? 3, retryAfterBaseValue: s.retryBaseMs ?? 1000, doNotRetry: DO_NOT_RETRY },
     throttle: {
