@@ -90,7 +90,7 @@ export function createGitHubClient(opts: GitHubClientOptions): GitHubPort {
     } catch (err) {
       if (statusOf(err) === 404) {
         throw new FlintError('FLINT_ERR_GITHUB_APP_NOT_INSTALLED', `GitHub App ${appId} is not installed on organization "${org}"`, {
-          hint: `Install the App on organization ${org} (GitHub: the App's settings page → Install App → ${org}; or Organization settings → GitHub Apps), then restart Flint. Check that \`github.organization\` is spelled as on GitHub.`,
+          hint: `Install the App on organization ${org} (GitHub: the App's settings page → Install App → ${org}; or Organization settings → GitHub Apps); a running Flint picks the installation up on its next attempt. Check that \`github.organization\` is spelled as on GitHub.`,
           details: { appId, org },
           cause: err,
         });

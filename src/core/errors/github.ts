@@ -4,7 +4,7 @@ import type { CatalogueEntry } from './entry.ts';
 export const githubErrors = {
   FLINT_ERR_GITHUB_APP_NOT_INSTALLED: {
     title: 'The GitHub App is not installed on the configured organization',
-    hint: 'Install the App on the organization named in `github.organization` (GitHub: Organization settings → GitHub Apps, or the App\'s public page → Install), then restart Flint.',
+    hint: 'Install the App on the organization named in `github.organization` (GitHub: Organization settings → GitHub Apps, or the App\'s public page → Install); a running Flint picks the installation up on its next attempt.',
   },
   FLINT_ERR_GITHUB_INSTALLATION_SUSPENDED: {
     title: 'The GitHub App\'s installation on the organization is suspended',
