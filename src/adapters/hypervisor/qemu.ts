@@ -110,7 +110,6 @@ export function createQemuDriver(opts: QemuDriverOptions): HypervisorDriver {
 
     // setpriv sets the parent-death signal and execs QEMU: same pid.
     const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', cmd.binary, ...cmd.args], {
-      cwd: spec.workDir,
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     // Writes to the console after QEMU died fail with EPIPE; the exit is reported through `exited`.
@@ -136,18 +135,23 @@ export function createQemuDriver(opts: QemuDriverOptions): HypervisorDriver {
     let hasExited = false;
     void exited.then(() => { hasExited = true; });
 
-    const startFailed = (why: string): FlintError => new FlintError('FLINT_ERR_VM_START_FAILED', `QEMU did not start VM ${spec.id}: ${why}`, {
+    const startFailed = (why: string, hint?: string): FlintError => new FlintError('FLINT_ERR_VM_START_FAILED', `QEMU did not start VM ${spec.id}: ${why}`, {
       details: { vmId: spec.id, accel },
+      ...(hint === undefined ? {} : { hint }),
     });
 
     // Ready = QMP answers. QEMU creates the socket after it has opened the
     // disks, the tap and the kernel, so most start errors surface here.
     const deadline = Date.now() + (opts.startTimeoutMs ?? 30_000);
     for (;;) {
-      if (spawnError && child.pid === undefined) throw startFailed(`could not run setpriv/${cmd.binary}: ${spawnError.message}`);
+      if (spawnError && child.pid === undefined) {
+        throw startFailed(`could not run setpriv: ${spawnError.message}`, 'Install util-linux (it provides setpriv), which the QEMU driver uses to tie each VM\'s life to Flint\'s.');
+      }
       if (hasExited) {
         const e = await exited;
-        throw startFailed(`QEMU exited (code ${e.code}, signal ${e.signal}): ${stderrTail.trim() || 'no error output'}`);
+        // setpriv exits 127 when it cannot execute the program.
+        const hint = e.code === 127 ? `Install QEMU (apt-get install ${arch === 'x86_64' ? 'qemu-system-x86' : 'qemu-system-arm'}).` : undefined;
+        throw startFailed(`QEMU exited (code ${e.code}, signal ${e.signal}): ${stderrTail.trim() || 'no error output'}`, hint);
       }
       try {
         const qmp = await qmpConnect(qmpSocket, 2000);
