@@ -47,8 +47,10 @@ test('a debootstrapped image with a stub runner takes a queued job from the simu
   const runner = config.runners[0];
   assert.ok(runner);
   const port = new URL(sim.apiUrl).port;
+  let jitConfig = '';
   const result = await bootAndWait(vms, runner, async (vmId) => {
     const jit = await github.createJitRunner({ scope: { kind: 'organization' }, name: runnerName(vmId), runnerGroupId: 1, labels: ['linux'] });
+    jitConfig = jit.encodedJitConfig;
     return { FLINT_JITCONFIG: jit.encodedJitConfig, FLINT_RUNNER_NAME: jit.runnerName, FLINT_GITHUB_URL: `http://${GUEST_GATEWAY}:${port}`, FLINT_JOB_TIMEOUT: '300' };
   });
   const outcome = await result.vm.ended;
@@ -58,6 +60,9 @@ test('a debootstrapped image with a stub runner takes a queued job from the simu
   }
   assert.match(result.console, /FLINT-MARKER booted/, `VM ${outcome.record.state} (${outcome.code ?? ''} ${JSON.stringify(outcome.record)})`);
   assert.equal(result.code, 0, `runner exit code; console tail:\n${result.console.slice(-3000)}`);
+  assert.match(result.console, /stub-runner: job \d+ done/, 'the stub ran as the runner, its output on the console');
+  assert.ok(jitConfig.length > 20);
+  assert.equal(result.console.includes(jitConfig), false, 'the JIT config never reaches the console');
   const job = sim.jobs().find((j) => j.id === jobId);
   assert.equal(job?.status, 'completed');
   assert.equal(job?.conclusion, 'success');
