@@ -98,3 +98,17 @@ test('property: every submitted item is answered with its own result, whatever t
     assert.equal(outcome, 'done');
   }), { numRuns: 100 });
 });
+
+test('an item submitted by the continuation of the previous item is committed too', { timeout: 5000 }, async () => {
+  // Each submit happens in the microtasks that follow the previous result,
+  // possibly after the previous drain last looked at the queue but before
+  // it finished; callers sit behind a few async layers (as the HTTP handler
+  // does), so try many depths. A lost item hangs (and the timeout fails it).
+  for (let depth = 0; depth < 12; depth++) {
+    const gc = createGroupCommit<number, number>(async (b) => b);
+    const layered = async (i: number, d: number): Promise<number> => (d === 0 ? gc.submit(i) : await layered(i, d - 1));
+    const got: number[] = [];
+    for (let i = 1; i <= 3; i++) got.push(await layered(i, depth));
+    assert.deepEqual(got, [1, 2, 3], `depth ${depth}`);
+  }
+});

@@ -50,26 +50,30 @@ export function createGroupCommit<T, R>(
   };
 
   // `running` is set before the drain can finish and cleared only by the
-  // drain it belongs to (in a later microtask), so an empty queue can never
-  // leave a finished drain marked as running.
+  // drain it belongs to (in a later microtask), so a finished drain is never
+  // left marked as running. Items submitted after the drain's last look at
+  // the queue but before it was cleared found it "running" and did not kick:
+  // the drain kicks for them as it ends.
   const startDrain = (): Promise<void> => {
     const p: Promise<void> = (async () => {
       while (queue.length > 0) await runOnce();
     })().finally(() => {
-      if (running === p) running = undefined;
+      if (running !== p) return;
+      running = undefined;
+      if (queue.length > 0) kick();
     });
     running = p;
     return p;
   };
 
-  const kick = (): void => {
+  function kick(): void {
     if (scheduled || running !== undefined) return;
     scheduled = true;
     defer(() => {
       scheduled = false;
       if (running === undefined) void startDrain();
     });
-  };
+  }
 
   return {
     submit(item) {
