@@ -66,3 +66,32 @@ test('console logs of this instance older than the retention are deleted, except
   assert.ok(existsSync(join(consoles, 'cd2-00001.log')), 'another instance\'s log is not ours to delete');
   assert.deepEqual(pruneConsoleLogs(join(dir, 'missing'), 'ab1', now, 1, new Set()), []);
 });
+
+test('property: whatever the chunking, a closed log is the exact head, one cut line, and the exact tail, within the cap', async (t) => {
+  const fc = (await import('fast-check')).default;
+  const dir = tempDir(t);
+  let n = 0;
+  fc.assert(fc.property(
+    fc.array(fc.uint8Array({ minLength: 0, maxLength: 300 }), { maxLength: 30 }),
+    fc.integer({ min: 2, max: 400 }),
+    (chunks, cap) => {
+      const path = join(dir, `p${n++}.log`);
+      const log = new ConsoleLog(path, cap);
+      for (const c of chunks) log.write(Buffer.from(c));
+      log.close();
+      const all = Buffer.concat(chunks.map((c) => Buffer.from(c)));
+      const got = readFileSync(path);
+      rmSync(path);
+      if (all.length <= cap) {
+        assert.deepEqual(got, all);
+        return;
+      }
+      const head = Math.floor(cap / 2);
+      const tail = cap - head;
+      assert.deepEqual(got.subarray(0, head), all.subarray(0, head));
+      assert.deepEqual(got.subarray(got.length - tail), all.subarray(all.length - tail));
+      const middle = got.subarray(head, got.length - tail).toString('latin1');
+      assert.equal(middle, `\n[flint: ${all.length - cap} bytes of console output cut here; the log keeps the first and the last ${tail} bytes]\n`);
+    },
+  ), { numRuns: 150 });
+});

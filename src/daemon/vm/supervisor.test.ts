@@ -273,3 +273,23 @@ test('the console-retention loop deletes this instance\'s old console logs when 
   assert.match(rig.logger.text(), /old console logs deleted \{"loop":"console-retention","removed":1\}/);
   await rig.supervisor.shutdown();
 });
+
+test('a stop at any moment of the life (preparing, booting, running, ending) ends in a terminal state with nothing left', async (t) => {
+  const rig = makeRig({ bootMs: 60, runnerStartMs: 20, runnerRunMs: 80 });
+  t.after(() => rig.close());
+  const procs = new ProcHostProcesses();
+  for (const delayMs of [0, 1, 5, 20, 50, 90, 130, 200, 400]) {
+    const vm = await rig.supervisor.launch(testRunner(), { FLINT_JITCONFIG: 'x' });
+    await new Promise((r) => setTimeout(r, delayMs));
+    const { record } = await vm.stop(`stop after ${delayMs} ms`);
+    assert.ok(record.state === 'stopped' || record.state === 'failed', `${delayMs} ms: ${record.state}`);
+    assert.ok(record.endedAt !== null);
+    assert.ok(!existsSync(record.workDir), `${delayMs} ms: work dir left`);
+    assert.ok(!rig.network.leases.has(vm.id), `${delayMs} ms: lease left`);
+    assert.deepEqual(procs.findVm(vm.id), [], `${delayMs} ms: VMM left`);
+    // The stored record agrees, and a second stop is harmless.
+    assert.deepEqual((await rig.store.get(vm.id))?.state, record.state);
+    assert.deepEqual((await vm.stop('again')).record, record);
+  }
+  assert.deepEqual(await rig.store.listUnfinished('t1'), []);
+});
