@@ -24,7 +24,8 @@ Boots one VM from the runner definition named <runner>, with no GitHub and no HT
                      (which stops the VM)
   --config FILE      configuration file (default: $FLINT_CONFIG or ${DEFAULT_CONFIG_PATH})
   --env KEY=VALUE    add an entry to the guest's config drive (repeatable), e.g.
-                     --env FLINT_RUNNER_COMMAND=/bin/sh
+                     --env FLINT_RUNNER_COMMAND=/bin/sh (values show in the host's
+                     process list: never pass a secret this way)
 
 The original form \`flint --config FILE --interactive <runner>\` works too.
 The VM and everything it used are removed when it ends. Exit status: 0 the VM
