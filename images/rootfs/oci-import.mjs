@@ -5,17 +5,21 @@
 //   OCI image layouts (index.json → manifest → layers).
 // Layers are applied in order with OCI whiteouts honoured: `.wh.NAME`
 // deletes NAME from the layers below, `.wh..wh..opq` empties its directory.
-// Usage: oci-import.mjs ARCHIVE DEST
+// Multi-platform images: the manifest for ARCH (OCI architecture name,
+// e.g. amd64, arm64) is chosen; without ARCH, the first one.
+// Usage: oci-import.mjs ARCHIVE DEST [ARCH]
 import { execFileSync } from 'node:child_process';
 import { existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, sep } from 'node:path';
 
-const [archive, dest] = process.argv.slice(2);
+const [archive, dest, arch] = process.argv.slice(2);
 if (!archive || !dest) {
-  console.error('usage: oci-import.mjs ARCHIVE DEST');
+  console.error('usage: oci-import.mjs ARCHIVE DEST [ARCH]');
   process.exit(2);
 }
+// Only a directory this run created is removed again on failure.
+const createdDest = !existsSync(dest);
 const unpack = mkdtempSync(join(tmpdir(), 'flint-oci-'));
 try {
   execFileSync('tar', ['-xf', archive, '-C', unpack]);
@@ -27,8 +31,8 @@ try {
   } else if (existsSync(join(unpack, 'index.json'))) {
     const blob = (digest) => join(unpack, 'blobs', ...digest.split(':'));
     const index = JSON.parse(readFileSync(join(unpack, 'index.json'), 'utf8'));
-    let manifest = JSON.parse(readFileSync(blob(index.manifests[0].digest), 'utf8'));
-    if (manifest.manifests) manifest = JSON.parse(readFileSync(blob(manifest.manifests[0].digest), 'utf8'));
+    let manifest = JSON.parse(readFileSync(blob(pick(index.manifests).digest), 'utf8'));
+    if (manifest.manifests) manifest = JSON.parse(readFileSync(blob(pick(manifest.manifests).digest), 'utf8'));
     layers = manifest.layers.map((l) => blob(l.digest));
   } else {
     throw new Error('not an image archive: neither manifest.json (docker save) nor index.json (OCI layout) inside');
@@ -53,11 +57,23 @@ try {
   }
   console.log(`imported ${layers.length} layer(s) into ${dest}`);
 } catch (err) {
-  rmSync(dest, { recursive: true, force: true });
+  if (createdDest) rmSync(dest, { recursive: true, force: true });
   console.error(`oci-import: ${err instanceof Error ? err.message : String(err)}`);
   process.exitCode = 1;
 } finally {
   rmSync(unpack, { recursive: true, force: true });
+}
+
+/** The descriptor for `arch` among an index's manifests (those without a platform match any). */
+function pick(manifests) {
+  if (!Array.isArray(manifests) || manifests.length === 0) throw new Error('the image index lists no manifests');
+  if (!arch) return manifests[0];
+  const found = manifests.find((m) => !m.platform || m.platform.architecture === arch);
+  if (!found) {
+    const have = manifests.map((m) => m.platform?.architecture).join(', ');
+    throw new Error(`the image has no ${arch} variant (it has: ${have})`);
+  }
+  return found;
 }
 
 /**

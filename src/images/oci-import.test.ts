@@ -55,8 +55,11 @@ function dockerSaveArchive(dir: string, layers: readonly Layer[]): string {
   return archive;
 }
 
-/** An OCI image layout: index.json → (optionally an image index →) manifest → gzip layer blobs by digest. */
-function ociLayoutArchive(dir: string, layers: readonly Layer[], nestedIndex: boolean): string {
+/**
+ * An OCI image layout: index.json → (optionally an image index →) manifest → gzip layer blobs by digest.
+ * With `decoy`, the nested index lists first an arm64 manifest whose only layer holds /decoy.
+ */
+function ociLayoutArchive(dir: string, layers: readonly Layer[], nestedIndex: boolean, decoy = false): string {
   const image = join(dir, 'oci-image');
   const blobs = join(image, 'blobs', 'sha256');
   mkdirSync(blobs, { recursive: true });
@@ -71,9 +74,17 @@ function ociLayoutArchive(dir: string, layers: readonly Layer[], nestedIndex: bo
     schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json',
     config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config }, layers: layerDescs,
   })), platform: { architecture: 'amd64', os: 'linux' } };
+  const variants: object[] = [manifest];
+  if (decoy) {
+    const decoyLayer = { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...blob(readFileSync(layerTar(dir, 'decoy', { decoy: 'arm64\n' }, true))) };
+    variants.unshift({ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...blob(JSON.stringify({
+      schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config }, layers: [decoyLayer],
+    })), platform: { architecture: 'arm64', os: 'linux' } });
+  }
   let top: object = manifest;
   if (nestedIndex) {
-    top = { mediaType: 'application/vnd.oci.image.index.v1+json', ...blob(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [manifest] })) };
+    top = { mediaType: 'application/vnd.oci.image.index.v1+json', ...blob(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: variants })) };
   }
   writeFileSync(join(image, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
   writeFileSync(join(image, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [top] }));
@@ -82,8 +93,8 @@ function ociLayoutArchive(dir: string, layers: readonly Layer[], nestedIndex: bo
   return archive;
 }
 
-function runImporter(archive: string, dest: string): { status: number | null; output: string } {
-  const r = spawnSync(process.execPath, [IMPORTER, archive, dest], { encoding: 'utf8' });
+function runImporter(archive: string, dest: string, arch?: string): { status: number | null; output: string } {
+  const r = spawnSync(process.execPath, [IMPORTER, archive, dest, ...(arch === undefined ? [] : [arch])], { encoding: 'utf8' });
   return { status: r.status, output: `${r.stdout}${r.stderr}` };
 }
 
@@ -150,6 +161,19 @@ test('an OCI layout whose index points to an image index (as multi-platform imag
   const r = runImporter(ociLayoutArchive(dir, LAYERS, true), dest);
   assert.equal(r.status, 0, r.output);
   assertImported(dest);
+});
+
+test("a multi-platform image imports the variant of the build's architecture, and says which exist when it has none", (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'flint-oci-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const archive = ociLayoutArchive(dir, LAYERS, true, true);
+  const r = runImporter(archive, join(dir, 'tree'), 'amd64');
+  assert.equal(r.status, 0, r.output);
+  assertImported(join(dir, 'tree'));
+  assert.equal(existsSync(join(dir, 'tree', 'decoy')), false);
+  const other = runImporter(archive, join(dir, 'tree-s390x'), 's390x');
+  assert.equal(other.status, 1);
+  assert.match(other.output, /no s390x variant \(it has: arm64, amd64\)/);
 });
 
 test('a whiteout that climbs out of the tree is refused and nothing outside is deleted', (t) => {

@@ -173,8 +173,8 @@ export async function ensureDebootstrapBase(opts: RootfsBuildOptions): Promise<{
   return baseTree(opts, suite, [...basePackages(suite, opts.debug ?? false), ...(opts.extraPackages ?? [])]);
 }
 
-async function importOci(archive: string, tree: string): Promise<void> {
-  await runProgram('node', [join(packageRoot(), 'images', 'rootfs', 'oci-import.mjs'), archive, tree]);
+async function importOci(archive: string, tree: string, arch: RootfsArch): Promise<void> {
+  await runProgram(process.execPath, [join(packageRoot(), 'images', 'rootfs', 'oci-import.mjs'), archive, tree, arch === 'x86_64' ? 'amd64' : 'arm64']);
 }
 
 /** Files Flint adds to every image (guest agent, units, sudoers), from images/rootfs/overlay and guest/. */
@@ -216,7 +216,7 @@ export async function buildRootfs(opts: RootfsBuildOptions): Promise<RootfsBuild
     if (opts.ociArchive) {
       say(`importing ${opts.ociArchive}`);
       mkdirSync(tree);
-      await importOci(opts.ociArchive, tree);
+      await importOci(opts.ociArchive, tree, opts.arch);
     } else {
       const base = await baseTree(opts, suite, packages);
       baseCached = base.cached;
