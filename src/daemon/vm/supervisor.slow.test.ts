@@ -8,11 +8,13 @@ import { test } from 'node:test';
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { file, program, requirePrereqs, root } from '../../../test/helpers/prereq.ts';
 import { leftovers, makeRealSystem } from '../../../test/vm/real-system.ts';
 import type { RealSystemOptions, RealSystem } from '../../../test/vm/real-system.ts';
 import { ProcHostProcesses } from './host-processes.ts';
+import { consoleLogPath } from './console-log.ts';
 
 const prereqs = [root, program('qemu-system-x86_64', 'qemu-system-x86'), program('mkfs.ext4', 'e2fsprogs'), program('ip', 'iproute2'),
   program('nft', 'nftables'), file('/dev/net/tun', 'load the tun module (modprobe tun)')];
@@ -35,6 +37,9 @@ for (const [hypervisor, instanceId, subnet] of [['qemu', 'lq1', '221.1'], ['fire
     assert.ok(record.bootedAt !== null && record.runnerStartedAt !== null);
     t.diagnostic(`${hypervisor}: prepare ${record.prepareMs} ms, launch→booted ${record.bootedAt - record.createdAt} ms, total ${(record.endedAt ?? 0) - record.createdAt} ms`);
     assert.deepEqual(leftovers(sys, [vm.id]), []);
+    // The console log outlives the VM, with the guest's markers in order.
+    const log = readFileSync(consoleLogPath(sys.stateDir, vm.id), 'latin1');
+    assert.match(log, /FLINT-MARKER booted[\s\S]*FLINT-MARKER runner-started[\s\S]*FLINT-MARKER runner-exited code=7/);
   });
 }
 
