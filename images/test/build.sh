@@ -79,7 +79,7 @@ echo "building the test image in $out (kernel $kpkg $kpkgver)"
 # --- kernel -----------------------------------------------------------------
 (cd "$tmp" && apt-get download -q "$kpkg=$kpkgver" >/dev/null 2>&1) \
   || (cd "$tmp" && apt-get download "$kpkg=$kpkgver") \
-  || die "apt-get download $kpkg failed"
+  || die "apt-get download $kpkg failed: is the package archive reachable? (Inside a network namespace it is not: build the image before entering it, as scripts/test.mjs does.)"
 dpkg-deb -x "$tmp"/"$kpkg"_*.deb "$tmp/k"
 kver=$(ls "$tmp/k/lib/modules")
 [ -n "$kver" ] && [ -f "$tmp/k/boot/vmlinuz-$kver" ] || die "unexpected layout of $kpkg"
