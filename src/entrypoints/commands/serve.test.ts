@@ -140,3 +140,21 @@ test('a state directory that cannot be used is FLINT_ERR_STORE_OPEN_FAILED', asy
   const config = loadConfigFile(writeConfig(dir), { FLINT_TEST_WEBHOOK_SECRET: SECRET });
   await assert.rejects(startServe({ config, logger: createLogger({ level: 'silent' }) }), { code: 'FLINT_ERR_STORE_OPEN_FAILED' });
 });
+
+test('flint serve --help, and unknown or bad options are usage errors (exit 2)', async () => {
+  const { main } = await import('../cli.ts');
+  const run = async (argv: string[]) => {
+    let out = '';
+    let err = '';
+    const code = await main(argv, { stdout: { write: (s: string) => { out += s; } }, stderr: { write: (s: string) => { err += s; } }, env: {} });
+    return { code, out, err };
+  };
+  const help = await run(['serve', '--help']);
+  assert.equal(help.code, 0);
+  assert.match(help.out, /--webhooks-only/);
+  for (const argv of [['serve', '--bogus'], ['serve', '--db-sync', 'OFF'], ['serve', '--webhook-body-limit', '12'], ['serve', '--config']]) {
+    const r = await run(argv);
+    assert.equal(r.code, 2, argv.join(' '));
+    assert.match(r.err, /FLINT_ERR_USAGE/);
+  }
+});

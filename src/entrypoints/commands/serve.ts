@@ -155,7 +155,12 @@ export async function startServe(options: ServeOptions): Promise<RunningServe> {
       store, runners: config.runners, secrets: config.github.webhookSecrets, clock, logger,
       ...(options.onAccepted === undefined ? {} : { onAccepted: options.onAccepted }),
     });
-    const server = buildServer({ intake, logger, ...(options.maxBodyBytes === undefined ? {} : { maxBodyBytes: options.maxBodyBytes }) });
+    const server = buildServer({
+      intake, logger,
+      // Healthy while the state database is open: without it no delivery can be acknowledged.
+      health: () => ({ ok: db.open, database: db.open ? 'open' : 'closed' }),
+      ...(options.maxBodyBytes === undefined ? {} : { maxBodyBytes: options.maxBodyBytes }),
+    });
     const bound = await listen(server, target.host, target.port, config.address);
     const url = `http://${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`;
 
