@@ -28,7 +28,7 @@ const SECRET = 'secret-jit-value';
 
 function prereqs(t: TestContext): boolean {
   return requirePrereqs(t, root, program('qemu-system-x86_64', 'qemu-system-x86'), program('ip', 'iproute2'),
-    program('setpriv', 'util-linux'), ...testImagePrereqs);
+    program('setpriv', 'util-linux'), program('debugfs', 'e2fsprogs'), ...testImagePrereqs);
 }
 
 interface Logged { level: string; obj: object; msg: string }
@@ -129,6 +129,7 @@ test('a VM boots, runs the runner command with the network up, reports code=3 an
       '[ ${#FLINT_JITCONFIG} -eq 16 ] || exit 4',
       'for f in /proc/[0-9]*/cmdline; do grep -q "secret-j[i]t" "$f" && exit 5; done',
       '[ "$(hostname)" = vm1 ] || exit 6',
+      'echo from-the-guest >/var/flint-probe && sync',
       'exit 3',
     ].join('; '),
   });
@@ -151,9 +152,30 @@ test('a VM boots, runs the runner command with the network up, reports code=3 an
   assert.ok(!watch.text.includes(SECRET), 'the JIT config never reaches the console');
   assert.ok(log.lines.some((l) => l.level === 'warn' && /TCG/.test(l.msg)) || log.lines.some((l) => /KVM runs/.test(l.msg)));
 
+  // The guest's writes went to the overlay's upper layer on its scratch disk (vdb).
+  const probe = await execFileP('debugfs', ['-R', 'cat /upper/var/flint-probe', spec.drives.scratch]);
+  assert.equal(probe.stdout, 'from-the-guest\n');
+
   await driver.cleanup(spec.id, spec.workDir);
   assert.ok(!existsSync(join(spec.workDir, QMP_SOCKET)));
   assert.ok(!existsSync(join(spec.workDir, PID_FILE)));
+});
+
+test('stop() without a reachable QMP socket terminates QEMU at once instead of waiting out the grace', async (t) => {
+  if (!prereqs(t)) return;
+  const img = await ensureTestImage();
+  const spec = await prepareVm(t, img, { FLINT_RUNNER_COMMAND: 'sleep 1000' });
+  const driver = createQemuDriver({ logger: memoryLogger() });
+  t.after(() => driver.cleanup(spec.id, spec.workDir));
+  const vm = await driver.start(spec);
+  t.after(() => vm.stop(0));
+  const watch = new ConsoleWatch(vm);
+  await watch.waitFor('booted', BOOT_TIMEOUT);
+  await rm(join(spec.workDir, QMP_SOCKET));
+  const t0 = performance.now();
+  const exit = await vm.stop(600_000);
+  assert.ok(performance.now() - t0 < 30_000, 'no 10-minute wait for a request that was never delivered');
+  assert.ok(exit.code !== null || exit.signal !== null);
 });
 
 test('a hanging runner is stopped gracefully by stop(grace) through Ctrl-Alt-Del', async (t) => {
