@@ -86,7 +86,7 @@ export async function startThreadedIntakeStore(stateDir: string, options: { sync
   // Opening the database happens in the thread; surface its errors here.
   await store.countDeliveries().catch((err: unknown) => {
     void worker.terminate();
-    throw isOpenError(err) ? new FlintError('FLINT_ERR_STORE_OPEN_FAILED', `cannot open the state database in ${stateDir}: ${(err as Error).message}`, { cause: err }) : err;
+    throw isOpenError(err) ? new FlintError('FLINT_ERR_STORE_OPEN_FAILED', `cannot open the state database in ${stateDir}: ${(err instanceof Error ? err.message : String(err))}`, { cause: err }) : err;
   });
   return store;
 }

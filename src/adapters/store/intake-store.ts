@@ -53,7 +53,7 @@ export function createSqliteIntakeStore(db: Db): IntakeStore {
   try {
     db.exec(SCHEMA);
   } catch (err) {
-    throw new FlintError('FLINT_ERR_STORE_SCHEMA', `could not create the intake tables in ${db.name}: ${(err as Error).message}`, { cause: err });
+    throw new FlintError('FLINT_ERR_STORE_SCHEMA', `could not create the intake tables in ${db.name}: ${(err instanceof Error ? err.message : String(err))}`, { cause: err });
   }
   const insertDelivery = db.prepare<[string, string, string, number, number, string]>(
     'INSERT INTO deliveries (id, event, action, job_id, received_at, outcome) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING');
@@ -105,7 +105,7 @@ export function createSqliteIntakeStore(db: Db): IntakeStore {
       try {
         return ingestBatch(batch);
       } catch (err) {
-        throw new FlintError('FLINT_ERR_STORE_WRITE_FAILED', `could not record ${batch.length} webhook deliveries: ${(err as Error).message}`, { cause: err });
+        throw new FlintError('FLINT_ERR_STORE_WRITE_FAILED', `could not record ${batch.length} webhook deliveries: ${(err instanceof Error ? err.message : String(err))}`, { cause: err });
       }
     },
     async getJob(id) {

@@ -78,3 +78,10 @@ test('a store that fails gives store-failed with FLINT_ERR_STORE_WRITE_FAILED, a
 test('an intake without a webhook secret cannot be built', () => {
   assert.throws(() => setup({ secrets: [] }), /at least one webhook secret/);
 });
+
+test('a failing onAccepted hook does not turn a stored delivery into a failure', async () => {
+  const { send, store } = setup({ onAccepted: () => { throw new Error('scheduler is gone'); } });
+  const r = await send({ jobId: 9, action: 'queued' }, 'hook-1');
+  assert.equal(r.kind === 'recorded' && r.outcome, 'accepted');
+  assert.equal((await store.getJob(9))?.status, 'queued');
+});

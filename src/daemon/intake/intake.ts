@@ -95,16 +95,24 @@ export function createIntake(deps: IntakeDeps): Intake {
         case 'workflow_job': {
           const { command } = parsed;
           const definition = firstServing(runners, command.job.labels)?.name;
+          let outcome: DeliveryOutcome;
           try {
-            const outcome = await batcher.submit({ deliveryId: parsed.deliveryId, receivedAt: clock(), command, definition });
-            logger.debug({ delivery: parsed.deliveryId, job: command.job.id, action: command.action, definition, outcome }, 'workflow_job recorded');
-            if (outcome === 'accepted' && definition !== undefined) deps.onAccepted?.({ jobId: command.job.id, action: command.action, definition });
-            return { kind: 'recorded', deliveryId: parsed.deliveryId, jobId: command.job.id, outcome };
+            outcome = await batcher.submit({ deliveryId: parsed.deliveryId, receivedAt: clock(), command, definition });
           } catch (err) {
-            const error = err instanceof FlintError ? err : new FlintError('FLINT_ERR_STORE_WRITE_FAILED', (err as Error).message, { cause: err });
+            const error = err instanceof FlintError ? err : new FlintError('FLINT_ERR_STORE_WRITE_FAILED', err instanceof Error ? err.message : String(err), { cause: err });
             logger.error({ delivery: parsed.deliveryId, code: error.code, reason: error.message }, 'could not record webhook delivery');
             return { kind: 'store-failed', deliveryId: parsed.deliveryId, error };
           }
+          logger.debug({ delivery: parsed.deliveryId, job: command.job.id, action: command.action, definition, outcome }, 'workflow_job recorded');
+          if (outcome === 'accepted' && definition !== undefined && deps.onAccepted !== undefined) {
+            // The delivery is committed whatever the hook does; a failing hook is only logged.
+            try {
+              deps.onAccepted({ jobId: command.job.id, action: command.action, definition });
+            } catch (err) {
+              logger.error({ err, job: command.job.id }, 'onAccepted hook failed');
+            }
+          }
+          return { kind: 'recorded', deliveryId: parsed.deliveryId, jobId: command.job.id, outcome };
         }
       }
     },

@@ -93,7 +93,7 @@ function parseJson(body: Uint8Array): unknown {
   try {
     return JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8'));
   } catch (err) {
-    throw new FlintError('FLINT_ERR_WEBHOOK_MALFORMED_JSON', `the body is not JSON: ${(err as Error).message}`);
+    throw new FlintError('FLINT_ERR_WEBHOOK_MALFORMED_JSON', `the body is not JSON: ${(err instanceof Error ? err.message : String(err))}`);
   }
 }
 

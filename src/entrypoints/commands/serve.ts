@@ -147,7 +147,7 @@ export async function startServe(options: ServeOptions): Promise<RunningServe> {
   try {
     db = openDatabase(config.stateDir, { synchronous });
   } catch (err) {
-    throw new FlintError('FLINT_ERR_STORE_OPEN_FAILED', `cannot open the state database in ${config.stateDir}: ${(err as Error).message}`, { cause: err });
+    throw new FlintError('FLINT_ERR_STORE_OPEN_FAILED', `cannot open the state database in ${config.stateDir}: ${(err instanceof Error ? err.message : String(err))}`, { cause: err });
   }
   try {
     const store = createSqliteIntakeStore(db);
