@@ -71,6 +71,8 @@ test("Flint's kernel boots the production image without an initramfs and runs Do
     "echo \"docker-ready storage=$(docker info --format '{{.Driver}}') on=$(findmnt -n -o FSTYPE --target /var/lib/docker)\"",
     `curl -fsS -o /tmp/image.tar http://${GUEST_GATEWAY}:${address.port}/image.tar`,
     'docker load -i /tmp/image.tar',
+    // Docker's own kernel check, read from /proc/config.gz (CONFIG_IKCONFIG_PROC), and any unit that failed at boot.
+    '(bash /usr/share/docker.io/contrib/check-config.sh 2>&1 | sed "s/^/check-config: /"; systemctl --failed --no-legend --no-pager | sed "s/^/failed-unit: /"; true)',
     "docker run --rm flint-test/busybox:1 sh -c 'echo container-says-$((6*7))'",
   ].join(' && ');
   const started = Date.now();
@@ -79,5 +81,11 @@ test("Flint's kernel boots the production image without an initramfs and runs Do
   t.diagnostic(`launch → booted ${result.msUntil('FLINT-MARKER booted') ?? '-'} ms, → Docker ready ${result.msUntil('docker-ready') ?? '-'} ms, → container output ${result.msUntil('container-says-42') ?? '-'} ms (TCG)`);
   assert.match(result.console, /docker-ready storage=overlay2 on=ext4/, `console tail:\n${result.console.slice(-4000)}`);
   assert.match(result.console, /container-says-42/, `console tail:\n${result.console.slice(-4000)}`);
+  // eslint-disable-next-line no-control-regex -- check-config colours its words with ANSI escapes
+  const checks = result.console.replace(/\x1b\[[0-9;]*m/g, '').split('\n').filter((l) => l.includes('check-config: ')).map((l) => l.slice(l.indexOf('check-config: ') + 14));
+  const necessary = checks.slice(checks.findIndex((l) => l.startsWith('Generally Necessary')), checks.findIndex((l) => l.startsWith('Optional Features')));
+  assert.ok(necessary.length > 10, `check-config ran:\n${checks.join('\n')}`);
+  assert.deepEqual(necessary.filter((l) => /missing|not enabled/.test(l)), [], 'everything Docker calls necessary is in the kernel');
+  assert.deepEqual(result.console.split('\n').filter((l) => l.includes('failed-unit: ')), [], 'no systemd unit failed');
   assert.equal(result.code, 0);
 });

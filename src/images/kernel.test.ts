@@ -24,7 +24,8 @@ test("Flint's kernel configuration asks for what Docker in the guest needs", () 
   const cfg = parseKconfig(readFileSync(new URL('../../images/kernel/microvm-x86_64.config', import.meta.url), 'utf8'));
   for (const key of ['CONFIG_VIRTIO_MMIO', 'CONFIG_VIRTIO_BLK', 'CONFIG_VIRTIO_NET', 'CONFIG_VIRTIO_VSOCKETS', 'CONFIG_HW_RANDOM_VIRTIO',
     'CONFIG_EXT4_FS', 'CONFIG_OVERLAY_FS', 'CONFIG_CGROUPS', 'CONFIG_MEMCG', 'CONFIG_PID_NS', 'CONFIG_NET_NS', 'CONFIG_USER_NS',
-    'CONFIG_NF_TABLES', 'CONFIG_IP_NF_IPTABLES', 'CONFIG_IP_NF_NAT', 'CONFIG_BRIDGE', 'CONFIG_VETH', 'CONFIG_BRIDGE_NETFILTER', 'CONFIG_SERIO_I8042']) {
+    'CONFIG_NF_TABLES', 'CONFIG_IP_NF_IPTABLES', 'CONFIG_IP_NF_NAT', 'CONFIG_BRIDGE', 'CONFIG_VETH', 'CONFIG_BRIDGE_NETFILTER', 'CONFIG_SERIO_I8042',
+    'CONFIG_IKCONFIG_PROC', 'CONFIG_BLK_DEV_THROTTLING', 'CONFIG_CGROUP_PERF', 'CONFIG_CGROUP_HUGETLB', 'CONFIG_NET_CLS_CGROUP', 'CONFIG_BRIDGE_VLAN_FILTERING']) {
     assert.equal(cfg.get(key), 'y', key);
   }
   assert.equal(cfg.get('CONFIG_MODULES'), 'n', 'no loadable modules');
