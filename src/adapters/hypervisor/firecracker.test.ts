@@ -61,7 +61,9 @@ function processesNaming(id: string): number[] {
   for (const p of readdirSync('/proc')) {
     if (!/^\d+$/.test(p) || Number(p) === process.pid) continue;
     try {
-      if (readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').includes(id)) out.push(Number(p));
+      // The id as an argument (jailer, Firecracker) or as a jail path component (QEMU's drive paths).
+      const args = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
+      if (args.some((a) => a === id || a.includes(`/${id}/`))) out.push(Number(p));
     } catch { /* gone */ }
   }
   return out;
