@@ -178,7 +178,7 @@ test('a runner of the same name that is online is not touched: FLINT_ERR_GITHUB_
 test('listing 12 runners five per page walks every page', async (t) => {
   // The simulator makes an RSA key per JIT config, so many runners are
   // slow to create; small pages exercise the same paging (250 runners at
-  // GitHub's 100 per page: client-pagination.slow.test.ts).
+  // GitHub's 100 per page: client-pagination.test.ts).
   const { sim, gh } = await setup(t, {}, { pageSize: 5 });
   await seedRunners(sim, 12);
   const runners = await gh.listRunners({ kind: 'organization' });
