@@ -77,9 +77,17 @@ trap 'rm -rf "$tmp"' EXIT INT TERM
 echo "building the test image in $out (kernel $kpkg $kpkgver)"
 
 # --- kernel -----------------------------------------------------------------
-(cd "$tmp" && apt-get download -q "$kpkg=$kpkgver" >/dev/null 2>&1) \
-  || (cd "$tmp" && apt-get download "$kpkg=$kpkgver") \
-  || die "apt-get download $kpkg failed: is the package archive reachable? (Inside a network namespace it is not: build the image before entering it, as scripts/test.mjs does.)"
+# The kernel package is kept beside the image, so a change to the guest
+# files rebuilds the image without downloading again (and works offline).
+kdeb="$out/$kpkg-$kpkgver.deb"
+if [ ! -s "$kdeb" ]; then
+  (cd "$tmp" && apt-get download -q "$kpkg=$kpkgver" >/dev/null 2>&1) \
+    || (cd "$tmp" && apt-get download "$kpkg=$kpkgver") \
+    || die "apt-get download $kpkg failed: is the package archive reachable? (Inside a network namespace it is not: build the image before entering it, as scripts/test.mjs does.)"
+  for old_deb in "$out"/*.deb; do [ -e "$old_deb" ] && rm -f "$old_deb"; done
+  mv "$tmp"/"$kpkg"_*.deb "$kdeb.part" && mv "$kdeb.part" "$kdeb"
+fi
+cp "$kdeb" "$tmp/$kpkg"_kernel.deb
 dpkg-deb -x "$tmp"/"$kpkg"_*.deb "$tmp/k"
 kver=$(ls "$tmp/k/lib/modules")
 [ -n "$kver" ] && [ -f "$tmp/k/boot/vmlinuz-$kver" ] || die "unexpected layout of $kpkg"
