@@ -108,6 +108,7 @@ test('create: true makes the bridge with both addresses, forwarding and an owned
   assert.ok(addrs.includes('10.213.0.1/24'), addrs.join(' '));
   assert.ok(addrs.includes('fd00:f1:213::1/64'), addrs.join(' '));
   assert.equal(readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim(), '1');
+  assert.equal(linkJson(f.bridge)?.address, '06:00:0a:d5:00:01', 'the bridge has a fixed MAC, so it never changes as taps come and go');
   assert.equal(readFileSync('/proc/sys/net/ipv6/conf/all/forwarding', 'utf8').trim(), '1');
   const table = nftTableName(f.inst, f.bridge);
   const before = sh('nft', ['-a', 'list', 'table', 'inet', table]);
@@ -142,7 +143,7 @@ test('without create, a missing bridge is an error that names it and says how to
     assert.ok(isFlintError(e, 'FLINT_ERR_NET_BRIDGE_MISSING'));
     assert.match(e.message, new RegExp(f.bridge));
     assert.match(e.hint, /create: true/);
-    assert.ok(e.hint.includes(`ip link add ${f.bridge} type bridge && ip addr add 10.213.0.1/24 dev ${f.bridge}`), e.hint);
+    assert.ok(e.hint.includes(`ip link add ${f.bridge} address 06:00:0a:d5:00:01 type bridge && ip addr add 10.213.0.1/24 dev ${f.bridge}`), e.hint);
     return true;
   });
   assert.equal(linkJson(f.bridge), undefined, 'nothing was created');

@@ -238,11 +238,17 @@ export function createLinuxNetwork(deps: LinuxNetworkDeps): LinuxHostNetwork {
           const cidr = `${net.v4.address}/${net.v4.prefixLength}`;
           throw new FlintError('FLINT_ERR_NET_BRIDGE_MISSING', `network ${net.name}: there is no bridge named ${net.name} on this host`, {
             details: { network: net.name },
-            hint: `Create it (\`ip link add ${net.name} type bridge && ip addr add ${cidr} dev ${net.name} && ip link set ${net.name} up\`, plus NAT if guests need to get out), or set \`create: true\` on network ${net.name} so that Flint creates the bridge, its address and NAT itself.`,
+            hint: `Create it (\`ip link add ${net.name} address ${macFromIpv4(net.v4.address)} type bridge && ip addr add ${cidr} dev ${net.name} && ip link set ${net.name} up\`, plus NAT if guests need to get out), or set \`create: true\` on network ${net.name} so that Flint creates the bridge, its address and NAT itself.`,
           });
         }
         try {
-          await ip(['link', 'add', 'name', net.name, 'type', 'bridge']);
+          // A fixed MAC: a bridge without one takes the lowest MAC of its
+          // ports and changes it when that tap goes, leaving the other
+          // guests' ARP entries for the gateway pointing nowhere until they
+          // expire (seen as a guest's connection timing out right after
+          // another VM ended). The gateway address is never leased, so its
+          // MAC cannot collide with a guest's.
+          await ip(['link', 'add', 'name', net.name, 'address', macFromIpv4(net.v4.address), 'type', 'bridge']);
         } catch (err) {
           // Another process may have created it a moment ago; the re-read decides.
           if (!(err instanceof CommandError && /File exists/.test(err.stderr))) throw commandFailed(err, `could not create bridge ${net.name}`);
