@@ -5,22 +5,18 @@
 // never touch this host's network and vanish with the run.
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { ensureNodeModules, ensureSystemPackages } from './ensure.mjs';
+import { ensureNodeModules, ensureSystemPackages, ensureTestImage } from './ensure.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 if (process.getuid?.() !== 0) {
   console.error('npm run demo: run it as root (it creates a network namespace, a bridge, taps and VMs): sudo npm run demo');
   process.exit(2);
 }
-ensureSystemPackages();
+ensureSystemPackages(['demo']);
 ensureNodeModules(root);
 // The test guest image downloads Debian's cloud kernel: do it before the demo
 // enters its network namespace, which has no way out.
-const image = spawnSync('sh', [`${root}images/test/build.sh`, '/var/cache/flint/test-image'], { cwd: root, stdio: 'inherit' });
-if (image.status !== 0) {
-  console.error('npm run demo: building the test guest image failed (see above)');
-  process.exit(1);
-}
+ensureTestImage(root);
 const args = process.argv.slice(2);
 const script = 'ip link set lo up && exec "$@"';
 const result = spawnSync('unshare', ['-n', '--', 'sh', '-c', script, 'sh', process.execPath, `${root}bin/flint.mjs`, 'demo', ...args], {

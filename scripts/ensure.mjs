@@ -1,35 +1,50 @@
-// Installs what Flint's development commands need, so that `npm test` and
-// `npm run demo` work on a fresh Debian machine without other steps:
-//  - the system packages (as root, through apt-get) when a program is missing;
+// Installs what Flint's development commands need, so that `npm test`,
+// `npm run demo`, `npm run bench` and `.ci/run` work on a fresh Debian
+// machine without other steps:
+//  - the system packages (as root, through apt-get) that the purposes asked
+//    for need, from the one list of prerequisites, src/prerequisites.json;
 //  - the npm dependencies from the lockfile when node_modules is missing or
 //    older than the lockfile.
 // Plain JavaScript with no dependencies: it runs before anything is installed.
+//
+//   node scripts/ensure.mjs PURPOSE...      install the packages of these purposes
+//   node scripts/ensure.mjs --node-modules  install the npm dependencies
 import { spawnSync } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-/** Program → Debian package that provides it. */
-export const SYSTEM_PACKAGES = {
-  'qemu-system-x86_64': 'qemu-system-x86',
-  'qemu-img': 'qemu-utils',
-  'mkfs.ext4': 'e2fsprogs',
-  'debugfs': 'e2fsprogs',
-  ip: 'iproute2',
-  nft: 'nftables',
-  busybox: 'busybox-static',
-  cpio: 'cpio',
-  debootstrap: 'debootstrap',
-  unshare: 'util-linux',
-  zstd: 'zstd',
-  depmod: 'kmod',
-  'dpkg-deb': 'dpkg',
-  script: 'bsdutils',
-};
+const root = fileURLToPath(new URL('..', import.meta.url));
+/** @type {{ purposes: Record<string, string>, prerequisites: Array<{ program?: string, file?: string, package: string, for: string[] }> }} */
+export const PREREQUISITES = JSON.parse(readFileSync(join(root, 'src', 'prerequisites.json'), 'utf8'));
 
 const PATH = `${process.env.PATH ?? ''}:/usr/sbin:/sbin`;
 
-function have(program) {
-  return spawnSync('sh', ['-c', `command -v ${program}`], { stdio: 'ignore', env: { ...process.env, PATH } }).status === 0;
+export function haveProgram(program) {
+  return spawnSync('sh', ['-c', 'command -v "$1"', 'sh', program], { stdio: 'ignore', env: { ...process.env, PATH } }).status === 0;
+}
+
+/** A file, or a pattern with one `*` in its last component (`/usr/src/linux-source-*.tar.xz`). */
+export function haveFile(pattern) {
+  const name = basename(pattern);
+  const star = name.indexOf('*');
+  if (star === -1) return existsSync(pattern);
+  const [head, tail] = [name.slice(0, star), name.slice(star + 1)];
+  try {
+    return readdirSync(dirname(pattern)).some((n) => n.startsWith(head) && n.endsWith(tail) && n.length >= head.length + tail.length);
+  } catch {
+    return false;
+  }
+}
+
+/** The declared prerequisites that `purposes` need and this host lacks. */
+export function missingPrerequisites(purposes) {
+  for (const p of purposes) {
+    if (!(p in PREREQUISITES.purposes)) throw new Error(`ensure: unknown purpose "${p}" (known: ${Object.keys(PREREQUISITES.purposes).join(', ')})`);
+  }
+  return PREREQUISITES.prerequisites
+    .filter((e) => e.for.some((p) => purposes.includes(p)))
+    .filter((e) => (e.program !== undefined ? !haveProgram(e.program) : !haveFile(e.file)));
 }
 
 function run(cmd, args, opts = {}) {
@@ -40,23 +55,58 @@ function run(cmd, args, opts = {}) {
   }
 }
 
-export function ensureSystemPackages(programs = Object.keys(SYSTEM_PACKAGES)) {
-  const missing = [...new Set(programs.filter((p) => !have(p)).map((p) => SYSTEM_PACKAGES[p]))];
-  if (missing.length === 0) return;
+/** Installs the Debian packages of what `purposes` need and this host lacks (as root). */
+export function ensureSystemPackages(purposes) {
+  const missing = missingPrerequisites(purposes);
+  const packages = [...new Set(missing.map((e) => e.package))];
+  if (packages.length === 0) return;
+  const what = missing.map((e) => e.program ?? e.file).join(', ');
   if (process.getuid?.() !== 0) {
-    console.error(`ensure: missing system packages: ${missing.join(' ')} (run as root, or: sudo apt-get install ${missing.join(' ')})`);
+    console.error(`ensure: missing ${what} (as root: apt-get install ${packages.join(' ')})`);
     return;
   }
-  console.error(`ensure: installing ${missing.join(' ')}`);
+  console.error(`ensure: installing ${packages.join(' ')} (for ${what})`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   run('apt-get', ['update', '-q'], { env });
-  run('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...missing], { env });
+  run('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...packages], { env });
+  const still = missingPrerequisites(purposes);
+  if (still.length > 0) {
+    console.error(`ensure: still missing after apt-get install: ${still.map((e) => `${e.program ?? e.file} (${e.package})`).join(', ')}`);
+    process.exit(1);
+  }
 }
 
-export function ensureNodeModules(root) {
-  const lock = join(root, 'package-lock.json');
-  const marker = join(root, 'node_modules', '.package-lock.json');
+export function ensureNodeModules(dir = root) {
+  const lock = join(dir, 'package-lock.json');
+  const marker = join(dir, 'node_modules', '.package-lock.json');
   if (existsSync(marker) && statSync(marker).mtimeMs >= statSync(lock).mtimeMs) return;
   console.error('ensure: installing npm dependencies (npm ci)');
-  run('npm', ['ci', '--no-audit', '--no-fund'], { cwd: root });
+  run('npm', ['ci', '--no-audit', '--no-fund'], { cwd: dir });
+}
+
+/**
+ * The test guest image (Debian's cloud kernel from the package archive, a
+ * busybox root filesystem), built or found cached. Its directory is where the
+ * tests and benchmarks control its permissions — the jailer's unprivileged
+ * uid must read it whatever the mode of the directory the checkout sits in:
+ * as root Flint's cache directory, shared with the demo; otherwise (no VM
+ * runs then) the checkout. Sets FLINT_TEST_IMAGE_DIR for the processes this
+ * one starts. Call it before entering a network namespace: the build
+ * downloads.
+ */
+export function ensureTestImage(dir = root) {
+  process.env.FLINT_TEST_IMAGE_DIR ??= process.getuid?.() === 0 ? '/var/cache/flint/test-image' : join(dir, '.cache', 'test-image');
+  run('sh', [join(dir, 'images', 'test', 'build.sh'), process.env.FLINT_TEST_IMAGE_DIR], { cwd: dir });
+  return process.env.FLINT_TEST_IMAGE_DIR;
+}
+
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const args = process.argv.slice(2);
+  const purposes = args.filter((a) => !a.startsWith('--'));
+  if (args.length === 0 || args.includes('--help')) {
+    console.error(`usage: node scripts/ensure.mjs [--node-modules] PURPOSE...\npurposes:\n${Object.entries(PREREQUISITES.purposes).map(([k, v]) => `  ${k.padEnd(14)} ${v}`).join('\n')}`);
+    process.exit(args.length === 0 ? 2 : 0);
+  }
+  if (purposes.length > 0) ensureSystemPackages(purposes);
+  if (args.includes('--node-modules')) ensureNodeModules(root);
 }

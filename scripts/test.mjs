@@ -13,7 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ensureNodeModules, ensureSystemPackages } from './ensure.mjs';
+import { ensureNodeModules, ensureSystemPackages, ensureTestImage } from './ensure.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const args = process.argv.slice(2);
@@ -22,14 +22,15 @@ const onlySlow = args.includes('--only-slow');
 const explicit = args.filter((a) => !a.startsWith('--'));
 
 if (!args.includes('--no-install')) {
-  ensureSystemPackages();
+  // The slow suite compiles Flint's real kernel and builds its real root filesystem.
+  ensureSystemPackages(slow || onlySlow ? ['tests', 'kernel-build', 'kernel-source', 'rootfs-build'] : ['tests']);
   ensureNodeModules(root);
 }
 // What the tests download (the test image's kernel package, the slow suite's
 // Debian packages) is fetched here, before the run enters its network
 // namespace, which has no way out.
 if (process.getuid?.() === 0 && !args.includes('--no-prepare')) {
-  prepare('sh', [join(root, 'images', 'test', 'build.sh'), process.env.FLINT_TEST_IMAGE_DIR ?? join(root, '.cache', 'test-image')]);
+  ensureTestImage(root);
   prepare(process.execPath, ['--import', 'tsx', join(root, 'scripts', 'prepare-image-tests.ts'), ...(slow || onlySlow ? ['--kernel'] : [])]);
 }
 
@@ -63,7 +64,9 @@ if (files.length === 0) {
   process.exit(1);
 }
 
-const nodeArgs = ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-timeout=900000', ...files];
+// The linger guard fails a test file whose process outlives its tests (a
+// timer, server or child process left behind holds up the whole run).
+const nodeArgs = ['--import', 'tsx', '--import', join(root, 'test', 'helpers', 'linger-guard.mjs'), '--test', '--test-reporter=spec', '--test-timeout=900000', ...files];
 const isRoot = process.getuid?.() === 0;
 const inPrivateNetns = process.env.FLINT_TEST_NETNS === '1';
 let result;

@@ -39,7 +39,11 @@ if ldd "$busybox_bin" >/dev/null 2>&1; then
   die "$busybox_bin is dynamically linked; install busybox-static"
 fi
 
+# The image is read by unprivileged VMM uids (the jailer's): whatever the
+# caller's umask, the directory and its files are world-readable.
+umask 022
 mkdir -p "$out"
+chmod 0755 "$out"
 exec 9>"$out/.lock"
 flock 9
 

@@ -33,7 +33,7 @@ async function until(what: string, deadlineMs: number, check: () => boolean | Pr
 }
 
 test('queued jobs run in their own microVMs end to end: a dropped webhook is recovered, a duplicate changes nothing, ubuntu-latest is ignored, nothing is left', { timeout: 600_000 }, async (t) => {
-  if (!requirePrereqs(t, root, program('qemu-system-x86_64', 'qemu-system-x86'), program('ip', 'iproute2'), program('nft', 'nftables'))) return;
+  if (!requirePrereqs(t, root, program('qemu-system-x86_64'), program('ip'), program('nft'))) return;
   const image = await ensureTestImage();
   const work = mkdtempSync(join(tmpdir(), 'flint-e2e-'));
   t.after(() => rmSync(work, { recursive: true, force: true }));

@@ -18,7 +18,7 @@ import { buildKernel } from './kernel.ts';
 import { DEFAULT_CACHE_DIR, packageRoot } from './paths.ts';
 import { buildVmSystem } from '../entrypoints/vm-system.ts';
 import { startSimulator, type Simulator } from '../../tools/github-sim/index.ts';
-import { file, program, requirePrereqs, root } from '../../test/helpers/prereq.ts';
+import { declaredFor, program, requirePrereqs, root } from '../../test/helpers/prereq.ts';
 import { bootAndWait, buildStubRunnerRootfs, GUEST_GATEWAY, imageTestConfig, quietLogger } from '../../test/helpers/guest-image.ts';
 
 let work: string;
@@ -50,7 +50,7 @@ function busyboxImageArchive(dir: string): string {
 }
 
 test("Flint's kernel boots the production image without an initramfs and runs Docker: a container from a local image archive on Docker's bridge network", { timeout: 1_800_000 }, async (t) => {
-  if (!requirePrereqs(t, root, program('debootstrap', 'debootstrap'), program('qemu-system-x86_64', 'qemu-system-x86'), file('/usr/src/linux-source-6.1.tar.xz', 'apt-get install linux-source-6.1'))) return;
+  if (!requirePrereqs(t, root, program('debootstrap'), program('qemu-system-x86_64'), ...declaredFor('kernel-source'))) return;
   const kernel = await buildKernel({ configFile: join(packageRoot(), 'images', 'kernel', 'microvm-x86_64.config'), cacheDir: DEFAULT_CACHE_DIR, arch: 'x86_64' });
   const rootfs = await buildStubRunnerRootfs(work);
   sim = await startSimulator({ host: '0.0.0.0', org: 'flint-test' });

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildKernel, parseKconfig, unmetOptions } from './kernel.ts';
 import { isFlintError } from '../core/errors/index.ts';
-import { program, requirePrereqs } from '../../test/helpers/prereq.ts';
+import { declaredFor, requirePrereqs } from '../../test/helpers/prereq.ts';
 
 test('kconfig lines parse into values, "is not set" into n', () => {
   const m = parseKconfig('CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C="x y"\n# a comment\n');
@@ -73,7 +73,7 @@ function compiles(cacheDir: string): number {
 }
 
 test('building the same kernel twice reuses the cached one; a changed configuration builds again', async (t) => {
-  if (!requirePrereqs(t, program('make', 'make'), program('gcc', 'gcc'), program('flex', 'flex'), program('bison', 'bison'), program('bc', 'bc'))) return;
+  if (!requirePrereqs(t, ...declaredFor('kernel-build'))) return;
   const dir = mkdtempSync(join(tmpdir(), 'flint-kernel-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const sourceTarball = fakeLinuxSource(dir);
@@ -105,7 +105,7 @@ test('building the same kernel twice reuses the cached one; a changed configurat
 });
 
 test('an option the kernel source drops fails the build naming it, and nothing is cached', async (t) => {
-  if (!requirePrereqs(t, program('make', 'make'), program('gcc', 'gcc'), program('flex', 'flex'), program('bison', 'bison'), program('bc', 'bc'))) return;
+  if (!requirePrereqs(t, ...declaredFor('kernel-build'))) return;
   const dir = mkdtempSync(join(tmpdir(), 'flint-kernel-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const configFile = join(dir, 'flint.config');

@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { basename, join } from 'node:path';
+import { ensurePrerequisites } from './prerequisites.ts';
 import { FlintError } from '../core/errors/index.ts';
 import { runProgram } from './process.ts';
 
@@ -29,6 +30,8 @@ export interface KernelBuildOptions {
   readonly arch: KernelArch;
   readonly jobs?: number;
   readonly progress?: (message: string) => void;
+  /** Install missing build tools through apt-get (as root); default: only name them. */
+  readonly installPrerequisites?: boolean;
 }
 
 export interface KernelBuildResult {
@@ -84,11 +87,7 @@ export async function buildKernel(opts: KernelBuildOptions): Promise<KernelBuild
   if (tarball === undefined || !existsSync(tarball)) {
     throw new FlintError('FLINT_ERR_KERNEL_SOURCE_MISSING', `no linux-source tarball found${opts.sourceTarball ? ` at ${opts.sourceTarball}` : ' in /usr/src'}`);
   }
-  for (const [tool, pkg] of [['make', 'make'], ['gcc', 'gcc'], ['flex', 'flex'], ['bison', 'bison'], ['bc', 'bc']] as const) {
-    await runProgram('sh', ['-c', `command -v ${tool}`]).catch(() => {
-      throw new FlintError('FLINT_ERR_IMAGE_TOOL_MISSING', `${tool} is not installed (Debian package: ${pkg})`);
-    });
-  }
+  ensurePrerequisites(['kernel-build'], { install: opts.installPrerequisites ?? false, progress: say });
   const fragment = readFileSync(opts.configFile, 'utf8');
   const tarballStat = statSync(tarball);
   const hash = createHash('sha256')

@@ -35,7 +35,7 @@ after(async () => {
 });
 
 test('a debootstrapped image with a stub runner takes a queued job from the simulator with its JIT config, finishes it and powers off', { timeout: 900_000 }, async (t) => {
-  if (!requirePrereqs(t, root, program('debootstrap', 'debootstrap'), program('qemu-system-x86_64', 'qemu-system-x86'))) return;
+  if (!requirePrereqs(t, root, program('debootstrap'), program('qemu-system-x86_64'))) return;
   const [rootfs, image] = await Promise.all([stubRootfs(), ensureTestImage()]);
   sim ??= await startSimulator({ host: '0.0.0.0', org: 'flint-test' });
   // The cloud kernel's initramfs hands over to /sbin/flint-init on vda, which then starts systemd.
@@ -71,7 +71,7 @@ test('a debootstrapped image with a stub runner takes a queued job from the simu
 
 /** The VM system and runner definition for one more VM of the production image on the fast kernel path. */
 async function productionVms(t: TestContext, stateName: string): Promise<{ vms: VmSystem; runner: RunnerConfig } | undefined> {
-  if (!requirePrereqs(t, root, program('debootstrap', 'debootstrap'), program('qemu-system-x86_64', 'qemu-system-x86'))) return undefined;
+  if (!requirePrereqs(t, root, program('debootstrap'), program('qemu-system-x86_64'))) return undefined;
   const [rootfs, image] = await Promise.all([stubRootfs(), ensureTestImage()]);
   sim ??= await startSimulator({ host: '0.0.0.0', org: 'flint-test' });
   const config = imageTestConfig(sim, join(work, stateName), { kernel: image.kernel, initrd: image.initrd, rootfs, kernelArgs: image.kernelArgs }, 1024);

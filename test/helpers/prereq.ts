@@ -5,10 +5,15 @@
  * what to install. Under CI (`CI=true`) it fails the test instead: CI
  * installs everything, so a missing prerequisite there is a broken CI, not
  * a reason to pass quietly.
+ *
+ * Programs come from the one declaration of Flint's system prerequisites,
+ * src/prerequisites.json, which the installers read too: a test cannot ask
+ * for a program that `npm test` and `.ci/run` do not install.
  */
-import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import type { TestContext } from 'node:test';
+import declared from '../../src/prerequisites.json' with { type: 'json' };
+import { haveFile, haveProgram } from '../../scripts/ensure.mjs';
 
 export interface Prerequisite {
   readonly what: string;
@@ -16,19 +21,26 @@ export interface Prerequisite {
   readonly install: string;
 }
 
-export function program(name: string, debianPackage: string): Prerequisite {
-  return {
-    what: `program ${name}`,
-    ok: () => {
-      try {
-        execFileSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore', env: { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` } });
-        return true;
-      } catch {
-        return false;
-      }
-    },
-    install: `apt-get install ${debianPackage}`,
-  };
+/** A program the tests install (its `for` includes "tests"); throws when it is not declared so. */
+export function program(name: string): Prerequisite {
+  const entry = declared.prerequisites.find((e) => e.program === name);
+  if (entry === undefined || !entry.for.includes('tests')) {
+    throw new Error(`program ${name} is not declared for "tests" in src/prerequisites.json: add it there, so npm test and .ci/run install it`);
+  }
+  return { what: `program ${name}`, ok: () => haveProgram(name), install: `apt-get install ${entry.package}` };
+}
+
+/**
+ * Every prerequisite declared for `purpose` (e.g. 'kernel-source': Debian's
+ * kernel source and the headers a real kernel compile needs).
+ */
+export function declaredFor(purpose: keyof typeof declared.purposes): Prerequisite[] {
+  return declared.prerequisites.filter((e) => e.for.includes(purpose)).map((e) => {
+    const install = `apt-get install ${e.package}`;
+    const { program: name, file: path } = e;
+    if (name !== undefined) return { what: `program ${name}`, ok: () => haveProgram(name), install };
+    return { what: `file ${path ?? '?'}`, ok: () => path !== undefined && haveFile(path), install };
+  });
 }
 
 export function file(path: string, install: string): Prerequisite {

@@ -1,9 +1,8 @@
 /**
  * The test guest image (images/test/build.sh): a stock Debian cloud kernel,
  * a busybox initramfs and a busybox root filesystem with Flint's init shim
- * and test agent. `ensureTestImage()` builds it once into `.cache/test-image`
- * (or $FLINT_TEST_IMAGE_DIR) and returns the paths; later calls, also from
- * other test processes, find it cached (the build script compares a stamp
+ * and test agent. `ensureTestImage()` builds it once into `testImageDir()`
+ * and returns the paths; later calls, also from other test processes, find it cached (the build script compares a stamp
  * and serialises concurrent builds with a lock).
  *
  *   const img = await ensureTestImage();
@@ -16,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { Prerequisite } from './prereq.ts';
 import { program } from './prereq.ts';
+import { DEFAULT_CACHE_DIR } from '../../src/images/paths.ts';
 
 const execFileP = promisify(execFile);
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
@@ -32,17 +32,23 @@ export interface TestImage {
 
 /** Programs the build needs (for `requirePrereqs`). */
 export const testImagePrereqs: readonly Prerequisite[] = [
-  program('busybox', 'busybox-static'),
-  program('apt-get', 'apt'),
-  program('dpkg-deb', 'dpkg'),
-  program('depmod', 'kmod'),
-  program('cpio', 'cpio'),
-  program('mkfs.ext4', 'e2fsprogs'),
-  program('flock', 'util-linux'),
+  program('busybox'),
+  program('apt-get'),
+  program('dpkg-deb'),
+  program('depmod'),
+  program('cpio'),
+  program('mkfs.ext4'),
+  program('flock'),
 ];
 
+/**
+ * Where the image lives: $FLINT_TEST_IMAGE_DIR (scripts/test.mjs sets it),
+ * else as root Flint's cache directory, whose permissions the build sets so
+ * the jailer's unprivileged uid can read the image whatever the mode of the
+ * directory the checkout sits in; else the checkout (no VM test runs then).
+ */
 export function testImageDir(): string {
-  return process.env.FLINT_TEST_IMAGE_DIR ?? join(repoRoot, '.cache', 'test-image');
+  return process.env.FLINT_TEST_IMAGE_DIR ?? (process.getuid?.() === 0 ? join(DEFAULT_CACHE_DIR, 'test-image') : join(repoRoot, '.cache', 'test-image'));
 }
 
 let pending: Promise<TestImage> | undefined;

@@ -115,7 +115,7 @@ describe('emulated jailer: command line', () => {
 
 describe('emulated jailer: the jail', () => {
   test('with --new-pid-ns: the real jailer\'s layout, a pid file, and Firecracker\'s API in the jail', async (t: TestContext) => {
-    if (!requirePrereqs(t, root, program('mknod', 'coreutils'))) return;
+    if (!requirePrereqs(t, root, program('mknod'))) return;
     const id = 'lay0-00001';
     const r = await jailerUntilExit(['--id', id, ...base(), '--cgroup-version', '2', '--cgroup', 'cpu.max=200000 100000', '--new-pid-ns', '--', '--api-sock', '/run/firecracker.socket']);
     assert.equal(r.code, 0, r.stderr);
@@ -148,7 +148,7 @@ describe('emulated jailer: the jail', () => {
   });
 
   test('without --new-pid-ns the jailer process itself becomes Firecracker', async (t: TestContext) => {
-    if (!requirePrereqs(t, root, program('mknod', 'coreutils'))) return;
+    if (!requirePrereqs(t, root, program('mknod'))) return;
     const id = 'lay0-00002';
     const child = spawn(JAILER, ['--id', id, ...base()], { stdio: 'ignore' });
     t.after(() => {
@@ -165,7 +165,7 @@ describe('emulated jailer: the jail', () => {
     await gone;
   });
   test('Firecracker checks its own arguments after --: an unknown one ends it with exit code 153', async (t: TestContext) => {
-    if (!requirePrereqs(t, root, program('mknod', 'coreutils'))) return;
+    if (!requirePrereqs(t, root, program('mknod'))) return;
     const id = 'lay0-00003';
     t.after(() => rmSync(join(dir, 'jail', 'firecracker', id), { recursive: true, force: true }));
     // Without --new-pid-ns the jailer becomes Firecracker, so its exit code is Firecracker's.

@@ -49,7 +49,7 @@ async function setup(t: TestContext): Promise<{ sim: Simulator; dir: string; jit
 }
 
 test('fake-runner.sh under busybox connects with its JIT config, runs one job and reports its conclusion', async (t) => {
-  if (!requirePrereqs(t, program('busybox', 'busybox-static'))) return;
+  if (!requirePrereqs(t, program('busybox'))) return;
   const { sim, jitFile } = await setup(t);
   const { jobId } = await sim.queueJob({ repo: 'app', labels: ['self-hosted', 'flint'] });
   const r = await runScript([sim.apiUrl, await jitFile('sh-1', ['flint']), '10', 'failure']);
@@ -65,7 +65,7 @@ test('fake-runner.sh under busybox connects with its JIT config, runs one job an
 });
 
 test('fake-runner.sh waits for a job queued after it connected, and a second use of its JIT config fails', async (t) => {
-  if (!requirePrereqs(t, program('busybox', 'busybox-static'))) return;
+  if (!requirePrereqs(t, program('busybox'))) return;
   const { sim, jitFile } = await setup(t);
   const file = await jitFile('sh-2', ['flint']);
   const running = runScript([sim.apiUrl, file, '20']);
@@ -81,7 +81,7 @@ test('fake-runner.sh waits for a job queued after it connected, and a second use
 });
 
 test('fake-runner.sh without a matching job disconnects and exits 3', async (t) => {
-  if (!requirePrereqs(t, program('busybox', 'busybox-static'))) return;
+  if (!requirePrereqs(t, program('busybox'))) return;
   const { sim, jitFile } = await setup(t);
   await sim.queueJob({ repo: 'app', labels: ['gpu'] });
   const r = await runScript([sim.apiUrl, await jitFile('sh-3', ['flint']), '1']);

@@ -14,7 +14,7 @@ import { program, requirePrereqs, root } from '../../../test/helpers/prereq.ts';
 const GiB = 1024 ** 3;
 const PATH = `${process.env.PATH ?? ''}:/usr/sbin:/sbin`;
 const run = (cmd: string, args: string[]): string => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PATH } });
-const prereqs = [root, program('mkfs.ext4', 'e2fsprogs'), program('dumpe2fs', 'e2fsprogs'), program('fsck.ext4', 'e2fsprogs'), program('busybox', 'busybox-static')];
+const prereqs = [root, program('mkfs.ext4'), program('dumpe2fs'), program('fsck.ext4'), program('busybox')];
 
 function stateDir(t: TestContext): string {
   const dir = mkdtempSync(join(tmpdir(), 'flint-disks-'));

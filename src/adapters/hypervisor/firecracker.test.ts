@@ -179,7 +179,7 @@ describe('firecracker driver through the emulated jailer', () => {
   });
 
   test('Firecracker refusing the tap fails the start with its fault_message; nothing survives cleanup', async (t: TestContext) => {
-    if (!requirePrereqs(t, root, program('mknod', 'coreutils'))) return;
+    if (!requirePrereqs(t, root, program('mknod'))) return;
     const base = join(dir, 'jail-b');
     const logger = recordingLogger();
     const driver = createFirecrackerDriver({ chrootBaseDir: base, logger });
@@ -209,7 +209,7 @@ describe('firecracker driver through the emulated jailer', () => {
   });
 
   test('a VMM that dies after InstanceStart reports the exit code Firecracker logged', async (t: TestContext) => {
-    if (!requirePrereqs(t, root, program('mknod', 'coreutils'), program('ip', 'iproute2'), program('qemu-system-x86_64', 'qemu-system-x86'))) return;
+    if (!requirePrereqs(t, root, program('mknod'), program('ip'), program('qemu-system-x86_64'))) return;
     if (!(await inPrivateNetns())) {
       t.skip('needs the private network namespace of scripts/test.mjs to create a tap');
       return;
@@ -230,7 +230,7 @@ describe('firecracker driver through the emulated jailer', () => {
   });
 
   test('flint crashed with a VM up: cleanup kills the Firecracker left in the jail and removes the jail only', async (t: TestContext) => {
-    if (!requirePrereqs(t, root, program('mknod', 'coreutils'))) return;
+    if (!requirePrereqs(t, root, program('mknod'))) return;
     const base = join(dir, 'jail-e');
     mkdirSync(base, { recursive: true });
     const id = 'abc1-0000e';

@@ -27,8 +27,8 @@ const execFileP = promisify(execFile);
 const SECRET = 'secret-jit-value';
 
 function prereqs(t: TestContext): boolean {
-  return requirePrereqs(t, root, program('qemu-system-x86_64', 'qemu-system-x86'), program('ip', 'iproute2'),
-    program('setpriv', 'util-linux'), program('debugfs', 'e2fsprogs'), ...testImagePrereqs);
+  return requirePrereqs(t, root, program('qemu-system-x86_64'), program('ip'),
+    program('setpriv'), program('debugfs'), ...testImagePrereqs);
 }
 
 interface Logged { level: string; obj: object; msg: string }

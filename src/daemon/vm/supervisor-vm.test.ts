@@ -16,8 +16,8 @@ import type { RealSystemOptions, RealSystem } from '../../../test/vm/real-system
 import { ProcHostProcesses } from './host-processes.ts';
 import { consoleLogPath } from './console-log.ts';
 
-const prereqs = [root, program('qemu-system-x86_64', 'qemu-system-x86'), program('mkfs.ext4', 'e2fsprogs'), program('ip', 'iproute2'),
-  program('nft', 'nftables'), file('/dev/net/tun', 'load the tun module (modprobe tun)')];
+const prereqs = [root, program('qemu-system-x86_64'), program('mkfs.ext4'), program('ip'),
+  program('nft'), file('/dev/net/tun', 'load the tun module (modprobe tun)')];
 
 async function system(t: TestContext, opts: RealSystemOptions): Promise<RealSystem> {
   const sys = await makeRealSystem(opts);

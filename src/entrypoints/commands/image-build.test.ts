@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from './image-build.ts';
 import { isFlintError } from '../../core/errors/index.ts';
-import { program, requirePrereqs } from '../../../test/helpers/prereq.ts';
+import { declaredFor, requirePrereqs } from '../../../test/helpers/prereq.ts';
 
 function io(): { out: string[]; err: string[]; io: Parameters<typeof run>[1] } {
   const out: string[] = [];
@@ -28,7 +28,7 @@ test('flint image build without a target, with an unknown --arch or a bad --jobs
 });
 
 test('flint image build kernel twice: built, then reported as reused from the cache', async (t) => {
-  if (!requirePrereqs(t, program('make', 'make'), program('gcc', 'gcc'), program('flex', 'flex'), program('bison', 'bison'), program('bc', 'bc'))) return;
+  if (!requirePrereqs(t, ...declaredFor('kernel-build'))) return;
   const dir = mkdtempSync(join(tmpdir(), 'flint-image-cli-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const tree = join(dir, 'pkg', 'linux-source-9.9');

@@ -5,13 +5,15 @@ import { parseArgs } from 'node:util';
 import { arch as hostArch } from 'node:os';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
+import { ensurePrerequisites } from '../../images/prerequisites.ts';
+import type { Purpose } from '../../images/prerequisites.ts';
 import { FlintError } from '../../core/errors/index.ts';
 import { buildKernel, type KernelArch } from '../../images/kernel.ts';
 import { DEFAULT_CACHE_DIR, packageRoot } from '../../images/paths.ts';
 import { buildRootfs } from '../../images/rootfs.ts';
 import type { CommandIo } from '../io.ts';
 
-const HELP = `Usage: flint image build <kernel|rootfs|all> [options]
+export const HELP = `Usage: flint image build <kernel|rootfs|all> [options]
 
   kernel   Build the microVM kernel from Debian's linux-source package with
            Flint's configuration (images/kernel/microvm-<arch>.config).
@@ -42,6 +44,10 @@ Options:
   --packages A,B          more Debian packages to install
   --debug                 debug image: SSH server and runner:runner login.
                           Never use it for production runners.
+  --no-install            do not install missing build tools; name them and stop.
+                          (As root, the build otherwise installs the Debian
+                          packages it needs through apt-get: see
+                          src/prerequisites.json.)
 `;
 
 function defaultArch(): KernelArch {
@@ -71,6 +77,7 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
       headroom: { type: 'string' },
       packages: { type: 'string' },
       debug: { type: 'boolean' },
+      'no-install': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -79,8 +86,9 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
     return 0;
   }
   const what = positionals[0];
+  if (positionals.length > 1) throw new FlintError('FLINT_ERR_USAGE', `build one target (kernel, rootfs or all), not ${positionals.join(' ')}`);
   if (what !== 'kernel' && what !== 'rootfs' && what !== 'all') {
-    throw new FlintError('FLINT_ERR_USAGE', `flint image build: say what to build (kernel, rootfs or all)\n\n${HELP}`);
+    throw new FlintError('FLINT_ERR_USAGE', 'say what to build: kernel, rootfs or all');
   }
   const archValue = values.arch ?? defaultArch();
   if (archValue !== 'x86_64' && archValue !== 'arm64') throw new FlintError('FLINT_ERR_USAGE', `--arch must be x86_64 or arm64, not ${archValue}`);
@@ -89,6 +97,12 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
   if (jobs !== undefined && !(Number.isInteger(jobs) && jobs >= 1)) throw new FlintError('FLINT_ERR_USAGE', '--jobs takes a whole number ≥ 1');
   const cacheDir = values['cache-dir'] ?? DEFAULT_CACHE_DIR;
   const progress = (m: string): void => { io.stderr.write(`flint image: ${m}\n`); };
+  // Everything the build needs from the host, checked (and as root installed)
+  // before anything is built, so a missing tool never fails a build halfway.
+  const purposes: Purpose[] = [];
+  if (what === 'kernel' || what === 'all') purposes.push('kernel-build', ...(values.source === undefined ? ['kernel-source' as const] : []));
+  if (what === 'rootfs' || what === 'all') purposes.push('rootfs-build');
+  ensurePrerequisites(purposes, { install: values['no-install'] !== true, progress });
   if (what === 'kernel' || what === 'all') {
     const result = await buildKernel({
       configFile: values['kernel-config'] ?? join(packageRoot(), 'images', 'kernel', `microvm-${arch}.config`),

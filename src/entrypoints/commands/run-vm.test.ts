@@ -22,7 +22,7 @@ const flint = fileURLToPath(new URL('../../../bin/flint.mjs', import.meta.url));
 const q = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
 
 test('interactive mode on a terminal: console on the pty, typed input reaches the guest, Ctrl-] stops the VM and cleans up', async (t) => {
-  if (!requirePrereqs(t, root, program('qemu-system-x86_64', 'qemu-system-x86'), program('script', 'util-linux'), program('nft', 'nftables'))) return;
+  if (!requirePrereqs(t, root, program('qemu-system-x86_64'), program('script'), program('nft'))) return;
   const image = await ensureTestImage();
   const instanceId = 'li1';
   const subnet = '221.9';
