@@ -19,6 +19,7 @@ import { program, requirePrereqs, root } from '../../../test/helpers/prereq.ts';
 import { ensureTestImage, testImagePrereqs } from '../../../test/helpers/test-image.ts';
 import { inPrivateNetns, testBridge } from '../../../test/helpers/netns.ts';
 import type { TestImage } from '../../../test/helpers/test-image.ts';
+import { raceTimeout } from '../race-timeout.ts';
 import { createFirecrackerDriver } from './firecracker.ts';
 
 const JAILER = fileURLToPath(new URL('../../../tools/firecracker-emu/jailer', import.meta.url));
@@ -47,8 +48,8 @@ function processesNaming(id: string): number[] {
 }
 
 async function ready(t: TestContext): Promise<boolean> {
-  if (!requirePrereqs(t, root, program('qemu-system-x86_64', 'qemu-system-x86'), program('ip', 'iproute2'), program('mknod', 'coreutils'),
-    program('setpriv', 'util-linux'), ...testImagePrereqs)) return false;
+  if (!requirePrereqs(t, root, program('qemu-system-x86_64'), program('ip'), program('mknod'),
+    program('setpriv'), ...testImagePrereqs)) return false;
   if (!(await inPrivateNetns())) {
     // Bridges and taps only inside the private namespace scripts/test.mjs creates.
     if (process.env['CI'] === 'true') throw new Error('run through scripts/test.mjs (private network namespace)');
@@ -130,10 +131,7 @@ describe('firecracker driver end to end (emulated Firecracker, QEMU)', () => {
     const vm = await driver.start(spec);
     t.diagnostic(`start (jail, jailer, API configuration, InstanceStart): ${Date.now() - started} ms`);
     const console = collect(vm);
-    const exit = await Promise.race([
-      vm.exited,
-      new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`VM did not end:\n${console.text().slice(-3000)}`)), 240_000)),
-    ]);
+    const exit = await raceTimeout(vm.exited, 240_000, () => { throw new Error(`VM did not end:\n${console.text().slice(-3000)}`); });
     const out = console.text();
     t.diagnostic(`boot to power-off: ${Date.now() - started} ms`);
     assert.match(out, /^FLINT-MARKER booted\r?$/m);

@@ -31,6 +31,7 @@ import { FlintError } from '../../core/errors/index.ts';
 import { parseVmId } from '../../core/ids.ts';
 import type { HypervisorDriver, RunningVm, VmExit, VmSpec } from '../../daemon/vm/ports.ts';
 import type { Logger } from '../../daemon/vm/supervisor.ts';
+import { raceTimeout } from '../race-timeout.ts';
 import { apiCall, rawApiCall } from './firecracker-api.ts';
 import { checkSharedReadable, ownPerVmFile, placeFile } from './firecracker-jail.ts';
 import type { Placement } from './firecracker-jail.ts';
@@ -249,7 +250,7 @@ export function createFirecrackerDriver(opts: FirecrackerDriverOptions): Hypervi
       });
       if (jailerExit.error || jailerExit.code !== 0) {
         // 'exit' can come before the last of stderr: let the pipe drain (briefly) so the message is whole.
-        if (!child.stderr.closed) await Promise.race([new Promise((r) => child.stderr.once('close', r)), sleep(2000)]);
+        if (!child.stderr.closed) await raceTimeout(new Promise((r) => child.stderr.once('close', r)), 2000, () => undefined);
         const why = jailerExit.error ? jailerExit.error.message : `exit code ${jailerExit.code ?? `signal ${jailerExit.signal ?? '?'}`}`;
         return fail(new FlintError('FLINT_ERR_VM_JAILER_FAILED', `the jailer (${spec.firecracker.jailer}) failed for VM ${spec.id} (${why}): ${stderr.trim() || 'no output'}`, {
           details: { vmId: spec.id, code: jailerExit.code, signal: jailerExit.signal },
@@ -324,7 +325,7 @@ export function createFirecrackerDriver(opts: FirecrackerDriverOptions): Hypervi
           await apiCall(spec.id, socket, 'PUT', '/actions', { action_type: 'SendCtrlAltDel' }, Math.min(apiTimeout, Math.max(graceMs, 100))).catch((err: unknown) => {
             log.debug({ vmId: spec.id, err: (err as Error).message }, 'SendCtrlAltDel not delivered');
           });
-          const graceful = await Promise.race([exited.then(() => true), sleep(graceMs).then(() => false)]);
+          const graceful = await raceTimeout(exited.then(() => true), graceMs, () => false);
           if (!graceful && !ended) {
             killedWith = 'SIGKILL';
             log.warn({ vmId: spec.id, graceMs }, 'guest did not shut down in time; killing firecracker');

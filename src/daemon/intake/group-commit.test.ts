@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createGroupCommit } from './group-commit.ts';
+import { raceTimeout } from '../../adapters/race-timeout.ts';
 
 test('items submitted in one turn are committed together, in order', async () => {
   const batches: number[][] = [];
@@ -76,7 +77,7 @@ test('after a flush that ran ahead of the scheduled commit, later submits still 
   await gc.flush(); // drains the queue before the deferred commit fires on an empty queue
   assert.equal(await first, 1);
   await new Promise((r) => setImmediate(r));
-  const second = await Promise.race([gc.submit(2), new Promise((r) => setTimeout(() => r('stuck'), 1000))]);
+  const second = await raceTimeout(gc.submit(2), 1000, () => 'stuck');
   assert.equal(second, 2);
 });
 
@@ -94,7 +95,7 @@ test('property: every submitted item is answered with its own result, whatever t
       else await new Promise((r) => setImmediate(r));
     }
     const all = Promise.all(pending);
-    const outcome = await Promise.race([all.then(() => 'done'), new Promise((r) => setTimeout(() => r('stuck'), 2000))]);
+    const outcome = await raceTimeout(all.then(() => 'done'), 2000, () => 'stuck');
     assert.equal(outcome, 'done');
   }), { numRuns: 100 });
 });
