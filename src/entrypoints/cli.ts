@@ -11,7 +11,8 @@ export interface Command {
   /** Words that select the command, e.g. ['config', 'check']. */
   readonly words: readonly string[];
   readonly summary: string;
-  readonly load: () => Promise<{ run: (argv: string[], io: CommandIo) => Promise<number> }>;
+  /** The command's module: its `run`, and its usage text, printed with every usage error. */
+  readonly load: () => Promise<{ run: (argv: string[], io: CommandIo) => Promise<number>; HELP: string }>;
 }
 
 export const commands: readonly Command[] = [
@@ -50,12 +51,32 @@ export async function main(argv: string[], io: CommandIo = processIo()): Promise
     io.stderr.write(`flint: unknown command "${argv.join(' ')}"\n\n${usage()}`);
     return 2;
   }
+  let mod: Awaited<ReturnType<Command['load']>>;
   try {
-    const mod = await command.load();
-    return await mod.run(argv.slice(command.words.length), io);
+    mod = await command.load();
   } catch (err) {
     return reportFatal(err, io);
   }
+  try {
+    return await mod.run(argv.slice(command.words.length), io);
+  } catch (err) {
+    const usage = usageProblem(err);
+    if (usage === undefined) return reportFatal(err, io);
+    io.stderr.write(`flint ${command.words.join(' ')}: ${usage}\n\n${mod.HELP}`);
+    return 2;
+  }
+}
+
+/**
+ * The message of an error that is the caller's bad usage: Flint's own
+ * FLINT_ERR_USAGE, or an unknown option or missing value found by node's
+ * argument parser (util.parseArgs). Anything else is not a usage error.
+ */
+function usageProblem(err: unknown): string | undefined {
+  if (isFlintError(err, 'FLINT_ERR_USAGE')) return `${err.code}: ${err.message}`;
+  const code = (err as { code?: unknown } | null)?.code; // node's errors carry a string code
+  if (err instanceof Error && typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS_')) return `FLINT_ERR_USAGE: ${err.message}`;
+  return undefined;
 }
 
 /** Print an error the way every command does: code, message, what to do next. */

@@ -18,7 +18,7 @@ import { summarizeConfig } from '../../config/summary.ts';
 import { checkUsable } from '../../config/usable.ts';
 import type { CommandIo } from '../io.ts';
 
-const HELP = `Usage: flint config check [FILE] [--no-host-checks]
+export const HELP = `Usage: flint config check [FILE] [--no-host-checks]
 
 Validates a Flint configuration file (default: $FLINT_CONFIG or ${DEFAULT_CONFIG_PATH})
 and prints a summary. Every problem is reported as FILE:LINE:COL: key.path: message (hint).
@@ -50,7 +50,7 @@ function parseArgs(argv: readonly string[]): Args {
       if (v === undefined) throw new FlintError('FLINT_ERR_USAGE', `${a} needs a file name`);
       file = v;
     } else if (a.startsWith('--config=')) file = a.slice('--config='.length);
-    else if (a.startsWith('-')) throw new FlintError('FLINT_ERR_USAGE', `flint config check: unknown option ${a}`);
+    else if (a.startsWith('-')) throw new FlintError('FLINT_ERR_USAGE', `unknown option ${a}`);
     else if (file === undefined) file = a;
     else throw new FlintError('FLINT_ERR_USAGE', 'flint config check takes one file');
   }

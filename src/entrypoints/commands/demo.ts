@@ -30,7 +30,7 @@ import type { VmHandle } from '../../daemon/vm/supervisor.ts';
 import { startFlint } from '../flint.ts';
 import type { CommandIo } from '../io.ts';
 
-const HELP = `Usage: flint demo [--jobs N] [--timeout SECONDS] [--keep]
+export const HELP = `Usage: flint demo [--jobs N] [--timeout SECONDS] [--keep]
 
 Runs Flint end to end on embedded defaults: a GitHub simulator, QEMU, and a
 small test guest image. Use \`npm run demo\` (as root), which installs what is

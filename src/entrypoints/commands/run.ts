@@ -16,7 +16,7 @@ import { FlintError } from '../../core/errors/index.ts';
 import type { Logger, VmHandle, VmSupervisor } from '../../daemon/vm/supervisor.ts';
 import type { CommandIo } from '../io.ts';
 
-const HELP = `Usage: flint run [--interactive] <runner> [--config FILE] [--env KEY=VALUE]...
+export const HELP = `Usage: flint run [--interactive] <runner> [--config FILE] [--env KEY=VALUE]...
 
 Boots one VM from the runner definition named <runner>, with no GitHub and no HTTP.
 
@@ -67,7 +67,7 @@ export function parseRunArgs(argv: readonly string[]): Args {
         throw new FlintError('FLINT_ERR_USAGE', `--env takes KEY=VALUE with an upper-case KEY, not "${kv.slice(0, 40)}"`);
       }
       env[kv.slice(0, eq)] = kv.slice(eq + 1);
-    } else if (a.startsWith('-')) throw new FlintError('FLINT_ERR_USAGE', `flint run: unknown option ${a}`);
+    } else if (a.startsWith('-')) throw new FlintError('FLINT_ERR_USAGE', `unknown option ${a}`);
     else if (runner === undefined) runner = a;
     else throw new FlintError('FLINT_ERR_USAGE', 'flint run takes one runner name');
   }

@@ -33,7 +33,7 @@ const RETENTION_MS = 7 * 24 * 3600 * 1000;
 const RETENTION_INTERVAL_MS = 3600 * 1000;
 const DRAIN_TIMEOUT_MS = 10_000;
 
-const HELP = `Usage: flint serve [--config FILE] [--log-level LEVEL] [--db-sync FULL|NORMAL] [--webhook-body-limit BYTES] [--webhooks-only]
+export const HELP = `Usage: flint serve [--config FILE] [--log-level LEVEL] [--db-sync FULL|NORMAL] [--webhook-body-limit BYTES] [--webhooks-only]
 
 Runs Flint: takes GitHub webhooks on POST /webhook (health: GET /healthz),
 schedules runners for queued jobs and supervises their VMs.
@@ -68,7 +68,7 @@ function parseArgs(argv: readonly string[]): Args {
     const [flag, inline] = a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
     const value = (): string => {
       const v = inline ?? argv[++i];
-      if (v === undefined) throw new FlintError('FLINT_ERR_USAGE', `flint serve: ${flag} needs a value`);
+      if (v === undefined) throw new FlintError('FLINT_ERR_USAGE', `${flag} needs a value`);
       return v;
     };
     if (flag === '--help' || flag === '-h') help = true;
@@ -77,13 +77,13 @@ function parseArgs(argv: readonly string[]): Args {
     else if (flag === '--log-level') value(); // read by logLevelFrom
     else if (flag === '--db-sync') {
       const v = value().toUpperCase();
-      if (v !== 'FULL' && v !== 'NORMAL') throw new FlintError('FLINT_ERR_USAGE', `flint serve: --db-sync is FULL or NORMAL, not ${v}`);
+      if (v !== 'FULL' && v !== 'NORMAL') throw new FlintError('FLINT_ERR_USAGE', `--db-sync is FULL or NORMAL, not ${v}`);
       synchronous = v;
     } else if (flag === '--webhook-body-limit') {
       const v = Number(value());
-      if (!Number.isSafeInteger(v) || v < 1024) throw new FlintError('FLINT_ERR_USAGE', 'flint serve: --webhook-body-limit is a number of bytes, at least 1024');
+      if (!Number.isSafeInteger(v) || v < 1024) throw new FlintError('FLINT_ERR_USAGE', '--webhook-body-limit is a number of bytes, at least 1024');
       maxBodyBytes = v;
-    } else throw new FlintError('FLINT_ERR_USAGE', `flint serve: unknown option ${a}`);
+    } else throw new FlintError('FLINT_ERR_USAGE', `unknown option ${a}`);
   }
   return { config, synchronous, maxBodyBytes, webhooksOnly, help };
 }
