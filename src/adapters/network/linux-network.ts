@@ -174,7 +174,9 @@ export function createLinuxNetwork(deps: LinuxNetworkDeps): LinuxHostNetwork {
     try {
       occupancy = await probe.occupancy(net.name);
     } catch (err) {
-      throw commandFailed(err, `could not read the neighbours of ${net.name}`);
+      // No bridge, no neighbours: the tap step below fails and says so, naming the tap.
+      if (!isNoSuchDevice(err)) throw commandFailed(err, `could not read the neighbours of ${net.name}`);
+      occupancy = { taken: new Set(), doubtful: new Set(), foreignPorts: [] };
     }
     const avoid = new Set(occupancy.taken);
     for (let round = 0; ; round++) {
