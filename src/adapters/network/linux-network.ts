@@ -184,6 +184,9 @@ export function createLinuxNetwork(deps: LinuxNetworkDeps): LinuxHostNetwork {
       let answered: Array<{ address: string; by: string }>;
       try {
         answered = (await Promise.all(got.map(async (l) => {
+          // A taken address comes back only as the lease this VM already
+          // held (a retried attach): its own permanent entry, not a stranger.
+          if (occupancy.taken.has(l.address)) return [];
           // Without foreign ports, only an old neighbour entry needs a look (see address-probe.ts).
           if (occupancy.foreignPorts.length === 0 && !occupancy.doubtful.has(l.address)) return [];
           const by = await probe.answerer(net.name, l.address);
