@@ -15,6 +15,9 @@ import { formatPath } from './problems.ts';
 import type { NetworkShape, ParseContext, RunnerShape } from './schema.ts';
 import { KEY_HINTS, networkSchema, runnerSchema } from './schema.ts';
 import { parseListenAddress, v4Range } from './values.ts';
+import { addressPool, formatAddress, parseAddress, restrictPool } from '../core/ipam.ts';
+import type { AddressPool, IpFamily } from '../core/ipam.ts';
+import { isFlintError } from '../core/errors/index.ts';
 
 interface Indexed<T> {
   readonly path: readonly PathSegment[];
@@ -73,6 +76,22 @@ export function crossChecks(raw: Record<string, unknown>, ctx: ParseContext, fil
       if (a0 <= b1 && b0 <= a1) {
         add('FLINT_ERR_CONFIG_CONFLICT', [...a.path, 'v4'], 'value', `subnet overlaps ${formatPath(b.path)}.v4`, 'give each bridge its own subnet, or both would hand out the same addresses');
       }
+    }
+  }
+  // range / range6: inside the subnet's guest addresses, with room for one guest.
+  for (const n of nets) {
+    const v = n.value;
+    for (const [key, family, iface] of [['range', 4, v.v4], ['range6', 6, v.v6]] as const) {
+      const range = v[key];
+      if (range == null) continue;
+      if (iface == null) {
+        if (family === 6 && isRecord(getRaw(raw, n.path)) && getRaw(raw, [...n.path, 'v6']) == null) {
+          add('FLINT_ERR_CONFIG_CONFLICT', [...n.path, key], 'key', '`range6` needs `v6`: the network hands out no IPv6 addresses', 'add `v6:` (the bridge\'s IPv6 address/prefix) or remove `range6`');
+        }
+        continue; // a wrong v4/v6 is reported on its own
+      }
+      const problem = rangeProblem(range, iface, family, v.name ?? '?');
+      if (problem !== undefined) add('FLINT_ERR_CONFIG_VALUE', [...n.path, key], 'value', problem.message, problem.hint);
     }
   }
   // Network references can only be judged when every network's name is known.
@@ -134,6 +153,31 @@ export function crossChecks(raw: Record<string, unknown>, ctx: ParseContext, fil
     }
   }
   return problems;
+}
+
+/** Why a network's range does not fit its subnet, or undefined when it does. */
+function rangeProblem(range: { first: string; last: string }, iface: { address: string; prefixLength: number }, family: IpFamily, label: string): { message: string; hint: string } | undefined {
+  const first = parseAddress(range.first);
+  const last = parseAddress(range.last);
+  if (first === undefined || last === undefined) return undefined; // the schema reports it
+  let pool: AddressPool;
+  try {
+    pool = addressPool(iface.address, iface.prefixLength, family, label);
+  } catch (err) {
+    if (isFlintError(err)) return undefined; // the v4/v6 key reports its own problem
+    throw err;
+  }
+  const guests = `${formatAddress(family, pool.first)}-${formatAddress(family, pool.last)}`;
+  try {
+    restrictPool(pool, { family, first: first.value, last: last.value }, label);
+  } catch (err) {
+    if (!isFlintError(err)) throw err;
+    const onlyGateway = first.value >= pool.first && last.value <= pool.last;
+    return onlyGateway
+      ? { message: `${range.first}-${range.last} holds no address but the bridge's own (${iface.address})`, hint: `widen the range within ${guests}` }
+      : { message: `${range.first}-${range.last} is not inside the guest addresses ${guests} of ${iface.address}/${iface.prefixLength}`, hint: `choose first and last address within ${guests}` };
+  }
+  return undefined;
 }
 
 /**

@@ -3,6 +3,7 @@ export const DEFAULTS = {
   logLevel: 'info',
   address: ':8080',
   stateDir: '/var/lib/flint',
+  runDir: '/run/flint',
   apiUrl: 'https://api.github.com',
   dns: ['1.1.1.1'],
   group: 'Default',

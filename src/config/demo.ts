@@ -19,6 +19,8 @@ export interface DemoParams {
   readonly organization?: string;
   /** Absolute paths, like every path below. */
   readonly stateDir: string;
+  /** Where the bridge claims go; default `<stateDir>/run`, so a throw-away demo leaves nothing in /run/flint. */
+  readonly runDir?: string;
   readonly kernel: string;
   readonly initrd?: string;
   readonly filesystem: string;
@@ -39,6 +41,7 @@ export function demoConfig(p: DemoParams): FlintConfig {
     logLevel: 'info',
     address: p.address ?? '127.0.0.1:8089',
     stateDir: p.stateDir,
+    runDir: p.runDir ?? `${p.stateDir}/run`,
     instanceId: p.instanceId ?? 'demo',
     networks: [{ name: network.name, v4: network.v4, create: network.create ?? true }],
     github: {

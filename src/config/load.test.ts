@@ -282,6 +282,27 @@ test('v6, dns and create are understood; overlapping subnets conflict', () => {
   assert.equal(p.path, 'networks[1].v4');
 });
 
+test('range and range6 narrow the addresses a network hands out; a wrong one is reported at its line and key', () => {
+  const c = ok(edit('    v4: 10.0.0.1/24\n', '    v4: 10.0.0.1/24\n    range: 10.0.0.100-10.0.0.149\n    v6: "fd00:f1::1/64"\n    range6: "FD00:F1::100 - fd00:f1::1ff"\n'));
+  assert.deepEqual(c.networks[0]?.range, { first: '10.0.0.100', last: '10.0.0.149' });
+  assert.deepEqual(c.networks[0]?.range6, { first: 'fd00:f1::100', last: 'fd00:f1::1ff' }, 'canonical text');
+  assert.equal(c.runDir, '/run/flint');
+  const one = (range: string): ConfigProblem => only(problems(edit('    v4: 10.0.0.1/24\n', `    v4: 10.0.0.1/24\n    range: "${range}"\n`)));
+  const outside = one('10.0.0.200-10.0.1.5');
+  assert.equal(outside.code, 'FLINT_ERR_CONFIG_VALUE');
+  assert.equal(outside.path, 'networks[0].range');
+  assert.equal(outside.line, 6);
+  assert.match(outside.message, /not inside the guest addresses 10\.0\.0\.1-10\.0\.0\.254/);
+  assert.match(one('10.0.0.1-10.0.0.1').message, /no address but the bridge's own/);
+  assert.match(one('10.0.0.9-10.0.0.2').message, /ends before it starts/);
+  assert.match(one('10.0.0.9').message, /not a range/);
+  assert.match(one('fd00:f1::1-fd00:f1::9').message, /IPv6 range; this key takes IPv4/);
+  const noV6 = only(problems(edit('    v4: 10.0.0.1/24\n', '    v4: 10.0.0.1/24\n    range6: "fd00::2-fd00::9"\n')));
+  assert.equal(noV6.path, 'networks[0].range6');
+  assert.match(noV6.message, /needs `v6`/);
+  assert.equal(ok(edit('address: ":8080"\n', 'address: ":8080"\nrunDir: /run/flint-a\n')).runDir, '/run/flint-a');
+});
+
 test('port 443 turns on ACME and needs email', () => {
   const p = only(problems(edit('address: ":8080"', 'address: flint.example.com:443')));
   assert.equal(p.code, 'FLINT_ERR_CONFIG_CONFLICT');

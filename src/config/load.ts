@@ -154,6 +154,8 @@ export function parseConfig(
     name: n.name,
     v4: n.v4,
     ...(n.v6 != null ? { v6: n.v6 } : {}),
+    ...(n.range != null ? { range: n.range } : {}),
+    ...(n.range6 != null ? { range6: n.range6 } : {}),
     create: n.create ?? false,
     dns: n.dns ?? [...DEFAULTS.dns],
   }));
@@ -170,6 +172,7 @@ export function parseConfig(
     address: f.address ?? DEFAULTS.address,
     ...(f.email != null ? { email: f.email } : {}),
     stateDir,
+    runDir: f.runDir ?? DEFAULTS.runDir,
     instanceId: f.instanceId ?? deriveInstanceId(`${options.hostname ?? ''}:${stateDir}`),
     networks,
     github: {

@@ -17,7 +17,7 @@ import { z } from 'zod';
 import type { ErrorCode } from '../core/errors/index.ts';
 import type { LogLevel } from './types.ts';
 import { didYouMean } from './did-you-mean.ts';
-import { isIpAddress, parseDuration, parseListenAddress, parseSize, parseV4Interface, parseV6Interface } from './values.ts';
+import { isIpAddress, parseAddressRange, parseDuration, parseListenAddress, parseSize, parseV4Interface, parseV6Interface } from './values.ts';
 
 export interface ParseContext {
   readonly env: Readonly<Record<string, string | undefined>>;
@@ -117,6 +117,8 @@ export function networkSchema(_c: ParseContext) {
     v6: z.string().transform(fromParsed(parseV6Interface)).nullish(),
     create: z.boolean().nullish(),
     dns: z.array(z.string().refine(isIpAddress, 'must be an IPv4 or IPv6 address')).min(1).nullish(),
+    range: z.string().transform(fromParsed((v: string) => parseAddressRange(v, 4))).nullish(),
+    range6: z.string().transform(fromParsed((v: string) => parseAddressRange(v, 6))).nullish(),
   });
 }
 
@@ -203,6 +205,7 @@ export function fileSchema(c: ParseContext) {
     })).nullish(),
     email: z.string().regex(EMAIL, 'must be an email address (ACME account contact)').nullish(),
     stateDir: pathString(c).nullish(),
+    runDir: pathString(c).nullish(),
     instanceId: z.string().regex(/^[a-z0-9]{1,6}$/, 'must be 1–6 lowercase letters or digits').nullish(),
     networks: z.array(networkSchema(c)).min(1),
     github: githubSchema(c),
@@ -238,6 +241,7 @@ export const KEY_HINTS: Readonly<Record<string, string>> = {
   address: 'where Flint listens for webhooks, "host:port"; port 443 means HTTPS with an ACME certificate',
   email: 'contact address for the ACME (Let\'s Encrypt) account; needed when address uses port 443',
   stateDir: 'directory for Flint\'s database, VM directories and console logs',
+  runDir: 'directory for host-wide runtime records shared by every Flint on the host (bridge claims), default /run/flint',
   instanceId: 'short tag of this Flint instance, 1–6 of [a-z0-9]; it prefixes every VM, tap and runner name',
   networks: 'a list of bridges, e.g. [{name: br-flint, v4: "10.0.0.1/24"}]',
   name: 'a name: a Linux bridge name for networks, an identifier for runners',
@@ -245,6 +249,8 @@ export const KEY_HINTS: Readonly<Record<string, string>> = {
   v6: 'the bridge\'s own IPv6 address with prefix, e.g. "fd00:f1::1/64"',
   create: 'true to create the bridge (with its address and NAT) when it is missing',
   dns: 'list of DNS server addresses handed to guests',
+  range: 'the IPv4 addresses this Flint hands out on the bridge, "FIRST-LAST", e.g. "10.0.0.10-10.0.0.99"; needed when several Flints share the bridge',
+  range6: 'the IPv6 addresses this Flint hands out on the bridge, "FIRST-LAST", e.g. "fd00:f1::100-fd00:f1::1ff"',
   github: 'the GitHub App: appID, organization, webhookSecret, privateKey or privateKeyFile',
   appID: 'the numeric App ID from the GitHub App settings page',
   organization: 'the GitHub organization the App is installed on',

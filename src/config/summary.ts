@@ -27,7 +27,8 @@ export function summarizeConfig(c: FlintConfig): string[] {
     `GitHub: organization ${gh.organization}, App ${gh.appId}, API ${gh.apiUrl}`,
     `  private key ${gh.privateKeyFile !== undefined ? `from ${gh.privateKeyFile}` : 'inline'}; ${gh.webhookSecrets.length} webhook secret(s) accepted`,
     `networks (${c.networks.length}):`,
-    ...c.networks.map((n) => `  ${n.name}  ${n.v4.address}/${n.v4.prefixLength}${n.v6 ? `  ${n.v6.address}/${n.v6.prefixLength}` : ''}  dns ${n.dns.join(',')}${n.create ? '  (created if missing)' : ''}`),
+    ...c.networks.map((n) => `  ${n.name}  ${n.v4.address}/${n.v4.prefixLength}${n.range ? ` range ${n.range.first}-${n.range.last}` : ''}` +
+      `${n.v6 ? `  ${n.v6.address}/${n.v6.prefixLength}${n.range6 ? ` range ${n.range6.first}-${n.range6.last}` : ''}` : ''}  dns ${n.dns.join(',')}${n.create ? '  (created if missing)' : ''}`),
     `runners (${c.runners.length}):`,
     ...c.runners.map((r) =>
       `  ${r.name}${r.static ? ' (static)' : ''}  labels [${r.labels.join(', ')}]  group ${r.group}  ${r.hypervisor} on ${r.network}  ` +

@@ -20,6 +20,14 @@ export interface NetworkConfig {
   readonly v6?: { readonly address: string; readonly prefixLength: number };
   /** Create the bridge (with its address and NAT) when it is missing, instead of failing. Default false. */
   readonly create: boolean;
+  /**
+   * The IPv4 addresses (inclusive, canonical text) this Flint hands out on the
+   * bridge; default the whole subnet. Several Flints with different state
+   * directories may share a bridge only with disjoint ranges (docs/networking.md).
+   */
+  readonly range?: { readonly first: string; readonly last: string };
+  /** The same for IPv6 addresses (needs `v6`). */
+  readonly range6?: { readonly first: string; readonly last: string };
   /** DNS servers handed to guests. Default ["1.1.1.1"] (the bridge's own address is not assumed to run a resolver); see docs/config.md. */
   readonly dns: readonly string[];
 }
@@ -86,6 +94,8 @@ export interface FlintConfig {
   readonly email?: string;
   /** Directory for Flint's state: SQLite database, VM directories, console logs. */
   readonly stateDir: string;
+  /** Directory for host-wide runtime records every Flint on the host shares (bridge claims); default /run/flint. */
+  readonly runDir: string;
   /** Short id of this Flint instance (≤ 6 chars, [a-z0-9]); tags every resource it creates. */
   readonly instanceId: string;
   readonly networks: readonly NetworkConfig[];

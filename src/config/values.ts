@@ -4,6 +4,8 @@
  * value or a message that says what was expected; none throws.
  */
 import { isIPv4, isIPv6 } from 'node:net';
+import { formatAddress, parseAddressSpan } from '../core/ipam.ts';
+import type { IpFamily } from '../core/ipam.ts';
 
 export type Parsed<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly message: string };
 
@@ -147,4 +149,17 @@ export function deriveInstanceId(seed: string): string {
     h = Math.imul(h, 0x01000193) >>> 0;
   }
   return (h % 36 ** 6).toString(36).padStart(6, '0');
+}
+
+/**
+ * A network's address range, `first-last` (inclusive), of one family:
+ * "10.0.0.10-10.0.0.99". Returned in canonical text. Whether it lies in the
+ * network's subnet is a cross-check (it needs the `v4`/`v6` key).
+ */
+export function parseAddressRange(input: string, family: IpFamily): Parsed<{ first: string; last: string }> {
+  const r = parseAddressSpan(input);
+  const example = family === 4 ? '"10.0.0.10-10.0.0.99"' : '"fd00:f1::100-fd00:f1::1ff"';
+  if (!r.ok) return bad(r.message);
+  if (r.span.family !== family) return bad(`"${input}" is an IPv${r.span.family} range; this key takes IPv${family} addresses, like ${example}`);
+  return ok({ first: formatAddress(family, r.span.first), last: formatAddress(family, r.span.last) });
 }

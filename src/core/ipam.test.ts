@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { addressPool, canonicalAddress, formatAddress, inPool, parseAddress, pickAddress, poolCapacity } from './ipam.ts';
+import { addressPool, canonicalAddress, formatAddress, inPool, parseAddress, parseAddressSpan, pickAddress, poolCapacity, restrictPool } from './ipam.ts';
 import type { AddressPool } from './ipam.ts';
 import { isFlintError } from './errors/index.ts';
 
@@ -176,4 +176,28 @@ test('property: draining any small pool yields every guest address exactly once 
     assert.equal(BigInt(got.length), poolCapacity(pool));
     for (const a of got) assert.ok(inPool(pool, a) && a !== network);
   }), { numRuns: 200 });
+});
+
+test('a range narrows the pool: only its addresses are handed out, the gateway inside it is still skipped', () => {
+  const pool = addressPool('10.0.0.5', 24, 4, 'br0');
+  const r = parseAddressSpan('10.0.0.3 - 10.0.0.7');
+  assert.ok(r.ok);
+  const narrowed = restrictPool(pool, r.span, 'br0');
+  assert.deepEqual(drain(narrowed).map((v) => formatAddress(4, v)), ['10.0.0.3', '10.0.0.4', '10.0.0.6', '10.0.0.7']);
+  assert.equal(poolCapacity(narrowed), 4n);
+  const outside = parseAddressSpan('10.0.0.10-10.0.0.20');
+  assert.ok(outside.ok);
+  assert.equal(poolCapacity(restrictPool(pool, outside.span, 'br0')), 11n, 'the gateway outside the range takes nothing from it');
+});
+
+test('a range outside the guest addresses, of the other family, or holding only the gateway is refused', () => {
+  const pool = addressPool('10.0.0.1', 24, 4, 'br0');
+  for (const text of ['10.0.0.0-10.0.0.9', '10.0.0.250-10.0.0.255', '10.0.1.2-10.0.1.9', 'fd00::1-fd00::2', '10.0.0.1-10.0.0.1']) {
+    const r = parseAddressSpan(text);
+    assert.ok(r.ok, text);
+    assert.throws(() => restrictPool(pool, r.span, 'br0'), (e: unknown) => isFlintError(e, 'FLINT_ERR_NET_BAD_SUBNET') && e.message.includes('br0'), text);
+  }
+  for (const text of ['10.0.0.9', '10.0.0.9-', '10.0.0.9-10.0.0.2', '10.0.0.1-fd00::1', 'a-b', '10.0.0.1-10.0.0.2-10.0.0.3']) {
+    assert.equal(parseAddressSpan(text).ok, false, text);
+  }
 });

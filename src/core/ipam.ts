@@ -161,7 +161,64 @@ export function addressPool(gateway: string, prefixLength: number, family: IpFam
 
 /** How many addresses guests can get from the pool (the gateway excluded). */
 export function poolCapacity(pool: AddressPool): bigint {
-  return pool.last - pool.first + 1n - 1n;
+  const gatewayInside = pool.gateway >= pool.first && pool.gateway <= pool.last;
+  return pool.last - pool.first + 1n - (gatewayInside ? 1n : 0n);
+}
+
+/** An inclusive span of addresses of one family, e.g. a network's `range: first-last`. */
+export interface AddressSpan {
+  readonly family: IpFamily;
+  readonly first: bigint;
+  readonly last: bigint;
+}
+
+/**
+ * Parses `first-last` (both addresses of one family, first ≤ last); the
+ * message says what is wrong otherwise. Whitespace around the dash is allowed.
+ */
+export function parseAddressSpan(text: string): { ok: true; span: AddressSpan } | { ok: false; message: string } {
+  const parts = text.split('-').map((p) => p.trim());
+  if (parts.length !== 2) return { ok: false, message: `"${text}" is not a range; write the first and the last address, like "10.0.0.10-10.0.0.99"` };
+  const a = parseAddress(parts[0] ?? '');
+  const b = parseAddress(parts[1] ?? '');
+  if (a === undefined || b === undefined) return { ok: false, message: `"${text}": ${a === undefined ? parts[0] : parts[1]} is not an IP address` };
+  if (a.family !== b.family) return { ok: false, message: `"${text}" mixes an IPv${a.family} and an IPv${b.family} address` };
+  if (a.value > b.value) return { ok: false, message: `"${text}" ends before it starts; write the lower address first` };
+  return { ok: true, span: { family: a.family, first: a.value, last: b.value } };
+}
+
+export function formatSpan(span: AddressSpan): string {
+  return `${formatAddress(span.family, span.first)}-${formatAddress(span.family, span.last)}`;
+}
+
+/** The pool's candidate addresses as a span (what a network hands out; the gateway inside it is skipped). */
+export function poolSpan(pool: AddressPool): AddressSpan {
+  return { family: pool.family, first: pool.first, last: pool.last };
+}
+
+export function spansOverlap(a: AddressSpan, b: AddressSpan): boolean {
+  return a.family === b.family && a.first <= b.last && b.first <= a.last;
+}
+
+/**
+ * The pool narrowed to `span` (a network's `range`): only addresses inside
+ * both are handed out. Throws FLINT_ERR_NET_BAD_SUBNET when the span has the
+ * other family, reaches outside the pool (the network, broadcast or
+ * reserved addresses, or another subnet), or holds no address but the
+ * gateway. The loader reports the same problems with the file's line;
+ * this is the guard for configurations built in code.
+ */
+export function restrictPool(pool: AddressPool, span: AddressSpan, label: string): AddressPool {
+  const text = span.family === pool.family ? formatSpan(span) : 'the range';
+  const bad = (why: string): FlintError =>
+    new FlintError('FLINT_ERR_NET_BAD_SUBNET', `network ${label}: range ${text} ${why}`, { details: { network: label } });
+  if (span.family !== pool.family) throw bad(`is not IPv${pool.family}`);
+  if (span.first < pool.first || span.last > pool.last) {
+    throw bad(`reaches outside the guest addresses ${formatAddress(pool.family, pool.first)}-${formatAddress(pool.family, pool.last)} of the subnet`);
+  }
+  const narrowed = { ...pool, first: span.first, last: span.last };
+  if (poolCapacity(narrowed) < 1n) throw bad('holds no address but the gateway');
+  return narrowed;
 }
 
 export function inPool(pool: AddressPool, value: bigint): boolean {
@@ -170,7 +227,8 @@ export function inPool(pool: AddressPool, value: bigint): boolean {
 
 /**
  * The next free address after `after` (wrapping), or undefined when every
- * guest address is in `leased`. Leased values outside the pool are ignored.
+ * guest address is in `leased` (which the caller may extend with addresses
+ * it must avoid for other reasons, e.g. something else answers for them). Leased values outside the pool are ignored.
  * Bounded: it inspects at most |leased| + 2 candidates, so a /8 or an IPv6
  * /64 costs no more than a /24.
  */

@@ -11,9 +11,16 @@
  * (every frame from this instance's taps must carry the MAC and addresses
  * leased to that tap). See docs/networking.md.
  *
+ * Several Flints on one host: with `claims`, ensureNetwork (and `claim`)
+ * first records a host-wide claim of the bridge (bridge-claims.ts), which
+ * fails when another live Flint with its own state directory hands out
+ * addresses that could meet ours (no disjoint `range`s). And before an
+ * address goes to a guest, attach makes sure nothing on the bridge answers
+ * for it (address-probe.ts).
+ *
  * Ordering invariants:
- *   - attach: lease → tap. A crash in between leaves a lease without a tap
- *     (swept later), never a tap whose address is free for another VM.
+ *   - attach: lease → probe → tap. A crash in between leaves a lease without
+ *     a tap (swept later), never a tap whose address is free for another VM.
  *   - detach: tap → lease, for the same reason.
  */
 import { readFile, readdir, writeFile } from 'node:fs/promises';
@@ -21,8 +28,8 @@ import type { HostNetwork } from '../../daemon/vm/ports.ts';
 import type { NetworkConfig } from '../../config/types.ts';
 import type { GuestNetwork } from '../../core/guest-contract.ts';
 import { FlintError, isFlintError } from '../../core/errors/index.ts';
-import { addressPool, canonicalAddress } from '../../core/ipam.ts';
-import type { AddressPool } from '../../core/ipam.ts';
+import { addressPool, canonicalAddress, parseAddress, poolSpan, restrictPool } from '../../core/ipam.ts';
+import type { AddressPool, IpFamily } from '../../core/ipam.ts';
 import { macFromIpv4 } from '../../core/mac.ts';
 import { isInstanceId, parseVmId, tapName, tapPrefix, vmIdFromTap } from '../../core/ids.ts';
 import type { LeaseStore } from '../store/leases.ts';
@@ -31,6 +38,9 @@ import type { CommandRunner } from './command.ts';
 import { fingerprintOf, guardElementsScript, guardTableName, nftTableName, renderGuardTable, renderNftTable, replaceGuardScript, replaceScript } from './nft-rules.ts';
 import type { GuardElement } from './nft-rules.ts';
 import type { LeaseRecord } from '../store/leases.ts';
+import type { BridgeClaims } from './bridge-claims.ts';
+import { createAddressProbe } from './address-probe.ts';
+import type { AddressProbe, BridgeOccupancy } from './address-probe.ts';
 
 /** The subset of a pino logger this adapter uses. */
 export interface NetworkLogger {
@@ -46,12 +56,26 @@ export interface LinuxNetworkDeps {
   readonly log?: NetworkLogger;
   /** Root of the sysctl tree (default /proc/sys, which is per network namespace). */
   readonly procSys?: string;
+  /** Host-wide bridge claims (the composition root opens them in `runDir`); without them no claim is made. */
+  readonly claims?: BridgeClaims;
+  /** Checks whether something on the bridge answers for an address; default: neighbour table and ARP/NDP probe. */
+  readonly probe?: AddressProbe;
 }
 
 export interface LinuxHostNetwork extends HostNetwork {
   /** Deletes the nft tables (NAT and guard) this instance owns for the bridge; the bridge itself stays. Idempotent. */
   removeNat(bridge: string): Promise<void>;
+  /**
+   * Claims the network's bridge host-wide (no-op without `claims`); throws
+   * FLINT_ERR_NET_BRIDGE_CLAIMED when another live Flint's addresses could
+   * meet ours. ensureNetwork does it too; the composition root calls it at
+   * start so that a clash stops Flint before it does anything.
+   */
+  claim(net: NetworkConfig): void;
 }
+
+/** Most addresses one attach skips because something answers for them before it gives up. */
+const MAX_ANSWERED = 16;
 
 interface IpLink {
   ifname: string;
@@ -75,8 +99,17 @@ function pools(net: NetworkConfig): { v4: AddressPool; v6: AddressPool | undefin
       hint: 'Use 1 to 15 characters out of letters, digits, "_", "." and "-" for the bridge name.',
     });
   }
-  const v4 = addressPool(net.v4.address, net.v4.prefixLength, 4, net.name);
-  const v6 = net.v6 === undefined ? undefined : addressPool(net.v6.address, net.v6.prefixLength, 6, net.name);
+  const restrict = (pool: AddressPool, family: IpFamily, range: { first: string; last: string } | undefined): AddressPool => {
+    if (range === undefined) return pool;
+    const first = parseAddress(range.first);
+    const last = parseAddress(range.last);
+    if (first === undefined || last === undefined) {
+      throw new FlintError('FLINT_ERR_NET_BAD_SUBNET', `network ${net.name}: range ${range.first}-${range.last} is not a range of addresses`, { details: { network: net.name } });
+    }
+    return restrictPool(pool, { family: first.family, first: first.value, last: last.value }, net.name);
+  };
+  const v4 = restrict(addressPool(net.v4.address, net.v4.prefixLength, 4, net.name), 4, net.range);
+  const v6 = net.v6 === undefined ? undefined : restrict(addressPool(net.v6.address, net.v6.prefixLength, 6, net.name), 6, net.range6);
   return { v4, v6 };
 }
 
@@ -119,6 +152,64 @@ export function createLinuxNetwork(deps: LinuxNetworkDeps): LinuxHostNetwork {
   const now = deps.now ?? Date.now;
   const procSys = deps.procSys ?? '/proc/sys';
   const ip = (args: readonly string[], input?: string) => commands.run('ip', args, input === undefined ? {} : { input });
+  const probe = deps.probe ?? createAddressProbe({ commands });
+
+  function claim(net: NetworkConfig): void {
+    if (deps.claims === undefined) return;
+    const { v4, v6 } = pools(net);
+    const stale = deps.claims.claim({ bridge: net.name, v4: poolSpan(v4), ...(v6 === undefined ? {} : { v6: poolSpan(v6) }), now: now() });
+    for (const c of stale) {
+      deps.log?.warn({ network: net.name, instance: c.instanceId, owner: c.owner, stateDir: c.stateDir }, 'removed the bridge claim of a Flint that is gone');
+    }
+  }
+
+  /**
+   * Leases the VM's addresses, skipping any that something on the bridge
+   * answers for. The lease comes first (so no other attach can take the
+   * address while it is probed); an address found in use is given back and
+   * avoided in the next round.
+   */
+  async function leaseUnused(vmId: string, net: NetworkConfig, v4: AddressPool, v6: AddressPool | undefined): Promise<LeaseRecord[]> {
+    let occupancy: BridgeOccupancy;
+    try {
+      occupancy = await probe.occupancy(net.name);
+    } catch (err) {
+      // No bridge, no neighbours: the tap step below fails and says so, naming the tap.
+      if (!isNoSuchDevice(err)) throw commandFailed(err, `could not read the neighbours of ${net.name}`);
+      occupancy = { taken: new Set(), doubtful: new Set(), foreignPorts: [] };
+    }
+    const avoid = new Set(occupancy.taken);
+    for (let round = 0; ; round++) {
+      const got = leases.acquireAll({ network: net.name, pools: v6 === undefined ? [v4] : [v4, v6], instanceId, vmId, now: now(), avoid });
+      let answered: Array<{ address: string; by: string }>;
+      try {
+        answered = (await Promise.all(got.map(async (l) => {
+          // A taken address comes back only as the lease this VM already
+          // held (a retried attach): its own permanent entry, not a stranger.
+          if (occupancy.taken.has(l.address)) return [];
+          // Without foreign ports, only an old neighbour entry needs a look (see address-probe.ts).
+          if (occupancy.foreignPorts.length === 0 && !occupancy.doubtful.has(l.address)) return [];
+          const by = await probe.answerer(net.name, l.address);
+          return by === undefined ? [] : [{ address: l.address, by }];
+        }))).flat();
+      } catch (err) {
+        leases.release(vmId);
+        throw commandFailed(err, `could not check whether an address on ${net.name} is in use`);
+      }
+      if (answered.length === 0) return got;
+      leases.release(vmId);
+      for (const a of answered) {
+        avoid.add(a.address);
+        deps.log?.warn({ network: net.name, address: a.address, answeredBy: a.by, ports: occupancy.foreignPorts },
+          'skipped an address that a device Flint did not start answers for on the bridge');
+      }
+      if (round + 1 >= MAX_ANSWERED) {
+        throw new FlintError('FLINT_ERR_NET_POOL_EXHAUSTED', `network ${net.name}: ${avoid.size - occupancy.taken.size} addresses in a row are answered for by devices Flint did not start (ports ${occupancy.foreignPorts.join(', ') || 'none'})`, {
+          details: { network: net.name, answered: [...avoid].filter((a) => !occupancy.taken.has(a)) },
+        });
+      }
+    }
+  }
 
   async function showLink(name: string, withAddresses: boolean): Promise<IpLink | undefined> {
     try {
@@ -230,8 +321,12 @@ export function createLinuxNetwork(deps: LinuxNetworkDeps): LinuxHostNetwork {
   }
 
   const network: LinuxHostNetwork = {
+    claim,
+
     async ensureNetwork(net) {
       const { v4, v6 } = pools(net);
+      // Before anything is created: a Flint whose addresses could meet ours stops here.
+      claim(net);
       let link = await showLink(net.name, true);
       if (link === undefined) {
         if (!net.create) {
@@ -313,9 +408,8 @@ export function createLinuxNetwork(deps: LinuxNetworkDeps): LinuxHostNetwork {
       if (!HOSTNAME.test(hostname)) throw new RangeError(`not a usable guest hostname: ${JSON.stringify(hostname)}`);
       const tap = tapName(vmId);
       const { v4, v6 } = pools(net);
-      const at = now();
       // Lease first (see the ordering invariants above); both families in one transaction.
-      const [lease4, lease6] = leases.acquireAll({ network: net.name, pools: v6 === undefined ? [v4] : [v4, v6], instanceId, vmId, now: at });
+      const [lease4, lease6] = await leaseUnused(vmId, net, v4, v6);
       if (lease4 === undefined) throw new FlintError('FLINT_ERR_INTERNAL', `no IPv4 lease came back for ${vmId}`);
       let guest: GuestNetwork;
       try {

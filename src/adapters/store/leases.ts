@@ -18,7 +18,7 @@
  */
 import type { Db } from './db.ts';
 import { FlintError } from '../../core/errors/index.ts';
-import { formatAddress, parseAddress, pickAddress } from '../../core/ipam.ts';
+import { formatAddress, inPool, parseAddress, pickAddress } from '../../core/ipam.ts';
 import type { AddressPool, IpFamily } from '../../core/ipam.ts';
 
 export interface LeaseRecord {
@@ -39,6 +39,8 @@ export interface AcquireAllRequest {
   readonly instanceId: string;
   readonly vmId: string;
   readonly now: number;
+  /** Canonical addresses not to hand out although no lease holds them (something else on the bridge answers for them). */
+  readonly avoid?: ReadonlySet<string>;
 }
 
 export interface LeaseStore {
@@ -106,7 +108,7 @@ export function openLeaseStore(db: Db): LeaseStore {
   const moveCursor = db.prepare('INSERT INTO net_lease_cursor (network, family, last) VALUES (?, ?, ?) ON CONFLICT (network, family) DO UPDATE SET last = excluded.last');
   const removeVm = db.prepare('DELETE FROM net_leases WHERE vm_id = ?');
 
-  const allocateOne = (req: { network: string; pool: AddressPool; instanceId: string; vmId: string; now: number }): LeaseRecord => {
+  const allocateOne = (req: { network: string; pool: AddressPool; instanceId: string; vmId: string; now: number; avoid?: ReadonlySet<string> }): LeaseRecord => {
     const { network, pool, instanceId, vmId, now } = req;
     const existing = byVmFamily.get(vmId, pool.family);
     if (existing) {
@@ -118,12 +120,22 @@ export function openLeaseStore(db: Db): LeaseStore {
       const a = parseAddress(address);
       if (a !== undefined) leased.add(a.value);
     }
+    const taken = leased.size;
+    let foreign = 0;
+    for (const address of req.avoid ?? []) {
+      const a = parseAddress(address);
+      if (a === undefined || a.family !== pool.family || leased.has(a.value)) continue;
+      leased.add(a.value);
+      if (inPool(pool, a.value)) foreign++;
+    }
     const cursorText = cursorOf.get(network, pool.family)?.last;
     const cursor = cursorText === undefined ? undefined : parseAddress(cursorText)?.value;
     const value = pickAddress(pool, leased, cursor);
     if (value === undefined) {
-      throw new FlintError('FLINT_ERR_NET_POOL_EXHAUSTED', `network ${network}: all ${leased.size} IPv${pool.family} guest addresses are leased`, {
-        details: { network, family: pool.family, leased: leased.size },
+      throw new FlintError('FLINT_ERR_NET_POOL_EXHAUSTED', foreign === 0
+        ? `network ${network}: all ${taken} IPv${pool.family} guest addresses are leased`
+        : `network ${network}: every IPv${pool.family} guest address is leased (${taken}) or answered for by a device Flint did not start`, {
+        details: { network, family: pool.family, leased: taken, inUseByOthers: foreign },
       });
     }
     const address = formatAddress(pool.family, value);

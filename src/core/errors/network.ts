@@ -8,8 +8,8 @@ export const networkErrors = {
     hint: 'Give the bridge an address inside a subnet with room for guests: IPv4 /30 or shorter (e.g. `10.0.0.1/24`), IPv6 /126 or shorter (e.g. `fd00:f1::1/64`). The message names the network and the value.',
   },
   FLINT_ERR_NET_POOL_EXHAUSTED: {
-    title: 'Every guest address of the network is leased',
-    hint: 'Lower `maxRunners` of the runners on this network, or give the bridge a shorter prefix (a larger subnet). If VMs are not really running, restart Flint: its start-up sweep releases the leases of VMs that are gone.',
+    title: 'Every guest address of the network is leased, or answered for by something Flint did not start',
+    hint: 'Lower `maxRunners` of the runners on this network, or give the bridge a shorter prefix (a larger subnet) or the network a larger `range`. If the message says devices Flint did not start answer for addresses of the pool, move them out of the pool (or the `range` away from them): `ip neigh show dev BRIDGE` lists them. If VMs are not really running, restart Flint: its start-up sweep releases the leases of VMs that are gone.',
   },
   FLINT_ERR_NET_LEASE_CONFLICT: {
     title: 'Two VMs wanted the same address at once and the retry did not settle it',
@@ -27,6 +27,15 @@ export const networkErrors = {
   FLINT_ERR_NET_COMMAND_FAILED: {
     title: 'A host networking command (ip, nft, sysctl) failed',
     hint: 'The message names the command and quotes its error. Flint needs root (or CAP_NET_ADMIN), iproute2 and nftables; check that the kernel has the tun, bridge and nf_tables modules.',
+  },
+  // --- Several Flints on one host (src/core/bridge-claims.ts, src/adapters/network/bridge-claims.ts) ---
+  FLINT_ERR_NET_BRIDGE_CLAIMED: {
+    title: 'Another live Flint instance hands out addresses on the same bridge',
+    hint: 'Two Flints with different state directories may share a bridge only with disjoint address ranges: give the network a `range: FIRST-LAST` in each configuration (for IPv6 also `range6`), with ranges that do not overlap. Otherwise give each Flint its own bridge and subnet, or stop the other instance (the message names it, with its pid and state directory). See docs/networking.md, "Several Flints on one host".',
+  },
+  FLINT_ERR_NET_CLAIMS_UNUSABLE: {
+    title: 'Flint could not read or write its host-wide bridge claims',
+    hint: 'The claims live in `runDir` (default /run/flint), in claims.db. Check that the directory can be created and written by the user running Flint (root), and that it is on a local file system (tmpfs /run is right). The message names the file and quotes the cause.',
   },
   // --- Per-VM disks (src/adapters/disks) ---
   FLINT_ERR_DISK_PREPARE_FAILED: {
