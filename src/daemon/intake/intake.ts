@@ -12,7 +12,7 @@
  */
 import { FlintError } from '../../core/errors/index.ts';
 import type { DeliveryOutcome, JobAction } from '../../core/jobs.ts';
-import { firstServing } from '../../core/labels.ts';
+import { mostSpecificServing } from '../../core/labels.ts';
 import type { IntakeStore, JobDelivery } from '../ports/store.ts';
 import { createGroupCommit } from './group-commit.ts';
 import type { DeliveryHeaders } from './parse-delivery.ts';
@@ -94,7 +94,7 @@ export function createIntake(deps: IntakeDeps): Intake {
           return { kind: 'not-handled', deliveryId: parsed.deliveryId, event: parsed.event, action: parsed.action };
         case 'workflow_job': {
           const { command } = parsed;
-          const definition = firstServing(runners, command.job.labels)?.name;
+          const definition = mostSpecificServing(runners, command.job.labels)?.name;
           let outcome: DeliveryOutcome;
           try {
             outcome = await batcher.submit({ deliveryId: parsed.deliveryId, receivedAt: clock(), command, definition });

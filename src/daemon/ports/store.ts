@@ -13,7 +13,7 @@ export interface JobDelivery {
   /** Milliseconds since the epoch, from the injected clock. */
   readonly receivedAt: number;
   readonly command: JobCommand;
-  /** The first runner definition that can serve the job; undefined records the delivery as ignored. */
+  /** The runner definition that serves the job (core/labels.ts `mostSpecificServing`); undefined records the delivery as ignored. */
   readonly definition: string | undefined;
 }
 
@@ -25,7 +25,7 @@ export interface StoredJob {
   readonly name: string;
   readonly workflowName: string | null;
   readonly labels: readonly string[];
-  /** Runner definition that can serve it (first in configuration order, when first seen). */
+  /** Runner definition that serves it (the most specific one, when first seen). */
   readonly definition: string;
   readonly status: JobStatus;
   readonly conclusion: JobConclusion | null;
