@@ -33,7 +33,7 @@ export type JobAction = WorkflowJobPayload['action'];
 export type JobStatus = JobAction;
 export const JOB_ACTIONS = ['waiting', 'queued', 'in_progress', 'completed'] as const satisfies readonly JobAction[];
 
-/** A finished job's conclusion (never null on a `completed` delivery). */
+/** A finished job's conclusion, as GitHub's schema names them. */
 export type JobConclusion = NonNullable<WorkflowJobCompletedPayload['workflow_job']['conclusion']>;
 
 /** What every workflow_job delivery says about its job. */
@@ -48,12 +48,13 @@ export interface JobFacts {
   readonly labels: readonly string[];
   /** "owner/repo". */
   readonly repository: WorkflowJobQueuedPayload['repository']['full_name'];
-  readonly createdAt: WorkflowJob['created_at'];
+  /** Null when the delivery had none (GitHub Enterprise Server before `created_at` was added). */
+  readonly createdAt: WorkflowJob['created_at'] | null;
 }
 
-/** The runner GitHub handed the job to. */
+/** The runner GitHub handed the job to; Flint knows its runners by name, the id is kept when sent. */
 export interface RunnerRef {
-  readonly id: NonNullable<WorkflowJob['runner_id']>;
+  readonly id: WorkflowJob['runner_id'];
   readonly name: NonNullable<WorkflowJob['runner_name']>;
 }
 
@@ -62,7 +63,12 @@ export type JobCommand =
   | { readonly action: 'waiting'; readonly job: JobFacts }
   | { readonly action: 'queued'; readonly job: JobFacts }
   | { readonly action: 'in_progress'; readonly job: JobFacts; readonly runner: RunnerRef | null }
-  | { readonly action: 'completed'; readonly job: JobFacts; readonly runner: RunnerRef | null; readonly conclusion: JobConclusion };
+  /**
+   * `conclusion` is null when GitHub sent none or one its schema does not
+   * name yet: the job is completed either way, and that is what releases
+   * its demand.
+   */
+  | { readonly action: 'completed'; readonly job: JobFacts; readonly runner: RunnerRef | null; readonly conclusion: JobConclusion | null };
 
 /**
  * What a command does to the job on record:

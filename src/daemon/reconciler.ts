@@ -8,7 +8,7 @@
  * on record (queued, running or done) is left as it is. The synthetic
  * delivery id (`reconcile:<job id>`) keeps a second pass from counting twice.
  */
-import { firstServing } from '../core/labels.ts';
+import { mostSpecificServing } from '../core/labels.ts';
 import type { JobCommand } from '../core/jobs.ts';
 import type { GitHubPort, WorkflowJob } from './ports/github.ts';
 import type { IntakeStore } from './ports/store.ts';
@@ -46,7 +46,7 @@ export async function reconcileQueuedJobs(deps: ReconcilerDeps): Promise<number[
   const queued = await deps.github.listQueuedJobs();
   const recovered: number[] = [];
   for (const job of queued) {
-    const definition = firstServing(deps.runners, job.labels)?.name;
+    const definition = mostSpecificServing(deps.runners, job.labels)?.name;
     if (definition === undefined) continue;
     if ((await deps.store.getJob(job.id)) !== undefined) continue;
     const [outcome] = await deps.store.ingest([{ deliveryId: `reconcile:${job.id}`, receivedAt: deps.clock.now(), command: queuedCommand(job), definition }]);

@@ -49,7 +49,7 @@ test('a debootstrapped image with a stub runner takes a queued job from the simu
   const port = new URL(sim.apiUrl).port;
   let jitConfig = '';
   const result = await bootAndWait(vms, runner, async (vmId) => {
-    const jit = await github.createJitRunner({ scope: { kind: 'organization' }, name: runnerName(vmId), runnerGroupId: 1, labels: ['linux'] });
+    const jit = await github.createJitRunner({ scope: { kind: 'organization' }, name: runnerName(vmId), runnerGroupId: 1, labels: ['self-hosted', 'linux'] });
     jitConfig = jit.encodedJitConfig;
     return { FLINT_JITCONFIG: jit.encodedJitConfig, FLINT_RUNNER_NAME: jit.runnerName, FLINT_GITHUB_URL: `http://${GUEST_GATEWAY}:${port}`, FLINT_JOB_TIMEOUT: '300' };
   });

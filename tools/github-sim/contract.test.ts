@@ -56,7 +56,7 @@ describe('simulator answers and webhooks match GitHub\'s published OpenAPI descr
     await call(sim, 'GET', '/installation/repositories', '/installation/repositories', undefined);
     await call(sim, 'GET', '/orgs/{org}/actions/runner-groups', '/orgs/acme/actions/runner-groups', tok);
     const orgJit = '/orgs/{org}/actions/runners/generate-jitconfig';
-    const made = await call(sim, 'POST', orgJit, '/orgs/acme/actions/runners/generate-jitconfig', tok, { name: 'c-1', runner_group_id: 1, labels: ['flint'] });
+    const made = await call(sim, 'POST', orgJit, '/orgs/acme/actions/runners/generate-jitconfig', tok, { name: 'c-1', runner_group_id: 1, labels: ['self-hosted', 'flint'] });
     await call(sim, 'POST', orgJit, '/orgs/acme/actions/runners/generate-jitconfig', tok, { name: 'c-1', runner_group_id: 1, labels: ['flint'] });
     await call(sim, 'POST', orgJit, '/orgs/acme/actions/runners/generate-jitconfig', tok, { name: 'c-2', runner_group_id: 1 });
     await call(sim, 'POST', orgJit, '/orgs/acme/actions/runners/generate-jitconfig', tok, { name: 'c-3', runner_group_id: 77, labels: ['flint'] });

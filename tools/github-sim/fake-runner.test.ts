@@ -52,7 +52,7 @@ test('fake-runner.sh under busybox connects with its JIT config, runs one job an
   if (!requirePrereqs(t, program('busybox'))) return;
   const { sim, jitFile } = await setup(t);
   const { jobId } = await sim.queueJob({ repo: 'app', labels: ['self-hosted', 'flint'] });
-  const r = await runScript([sim.apiUrl, await jitFile('sh-1', ['flint']), '10', 'failure']);
+  const r = await runScript([sim.apiUrl, await jitFile('sh-1', ['self-hosted', 'flint']), '10', 'failure']);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /^fake-runner: connected runner_id=\d+$/m);
   assert.match(r.stdout, new RegExp(`^fake-runner: job job_id=${jobId}$`, 'm'));

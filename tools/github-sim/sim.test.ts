@@ -155,13 +155,13 @@ test('page/per_page pagination with Link headers, and Octokit paginate collects 
   assert.equal((await call(s, 'GET', '/installation/repositories?per_page=0', tok)).status, 422);
 });
 
-test('a JIT config registers an offline ephemeral runner with default labels, in its group, in the runner format', async (t) => {
+test('a JIT config registers an offline ephemeral runner with exactly the requested labels, in its group, in the runner format', async (t) => {
   const s = await sim(t, { runnerGroups: ['Default', 'flint'] });
   const tok = await installationToken(s);
-  const r = await jit(s, tok, 'flint-a-1', ['flint', 'self-hosted', 'big'], { runner_group_id: 2, work_folder: '_w' });
+  const r = await jit(s, tok, 'flint-a-1', ['flint', 'self-hosted', 'big', 'Big'], { runner_group_id: 2, work_folder: '_w' });
   assert.equal(r.status, 201);
   const [runner] = s.runners();
-  assert.deepEqual(runner?.labels, ['self-hosted', 'Linux', 'X64', 'flint', 'big']);
+  assert.deepEqual(runner?.labels, ['flint', 'self-hosted', 'big'], 'no Linux or X64 added; a repeated label counts once');
   assert.equal(runner?.groupName, 'flint');
   assert.equal(runner?.status, 'offline');
   const cfg = decodeJitConfig(r.json.encoded_jit_config);
@@ -195,9 +195,10 @@ test('a runner takes the oldest queued job whose labels are a case-insensitive s
   const s = await sim(t);
   const tok = await installationToken(s);
   const tooMuch = await s.queueJob({ repo: 'app', labels: ['flint', 'arm64'] });
-  const older = await s.queueJob({ repo: 'web', labels: ['Self-Hosted', 'LINUX', 'Flint'] });
+  const notAdded = await s.queueJob({ repo: 'app', labels: ['self-hosted', 'linux', 'flint'] });
+  const older = await s.queueJob({ repo: 'web', labels: ['Self-Hosted', 'Flint'] });
   const newer = await s.queueJob({ repo: 'app', labels: ['flint'] });
-  const { json } = await jit(s, tok, 'r1', ['flint', 'gpu']);
+  const { json } = await jit(s, tok, 'r1', ['flint', 'gpu', 'self-hosted']);
   const res = await runFakeRunner({ apiUrl: s.apiUrl, jitConfig: json.encoded_jit_config, waitSeconds: 2 });
   assert.equal(res.outcome, 'completed');
   assert.equal(res.outcome === 'completed' ? res.job.job_id : 0, older.jobId);
@@ -206,6 +207,7 @@ test('a runner takes the oldest queued job whose labels are a case-insensitive s
   assert.equal(jobs.get(older.jobId)?.runnerName, 'r1');
   assert.equal(jobs.get(newer.jobId)?.status, 'queued');
   assert.equal(jobs.get(tooMuch.jobId)?.status, 'queued');
+  assert.equal(jobs.get(notAdded.jobId)?.status, 'queued', 'a JIT runner has no linux label unless it was registered with one');
   assert.deepEqual(s.runners(), [], 'the ephemeral runner is gone after its job');
 });
 

@@ -8,7 +8,13 @@ import { randomBytes } from 'node:crypto';
 import type { GroupRec, JobRec, RepoRec, RunnerRec, RunRec } from './render.ts';
 import type { JobConclusion, QueueJobOptions, SimJob, SimRunner } from './types.ts';
 
-/** Labels every self-hosted Linux x64 runner gets from GitHub, besides the requested ones. */
+/**
+ * The labels `config.sh` adds to a self-hosted Linux x64 runner it registers
+ * (unless --no-default-labels). A JIT runner is registered by the REST API,
+ * not by config.sh, and has only the labels the request names; the
+ * simulator therefore gives these to no runner (see docs/config.md, "Which
+ * labels a runner has"). Kept for tests that spell out the difference.
+ */
 export const DEFAULT_RUNNER_LABELS = ['self-hosted', 'Linux', 'X64'] as const;
 
 export interface Token { readonly token: string; readonly expiresAt: number }
@@ -89,8 +95,9 @@ export class World {
 
   registerRunner(o: { name: string; labels: readonly string[]; group: GroupRec; repo: RepoRec | undefined; workFolder: string }): RunnerRec {
     const r: RunnerRec = {
-      id: this.#nextRunnerId++, name: o.name, defaultLabels: [...DEFAULT_RUNNER_LABELS],
-      customLabels: o.labels.filter((l) => !DEFAULT_RUNNER_LABELS.some((d) => d.toLowerCase() === l.toLowerCase())),
+      // Exactly the requested labels, once each whatever their case: a JIT runner gets no default labels.
+      id: this.#nextRunnerId++, name: o.name, defaultLabels: [],
+      customLabels: o.labels.filter((l, i) => o.labels.findIndex((m) => m.toLowerCase() === l.toLowerCase()) === i),
       groupId: o.group.id, groupName: o.group.name, repo: o.repo, status: 'offline', busy: false, connected: false,
       jobId: null, session: randomBytes(24).toString('hex'), workFolder: o.workFolder,
     };

@@ -75,6 +75,9 @@ export async function startThreadedIntakeStore(stateDir: string, options: { sync
     listJobs: (filter) => call('listJobs', filter),
     getDelivery: (id) => call('getDelivery', id),
     countDeliveries: () => call('countDeliveries'),
+    keepUnparsable: (batch) => call('keepUnparsable', batch),
+    listUnparsable: (filter) => call('listUnparsable', filter),
+    updateUnparsable: (id, update) => call('updateUnparsable', id, update),
     prune: (before) => call('prune', before),
     async close() {
       if (dead !== undefined) return;

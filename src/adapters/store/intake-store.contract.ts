@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { JobAction, JobCommand } from '../../core/jobs.ts';
-import type { IntakeStore, JobDelivery } from '../../daemon/ports/store.ts';
+import type { IntakeStore, JobDelivery, UnparsableDelivery } from '../../daemon/ports/store.ts';
 
 export interface StoreUnderTest {
   readonly store: IntakeStore;
@@ -97,7 +97,9 @@ export function intakeStoreContract(name: string, make: () => StoreUnderTest | P
   test(`${name}: prune forgets old deliveries and old completed jobs only`, async (t) => {
     const store = await setup(t);
     await store.ingest([delivery(21, 'completed', { at: 10 }), delivery(22, 'queued', { at: 10 }), delivery(23, 'completed', { at: 100 })]);
-    assert.deepEqual(await store.prune(50), { deliveries: 2, jobs: 1 });
+    await store.keepUnparsable([unparsable('old-bad', { at: 10 }), unparsable('new-bad', { at: 100 })]);
+    assert.deepEqual(await store.prune(50), { deliveries: 2, jobs: 1, unparsable: 1 });
+    assert.deepEqual((await store.listUnparsable()).map((u) => u.deliveryId), ['new-bad']);
     assert.equal(await store.getJob(21), undefined);
     assert.equal((await store.getJob(22))?.status, 'queued');
     assert.equal((await store.getJob(23))?.status, 'completed');
@@ -107,5 +109,52 @@ export function intakeStoreContract(name: string, make: () => StoreUnderTest | P
   test(`${name}: an empty batch is fine`, async (t) => {
     const store = await setup(t);
     assert.deepEqual(await store.ingest([]), []);
+    assert.deepEqual(await store.keepUnparsable([]), []);
   });
+
+  test(`${name}: an unparsable delivery is kept whole, once, and touches no job or delivery row`, async (t) => {
+    const store = await setup(t);
+    const body = Uint8Array.from([0x7b, 0x22, 0xff, 0x00, 0x7d]);
+    const u = unparsable('bad-1', { at: 30, body });
+    assert.deepEqual(await store.keepUnparsable([u, unparsable('bad-1', { at: 31 })]), ['kept', 'duplicate']);
+    assert.deepEqual(await store.keepUnparsable([unparsable('bad-1')]), ['duplicate']);
+    const [kept, ...rest] = await store.listUnparsable();
+    assert.deepEqual(rest, []);
+    assert.equal(kept?.deliveryId, 'bad-1');
+    assert.equal(kept?.event, 'workflow_job');
+    assert.equal(kept?.receivedAt, 30);
+    assert.deepEqual(kept?.headers, u.headers);
+    assert.deepEqual(Buffer.from(kept?.body ?? []), Buffer.from(body), 'the raw bytes, not a re-encoding');
+    assert.deepEqual(kept?.error, u.error);
+    assert.equal(kept?.state, 'unparsable');
+    assert.equal(kept?.replayedAt, null);
+    assert.equal(await store.countDeliveries(), 0);
+    assert.deepEqual(await store.listJobs(), []);
+  });
+
+  test(`${name}: a replay's result is recorded on the kept delivery, and listUnparsable filters by state`, async (t) => {
+    const store = await setup(t);
+    await store.keepUnparsable([unparsable('b', { at: 2 }), unparsable('a', { at: 1 }), unparsable('c', { at: 3 })]);
+    await store.updateUnparsable('a', { state: 'replayed', at: 50, outcome: 'accepted' });
+    await store.updateUnparsable('c', { state: 'unparsable', at: 60, error: { code: 'FLINT_ERR_WEBHOOK_MALFORMED_JSON', message: 'still broken' } });
+    await store.updateUnparsable('nobody', { state: 'replayed', at: 70, outcome: 'accepted' });
+    assert.deepEqual((await store.listUnparsable()).map((u) => u.deliveryId), ['a', 'b', 'c'], 'oldest first');
+    assert.deepEqual((await store.listUnparsable({ state: 'unparsable' })).map((u) => u.deliveryId), ['b', 'c']);
+    const [a] = await store.listUnparsable({ state: 'replayed' });
+    assert.equal(a?.replayedAt, 50);
+    assert.equal(a?.replayOutcome, 'accepted');
+    const c = (await store.listUnparsable()).find((u) => u.deliveryId === 'c');
+    assert.deepEqual(c?.error, { code: 'FLINT_ERR_WEBHOOK_MALFORMED_JSON', message: 'still broken' });
+    assert.equal(c?.replayedAt, 60);
+  });
+}
+
+/** A kept unparsable workflow_job delivery with id `id`. */
+export function unparsable(id: string, o: { at?: number; body?: Uint8Array } = {}): UnparsableDelivery {
+  return {
+    deliveryId: id, event: 'workflow_job', receivedAt: o.at ?? 1_000,
+    headers: { 'x-github-event': 'workflow_job', 'x-github-delivery': id, 'content-type': 'application/json', 'x-github-enterprise-version': '3.14.0' },
+    body: o.body ?? Buffer.from('{"action":"queued","workflow_job":{}}'),
+    error: { code: 'FLINT_ERR_WEBHOOK_INVALID_PAYLOAD', message: 'workflow_job payload: workflow_job.id: required' },
+  };
 }

@@ -1,5 +1,6 @@
 /**
- * The intake store on SQLite: the `deliveries` and `jobs` tables in Flint's
+ * The intake store on SQLite: the `deliveries`, `jobs` and
+ * `unparsable_deliveries` tables in Flint's
  * one state database (db.ts).
  *
  * Durability: `ingest` commits one transaction per batch before it returns,
@@ -12,7 +13,8 @@ import type { Db } from './db.ts';
 import type { DeliveryOutcome, JobConclusion, JobStatus } from '../../core/jobs.ts';
 import { decideJobTransition, outcomeOf } from '../../core/jobs.ts';
 import { FlintError } from '../../core/errors/index.ts';
-import type { IntakeStore, JobDelivery, RecordedOutcome, StoredDelivery, StoredJob } from '../../daemon/ports/store.ts';
+import type { ErrorCode } from '../../core/errors/index.ts';
+import type { IntakeStore, JobDelivery, RecordedOutcome, StoredDelivery, StoredJob, StoredUnparsable, UnparsableDelivery, UnparsableState } from '../../daemon/ports/store.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -40,6 +42,20 @@ CREATE TABLE IF NOT EXISTS jobs (
   updated_at    INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, first_seen_at);
+-- Signed deliveries Flint could not parse, kept whole for inspection and replay.
+CREATE TABLE IF NOT EXISTS unparsable_deliveries (
+  id             TEXT PRIMARY KEY,   -- X-GitHub-Delivery
+  event          TEXT NOT NULL,
+  received_at    INTEGER NOT NULL,   -- ms since the epoch
+  headers        TEXT NOT NULL,      -- JSON object, lower-case names
+  body           BLOB NOT NULL,      -- the raw bytes the signature covers
+  error_code     TEXT NOT NULL,
+  error_message  TEXT NOT NULL,
+  state          TEXT NOT NULL CHECK (state IN ('unparsable', 'replayed')),
+  replayed_at    INTEGER,
+  replay_outcome TEXT
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS unparsable_deliveries_state ON unparsable_deliveries (state, received_at);
 `;
 
 interface JobRow {
@@ -48,6 +64,10 @@ interface JobRow {
   first_seen_at: number; updated_at: number;
 }
 interface DeliveryRow { id: string; event: string; action: string; job_id: number; received_at: number; outcome: string }
+interface UnparsableRow {
+  id: string; event: string; received_at: number; headers: string; body: Buffer; error_code: string; error_message: string;
+  state: string; replayed_at: number | null; replay_outcome: string | null;
+}
 
 export function createSqliteIntakeStore(db: Db): IntakeStore {
   try {
@@ -72,6 +92,17 @@ export function createSqliteIntakeStore(db: Db): IntakeStore {
   const countDeliveries = db.prepare<[], { n: number }>('SELECT count(*) AS n FROM deliveries');
   const pruneDeliveries = db.prepare<[number]>('DELETE FROM deliveries WHERE received_at < ?');
   const pruneJobs = db.prepare<[number]>("DELETE FROM jobs WHERE status = 'completed' AND updated_at < ?");
+  const insertUnparsable = db.prepare<[string, string, number, string, Uint8Array, string, string]>(
+    `INSERT INTO unparsable_deliveries (id, event, received_at, headers, body, error_code, error_message, state)
+     VALUES (?, ?, ?, ?, ?, ?, ?, 'unparsable') ON CONFLICT (id) DO NOTHING`);
+  const selectUnparsable = db.prepare<[], UnparsableRow>('SELECT * FROM unparsable_deliveries ORDER BY received_at, id');
+  const selectUnparsableByState = db.prepare<[string], UnparsableRow>('SELECT * FROM unparsable_deliveries WHERE state = ? ORDER BY received_at, id');
+  const markReplayed = db.prepare<[number, string, string]>("UPDATE unparsable_deliveries SET state = 'replayed', replayed_at = ?, replay_outcome = ? WHERE id = ?");
+  const markStillUnparsable = db.prepare<[number, string, string, string]>(
+    "UPDATE unparsable_deliveries SET state = 'unparsable', replayed_at = ?, replay_outcome = NULL, error_code = ?, error_message = ? WHERE id = ?");
+  const pruneUnparsable = db.prepare<[number]>('DELETE FROM unparsable_deliveries WHERE received_at < ?');
+  const keepBatch = db.transaction((batch: readonly UnparsableDelivery[]) => batch.map((u): 'kept' | 'duplicate' =>
+    insertUnparsable.run(u.deliveryId, u.event, u.receivedAt, JSON.stringify(u.headers), u.body, u.error.code, u.error.message).changes === 0 ? 'duplicate' : 'kept'));
 
   const ingestOne = (d: JobDelivery): DeliveryOutcome => {
     const { command: c } = d;
@@ -123,8 +154,26 @@ export function createSqliteIntakeStore(db: Db): IntakeStore {
     async countDeliveries() {
       return countDeliveries.get()?.n ?? 0;
     },
+    async keepUnparsable(batch) {
+      if (batch.length === 0) return [];
+      try {
+        return keepBatch(batch);
+      } catch (err) {
+        throw new FlintError('FLINT_ERR_STORE_WRITE_FAILED', `could not keep ${batch.length} unparsable webhook deliveries: ${(err instanceof Error ? err.message : String(err))}`, { cause: err });
+      }
+    },
+    async listUnparsable(filter = {}) {
+      const rows = filter.state === undefined ? selectUnparsable.all() : selectUnparsableByState.all(filter.state);
+      return rows.map(toUnparsable);
+    },
+    async updateUnparsable(id, u) {
+      if (u.state === 'replayed') markReplayed.run(u.at, u.outcome, id);
+      else markStillUnparsable.run(u.at, u.error.code, u.error.message, id);
+    },
     async prune(before) {
-      return db.transaction(() => ({ deliveries: pruneDeliveries.run(before).changes, jobs: pruneJobs.run(before).changes }))();
+      return db.transaction(() => ({
+        deliveries: pruneDeliveries.run(before).changes, jobs: pruneJobs.run(before).changes, unparsable: pruneUnparsable.run(before).changes,
+      }))();
     },
   };
 }
@@ -137,6 +186,17 @@ function toJob(r: JobRow): StoredJob {
     workflowName: r.workflow_name, labels: JSON.parse(r.labels) as string[], definition: r.definition,
     status: r.status as JobStatus, conclusion: r.conclusion as JobConclusion | null, runnerName: r.runner_name,
     firstSeenAt: r.first_seen_at, updatedAt: r.updated_at,
+  };
+}
+
+// error_code was a catalogue code when written, and state is held to its
+// two values by the CHECK constraint.
+function toUnparsable(r: UnparsableRow): StoredUnparsable {
+  return {
+    deliveryId: r.id, event: r.event, receivedAt: r.received_at, headers: JSON.parse(r.headers) as Record<string, string>,
+    body: new Uint8Array(r.body.buffer, r.body.byteOffset, r.body.byteLength),
+    error: { code: r.error_code as ErrorCode, message: r.error_message },
+    state: r.state as UnparsableState, replayedAt: r.replayed_at, replayOutcome: r.replay_outcome,
   };
 }
 

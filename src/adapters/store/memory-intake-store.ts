@@ -5,11 +5,12 @@
  */
 import type { DeliveryOutcome } from '../../core/jobs.ts';
 import { decideJobTransition, outcomeOf } from '../../core/jobs.ts';
-import type { IntakeStore, JobDelivery, StoredDelivery, StoredJob } from '../../daemon/ports/store.ts';
+import type { IntakeStore, JobDelivery, StoredDelivery, StoredJob, StoredUnparsable } from '../../daemon/ports/store.ts';
 
 export function createMemoryIntakeStore(): IntakeStore {
   const deliveries = new Map<string, StoredDelivery>();
   const jobs = new Map<number, StoredJob>();
+  const unparsable = new Map<string, StoredUnparsable>();
 
   const ingestOne = (d: JobDelivery, pending: Map<string, StoredDelivery>, pendingJobs: Map<number, StoredJob>): DeliveryOutcome => {
     const { command: c } = d;
@@ -66,12 +67,37 @@ export function createMemoryIntakeStore(): IntakeStore {
     async countDeliveries() {
       return deliveries.size;
     },
+    async keepUnparsable(batch) {
+      const staged = new Map<string, StoredUnparsable>();
+      const outcomes = batch.map((u): 'kept' | 'duplicate' => {
+        if (unparsable.has(u.deliveryId) || staged.has(u.deliveryId)) return 'duplicate';
+        // Copies, so that a caller reusing its buffer cannot change what was kept.
+        staged.set(u.deliveryId, { ...u, headers: { ...u.headers }, body: Uint8Array.from(u.body), state: 'unparsable', replayedAt: null, replayOutcome: null });
+        return 'kept';
+      });
+      for (const [k, v] of staged) unparsable.set(k, v);
+      return outcomes;
+    },
+    async listUnparsable(filter = {}) {
+      return [...unparsable.values()]
+        .filter((u) => filter.state === undefined || u.state === filter.state)
+        .sort((a, b) => a.receivedAt - b.receivedAt || (a.deliveryId < b.deliveryId ? -1 : a.deliveryId > b.deliveryId ? 1 : 0));
+    },
+    async updateUnparsable(id, u) {
+      const cur = unparsable.get(id);
+      if (cur === undefined) return;
+      unparsable.set(id, u.state === 'replayed'
+        ? { ...cur, state: 'replayed', replayedAt: u.at, replayOutcome: u.outcome }
+        : { ...cur, state: 'unparsable', replayedAt: u.at, replayOutcome: null, error: u.error });
+    },
     async prune(before) {
       let d = 0;
       let j = 0;
+      let u = 0;
       for (const [k, v] of deliveries) if (v.receivedAt < before) { deliveries.delete(k); d++; }
       for (const [k, v] of jobs) if (v.status === 'completed' && v.updatedAt < before) { jobs.delete(k); j++; }
-      return { deliveries: d, jobs: j };
+      for (const [k, v] of unparsable) if (v.receivedAt < before) { unparsable.delete(k); u++; }
+      return { deliveries: d, jobs: j, unparsable: u };
     },
   };
 }

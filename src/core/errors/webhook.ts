@@ -7,8 +7,8 @@ export const webhookErrors = {
     hint: 'Point only GitHub (or the simulator) at /webhook; a proxy in front of Flint must pass the X-GitHub-* and X-Hub-Signature-256 headers through unchanged.',
   },
   FLINT_ERR_WEBHOOK_UNSUPPORTED_CONTENT_TYPE: {
-    title: 'A webhook delivery is not application/json',
-    hint: 'Set the webhook\'s content type to application/json in the GitHub App (or repository/organization webhook) settings; Flint does not take form-encoded (payload=) deliveries.',
+    title: 'A webhook delivery is neither application/json nor form-encoded',
+    hint: 'GitHub sends application/json (or application/x-www-form-urlencoded where the webhook offers the choice); something between GitHub and Flint changed the Content-Type. Check any proxy in front of Flint.',
   },
   FLINT_ERR_WEBHOOK_BODY_TOO_LARGE: {
     title: 'A webhook delivery is larger than the configured body limit',
@@ -19,12 +19,12 @@ export const webhookErrors = {
     hint: 'Make the App\'s webhook secret and Flint\'s github.webhookSecret the same; during a rotation put the old one in github.previousWebhookSecret until GitHub uses the new one.',
   },
   FLINT_ERR_WEBHOOK_MALFORMED_JSON: {
-    title: 'A webhook delivery\'s body is not valid JSON',
-    hint: 'The sender is not GitHub or the body was altered on the way; check any proxy between GitHub and Flint.',
+    title: 'A signed webhook delivery\'s body is not valid JSON',
+    hint: 'The delivery was signed with the webhook secret, so it was kept as unparsable (docs/webhooks.md); no job changed. Check any proxy between GitHub and Flint for altered bodies, then replay kept deliveries with replayUnparsable.',
   },
   FLINT_ERR_WEBHOOK_INVALID_PAYLOAD: {
-    title: 'A workflow_job delivery does not have the shape GitHub documents',
-    hint: 'The message names the first field that is wrong. If GitHub changed the payload, report it with the delivery id (GitHub keeps the delivery under the App\'s Advanced settings).',
+    title: 'A signed workflow_job delivery lacks a field Flint needs, or has it in another type',
+    hint: 'The delivery was kept as unparsable with its raw body (docs/webhooks.md) and no job changed; the message names the first field that is wrong. Report it with the delivery id; once Flint is fixed, replay the kept deliveries. Meanwhile the missed-webhooks loop still finds queued jobs.',
   },
   FLINT_ERR_HTTPS_NOT_SUPPORTED: {
     title: 'The listen address uses port 443, which means automatic HTTPS (ACME), and Flint does not do ACME yet',

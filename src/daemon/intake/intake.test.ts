@@ -27,8 +27,11 @@ function setup(o: Partial<IntakeDeps> = {}) {
   return { intake, store, lines, accepted, send };
 }
 
-test('a job is attributed to the first definition that can serve it, in configuration order', async () => {
-  const { store, send } = setup();
+test('a job is attributed to the most specific definition that can serve it, even one listed after a catch-all', async () => {
+  const { store, send } = setup({ runners: [
+    { name: 'big', labels: ['self-hosted', 'linux', 'x64', 'big'] },
+    { name: 'small', labels: ['self-hosted', 'linux', 'x64'] },
+  ] });
   await send({ jobId: 1, action: 'queued', labels: ['self-hosted'] });
   await send({ jobId: 2, action: 'queued', labels: ['big'] });
   assert.equal((await store.getJob(1))?.definition, 'small');

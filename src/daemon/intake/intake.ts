@@ -4,19 +4,21 @@
  * inside the request); the scheduler acts later on what the store holds.
  *
  *   headers ──readDeliveryHeaders──▶ (body read by the HTTP layer, size-limited)
- *   body ──verifySignature──▶ parseDelivery ──▶ label check ──▶ group commit ──▶ reply
+ *   body ──verifySignature──▶ parseDelivery ──▶ routing ──▶ group commit ──▶ reply
+ *                                   └─ cannot parse ──▶ group commit (kept unparsable) ──▶ reply
  *
- * A rejected delivery (bad headers, signature, JSON or payload) never
- * reaches the store. Pings and events Flint does not act on are answered
- * and not stored.
+ * A rejected delivery (bad headers or signature) never reaches the store.
+ * A signed delivery Flint cannot parse is GitHub's news all the same: it is
+ * kept whole, changes no job, and can be replayed after a fix (replay.ts).
+ * Pings and events Flint does not act on are answered and not stored.
  */
 import { FlintError } from '../../core/errors/index.ts';
 import type { DeliveryOutcome, JobAction } from '../../core/jobs.ts';
-import { firstServing } from '../../core/labels.ts';
-import type { IntakeStore, JobDelivery } from '../ports/store.ts';
+import { mostSpecificServing } from '../../core/labels.ts';
+import type { IntakeStore, JobDelivery, UnparsableDelivery } from '../ports/store.ts';
 import { createGroupCommit } from './group-commit.ts';
 import type { DeliveryHeaders } from './parse-delivery.ts';
-import { parseDelivery } from './parse-delivery.ts';
+import { keptHeaders, parseDelivery } from './parse-delivery.ts';
 import { verifySignature } from './verify-signature.ts';
 
 /** The logger calls the intake makes (pino's signature; a pino logger fits). */
@@ -51,6 +53,8 @@ export type IntakeResult =
   | { readonly kind: 'pong'; readonly deliveryId: string; readonly zen: string | undefined }
   | { readonly kind: 'not-handled'; readonly deliveryId: string; readonly event: string; readonly action: string | undefined }
   | { readonly kind: 'recorded'; readonly deliveryId: string; readonly jobId: number; readonly outcome: DeliveryOutcome }
+  /** Signed but not parsable: kept (or already kept: `duplicate`) for inspection and replay; no job changed. */
+  | { readonly kind: 'kept-unparsable'; readonly deliveryId: string; readonly outcome: 'kept' | 'duplicate'; readonly error: FlintError }
   /** The store could not commit; nothing was kept (GitHub will show the delivery as failed and it can be redelivered). */
   | { readonly kind: 'store-failed'; readonly deliveryId: string; readonly error: FlintError };
 
@@ -63,7 +67,35 @@ export interface Intake {
 export function createIntake(deps: IntakeDeps): Intake {
   const { store, runners, secrets, clock, logger } = deps;
   if (secrets.length === 0) throw new RangeError('the intake needs at least one webhook secret');
-  const batcher = createGroupCommit<JobDelivery, DeliveryOutcome>((batch) => store.ingest(batch), deps.maxBatch === undefined ? {} : { maxBatch: deps.maxBatch });
+  const batchOptions = deps.maxBatch === undefined ? {} : { maxBatch: deps.maxBatch };
+  const batcher = createGroupCommit<JobDelivery, DeliveryOutcome>((batch) => store.ingest(batch), batchOptions);
+  // A second group commit for the rare unparsable delivery: as durable as a
+  // parsed one (committed before the reply) without slowing the main batches.
+  const keeper = createGroupCommit<UnparsableDelivery, 'kept' | 'duplicate'>((batch) => store.keepUnparsable(batch), batchOptions);
+
+  const storeFailed = (deliveryId: string, err: unknown, what: string): IntakeResult => {
+    const error = err instanceof FlintError ? err : new FlintError('FLINT_ERR_STORE_WRITE_FAILED', err instanceof Error ? err.message : String(err), { cause: err });
+    logger.error({ delivery: deliveryId, code: error.code, reason: error.message }, what);
+    return { kind: 'store-failed', deliveryId, error };
+  };
+
+  const keepUnparsable = async (headers: DeliveryHeaders, body: Uint8Array, error: FlintError): Promise<IntakeResult> => {
+    let outcome: 'kept' | 'duplicate';
+    try {
+      outcome = await keeper.submit({
+        deliveryId: headers.deliveryId, event: headers.event, receivedAt: clock(), headers: keptHeaders(headers), body,
+        error: { code: error.code, message: error.message },
+      });
+    } catch (err) {
+      return storeFailed(headers.deliveryId, err, 'could not keep unparsable webhook delivery');
+    }
+    // Error level: GitHub's news did not reach the job table; someone should look.
+    if (outcome === 'kept') {
+      logger.error({ delivery: headers.deliveryId, event: headers.event, code: error.code, reason: error.message },
+        'signed webhook delivery could not be parsed; kept for replay (no job changed)');
+    }
+    return { kind: 'kept-unparsable', deliveryId: headers.deliveryId, outcome, error };
+  };
 
   const reject = (headers: DeliveryHeaders, error: FlintError): IntakeResult => {
     logger.warn({ delivery: headers.deliveryId, event: headers.event, code: error.code, reason: error.message }, 'webhook delivery rejected');
@@ -82,7 +114,7 @@ export function createIntake(deps: IntakeDeps): Intake {
       try {
         parsed = parseDelivery(headers, body);
       } catch (err) {
-        if (err instanceof FlintError) return reject(headers, err);
+        if (err instanceof FlintError) return keepUnparsable(headers, body, err);
         throw err;
       }
       switch (parsed.kind) {
@@ -94,14 +126,12 @@ export function createIntake(deps: IntakeDeps): Intake {
           return { kind: 'not-handled', deliveryId: parsed.deliveryId, event: parsed.event, action: parsed.action };
         case 'workflow_job': {
           const { command } = parsed;
-          const definition = firstServing(runners, command.job.labels)?.name;
+          const definition = mostSpecificServing(runners, command.job.labels)?.name;
           let outcome: DeliveryOutcome;
           try {
             outcome = await batcher.submit({ deliveryId: parsed.deliveryId, receivedAt: clock(), command, definition });
           } catch (err) {
-            const error = err instanceof FlintError ? err : new FlintError('FLINT_ERR_STORE_WRITE_FAILED', err instanceof Error ? err.message : String(err), { cause: err });
-            logger.error({ delivery: parsed.deliveryId, code: error.code, reason: error.message }, 'could not record webhook delivery');
-            return { kind: 'store-failed', deliveryId: parsed.deliveryId, error };
+            return storeFailed(parsed.deliveryId, err, 'could not record webhook delivery');
           }
           logger.debug({ delivery: parsed.deliveryId, job: command.job.id, action: command.action, definition, outcome }, 'workflow_job recorded');
           if (outcome === 'accepted' && definition !== undefined && deps.onAccepted !== undefined) {
@@ -116,6 +146,8 @@ export function createIntake(deps: IntakeDeps): Intake {
         }
       }
     },
-    flush: () => batcher.flush(),
+    flush: async () => {
+      await Promise.all([batcher.flush(), keeper.flush()]);
+    },
   };
 }

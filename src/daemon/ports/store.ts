@@ -4,6 +4,7 @@
  * system); the SQLite adapter and the in-memory fake both implement it and
  * run the same contract tests (src/adapters/store/intake-store.contract.ts).
  */
+import type { ErrorCode } from '../../core/errors/index.ts';
 import type { DeliveryOutcome, JobCommand, JobConclusion, JobStatus } from '../../core/jobs.ts';
 
 /** One verified, parsed workflow_job delivery on its way into the store. */
@@ -13,7 +14,7 @@ export interface JobDelivery {
   /** Milliseconds since the epoch, from the injected clock. */
   readonly receivedAt: number;
   readonly command: JobCommand;
-  /** The first runner definition that can serve the job; undefined records the delivery as ignored. */
+  /** The runner definition that serves the job (core/labels.ts `mostSpecificServing`); undefined records the delivery as ignored. */
   readonly definition: string | undefined;
 }
 
@@ -25,7 +26,7 @@ export interface StoredJob {
   readonly name: string;
   readonly workflowName: string | null;
   readonly labels: readonly string[];
-  /** Runner definition that can serve it (first in configuration order, when first seen). */
+  /** Runner definition that serves it (the most specific one, when first seen). */
   readonly definition: string;
   readonly status: JobStatus;
   readonly conclusion: JobConclusion | null;
@@ -46,6 +47,42 @@ export interface StoredDelivery {
   readonly outcome: RecordedOutcome;
 }
 
+/**
+ * A delivery whose signature was valid but which Flint could not parse
+ * (malformed JSON, or a workflow_job payload without a field Flint needs).
+ * It is kept whole so that it can be inspected, and replayed once Flint is
+ * fixed (daemon/intake/replay.ts); keeping it changes no job.
+ */
+export interface UnparsableDelivery {
+  /** `X-GitHub-Delivery`. */
+  readonly deliveryId: string;
+  readonly event: string;
+  /** Milliseconds since the epoch, from the injected clock. */
+  readonly receivedAt: number;
+  /** GitHub's headers as received, lower-case names (parse-delivery.ts `keptHeaders`). */
+  readonly headers: Readonly<Record<string, string>>;
+  /** The raw body, exactly the bytes the signature covers. */
+  readonly body: Uint8Array;
+  /** Why it could not be parsed (the latest attempt's error). */
+  readonly error: { readonly code: ErrorCode; readonly message: string };
+}
+
+/** `unparsable`: waiting for a replay; `replayed`: parsed on a replay and recorded like any delivery. */
+export type UnparsableState = 'unparsable' | 'replayed';
+
+export interface StoredUnparsable extends UnparsableDelivery {
+  readonly state: UnparsableState;
+  /** When a replay last tried it; null until one did. */
+  readonly replayedAt: number | null;
+  /** What the last replay made of it: the delivery outcome (`accepted`, `not-handled`, …) or null. */
+  readonly replayOutcome: string | null;
+}
+
+/** What a replay did to one kept delivery. */
+export type UnparsableUpdate =
+  | { readonly state: 'replayed'; readonly at: number; readonly outcome: string }
+  | { readonly state: 'unparsable'; readonly at: number; readonly error: { readonly code: ErrorCode; readonly message: string } };
+
 export interface IntakeStore {
   /**
    * Records a batch of deliveries in ONE durable transaction and returns the
@@ -62,8 +99,18 @@ export interface IntakeStore {
   getDelivery(id: string): Promise<StoredDelivery | undefined>;
   countDeliveries(): Promise<number>;
   /**
-   * Forgets deliveries received before `before` and completed jobs last
-   * updated before it (retention). Returns how many rows went.
+   * Keeps a batch of unparsable deliveries in ONE durable transaction, like
+   * `ingest`; a delivery id already kept is a `duplicate` and changes
+   * nothing. Jobs and the `deliveries` table are not touched.
    */
-  prune(before: number): Promise<{ readonly deliveries: number; readonly jobs: number }>;
+  keepUnparsable(batch: readonly UnparsableDelivery[]): Promise<readonly ('kept' | 'duplicate')[]>;
+  /** Kept unparsable deliveries, oldest first; optionally only those in one state. */
+  listUnparsable(filter?: { readonly state?: UnparsableState }): Promise<readonly StoredUnparsable[]>;
+  /** Records what a replay made of a kept delivery; an unknown id is a no-op. */
+  updateUnparsable(id: string, update: UnparsableUpdate): Promise<void>;
+  /**
+   * Forgets deliveries (parsed and unparsable) received before `before` and
+   * completed jobs last updated before it (retention). Returns how many rows went.
+   */
+  prune(before: number): Promise<{ readonly deliveries: number; readonly jobs: number; readonly unparsable: number }>;
 }

@@ -166,7 +166,7 @@ export async function startServe(options: ServeOptions): Promise<RunningServe> {
 
     const retention = setInterval(() => {
       store.prune(clock() - RETENTION_MS).then(
-        (n) => { if (n.deliveries + n.jobs > 0) logger.info(n, 'delivery-retention: pruned'); },
+        (n) => { if (n.deliveries + n.jobs + n.unparsable > 0) logger.info(n, 'delivery-retention: pruned'); },
         (err: unknown) => { logger.error({ err }, 'delivery-retention failed'); },
       );
     }, RETENTION_INTERVAL_MS);

@@ -20,6 +20,7 @@ import type { IntakeStore } from '../../daemon/ports/store.ts';
 import { signedDelivery, workflowJobPayload } from '../../../bench/_payload.ts';
 import type { PayloadOptions } from '../../../bench/_payload.ts';
 import { buildServer } from './server.ts';
+import { ACTIONS, GHES_HEADERS, minimal, olderGhes } from '../../../test/fixtures/workflow-job-shapes.ts';
 
 const SECRET = 'current-webhook-secret';
 const OLD_SECRET = 'previous-webhook-secret';
@@ -75,6 +76,11 @@ function send(url: string, o: { method?: string; path?: string; headers?: Record
 function deliver(h: Harness, p: PayloadOptions, o: { id?: string; secret?: string } = {}): Promise<Reply> {
   const d = signedDelivery(o.secret ?? SECRET, 'workflow_job', workflowJobPayload(p), o.id);
   return send(h.url, { headers: d.headers, body: d.body });
+}
+
+function unparsableRows(db: Db): number {
+  // count(*) returns one row with one integer column.
+  return (db.prepare('SELECT count(*) AS n FROM unparsable_deliveries').get() as { n: number }).n;
 }
 
 function rows(db: Db): { deliveries: number; jobs: number } {
@@ -145,8 +151,7 @@ test('rejected deliveries are answered with their status and nothing is stored',
   const s = await fresh(t);
   const good = signedDelivery(SECRET, 'workflow_job', workflowJobPayload({ jobId: 1004, action: 'queued' }));
   const without = (name: string): Record<string, string> => Object.fromEntries(Object.entries(good.headers).filter(([k]) => k !== name));
-  const resign = (body: string): Record<string, string> => ({ ...good.headers, 'x-hub-signature-256': signatureHeader(SECRET, body) });
-  const invalidPayload = JSON.stringify({ ...workflowJobPayload({ jobId: 1004, action: 'queued' }), workflow_job: { id: 'not-a-number' } });
+  const unsigned = '{"action": "queued",';
   const cases: { name: string; headers: Record<string, string>; body: string; status: number; code: string }[] = [
     { name: 'wrong secret', headers: { ...good.headers, 'x-hub-signature-256': signatureHeader('someone-else', good.body) }, body: good.body, status: 401, code: 'FLINT_ERR_WEBHOOK_BAD_SIGNATURE' },
     { name: 'tampered body', headers: good.headers, body: good.body.replace('"queued"', '"completed"'), status: 401, code: 'FLINT_ERR_WEBHOOK_BAD_SIGNATURE' },
@@ -154,11 +159,11 @@ test('rejected deliveries are answered with their status and nothing is stored',
     { name: 'sha1 signature only', headers: { ...without('x-hub-signature-256'), 'x-hub-signature': 'sha1=0000' }, body: good.body, status: 401, code: 'FLINT_ERR_WEBHOOK_BAD_SIGNATURE' },
     { name: 'no X-GitHub-Event', headers: without('x-github-event'), body: good.body, status: 400, code: 'FLINT_ERR_WEBHOOK_MISSING_HEADER' },
     { name: 'no X-GitHub-Delivery', headers: without('x-github-delivery'), body: good.body, status: 400, code: 'FLINT_ERR_WEBHOOK_MISSING_HEADER' },
-    { name: 'form-encoded', headers: { ...resign(`payload=${encodeURIComponent(good.body)}`), 'content-type': 'application/x-www-form-urlencoded' }, body: `payload=${encodeURIComponent(good.body)}`, status: 415, code: 'FLINT_ERR_WEBHOOK_UNSUPPORTED_CONTENT_TYPE' },
     { name: 'no content type', headers: without('content-type'), body: good.body, status: 415, code: 'FLINT_ERR_WEBHOOK_UNSUPPORTED_CONTENT_TYPE' },
-    { name: 'malformed JSON', headers: resign('{"action": "queued",'), body: '{"action": "queued",', status: 400, code: 'FLINT_ERR_WEBHOOK_MALFORMED_JSON' },
-    { name: 'JSON that is not an object', headers: resign('[1,2]'), body: '[1,2]', status: 400, code: 'FLINT_ERR_WEBHOOK_MALFORMED_JSON' },
-    { name: 'not a valid workflow_job', headers: resign(invalidPayload), body: invalidPayload, status: 400, code: 'FLINT_ERR_WEBHOOK_INVALID_PAYLOAD' },
+    { name: 'text content type', headers: { ...good.headers, 'content-type': 'text/plain' }, body: good.body, status: 415, code: 'FLINT_ERR_WEBHOOK_UNSUPPORTED_CONTENT_TYPE' },
+    { name: 'event name with a dash', headers: { ...good.headers, 'x-github-event': 'workflow-job' }, body: good.body, status: 400, code: 'FLINT_ERR_WEBHOOK_MISSING_HEADER' },
+    { name: 'malformed JSON, unsigned', headers: without('x-hub-signature-256'), body: unsigned, status: 401, code: 'FLINT_ERR_WEBHOOK_BAD_SIGNATURE' },
+    { name: 'malformed JSON, wrongly signed', headers: { ...good.headers, 'x-hub-signature-256': signatureHeader('someone-else', unsigned) }, body: unsigned, status: 401, code: 'FLINT_ERR_WEBHOOK_BAD_SIGNATURE' },
   ];
   for (const c of cases) {
     const r = await send(s.url, { headers: c.headers, body: c.body });
@@ -166,15 +171,67 @@ test('rejected deliveries are answered with their status and nothing is stored',
     assert.equal((r.json.error as { code: string }).code, c.code, c.name);
   }
   assert.deepEqual(rows(s.db), { deliveries: 0, jobs: 0 });
+  assert.equal(unparsableRows(s.db), 0, 'nothing unsigned or malformed is kept');
 });
 
-test('an invalid payload names the field that is wrong', async () => {
-  const p = workflowJobPayload({ jobId: 1005, action: 'completed' });
-  const body = JSON.stringify({ ...p, workflow_job: { ...p.workflow_job, conclusion: 'exploded' } });
-  const d = signedDelivery(SECRET, 'workflow_job', {});
-  const r = await send(h.url, { headers: { ...d.headers, 'x-hub-signature-256': signatureHeader(SECRET, body) }, body });
-  assert.equal(r.status, 400);
-  assert.match((r.json.error as { message: string }).message, /workflow_job\.conclusion/);
+test('a signed delivery Flint cannot parse is kept with its body, headers and error, answered 202, and changes no job', async (t) => {
+  const s = await fresh(t);
+  const good = signedDelivery(SECRET, 'workflow_job', workflowJobPayload({ jobId: 1004, action: 'queued' }));
+  const resign = (body: string, id: string): Record<string, string> => ({ ...good.headers, ...GHES_HEADERS, 'x-github-delivery': id, 'x-hub-signature-256': signatureHeader(SECRET, body) });
+  const invalidPayload = JSON.stringify({ ...workflowJobPayload({ jobId: 1004, action: 'queued' }), workflow_job: { id: 'not-a-number' } });
+  const cases = [
+    { id: 'u-json', body: '{"action": "queued",', code: 'FLINT_ERR_WEBHOOK_MALFORMED_JSON' },
+    { id: 'u-array', body: '[1,2]', code: 'FLINT_ERR_WEBHOOK_MALFORMED_JSON' },
+    { id: 'u-payload', body: invalidPayload, code: 'FLINT_ERR_WEBHOOK_INVALID_PAYLOAD' },
+  ];
+  for (const c of cases) {
+    const r = await send(s.url, { headers: resign(c.body, c.id), body: c.body });
+    assert.equal(r.status, 202, c.id);
+    assert.equal(r.json.outcome, 'unparsable', c.id);
+    assert.equal((r.json.error as { code: string }).code, c.code, c.id);
+  }
+  const again = await send(s.url, { headers: resign(invalidPayload, 'u-payload'), body: invalidPayload });
+  assert.equal(again.status, 200, 'GitHub redelivering it changes nothing');
+  assert.equal(again.json.outcome, 'duplicate');
+  assert.deepEqual(rows(s.db), { deliveries: 0, jobs: 0 });
+  const kept = await s.store.listUnparsable();
+  assert.deepEqual(kept.map((u) => [u.deliveryId, u.error.code, u.state]), cases.map((c) => [c.id, c.code, 'unparsable']));
+  const payload = kept.find((u) => u.deliveryId === 'u-payload');
+  assert.equal(Buffer.from(payload?.body ?? []).toString('utf8'), invalidPayload, 'the raw body');
+  assert.equal(payload?.headers['x-github-enterprise-host'], 'ghe.example.com');
+  assert.equal(payload?.headers['x-hub-signature-256'], signatureHeader(SECRET, invalidPayload));
+  assert.match(payload?.error.message ?? '', /workflow_job\.id/, 'the error names the field that is wrong');
+});
+
+test('a form-encoded delivery is taken like a JSON one', async (t) => {
+  const s = await fresh(t);
+  const good = signedDelivery(SECRET, 'workflow_job', workflowJobPayload({ jobId: 1006, action: 'queued' }));
+  const form = `payload=${encodeURIComponent(good.body)}`;
+  const r = await send(s.url, { headers: { ...good.headers, 'content-type': 'application/x-www-form-urlencoded', 'x-hub-signature-256': signatureHeader(SECRET, form) }, body: form });
+  assert.equal(r.status, 202);
+  assert.equal(r.json.outcome, 'accepted');
+  assert.equal((await s.store.getJob(1006))?.status, 'queued');
+});
+
+test('GHES and GitHub.com payloads in their smallest allowed shape, and older GHES ones, are all recorded', async (t) => {
+  const s = await fresh(t);
+  let id = 2000;
+  const post = async (p: Record<string, unknown>, extra: Record<string, string> = {}): Promise<Reply> => {
+    const d = signedDelivery(SECRET, 'workflow_job', p, `shape-${++id}`);
+    return send(s.url, { headers: { ...d.headers, ...extra }, body: d.body });
+  };
+  for (const file of ['api.github.com', 'ghes-3.14', 'ghes-3.19'] as const) {
+    for (const action of ACTIONS) {
+      const r = await post(minimal(file, action, ++id), file.startsWith('ghes') ? GHES_HEADERS : {});
+      assert.equal(r.status, 202, `${file} ${action}`);
+      assert.equal(r.json.outcome, 'accepted', `${file} ${action}`);
+    }
+  }
+  for (const action of ACTIONS) {
+    const r = await post(olderGhes(action, ++id), GHES_HEADERS);
+    assert.equal(r.json.outcome, 'accepted', `older GHES ${action}`);
+  }
+  assert.equal(unparsableRows(s.db), 0);
 });
 
 test('an oversized body is refused with 413 from its Content-Length, before it is sent', async (t) => {
@@ -257,7 +314,19 @@ test('ping is answered 200, other events 202 not-handled, and neither is stored'
   assert.equal(other.json.outcome, 'not-handled');
   const unknownAction = signedDelivery(SECRET, 'workflow_job', { action: 'teleported', workflow_job: {} });
   assert.equal((await send(s.url, { headers: unknownAction.headers, body: unknownAction.body })).json.outcome, 'not-handled');
+  for (const [event, payload] of [
+    ['security_and_analysis', { changes: { from: {} }, repository: { full_name: 'acme/widgets' } }],
+    ['github_app_authorization', { action: 'revoked', sender: { login: 'octocat' } }],
+    ['installation_repositories', { action: 'added', repositories_added: [] }],
+    ['some_event_from_2031', { action: 'happened' }],
+  ] as const) {
+    const d = signedDelivery(SECRET, event, payload);
+    const r = await send(s.url, { headers: d.headers, body: d.body });
+    assert.equal(r.status, 202, event);
+    assert.equal(r.json.outcome, 'not-handled', event);
+  }
   assert.deepEqual(rows(s.db), { deliveries: 0, jobs: 0 });
+  assert.equal(unparsableRows(s.db), 0);
 });
 
 test('any path under /webhook/ is the webhook; other paths and methods are refused; /healthz answers', async () => {

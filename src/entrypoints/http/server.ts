@@ -9,11 +9,12 @@
  * and reads at most `maxBodyBytes` of any body.
  *
  * Status codes (docs/webhooks.md):
- *   202 recorded (accepted / repeat / stale / ignored) or event not handled
- *   200 ping, duplicate delivery
- *   400 missing GitHub headers, malformed JSON, invalid workflow_job payload
+ *   202 recorded (accepted / repeat / stale / ignored), event not handled,
+ *       or signed but unparsable (kept for replay)
+ *   200 ping, duplicate delivery (parsed or unparsable)
+ *   400 missing or malformed GitHub headers
  *   401 bad or missing signature      413 body too large
- *   415 not application/json          503 the store could not commit
+ *   415 neither JSON nor form-encoded 503 the store could not commit
  */
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
@@ -95,6 +96,13 @@ function replyTo(res: ServerResponse, result: IntakeResult): void {
       return send(res, 202, { outcome: 'not-handled', delivery: result.deliveryId, event: result.event, action: result.action ?? null });
     case 'recorded':
       return send(res, result.outcome === 'duplicate' ? 200 : 202, { outcome: result.outcome, delivery: result.deliveryId, job: result.jobId });
+    case 'kept-unparsable':
+      // 2xx: the delivery is durably Flint's now, and a failure status would
+      // only make GitHub (and the redelivery loop) send the same bytes again.
+      return send(res, result.outcome === 'duplicate' ? 200 : 202, {
+        outcome: result.outcome === 'duplicate' ? 'duplicate' : 'unparsable', delivery: result.deliveryId,
+        error: { code: result.error.code, message: result.error.message },
+      });
   }
 }
 
