@@ -8,6 +8,8 @@
  * on record (queued, running or done) is left as it is. The synthetic
  * delivery id (`reconcile:<job id>`) keeps a second pass from counting twice.
  */
+import { startLoop } from './loop.ts';
+import type { Loop } from './loop.ts';
 import { mostSpecificServing } from '../core/labels.ts';
 import type { JobCommand } from '../core/jobs.ts';
 import type { GitHubPort, WorkflowJob } from './ports/github.ts';
@@ -59,15 +61,7 @@ export async function reconcileQueuedJobs(deps: ReconcilerDeps): Promise<number[
   return recovered;
 }
 
-/** Runs `reconcileQueuedJobs` every `intervalMs`; returns the stop function. */
-export function startReconciler(deps: ReconcilerDeps, intervalMs: number): () => Promise<void> {
-  let running: Promise<unknown> = Promise.resolve();
-  const timer = setInterval(() => {
-    running = reconcileQueuedJobs(deps).catch((err: unknown) => deps.logger.error({ err }, 'missed-webhooks pass failed'));
-  }, intervalMs);
-  timer.unref();
-  return async () => {
-    clearInterval(timer);
-    await running;
-  };
+/** The missed-webhooks loop: `reconcileQueuedJobs` every `intervalMs`, never two passes at once. */
+export function startReconciler(deps: ReconcilerDeps, intervalMs: number): Loop {
+  return startLoop({ name: 'missed-webhooks', intervalMs, runAtStart: false, run: () => reconcileQueuedJobs(deps), logger: deps.logger, now: () => deps.clock.now() });
 }

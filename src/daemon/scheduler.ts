@@ -57,6 +57,8 @@ export class Scheduler {
   private ticking: Promise<void> | undefined;
   private again = false;
   private timer: ReturnType<typeof setInterval> | undefined;
+  /** Per-VM clean-ups (runner registration removal) still running. */
+  private readonly cleanups = new Set<Promise<void>>();
   private stopped = false;
 
   constructor(deps: SchedulerDeps) {
@@ -74,6 +76,15 @@ export class Scheduler {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     await this.ticking;
+  }
+
+  /**
+   * Resolves when the clean-up of every VM this scheduler started has run
+   * (its runner registration removed): after the VMs have been stopped, so
+   * no GitHub call outlives the daemon.
+   */
+  async settled(): Promise<void> {
+    while (this.cleanups.size > 0) await Promise.all([...this.cleanups]);
   }
 
   /** Asks for a tick soon (e.g. after the intake stored a queued job); ticks never overlap. */
@@ -184,7 +195,7 @@ export class Scheduler {
       if (m.kind === 'runner-started' && live.phase === 'starting') live.phase = 'idle';
       if (m.kind === 'runner-exited') live.phase = 'ending';
     });
-    void vm.ended.then(async (outcome) => {
+    const cleanup = vm.ended.then(async (outcome) => {
       this.live.delete(vm.id);
       const runnerId = this.runnerIds.get(vm.id);
       this.runnerIds.delete(vm.id);
@@ -197,6 +208,8 @@ export class Scheduler {
       }
       this.poke();
     });
+    this.cleanups.add(cleanup);
+    void cleanup.finally(() => this.cleanups.delete(cleanup));
     this.deps.logger.info({ vm: vm.id, runner: def.name }, 'runner VM starting');
   }
 

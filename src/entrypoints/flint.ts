@@ -28,6 +28,7 @@ import type { HostBudget } from '../core/capacity.ts';
 import { Scheduler } from '../daemon/scheduler.ts';
 import { startReconciler } from '../daemon/reconciler.ts';
 import { removeStaleRunners } from '../daemon/stale-runners.ts';
+import { startLoop } from '../daemon/loop.ts';
 import { buildVmSystem } from './vm-system.ts';
 import { startServe } from './commands/serve.ts';
 import type { ServeOptions } from './commands/serve.ts';
@@ -98,18 +99,19 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
   });
   scheduler.start(opts.tickMs ?? 2000);
   onAccepted = () => scheduler.poke();
-  const stopReconciler = startReconciler({
-    github, store, runners: config.runners, clock: { now: () => Date.now() },
+  const clock = { now: () => Date.now() };
+  const reconciler = startReconciler({
+    github, store, runners: config.runners, clock,
     logger: logger.child({ component: 'missed-webhooks' }), onRecovered: () => scheduler.poke(),
   }, opts.reconcileMs ?? 60_000);
   const staleDeps = {
     github, instanceId: config.instanceId, logger: logger.child({ component: 'stale-runners' }),
     liveVmIds: () => new Set(vms.supervisor.list().map((vm) => vm.id)),
   };
-  const staleFailed = (err: unknown): void => { logger.warn({ err }, 'stale-runners pass failed'); };
-  let stalePass: Promise<unknown> = removeStaleRunners(staleDeps).catch(staleFailed);
-  const staleTimer = setInterval(() => { stalePass = removeStaleRunners(staleDeps).catch(staleFailed); }, opts.staleRunnersMs ?? 10 * 60_000);
-  staleTimer.unref();
+  const staleRunners = startLoop({
+    name: 'stale-runners', intervalMs: opts.staleRunnersMs ?? 10 * 60_000, runAtStart: true,
+    run: () => removeStaleRunners(staleDeps), logger: staleDeps.logger, now: clock.now,
+  });
   let closing: Promise<void> | undefined;
   return {
     url: serving.url,
@@ -118,10 +120,10 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
     close() {
       closing ??= (async () => {
         await scheduler.stop();
-        await stopReconciler();
-        clearInterval(staleTimer);
-        await stalePass;
+        await reconciler.stop();
+        await staleRunners.stop();
         await vms.supervisor.shutdown();
+        await scheduler.settled();
         vms.close();
         await serving.close();
         db.close();

@@ -10,7 +10,6 @@ import type {
   GitHubPort, JitRunner, JitRunnerRequest, RunnerGroup, RunnerScope, SelfHostedRunner, WebhookDelivery, WorkflowJob,
 } from '../../src/daemon/ports/github.ts';
 
-const DEFAULT_LABELS = ['self-hosted', 'Linux', 'X64'];
 
 interface RunnerRec {
   id: number;
@@ -133,8 +132,9 @@ export class MemoryGitHub implements GitHubPort {
       if (same.busy || same.status === 'online') throw new FlintError('FLINT_ERR_GITHUB_RUNNER_NAME_TAKEN', `a runner named ${req.name} already exists`);
       this.runners.delete(same.id);
     }
-    const custom = req.labels.filter((l) => !DEFAULT_LABELS.some((d) => d.toLowerCase() === l.toLowerCase()));
-    const r: RunnerRec = { id: this.nextRunnerId++, name: req.name, scopeKey: key, groupId: req.runnerGroupId, labels: [...DEFAULT_LABELS, ...custom], status: 'offline', busy: false };
+    // As GitHub and the simulator: a JIT runner has exactly the labels it was registered with (no defaults), each once.
+    const labels = req.labels.filter((l, i) => req.labels.findIndex((o) => o.toLowerCase() === l.toLowerCase()) === i);
+    const r: RunnerRec = { id: this.nextRunnerId++, name: req.name, scopeKey: key, groupId: req.runnerGroupId, labels, status: 'offline', busy: false };
     this.runners.set(r.id, r);
     const config = Buffer.from(JSON.stringify({ runner: r.id, name: r.name, workFolder: req.workFolder ?? '_work' })).toString('base64');
     return { runnerId: r.id, runnerName: r.name, encodedJitConfig: config };

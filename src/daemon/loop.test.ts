@@ -1,0 +1,93 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { FlintError } from '../core/errors/index.ts';
+import { startLoop } from './loop.ts';
+import type { LoopTimers } from './loop.ts';
+
+/** Timers under the test's hand: nothing fires until `advance`. */
+function fakeTimers(): LoopTimers & { now: () => number; advance(ms: number): void; armed(): number } {
+  let now = 0;
+  let next = 1;
+  const pending = new Map<number, { at: number; fn: () => void }>();
+  return {
+    now: () => now,
+    setTimeout: (fn, ms) => { const id = next++; pending.set(id, { at: now + ms, fn }); return id; },
+    clearTimeout: (h) => { pending.delete(h as number); },
+    advance(ms) {
+      now += ms;
+      for (const [id, t] of [...pending].sort((a, b) => a[1].at - b[1].at)) {
+        if (t.at <= now && pending.delete(id)) t.fn();
+      }
+    },
+    armed: () => pending.size,
+  };
+}
+
+const flush = (): Promise<void> => new Promise((r) => setImmediate(r));
+const quiet = { warn: () => undefined };
+
+test('a pass slower than the interval is never overlapped; the next pass is timed from its end', async () => {
+  const timers = fakeTimers();
+  let running = 0;
+  let most = 0;
+  let release: () => void = () => undefined;
+  const loop = startLoop({ name: 't', intervalMs: 100, runAtStart: true, logger: quiet, now: timers.now, timers,
+    run: async () => { running++; most = Math.max(most, running); await new Promise<void>((r) => { release = r; }); running--; } });
+  await flush();
+  timers.advance(1000);
+  loop.poke();
+  loop.poke();
+  assert.equal(most, 1);
+  assert.equal(loop.status().runs, 0);
+  release();
+  await flush();
+  assert.equal(loop.status().runs, 1);
+  // The pokes during the pass became one follow-up pass, due at once.
+  assert.equal(loop.status().nextRunAt, 1000);
+  timers.advance(0);
+  await flush();
+  assert.equal(most, 1);
+  release();
+  await flush();
+  assert.equal(loop.status().runs, 2);
+  assert.equal(loop.status().nextRunAt, 1100);
+  await loop.stop();
+  assert.equal(timers.armed(), 0, 'no timer is left armed after stop');
+});
+
+test('a failed pass is logged with its code and hint and recorded; the loop goes on', async () => {
+  const timers = fakeTimers();
+  const logged: object[] = [];
+  let n = 0;
+  const loop = startLoop({ name: 'missed-webhooks', intervalMs: 50, runAtStart: true, now: timers.now, timers,
+    logger: { warn: (o) => logged.push(o) },
+    run: async () => { n++; if (n === 1) throw new FlintError('FLINT_ERR_GITHUB_REQUEST_FAILED', 'boom'); } });
+  await flush();
+  assert.equal(loop.status().failures, 1);
+  assert.equal(loop.status().lastError?.code, 'FLINT_ERR_GITHUB_REQUEST_FAILED');
+  assert.match(JSON.stringify(logged[0]), /"loop":"missed-webhooks".*"code":"FLINT_ERR_GITHUB_REQUEST_FAILED".*"hint"/);
+  timers.advance(50);
+  await flush();
+  assert.equal(n, 2);
+  await loop.stop();
+});
+
+test('stop waits for the running pass, and nothing runs afterwards', async () => {
+  const timers = fakeTimers();
+  let release: () => void = () => undefined;
+  let passes = 0;
+  const loop = startLoop({ name: 't', intervalMs: 10, runAtStart: false, logger: quiet, now: timers.now, timers,
+    run: async () => { passes++; await new Promise<void>((r) => { release = r; }); } });
+  timers.advance(10);
+  let stopped = false;
+  const stopping = loop.stop().then(() => { stopped = true; });
+  await flush();
+  assert.equal(stopped, false, 'stop waits for the pass in flight');
+  release();
+  await stopping;
+  loop.poke();
+  timers.advance(1000);
+  await flush();
+  assert.equal(passes, 1);
+  assert.equal(timers.armed(), 0);
+});

@@ -1,0 +1,137 @@
+/**
+ * A named loop: runs a pass every `intervalMs` (and at start, if asked),
+ * never two passes at once, logs a failed pass with its error code and
+ * hint, and stops cleanly: `stop()` resolves once no pass is running and no
+ * timer is armed. Its last run, last error and next run are observable for
+ * the status surfaces.
+ *
+ * The next pass is timed from the end of the previous one, so a pass slower
+ * than its interval (a loaded host, a slow GitHub) delays the next instead
+ * of piling passes up; `poke()` asks for a pass soon without waiting out the
+ * interval (a webhook arrived), and is folded into a running pass's
+ * follow-up rather than starting a second one.
+ */
+import { isFlintError } from '../core/errors/index.ts';
+
+export interface LoopTimers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export interface LoopLogger {
+  warn(obj: object, msg: string): void;
+}
+
+export interface LoopOptions {
+  readonly name: string;
+  readonly intervalMs: number;
+  /** Run the first pass at once rather than after one interval. */
+  readonly runAtStart: boolean;
+  readonly run: () => Promise<unknown>;
+  readonly logger: LoopLogger;
+  readonly now: () => number;
+  /** Default: the global timers. */
+  readonly timers?: LoopTimers;
+}
+
+export interface LoopStatus {
+  readonly name: string;
+  readonly intervalMs: number;
+  readonly running: boolean;
+  readonly runs: number;
+  readonly failures: number;
+  /** Epoch ms of the end of the last pass. */
+  readonly lastRunAt: number | undefined;
+  readonly lastError: { readonly code: string; readonly message: string; readonly at: number } | undefined;
+  /** Epoch ms the next pass is due, while one is scheduled. */
+  readonly nextRunAt: number | undefined;
+}
+
+export interface Loop {
+  poke(): void;
+  stop(): Promise<void>;
+  status(): LoopStatus;
+}
+
+const globalTimers: LoopTimers = {
+  setTimeout: (fn, ms) => {
+    const t = setTimeout(fn, ms);
+    // The loop never keeps a process alive on its own; stop() is the way out.
+    t.unref();
+    return t;
+  },
+  clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
+};
+
+export function startLoop(opts: LoopOptions): Loop {
+  const timers = opts.timers ?? globalTimers;
+  let timer: unknown;
+  let nextRunAt: number | undefined;
+  let pass: Promise<void> | undefined;
+  let again = false;
+  let stopped = false;
+  let runs = 0;
+  let failures = 0;
+  let lastRunAt: number | undefined;
+  let lastError: LoopStatus['lastError'];
+
+  const schedule = (ms: number): void => {
+    if (stopped) return;
+    if (timer !== undefined) timers.clearTimeout(timer);
+    nextRunAt = opts.now() + ms;
+    timer = timers.setTimeout(() => {
+      timer = undefined;
+      nextRunAt = undefined;
+      runPass();
+    }, ms);
+  };
+
+  const runPass = (): void => {
+    if (stopped) return;
+    if (pass !== undefined) {
+      again = true;
+      return;
+    }
+    if (timer !== undefined) {
+      timers.clearTimeout(timer);
+      timer = undefined;
+      nextRunAt = undefined;
+    }
+    pass = (async () => {
+      try {
+        await opts.run();
+      } catch (err) {
+        failures++;
+        const code = isFlintError(err) ? err.code : 'FLINT_ERR_INTERNAL';
+        const message = err instanceof Error ? err.message : String(err);
+        lastError = { code, message, at: opts.now() };
+        opts.logger.warn({ loop: opts.name, code, err: message, ...(isFlintError(err) ? { hint: err.hint } : {}) }, `${opts.name}: pass failed`);
+      } finally {
+        runs++;
+        lastRunAt = opts.now();
+        pass = undefined;
+      }
+      if (again) {
+        again = false;
+        schedule(0);
+      } else {
+        schedule(opts.intervalMs);
+      }
+    })();
+  };
+
+  if (opts.runAtStart) runPass();
+  else schedule(opts.intervalMs);
+
+  return {
+    poke: runPass,
+    async stop() {
+      stopped = true;
+      if (timer !== undefined) timers.clearTimeout(timer);
+      timer = undefined;
+      nextRunAt = undefined;
+      await pass;
+    },
+    status: () => ({ name: opts.name, intervalMs: opts.intervalMs, running: pass !== undefined, runs, failures, lastRunAt, lastError, nextRunAt }),
+  };
+}
