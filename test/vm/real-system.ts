@@ -3,7 +3,9 @@
  * disks, QEMU and Firecracker-through-the-emulator drivers) in a temp state
  * dir, for tests and the benchmark. Everything it makes carries its own
  * instance id and bridge name, so parallel test files never collide, and
- * `close()` removes it all (bridge, NAT table, state dir).
+ * `destroy()` removes it all (bridge, NAT table, state dir). Several systems
+ * may share one bridge (`bridge`, `range`, `runDir`): they then claim it as
+ * Flints on one host do.
  *
  * Must run inside a private network namespace (the test runner's, or the
  * benchmark's own).
@@ -19,6 +21,8 @@ import { createDiskProvisioner } from '../../src/adapters/disks/index.ts';
 import { createDrivers, jailBaseDir } from '../../src/adapters/hypervisor/index.ts';
 import { createLinuxNetwork } from '../../src/adapters/network/linux-network.ts';
 import type { LinuxHostNetwork } from '../../src/adapters/network/linux-network.ts';
+import { openBridgeClaims } from '../../src/adapters/network/bridge-claims.ts';
+import type { BridgeClaims } from '../../src/adapters/network/bridge-claims.ts';
 import { openDatabase } from '../../src/adapters/store/db.ts';
 import type { Db } from '../../src/adapters/store/db.ts';
 import { openLeaseStore } from '../../src/adapters/store/leases.ts';
@@ -41,6 +45,17 @@ export interface RealSystemOptions {
   readonly subnet: string;
   /** Reuse a state dir (a second "start" of Flint after a crash). */
   readonly stateDir?: string;
+  /** Bridge name (≤ 15 characters); default `flb<instanceId>`. Systems given the same one share the bridge. */
+  readonly bridge?: string;
+  /** The IPv4 addresses this system hands out (the network's `range`, e.g. 10.<subnet>.2–.9); default the whole subnet. */
+  readonly range?: { readonly first: string; readonly last: string };
+  /**
+   * Claim the bridge host-wide in `<runDir>/claims.db` at start, as the
+   * composition root does (src/entrypoints/vm-system.ts): makeRealSystem
+   * rejects with FLINT_ERR_NET_BRIDGE_CLAIMED when the claim clashes, and
+   * close() releases it. Default: no claims.
+   */
+  readonly runDir?: string;
   readonly config?: Partial<SupervisorConfig>;
   /** Replace drivers (the benchmark's stub). */
   readonly drivers?: Partial<Record<'qemu' | 'firecracker', HypervisorDriver>>;
@@ -56,15 +71,18 @@ export interface RealSystem {
   readonly instanceId: string;
   readonly logger: MemoryLogger;
   readonly db: Db;
+  /** The host-wide claims and their directory (only with `runDir`). */
+  readonly claims?: BridgeClaims;
+  readonly runDir?: string;
   runner(overrides?: Partial<RunnerConfig>): Promise<RunnerConfig>;
-  /** Shuts the supervisor down and closes the database; keeps bridge and state dir (see destroy). */
+  /** Shuts the supervisor down, releases the bridge claim and closes the database; keeps bridge and state dir (see destroy). */
   close(): Promise<void>;
-  /** close() plus: NAT table, bridge and state dir removed. */
+  /** close() plus: NAT table, bridge and state dir removed (a shared bridge too: destroy the systems on it last). */
   destroy(): Promise<void>;
 }
 
-export function bridgeName(opts: { instanceId: string }): string {
-  return `flb${opts.instanceId}`.slice(0, 15);
+export function bridgeName(opts: { instanceId: string; bridge?: string }): string {
+  return opts.bridge ?? `flb${opts.instanceId}`.slice(0, 15);
 }
 
 export async function makeRealSystem(opts: RealSystemOptions): Promise<RealSystem> {
@@ -73,10 +91,23 @@ export async function makeRealSystem(opts: RealSystemOptions): Promise<RealSyste
   const store = new SqliteVmStore(db);
   const leases = openLeaseStore(db);
   const logger = new MemoryLogger();
-  const network = createLinuxNetwork({ instanceId: opts.instanceId, leases, log: logger });
   const net: NetworkConfig = {
     name: bridgeName(opts), v4: { address: `10.${opts.subnet}.1`, prefixLength: 24 }, create: true, dns: [`10.${opts.subnet}.1`],
+    ...(opts.range === undefined ? {} : { range: opts.range }),
   };
+  let claims: BridgeClaims | undefined;
+  let network: LinuxHostNetwork;
+  try {
+    if (opts.runDir !== undefined) claims = openBridgeClaims({ dir: opts.runDir, instanceId: opts.instanceId, stateDir });
+    network = createLinuxNetwork({ instanceId: opts.instanceId, leases, log: logger, ...(claims === undefined ? {} : { claims }) });
+    network.claim(net);
+  } catch (err) {
+    // A refused start leaves nothing: no claim, no open database, no temp state dir.
+    claims?.close();
+    db.close();
+    if (opts.stateDir === undefined) rmSync(stateDir, { recursive: true, force: true });
+    throw err;
+  }
   const config: SupervisorConfig = {
     ...DEFAULT_SUPERVISOR_TUNING, stateDir, instanceId: opts.instanceId, networks: [net], stopGraceMs: 3000, bootTimeoutMs: 90_000, ...opts.config,
   };
@@ -90,10 +121,12 @@ export async function makeRealSystem(opts: RealSystemOptions): Promise<RealSyste
     if (closed) return;
     closed = true;
     await supervisor.shutdown('test over');
+    claims?.close();
     db.close();
   };
   return {
     supervisor, store, leases, network, net, stateDir, instanceId: opts.instanceId, logger, db,
+    ...(claims === undefined || opts.runDir === undefined ? {} : { claims, runDir: opts.runDir }),
     async runner(overrides = {}) {
       const image = await ensureTestImage();
       return {
@@ -113,8 +146,11 @@ export async function makeRealSystem(opts: RealSystemOptions): Promise<RealSyste
   };
 }
 
-/** Everything of `instanceId` still on the host: must be empty once VMs ended or the sweep ran. */
-export function leftovers(sys: { stateDir: string; instanceId: string }, vmIds: readonly string[]): string[] {
+/**
+ * Everything of `instanceId` still on the host: must be empty once VMs ended
+ * or the sweep ran; with `runDir`, its bridge claims too (empty once closed).
+ */
+export function leftovers(sys: { stateDir: string; instanceId: string; runDir?: string }, vmIds: readonly string[]): string[] {
   const found: string[] = [];
   const links = execFileSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' });
   for (const line of links.split('\n')) {
@@ -130,6 +166,15 @@ export function leftovers(sys: { stateDir: string; instanceId: string }, vmIds: 
     for (const l of openLeaseStore(db).ofInstance(sys.instanceId)) found.push(`lease ${l.address} of ${l.vmId}`);
   } finally {
     db.close();
+  }
+  if (sys.runDir !== undefined) {
+    // A reader of the claims (it claims nothing itself, so close() releases nothing).
+    const reader = openBridgeClaims({ dir: sys.runDir, instanceId: sys.instanceId, stateDir: sys.stateDir });
+    try {
+      for (const c of reader.list()) if (c.instanceId === sys.instanceId) found.push(`claim of bridge ${c.bridge} by ${c.owner}`);
+    } finally {
+      reader.close();
+    }
   }
   const procs = new ProcHostProcesses();
   for (const id of vmIds) for (const pid of procs.findVm(id)) found.push(`process ${pid} of ${id}`);
