@@ -7,7 +7,7 @@ import { formatProblem } from './problems.ts';
 import { KNOWN_KEYS } from './schema.ts';
 
 const docs = readFileSync(fileURLToPath(new URL('../../docs/config.md', import.meta.url)), 'utf8');
-const seed = readFileSync(fileURLToPath(new URL('../../../shared/examples/seed-config.yaml', import.meta.url)), 'utf8');
+const seed = readFileSync(fileURLToPath(new URL('../../test/fixtures/seed-config.yaml', import.meta.url)), 'utf8');
 const yamlBlocks = [...docs.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1] ?? '');
 
 test('docs/config.md documents every key the loader accepts', () => {

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { main } from '../cli.ts';
 
-const SEED = fileURLToPath(new URL('../../../../shared/examples/seed-config.yaml', import.meta.url));
+const SEED = fileURLToPath(new URL('../../../test/fixtures/seed-config.yaml', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'flint-config-check-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
