@@ -114,3 +114,35 @@ export interface IntakeStore {
    */
   prune(before: number): Promise<{ readonly deliveries: number; readonly jobs: number; readonly unparsable: number }>;
 }
+
+/** What the redeliver loop did about one event (guid) whose deliveries failed. */
+export interface RedeliveryRecord {
+  /** The event's `X-GitHub-Delivery` GUID, shared by every attempt. */
+  readonly guid: string;
+  /** GitHub's id of the newest failed attempt Flint asked to redeliver. */
+  readonly deliveryId: number;
+  /** Redeliveries asked for so far. */
+  readonly attempts: number;
+  /** When the last one was asked for (ms since the epoch, injected clock). */
+  readonly lastAt: number;
+}
+
+/**
+ * What the job-truth and redeliver loops keep beside the intake's tables:
+ * when GitHub was last asked about a job, a loop's high-water mark, and the
+ * redeliveries asked for. Separate from IntakeStore so the intake's port
+ * stays as it is; the SQLite adapter keeps these in the same database.
+ */
+export interface TruthStore {
+  /** When each job was last confirmed against GitHub (job id → ms); jobs never confirmed are absent. */
+  jobChecks(): Promise<ReadonlyMap<number, number>>;
+  markJobChecked(jobId: number, at: number): Promise<void>;
+  /** A named loop's high-water mark (ms since the epoch), undefined before its first pass. */
+  getMark(name: string): Promise<number | undefined>;
+  setMark(name: string, value: number): Promise<void>;
+  getRedelivery(guid: string): Promise<RedeliveryRecord | undefined>;
+  /** Inserts or replaces the record of `guid`. */
+  putRedelivery(r: RedeliveryRecord): Promise<void>;
+  /** Forgets job checks and redelivery records older than `before` (retention). */
+  pruneTruth(before: number): Promise<{ readonly jobChecks: number; readonly redeliveries: number }>;
+}
