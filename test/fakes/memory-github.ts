@@ -41,6 +41,8 @@ export class MemoryGitHub implements GitHubPort {
   private nextRunnerId = 1;
   private nextJobId = 1000;
   private nextDeliveryId = 1;
+  /** The clock of delivery times (`deliveredAt`); tests with an injected clock replace it. */
+  now: () => number = () => Date.now();
 
   constructor(opts: MemoryGitHubOptions = {}) {
     this.org = opts.org ?? 'acme';
@@ -72,11 +74,23 @@ export class MemoryGitHub implements GitHubPort {
     this.jobs.set(jobId, { ...j, status: 'in_progress', runnerId, runnerName: r.name, runnerGroupId: r.groupId });
   }
 
+  /** The job ends (a runner finished it, or a user cancelled it while queued). */
+  completeJob(jobId: number, conclusion: WorkflowJob['conclusion']): void {
+    const j = this.jobs.get(jobId);
+    if (j === undefined) throw new Error('no such job');
+    this.jobs.set(jobId, { ...j, status: 'completed', conclusion });
+  }
+
+  /** The job is gone from GitHub (its repository was deleted): getJob answers undefined, as for a 404. */
+  removeJob(jobId: number): void {
+    this.jobs.delete(jobId);
+  }
+
   /** Records a delivery attempt of an event (guid) with the receiver's status code. */
   failDelivery(guid: string, statusCode: number, event = 'workflow_job', action: string | null = 'queued'): number {
     const id = this.nextDeliveryId++;
     this.deliveries.push({
-      id, guid, deliveredAt: new Date().toISOString(), redelivery: this.deliveries.some((d) => d.guid === guid),
+      id, guid, deliveredAt: new Date(this.now()).toISOString(), redelivery: this.deliveries.some((d) => d.guid === guid),
       statusCode, status: statusCode === 0 ? 'failed to connect to host' : `Invalid HTTP Response: ${statusCode}`,
       event, action, installationId: 1, repositoryId: null,
     });
