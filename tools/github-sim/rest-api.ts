@@ -169,7 +169,9 @@ const routes: Route[] = [
       }
       // Newest first, as GitHub lists them; the cursor names the first item of the next page.
       const all = [...d.webhooks.records()]
-        .filter((x) => status === null || (status === 'success') === (x.statusCode >= 200 && x.statusCode < 300))
+        // As the description says: success is a status_code of 200–399, failure
+        // 400–599; an attempt that got no answer (status_code 0) is in neither.
+        .filter((x) => status === null || (status === 'success' ? x.statusCode >= 200 && x.statusCode < 400 : x.statusCode >= 400 && x.statusCode < 600))
         .sort((a, b) => b.id - a.id)
         .filter((x) => x.id < below);
       const items = all.slice(0, perPage);

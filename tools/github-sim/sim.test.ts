@@ -278,6 +278,8 @@ test('the deliveries API pages with cursors, shows failures, and redelivers with
   assert.equal(p2.headers.get('link'), null);
   const failed = (await call(s, 'GET', '/app/hook/deliveries?status=failure', auth)).json as typeof items;
   assert.deepEqual(failed.map((f) => f.id), [rest[0]?.id]);
+  const succeeded = (await call(s, 'GET', '/app/hook/deliveries?status=success', auth)).json as typeof items;
+  assert.deepEqual(succeeded.map((f) => f.id), items.map((i) => i.id), 'status=success: the 2xx deliveries (GitHub: status_code 200–399)');
   const one = await call(s, 'GET', `/app/hook/deliveries/${rest[0]?.id}`, auth);
   assert.equal((one.json as { request: { payload: { action: string } } }).request.payload.action, 'queued');
   const redo = await call(s, 'POST', `/app/hook/deliveries/${rest[0]?.id}/attempts`, auth);
