@@ -15,6 +15,10 @@
  *                         does not (reconciler.ts)
  *        stale-runners    at start and every staleRunnersMs: this instance's
  *                         runner registrations with no live VM (stale-runners.ts)
+ *        job-truth        every jobTruth.intervalMs: held jobs whose news is
+ *                         overdue, confirmed against GitHub (job-truth.ts)
+ *        redeliver        at start and every redeliver.intervalMs: failed
+ *                         deliveries asked for again (redeliver.ts)
  *        console-retention, delivery-retention (the supervisor and the intake)
  * Shutdown runs it backwards: loops, VMs (each torn down), intake, database.
  */
@@ -29,6 +33,10 @@ import { Scheduler } from '../daemon/scheduler.ts';
 import { startReconciler } from '../daemon/reconciler.ts';
 import { removeStaleRunners } from '../daemon/stale-runners.ts';
 import { startLoop } from '../daemon/loop.ts';
+import { JOB_TRUTH_DEFAULTS, startJobTruth } from '../daemon/job-truth.ts';
+import { REDELIVER_DEFAULTS, startRedeliver } from '../daemon/redeliver.ts';
+import type { RedeliverSettings } from '../daemon/redeliver.ts';
+import { createSqliteTruthStore } from '../adapters/store/truth-store.ts';
 import { buildVmSystem } from './vm-system.ts';
 import { startServe } from './commands/serve.ts';
 import type { ServeOptions } from './commands/serve.ts';
@@ -42,6 +50,10 @@ export interface FlintOptions {
   readonly tickMs?: number;
   readonly reconcileMs?: number;
   readonly staleRunnersMs?: number;
+  /** The job-truth loop (docs/config.md, "Job truth"); defaults JOB_TRUTH_DEFAULTS. */
+  readonly jobTruth?: Partial<typeof JOB_TRUTH_DEFAULTS>;
+  /** The redeliver loop (docs/config.md, "Job truth"); defaults REDELIVER_DEFAULTS. */
+  readonly redeliver?: Partial<RedeliverSettings>;
   /** vCPUs this host may hand to VMs (default: 2 × its CPUs — vCPUs mostly wait on I/O). */
   readonly maxVcpus?: number;
   /** MiB this host may hand to VMs (default: all memory but 1 GiB). */
@@ -112,6 +124,15 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
     name: 'stale-runners', intervalMs: opts.staleRunnersMs ?? 10 * 60_000, runAtStart: true,
     run: () => removeStaleRunners(staleDeps), logger: staleDeps.logger, now: clock.now,
   });
+  const truth = createSqliteTruthStore(db);
+  const jobTruthSettings = { ...JOB_TRUTH_DEFAULTS, ...opts.jobTruth };
+  const jobTruth = startJobTruth({
+    github, store, truth, thresholds: jobTruthSettings, clock,
+    logger: logger.child({ component: 'job-truth' }), onChanged: () => scheduler.poke(),
+  }, jobTruthSettings.intervalMs);
+  const redeliver = startRedeliver({
+    github, store, truth, settings: { ...REDELIVER_DEFAULTS, ...opts.redeliver }, clock, logger: logger.child({ component: 'redeliver' }),
+  });
   let closing: Promise<void> | undefined;
   return {
     url: serving.url,
@@ -122,6 +143,8 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
         await scheduler.stop();
         await reconciler.stop();
         await staleRunners.stop();
+        await jobTruth.stop();
+        await redeliver.stop();
         await vms.supervisor.shutdown();
         await scheduler.settled();
         vms.close();
