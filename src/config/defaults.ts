@@ -16,6 +16,11 @@ export const DEFAULTS = {
   maxRunners: 1,
   minIdle: 0,
   jobTimeoutSeconds: 6 * 3600,
+  // Longer than GitHub takes to hand a queued job to an idle runner (seconds,
+  // more when GitHub is busy), so a runner that just came up is not reaped
+  // under the job about to arrive (docs/config.md).
+  idleGraceSeconds: 5 * 60,
+  unhealthyAfter: 3,
   kernelArgs: '',
   uid: 123,
   gid: 100,

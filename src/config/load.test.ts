@@ -355,6 +355,19 @@ test('durations, sizes and limits accept numbers and readable strings', () => {
   assert.match(only(problems(edit('    network: br-flint\n', '    network: br-flint\n    diskSize: 40GB\n'))).message, /binary unit/);
 });
 
+test('idle grace and the unhealthy threshold default to 5 minutes and 3, and are checked with their line', () => {
+  const r = ok(BASE).runners[0];
+  assert.equal(r?.idleGraceSeconds, 300);
+  assert.equal(r?.unhealthyAfter, 3);
+  const c = ok(edit('    network: br-flint\n', '    network: br-flint\n    idleGrace: 10m\n    unhealthyAfter: 5\n')).runners[0];
+  assert.equal(c?.idleGraceSeconds, 600);
+  assert.equal(c?.unhealthyAfter, 5);
+  const p = only(problems(edit('    network: br-flint\n', '    network: br-flint\n    unhealthyAfter: 0\n')));
+  assert.equal(p.path, 'runners[0].unhealthyAfter');
+  assert.equal(p.line, 19);
+  assert.match(only(problems(edit('    network: br-flint\n', '    network: br-flint\n    idleGrace: soon\n'))).message, /not a duration/);
+});
+
 test('smt needs 1 or an even number of vCPUs', () => {
   const p = only(problems(edit('    network: br-flint\n', '    network: br-flint\n    smt: true\n    cpuCount: 3\n')));
   assert.equal(p.path, 'runners[0].cpuCount');

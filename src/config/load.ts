@@ -73,6 +73,8 @@ function buildRunner(v: RunnerShape, isStatic: boolean, onlyNetwork: string | un
     // Static runners are always on: by default every one of them is kept warm.
     minIdle: v.minIdle ?? (isStatic ? maxRunners : DEFAULTS.minIdle),
     jobTimeoutSeconds: v.jobTimeout ?? DEFAULTS.jobTimeoutSeconds,
+    idleGraceSeconds: v.idleGrace ?? DEFAULTS.idleGraceSeconds,
+    unhealthyAfter: v.unhealthyAfter ?? DEFAULTS.unhealthyAfter,
     kernelArgs: v.kernelArgs ?? DEFAULTS.kernelArgs,
     uid: v.uid ?? DEFAULTS.uid,
     gid: v.gid ?? DEFAULTS.gid,

@@ -187,6 +187,11 @@ export function runnerSchema(c: ParseContext) {
       .union([z.number(), z.string()], { error: 'expected seconds or a duration like "6h"' })
       .transform(fromParsed(parseDuration))
       .nullish(),
+    idleGrace: z
+      .union([z.number(), z.string()], { error: 'expected seconds or a duration like "5m"' })
+      .transform(fromParsed(parseDuration))
+      .nullish(),
+    unhealthyAfter: int(1, 1000).nullish(),
     kernelArgs: z
       .string()
       .refine((v) => !RESERVED_KERNEL_ARG.test(v), 'must not set ip=, flint.ip6=, flint.gw6= or flint.dns=: Flint writes those itself for each VM')
@@ -278,6 +283,8 @@ export const KEY_HINTS: Readonly<Record<string, string>> = {
   maxRunners: 'most VMs of this definition at once, ≥ 1',
   minIdle: 'idle runners of this definition kept warm, ≤ maxRunners',
   jobTimeout: 'seconds, or a duration like "6h", after which a VM is stopped',
+  idleGrace: 'seconds, or a duration like "5m", an idle runner beyond the warm pool is kept before it is stopped',
+  unhealthyAfter: 'consecutive failed launches after which the definition is marked unhealthy, ≥ 1',
   kernelArgs: 'extra kernel command-line parameters',
   uid: 'uid the VMM runs as (the jailer drops to it)',
   gid: 'gid the VMM runs as (the jailer drops to it)',

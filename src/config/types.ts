@@ -76,6 +76,13 @@ export interface RunnerConfig {
   readonly minIdle: number;
   /** Seconds a job may run before its VM is stopped. */
   readonly jobTimeoutSeconds: number;
+  /**
+   * Seconds an idle runner beyond the warm pool is kept before it is reaped.
+   * Always set by the loader; hand-built configs (tests) fall back to DEFAULTS.
+   */
+  readonly idleGraceSeconds?: number;
+  /** Consecutive failed launch rounds after which the definition is unhealthy. Always set by the loader. */
+  readonly unhealthyAfter?: number;
   /** Extra kernel command-line arguments. */
   readonly kernelArgs: string;
   /** Jailer uid/gid (default 123/100). */

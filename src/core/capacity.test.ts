@@ -37,6 +37,26 @@ test('a spent host budget defers VMs and shares what is left round-robin', () =>
   assert.equal(plan.deferredForBudget, 7);
 });
 
+test('a definition backing off starts nothing, and that is not deferred for budget', () => {
+  const plan = planScale([def({ queued: 50, maxStart: 0 })], big);
+  assert.equal(plan.start.get('default'), undefined);
+  assert.equal(plan.deferredForBudget, 0);
+});
+
+test('a probe allowance of one starts one VM however long the queue', () => {
+  assert.equal(planScale([def({ queued: 50, maxRunners: 50, maxStart: 1 })], big).start.get('default'), 1);
+});
+
+test('idle runners within their grace period are not stopped, even beyond the warm pool', () => {
+  assert.equal(planScale([def({ idle: 4, idlePastGrace: 0 })], big).stopIdle.get('default'), undefined);
+  assert.equal(planScale([def({ idle: 4, idlePastGrace: 1 })], big).stopIdle.get('default'), 1);
+});
+
+test('a static definition (minIdle = maxRunners) is filled to size and its idle runners are never surplus', () => {
+  assert.equal(planScale([def({ maxRunners: 3, minIdle: 3, busy: 1 })], big).start.get('default'), 2);
+  assert.equal(planScale([def({ maxRunners: 3, minIdle: 3, idle: 3, idlePastGrace: 3 })], big).stopIdle.get('default'), undefined);
+});
+
 const arbDef = fc.record({
   name: fc.constantFrom('a', 'b', 'c'),
   maxRunners: fc.integer({ min: 0, max: 20 }),
@@ -47,9 +67,12 @@ const arbDef = fc.record({
   starting: fc.integer({ min: 0, max: 10 }),
   idle: fc.integer({ min: 0, max: 10 }),
   busy: fc.integer({ min: 0, max: 10 }),
-});
+}).chain((d) => fc.record({
+  idlePastGrace: fc.integer({ min: 0, max: d.idle }),
+  maxStart: fc.constantFrom(0, 1, 2, Number.POSITIVE_INFINITY),
+}).map((extra) => ({ ...d, ...extra })));
 
-test('property: never above maxRunners, never above the budget, never stops more idle than exist', () => {
+test('property: never above maxRunners, the budget or the launch allowance; never stops an idle runner within its grace', () => {
   fc.assert(fc.property(
     fc.uniqueArray(arbDef, { selector: (d) => d.name, minLength: 1, maxLength: 3 }),
     fc.record({ cpus: fc.integer({ min: 0, max: 64 }), memoryMib: fc.integer({ min: 0, max: 65536 }) }),
@@ -62,7 +85,8 @@ test('property: never above maxRunners, never above the budget, never stops more
         cpus += s * d.cpuCount;
         mem += s * d.memoryMib;
         assert.ok(s === 0 || d.starting + d.idle + d.busy + s <= d.maxRunners);
-        assert.ok((plan.stopIdle.get(d.name) ?? 0) <= d.idle);
+        assert.ok((plan.stopIdle.get(d.name) ?? 0) <= d.idlePastGrace, 'only idle runners past their grace are stopped');
+        assert.ok(s <= d.maxStart, 'never more than launch health allows');
         assert.ok(s === 0 || (plan.stopIdle.get(d.name) ?? 0) === 0, 'never start and stop the same definition at once');
       }
       assert.ok(cpus <= budget.cpus && mem <= budget.memoryMib);
@@ -70,11 +94,11 @@ test('property: never above maxRunners, never above the budget, never stops more
   ));
 });
 
-test('property: with an unbounded budget, demand up to maxRunners is met', () => {
+test('property: with an unbounded budget, demand up to maxRunners and the launch allowance is met', () => {
   fc.assert(fc.property(arbDef, (d) => {
     const s = planScale([d], big).start.get(d.name) ?? 0;
     const up = d.starting + d.idle + d.busy;
     const want = d.queued + d.minIdle;
-    assert.equal(s, Math.min(Math.max(0, want - d.starting - d.idle), Math.max(0, d.maxRunners - up)));
+    assert.equal(s, Math.min(Math.max(0, want - d.starting - d.idle), Math.max(0, d.maxRunners - up), d.maxStart));
   }));
 });

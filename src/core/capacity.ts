@@ -8,8 +8,18 @@
  *
  *   want(d)  = queued jobs d serves + d.minIdle
  *   have(d)  = VMs of d that can still take a job (starting + idle)
- *   start(d) = min(want − have, d.maxRunners − all VMs of d), within the host budget
- *   stop(d)  = idle VMs of d beyond want(d)  (never a busy one)
+ *   start(d) = min(want − have, d.maxRunners − all VMs of d, d.maxStart), within the host budget
+ *   stop(d)  = idle VMs of d beyond want(d), of those idle past their grace  (never a busy one)
+ *
+ * `maxStart` is what the definition's launch health allows (core/launch-health.ts:
+ * nothing while backing off, one probe at a time); a start it holds back is
+ * not "deferred for budget". Only runners idle longer than the grace period
+ * are stopped: GitHub takes a moment to hand a queued job to an idle runner,
+ * and a runner that just came up is about to be used, not surplus.
+ *
+ * Static runners (`static_runners`) are ordinary definitions here: their
+ * warm pool `minIdle` defaults to `maxRunners`, so they are kept at size and
+ * their idle runners are never surplus.
  *
  * A queued job counts for exactly one definition — the first in
  * configuration order that can serve it — so that two definitions with
@@ -30,6 +40,10 @@ export interface DefinitionDemand {
   readonly idle: number;
   /** Runners running a job (and VMs tearing down: they still hold resources). */
   readonly busy: number;
+  /** Of `idle`, those idle longer than the grace period (may be stopped); default all. */
+  readonly idlePastGrace?: number;
+  /** Most VMs to start now (launch health); default no limit. */
+  readonly maxStart?: number;
 }
 
 export interface HostBudget {
@@ -53,8 +67,8 @@ export function planScale(defs: readonly DefinitionDemand[], budget: HostBudget)
     const want = d.queued + d.minIdle;
     const have = d.starting + d.idle;
     const room = Math.max(0, d.maxRunners - (d.starting + d.idle + d.busy));
-    deficit.set(d.name, Math.min(Math.max(0, want - have), room));
-    const excessIdle = Math.max(0, d.idle - Math.max(0, want - d.starting));
+    deficit.set(d.name, Math.min(Math.max(0, want - have), room, Math.max(0, d.maxStart ?? Number.POSITIVE_INFINITY)));
+    const excessIdle = Math.min(Math.max(0, d.idle - Math.max(0, want - d.starting)), Math.max(0, d.idlePastGrace ?? d.idle));
     if (excessIdle > 0) stopIdle.set(d.name, excessIdle);
   }
   // Hand out the budget one VM at a time, round-robin in configuration

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Scheduler, type VmLauncher } from './scheduler.ts';
+import { FlintError } from '../core/errors/index.ts';
 import type { RunnerConfig } from '../config/types.ts';
 import type { StoredJob } from './ports/store.ts';
 import type { GuestEnv, VmHandle, VmOutcome } from './vm/supervisor.ts';
@@ -17,18 +18,48 @@ const job = (id: number, status: StoredJob['status'], runnerName: string | null 
   status, conclusion: null, runnerName, firstSeenAt: 0, updatedAt: 0,
 });
 
-/** A VM launcher that records launches and lets the test play the guest. */
+type Mode = 'ok' | 'boot-fails' | 'throws';
+
+/**
+ * A VM launcher that records launches and lets the test play the guest. Like
+ * the supervisor, it calls `guestEnv` (the JIT registration) with the VM id,
+ * and a failure there ends the VM as "prepare failed". `mode` plays a broken
+ * definition: the VMM does not start (the VM ends without a marker), or the
+ * launch itself is refused. `autoOnline` has each runner report it started.
+ */
 class FakeVms implements VmLauncher {
   readonly launched: { id: string; env: Readonly<Record<string, string>>; marker: (m: ConsoleMarker) => void; end: () => void; stopped: string[] }[] = [];
+  mode: Mode = 'ok';
+  autoOnline = false;
+  launchCalls = 0;
   private n = 0;
   async launch(_runner: RunnerConfig, guestEnv: GuestEnv): Promise<VmHandle> {
+    this.launchCalls += 1;
+    if (this.mode === 'throws') throw new FlintError('FLINT_ERR_VM_UNKNOWN_NETWORK', 'runner "default" uses network "br9", which is not configured');
     const id = `t1-${String(this.n++).padStart(5, '0')}`;
-    const env = typeof guestEnv === 'function' ? await guestEnv(id) : guestEnv;
     const markers: ((m: ConsoleMarker, at: number) => void)[] = [];
     let resolveEnded!: (o: VmOutcome) => void;
     const ended = new Promise<VmOutcome>((r) => { resolveEnded = r; });
-    const entry = { id, env, stopped: [] as string[], marker: (m: ConsoleMarker) => markers.forEach((l) => l(m, 0)), end: () => resolveEnded({ record: { state: 'stopped' } as VmOutcome['record'] }) };
+    const finish = (state: 'stopped' | 'failed', code?: VmOutcome['code']): void => {
+      const record = { state, reason: code === undefined ? null : `failed: ${code}` } as VmOutcome['record'];
+      resolveEnded(code === undefined ? { record } : { record, code });
+    };
+    let env: Readonly<Record<string, string>> = {};
+    let failure: VmOutcome['code'];
+    try {
+      env = typeof guestEnv === 'function' ? await guestEnv(id) : guestEnv;
+      if (this.mode === 'boot-fails') failure = 'FLINT_ERR_VM_START_FAILED';
+    } catch {
+      failure = 'FLINT_ERR_VM_PREPARE_FAILED';
+    }
+    const entry = { id, env, stopped: [] as string[], marker: (m: ConsoleMarker) => markers.forEach((l) => l(m, 0)), end: () => finish('stopped') };
     this.launched.push(entry);
+    if (failure !== undefined) {
+      const code = failure;
+      setImmediate(() => finish('failed', code));
+    } else if (this.autoOnline) {
+      setImmediate(() => entry.marker({ kind: 'runner-started' }));
+    }
     return {
       id, runner: 'default', state: 'booting', ended,
       onConsole: () => () => {}, onState: () => () => {}, writeConsole: () => {},
@@ -38,26 +69,44 @@ class FakeVms implements VmLauncher {
   }
 }
 
+interface Line { level: string; obj: Record<string, unknown>; msg: string }
+
 function setup(jobs: StoredJob[], runners = [runner()]) {
   const vms = new FakeVms();
   const deleted: number[] = [];
+  const created: string[] = [];
+  const lines: Line[] = [];
+  const clock = { t: 0, now: () => clock.t };
+  const github = { jitError: undefined as Error | undefined };
   let nextRunnerId = 100;
   const config = { runners, github: { appId: '1', organization: 'acme', webhookSecrets: ['s'], privateKey: 'k', apiUrl: 'http://x' } };
+  const log = (level: string) => (obj: object, msg: string) => { lines.push({ level, obj: obj as Record<string, unknown>, msg }); };
   const scheduler = new Scheduler({
     config,
     store: { listJobs: async (f) => jobs.filter((j) => f?.status === undefined || j.status === f.status) },
     github: {
       runnerGroupId: async () => 1,
-      createJitRunner: async (req) => ({ runnerId: nextRunnerId++, runnerName: req.name, encodedJitConfig: `jit-for-${req.name}` }),
+      createJitRunner: async (req) => {
+        created.push(req.name);
+        if (github.jitError) throw github.jitError;
+        return { runnerId: nextRunnerId++, runnerName: req.name, encodedJitConfig: `jit-for-${req.name}` };
+      },
       deleteRunner: async (_scope, id) => { deleted.push(id); },
     },
     vms,
-    logger: { debug() {}, info() {}, warn() {}, error() {} },
-    clock: { now: () => 0 },
+    logger: { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') },
+    clock,
+    // The shortest delays jitter allows: the worst case for the number of attempts.
+    random: () => 0.999,
     budget: () => ({ cpus: 100, memoryMib: 100_000 }),
     guestExtras: { FLINT_RUNNER_COMMAND: 'true' },
   });
-  return { scheduler, vms, deleted, jobs, config };
+  return { scheduler, vms, deleted, created, jobs, config, clock, github, lines };
+}
+
+/** Lets VM ends and their clean-ups (fake timers of the fake launcher: setImmediate) run. */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 5; i += 1) await new Promise((r) => setImmediate(r));
 }
 
 test('two queued jobs start two VMs, each with its own JIT config under its tagged runner name', async () => {
@@ -99,15 +148,144 @@ test('a VM that ends has its runner registration removed and frees its place', a
   await scheduler.stop();
 });
 
-test('idle runners beyond the warm pool are unregistered and stopped; busy ones are kept', async () => {
-  const { scheduler, vms, deleted, config, jobs } = setup([], [runner({ minIdle: 3 })]);
+test('idle runners beyond the warm pool are kept through their grace period, then unregistered and stopped; busy ones are kept', async () => {
+  const { scheduler, vms, deleted, config, jobs, clock } = setup([], [runner({ minIdle: 3, idleGraceSeconds: 300 })]);
   await scheduler.tick();
   assert.equal(vms.launched.length, 3);
   vms.launched.forEach((v) => v.marker({ kind: 'runner-started' }));
   jobs.push(job(7, 'in_progress', 'flint-t1-00002'));
-  config.runners = [runner({ minIdle: 0 })];
+  config.runners = [runner({ minIdle: 0, idleGraceSeconds: 300 })];
+  clock.t = 299_000;
+  await scheduler.tick();
+  assert.deepEqual(deleted, [], 'within the grace period (GitHub may be about to hand them a job) nothing is reaped');
+  assert.deepEqual(vms.launched.map((v) => v.stopped.length), [0, 0, 0]);
+  clock.t = 300_000;
   await scheduler.tick();
   assert.deepEqual(deleted.sort(), [100, 101], 'the two idle runners are unregistered');
   assert.deepEqual(vms.launched.map((v) => v.stopped.length), [1, 1, 0], 'the busy one keeps running');
+  await settle();
+  assert.equal(scheduler.health().default?.state, 'healthy', 'runners stopped by Flint are no failed launches');
   await scheduler.stop();
+});
+
+test('a runner that came online late gets its own grace, counted from when it became idle', async () => {
+  const { scheduler, vms, deleted, config, clock } = setup([], [runner({ minIdle: 2 })]);
+  await scheduler.tick();
+  vms.launched[0]?.marker({ kind: 'runner-started' });
+  clock.t = 240_000;
+  vms.launched[1]?.marker({ kind: 'runner-started' });
+  config.runners = [runner({ minIdle: 0 })];
+  clock.t = 300_000;
+  await scheduler.tick();
+  assert.deepEqual(deleted, [100], 'only the runner idle for the default 5 minutes is reaped');
+  clock.t = 540_000;
+  await scheduler.tick();
+  assert.deepEqual(deleted, [100, 101]);
+  await scheduler.stop();
+});
+
+test('static runners are started with no job queued, kept at their size, and replaced after their job', async () => {
+  const { scheduler, vms, jobs, clock } = setup([], [runner({ name: 'always', static: true, maxRunners: 2, minIdle: 2 })]);
+  await scheduler.tick();
+  assert.equal(vms.launched.length, 2);
+  vms.launched.forEach((v) => v.marker({ kind: 'runner-started' }));
+  clock.t = 3_600_000;
+  await scheduler.tick();
+  assert.deepEqual(vms.launched.map((v) => v.stopped.length), [0, 0], 'an idle static runner is never reaped');
+  // One takes a job, runs it and its VM ends: single-use, so a fresh one takes its place.
+  jobs.push(job(1, 'in_progress', 'flint-t1-00000'));
+  await scheduler.tick();
+  assert.equal(vms.launched.length, 2, 'a busy static runner still counts towards the size');
+  vms.launched[0]?.marker({ kind: 'runner-exited', code: 0 });
+  jobs[0] = job(1, 'completed', 'flint-t1-00000');
+  vms.launched[0]?.end();
+  await settle();
+  await scheduler.tick();
+  assert.equal(vms.launched.length, 3);
+  assert.equal(Object.values(scheduler.snapshot()).reduce((n, c) => n + c.starting + c.idle + c.busy, 0), 2);
+  await scheduler.stop();
+});
+
+test('a JIT registration that GitHub refuses backs the definition off with GitHub\'s error code and hint', async () => {
+  const { scheduler, github, deleted, clock } = setup([job(1, 'queued')]);
+  github.jitError = new FlintError('FLINT_ERR_GITHUB_PERMISSION_DENIED', 'Resource not accessible by integration');
+  await scheduler.tick();
+  await settle();
+  const h = scheduler.health().default;
+  assert.equal(h?.state, 'backing-off');
+  assert.equal(h?.consecutiveFailures, 1);
+  assert.equal(h?.lastError?.code, 'FLINT_ERR_GITHUB_PERMISSION_DENIED');
+  assert.match(h?.lastError?.hint ?? '', /\S/);
+  assert.ok((h?.nextAttemptAt ?? 0) > clock.t);
+  assert.deepEqual(deleted, [], 'nothing was registered, nothing to delete');
+  await scheduler.stop();
+});
+
+test('a launch refused at once stops the round: one attempt, not one per queued job', async () => {
+  const { scheduler, vms, created } = setup(Array.from({ length: 3 }, (_, i) => job(i, 'queued')));
+  vms.mode = 'throws';
+  await scheduler.tick();
+  assert.equal(vms.launchCalls, 1);
+  assert.equal(created.length, 0);
+  assert.equal(scheduler.health().default?.lastError?.code, 'FLINT_ERR_VM_UNKNOWN_NETWORK');
+  await scheduler.tick();
+  assert.equal(vms.launchCalls, 1, 'backing off: the next tick starts nothing');
+  await scheduler.stop();
+});
+
+test('a VM that ends before its runner started is a failed launch (FLINT_ERR_VM_NO_RUNNER), and its registration is deleted', async () => {
+  const { scheduler, vms, deleted } = setup([job(1, 'queued')]);
+  await scheduler.tick();
+  vms.launched[0]?.end();
+  await settle();
+  assert.equal(scheduler.health().default?.lastError?.code, 'FLINT_ERR_VM_NO_RUNNER');
+  assert.deepEqual(deleted, [100]);
+  await scheduler.stop();
+});
+
+test('broken kernel, 50 queued jobs, 10 minutes: backs off, is marked unhealthy once, costs a few JIT registrations, then recovers when fixed', async () => {
+  const jobs = Array.from({ length: 50 }, (_, i) => job(i, 'queued'));
+  const { scheduler, vms, created, deleted, clock, lines } = setup(jobs, [runner({ maxRunners: 5, unhealthyAfter: 3 })]);
+  vms.mode = 'boot-fails';
+  const createdAt: number[] = [];
+  const tickFor = async (untilMs: number): Promise<void> => {
+    for (; clock.t <= untilMs; clock.t += 2_000) {
+      const before = created.length;
+      await scheduler.tick();
+      await settle();
+      for (let i = before; i < created.length; i += 1) createdAt.push(clock.t);
+    }
+  };
+  await tickFor(0);
+  assert.equal(created.length, 5, 'before any failure is known, a healthy definition starts its maxRunners');
+  assert.equal(scheduler.health().default?.consecutiveFailures, 1, 'VMs that fail together count once');
+  await tickFor(600_000);
+  const h = scheduler.health().default;
+  assert.equal(h?.state, 'unhealthy');
+  assert.equal(h?.lastError?.code, 'FLINT_ERR_VM_START_FAILED');
+  assert.match(h?.lastError?.hint ?? '', /kernel/);
+  assert.ok(h?.nextAttemptAt !== undefined && h.nextAttemptAt > clock.t - 2_000);
+  // 5 at once, then one probe after 5 s, 10 s, then at most one every 2.5 min (the cap less its jitter).
+  assert.ok(created.length <= 5 + 2 + 4, `${created.length} JIT registrations in 10 minutes`);
+  const lastFiveMinutes = createdAt.filter((t) => t > 300_000).length;
+  assert.ok(lastFiveMinutes <= 2, `${lastFiveMinutes} registrations in the last 5 minutes`);
+  assert.equal(deleted.length, created.length, 'every registration of a VM that never started is deleted');
+  assert.equal(lines.filter((l) => l.msg.includes('backing off')).length, 1, 'backing off is logged once');
+  const unhealthy = lines.filter((l) => l.level === 'error' && l.obj.code === 'FLINT_ERR_RUNNER_UNHEALTHY');
+  assert.equal(unhealthy.length, 1, 'unhealthy is logged once, not every tick');
+  assert.equal(unhealthy[0]?.obj.lastCode, 'FLINT_ERR_VM_START_FAILED');
+
+  // The kernel is fixed: the next probe comes online and the queue is served again.
+  vms.mode = 'ok';
+  vms.autoOnline = true;
+  await tickFor(clock.t + 5 * 60_000 + 4_000);
+  assert.equal(scheduler.health().default?.state, 'healthy');
+  assert.equal(scheduler.health().default?.consecutiveFailures, 0);
+  assert.equal(scheduler.snapshot().default?.idle, 5, 'back to maxRunners runners for the queue');
+  assert.equal(lines.filter((l) => l.msg.includes('healthy again')).length, 1);
+  await scheduler.stop();
+  vms.launched.forEach((v) => v.end());
+  await scheduler.settled();
+  assert.equal(scheduler.health().default?.state, 'healthy', 'VMs ended while Flint stops are no failed launches');
+  assert.equal(deleted.length, created.length, 'nothing left registered');
 });

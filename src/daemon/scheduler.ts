@@ -10,11 +10,25 @@
  * Webhooks are hints: the store is the truth, the tick is idempotent, and a
  * job is never bound to a VM — GitHub gives a job to any idle runner whose
  * labels cover it.
+ *
+ * Static runners are definitions like the others (their warm pool is their
+ * size). Idle runners beyond the warm pool are reaped only after the
+ * definition's `idleGraceSeconds`. A launch that fails (prepare, boot, JIT
+ * registration, or a VM that ends before its runner started) puts its
+ * definition into back-off (core/launch-health.ts): it starts nothing —
+ * and registers nothing with GitHub — until its next attempt, then one probe
+ * at a time, until a runner comes online.
  */
 import { planScale, type DefinitionDemand, type HostBudget } from '../core/capacity.ts';
-import { FlintError, isFlintError } from '../core/errors/index.ts';
+import { FlintError, catalogue, isFlintError } from '../core/errors/index.ts';
 import { runnerName } from '../core/ids.ts';
+import {
+  DEFAULT_BACKOFF, HEALTHY, launchAllowance, recordLaunchFailure, recordLaunchSuccess,
+  type BackoffPolicy, type DefinitionHealth, type HealthState, type LaunchError,
+} from '../core/launch-health.ts';
+import { DEFAULTS } from '../config/defaults.ts';
 import type { FlintConfig, RunnerConfig } from '../config/types.ts';
+import { startLoop, type Loop, type LoopTimers } from './loop.ts';
 import type { GitHubPort, RunnerScope } from './ports/github.ts';
 import type { IntakeStore, StoredJob } from './ports/store.ts';
 import type { Logger, VmHandle, GuestEnv, LaunchOptions } from './vm/supervisor.ts';
@@ -35,6 +49,12 @@ export interface SchedulerDeps {
   readonly budget: () => HostBudget;
   /** Extra settings for every guest (e.g. FLINT_RUNNER_COMMAND for test images, FLINT_GITHUB_URL). */
   readonly guestExtras?: Readonly<Record<string, string>>;
+  /** A sample of [0, 1) for the back-off jitter (Math.random in production). */
+  readonly random: () => number;
+  /** Back-off delays; `unhealthyAfter` comes from each definition. Default DEFAULT_BACKOFF. */
+  readonly backoff?: Pick<BackoffPolicy, 'initialMs' | 'maxMs' | 'jitter'>;
+  /** Timers of the "scale" loop started by `start()`; default the global ones. */
+  readonly timers?: LoopTimers;
 }
 
 type RunnerPhase = 'starting' | 'idle' | 'busy' | 'ending';
@@ -44,6 +64,23 @@ interface LiveRunner {
   readonly definition: RunnerConfig;
   phase: RunnerPhase;
   readonly startedAt: number;
+  /** The launch-health round this VM was launched in. */
+  readonly round: number;
+  /** Its runner came online (or took a job): the launch succeeded. */
+  online: boolean;
+  /** When it last became idle (for the idle grace). */
+  idleSince: number | undefined;
+  /** Flint itself stopped it (scaled down): its end is no failure. */
+  stoppedByFlint: boolean;
+}
+
+/** What the status surfaces show of a definition's launch health. */
+export interface DefinitionHealthView {
+  readonly state: HealthState;
+  readonly consecutiveFailures: number;
+  readonly lastError: LaunchError | undefined;
+  /** Epoch ms before which the definition starts nothing; undefined while healthy. */
+  readonly nextAttemptAt: number | undefined;
 }
 
 const ORG: RunnerScope = { kind: 'organization' };
@@ -54,9 +91,10 @@ export class Scheduler {
   private readonly groupIds = new Map<string, number>();
   /** GitHub's id of the runner registered for each VM (set while the VM is being prepared). */
   private readonly runnerIds = new Map<string, number>();
-  private ticking: Promise<void> | undefined;
-  private again = false;
-  private timer: ReturnType<typeof setInterval> | undefined;
+  /** Why the JIT registration of a VM failed, when it did: a better launch error than "prepare failed". */
+  private readonly jitErrors = new Map<string, unknown>();
+  private readonly healthByName = new Map<string, DefinitionHealth>();
+  private loop: Loop | undefined;
   /** Per-VM clean-ups (runner registration removal) still running. */
   private readonly cleanups = new Set<Promise<void>>();
   private stopped = false;
@@ -65,17 +103,17 @@ export class Scheduler {
     this.deps = deps;
   }
 
-  /** Runs a tick every `intervalMs` until `stop()`. */
+  /** Runs the "scale" loop: a tick at once, then every `intervalMs` and on `poke()`, until `stop()`. */
   start(intervalMs: number): void {
-    this.timer = setInterval(() => this.poke(), intervalMs);
-    this.timer.unref();
-    this.poke();
+    this.loop = startLoop({
+      name: 'scale', intervalMs, runAtStart: true, run: () => this.tick(), logger: this.deps.logger, now: () => this.deps.clock.now(),
+      ...(this.deps.timers === undefined ? {} : { timers: this.deps.timers }),
+    });
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
-    await this.ticking;
+    await this.loop?.stop();
   }
 
   /**
@@ -87,22 +125,19 @@ export class Scheduler {
     while (this.cleanups.size > 0) await Promise.all([...this.cleanups]);
   }
 
-  /** Asks for a tick soon (e.g. after the intake stored a queued job); ticks never overlap. */
+  /** Asks for a tick soon (e.g. after the intake stored a queued job); ticks never overlap. No-op before `start()`. */
   poke(): void {
-    if (this.stopped) return;
-    if (this.ticking) {
-      this.again = true;
-      return;
+    if (!this.stopped) this.loop?.poke();
+  }
+
+  /** Launch health of every definition, for the status surfaces. */
+  health(): Record<string, DefinitionHealthView> {
+    const out: Record<string, DefinitionHealthView> = {};
+    for (const d of this.deps.config.runners) {
+      const h = this.healthOf(d.name);
+      out[d.name] = { state: h.state, consecutiveFailures: h.consecutiveFailures, lastError: h.lastError, nextAttemptAt: h.nextAttemptAt };
     }
-    this.ticking = this.tick()
-      .catch((err: unknown) => this.deps.logger.error({ err, code: isFlintError(err) ? err.code : undefined }, 'scheduler tick failed'))
-      .finally(() => {
-        this.ticking = undefined;
-        if (this.again) {
-          this.again = false;
-          this.poke();
-        }
-      });
+    return out;
   }
 
   /** Counts per definition, for metrics and tests. */
@@ -119,45 +154,93 @@ export class Scheduler {
     const queued = await this.deps.store.listJobs({ status: 'queued' });
     const running = await this.deps.store.listJobs({ status: 'in_progress' });
     this.markBusy(running);
-    const demand = this.demand(queued);
+    const now = this.deps.clock.now();
+    const demand = this.demand(queued, now);
     const plan = planScale(demand, this.deps.budget());
     if (plan.deferredForBudget > 0) {
       this.deps.logger.warn({ deferred: plan.deferredForBudget }, 'host capacity is spent: some runners wait for VMs to end');
     }
     for (const def of this.deps.config.runners) {
       const n = plan.start.get(def.name) ?? 0;
-      for (let i = 0; i < n && !this.stopped; i += 1) await this.startOne(def);
+      // A launch that fails at once stops this definition's round: its health now holds the rest back.
+      for (let i = 0; i < n && !this.stopped; i += 1) if (!(await this.startOne(def))) break;
       const excess = plan.stopIdle.get(def.name) ?? 0;
-      if (excess > 0) await this.stopIdle(def, excess);
+      if (excess > 0) await this.stopIdle(def, excess, now);
     }
   }
 
-  private demand(queued: readonly StoredJob[]): DefinitionDemand[] {
-    return this.deps.config.runners
-      .filter((d) => !d.static)
-      .map((d) => {
-        const mine = [...this.live.values()].filter((r) => r.definition.name === d.name);
-        const count = (p: RunnerPhase): number => mine.filter((r) => r.phase === p).length;
-        return {
-          name: d.name,
-          maxRunners: d.maxRunners,
-          minIdle: d.minIdle,
-          cpuCount: d.cpuCount,
-          memoryMib: d.memorySize,
-          queued: queued.filter((j) => j.definition === d.name).length,
-          starting: count('starting'),
-          idle: count('idle'),
-          // A VM that is ending still holds its resources and its place under maxRunners.
-          busy: count('busy') + count('ending'),
-        };
-      });
+  private demand(queued: readonly StoredJob[], now: number): DefinitionDemand[] {
+    return this.deps.config.runners.map((d) => {
+      const mine = [...this.live.values()].filter((r) => r.definition.name === d.name);
+      const count = (p: RunnerPhase): number => mine.filter((r) => r.phase === p).length;
+      const graceMs = idleGraceMs(d);
+      const starting = count('starting');
+      return {
+        name: d.name,
+        maxRunners: d.maxRunners,
+        minIdle: d.minIdle,
+        cpuCount: d.cpuCount,
+        memoryMib: d.memorySize,
+        queued: queued.filter((j) => j.definition === d.name).length,
+        starting,
+        idle: count('idle'),
+        // A VM that is ending still holds its resources and its place under maxRunners.
+        busy: count('busy') + count('ending'),
+        idlePastGrace: mine.filter((r) => r.phase === 'idle' && r.idleSince !== undefined && now - r.idleSince >= graceMs).length,
+        maxStart: launchAllowance(this.healthOf(d.name), now, starting),
+      };
+    });
   }
 
   /** A runner named in an in-progress job is busy; jobs are matched to runners by name only. */
   private markBusy(running: readonly StoredJob[]): void {
     const busyNames = new Set(running.map((j) => j.runnerName).filter((n): n is string => n !== null));
     for (const r of this.live.values()) {
-      if ((r.phase === 'idle' || r.phase === 'starting') && busyNames.has(runnerName(r.vm.id))) r.phase = 'busy';
+      if ((r.phase === 'idle' || r.phase === 'starting') && busyNames.has(runnerName(r.vm.id))) {
+        r.phase = 'busy';
+        // A runner that took a job came online, whether or not its marker was seen.
+        this.runnerOnline(r);
+      }
+    }
+  }
+
+  private healthOf(name: string): DefinitionHealth {
+    return this.healthByName.get(name) ?? HEALTHY;
+  }
+
+  private runnerOnline(r: LiveRunner): void {
+    if (r.online) return;
+    r.online = true;
+    this.setHealth(r.definition, recordLaunchSuccess(this.healthOf(r.definition.name)));
+  }
+
+  private launchFailed(def: RunnerConfig, round: number, error: LaunchError): void {
+    const policy: BackoffPolicy = { ...DEFAULT_BACKOFF, ...this.deps.backoff, unhealthyAfter: def.unhealthyAfter ?? DEFAULTS.unhealthyAfter };
+    this.setHealth(def, recordLaunchFailure(this.healthOf(def.name), error, round, policy, this.deps.random()));
+  }
+
+  /** Stores a definition's health and logs a change of state once. */
+  private setHealth(def: RunnerConfig, next: DefinitionHealth): void {
+    const prev = this.healthOf(def.name);
+    if (next === prev) return;
+    this.healthByName.set(def.name, next);
+    const { logger } = this.deps;
+    const err = next.lastError;
+    const retryInMs = next.nextAttemptAt === undefined || err === undefined ? undefined : next.nextAttemptAt - err.at;
+    if (next.consecutiveFailures > prev.consecutiveFailures) {
+      logger.debug({ runner: def.name, failures: next.consecutiveFailures, code: err?.code, retryInMs }, 'runner launch failed');
+    }
+    if (next.state === prev.state) return;
+    if (next.state === 'healthy') {
+      logger.info({ runner: def.name }, 'runner definition is healthy again: a runner came online');
+    } else if (next.state === 'backing-off') {
+      logger.warn({ runner: def.name, failures: next.consecutiveFailures, code: err?.code, hint: err?.hint, err: err?.message, retryInMs },
+        'runner launch failed: backing off this definition');
+    } else {
+      logger.error({
+        runner: def.name, code: 'FLINT_ERR_RUNNER_UNHEALTHY', failures: next.consecutiveFailures,
+        lastCode: err?.code, hint: err?.hint, err: err?.message, retryInMs,
+      }, `runner definition is unhealthy: ${next.consecutiveFailures} launches failed in a row; retrying slowly`);
     }
   }
 
@@ -170,17 +253,26 @@ export class Scheduler {
     return id;
   }
 
-  private async startOne(def: RunnerConfig): Promise<void> {
+  /** Launches one VM of `def`; false when the launch failed at once. */
+  private async startOne(def: RunnerConfig): Promise<boolean> {
+    const round = this.healthOf(def.name).round;
+    let registeredVm: string | undefined;
     // Called by the supervisor once the VM has its id, before it boots: the
     // runner is registered under the VM's tagged name.
     const guestEnv = async (vmId: string): Promise<Record<string, string>> => {
-      const jit = await this.deps.github.createJitRunner({
+      const register = async () => this.deps.github.createJitRunner({
         scope: ORG,
         name: runnerName(vmId),
         runnerGroupId: await this.groupId(def.group),
         labels: def.labels,
       });
+      const jit = await register().catch((err: unknown) => {
+        // The supervisor reports this as "prepare failed"; the launch error keeps GitHub's own code.
+        this.jitErrors.set(vmId, err);
+        throw err;
+      });
       this.runnerIds.set(vmId, jit.runnerId);
+      registeredVm = vmId;
       return {
         ...this.deps.guestExtras,
         FLINT_RUNNER_NAME: jit.runnerName,
@@ -188,35 +280,73 @@ export class Scheduler {
         FLINT_JOB_TIMEOUT: String(def.jobTimeoutSeconds),
       };
     };
-    const vm = await this.deps.vms.launch(def, guestEnv);
-    const live: LiveRunner = { vm, definition: def, phase: 'starting', startedAt: this.deps.clock.now() };
+    let vm: VmHandle;
+    try {
+      vm = await this.deps.vms.launch(def, guestEnv);
+    } catch (err) {
+      // No VM to follow, so no clean-up will run: a registration already made
+      // for it must not linger. (The supervisor registers only after launch()
+      // has returned; this guards launchers that register first.)
+      if (registeredVm !== undefined) await this.removeRegistration(registeredVm);
+      this.deps.logger.warn({ runner: def.name, code: isFlintError(err) ? err.code : undefined, err: errText(err) }, 'runner VM could not be launched');
+      this.launchFailed(def, round, launchError(err, this.deps.clock.now()));
+      return false;
+    }
+    const live: LiveRunner = {
+      vm, definition: def, phase: 'starting', startedAt: this.deps.clock.now(), round, online: false, idleSince: undefined, stoppedByFlint: false,
+    };
     this.live.set(vm.id, live);
     vm.onMarker((m) => {
-      if (m.kind === 'runner-started' && live.phase === 'starting') live.phase = 'idle';
+      if (m.kind === 'runner-started' && live.phase === 'starting') {
+        live.phase = 'idle';
+        live.idleSince = this.deps.clock.now();
+      }
+      if (m.kind === 'runner-started') this.runnerOnline(live);
       if (m.kind === 'runner-exited') live.phase = 'ending';
     });
     const cleanup = vm.ended.then(async (outcome) => {
       this.live.delete(vm.id);
-      const runnerId = this.runnerIds.get(vm.id);
-      this.runnerIds.delete(vm.id);
+      const jitError = this.jitErrors.get(vm.id);
+      this.jitErrors.delete(vm.id);
       this.deps.logger.info({ vm: vm.id, runner: def.name, state: outcome.record.state, code: outcome.code }, 'runner VM ended');
-      // An ephemeral runner that ran a job is already gone; one that never did must not linger.
-      if (runnerId !== undefined) {
-        await this.deps.github.deleteRunner(ORG, runnerId).catch((err: unknown) => {
-          this.deps.logger.warn({ err, vm: vm.id, runnerId }, 'could not remove the runner registration');
+      // A VM that ends without its runner ever coming online is a failed
+      // launch, unless Flint ended it (scaled down, or Flint is stopping).
+      if (!live.online && !live.stoppedByFlint && !this.stopped) {
+        const at = this.deps.clock.now();
+        const code = outcome.code ?? 'FLINT_ERR_VM_NO_RUNNER';
+        this.launchFailed(def, round, jitError !== undefined ? launchError(jitError, at) : {
+          code, hint: catalogue[code].hint, message: outcome.record.reason ?? catalogue[code].title, at,
         });
       }
+      await this.removeRegistration(vm.id);
       this.poke();
     });
     this.cleanups.add(cleanup);
     void cleanup.finally(() => this.cleanups.delete(cleanup));
     this.deps.logger.info({ vm: vm.id, runner: def.name }, 'runner VM starting');
+    return true;
   }
 
-  private async stopIdle(def: RunnerConfig, n: number): Promise<void> {
+  /**
+   * Deletes the runner registered for a VM that has ended (or never came to
+   * be). An ephemeral runner that ran a job is already gone; one that never
+   * did — its VM failed to boot, or was stopped idle — must not linger.
+   */
+  private async removeRegistration(vmId: string): Promise<void> {
+    const runnerId = this.runnerIds.get(vmId);
+    this.runnerIds.delete(vmId);
+    if (runnerId === undefined) return;
+    await this.deps.github.deleteRunner(ORG, runnerId).catch((err: unknown) => {
+      this.deps.logger.warn({ err, vm: vmId, runnerId }, 'could not remove the runner registration');
+    });
+  }
+
+  private async stopIdle(def: RunnerConfig, n: number, now: number): Promise<void> {
+    const graceMs = idleGraceMs(def);
+    // Longest idle first; only those past their grace (planScale counted no more).
     const idle = [...this.live.values()]
-      .filter((r) => r.definition.name === def.name && r.phase === 'idle')
-      .sort((a, b) => a.startedAt - b.startedAt)
+      .filter((r) => r.definition.name === def.name && r.phase === 'idle' && r.idleSince !== undefined && now - r.idleSince >= graceMs)
+      .sort((a, b) => (a.idleSince ?? 0) - (b.idleSince ?? 0))
       .slice(0, n);
     for (const r of idle) {
       // Unregister first: GitHub refuses to delete a runner that just took a
@@ -234,9 +364,23 @@ export class Scheduler {
       }
       this.runnerIds.delete(r.vm.id);
       r.phase = 'ending';
+      r.stoppedByFlint = true;
       void r.vm.stop('scaled down: idle beyond the warm pool');
     }
   }
+}
+
+function idleGraceMs(def: RunnerConfig): number {
+  return (def.idleGraceSeconds ?? DEFAULTS.idleGraceSeconds) * 1000;
+}
+
+function errText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function launchError(err: unknown, at: number): LaunchError {
+  if (isFlintError(err)) return { code: err.code, hint: err.hint, message: err.message, at };
+  return { code: 'FLINT_ERR_INTERNAL', hint: catalogue.FLINT_ERR_INTERNAL.hint, message: errText(err), at };
 }
 
 export function assertRunnersUsable(config: Pick<FlintConfig, 'runners'>): void {

@@ -106,6 +106,7 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
     vms: vms.supervisor,
     logger: logger.child({ component: 'scheduler' }),
     clock: { now: () => Date.now() },
+    random: Math.random,
     budget: () => hostBudget(config, vms.supervisor, maxVcpus, maxMemoryMib),
     ...(opts.guestExtras === undefined ? {} : { guestExtras: opts.guestExtras }),
   });

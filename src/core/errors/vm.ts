@@ -48,4 +48,13 @@ export const vmErrors = {
     title: 'Firecracker rejected or did not answer an API request',
     hint: 'The message quotes Firecracker\'s fault_message. Check the runner\'s cpuCount (1–32, even with smt), memorySize, kernel and image files and the tap device; the VM\'s console log may say more.',
   },
+  // --- Runner launches (scheduler: back-off per definition) ---
+  FLINT_ERR_VM_NO_RUNNER: {
+    title: 'A runner VM ended before its runner started',
+    hint: 'Read the VM\'s console log under `<stateDir>/consoles/`: the guest must start the runner and print `FLINT-MARKER runner-started`. Check the definition\'s kernel, initrd, kernelArgs and filesystem (`flint run --interactive NAME` boots one VM on the terminal).',
+  },
+  FLINT_ERR_RUNNER_UNHEALTHY: {
+    title: 'A runner definition\'s launches keep failing; Flint retries it slowly',
+    hint: 'Fix the cause named by the last error (its code and hint are in the same log line), e.g. the kernel or image path, or the App\'s permissions. Flint probes the definition every few minutes and serves its queue again as soon as one runner comes online: a fix to the files themselves needs no restart; a change to the configuration file needs one.',
+  },
 } as const satisfies Record<string, CatalogueEntry>;
