@@ -15,6 +15,8 @@
  *                         does not (reconciler.ts)
  *        stale-runners    at start and every staleRunnersMs: this instance's
  *                         runner registrations with no live VM (stale-runners.ts)
+ *        record-retention every hour: runner registrations older than a week
+ *                         (job-records.ts)
  *        console-retention, delivery-retention (the supervisor and the intake)
  * Shutdown runs it backwards: loops, VMs (each torn down), intake, database.
  */
@@ -23,12 +25,15 @@ import type { FlintConfig } from '../config/types.ts';
 import type { Logger } from '../adapters/log/logger.ts';
 import { openDatabase } from '../adapters/store/db.ts';
 import { createSqliteIntakeStore } from '../adapters/store/intake-store.ts';
+import { createSqliteJobRecords } from '../adapters/store/job-records.ts';
 import { createGitHubClient } from '../adapters/github/client.ts';
 import type { HostBudget } from '../core/capacity.ts';
 import { Scheduler } from '../daemon/scheduler.ts';
 import { startReconciler } from '../daemon/reconciler.ts';
 import { removeStaleRunners } from '../daemon/stale-runners.ts';
 import { startLoop } from '../daemon/loop.ts';
+import { recordingRunnerRequests } from '../daemon/runner-requests.ts';
+import type { JobRecordStore } from '../daemon/ports/store.ts';
 import { buildVmSystem } from './vm-system.ts';
 import { startServe } from './commands/serve.ts';
 import type { ServeOptions } from './commands/serve.ts';
@@ -54,6 +59,8 @@ export interface RunningFlint {
   readonly url: string;
   readonly scheduler: Scheduler;
   readonly supervisor: VmSupervisor;
+  /** Per-job records (queued → runner requested → VM started → booted → runner online → job started → finished). */
+  readonly records: Pick<JobRecordStore, 'getJobRecord' | 'listJobRecords'>;
   close(): Promise<void>;
 }
 
@@ -70,6 +77,9 @@ export function hostBudget(config: FlintConfig, supervisor: Pick<VmSupervisor, '
   return { cpus: Math.max(0, cpus), memoryMib: Math.max(0, memoryMib) };
 }
 
+/** Runner registrations are kept as long as the deliveries and jobs they explain (serve.ts delivery-retention). */
+const RECORD_RETENTION_MS = 7 * 24 * 3600_000;
+
 export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
   const { config, logger } = opts;
   const vms = await buildVmSystem(config, logger);
@@ -84,22 +94,28 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
   const serving = await startServe({ config, logger, ...opts.serve, onAccepted: () => onAccepted() });
   const db = openDatabase(config.stateDir);
   const store = createSqliteIntakeStore(db);
+  const records = createSqliteJobRecords(db);
   const github = createGitHubClient({ github: config.github, log: logger.child({ component: 'github' }) });
+  const clock = { now: () => Date.now() };
   const maxVcpus = opts.maxVcpus ?? availableParallelism() * 2;
   const maxMemoryMib = opts.maxMemoryMib ?? Math.floor(totalmem() / (1 << 20)) - 1024;
   const scheduler = new Scheduler({
     config,
     store,
-    github,
+    // Every runner registration is recorded (the "runner requested" step of the job records).
+    github: {
+      runnerGroupId: (name) => github.runnerGroupId(name),
+      deleteRunner: (scope, id) => github.deleteRunner(scope, id),
+      createJitRunner: recordingRunnerRequests((req) => github.createJitRunner(req), { records, clock, logger: logger.child({ component: 'job-records' }) }),
+    },
     vms: vms.supervisor,
     logger: logger.child({ component: 'scheduler' }),
-    clock: { now: () => Date.now() },
+    clock,
     budget: () => hostBudget(config, vms.supervisor, maxVcpus, maxMemoryMib),
     ...(opts.guestExtras === undefined ? {} : { guestExtras: opts.guestExtras }),
   });
   scheduler.start(opts.tickMs ?? 2000);
   onAccepted = () => scheduler.poke();
-  const clock = { now: () => Date.now() };
   const reconciler = startReconciler({
     github, store, runners: config.runners, clock,
     logger: logger.child({ component: 'missed-webhooks' }), onRecovered: () => scheduler.poke(),
@@ -112,16 +128,22 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
     name: 'stale-runners', intervalMs: opts.staleRunnersMs ?? 10 * 60_000, runAtStart: true,
     run: () => removeStaleRunners(staleDeps), logger: staleDeps.logger, now: clock.now,
   });
+  const recordRetention = startLoop({
+    name: 'record-retention', intervalMs: 3600_000, runAtStart: false, logger: logger.child({ component: 'record-retention' }), now: clock.now,
+    run: () => records.prune(clock.now() - RECORD_RETENTION_MS),
+  });
   let closing: Promise<void> | undefined;
   return {
     url: serving.url,
     scheduler,
     supervisor: vms.supervisor,
+    records,
     close() {
       closing ??= (async () => {
         await scheduler.stop();
         await reconciler.stop();
         await staleRunners.stop();
+        await recordRetention.stop();
         await vms.supervisor.shutdown();
         await scheduler.settled();
         vms.close();
