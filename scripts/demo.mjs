@@ -20,7 +20,10 @@ ensureTestImage(root);
 const args = process.argv.slice(2);
 const script = 'ip link set lo up && exec "$@"';
 const result = spawnSync('unshare', ['-n', '--', 'sh', '-c', script, 'sh', process.execPath, `${root}bin/flint.mjs`, 'demo', ...args], {
-  cwd: root, stdio: 'inherit', env: { ...process.env, FLINT_IN_PRIVATE_NETNS: '1' },
+  cwd: root, stdio: 'inherit',
+  // From the sources: a dist/ built before the last `git pull` (npm ci
+  // rebuilds it only when the lockfile changes) would run old code.
+  env: { ...process.env, FLINT_IN_PRIVATE_NETNS: '1', FLINT_FROM_SOURCE: '1' },
 });
 if (result.error) {
   console.error(`npm run demo: could not start: ${result.error.message}`);

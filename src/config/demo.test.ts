@@ -35,3 +35,13 @@ test('demo parameters go through the same validation as a file', () => {
   assert.throws(() => demoConfig({ ...params, kernel: 'relative/vmlinuz' }), (e) => isFlintError(e, 'FLINT_ERR_CONFIG_INVALID') && /runners\[0\]\.kernel/.test(e.message));
   assert.throws(() => demoConfig({ ...params, hypervisor: 'firecracker' }), (e) => isFlintError(e, 'FLINT_ERR_CONFIG_INVALID') && /jailer/.test(e.message));
 });
+
+test('the demo config can add a warm-pool definition whose jobs never meet the first one\'s', () => {
+  const c = demoConfig({ ...params, warm: { minIdle: 1, maxRunners: 2 } });
+  assert.deepEqual(c.runners.map((r) => [r.name, r.minIdle, r.maxRunners]), [['demo', 0, 2], ['warm', 1, 2]]);
+  const [demo, warm] = c.runners;
+  assert.ok(demo && warm);
+  assert.ok(!demo.labels.includes('flint-demo-warm') && !warm.labels.includes('flint-demo'), 'no job label fits both');
+  assert.equal(warm.kernel, demo.kernel);
+  assert.equal(demoConfig(params).runners.length, 1, 'one definition unless asked');
+});

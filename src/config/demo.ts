@@ -1,5 +1,7 @@
 /**
- * The embedded configuration of `flint demo`: one network, one QEMU runner,
+ * The embedded configuration of `flint demo`: one network, a QEMU runner
+ * definition `demo` and, when asked for, a second one `warm` with a warm
+ * pool (idle runners kept booted, so a job for it starts without a boot),
  * the GitHub simulator as API. It goes through the same loader as a file
  * (rendered to YAML and parsed), so the demo can never run on a config the
  * loader would refuse.
@@ -33,10 +35,33 @@ export interface DemoParams {
   readonly labels?: readonly string[];
   readonly maxRunners?: number;
   readonly instanceId?: string;
+  /**
+   * Adds the runner definition `warm`, labels `self-hosted, linux, x64,
+   * flint-demo-warm` (so jobs for it and for `demo` never meet), keeping
+   * `minIdle` runners idle and booted.
+   */
+  readonly warm?: { readonly minIdle: number; readonly maxRunners: number };
 }
+
+/** The labels of the `warm` definition; a job runs there with `runs-on: [self-hosted, flint-demo-warm]`. */
+export const WARM_LABELS = ['self-hosted', 'linux', 'x64', 'flint-demo-warm'] as const;
 
 export function demoConfig(p: DemoParams): FlintConfig {
   const network = p.network ?? { name: 'br-flint-demo', v4: '10.213.0.1/24', create: true };
+  // What every definition of the demo shares: the test image on QEMU, small VMs.
+  const runner = {
+    kernel: p.kernel,
+    ...(p.initrd !== undefined ? { initrd: p.initrd } : {}),
+    filesystem: p.filesystem,
+    hypervisor: p.hypervisor ?? 'qemu',
+    ...(p.jailer !== undefined ? { jailer: p.jailer } : {}),
+    ...(p.firecracker !== undefined ? { firecracker: p.firecracker } : {}),
+    network: network.name,
+    cpuCount: 1,
+    memorySize: 512,
+    diskSize: '1GiB',
+    jobTimeout: '30m',
+  };
   const doc = {
     logLevel: 'info',
     address: p.address ?? '127.0.0.1:8089',
@@ -53,20 +78,16 @@ export function demoConfig(p: DemoParams): FlintConfig {
     },
     runners: [{
       name: 'demo',
+      ...runner,
       labels: [...(p.labels ?? ['self-hosted', 'linux', 'x64', 'flint-demo'])],
-      kernel: p.kernel,
-      ...(p.initrd !== undefined ? { initrd: p.initrd } : {}),
-      filesystem: p.filesystem,
-      hypervisor: p.hypervisor ?? 'qemu',
-      ...(p.jailer !== undefined ? { jailer: p.jailer } : {}),
-      ...(p.firecracker !== undefined ? { firecracker: p.firecracker } : {}),
-      network: network.name,
-      cpuCount: 1,
-      memorySize: 512,
-      diskSize: '1GiB',
       maxRunners: p.maxRunners ?? 2,
-      jobTimeout: '30m',
-    }],
+    }, ...(p.warm === undefined ? [] : [{
+      name: 'warm',
+      ...runner,
+      labels: [...WARM_LABELS],
+      maxRunners: p.warm.maxRunners,
+      minIdle: p.warm.minIdle,
+    }])],
   };
   const result = parseConfig(stringify(doc), '(demo defaults)', {}, () => {
     throw new Error('the demo configuration reads no files');

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { parseVmId, tapName, tapPrefix, vmId, vmIdFromTap } from './ids.ts';
+import { parseVmId, runnerName, tapName, tapPrefix, vmId, vmIdFromRunnerName, vmIdFromTap } from './ids.ts';
 
 test('VM ids, tap names and their round trip carry the instance tag', () => {
   const id = vmId('h7k2', 42);
@@ -20,4 +20,14 @@ test('property: every tap fits the 15-character limit and maps back to its VM', 
     assert.equal(vmIdFromTap(tap, inst), id);
     assert.deepEqual(parseVmId(id)?.instanceId, inst);
   }));
+});
+
+test('a runner name leads back to its VM, and a runner Flint did not name leads nowhere', () => {
+  fc.assert(fc.property(fc.stringMatching(/^[a-z0-9]{1,6}$/), fc.integer({ min: 0, max: 36 ** 6 - 1 }), (inst, n) => {
+    const id = vmId(inst, n);
+    assert.equal(vmIdFromRunnerName(runnerName(id)), id);
+  }));
+  for (const other of ['ci-runner-1', 'flint-', 'flint-Not_A_Vm', 'FLINT-h7k2-00001', 'flint-h7k2-0000001']) {
+    assert.equal(vmIdFromRunnerName(other), undefined, other);
+  }
 });

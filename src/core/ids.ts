@@ -49,6 +49,19 @@ export function vmIdFromTap(tap: string, instanceId: string): string | undefined
   return parseVmId(id) ? id : undefined;
 }
 
+const RUNNER_PREFIX = 'flint-';
+
 export function runnerName(id: string): string {
-  return `flint-${id}`;
+  return `${RUNNER_PREFIX}${id}`;
+}
+
+/**
+ * The VM id behind a runner name, when the name is one Flint gives
+ * (`flint-<vm id>`); undefined for any other runner. GitHub reports which
+ * runner took a job only by this name, so this is how a job finds its VM.
+ */
+export function vmIdFromRunnerName(name: string): string | undefined {
+  if (!name.startsWith(RUNNER_PREFIX)) return undefined;
+  const id = name.slice(RUNNER_PREFIX.length);
+  return parseVmId(id) ? id : undefined;
 }

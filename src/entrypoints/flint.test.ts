@@ -15,6 +15,8 @@ import { demoConfig } from '../config/demo.ts';
 import { createLogger } from '../adapters/log/logger.ts';
 import { openDatabase } from '../adapters/store/db.ts';
 import { createSqliteIntakeStore } from '../adapters/store/intake-store.ts';
+import { createSqliteJobRecords } from '../adapters/store/job-records.ts';
+import { JOB_RECORD_STEPS } from '../daemon/ports/store.ts';
 import { packageRoot } from '../images/paths.ts';
 import { startFlint } from './flint.ts';
 import { fakeRunnerCommand } from './commands/demo.ts';
@@ -81,6 +83,24 @@ test('queued jobs run in their own microVMs end to end: a dropped webhook is rec
     assert.equal((await store.getJob(dropped.jobId))?.status, 'completed');
     assert.equal((await store.getJob(duplicated.jobId))?.status, 'completed');
     assert.equal(await store.getJob(ignored.jobId), undefined, 'an unservable job is not recorded as work');
+    // The per-job record: every step on record, and in order. The job whose
+    // queued webhook arrived is queued before any runner was asked for (the
+    // VMs are started for demand); the one recovered by the reconciler may
+    // have been taken by a runner registered before Flint knew of it.
+    const records = createSqliteJobRecords(db);
+    for (const id of [dropped.jobId, duplicated.jobId]) {
+      const rec = await records.getJobRecord(id);
+      assert.equal(rec?.conclusion, 'success');
+      assert.match(rec?.runnerName ?? '', /^flint-e2e-/);
+      assert.equal(rec?.runnerName, `flint-${rec?.vmId}`, 'the VM that ran it is the one behind its runner');
+      assert.equal(typeof rec?.githubRunnerId, 'number');
+      for (const step of JOB_RECORD_STEPS) assert.equal(typeof rec?.at[step], 'number', `job ${id}: ${step} is on record`);
+      const vmWay = JOB_RECORD_STEPS.slice(1).map((step) => rec?.at[step] ?? NaN);
+      assert.deepEqual(vmWay, [...vmWay].sort((a, b) => a - b), `job ${id}: runner requested → … → finished in order: ${JSON.stringify(rec?.at)}`);
+    }
+    const dup = await records.getJobRecord(duplicated.jobId);
+    const all = JOB_RECORD_STEPS.map((step) => dup?.at[step] ?? NaN);
+    assert.deepEqual(all, [...all].sort((a, b) => a - b), `queued → … → finished in order: ${JSON.stringify(dup?.at)}`);
   } finally {
     db.close();
   }

@@ -19,6 +19,8 @@
  *                         overdue, confirmed against GitHub (job-truth.ts)
  *        redeliver        at start and every redeliver.intervalMs: failed
  *                         deliveries asked for again (redeliver.ts)
+ *        record-retention every hour: runner registrations older than a week
+ *                         (job-records.ts)
  *        console-retention, delivery-retention (the supervisor and the intake)
  * Shutdown runs it backwards: loops, VMs (each torn down), intake, database.
  */
@@ -27,6 +29,7 @@ import type { FlintConfig } from '../config/types.ts';
 import type { Logger } from '../adapters/log/logger.ts';
 import { openDatabase } from '../adapters/store/db.ts';
 import { createSqliteIntakeStore } from '../adapters/store/intake-store.ts';
+import { createSqliteJobRecords } from '../adapters/store/job-records.ts';
 import { createGitHubClient } from '../adapters/github/client.ts';
 import type { HostBudget } from '../core/capacity.ts';
 import { Scheduler } from '../daemon/scheduler.ts';
@@ -37,6 +40,8 @@ import { JOB_TRUTH_DEFAULTS, startJobTruth } from '../daemon/job-truth.ts';
 import { REDELIVER_DEFAULTS, startRedeliver } from '../daemon/redeliver.ts';
 import type { RedeliverSettings } from '../daemon/redeliver.ts';
 import { createSqliteTruthStore } from '../adapters/store/truth-store.ts';
+import { recordingRunnerRequests } from '../daemon/runner-requests.ts';
+import type { JobRecordStore } from '../daemon/ports/store.ts';
 import { buildVmSystem } from './vm-system.ts';
 import { startServe } from './commands/serve.ts';
 import type { ServeOptions } from './commands/serve.ts';
@@ -66,6 +71,8 @@ export interface RunningFlint {
   readonly url: string;
   readonly scheduler: Scheduler;
   readonly supervisor: VmSupervisor;
+  /** Per-job records (queued → runner requested → VM started → booted → runner online → job started → finished). */
+  readonly records: Pick<JobRecordStore, 'getJobRecord' | 'listJobRecords'>;
   close(): Promise<void>;
 }
 
@@ -82,6 +89,9 @@ export function hostBudget(config: FlintConfig, supervisor: Pick<VmSupervisor, '
   return { cpus: Math.max(0, cpus), memoryMib: Math.max(0, memoryMib) };
 }
 
+/** Runner registrations are kept as long as the deliveries and jobs they explain (serve.ts delivery-retention). */
+const RECORD_RETENTION_MS = 7 * 24 * 3600_000;
+
 export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
   const { config, logger } = opts;
   const vms = await buildVmSystem(config, logger);
@@ -96,23 +106,29 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
   const serving = await startServe({ config, logger, ...opts.serve, onAccepted: () => onAccepted() });
   const db = openDatabase(config.stateDir);
   const store = createSqliteIntakeStore(db);
+  const records = createSqliteJobRecords(db);
   const github = createGitHubClient({ github: config.github, log: logger.child({ component: 'github' }) });
+  const clock = { now: () => Date.now() };
   const maxVcpus = opts.maxVcpus ?? availableParallelism() * 2;
   const maxMemoryMib = opts.maxMemoryMib ?? Math.floor(totalmem() / (1 << 20)) - 1024;
   const scheduler = new Scheduler({
     config,
     store,
-    github,
+    // Every runner registration is recorded (the "runner requested" step of the job records).
+    github: {
+      runnerGroupId: (name) => github.runnerGroupId(name),
+      deleteRunner: (scope, id) => github.deleteRunner(scope, id),
+      createJitRunner: recordingRunnerRequests((req) => github.createJitRunner(req), { records, clock, logger: logger.child({ component: 'job-records' }) }),
+    },
     vms: vms.supervisor,
     logger: logger.child({ component: 'scheduler' }),
-    clock: { now: () => Date.now() },
+    clock,
     random: Math.random,
     budget: () => hostBudget(config, vms.supervisor, maxVcpus, maxMemoryMib),
     ...(opts.guestExtras === undefined ? {} : { guestExtras: opts.guestExtras }),
   });
   scheduler.start(opts.tickMs ?? 2000);
   onAccepted = () => scheduler.poke();
-  const clock = { now: () => Date.now() };
   const reconciler = startReconciler({
     github, store, runners: config.runners, clock,
     logger: logger.child({ component: 'missed-webhooks' }), onRecovered: () => scheduler.poke(),
@@ -134,11 +150,16 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
   const redeliver = startRedeliver({
     github, store, truth, settings: { ...REDELIVER_DEFAULTS, ...opts.redeliver }, clock, logger: logger.child({ component: 'redeliver' }),
   });
+  const recordRetention = startLoop({
+    name: 'record-retention', intervalMs: 3600_000, runAtStart: false, logger: logger.child({ component: 'record-retention' }), now: clock.now,
+    run: () => records.prune(clock.now() - RECORD_RETENTION_MS),
+  });
   let closing: Promise<void> | undefined;
   return {
     url: serving.url,
     scheduler,
     supervisor: vms.supervisor,
+    records,
     close() {
       closing ??= (async () => {
         await scheduler.stop();
@@ -146,6 +167,7 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
         await staleRunners.stop();
         await jobTruth.stop();
         await redeliver.stop();
+        await recordRetention.stop();
         await vms.supervisor.shutdown();
         await scheduler.settled();
         vms.close();

@@ -69,12 +69,28 @@ interface UnparsableRow {
   state: string; replayed_at: number | null; replay_outcome: string | null;
 }
 
-export function createSqliteIntakeStore(db: Db): IntakeStore {
+/**
+ * Columns added after the first release of the `jobs` table: when Flint
+ * received the delivery that moved the job to each status (ms since the
+ * epoch; NULL when that news never came). Added to an older file on open.
+ */
+const JOB_TIME_COLUMNS = { queued: 'queued_at', in_progress: 'started_at', completed: 'completed_at' } as const;
+
+/** Creates (or brings up to date) the intake's tables; idempotent. Other modules that query `jobs` call it first. */
+export function ensureIntakeSchema(db: Db): void {
   try {
     db.exec(SCHEMA);
+    const have = new Set((db.prepare('PRAGMA table_info(jobs)').all() as Array<{ name: string }>).map((c) => c.name)); // PRAGMA table_info rows carry `name`
+    for (const column of Object.values(JOB_TIME_COLUMNS)) {
+      if (!have.has(column)) db.exec(`ALTER TABLE jobs ADD COLUMN ${column} INTEGER`);
+    }
   } catch (err) {
     throw new FlintError('FLINT_ERR_STORE_SCHEMA', `could not create the intake tables in ${db.name}: ${(err instanceof Error ? err.message : String(err))}`, { cause: err });
   }
+}
+
+export function createSqliteIntakeStore(db: Db): IntakeStore {
+  ensureIntakeSchema(db);
   const insertDelivery = db.prepare<[string, string, string, number, number, string]>(
     'INSERT INTO deliveries (id, event, action, job_id, received_at, outcome) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING');
   const statusOf = db.prepare<[number], { status: JobStatus }>('SELECT status FROM jobs WHERE id = ?');
@@ -85,6 +101,12 @@ export function createSqliteIntakeStore(db: Db): IntakeStore {
   // lost it (GitHub sends null for jobs cancelled before they started) keeps it.
   const advanceJob = db.prepare<[string, string | null, string | null, number, number]>(
     'UPDATE jobs SET status = ?, conclusion = ?, runner_name = COALESCE(?, runner_name), updated_at = ? WHERE id = ?');
+  // The first delivery of each status sets its time; nothing moves it later.
+  const stampJob = {
+    queued: db.prepare<[number, number]>('UPDATE jobs SET queued_at = COALESCE(queued_at, ?) WHERE id = ?'),
+    in_progress: db.prepare<[number, number]>('UPDATE jobs SET started_at = COALESCE(started_at, ?) WHERE id = ?'),
+    completed: db.prepare<[number, number]>('UPDATE jobs SET completed_at = COALESCE(completed_at, ?) WHERE id = ?'),
+  } as const satisfies Record<keyof typeof JOB_TIME_COLUMNS, unknown>;
   const selectJob = db.prepare<[number], JobRow>('SELECT * FROM jobs WHERE id = ?');
   const selectJobs = db.prepare<[], JobRow>('SELECT * FROM jobs ORDER BY first_seen_at, id');
   const selectJobsByStatus = db.prepare<[string], JobRow>('SELECT * FROM jobs WHERE status = ? ORDER BY first_seen_at, id');
@@ -126,6 +148,7 @@ export function createSqliteIntakeStore(db: Db): IntakeStore {
     } else {
       advanceJob.run(c.action, conclusion, runnerName, d.receivedAt, c.job.id);
     }
+    if (c.action !== 'waiting') stampJob[c.action].run(d.receivedAt, c.job.id);
     return outcome;
   };
   const ingestBatch = db.transaction((batch: readonly JobDelivery[]) => batch.map(ingestOne));

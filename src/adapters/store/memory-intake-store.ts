@@ -5,14 +5,23 @@
  */
 import type { DeliveryOutcome } from '../../core/jobs.ts';
 import { decideJobTransition, outcomeOf } from '../../core/jobs.ts';
-import type { IntakeStore, JobDelivery, StoredDelivery, StoredJob, StoredUnparsable } from '../../daemon/ports/store.ts';
+import type { IntakeStore, JobDelivery, JobTimes, StoredDelivery, StoredJob, StoredUnparsable } from '../../daemon/ports/store.ts';
 
-export function createMemoryIntakeStore(): IntakeStore {
+export interface MemoryIntakeStore extends IntakeStore {
+  /** When each status of the job was first reported (what the SQLite store keeps in the `jobs` table's *_at columns). */
+  jobTimes(id: number): JobTimes | undefined;
+}
+
+const NO_TIMES: JobTimes = { queuedAt: null, startedAt: null, completedAt: null };
+const TIME_OF = { queued: 'queuedAt', in_progress: 'startedAt', completed: 'completedAt' } as const;
+
+export function createMemoryIntakeStore(): MemoryIntakeStore {
   const deliveries = new Map<string, StoredDelivery>();
   const jobs = new Map<number, StoredJob>();
+  const times = new Map<number, JobTimes>();
   const unparsable = new Map<string, StoredUnparsable>();
 
-  const ingestOne = (d: JobDelivery, pending: Map<string, StoredDelivery>, pendingJobs: Map<number, StoredJob>): DeliveryOutcome => {
+  const ingestOne = (d: JobDelivery, pending: Map<string, StoredDelivery>, pendingJobs: Map<number, StoredJob>, pendingTimes: Map<number, JobTimes>): DeliveryOutcome => {
     const { command: c } = d;
     if (deliveries.has(d.deliveryId) || pending.has(d.deliveryId)) return 'duplicate';
     const record = (outcome: StoredDelivery['outcome']): void => {
@@ -35,6 +44,12 @@ export function createMemoryIntakeStore(): IntakeStore {
       status: c.action, conclusion: c.action === 'completed' ? c.conclusion : null,
       runnerName: runnerName ?? current?.runnerName ?? null, updatedAt: d.receivedAt,
     });
+    if (c.action !== 'waiting') {
+      // The first delivery of each status sets its time, as in the SQLite store.
+      const was = pendingTimes.get(j.id) ?? times.get(j.id) ?? NO_TIMES;
+      const key = TIME_OF[c.action];
+      pendingTimes.set(j.id, { ...was, [key]: was[key] ?? d.receivedAt });
+    }
     return outcome;
   };
 
@@ -44,7 +59,9 @@ export function createMemoryIntakeStore(): IntakeStore {
       // all or none, like the SQLite transaction.
       const pending = new Map<string, StoredDelivery>();
       const pendingJobs = new Map<number, StoredJob>();
-      const outcomes = batch.map((d) => ingestOne(d, pending, pendingJobs));
+      const pendingTimes = new Map<number, JobTimes>();
+      const outcomes = batch.map((d) => ingestOne(d, pending, pendingJobs, pendingTimes));
+      for (const [k, v] of pendingTimes) times.set(k, v);
       for (const [k, v] of pending) deliveries.set(k, v);
       for (const [k, v] of pendingJobs) {
         const existing = jobs.get(k);
@@ -55,6 +72,9 @@ export function createMemoryIntakeStore(): IntakeStore {
     },
     async getJob(id) {
       return jobs.get(id);
+    },
+    jobTimes(id) {
+      return jobs.has(id) ? (times.get(id) ?? NO_TIMES) : undefined;
     },
     async listJobs(filter = {}) {
       return [...jobs.values()]
@@ -95,7 +115,7 @@ export function createMemoryIntakeStore(): IntakeStore {
       let j = 0;
       let u = 0;
       for (const [k, v] of deliveries) if (v.receivedAt < before) { deliveries.delete(k); d++; }
-      for (const [k, v] of jobs) if (v.status === 'completed' && v.updatedAt < before) { jobs.delete(k); j++; }
+      for (const [k, v] of jobs) if (v.status === 'completed' && v.updatedAt < before) { jobs.delete(k); times.delete(k); j++; }
       for (const [k, v] of unparsable) if (v.receivedAt < before) { unparsable.delete(k); u++; }
       return { deliveries: d, jobs: j, unparsable: u };
     },

@@ -66,15 +66,20 @@ function fromRow(r: Row): VmRecord {
   };
 }
 
+/** Creates (or brings up to date) the VM tables; idempotent. Other modules that query `vms` call it first. */
+export function ensureVmSchema(db: Db): void {
+  db.exec(SCHEMA);
+  // Files made before the owner column existed get it (NULL = unknown owner, swept as before).
+  const columns = db.prepare('PRAGMA table_info(vms)').all() as Array<{ name: string }>; // PRAGMA table_info rows carry `name`
+  if (!columns.some((c) => c.name === 'owner')) db.exec('ALTER TABLE vms ADD COLUMN owner TEXT');
+}
+
 export class SqliteVmStore implements VmStore {
   private readonly db: Db;
 
   constructor(db: Db) {
     this.db = db;
-    db.exec(SCHEMA);
-    // Files made before the owner column existed get it (NULL = unknown owner, swept as before).
-    const columns = db.prepare('PRAGMA table_info(vms)').all() as Array<{ name: string }>; // PRAGMA table_info rows carry `name`
-    if (!columns.some((c) => c.name === 'owner')) db.exec('ALTER TABLE vms ADD COLUMN owner TEXT');
+    ensureVmSchema(db);
   }
 
   // Methods are async to match the port (a networked store comes later);

@@ -146,3 +146,71 @@ export interface TruthStore {
   /** Forgets job checks and redelivery records older than `before` (retention). */
   pruneTruth(before: number): Promise<{ readonly jobChecks: number; readonly redeliveries: number }>;
 }
+
+/**
+ * When Flint received the news that moved a job (its own clock, like every
+ * other figure in a job record). Null when that news never came: a job first
+ * heard of as `in_progress` has no `queuedAt`.
+ */
+export interface JobTimes {
+  readonly queuedAt: number | null;
+  readonly startedAt: number | null;
+  readonly completedAt: number | null;
+}
+
+/** The JIT registration made for a VM's runner. */
+export interface RunnerRequest {
+  /** The runner's name, `flint-<vm id>` (core/ids.ts runnerName). */
+  readonly runnerName: string;
+  readonly vmId: string;
+  /** When Flint asked GitHub for the registration (epoch ms, injected clock). */
+  readonly requestedAt: number;
+  /** GitHub's id of the registered runner. */
+  readonly githubRunnerId: number;
+}
+
+/**
+ * The steps of a job's life, in the order they happen for a job that made
+ * Flint start a VM. A job taken by a warm-pool runner had its runner
+ * requested, its VM started and the runner online BEFORE it was queued.
+ */
+export const JOB_RECORD_STEPS = ['queued', 'runnerRequested', 'vmStarted', 'booted', 'runnerOnline', 'jobStarted', 'finished'] as const;
+export type JobRecordStep = (typeof JOB_RECORD_STEPS)[number];
+
+/**
+ * Everything Flint knows about one job's way through it, joined from the
+ * job (its deliveries), the runner registration and the VM. Runners are not
+ * bound to jobs: the VM is the one whose runner GitHub named as having
+ * taken the job (`runnerName`), which need not be the VM started for it.
+ */
+export interface JobRecord {
+  readonly jobId: number;
+  readonly repository: string;
+  readonly name: string;
+  readonly definition: string;
+  readonly status: JobStatus;
+  readonly conclusion: JobConclusion | null;
+  /** The runner that took the job (from in_progress/completed); null until one did. */
+  readonly runnerName: string | null;
+  /** Flint's VM behind that runner; null when the runner is not a Flint VM on record. */
+  readonly vmId: string | null;
+  readonly githubRunnerId: number | null;
+  /** Epoch milliseconds of each step; null when it has not happened or is not known. */
+  readonly at: { readonly [S in JobRecordStep]: number | null };
+}
+
+/**
+ * Per-job records: the figures metrics and the status page show. The VM
+ * timings come from the VM store (the supervisor's record of each VM), the
+ * job timings from the intake store; this port adds the runner
+ * registrations and the query that joins the three.
+ */
+export interface JobRecordStore {
+  /** Records a runner registration; recording the same runner name again keeps the first. */
+  recordRunnerRequest(request: RunnerRequest): Promise<void>;
+  getJobRecord(jobId: number): Promise<JobRecord | undefined>;
+  /** Records of the jobs on record, oldest first (by when the job was first seen); optionally only the newest `limit`. */
+  listJobRecords(filter?: { readonly status?: JobStatus; readonly limit?: number }): Promise<readonly JobRecord[]>;
+  /** Forgets runner registrations requested before `before` (retention, like IntakeStore.prune). */
+  prune(before: number): Promise<{ readonly runnerRequests: number }>;
+}
