@@ -21,6 +21,10 @@ export const DEFAULTS = {
   // under the job about to arrive (docs/config.md).
   idleGraceSeconds: 5 * 60,
   unhealthyAfter: 3,
+  // Most CI jobs end within minutes; 30 minutes lets nearly all of them
+  // finish on a SIGTERM (an upgrade) without holding a reboot for hours.
+  // systemd's TimeoutStopSec (default 90 s) must be set above it (docs/operations.md).
+  shutdownGraceSeconds: 30 * 60,
   kernelArgs: '',
   uid: 123,
   gid: 100,

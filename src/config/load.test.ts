@@ -368,6 +368,17 @@ test('idle grace and the unhealthy threshold default to 5 minutes and 3, and are
   assert.match(only(problems(edit('    network: br-flint\n', '    network: br-flint\n    idleGrace: soon\n'))).message, /not a duration/);
 });
 
+test('shutdownGrace defaults to 30 minutes, takes seconds or a duration, and refuses anything else with its line', () => {
+  assert.equal(ok(BASE).shutdownGraceSeconds, 1800);
+  assert.equal(ok(`shutdownGrace: 1h30m\n${BASE}`).shutdownGraceSeconds, 5400);
+  assert.equal(ok(`shutdownGrace: 45\n${BASE}`).shutdownGraceSeconds, 45);
+  const p = only(problems(`shutdownGrace: soon\n${BASE}`));
+  assert.equal(p.path, 'shutdownGrace');
+  assert.equal(p.line, 1);
+  assert.match(p.message, /not a duration/);
+  assert.match(only(problems(`shutdownGrace: 0\n${BASE}`)).message, /positive/);
+});
+
 test('smt needs 1 or an even number of vCPUs', () => {
   const p = only(problems(edit('    network: br-flint\n', '    network: br-flint\n    smt: true\n    cpuCount: 3\n')));
   assert.equal(p.path, 'runners[0].cpuCount');

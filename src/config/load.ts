@@ -176,6 +176,7 @@ export function parseConfig(
     stateDir,
     runDir: f.runDir ?? DEFAULTS.runDir,
     instanceId: f.instanceId ?? deriveInstanceId(`${options.hostname ?? ''}:${stateDir}`),
+    shutdownGraceSeconds: f.shutdownGrace ?? DEFAULTS.shutdownGraceSeconds,
     networks,
     github: {
       appId: gh.appID,

@@ -212,6 +212,10 @@ export function fileSchema(c: ParseContext) {
     stateDir: pathString(c).nullish(),
     runDir: pathString(c).nullish(),
     instanceId: z.string().regex(/^[a-z0-9]{1,6}$/, 'must be 1–6 lowercase letters or digits').nullish(),
+    shutdownGrace: z
+      .union([z.number(), z.string()], { error: 'expected seconds or a duration like "30m"' })
+      .transform(fromParsed(parseDuration))
+      .nullish(),
     networks: z.array(networkSchema(c)).min(1),
     github: githubSchema(c),
     runners: z.array(runnerSchema(c)).nullish(),
@@ -248,6 +252,7 @@ export const KEY_HINTS: Readonly<Record<string, string>> = {
   stateDir: 'directory for Flint\'s database, VM directories and console logs',
   runDir: 'directory for host-wide runtime records shared by every Flint on the host (bridge claims), default /run/flint',
   instanceId: 'short tag of this Flint instance, 1–6 of [a-z0-9]; it prefixes every VM, tap and runner name',
+  shutdownGrace: 'seconds, or a duration like "30m", that busy runners get to finish their jobs when Flint is stopped (SIGTERM); keep systemd\'s TimeoutStopSec above it',
   networks: 'a list of bridges, e.g. [{name: br-flint, v4: "10.0.0.1/24"}]',
   name: 'a name: a Linux bridge name for networks, an identifier for runners',
   v4: 'the bridge\'s own IPv4 address with prefix, e.g. "10.0.0.1/24"; guests get the other addresses',

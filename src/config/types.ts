@@ -105,6 +105,11 @@ export interface FlintConfig {
   readonly runDir: string;
   /** Short id of this Flint instance (≤ 6 chars, [a-z0-9]); tags every resource it creates. */
   readonly instanceId: string;
+  /**
+   * Seconds busy runners get to finish their jobs when Flint drains on
+   * SIGTERM, before what is left is stopped; default DEFAULTS.shutdownGraceSeconds.
+   */
+  readonly shutdownGraceSeconds?: number;
   readonly networks: readonly NetworkConfig[];
   readonly github: GitHubConfig;
   readonly runners: readonly RunnerConfig[];
