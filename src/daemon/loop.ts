@@ -53,7 +53,8 @@ export interface Loop {
   status(): LoopStatus;
 }
 
-const globalTimers: LoopTimers = {
+/** The global timers, unref'd: a loop never keeps a process alive on its own. */
+export const globalTimers: LoopTimers = {
   setTimeout: (fn, ms) => {
     const t = setTimeout(fn, ms);
     // The loop never keeps a process alive on its own; stop() is the way out.

@@ -74,6 +74,16 @@ interface LiveRunner {
   stoppedByFlint: boolean;
 }
 
+/** What `Scheduler.drain()` did, and what is left to wait for. */
+export interface DrainStart {
+  /** Idle or starting runners removed from GitHub; their VMs are being stopped. */
+  readonly deregistered: number;
+  /** VMs whose runner is busy (or whose registration GitHub would not delete), left to finish. */
+  readonly busy: readonly VmHandle[];
+  /** VMs already ending (their runner exited, or Flint stopped them): they end on their own. */
+  readonly ending: readonly VmHandle[];
+}
+
 /** What the status surfaces show of a definition's launch health. */
 export interface DefinitionHealthView {
   readonly state: HealthState;
@@ -98,6 +108,7 @@ export class Scheduler {
   /** Per-VM clean-ups (runner registration removal) still running. */
   private readonly cleanups = new Set<Promise<void>>();
   private stopped = false;
+  private draining = false;
 
   constructor(deps: SchedulerDeps) {
     this.deps = deps;
@@ -114,6 +125,39 @@ export class Scheduler {
   async stop(): Promise<void> {
     this.stopped = true;
     await this.loop?.stop();
+  }
+
+  /**
+   * The first step of a graceful shutdown: starts no VM any more, removes
+   * every idle or starting runner from GitHub and stops its VM, and hands
+   * back the VMs that must be waited for. A runner GitHub refuses to delete
+   * has just taken a job: its VM lives on as busy. Busy runners are
+   * recognised from the in-progress jobs on record (read once more here, so
+   * news that arrived since the last tick counts).
+   */
+  async drain(): Promise<DrainStart> {
+    this.draining = true;
+    // After this no tick runs and none is under way: no launch is in flight.
+    await this.stop();
+    this.markBusy(await this.deps.store.listJobs({ status: 'in_progress' }));
+    let deregistered = 0;
+    for (const r of [...this.live.values()]) {
+      if (r.phase !== 'idle' && r.phase !== 'starting') continue;
+      const removed = await this.deregister(r, 'flint is draining: idle runner removed').catch((err: unknown) => {
+        this.deps.logger.warn({ vm: r.vm.id, err: errText(err) }, 'could not remove an idle runner while draining; waiting for it as if busy');
+        return false;
+      });
+      if (removed) deregistered += 1;
+      // Refused: it just took a job (or GitHub failed us): it may run one, so it is waited for.
+      else r.phase = 'busy';
+    }
+    const pick = (p: RunnerPhase): VmHandle[] => [...this.live.values()].filter((r) => r.phase === p).map((r) => r.vm);
+    return { deregistered, busy: pick('busy'), ending: pick('ending') };
+  }
+
+  /** True once `drain()` was called: the status surfaces say "draining". */
+  isDraining(): boolean {
+    return this.draining;
   }
 
   /**
@@ -348,25 +392,35 @@ export class Scheduler {
       .filter((r) => r.definition.name === def.name && r.phase === 'idle' && r.idleSince !== undefined && now - r.idleSince >= graceMs)
       .sort((a, b) => (a.idleSince ?? 0) - (b.idleSince ?? 0))
       .slice(0, n);
-    for (const r of idle) {
-      // Unregister first: GitHub refuses to delete a runner that just took a
-      // job, and then the VM must live on.
-      const runnerId = this.runnerIds.get(r.vm.id);
-      if (runnerId === undefined) continue;
+    for (const r of idle) await this.deregister(r, 'scaled down: idle beyond the warm pool');
+  }
+
+  /**
+   * Removes a runner that is not busy from GitHub, then stops its VM; false
+   * (and the runner is kept) when GitHub refuses: it may just have taken a job. Unregister first, so GitHub hands it no job while it stops.
+   * A runner still starting may have no registration yet: nothing can have
+   * been handed to it, so its VM is stopped (the clean-up removes a
+   * registration made meanwhile).
+   */
+  private async deregister(r: LiveRunner, reason: string): Promise<boolean> {
+    const runnerId = this.runnerIds.get(r.vm.id);
+    if (runnerId === undefined && r.phase !== 'starting') return false;
+    if (runnerId !== undefined) {
       try {
         await this.deps.github.deleteRunner(ORG, runnerId);
       } catch (err) {
         if (isFlintError(err)) {
-          this.deps.logger.info({ vm: r.vm.id, code: err.code }, 'idle runner could not be removed (it may have taken a job); keeping it');
-          continue;
+          this.deps.logger.info({ vm: r.vm.id, code: err.code }, 'runner could not be removed (it may have taken a job); keeping it');
+          return false;
         }
         throw err;
       }
       this.runnerIds.delete(r.vm.id);
-      r.phase = 'ending';
-      r.stoppedByFlint = true;
-      void r.vm.stop('scaled down: idle beyond the warm pool');
     }
+    r.phase = 'ending';
+    r.stoppedByFlint = true;
+    void r.vm.stop(reason);
+    return true;
   }
 }
 
