@@ -23,6 +23,10 @@
  *                         (job-records.ts)
  *        console-retention, delivery-retention (the supervisor and the intake)
  * Shutdown runs it backwards: loops, VMs (each torn down), intake, database.
+ * A drain (SIGTERM, daemon/drain.ts) comes first when asked for: no new VM,
+ * idle runners removed, busy ones given up to `shutdownGrace` to finish;
+ * the loops and the intake keep running meanwhile (the intake's news shows
+ * busy runners finishing).
  */
 import { availableParallelism, totalmem } from 'node:os';
 import type { FlintConfig } from '../config/types.ts';
@@ -35,7 +39,11 @@ import type { HostBudget } from '../core/capacity.ts';
 import { Scheduler } from '../daemon/scheduler.ts';
 import { startReconciler } from '../daemon/reconciler.ts';
 import { removeStaleRunners } from '../daemon/stale-runners.ts';
-import { startLoop } from '../daemon/loop.ts';
+import { globalTimers, startLoop } from '../daemon/loop.ts';
+import type { LoopTimers } from '../daemon/loop.ts';
+import { startDrain } from '../daemon/drain.ts';
+import type { Drain, DrainOutcome } from '../daemon/drain.ts';
+import { DEFAULTS } from '../config/defaults.ts';
 import { JOB_TRUTH_DEFAULTS, startJobTruth } from '../daemon/job-truth.ts';
 import { REDELIVER_DEFAULTS, startRedeliver } from '../daemon/redeliver.ts';
 import type { RedeliverSettings } from '../daemon/redeliver.ts';
@@ -65,6 +73,10 @@ export interface FlintOptions {
   readonly maxMemoryMib?: number;
   /** Settings of the webhook intake (`flint serve` flags). */
   readonly serve?: Pick<ServeOptions, 'synchronous' | 'maxBodyBytes'>;
+  /** Timers of the drain (its grace and progress log); default the global ones. */
+  readonly timers?: LoopTimers;
+  /** How often a drain logs what it waits for (default 30 s). */
+  readonly drainProgressMs?: number;
 }
 
 export interface RunningFlint {
@@ -73,6 +85,13 @@ export interface RunningFlint {
   readonly supervisor: VmSupervisor;
   /** Per-job records (queued → runner requested → VM started → booted → runner online → job started → finished). */
   readonly records: Pick<JobRecordStore, 'getJobRecord' | 'listJobRecords'>;
+  /**
+   * Graceful shutdown: no new VM, idle runners removed from GitHub and their
+   * VMs stopped, busy ones waited for up to `graceMs` (default the config's
+   * shutdownGrace), then `close()`. Resolves once closed.
+   */
+  drain(graceMs?: number): Promise<DrainOutcome>;
+  /** Stops at once (cutting a drain short): loops, VMs, intake, database. */
   close(): Promise<void>;
 }
 
@@ -155,13 +174,32 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
     run: () => records.prune(clock.now() - RECORD_RETENTION_MS),
   });
   let closing: Promise<void> | undefined;
-  return {
+  let draining: { drain: Drain; closed: Promise<DrainOutcome> } | undefined;
+  const defaultGraceMs = (config.shutdownGraceSeconds ?? DEFAULTS.shutdownGraceSeconds) * 1000;
+  const running: RunningFlint = {
     url: serving.url,
     scheduler,
     supervisor: vms.supervisor,
     records,
+    drain(graceMs = defaultGraceMs) {
+      if (draining === undefined) {
+        const drain = startDrain({
+          scheduler, clock, timers: opts.timers ?? globalTimers, logger: logger.child({ component: 'drain' }),
+          ...(opts.drainProgressMs === undefined ? {} : { progressEveryMs: opts.drainProgressMs }),
+        }, graceMs);
+        // Closed whatever the drain's end, even a failed one.
+        const closed = drain.done.finally(() => running.close());
+        draining = { drain, closed };
+      }
+      return draining.closed;
+    },
     close() {
       closing ??= (async () => {
+        if (draining !== undefined) {
+          // Cut the wait short, but let the drain's own GitHub calls finish before the loops and the database go.
+          draining.drain.now();
+          await draining.drain.done.catch((err: unknown) => { logger.error({ err }, 'drain failed'); });
+        }
         await scheduler.stop();
         await reconciler.stop();
         await staleRunners.stop();
@@ -177,4 +215,5 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
       return closing;
     },
   };
+  return running;
 }

@@ -7,9 +7,13 @@
  *   delivery-retention  every hour: forget deliveries and completed jobs
  *                       older than the retention (GitHub redelivers for 3 days)
  *
- * Shutdown (SIGTERM / SIGINT): stop accepting connections, let requests in
- * flight finish (their deliveries are committed before they are answered),
- * flush the last group commit, close the database.
+ * Shutdown (SIGTERM / SIGINT): first a drain (flint.ts, daemon/drain.ts):
+ * no new VM, idle runners removed, busy runners given up to `shutdownGrace`
+ * to finish their jobs while the intake keeps taking webhooks; a second
+ * signal, or the first one under `--now`, stops at once. Then: stop
+ * accepting connections, let requests in flight finish (their deliveries
+ * are committed before they are answered), flush the last group commit,
+ * close the database.
  */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -33,7 +37,7 @@ const RETENTION_MS = 7 * 24 * 3600 * 1000;
 const RETENTION_INTERVAL_MS = 3600 * 1000;
 const DRAIN_TIMEOUT_MS = 10_000;
 
-export const HELP = `Usage: flint serve [--config FILE] [--log-level LEVEL] [--db-sync FULL|NORMAL] [--webhook-body-limit BYTES] [--webhooks-only]
+export const HELP = `Usage: flint serve [--config FILE] [--log-level LEVEL] [--db-sync FULL|NORMAL] [--webhook-body-limit BYTES] [--webhooks-only] [--now]
 
 Runs Flint: takes GitHub webhooks on POST /webhook (health: GET /healthz),
 schedules runners for queued jobs and supervises their VMs.
@@ -45,8 +49,13 @@ schedules runners for queued jobs and supervises their VMs.
   --webhook-body-limit BYTES largest webhook body taken (default ${DEFAULT_MAX_BODY_BYTES})
   --webhooks-only            take and store webhooks but start no VMs and call no GitHub API
                              (to check the App's webhook setup before the host is ready)
+  --now                      the first SIGTERM/SIGINT stops at once instead of draining
 
-Stops cleanly on SIGTERM or SIGINT.
+SIGTERM or SIGINT drains: no new runners, idle runners removed, busy runners
+get up to shutdownGrace (config, default 30m) to finish their jobs, then
+what is left is stopped. A second SIGTERM or SIGINT stops at once (running
+jobs fail). Under systemd, set TimeoutStopSec above shutdownGrace
+(docs/operations.md, "Stopping Flint").
 `;
 
 interface Args {
@@ -54,6 +63,7 @@ interface Args {
   readonly synchronous: Synchronous;
   readonly maxBodyBytes: number;
   readonly webhooksOnly: boolean;
+  readonly now: boolean;
   readonly help: boolean;
 }
 
@@ -63,6 +73,7 @@ function parseArgs(argv: readonly string[]): Args {
   let maxBodyBytes = DEFAULT_MAX_BODY_BYTES;
   let help = false;
   let webhooksOnly = false;
+  let now = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] ?? '';
     const [flag, inline] = a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
@@ -73,6 +84,7 @@ function parseArgs(argv: readonly string[]): Args {
     };
     if (flag === '--help' || flag === '-h') help = true;
     else if (flag === '--webhooks-only') webhooksOnly = true;
+    else if (flag === '--now') now = true;
     else if (flag === '--config' || flag === '-c') config = value();
     else if (flag === '--log-level') value(); // read by logLevelFrom
     else if (flag === '--db-sync') {
@@ -85,7 +97,7 @@ function parseArgs(argv: readonly string[]): Args {
       maxBodyBytes = v;
     } else throw new FlintError('FLINT_ERR_USAGE', `unknown option ${a}`);
   }
-  return { config, synchronous, maxBodyBytes, webhooksOnly, help };
+  return { config, synchronous, maxBodyBytes, webhooksOnly, now, help };
 }
 
 export interface ServeOptions {
@@ -208,7 +220,7 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
   const config = loadConfigFile(path, io.env);
   const logger = createLogger({ level: logLevelFrom(argv, config.logLevel), secrets: new Set(config.github.webhookSecrets), destination: io.stdout });
   const serve = { synchronous: args.synchronous, maxBodyBytes: args.maxBodyBytes };
-  let serving: { close(): Promise<void> };
+  let serving: Stoppable;
   if (args.webhooksOnly) {
     serving = await startServe({ config, logger, ...serve });
   } else {
@@ -216,16 +228,57 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
     const { startFlint } = await import('../flint.ts');
     serving = await startFlint({ config, logger, serve });
   }
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    const on = (s: NodeJS.Signals): void => {
-      process.off('SIGTERM', on);
-      process.off('SIGINT', on);
-      resolve(s);
-    };
-    process.on('SIGTERM', on);
-    process.on('SIGINT', on);
-  });
-  logger.info({ signal }, 'flint serve: stopping');
-  await serving.close();
+  await stopOnSignals(serving, process, { now: args.now, logger });
   return 0;
+}
+
+/** What a stop signal acts on: a running Flint (drains) or the webhook intake alone (closes). */
+export interface Stoppable {
+  close(): Promise<void>;
+  drain?(): Promise<unknown>;
+}
+
+/** What stopOnSignals logs with (pino's logger satisfies it). */
+export interface StopLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+/** Where stop signals come from (the process; an EventEmitter in tests). */
+export interface SignalSource {
+  on(event: 'SIGTERM' | 'SIGINT', listener: (signal: NodeJS.Signals) => void): unknown;
+  off(event: 'SIGTERM' | 'SIGINT', listener: (signal: NodeJS.Signals) => void): unknown;
+}
+
+/**
+ * Waits for SIGTERM or SIGINT, then stops `serving`: the first signal
+ * drains (unless `now`), a second one stops at once. Resolves once stopped;
+ * the handlers stay on until then, so no signal falls back to Node's
+ * default (die without cleaning up).
+ */
+export function stopOnSignals(serving: Stoppable, source: SignalSource, options: { readonly now: boolean; readonly logger: StopLogger }): Promise<void> {
+  const { logger } = options;
+  return new Promise<void>((resolve, reject) => {
+    let signals = 0;
+    const finish = (err?: unknown): void => {
+      source.off('SIGTERM', on);
+      source.off('SIGINT', on);
+      if (err === undefined) resolve();
+      else reject(err instanceof Error ? err : new Error(String(err)));
+    };
+    const stopped = (p: Promise<unknown>): void => { p.then(() => finish(), finish); };
+    function on(signal: NodeJS.Signals): void {
+      signals += 1;
+      if (signals === 1 && !options.now && serving.drain !== undefined) {
+        logger.info({ signal }, 'flint serve: draining: no new runners; busy runners may finish their jobs (send the signal again to stop at once)');
+        stopped(serving.drain());
+      } else if (signals === 1 || signals === 2) {
+        logger.warn({ signal }, 'flint serve: stopping at once');
+        stopped(serving.close());
+      }
+      // Later signals: already stopping at once.
+    }
+    source.on('SIGTERM', on);
+    source.on('SIGINT', on);
+  });
 }
