@@ -410,6 +410,12 @@ test('apiUrl points Flint at GitHub Enterprise Server or the simulator', () => {
   assert.match(only(problems(edit('  organization: acme', '  organization: acme\n  apiUrl: "https://u:p@ghes"'))).message, /credentials/);
 });
 
+test('scanBudget: 1,000 requests an hour unless set; at least 10', () => {
+  assert.equal(ok(BASE).github.scanBudget, 1000);
+  assert.equal(ok(edit('  organization: acme', '  organization: acme\n  scanBudget: 2500')).github.scanBudget, 2500);
+  assert.match(only(problems(edit('  organization: acme', '  organization: acme\n  scanBudget: 5'))).message, /10/);
+});
+
 test('instanceId defaults to a stable tag from the host name and state dir; an explicit one is checked', () => {
   const a = ok(BASE, {}, noFiles, { hostname: 'runner-host-1' }).instanceId;
   assert.equal(ok(BASE, {}, noFiles, { hostname: 'runner-host-1' }).instanceId, a);

@@ -186,6 +186,7 @@ export function parseConfig(
       privateKey: gh.privateKey ?? gh.privateKeyFile?.pem ?? '',
       ...(gh.privateKeyFile != null ? { privateKeyFile: gh.privateKeyFile.path } : {}),
       apiUrl: gh.apiUrl ?? DEFAULTS.apiUrl,
+      scanBudget: gh.scanBudget ?? DEFAULTS.scanBudget,
     },
     runners,
   };

@@ -153,6 +153,7 @@ export function githubSchema(c: ParseContext) {
         return v.replace(/\/+$/, '');
       })
       .nullish(),
+    scanBudget: int(10, 1_000_000).nullish(),
   });
 }
 
@@ -269,6 +270,7 @@ export const KEY_HINTS: Readonly<Record<string, string>> = {
   privateKey: 'the App\'s private key as inline PEM, or {env: VARIABLE}; or use privateKeyFile',
   privateKeyFile: 'path of the App\'s private key PEM file',
   apiUrl: 'GitHub REST API base URL; https://api.github.com, or https://HOST/api/v3 for GitHub Enterprise Server',
+  scanBudget: 'GitHub API requests an hour the missed-jobs scan may spend, ≥ 10 (default 1000; a 304 costs none)',
   runners: 'a list of runner definitions (VMs started on demand)',
   static_runners: 'a list of runner definitions kept running at all times',
   group: 'the runner group in GitHub, "Default" if not set',

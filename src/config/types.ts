@@ -44,6 +44,8 @@ export interface GitHubConfig {
   readonly privateKeyFile?: string;
   /** REST API base URL: https://api.github.com, a GitHub Enterprise Server URL ending in /api/v3, or the simulator's. */
   readonly apiUrl: string;
+  /** Requests an hour the missed-jobs scan may spend (`github.scanBudget`). */
+  readonly scanBudget: number;
 }
 
 export interface RunnerConfig {

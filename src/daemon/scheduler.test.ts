@@ -79,7 +79,7 @@ function setup(jobs: StoredJob[], runners = [runner()]) {
   const clock = { t: 0, now: () => clock.t };
   const github = { jitError: undefined as Error | undefined };
   let nextRunnerId = 100;
-  const config = { runners, github: { appId: '1', organization: 'acme', webhookSecrets: ['s'], privateKey: 'k', apiUrl: 'http://x' } };
+  const config = { runners, github: { appId: '1', organization: 'acme', webhookSecrets: ['s'], privateKey: 'k', apiUrl: 'http://x', scanBudget: 1000 } };
   const log = (level: string) => (obj: object, msg: string) => { lines.push({ level, obj: obj as Record<string, unknown>, msg }); };
   const scheduler = new Scheduler({
     config,

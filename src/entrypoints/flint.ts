@@ -149,7 +149,7 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
   scheduler.start(opts.tickMs ?? 2000);
   onAccepted = () => scheduler.poke();
   const reconciler = startReconciler({
-    github, store, runners: config.runners, clock,
+    github, store, runners: config.runners, clock, budgetPerHour: config.github.scanBudget,
     logger: logger.child({ component: 'missed-webhooks' }), onRecovered: () => scheduler.poke(),
   }, opts.reconcileMs ?? 60_000);
   const staleDeps = {

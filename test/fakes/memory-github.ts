@@ -7,7 +7,7 @@
  */
 import { FlintError } from '../../src/core/errors/index.ts';
 import type {
-  GitHubPort, JitRunner, JitRunnerRequest, RunnerGroup, RunnerScope, SelfHostedRunner, WebhookDelivery, WorkflowJob,
+  Conditional, GitHubPort, JitRunner, RepositoryRef, JitRunnerRequest, RunnerGroup, RunnerScope, SelfHostedRunner, WebhookDelivery, WorkflowJob,
 } from '../../src/daemon/ports/github.ts';
 
 
@@ -38,6 +38,16 @@ export class MemoryGitHub implements GitHubPort {
   private readonly runners = new Map<number, RunnerRec>();
   private readonly jobs = new Map<number, WorkflowJob>();
   private readonly deliveries: WebhookDelivery[] = [];
+  /** Per repository: bumped whenever its queued or running jobs change (what an ETag of its run listings stands for). */
+  private readonly repoVersions = new Map<string, number>();
+  /** The version each conditional read last answered: the client's ETag cache. */
+  private readonly seenVersions = new Map<string, number>();
+  private readonly pushedAt = new Map<string, string>();
+  private reposVersion = 0;
+  private seenReposVersion = -1;
+  /** Requests the conditional reads made, and how many of them GitHub would have counted (not a 304). */
+  requests = 0;
+  charged = 0;
   private nextRunnerId = 1;
   private nextJobId = 1000;
   private nextDeliveryId = 1;
@@ -61,7 +71,19 @@ export class MemoryGitHub implements GitHubPort {
       runnerId: null, runnerName: null, runnerGroupId: null, createdAt: new Date(0).toISOString(), startedAt: null, completedAt: null,
       htmlUrl: null, runAttempt: 1, workflowName: null, headBranch: null,
     });
+    this.touched(repo);
     return id;
+  }
+
+  /** Someone pushed to the repository now: its pushed_at moves, the repository listing changes. */
+  push(repo: string): void {
+    if (!this.repos.includes(repo)) throw new Error(`no repository ${repo}`);
+    this.pushedAt.set(repo, new Date(this.now()).toISOString());
+    this.reposVersion++;
+  }
+
+  private touched(repo: string): void {
+    this.repoVersions.set(repo, (this.repoVersions.get(repo) ?? 0) + 1);
   }
 
   /** The runner takes the job: the runner is online and busy, the job in progress. */
@@ -72,6 +94,7 @@ export class MemoryGitHub implements GitHubPort {
     r.status = 'online';
     r.busy = true;
     this.jobs.set(jobId, { ...j, status: 'in_progress', runnerId, runnerName: r.name, runnerGroupId: r.groupId });
+    this.touched(j.repo);
   }
 
   /** The job ends (a runner finished it, or a user cancelled it while queued). */
@@ -79,11 +102,14 @@ export class MemoryGitHub implements GitHubPort {
     const j = this.jobs.get(jobId);
     if (j === undefined) throw new Error('no such job');
     this.jobs.set(jobId, { ...j, status: 'completed', conclusion });
+    this.touched(j.repo);
   }
 
   /** The job is gone from GitHub (its repository was deleted): getJob answers undefined, as for a 404. */
   removeJob(jobId: number): void {
+    const j = this.jobs.get(jobId);
     this.jobs.delete(jobId);
+    if (j !== undefined) this.touched(j.repo);
   }
 
   /** Records a delivery attempt of an event (guid) with the receiver's status code. */
@@ -183,6 +209,44 @@ export class MemoryGitHub implements GitHubPort {
   async listQueuedJobs(): Promise<readonly WorkflowJob[]> {
     this.check('listQueuedJobs');
     return [...this.jobs.values()].filter((j) => j.status === 'queued').sort((a, b) => a.id - b.id);
+  }
+
+  /**
+   * As the client over GitHub: one request a page of 100 repositories, each
+   * charged unless the listing is unchanged since the last read (a 304).
+   */
+  async listRepositories(): Promise<Conditional<readonly RepositoryRef[]>> {
+    this.check('listRepositories');
+    const pages = Math.max(1, Math.ceil(this.repos.length / 100));
+    const unchanged = this.seenReposVersion === this.reposVersion;
+    this.seenReposVersion = this.reposVersion;
+    const charged = unchanged ? 0 : pages;
+    this.requests += pages;
+    this.charged += charged;
+    const value = this.repos
+      .map((name): RepositoryRef => ({ owner: this.org, name, pushedAt: this.pushedAt.get(name) ?? null }))
+      .sort((a, b) => (b.pushedAt ?? '').localeCompare(a.pushedAt ?? ''));
+    return { value, unchanged, requests: pages, charged };
+  }
+
+  /**
+   * As the client over GitHub: two run listings (queued, in progress) and
+   * one jobs listing per such run (every job here has a run of its own);
+   * nothing charged when the repository's jobs did not change since the
+   * last read (every request a 304).
+   */
+  async listQueuedJobsIn(owner: string, repo: string): Promise<Conditional<readonly WorkflowJob[]>> {
+    this.check(`listQueuedJobsIn ${repo}`);
+    const jobs = [...this.jobs.values()].filter((j) => j.repo === repo && j.owner.toLowerCase() === owner.toLowerCase());
+    const live = jobs.filter((j) => j.status === 'queued' || j.status === 'in_progress');
+    const requests = 2 + live.length;
+    const version = this.repoVersions.get(repo) ?? 0;
+    const unchanged = this.seenVersions.get(repo) === version;
+    this.seenVersions.set(repo, version);
+    const charged = unchanged ? 0 : requests;
+    this.requests += requests;
+    this.charged += charged;
+    return { value: live.filter((j) => j.status === 'queued').sort((a, b) => a.id - b.id), unchanged, requests, charged };
   }
 
   async listFailedDeliveries(opts: { readonly since?: Date } = {}): Promise<readonly WebhookDelivery[]> {

@@ -12,7 +12,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { generateKeyPair, randomBytes } from 'node:crypto';
+import { createHash, generateKeyPair, randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Faults, RequestLogEntry, Simulator, SimulatorOptions } from './types.ts';
@@ -50,6 +50,13 @@ function sendReply(res: ServerResponse, reply: Reply, base: Record<string, strin
   }
   res.writeHead(reply.status, headers);
   res.end(payload);
+}
+
+/** Whether an If-None-Match header names `etag` (weak comparison, as GitHub: W/ prefixes ignored; `*` matches any). */
+function matchesEtag(header: string | string[] | undefined, etag: string): boolean {
+  if (header === undefined) return false;
+  const bare = (t: string): string => t.trim().replace(/^W\//, '');
+  return (Array.isArray(header) ? header.join(',') : header).split(',').some((t) => t.trim() === '*' || bare(t) === bare(etag));
 }
 
 interface FaultState { serverErrors: number; primary: number; secondary: number; spec: Faults }
@@ -187,6 +194,17 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       }
     }
     const reply = await resolved.route.handle(apiDeps, { method, url, params: resolved.params, body, auth });
+    if (method === 'GET' && reply.status === 200 && reply.body !== undefined) {
+      // As GitHub: every 200 GET carries an ETag of its body; a request whose
+      // If-None-Match names the current one is answered 304 with no body,
+      // and a 304 does not count against the primary rate limit.
+      const etag = `W/"${createHash('sha256').update(JSON.stringify(reply.body)).digest('hex')}"`;
+      if (matchesEtag(req.headers['if-none-match'], etag)) {
+        bucket.used--;
+        return finish({ status: 304, headers: { etag } }, { ...rate, used: bucket.used });
+      }
+      return finish({ ...reply, headers: { ...(reply.headers ?? {}), etag } }, rate);
+    }
     finish(reply, rate);
   }
 

@@ -16,7 +16,7 @@ import type { components } from '@octokit/openapi-types';
 import type { GitHubConfig } from '../../config/types.ts';
 import { FlintError, isFlintError } from '../../core/errors/index.ts';
 import type {
-  GitHubPort, JitRunner, JitRunnerRequest, RunnerGroup, RunnerScope, SelfHostedRunner, WebhookDelivery, WorkflowJob,
+  Conditional, GitHubPort, JitRunner, JitRunnerRequest, RepositoryRef, RunnerGroup, RunnerScope, SelfHostedRunner, WebhookDelivery, WorkflowJob,
 } from '../../daemon/ports/github.ts';
 import { createAppJwtAuth, createInstallationAuth } from './auth.ts';
 import { messageOf, statusOf, toFlintError } from './errors.ts';
@@ -52,6 +52,12 @@ export interface GitHubClientOptions {
    * keeps three days of them; a busy App has thousands). Default 30.
    */
   readonly maxDeliveryPages?: number;
+  /**
+   * Most list pages whose ETag and answer are remembered for conditional
+   * requests (least recently used dropped first). Default 4096: two run
+   * listings per repository of a 1,000-repository organisation, and room.
+   */
+  readonly etagCacheEntries?: number;
 }
 
 /** Runner group id of "Default"; the only group a repository-level runner can join. */
@@ -320,6 +326,100 @@ export function createGitHubClient(opts: GitHubClientOptions): GitHubPort {
     });
   }
 
+  // --- conditional reads (ETag / If-None-Match) ----------------------------------------
+  // GitHub answers a request whose If-None-Match carries the current ETag
+  // with 304 and no body, and a 304 does not count against the rate limit.
+  // The cache keeps, per page URL, the ETag and the answer it stood for, so
+  // a 304 still yields the full answer. Octokit surfaces a 304 as a thrown
+  // RequestError (status 304); it is handled here and nowhere else.
+  const etags = new Map<string, { readonly etag: string; readonly data: unknown; readonly link: string | undefined }>();
+  const etagLimit = Math.max(1, opts.etagCacheEntries ?? 4096);
+
+  async function conditionalPage(url: string): Promise<{ data: unknown; link: string | undefined; notModified: boolean }> {
+    const cached = etags.get(url);
+    if (cached !== undefined) {
+      // Least recently used last out: a hit moves to the back of the Map's order.
+      etags.delete(url);
+      etags.set(url, cached);
+    }
+    try {
+      const res = await inst.request(`GET ${url}`, cached === undefined ? {} : { headers: { 'if-none-match': cached.etag } });
+      const etag = res.headers.etag;
+      if (etag !== undefined) {
+        etags.delete(url);
+        etags.set(url, { etag, data: res.data, link: res.headers.link });
+        for (const key of etags.keys()) {
+          if (etags.size <= etagLimit) break;
+          etags.delete(key);
+        }
+      }
+      return { data: res.data, link: res.headers.link, notModified: false };
+    } catch (err) {
+      if (statusOf(err) === 304 && cached !== undefined) return { data: cached.data, link: cached.link, notModified: true };
+      throw err;
+    }
+  }
+
+  /** Every page of a list, each page conditional; `pick` takes the items out of one page's body. */
+  async function conditionalList<T>(firstUrl: string, pick: (data: unknown) => readonly T[]): Promise<Conditional<T[]>> {
+    const items: T[] = [];
+    let requests = 0;
+    let charged = 0;
+    let url: string | undefined = firstUrl;
+    while (url !== undefined) {
+      const page = await conditionalPage(url);
+      requests++;
+      if (!page.notModified) charged++;
+      items.push(...pick(page.data));
+      url = nextLink(page.link);
+    }
+    return { value: items, unchanged: charged === 0, requests, charged };
+  }
+
+  function listRepositories(): Promise<Conditional<readonly RepositoryRef[]>> {
+    return call(`list the repositories of organization ${org}`, async () => {
+      // The installation's listing has no sort; GitHub's answer carries pushed_at, so sort here.
+      const r = await conditionalList(`/installation/repositories?per_page=${PER_PAGE}`,
+        // The body is GitHub's documented answer of list repositories accessible to the installation.
+        (d) => (d as { repositories: Schemas['repository'][] }).repositories);
+      const repos = r.value
+        .map((x): RepositoryRef => ({ owner: x.owner.login, name: x.name, pushedAt: x.pushed_at ?? null }))
+        .sort((a, b) => (b.pushedAt ?? '').localeCompare(a.pushedAt ?? ''));
+      return { ...r, value: repos };
+    });
+  }
+
+  function listQueuedJobsIn(owner: string, repo: string): Promise<Conditional<readonly WorkflowJob[]>> {
+    return call(`list queued jobs of ${owner}/${repo}`, async () => {
+      const base = `/repos/${encodeURIComponent(owner)}/${encodeURIComponent(repo)}/actions`;
+      const out = new Map<number, WorkflowJob>();
+      let requests = 0;
+      let charged = 0;
+      const add = (c: Conditional<unknown>): void => {
+        requests += c.requests;
+        charged += c.charged;
+      };
+      try {
+        for (const status of ['queued', 'in_progress'] as const) {
+          // The body is GitHub's documented answer of this endpoint (list workflow runs for a repository).
+          const runs = await conditionalList(`${base}/runs?status=${status}&per_page=${PER_PAGE}`, (d) => (d as { workflow_runs: Schemas['workflow-run'][] }).workflow_runs);
+          add(runs);
+          for (const run of runs.value) {
+            // The body is GitHub's documented answer of list jobs for a workflow run.
+            const jobs = await conditionalList(`${base}/runs/${run.id}/jobs?filter=latest&per_page=${PER_PAGE}`, (d) => (d as { jobs: Schemas['job'][] }).jobs);
+            add(jobs);
+            // A run can move from queued to in_progress between the two listings: one entry per job id.
+            for (const job of jobs.value) if (job.status === 'queued') out.set(Number(job.id), toJob(owner, repo, job));
+          }
+        }
+      } catch (err) {
+        if (statusOf(err) === 404) return { value: [], unchanged: false, requests: requests + 1, charged: charged + 1 };
+        throw err;
+      }
+      return { value: [...out.values()].sort((a, b) => a.id - b.id), unchanged: charged === 0, requests, charged };
+    });
+  }
+
   // --- webhook deliveries -------------------------------------------------------------
   function listFailedDeliveries(o: { readonly since?: Date } = {}): Promise<readonly WebhookDelivery[]> {
     const since = o.since?.getTime();
@@ -370,6 +470,8 @@ export function createGitHubClient(opts: GitHubClientOptions): GitHubPort {
     deleteRunner,
     getJob,
     listQueuedJobs,
+    listRepositories,
+    listQueuedJobsIn,
     listFailedDeliveries,
     redeliver,
   };
@@ -450,6 +552,11 @@ function toDelivery(d: Schemas['hook-delivery-item']): WebhookDelivery {
     installationId: d.installation_id === null ? null : Number(d.installation_id),
     repositoryId: d.repository_id === null ? null : Number(d.repository_id),
   };
+}
+
+/** The `rel="next"` URL of a Link header. */
+function nextLink(link: string | undefined): string | undefined {
+  return link === undefined ? undefined : /<([^>]+)>;\s*rel="next"/.exec(link)?.[1];
 }
 
 /** Runs `fn` over `items` with at most `limit` in flight; results in input order. */

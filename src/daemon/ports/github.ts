@@ -101,6 +101,27 @@ export interface WebhookDelivery {
   readonly repositoryId: number | null;
 }
 
+/** A repository the installation can see, with when it was last pushed to (null: never). */
+export interface RepositoryRef {
+  readonly owner: string;
+  readonly name: string;
+  readonly pushedAt: string | null;
+}
+
+/**
+ * The answer of a conditional read (ETag / If-None-Match) and what it cost.
+ * `value` is always the full answer: taken from the adapter's cache when
+ * GitHub said 304. `requests` is how many HTTP requests were made and
+ * `charged` how many of them counted against the rate limit (a 304 does
+ * not); `unchanged` is true when every request was answered 304.
+ */
+export interface Conditional<T> {
+  readonly value: T;
+  readonly unchanged: boolean;
+  readonly requests: number;
+  readonly charged: number;
+}
+
 export interface GitHubPort {
   /** The App's installation on the configured organization (discovered once, then cached). */
   installationId(): Promise<number>;
@@ -122,6 +143,17 @@ export interface GitHubPort {
    * runner is "in_progress", yet its waiting jobs are "queued".
    */
   listQueuedJobs(): Promise<readonly WorkflowJob[]>;
+  /**
+   * The repositories the installation can see, most recently pushed first;
+   * conditional, so an unchanged list costs no rate limit.
+   */
+  listRepositories(): Promise<Conditional<readonly RepositoryRef[]>>;
+  /**
+   * The queued jobs of one repository (in its queued and in-progress runs,
+   * as listQueuedJobs); conditional, so an idle repository costs no rate
+   * limit. A repository that is gone has none.
+   */
+  listQueuedJobsIn(owner: string, repo: string): Promise<Conditional<readonly WorkflowJob[]>>;
   /**
    * Deliveries of the App's webhook that failed and whose event (guid) has
    * no successful attempt, newest attempt per guid, delivered at or after
