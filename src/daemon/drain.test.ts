@@ -93,7 +93,7 @@ async function setup(queued: number) {
   const logger = new MemoryLogger();
   const jobs: StoredJob[] = Array.from({ length: queued }, (_, i) => job(i + 1, 'queued'));
   const scheduler = new Scheduler({
-    config: { runners: [testRunner({ maxRunners: 5 })], github: { appId: '1', organization: 'acme', webhookSecrets: ['s'], privateKey: 'k', apiUrl: 'http://x' } },
+    config: { runners: [testRunner({ maxRunners: 5 })], github: { appId: '1', organization: 'acme', webhookSecrets: ['s'], privateKey: 'k', apiUrl: 'http://x', scanBudget: 1000 } },
     store: { listJobs: async (f) => jobs.filter((j) => f?.status === undefined || j.status === f.status) },
     github, vms, logger, clock: time.clock, random: () => 0.5,
     budget: () => ({ cpus: 100, memoryMib: 100_000 }),
