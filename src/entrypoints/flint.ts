@@ -43,6 +43,7 @@ import { createSqliteTruthStore } from '../adapters/store/truth-store.ts';
 import { recordingRunnerRequests } from '../daemon/runner-requests.ts';
 import type { JobRecordStore } from '../daemon/ports/store.ts';
 import { buildVmSystem } from './vm-system.ts';
+import type { VmEdges } from './vm-system.ts';
 import { startServe } from './commands/serve.ts';
 import type { ServeOptions } from './commands/serve.ts';
 import type { VmSupervisor } from '../daemon/vm/supervisor.ts';
@@ -65,6 +66,8 @@ export interface FlintOptions {
   readonly maxMemoryMib?: number;
   /** Settings of the webhook intake (`flint serve` flags). */
   readonly serve?: Pick<ServeOptions, 'synchronous' | 'maxBodyBytes'>;
+  /** The host's edges (hypervisor drivers, network, disks); default the real adapters. Benchmarks give fakes. */
+  readonly edges?: VmEdges;
 }
 
 export interface RunningFlint {
@@ -94,7 +97,7 @@ const RECORD_RETENTION_MS = 7 * 24 * 3600_000;
 
 export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
   const { config, logger } = opts;
-  const vms = await buildVmSystem(config, logger);
+  const vms = await buildVmSystem(config, logger, {}, opts.edges);
   const swept = await vms.supervisor.sweep();
   if (swept.vms.length + swept.killed.length + swept.network.length + swept.strayDirs.length > 0) {
     logger.warn({ ...swept }, 'start-up sweep removed what a previous run left behind');
