@@ -42,6 +42,7 @@ import type { RedeliverSettings } from '../daemon/redeliver.ts';
 import { createSqliteTruthStore } from '../adapters/store/truth-store.ts';
 import { recordingRunnerRequests } from '../daemon/runner-requests.ts';
 import type { JobRecordStore } from '../daemon/ports/store.ts';
+import type { GitHubPort } from '../daemon/ports/github.ts';
 import { buildVmSystem } from './vm-system.ts';
 import type { VmEdges } from './vm-system.ts';
 import { startServe } from './commands/serve.ts';
@@ -66,8 +67,13 @@ export interface FlintOptions {
   readonly maxMemoryMib?: number;
   /** Settings of the webhook intake (`flint serve` flags). */
   readonly serve?: Pick<ServeOptions, 'synchronous' | 'maxBodyBytes'>;
-  /** The host's edges (hypervisor drivers, network, disks); default the real adapters. Benchmarks give fakes. */
-  readonly edges?: VmEdges;
+  /** The outside edges; each defaults to its real adapter. Benchmarks give fakes (test/fakes). */
+  readonly edges?: FlintEdges;
+}
+
+/** The host's edges (hypervisor drivers, network, disks) and GitHub. */
+export interface FlintEdges extends VmEdges {
+  readonly github?: GitHubPort;
 }
 
 export interface RunningFlint {
@@ -110,7 +116,7 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
   const db = openDatabase(config.stateDir);
   const store = createSqliteIntakeStore(db);
   const records = createSqliteJobRecords(db);
-  const github = createGitHubClient({ github: config.github, log: logger.child({ component: 'github' }) });
+  const github = opts.edges?.github ?? createGitHubClient({ github: config.github, log: logger.child({ component: 'github' }) });
   const clock = { now: () => Date.now() };
   const maxVcpus = opts.maxVcpus ?? availableParallelism() * 2;
   const maxMemoryMib = opts.maxMemoryMib ?? Math.floor(totalmem() / (1 << 20)) - 1024;
