@@ -50,7 +50,9 @@ import type { RedeliverSettings } from '../daemon/redeliver.ts';
 import { createSqliteTruthStore } from '../adapters/store/truth-store.ts';
 import { recordingRunnerRequests } from '../daemon/runner-requests.ts';
 import type { JobRecordStore } from '../daemon/ports/store.ts';
+import type { GitHubPort } from '../daemon/ports/github.ts';
 import { buildVmSystem } from './vm-system.ts';
+import type { VmEdges } from './vm-system.ts';
 import { startServe } from './commands/serve.ts';
 import type { ServeOptions } from './commands/serve.ts';
 import type { VmSupervisor } from '../daemon/vm/supervisor.ts';
@@ -77,6 +79,13 @@ export interface FlintOptions {
   readonly timers?: LoopTimers;
   /** How often a drain logs what it waits for (default 30 s). */
   readonly drainProgressMs?: number;
+  /** The outside edges; each defaults to its real adapter. Benchmarks give fakes (test/fakes). */
+  readonly edges?: FlintEdges;
+}
+
+/** The host's edges (hypervisor drivers, network, disks) and GitHub. */
+export interface FlintEdges extends VmEdges {
+  readonly github?: GitHubPort;
 }
 
 export interface RunningFlint {
@@ -113,7 +122,7 @@ const RECORD_RETENTION_MS = 7 * 24 * 3600_000;
 
 export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
   const { config, logger } = opts;
-  const vms = await buildVmSystem(config, logger);
+  const vms = await buildVmSystem(config, logger, {}, opts.edges);
   const swept = await vms.supervisor.sweep();
   if (swept.vms.length + swept.killed.length + swept.network.length + swept.strayDirs.length > 0) {
     logger.warn({ ...swept }, 'start-up sweep removed what a previous run left behind');
@@ -126,7 +135,7 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
   const db = openDatabase(config.stateDir);
   const store = createSqliteIntakeStore(db);
   const records = createSqliteJobRecords(db);
-  const github = createGitHubClient({ github: config.github, log: logger.child({ component: 'github' }) });
+  const github = opts.edges?.github ?? createGitHubClient({ github: config.github, log: logger.child({ component: 'github' }) });
   const clock = { now: () => Date.now() };
   const maxVcpus = opts.maxVcpus ?? availableParallelism() * 2;
   const maxMemoryMib = opts.maxMemoryMib ?? Math.floor(totalmem() / (1 << 20)) - 1024;

@@ -15,6 +15,8 @@ import { createDrivers } from '../adapters/hypervisor/index.ts';
 import { ProcHostProcesses } from '../daemon/vm/host-processes.ts';
 import { DEFAULT_SUPERVISOR_TUNING, persistedVmIds, VmSupervisor } from '../daemon/vm/supervisor.ts';
 import type { Logger, SupervisorConfig } from '../daemon/vm/supervisor.ts';
+import type { DiskProvisioner, HostNetwork, HypervisorDriver } from '../daemon/vm/ports.ts';
+import type { HypervisorKind } from '../config/types.ts';
 
 export interface VmSystem {
   readonly supervisor: VmSupervisor;
@@ -22,9 +24,22 @@ export interface VmSystem {
   close(): void;
 }
 
-export async function buildVmSystem(config: FlintConfig, logger: Logger, tuning: Partial<SupervisorConfig> = {}): Promise<VmSystem> {
+/**
+ * The host's edges, each the real adapter unless given: benchmarks and tests
+ * put their fakes (test/fakes) here, and everything between them and the
+ * daemon stays real. A given network is the caller's to claim: the bridge
+ * claims belong to the Linux adapter and are made only with it.
+ */
+export interface VmEdges {
+  readonly drivers?: Partial<Record<HypervisorKind, HypervisorDriver>>;
+  readonly network?: HostNetwork;
+  readonly disks?: DiskProvisioner;
+}
+
+export async function buildVmSystem(config: FlintConfig, logger: Logger, tuning: Partial<SupervisorConfig> = {}, edges: VmEdges = {}): Promise<VmSystem> {
   const db = openDatabase(config.stateDir);
   const store = new SqliteVmStore(db);
+  if (edges.network !== undefined) return { supervisor: supervisorOf(config, logger, tuning, edges, edges.network, store), close: () => db.close() };
   let claims: BridgeClaims;
   try {
     claims = openBridgeClaims({ dir: config.runDir, instanceId: config.instanceId, stateDir: config.stateDir });
@@ -42,15 +57,22 @@ export async function buildVmSystem(config: FlintConfig, logger: Logger, tuning:
     db.close();
     throw err;
   }
-  const disks = createDiskProvisioner({ stateDir: config.stateDir, log: logger });
-  const supervisor = new VmSupervisor({
-    drivers: createDrivers({ stateDir: config.stateDir, logger }),
-    network, disks, store,
+  const supervisor = supervisorOf(config, logger, tuning, edges, network, store);
+  return { supervisor, close: () => { claims.close(); db.close(); } };
+}
+
+function supervisorOf(
+  config: FlintConfig, logger: Logger, tuning: Partial<SupervisorConfig>, edges: VmEdges, network: HostNetwork, store: SqliteVmStore,
+): VmSupervisor {
+  return new VmSupervisor({
+    drivers: edges.drivers ?? createDrivers({ stateDir: config.stateDir, logger }),
+    network,
+    disks: edges.disks ?? createDiskProvisioner({ stateDir: config.stateDir, log: logger }),
+    store,
     clock: { now: () => Date.now() },
     ids: persistedVmIds(store, config.instanceId),
     logger,
     processes: new ProcHostProcesses(),
     config: { ...DEFAULT_SUPERVISOR_TUNING, stateDir: config.stateDir, instanceId: config.instanceId, networks: config.networks, ...tuning },
   });
-  return { supervisor, close: () => { claims.close(); db.close(); } };
 }
