@@ -1,0 +1,94 @@
+/**
+ * A whole Flint for end-to-end tests: the GitHub simulator, Flint through
+ * its composition root (`startFlint`, as `flint serve` does) on the embedded
+ * demo configuration, QEMU guests from the test image whose runner command
+ * is the simulator's fake runner. Runs in the test runner's private network
+ * namespace; everything is closed and removed after the test.
+ *
+ *   const e2e = await startE2eFlint(t, { org: 'flint-e2e', instanceId: 'e2e', bridge: 'br-flint-e2e', gateway: '10.214.0.1' });
+ *   if (e2e === undefined) return;   // prerequisites missing (skipped, or failed under CI)
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import type { TestContext } from 'node:test';
+import { demoConfig } from '../../src/config/demo.ts';
+import type { FlintConfig } from '../../src/config/types.ts';
+import { createLogger } from '../../src/adapters/log/logger.ts';
+import { packageRoot } from '../../src/images/paths.ts';
+import { startFlint } from '../../src/entrypoints/flint.ts';
+import type { FlintOptions, RunningFlint } from '../../src/entrypoints/flint.ts';
+import { fakeRunnerCommand } from '../../src/entrypoints/commands/demo.ts';
+import { startSimulator } from '../../tools/github-sim/index.ts';
+import type { Simulator } from '../../tools/github-sim/index.ts';
+import { program, requirePrereqs, root } from './prereq.ts';
+import { ensureTestImage } from './test-image.ts';
+
+export interface E2eOptions {
+  /** The simulator's organisation. */
+  readonly org: string;
+  readonly instanceId: string;
+  /** The bridge Flint creates (≤ 15 characters). */
+  readonly bridge: string;
+  /** The bridge's address: the guests' gateway, a /24 of its own per test file. */
+  readonly gateway: string;
+  /** How long the fake runner "runs" each job, seconds (default: the demo's). */
+  readonly jobSeconds?: number;
+  /** More options of startFlint (tick and loop intervals are short by default). */
+  readonly flint?: Partial<Omit<FlintOptions, 'config' | 'logger' | 'guestExtras'>>;
+}
+
+export interface E2e {
+  readonly sim: Simulator;
+  readonly flint: RunningFlint;
+  readonly config: FlintConfig;
+  /** The webhook secret (a test checks it never reaches a log line). */
+  readonly secret: string;
+  /** Flint's log so far (JSON lines). */
+  logText(): string;
+}
+
+/** Waits (polling the wall clock: real VMs boot on their own time) until `check` holds. */
+export async function until(what: string, deadlineMs: number, check: () => boolean | Promise<boolean>): Promise<void> {
+  const end = Date.now() + deadlineMs;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+export async function startE2eFlint(t: TestContext, opts: E2eOptions): Promise<E2e | undefined> {
+  if (!requirePrereqs(t, root, program('qemu-system-x86_64'), program('ip'), program('nft'))) return undefined;
+  const image = await ensureTestImage();
+  const work = mkdtempSync(join(tmpdir(), `flint-${opts.instanceId}-`));
+  t.after(() => rmSync(work, { recursive: true, force: true }));
+  const sim = await startSimulator({ host: '0.0.0.0', org: opts.org });
+  t.after(() => sim.close());
+  const secret = `${opts.instanceId}-webhook-secret`;
+  const base = demoConfig({
+    apiUrl: sim.apiUrl.replace('0.0.0.0', '127.0.0.1'), appId: sim.appId, privateKey: sim.privateKeyPem, webhookSecret: secret,
+    organization: opts.org, stateDir: join(work, 'state'), kernel: image.kernel, initrd: image.initrd, filesystem: image.rootfs,
+    address: '127.0.0.1:0', network: { name: opts.bridge, v4: `${opts.gateway}/24`, create: true }, instanceId: opts.instanceId, maxRunners: 2,
+  });
+  // The guests' console settings come from the image; the demo's own would repeat them.
+  const kernelArgs = image.kernelArgs.split(/\s+/).filter((a) => !/^(console|reboot|panic)=/.test(a)).join(' ');
+  const config = { ...base, runners: base.runners.map((r) => ({ ...r, kernelArgs })) };
+  let logText = '';
+  const logSink = new Writable({ write(chunk: Buffer, _enc, cb) { logText += chunk.toString(); cb(); } });
+  const logger = createLogger({ level: 'info', destination: logSink, secrets: new Set([secret]) });
+  let runnerCommand = fakeRunnerCommand(packageRoot());
+  if (opts.jobSeconds !== undefined) {
+    const changed = runnerCommand.replace(/ 120 success \d+$/, ` 120 success ${opts.jobSeconds}`);
+    if (changed === runnerCommand) throw new Error('the fake runner command changed form: cannot set its job length');
+    runnerCommand = changed;
+  }
+  const flint = await startFlint({
+    tickMs: 300, reconcileMs: 2000, ...opts.flint, config, logger,
+    guestExtras: { FLINT_RUNNER_COMMAND: runnerCommand, FLINT_GITHUB_URL: `http://${opts.gateway}:${new URL(sim.apiUrl).port}` },
+  });
+  // close() is idempotent: a test that closes (or drains) Flint itself is not closed twice.
+  t.after(() => flint.close());
+  sim.setWebhook({ url: `${flint.url}/webhook`, secret });
+  return { sim, flint, config, secret, logText: () => logText };
+}
