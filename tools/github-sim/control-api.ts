@@ -128,6 +128,10 @@ export async function handleControl(d: ControlDeps, req: IncomingMessage, res: S
     case 'POST /_sim/ping':
       await d.events.ping();
       return json(res, 204);
+    case 'POST /_sim/settled':
+      // For out-of-process tests: every delivery started so far has been attempted (Simulator.settled()).
+      await d.webhooks.settled();
+      return json(res, 204);
     case 'PUT /_sim/installation':
       d.setInstalled(body.installed !== false);
       return json(res, 204);

@@ -376,6 +376,7 @@ test('the control API queues jobs, sets faults and reports state', async (t) => 
   assert.throws(() => s.faults.set({ serverErrors: { count: 1, match: '[' } }), SyntaxError);
   const state = (await call(s, 'GET', '/_sim/state')).json as { jobs: Array<{ id: number }>; apiUrl: string };
   assert.equal(state.apiUrl, s.apiUrl);
+  assert.equal((await call(s, 'POST', '/_sim/settled')).status, 204, 'every delivery attempted');
   assert.deepEqual(state.jobs.map((j) => j.id), [(q.json as { jobId: number }).jobId]);
   assert.equal((await call(s, 'PUT', '/_sim/installation', undefined, { installed: false })).status, 204);
   assert.equal((await call(s, 'GET', '/orgs/acme/installation', `Bearer ${appJwt(s)}`)).status, 404);
