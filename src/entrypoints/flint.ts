@@ -36,7 +36,7 @@ import { createSqliteIntakeStore } from '../adapters/store/intake-store.ts';
 import { createSqliteJobRecords } from '../adapters/store/job-records.ts';
 import { createGitHubClient } from '../adapters/github/client.ts';
 import type { HostBudget } from '../core/capacity.ts';
-import { Scheduler } from '../daemon/scheduler.ts';
+import { Scheduler, type SchedulerDeps } from '../daemon/scheduler.ts';
 import { startReconciler } from '../daemon/reconciler.ts';
 import { removeStaleRunners } from '../daemon/stale-runners.ts';
 import { globalTimers, startLoop } from '../daemon/loop.ts';
@@ -69,6 +69,8 @@ export interface FlintOptions {
   readonly jobTruth?: Partial<typeof JOB_TRUTH_DEFAULTS>;
   /** The redeliver loop (docs/config.md, "Job truth"); defaults REDELIVER_DEFAULTS. */
   readonly redeliver?: Partial<RedeliverSettings>;
+  /** Back-off delays after failed launches (core/launch-health.ts); default DEFAULT_BACKOFF. Tests shorten them. */
+  readonly backoff?: SchedulerDeps['backoff'];
   /** vCPUs this host may hand to VMs (default: 2 × its CPUs — vCPUs mostly wait on I/O). */
   readonly maxVcpus?: number;
   /** MiB this host may hand to VMs (default: all memory but 1 GiB). */
@@ -154,6 +156,7 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
     random: Math.random,
     budget: () => hostBudget(config, vms.supervisor, maxVcpus, maxMemoryMib),
     ...(opts.guestExtras === undefined ? {} : { guestExtras: opts.guestExtras }),
+    ...(opts.backoff === undefined ? {} : { backoff: opts.backoff }),
   });
   scheduler.start(opts.tickMs ?? 2000);
   onAccepted = () => scheduler.poke();

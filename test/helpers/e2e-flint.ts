@@ -2,8 +2,10 @@
  * A whole Flint for end-to-end tests: the GitHub simulator, Flint through
  * its composition root (`startFlint`, as `flint serve` does) on the embedded
  * demo configuration, QEMU guests from the test image whose runner command
- * is the simulator's fake runner. Runs in the test runner's private network
- * namespace; everything is closed and removed after the test.
+ * is the simulator's fake runner. The test runner's private network
+ * namespace is Flint's host; the simulator runs in a second namespace, "the
+ * internet", that guests reach through the bridge and Flint's NAT
+ * (test/helpers/topology.ts). Everything is closed and removed after the test.
  *
  *   const e2e = await startE2eFlint(t, { org: 'flint-e2e', instanceId: 'e2e', bridge: 'br-flint-e2e', gateway: '10.214.0.1' });
  *   if (e2e === undefined) return;   // prerequisites missing (skipped, or failed under CI)
@@ -14,16 +16,16 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { TestContext } from 'node:test';
 import { demoConfig } from '../../src/config/demo.ts';
-import type { FlintConfig } from '../../src/config/types.ts';
+import type { FlintConfig, RunnerConfig } from '../../src/config/types.ts';
 import { createLogger } from '../../src/adapters/log/logger.ts';
 import { packageRoot } from '../../src/images/paths.ts';
 import { startFlint } from '../../src/entrypoints/flint.ts';
 import type { FlintOptions, RunningFlint } from '../../src/entrypoints/flint.ts';
 import { fakeRunnerCommand } from '../../src/entrypoints/commands/demo.ts';
-import { startSimulator } from '../../tools/github-sim/index.ts';
-import type { Simulator } from '../../tools/github-sim/index.ts';
 import { program, requirePrereqs, root } from './prereq.ts';
 import { ensureTestImage } from './test-image.ts';
+import type { RemoteSimulator } from './remote-sim.ts';
+import { startTopology, type Topology } from './topology.ts';
 
 export interface E2eOptions {
   /** The simulator's organisation. */
@@ -37,10 +39,19 @@ export interface E2eOptions {
   readonly jobSeconds?: number;
   /** More options of startFlint (tick and loop intervals are short by default). */
   readonly flint?: Partial<Omit<FlintOptions, 'config' | 'logger' | 'guestExtras'>>;
+  /**
+   * Changes to the demo's runner definition `demo` (labels self-hosted,
+   * linux, x64, flint-demo): a warm pool (`minIdle`), `static: true`, another
+   * `kernel`, `unhealthyAfter`…
+   */
+  readonly runner?: Partial<Omit<RunnerConfig, 'name' | 'network'>>;
 }
 
 export interface E2e {
-  readonly sim: Simulator;
+  /** The simulator, in the internet namespace, driven over its control API. */
+  readonly sim: RemoteSimulator;
+  /** The namespaces and addresses the test runs in. */
+  readonly topology: Topology;
   readonly flint: RunningFlint;
   readonly config: FlintConfig;
   /** The webhook secret (a test checks it never reaches a log line). */
@@ -62,18 +73,29 @@ export async function startE2eFlint(t: TestContext, opts: E2eOptions): Promise<E
   if (!requirePrereqs(t, root, program('qemu-system-x86_64'), program('ip'), program('nft'))) return undefined;
   const image = await ensureTestImage();
   const work = mkdtempSync(join(tmpdir(), `flint-${opts.instanceId}-`));
-  t.after(() => rmSync(work, { recursive: true, force: true }));
-  const sim = await startSimulator({ host: '0.0.0.0', org: opts.org });
-  t.after(() => sim.close());
+  // One closer, in order: Flint (it still talks to GitHub while it stops), then the internet, then the files.
+  const opened: { flint?: RunningFlint; topology?: Topology } = {};
+  t.after(async () => {
+    try {
+      await opened.flint?.close(); // idempotent: a test that closed (or drained) Flint itself is not closed twice
+      await opened.topology?.close();
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
+  const topology = await startTopology(t, { org: opts.org });
+  opened.topology = topology;
+  const { sim } = topology;
   const secret = `${opts.instanceId}-webhook-secret`;
   const base = demoConfig({
-    apiUrl: sim.apiUrl.replace('0.0.0.0', '127.0.0.1'), appId: sim.appId, privateKey: sim.privateKeyPem, webhookSecret: secret,
+    apiUrl: topology.simUrl, appId: sim.appId, privateKey: sim.privateKeyPem, webhookSecret: secret,
     organization: opts.org, stateDir: join(work, 'state'), kernel: image.kernel, initrd: image.initrd, filesystem: image.rootfs,
-    address: '127.0.0.1:0', network: { name: opts.bridge, v4: `${opts.gateway}/24`, create: true }, instanceId: opts.instanceId, maxRunners: 2,
+    // Flint listens on its side of the veth: the simulator delivers webhooks from the internet.
+    address: `${topology.hostAddress}:0`, network: { name: opts.bridge, v4: `${opts.gateway}/24`, create: true }, instanceId: opts.instanceId, maxRunners: 2,
   });
   // The guests' console settings come from the image; the demo's own would repeat them.
   const kernelArgs = image.kernelArgs.split(/\s+/).filter((a) => !/^(console|reboot|panic)=/.test(a)).join(' ');
-  const config = { ...base, runners: base.runners.map((r) => ({ ...r, kernelArgs })) };
+  const config = { ...base, runners: base.runners.map((r) => ({ ...r, kernelArgs, ...opts.runner })) };
   let logText = '';
   const logSink = new Writable({ write(chunk: Buffer, _enc, cb) { logText += chunk.toString(); cb(); } });
   const logger = createLogger({ level: 'info', destination: logSink, secrets: new Set([secret]) });
@@ -83,12 +105,12 @@ export async function startE2eFlint(t: TestContext, opts: E2eOptions): Promise<E
     if (changed === runnerCommand) throw new Error('the fake runner command changed form: cannot set its job length');
     runnerCommand = changed;
   }
+  // Guests reach the simulator as they would GitHub: by its internet address, through the bridge and NAT.
   const flint = await startFlint({
     tickMs: 300, reconcileMs: 2000, ...opts.flint, config, logger,
-    guestExtras: { FLINT_RUNNER_COMMAND: runnerCommand, FLINT_GITHUB_URL: `http://${opts.gateway}:${new URL(sim.apiUrl).port}` },
+    guestExtras: { FLINT_RUNNER_COMMAND: runnerCommand, FLINT_GITHUB_URL: topology.simUrl },
   });
-  // close() is idempotent: a test that closes (or drains) Flint itself is not closed twice.
-  t.after(() => flint.close());
+  opened.flint = flint;
   sim.setWebhook({ url: `${flint.url}/webhook`, secret });
-  return { sim, flint, config, secret, logText: () => logText };
+  return { sim, topology, flint, config, secret, logText: () => logText };
 }
