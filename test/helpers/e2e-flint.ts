@@ -70,7 +70,7 @@ export async function until(what: string, deadlineMs: number, check: () => boole
 }
 
 export async function startE2eFlint(t: TestContext, opts: E2eOptions): Promise<E2e | undefined> {
-  if (!requirePrereqs(t, root, program('qemu-system-x86_64'), program('ip'), program('nft'))) return undefined;
+  if (!requirePrereqs(t, root, program('qemu-system-x86_64'), program('ip'), program('nft'), program('unshare'), program('nsenter'))) return undefined;
   const image = await ensureTestImage();
   const work = mkdtempSync(join(tmpdir(), `flint-${opts.instanceId}-`));
   // One closer, in order: Flint (it still talks to GitHub while it stops), then the internet, then the files.
