@@ -15,12 +15,9 @@
  * are committed before they are answered), flush the last group commit,
  * close the database.
  */
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { FlintError } from '../../core/errors/index.ts';
 import type { FlintConfig } from '../../config/types.ts';
 import { DEFAULT_CONFIG_PATH, loadConfigFile } from '../../config/load.ts';
-import { parseListenAddress } from '../../config/values.ts';
 import { createLogger, logLevelFrom } from '../../adapters/log/logger.ts';
 import type { Logger } from '../../adapters/log/logger.ts';
 import { openDatabase } from '../../adapters/store/db.ts';
@@ -28,14 +25,15 @@ import type { Db, Synchronous } from '../../adapters/store/db.ts';
 import { createSqliteIntakeStore } from '../../adapters/store/intake-store.ts';
 import { createIntake } from '../../daemon/intake/intake.ts';
 import type { IntakeDeps } from '../../daemon/intake/intake.ts';
-import { buildServer, DEFAULT_MAX_BODY_BYTES } from '../http/server.ts';
+import { buildRequestHandler, DEFAULT_MAX_BODY_BYTES } from '../http/server.ts';
+import { describePlan, listenPlan, startListening } from '../http/listen.ts';
+import type { ListenOptions } from '../http/listen.ts';
 import type { CommandIo } from '../io.ts';
 
 /** See docs/webhooks.md, "Durability": the measured trade-off behind this default. */
 export const DEFAULT_SYNCHRONOUS: Synchronous = 'FULL';
 const RETENTION_MS = 7 * 24 * 3600 * 1000;
 const RETENTION_INTERVAL_MS = 3600 * 1000;
-const DRAIN_TIMEOUT_MS = 10_000;
 
 export const HELP = `Usage: flint serve [--config FILE] [--log-level LEVEL] [--db-sync FULL|NORMAL] [--webhook-body-limit BYTES] [--webhooks-only] [--now]
 
@@ -109,6 +107,8 @@ export interface ServeOptions {
   readonly clock?: () => number;
   /** See IntakeDeps.onAccepted: a job moved (e.g. poke the scheduler). */
   readonly onAccepted?: IntakeDeps['onAccepted'];
+  /** Listener overrides (tests): the ACME client, other ports, the renewal timers. */
+  readonly listen?: Pick<ListenOptions, 'issuer' | 'ports' | 'timers'>;
 }
 
 export interface RunningServe {
@@ -118,40 +118,12 @@ export interface RunningServe {
   close(): Promise<void>;
 }
 
-/** Where to listen; refuses port 443, which in the reference system meant ACME (not built). */
-export function listenTarget(address: string): { host: string; port: number } {
-  const parsed = parseListenAddress(address);
-  if (!parsed.ok) throw new FlintError('FLINT_ERR_LISTEN_FAILED', parsed.message);
-  const { host, port } = parsed.value;
-  if (port === 443) {
-    throw new FlintError('FLINT_ERR_HTTPS_NOT_SUPPORTED', `address ${address}: port 443 means automatic HTTPS with an ACME certificate, which Flint does not provide yet`);
-  }
-  // "[::1]" → "::1" for listen(); "" → all interfaces.
-  return { host: host.startsWith('[') ? host.slice(1, -1) : host, port };
-}
-
-function listen(server: Server, host: string, port: number, address: string): Promise<AddressInfo> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException): void => {
-      reject(new FlintError('FLINT_ERR_LISTEN_FAILED', `cannot listen on ${address}: ${err.code ?? err.message}`, { cause: err }));
-    };
-    server.once('error', onError);
-    const done = (): void => {
-      server.off('error', onError);
-      // A TCP listener's address() is an AddressInfo.
-      resolve(server.address() as AddressInfo);
-    };
-    if (host === '') server.listen(port, done);
-    else server.listen(port, host, done);
-  });
-}
-
 /** Starts the daemon from a resolved configuration (the testable core of `run`). */
 export async function startServe(options: ServeOptions): Promise<RunningServe> {
   const { config, logger } = options;
   const clock = options.clock ?? Date.now;
   const synchronous = options.synchronous ?? DEFAULT_SYNCHRONOUS;
-  const target = listenTarget(config.address);
+  const plan = listenPlan(config);
   // The store commits on this thread: measured on a 2-core host, handing
   // commits to a worker thread (intake-store-worker.ts) was no faster and
   // its extra wake-ups cost latency under load (docs/webhooks.md).
@@ -167,14 +139,14 @@ export async function startServe(options: ServeOptions): Promise<RunningServe> {
       store, runners: config.runners, secrets: config.github.webhookSecrets, clock, logger,
       ...(options.onAccepted === undefined ? {} : { onAccepted: options.onAccepted }),
     });
-    const server = buildServer({
+    const handler = buildRequestHandler({
       intake, logger,
       // Healthy while the state database is open: without it no delivery can be acknowledged.
       health: () => ({ ok: db.open, database: db.open ? 'open' : 'closed' }),
       ...(options.maxBodyBytes === undefined ? {} : { maxBodyBytes: options.maxBodyBytes }),
     });
-    const bound = await listen(server, target.host, target.port, config.address);
-    const url = `http://${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`;
+    const listening = await startListening({ plan, handler, stateDir: config.stateDir, logger, now: clock, ...options.listen });
+    const { url } = listening;
 
     const retention = setInterval(() => {
       store.prune(clock() - RETENTION_MS).then(
@@ -184,19 +156,15 @@ export async function startServe(options: ServeOptions): Promise<RunningServe> {
     }, RETENTION_INTERVAL_MS);
     retention.unref();
 
-    logger.info({ url, stateDir: config.stateDir, runners: config.runners.map((r) => r.name), synchronous, secrets: config.github.webhookSecrets.length }, 'flint serve: listening for webhooks');
+    logger.info({ url, tls: describePlan(plan), stateDir: config.stateDir, runners: config.runners.map((r) => r.name), synchronous, secrets: config.github.webhookSecrets.length }, 'flint serve: listening for webhooks');
     let closing: Promise<void> | undefined;
     return {
       url,
       close() {
         closing ??= (async () => {
           clearInterval(retention);
-          const closed = new Promise<void>((r) => server.close(() => r()));
-          server.closeIdleConnections();
-          // Requests still in flight get DRAIN_TIMEOUT_MS to be answered.
-          const timer = setTimeout(() => server.closeAllConnections(), DRAIN_TIMEOUT_MS);
-          await closed;
-          clearTimeout(timer);
+          // Stops accepting; requests in flight get 10 s to be answered.
+          await listening.close();
           await intake.flush();
           db.close();
           logger.info({}, 'flint serve: stopped');
