@@ -6,8 +6,8 @@
  * leaves the previous certificate, never a torn one.
  *
  *   acme/account.key            the ACME account's private key (PEM)
- *   acme/<domain>/cert.pem      the certificate with its chain
- *   acme/<domain>/key.pem       the certificate's private key
+ *   acme/certs/<domain>/cert.pem  the certificate with its chain
+ *   acme/certs/<domain>/key.pem   the certificate's private key
  */
 import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -53,7 +53,7 @@ export function createCertificateFiles(stateDir: string): CertificateFiles {
   const root = join(stateDir, 'acme');
   const domainDir = (domain: string): string => {
     if (!DOMAIN.test(domain) || domain.includes('..')) throw new Error(`not a host name: ${domain}`);
-    return join(root, domain.toLowerCase());
+    return join(root, 'certs', domain.toLowerCase());
   };
   return {
     readAccountKey: () => readOptional(join(root, 'account.key')),
@@ -70,6 +70,7 @@ export function createCertificateFiles(stateDir: string): CertificateFiles {
     writeCertificate(domain, pair) {
       const dir = domainDir(domain);
       ensureDir(root);
+      ensureDir(join(root, 'certs'));
       ensureDir(dir);
       // Key first: a crash between the two renames leaves a new key with the
       // old certificate, which fails to load and is simply issued again.

@@ -203,10 +203,10 @@ runners:
 
   // Secrets on disk: directories 0700, files 0600.
   const acmeDir = join(config.stateDir, 'acme');
-  for (const d of [acmeDir, join(acmeDir, DOMAIN)]) assert.equal(statSync(d).mode & 0o777, 0o700, d);
-  for (const f of [join(acmeDir, 'account.key'), join(acmeDir, DOMAIN, 'key.pem'), join(acmeDir, DOMAIN, 'cert.pem')]) assert.equal(statSync(f).mode & 0o777, 0o600, f);
+  for (const d of [acmeDir, join(acmeDir, 'certs'), join(acmeDir, 'certs', DOMAIN)]) assert.equal(statSync(d).mode & 0o777, 0o700, d);
+  for (const f of [join(acmeDir, 'account.key'), join(acmeDir, 'certs', DOMAIN, 'key.pem'), join(acmeDir, 'certs', DOMAIN, 'cert.pem')]) assert.equal(statSync(f).mode & 0o777, 0o600, f);
   const accountKey = readFileSync(join(acmeDir, 'account.key'), 'utf8');
-  const storedFirst = readFileSync(join(acmeDir, DOMAIN, 'cert.pem'), 'utf8');
+  const storedFirst = readFileSync(join(acmeDir, 'certs', DOMAIN, 'cert.pem'), 'utf8');
 
   // Not yet due: a pass changes nothing.
   await until('the loop to arm its next pass', async () => (manual.pending.size === 1 ? true : undefined), 10_000);
@@ -222,7 +222,7 @@ runners:
     return c.serial === first.serial ? undefined : c;
   });
   assert.notEqual(renewed.serial, first.serial);
-  assert.notEqual(readFileSync(join(acmeDir, DOMAIN, 'cert.pem'), 'utf8'), storedFirst, 'the renewed certificate is stored');
+  assert.notEqual(readFileSync(join(acmeDir, 'certs', DOMAIN, 'cert.pem'), 'utf8'), storedFirst, 'the renewed certificate is stored');
   assert.equal(readFileSync(join(acmeDir, 'account.key'), 'utf8'), accountKey, 'the account is kept');
   const again = await postWebhook(pebbleRoot, 'delivery-2');
   assert.equal(again.status, 200, again.body);
