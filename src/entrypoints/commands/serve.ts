@@ -6,6 +6,7 @@
  * Loops started here (each named, with its trigger and interval):
  *   delivery-retention  every hour: forget deliveries and completed jobs
  *                       older than the retention (GitHub redelivers for 3 days)
+ *   certificate-renewal, tls-files: see ../http/listen.ts (HTTPS modes)
  *
  * Shutdown (SIGTERM / SIGINT): first a drain (flint.ts, daemon/drain.ts):
  * no new VM, idle runners removed, busy runners given up to `shutdownGrace`
@@ -38,7 +39,10 @@ const RETENTION_INTERVAL_MS = 3600 * 1000;
 export const HELP = `Usage: flint serve [--config FILE] [--log-level LEVEL] [--db-sync FULL|NORMAL] [--webhook-body-limit BYTES] [--webhooks-only] [--now]
 
 Runs Flint: takes GitHub webhooks on POST /webhook (health: GET /healthz),
-schedules runners for queued jobs and supervises their VMs.
+schedules runners for queued jobs and supervises their VMs. address host:443
+serves HTTPS with a certificate obtained and renewed by ACME (port 80 answers
+the challenges), tls: serves your own certificate, any other port plain HTTP
+(docs/operations.md, "HTTPS").
 
   --config FILE              configuration (default: $FLINT_CONFIG or ${DEFAULT_CONFIG_PATH})
   --log-level LEVEL          trace, debug, info, warn, error, fatal or silent (overrides logLevel)
