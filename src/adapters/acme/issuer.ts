@@ -11,6 +11,8 @@ import { FlintError } from '../../core/errors/index.ts';
 import type { CertificateFiles, CertificatePair } from './certificate-files.ts';
 import type { Challenges } from './challenges.ts';
 
+const REQUEST_TIMEOUT_MS = 30_000;
+
 export interface Issuer {
   issue(domain: string): Promise<CertificatePair>;
 }
@@ -36,6 +38,9 @@ export function createAcmeIssuer(opts: AcmeIssuerOptions): Issuer {
       // a Flint process talks to one ACME server, so its trust is set here
       // (always, so that no earlier setting lingers).
       acme.axios.defaults.httpsAgent = opts.caPem === undefined ? undefined : new Agent({ ca: [...rootCertificates, opts.caPem] });
+      // No request may hang a pass: the renewal loop runs one pass at a time,
+      // and stopping Flint waits for the pass in flight.
+      acme.axios.defaults.timeout = REQUEST_TIMEOUT_MS;
       let accountKey = opts.files.readAccountKey();
       if (accountKey === undefined) {
         accountKey = (await acme.crypto.createPrivateEcdsaKey('P-256')).toString();
