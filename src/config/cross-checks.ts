@@ -14,7 +14,7 @@ import type { ConfigProblem, PathSegment } from './problems.ts';
 import { formatPath } from './problems.ts';
 import type { NetworkShape, ParseContext, RunnerShape } from './schema.ts';
 import { KEY_HINTS, networkSchema, runnerSchema } from './schema.ts';
-import { parseListenAddress, v4Range } from './values.ts';
+import { isIpAddress, parseListenAddress, v4Range } from './values.ts';
 import { addressPool, formatAddress, parseAddress, restrictPool } from '../core/ipam.ts';
 import type { AddressPool, IpFamily } from '../core/ipam.ts';
 import { isFlintError } from '../core/errors/index.ts';
@@ -30,9 +30,13 @@ export function crossChecks(raw: Record<string, unknown>, ctx: ParseContext, fil
     problems.push({ code, file, ...(where === 'key' ? locate.key(path) : locate.value(path)), path: formatPath(path), message, hint });
   };
 
-  // address host:443 → ACME → an account email is needed.
-  if (typeof raw['address'] === 'string') {
+  // address host:443 without tls → ACME → an account email and a host name are needed.
+  const hasTls = raw['tls'] !== undefined && raw['tls'] !== null;
+  if (typeof raw['address'] === 'string' && !hasTls) {
     const a = parseListenAddress(raw['address']);
+    if (a.ok && a.value.port === 443 && (a.value.host === '' || isIpAddress(a.value.host.replace(/^\[|\]$/g, '')))) {
+      add('FLINT_ERR_CONFIG_CONFLICT', ['address'], 'value', 'port 443 turns on HTTPS with an ACME certificate, which is issued for a host name, not an address', 'write the public DNS name GitHub reaches Flint by, e.g. `address: flint.example.com:443`, or set `tls:` with a certificate you manage');
+    }
     if (a.ok && a.value.port === 443 && (raw['email'] === undefined || raw['email'] === null)) {
       add('FLINT_ERR_CONFIG_CONFLICT', ['address'], 'value', 'port 443 turns on HTTPS with an ACME certificate, which needs `email`', 'add `email: you@example.com` (the ACME account contact), or listen on another port behind your own TLS proxy');
     }

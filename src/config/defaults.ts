@@ -5,6 +5,7 @@ export const DEFAULTS = {
   stateDir: '/var/lib/flint',
   runDir: '/run/flint',
   apiUrl: 'https://api.github.com',
+  acmeDirectoryUrl: 'https://acme-v02.api.letsencrypt.org/directory',
   // A fifth of an installation's 5,000 requests an hour (docs/operations.md).
   scanBudget: 1000,
   dns: ['1.1.1.1'],

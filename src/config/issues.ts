@@ -45,6 +45,8 @@ function knownKeysAt(path: readonly PathSegment[], raw: unknown): readonly strin
   const v = getRaw(raw, path);
   if (path.length === 0) return KNOWN_KEYS.file;
   if (path.length === 1 && path[0] === 'github') return KNOWN_KEYS.github;
+  if (path.length === 1 && path[0] === 'acme') return KNOWN_KEYS.acme;
+  if (path.length === 1 && path[0] === 'tls') return KNOWN_KEYS.tls;
   if (path.length === 2 && path[0] === 'networks') return KNOWN_KEYS.network;
   if (path.length === 2 && (path[0] === 'runners' || path[0] === 'static_runners')) return KNOWN_KEYS.runner;
   if (v !== null && typeof v === 'object' && 'env' in v) return KNOWN_KEYS.env;
@@ -56,6 +58,8 @@ function homeOf(key: string): string | undefined {
   if (KNOWN_KEYS.runner.includes(key)) return 'a runner under `runners:`';
   if (KNOWN_KEYS.github.includes(key)) return '`github:`';
   if (KNOWN_KEYS.network.includes(key)) return 'a network under `networks:`';
+  if (KNOWN_KEYS.acme.includes(key)) return '`acme:`';
+  if (KNOWN_KEYS.tls.includes(key)) return '`tls:`';
   if (KNOWN_KEYS.file.includes(key)) return 'the top level of the file';
   return undefined;
 }

@@ -312,6 +312,27 @@ test('port 443 turns on ACME and needs email', () => {
   assert.match(only(problems(edit('address: ":8080"', 'address: "nope"'))).message, /not a listen address/);
 });
 
+test('acme: the directory defaults to Let\'s Encrypt; a private CA takes directoryUrl and caFile; port 443 needs a host name', () => {
+  const acme = 'address: flint.example.com:443\nemail: ops@example.com';
+  assert.deepEqual(ok(edit('address: ":8080"', acme)).acme, { directoryUrl: DEFAULTS.acmeDirectoryUrl });
+  const files = (path: string): string => (path === '/etc/flint/ca.pem' ? 'PEM' : noFiles(path));
+  assert.deepEqual(ok(edit('address: ":8080"', `${acme}\nacme: {directoryUrl: "https://ca.internal/dir", caFile: ca.pem}`), {}, files).acme,
+    { directoryUrl: 'https://ca.internal/dir', caFile: '/etc/flint/ca.pem' });
+  assert.match(only(problems(edit('address: ":8080"', `${acme}\nacme: {directoryUrl: "http://ca.internal/dir"}`))).message, /must be an https URL/);
+  const missing = only(problems(edit('address: ":8080"', `${acme}\nacme: {caFile: /nope.pem}`)));
+  assert.equal(missing.path, 'acme.caFile');
+  assert.equal(missing.code, 'FLINT_ERR_CONFIG_SECRET_FILE');
+  assert.equal(only(problems(edit('address: ":8080"', `${acme}\nacme: {directory: x}`))).code, 'FLINT_ERR_CONFIG_UNKNOWN_KEY');
+  assert.match(only(problems(edit('address: ":8080"', 'address: ":443"\nemail: ops@example.com'))).message, /host name, not an address/);
+});
+
+test('tls: an operator-managed certificate on any port, with no email needed on 443', () => {
+  const files = (path: string): string => (path.startsWith('/etc/flint/tls/') ? 'PEM' : noFiles(path));
+  const c = ok(edit('address: ":8080"', 'address: ":443"\ntls: {certFile: tls/cert.pem, keyFile: /etc/flint/tls/key.pem}'), {}, files);
+  assert.deepEqual(c.tls, { certFile: '/etc/flint/tls/cert.pem', keyFile: '/etc/flint/tls/key.pem' });
+  assert.equal(only(problems(edit('address: ":8080"', 'tls: {certFile: /etc/flint/tls/cert.pem}'), {}, files)).path, 'tls.keyFile');
+});
+
 test('runner.network must name a network, with a suggestion for a near miss', () => {
   const p = only(problems(edit('    network: br-flint', '    network: br-flnt')));
   assert.equal(p.code, 'FLINT_ERR_CONFIG_CONFLICT');

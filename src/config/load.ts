@@ -173,6 +173,8 @@ export function parseConfig(
     logLevel: f.logLevel ?? DEFAULTS.logLevel,
     address: f.address ?? DEFAULTS.address,
     ...(f.email != null ? { email: f.email } : {}),
+    acme: { directoryUrl: f.acme?.directoryUrl ?? DEFAULTS.acmeDirectoryUrl, ...(f.acme?.caFile != null ? { caFile: f.acme.caFile } : {}) },
+    ...(f.tls != null ? { tls: { certFile: f.tls.certFile, keyFile: f.tls.keyFile } } : {}),
     stateDir,
     runDir: f.runDir ?? DEFAULTS.runDir,
     instanceId: f.instanceId ?? deriveInstanceId(`${options.hostname ?? ''}:${stateDir}`),

@@ -202,6 +202,46 @@ export function runnerSchema(c: ParseContext) {
   });
 }
 
+/** A readable PEM file named in the configuration: read once at load, so a bad path fails `flint config check`. */
+function pemFile(c: ParseContext) {
+  return envString(c)
+    .pipe(pathString(c))
+    .transform((path, ctx) => {
+      try {
+        c.readFile(path);
+        return path;
+      } catch (err) {
+        const reason = err instanceof Error && 'code' in err ? String(err.code) : 'unreadable';
+        return fail(ctx, `cannot read ${path} (${reason})`, { flintCode: 'FLINT_ERR_CONFIG_SECRET_FILE', hint: 'check the path and that Flint may read the file' });
+      }
+    });
+}
+
+export function acmeSchema(c: ParseContext) {
+  return z.strictObject({
+    directoryUrl: envString(c)
+      .transform((v, ctx) => {
+        let url: URL;
+        try {
+          url = new URL(v);
+        } catch {
+          return fail(ctx, `"${v}" is not a URL`, { hint: 'the ACME directory URL of the CA, e.g. https://acme-v02.api.letsencrypt.org/directory' });
+        }
+        if (url.protocol !== 'https:') return fail(ctx, `"${v}" must be an https URL`, { hint: 'ACME (RFC 8555) servers are reached over HTTPS; for a private CA also set acme.caFile' });
+        return v;
+      })
+      .nullish(),
+    caFile: pemFile(c).nullish(),
+  });
+}
+
+export function tlsSchema(c: ParseContext) {
+  return z.strictObject({
+    certFile: pemFile(c),
+    keyFile: pemFile(c),
+  });
+}
+
 export function fileSchema(c: ParseContext) {
   return z.strictObject({
     logLevel: logLevel.nullish(),
@@ -210,6 +250,8 @@ export function fileSchema(c: ParseContext) {
       return r.ok ? { ok: true as const, value: v.trim() } : r;
     })).nullish(),
     email: z.string().regex(EMAIL, 'must be an email address (ACME account contact)').nullish(),
+    acme: acmeSchema(c).nullish(),
+    tls: tlsSchema(c).nullish(),
     stateDir: pathString(c).nullish(),
     runDir: pathString(c).nullish(),
     instanceId: z.string().regex(/^[a-z0-9]{1,6}$/, 'must be 1–6 lowercase letters or digits').nullish(),
@@ -227,6 +269,7 @@ export function fileSchema(c: ParseContext) {
 export type FileShape = z.output<ReturnType<typeof fileSchema>>;
 export type RunnerShape = z.output<ReturnType<typeof runnerSchema>>;
 export type NetworkShape = z.output<ReturnType<typeof networkSchema>>;
+export type AcmeShape = z.output<ReturnType<typeof acmeSchema>>;
 
 /** Keys allowed in each kind of object, for "unknown key" messages. */
 const probe: ParseContext = { env: {}, readFile: () => '', baseDir: undefined };
@@ -235,6 +278,8 @@ export const KNOWN_KEYS = {
   network: Object.keys(networkSchema(probe).shape),
   github: Object.keys(githubSchema(probe).shape),
   runner: Object.keys(runnerSchema(probe).shape),
+  acme: Object.keys(acmeSchema(probe).shape),
+  tls: Object.keys(tlsSchema(probe).shape),
   env: ['env'],
 } as const;
 
@@ -250,6 +295,12 @@ export const KEY_HINTS: Readonly<Record<string, string>> = {
   logLevel: 'one of trace, debug, info, warn, error, fatal, silent',
   address: 'where Flint listens for webhooks, "host:port"; port 443 means HTTPS with an ACME certificate',
   email: 'contact address for the ACME (Let\'s Encrypt) account; needed when address uses port 443',
+  acme: 'ACME settings for port 443: directoryUrl (default Let\'s Encrypt) and caFile (a private ACME server\'s CA)',
+  directoryUrl: 'the ACME directory URL; default Let\'s Encrypt production',
+  caFile: 'PEM file of a CA to trust for the ACME server\'s own HTTPS (a private ACME server)',
+  tls: 'a certificate the operator manages: certFile and keyFile; Flint then serves HTTPS on address\'s port without ACME',
+  certFile: 'PEM file of the certificate (with its chain) Flint serves; re-read when it changes',
+  keyFile: 'PEM file of the certificate\'s private key; re-read when it changes',
   stateDir: 'directory for Flint\'s database, VM directories and console logs',
   runDir: 'directory for host-wide runtime records shared by every Flint on the host (bridge claims), default /run/flint',
   instanceId: 'short tag of this Flint instance, 1–6 of [a-z0-9]; it prefixes every VM, tap and runner name',

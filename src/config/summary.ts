@@ -23,7 +23,8 @@ export function summarizeConfig(c: FlintConfig): string[] {
   const gh = c.github;
   const lines = [
     `instance ${c.instanceId}, state in ${c.stateDir}, log level ${c.logLevel}`,
-    `listen ${c.address}${c.address.endsWith(':443') ? ` (HTTPS via ACME, contact ${c.email ?? '?'})` : ' (HTTP)'}`,
+    `listen ${c.address} (${c.tls !== undefined ? `HTTPS with the certificate in ${c.tls.certFile}, re-read when it changes`
+      : c.address.endsWith(':443') ? `HTTPS via ACME from ${c.acme.directoryUrl}, contact ${c.email ?? '?'}, renewed automatically; port 80 answers challenges and redirects` : 'HTTP'})`,
     `GitHub: organization ${gh.organization}, App ${gh.appId}, API ${gh.apiUrl}`,
     `  private key ${gh.privateKeyFile !== undefined ? `from ${gh.privateKeyFile}` : 'inline'}; ${gh.webhookSecrets.length} webhook secret(s) accepted`,
     `networks (${c.networks.length}):`,

@@ -94,13 +94,34 @@ export interface RunnerConfig {
   readonly static: boolean;
 }
 
+export interface AcmeConfig {
+  /** ACME directory URL (RFC 8555); default Let's Encrypt production. */
+  readonly directoryUrl: string;
+  /** PEM file of a CA to trust, besides the system's, for the ACME server's own HTTPS. */
+  readonly caFile?: string;
+}
+
+export interface TlsFilesConfig {
+  readonly certFile: string;
+  readonly keyFile: string;
+}
+
 export interface FlintConfig {
   /** Where the file came from (for messages). */
   readonly source: string;
   readonly logLevel: LogLevel;
-  /** Listen address, "host:port". Port 443 → HTTPS via ACME (needs `email`). */
+  /**
+   * Listen address, "host:port". With `tls`: HTTPS with the operator's
+   * certificate on that port. Otherwise port 443 → HTTPS with a certificate
+   * from ACME for `host` (needs `email`), port 80 answers HTTP-01 challenges
+   * and redirects the rest; any other port → plain HTTP.
+   */
   readonly address: string;
   readonly email?: string;
+  /** The ACME server used when `address` uses port 443 without `tls`. */
+  readonly acme: AcmeConfig;
+  /** A certificate the operator manages (paths of PEM files). */
+  readonly tls?: TlsFilesConfig;
   /** Directory for Flint's state: SQLite database, VM directories, console logs. */
   readonly stateDir: string;
   /** Directory for host-wide runtime records every Flint on the host shares (bridge claims); default /run/flint. */

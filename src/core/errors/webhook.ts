@@ -26,9 +26,13 @@ export const webhookErrors = {
     title: 'A signed workflow_job delivery lacks a field Flint needs, or has it in another type',
     hint: 'The delivery was kept as unparsable with its raw body (docs/webhooks.md) and no job changed; the message names the first field that is wrong. Report it with the delivery id; once Flint is fixed, replay the kept deliveries. Meanwhile the missed-webhooks loop still finds queued jobs.',
   },
-  FLINT_ERR_HTTPS_NOT_SUPPORTED: {
-    title: 'The listen address uses port 443, which means automatic HTTPS (ACME), and Flint does not do ACME yet',
-    hint: 'Listen on plain HTTP on another port (e.g. address: 127.0.0.1:8080) and put a TLS-terminating reverse proxy (Caddy, nginx) on port 443 in front of it.',
+  FLINT_ERR_ACME_FAILED: {
+    title: 'Flint could not obtain or renew the HTTPS certificate from the ACME server',
+    hint: 'Check that the host name in `address` resolves (public DNS) to this host, that port 80 reaches Flint from the internet (the CA validates HTTP-01 there; no proxy or firewall in between), that `email` is a real address, and for a private CA `acme.directoryUrl` and `acme.caFile`. Flint retries with back-off (5 min doubling to 6 h) and keeps serving the current certificate meanwhile; `flint serve` logs each attempt.',
+  },
+  FLINT_ERR_TLS_FILES: {
+    title: 'The certificate or key named in `tls:` cannot be used',
+    hint: 'tls.certFile must hold a PEM certificate (with its chain) and tls.keyFile the matching PEM private key, both readable by Flint. A changed pair is picked up within a minute without a restart; until then the previous pair stays in service.',
   },
   FLINT_ERR_LISTEN_FAILED: {
     title: 'Flint could not listen on the configured address',

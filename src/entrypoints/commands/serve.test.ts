@@ -12,7 +12,8 @@ import { createLogger } from '../../adapters/log/logger.ts';
 import { openDatabase } from '../../adapters/store/db.ts';
 import { createSqliteIntakeStore } from '../../adapters/store/intake-store.ts';
 import { signedDelivery, workflowJobPayload } from '../../../bench/_payload.ts';
-import { listenTarget, startServe } from './serve.ts';
+import { startServe } from './serve.ts';
+import { listenPlan } from '../http/listen.ts';
 
 const SECRET = 'serve-test-secret-value';
 const root = fileURLToPath(new URL('../../../', import.meta.url));
@@ -81,10 +82,15 @@ test('serve takes a webhook, and after a graceful stop the delivery is in the st
   assert.ok(!log.includes(SECRET) && !log.includes('old-serve-secret'), 'no webhook secret in the log');
 });
 
-test('port 443 is refused with a clear error: automatic HTTPS is not built', () => {
-  assert.throws(() => listenTarget('flint.example.com:443'), { code: 'FLINT_ERR_HTTPS_NOT_SUPPORTED' });
-  assert.deepEqual(listenTarget(':8080'), { host: '', port: 8080 });
-  assert.deepEqual(listenTarget('[::1]:8080'), { host: '::1', port: 8080 });
+test('the address picks the listening mode: 443 is ACME for its host, tls files win, other ports are plain HTTP', () => {
+  const acme = { directoryUrl: 'https://ca.test/dir' };
+  assert.deepEqual(listenPlan({ address: 'Flint.Example.com:443', email: 'ops@example.com', acme }), {
+    kind: 'acme', domain: 'flint.example.com', port: 443, challengePort: 80, email: 'ops@example.com', directoryUrl: 'https://ca.test/dir',
+  });
+  assert.throws(() => listenPlan({ address: ':443', email: 'ops@example.com', acme }), { code: 'FLINT_ERR_CONFIG_CONFLICT' });
+  assert.deepEqual(listenPlan({ address: ':443', acme, tls: { certFile: '/c', keyFile: '/k' } }), { kind: 'tls-files', host: '', port: 443, certFile: '/c', keyFile: '/k' });
+  assert.deepEqual(listenPlan({ address: ':8080', acme }), { kind: 'http', host: '', port: 8080 });
+  assert.deepEqual(listenPlan({ address: '[::1]:8080', acme }), { kind: 'http', host: '::1', port: 8080 });
 });
 
 test('an address already in use is FLINT_ERR_LISTEN_FAILED', async (t) => {

@@ -6,6 +6,7 @@
  * Loops started here (each named, with its trigger and interval):
  *   delivery-retention  every hour: forget deliveries and completed jobs
  *                       older than the retention (GitHub redelivers for 3 days)
+ *   certificate-renewal, tls-files: see ../http/listen.ts (HTTPS modes)
  *
  * Shutdown (SIGTERM / SIGINT): first a drain (flint.ts, daemon/drain.ts):
  * no new VM, idle runners removed, busy runners given up to `shutdownGrace`
@@ -15,12 +16,9 @@
  * are committed before they are answered), flush the last group commit,
  * close the database.
  */
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { FlintError } from '../../core/errors/index.ts';
 import type { FlintConfig } from '../../config/types.ts';
 import { DEFAULT_CONFIG_PATH, loadConfigFile } from '../../config/load.ts';
-import { parseListenAddress } from '../../config/values.ts';
 import { createLogger, logLevelFrom } from '../../adapters/log/logger.ts';
 import type { Logger } from '../../adapters/log/logger.ts';
 import { openDatabase } from '../../adapters/store/db.ts';
@@ -28,19 +26,23 @@ import type { Db, Synchronous } from '../../adapters/store/db.ts';
 import { createSqliteIntakeStore } from '../../adapters/store/intake-store.ts';
 import { createIntake } from '../../daemon/intake/intake.ts';
 import type { IntakeDeps } from '../../daemon/intake/intake.ts';
-import { buildServer, DEFAULT_MAX_BODY_BYTES } from '../http/server.ts';
+import { buildRequestHandler, DEFAULT_MAX_BODY_BYTES } from '../http/server.ts';
+import { describePlan, listenPlan, startListening } from '../http/listen.ts';
+import type { ListenOptions } from '../http/listen.ts';
 import type { CommandIo } from '../io.ts';
 
 /** See docs/webhooks.md, "Durability": the measured trade-off behind this default. */
 export const DEFAULT_SYNCHRONOUS: Synchronous = 'FULL';
 const RETENTION_MS = 7 * 24 * 3600 * 1000;
 const RETENTION_INTERVAL_MS = 3600 * 1000;
-const DRAIN_TIMEOUT_MS = 10_000;
 
 export const HELP = `Usage: flint serve [--config FILE] [--log-level LEVEL] [--db-sync FULL|NORMAL] [--webhook-body-limit BYTES] [--webhooks-only] [--now]
 
 Runs Flint: takes GitHub webhooks on POST /webhook (health: GET /healthz),
-schedules runners for queued jobs and supervises their VMs.
+schedules runners for queued jobs and supervises their VMs. address host:443
+serves HTTPS with a certificate obtained and renewed by ACME (port 80 answers
+the challenges), tls: serves your own certificate, any other port plain HTTP
+(docs/operations.md, "HTTPS").
 
   --config FILE              configuration (default: $FLINT_CONFIG or ${DEFAULT_CONFIG_PATH})
   --log-level LEVEL          trace, debug, info, warn, error, fatal or silent (overrides logLevel)
@@ -109,6 +111,8 @@ export interface ServeOptions {
   readonly clock?: () => number;
   /** See IntakeDeps.onAccepted: a job moved (e.g. poke the scheduler). */
   readonly onAccepted?: IntakeDeps['onAccepted'];
+  /** Listener overrides (tests): the ACME client, other ports, the renewal timers. */
+  readonly listen?: Pick<ListenOptions, 'issuer' | 'ports' | 'timers'>;
 }
 
 export interface RunningServe {
@@ -118,40 +122,12 @@ export interface RunningServe {
   close(): Promise<void>;
 }
 
-/** Where to listen; refuses port 443, which in the reference system meant ACME (not built). */
-export function listenTarget(address: string): { host: string; port: number } {
-  const parsed = parseListenAddress(address);
-  if (!parsed.ok) throw new FlintError('FLINT_ERR_LISTEN_FAILED', parsed.message);
-  const { host, port } = parsed.value;
-  if (port === 443) {
-    throw new FlintError('FLINT_ERR_HTTPS_NOT_SUPPORTED', `address ${address}: port 443 means automatic HTTPS with an ACME certificate, which Flint does not provide yet`);
-  }
-  // "[::1]" → "::1" for listen(); "" → all interfaces.
-  return { host: host.startsWith('[') ? host.slice(1, -1) : host, port };
-}
-
-function listen(server: Server, host: string, port: number, address: string): Promise<AddressInfo> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException): void => {
-      reject(new FlintError('FLINT_ERR_LISTEN_FAILED', `cannot listen on ${address}: ${err.code ?? err.message}`, { cause: err }));
-    };
-    server.once('error', onError);
-    const done = (): void => {
-      server.off('error', onError);
-      // A TCP listener's address() is an AddressInfo.
-      resolve(server.address() as AddressInfo);
-    };
-    if (host === '') server.listen(port, done);
-    else server.listen(port, host, done);
-  });
-}
-
 /** Starts the daemon from a resolved configuration (the testable core of `run`). */
 export async function startServe(options: ServeOptions): Promise<RunningServe> {
   const { config, logger } = options;
   const clock = options.clock ?? Date.now;
   const synchronous = options.synchronous ?? DEFAULT_SYNCHRONOUS;
-  const target = listenTarget(config.address);
+  const plan = listenPlan(config);
   // The store commits on this thread: measured on a 2-core host, handing
   // commits to a worker thread (intake-store-worker.ts) was no faster and
   // its extra wake-ups cost latency under load (docs/webhooks.md).
@@ -167,14 +143,14 @@ export async function startServe(options: ServeOptions): Promise<RunningServe> {
       store, runners: config.runners, secrets: config.github.webhookSecrets, clock, logger,
       ...(options.onAccepted === undefined ? {} : { onAccepted: options.onAccepted }),
     });
-    const server = buildServer({
+    const handler = buildRequestHandler({
       intake, logger,
       // Healthy while the state database is open: without it no delivery can be acknowledged.
       health: () => ({ ok: db.open, database: db.open ? 'open' : 'closed' }),
       ...(options.maxBodyBytes === undefined ? {} : { maxBodyBytes: options.maxBodyBytes }),
     });
-    const bound = await listen(server, target.host, target.port, config.address);
-    const url = `http://${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`;
+    const listening = await startListening({ plan, handler, stateDir: config.stateDir, logger, now: clock, ...options.listen });
+    const { url } = listening;
 
     const retention = setInterval(() => {
       store.prune(clock() - RETENTION_MS).then(
@@ -184,19 +160,15 @@ export async function startServe(options: ServeOptions): Promise<RunningServe> {
     }, RETENTION_INTERVAL_MS);
     retention.unref();
 
-    logger.info({ url, stateDir: config.stateDir, runners: config.runners.map((r) => r.name), synchronous, secrets: config.github.webhookSecrets.length }, 'flint serve: listening for webhooks');
+    logger.info({ url, tls: describePlan(plan), stateDir: config.stateDir, runners: config.runners.map((r) => r.name), synchronous, secrets: config.github.webhookSecrets.length }, 'flint serve: listening for webhooks');
     let closing: Promise<void> | undefined;
     return {
       url,
       close() {
         closing ??= (async () => {
           clearInterval(retention);
-          const closed = new Promise<void>((r) => server.close(() => r()));
-          server.closeIdleConnections();
-          // Requests still in flight get DRAIN_TIMEOUT_MS to be answered.
-          const timer = setTimeout(() => server.closeAllConnections(), DRAIN_TIMEOUT_MS);
-          await closed;
-          clearTimeout(timer);
+          // Stops accepting; requests in flight get 10 s to be answered.
+          await listening.close();
           await intake.flush();
           db.close();
           logger.info({}, 'flint serve: stopped');

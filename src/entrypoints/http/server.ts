@@ -17,7 +17,8 @@
  *   415 neither JSON nor form-encoded 503 the store could not commit
  */
 import { createServer } from 'node:http';
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 import type { ErrorCode } from '../../core/errors/index.ts';
 import { FlintError } from '../../core/errors/index.ts';
 import type { Intake, IntakeLogger, IntakeResult } from '../../daemon/intake/intake.ts';
@@ -106,7 +107,22 @@ function replyTo(res: ServerResponse, result: IntakeResult): void {
   }
 }
 
+/** Applies the connection limits every Flint listener has (HTTP or HTTPS). */
+export function limitSlowSenders(server: Server | HttpsServer): void {
+  // Slow or stalled senders must not hold connections forever (GitHub sends
+  // a delivery in one go and gives up after 10 s itself).
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+}
+
 export function buildServer(deps: ServerDeps): Server {
+  const server = createServer(buildRequestHandler(deps));
+  limitSlowSenders(server);
+  return server;
+}
+
+/** The request handler behind buildServer, for listeners that make their own server (HTTPS: listen.ts). */
+export function buildRequestHandler(deps: ServerDeps): RequestListener {
   const { intake, logger } = deps;
   const maxBodyBytes = deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const health = deps.health ?? (() => ({ ok: true }));
@@ -137,7 +153,7 @@ export function buildServer(deps: ServerDeps): Server {
     replyTo(res, await intake.receive(headers, read.body));
   };
 
-  const server = createServer((req, res) => {
+  return (req, res) => {
     const path = (req.url ?? '/').split('?', 1)[0] ?? '/';
     let handled: Promise<void> | void;
     if (path === '/webhook' || path.startsWith('/webhook/')) {
@@ -153,10 +169,5 @@ export function buildServer(deps: ServerDeps): Server {
       if (!res.headersSent) sendError(res, new FlintError('FLINT_ERR_INTERNAL', 'internal error'), true);
       else res.destroy();
     });
-  });
-  // Slow or stalled senders must not hold connections forever (GitHub sends
-  // a delivery in one go and gives up after 10 s itself).
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 30_000;
-  return server;
+  };
 }
