@@ -1,41 +1,24 @@
 /**
- * `flint serve --config FILE [--log-level L]` — the composition root of the
- * running daemon: loads the configuration, opens the state database, wires
- * the webhook intake into the HTTP server and listens.
- *
- * Loops started here (each named, with its trigger and interval):
- *   delivery-retention  every hour: forget deliveries and completed jobs
- *                       older than the retention (GitHub redelivers for 3 days)
+ * `flint serve --config FILE [--log-level L]`: parses its arguments, loads
+ * the configuration, starts Flint through the composition root
+ * (entrypoints/flint.ts: `startFlint`, or `startWebhooksOnly` under
+ * `--webhooks-only`) and waits for a stop signal. It opens nothing itself.
  *
  * Shutdown (SIGTERM / SIGINT): first a drain (flint.ts, daemon/drain.ts):
  * no new VM, idle runners removed, busy runners given up to `shutdownGrace`
  * to finish their jobs while the intake keeps taking webhooks; a second
- * signal, or the first one under `--now`, stops at once. Then: stop
- * accepting connections, let requests in flight finish (their deliveries
- * are committed before they are answered), flush the last group commit,
- * close the database.
+ * signal, or the first one under `--now`, stops at once. Then flint.ts
+ * stops the loops and VMs, stops accepting connections, lets requests in
+ * flight finish (their deliveries are committed before they are
+ * answered), flushes the last group commit and closes the database.
  */
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { FlintError } from '../../core/errors/index.ts';
-import type { FlintConfig } from '../../config/types.ts';
 import { DEFAULT_CONFIG_PATH, loadConfigFile } from '../../config/load.ts';
-import { parseListenAddress } from '../../config/values.ts';
 import { createLogger, logLevelFrom } from '../../adapters/log/logger.ts';
-import type { Logger } from '../../adapters/log/logger.ts';
-import { openDatabase } from '../../adapters/store/db.ts';
-import type { Db, Synchronous } from '../../adapters/store/db.ts';
-import { createSqliteIntakeStore } from '../../adapters/store/intake-store.ts';
-import { createIntake } from '../../daemon/intake/intake.ts';
-import type { IntakeDeps } from '../../daemon/intake/intake.ts';
-import { buildServer, DEFAULT_MAX_BODY_BYTES } from '../http/server.ts';
+import type { Synchronous } from '../../adapters/store/db.ts';
+import { DEFAULT_MAX_BODY_BYTES } from '../http/server.ts';
+import { DEFAULT_SYNCHRONOUS, startFlint, startWebhooksOnly } from '../flint.ts';
 import type { CommandIo } from '../io.ts';
-
-/** See docs/webhooks.md, "Durability": the measured trade-off behind this default. */
-export const DEFAULT_SYNCHRONOUS: Synchronous = 'FULL';
-const RETENTION_MS = 7 * 24 * 3600 * 1000;
-const RETENTION_INTERVAL_MS = 3600 * 1000;
-const DRAIN_TIMEOUT_MS = 10_000;
 
 export const HELP = `Usage: flint serve [--config FILE] [--log-level LEVEL] [--db-sync FULL|NORMAL] [--webhook-body-limit BYTES] [--webhooks-only] [--now]
 
@@ -100,116 +83,6 @@ function parseArgs(argv: readonly string[]): Args {
   return { config, synchronous, maxBodyBytes, webhooksOnly, now, help };
 }
 
-export interface ServeOptions {
-  readonly config: FlintConfig;
-  readonly logger: Logger;
-  readonly synchronous?: Synchronous;
-  readonly maxBodyBytes?: number;
-  /** Milliseconds since the epoch; default Date.now. */
-  readonly clock?: () => number;
-  /** See IntakeDeps.onAccepted: a job moved (e.g. poke the scheduler). */
-  readonly onAccepted?: IntakeDeps['onAccepted'];
-}
-
-export interface RunningServe {
-  /** Base URL the server listens on, e.g. http://127.0.0.1:8080. */
-  readonly url: string;
-  /** Graceful stop: stop accepting, finish requests in flight, flush, close the database. */
-  close(): Promise<void>;
-}
-
-/** Where to listen; refuses port 443, which in the reference system meant ACME (not built). */
-export function listenTarget(address: string): { host: string; port: number } {
-  const parsed = parseListenAddress(address);
-  if (!parsed.ok) throw new FlintError('FLINT_ERR_LISTEN_FAILED', parsed.message);
-  const { host, port } = parsed.value;
-  if (port === 443) {
-    throw new FlintError('FLINT_ERR_HTTPS_NOT_SUPPORTED', `address ${address}: port 443 means automatic HTTPS with an ACME certificate, which Flint does not provide yet`);
-  }
-  // "[::1]" → "::1" for listen(); "" → all interfaces.
-  return { host: host.startsWith('[') ? host.slice(1, -1) : host, port };
-}
-
-function listen(server: Server, host: string, port: number, address: string): Promise<AddressInfo> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException): void => {
-      reject(new FlintError('FLINT_ERR_LISTEN_FAILED', `cannot listen on ${address}: ${err.code ?? err.message}`, { cause: err }));
-    };
-    server.once('error', onError);
-    const done = (): void => {
-      server.off('error', onError);
-      // A TCP listener's address() is an AddressInfo.
-      resolve(server.address() as AddressInfo);
-    };
-    if (host === '') server.listen(port, done);
-    else server.listen(port, host, done);
-  });
-}
-
-/** Starts the daemon from a resolved configuration (the testable core of `run`). */
-export async function startServe(options: ServeOptions): Promise<RunningServe> {
-  const { config, logger } = options;
-  const clock = options.clock ?? Date.now;
-  const synchronous = options.synchronous ?? DEFAULT_SYNCHRONOUS;
-  const target = listenTarget(config.address);
-  // The store commits on this thread: measured on a 2-core host, handing
-  // commits to a worker thread (intake-store-worker.ts) was no faster and
-  // its extra wake-ups cost latency under load (docs/webhooks.md).
-  let db: Db;
-  try {
-    db = openDatabase(config.stateDir, { synchronous });
-  } catch (err) {
-    throw new FlintError('FLINT_ERR_STORE_OPEN_FAILED', `cannot open the state database in ${config.stateDir}: ${(err instanceof Error ? err.message : String(err))}`, { cause: err });
-  }
-  try {
-    const store = createSqliteIntakeStore(db);
-    const intake = createIntake({
-      store, runners: config.runners, secrets: config.github.webhookSecrets, clock, logger,
-      ...(options.onAccepted === undefined ? {} : { onAccepted: options.onAccepted }),
-    });
-    const server = buildServer({
-      intake, logger,
-      // Healthy while the state database is open: without it no delivery can be acknowledged.
-      health: () => ({ ok: db.open, database: db.open ? 'open' : 'closed' }),
-      ...(options.maxBodyBytes === undefined ? {} : { maxBodyBytes: options.maxBodyBytes }),
-    });
-    const bound = await listen(server, target.host, target.port, config.address);
-    const url = `http://${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`;
-
-    const retention = setInterval(() => {
-      store.prune(clock() - RETENTION_MS).then(
-        (n) => { if (n.deliveries + n.jobs + n.unparsable > 0) logger.info(n, 'delivery-retention: pruned'); },
-        (err: unknown) => { logger.error({ err }, 'delivery-retention failed'); },
-      );
-    }, RETENTION_INTERVAL_MS);
-    retention.unref();
-
-    logger.info({ url, stateDir: config.stateDir, runners: config.runners.map((r) => r.name), synchronous, secrets: config.github.webhookSecrets.length }, 'flint serve: listening for webhooks');
-    let closing: Promise<void> | undefined;
-    return {
-      url,
-      close() {
-        closing ??= (async () => {
-          clearInterval(retention);
-          const closed = new Promise<void>((r) => server.close(() => r()));
-          server.closeIdleConnections();
-          // Requests still in flight get DRAIN_TIMEOUT_MS to be answered.
-          const timer = setTimeout(() => server.closeAllConnections(), DRAIN_TIMEOUT_MS);
-          await closed;
-          clearTimeout(timer);
-          await intake.flush();
-          db.close();
-          logger.info({}, 'flint serve: stopped');
-        })();
-        return closing;
-      },
-    };
-  } catch (err) {
-    db.close();
-    throw err;
-  }
-}
-
 export async function run(argv: string[], io: CommandIo): Promise<number> {
   const args = parseArgs(argv);
   if (args.help) {
@@ -219,15 +92,8 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
   const path = args.config ?? io.env.FLINT_CONFIG ?? DEFAULT_CONFIG_PATH;
   const config = loadConfigFile(path, io.env);
   const logger = createLogger({ level: logLevelFrom(argv, config.logLevel), secrets: new Set(config.github.webhookSecrets), destination: io.stdout });
-  const serve = { synchronous: args.synchronous, maxBodyBytes: args.maxBodyBytes };
-  let serving: Stoppable;
-  if (args.webhooksOnly) {
-    serving = await startServe({ config, logger, ...serve });
-  } else {
-    // Loaded here, not at the top: flint.ts itself builds on startServe.
-    const { startFlint } = await import('../flint.ts');
-    serving = await startFlint({ config, logger, serve });
-  }
+  const options = { config, logger, synchronous: args.synchronous, maxBodyBytes: args.maxBodyBytes };
+  const serving: Stoppable = args.webhooksOnly ? await startWebhooksOnly(options) : await startFlint(options);
   await stopOnSignals(serving, process, { now: args.now, logger });
   return 0;
 }
