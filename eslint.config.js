@@ -1,9 +1,12 @@
 // Lint rules, including the dependency direction of the code:
 //   core  <-  config, daemon (the application layer)  <-  adapters, entrypoints
 // Test infrastructure (tools/, test/) may use anything; production code may
-// never import test infrastructure.
+// never import test infrastructure. No import cycles in src/ (static or
+// dynamic imports alike): one composition root (src/entrypoints/flint.ts)
+// is imported by the commands, never the other way round.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import { createNodeResolver, importX } from 'eslint-plugin-import-x';
 
 const nodeIo = ['fs', 'fs/promises', 'child_process', 'net', 'http', 'https', 'http2', 'dgram', 'dns', 'os', 'cluster', 'worker_threads', 'process']
   .flatMap((m) => [`node:${m}`, m]);
@@ -43,6 +46,19 @@ export default tseslint.config(
         { name: 'process', message: 'core takes its inputs as parameters.' }],
       'no-restricted-properties': ['error', { object: 'Math', property: 'random', message: 'core takes an id/random source as a parameter.' }],
     },
+  },
+  {
+    files: ['src/**/*.ts'],
+    plugins: { 'import-x': importX },
+    // Import paths name the .ts file itself (verbatimModuleSyntax,
+    // allowImportingTsExtensions), so the plain node resolver finds them.
+    settings: {
+      'import-x/resolver-next': [createNodeResolver()],
+      // Dependencies are read (for their own imports) as TypeScript.
+      'import-x/extensions': ['.ts'],
+      'import-x/parsers': { '@typescript-eslint/parser': ['.ts'] },
+    },
+    rules: { 'import-x/no-cycle': ['error', { ignoreExternal: true }] },
   },
   layer(['src/config/**/*.ts', 'src/daemon/**/*.ts'], ['**/adapters/**', '**/images/**', '**/entrypoints/**', '**/tools/**', '**/test/**'],
     'the application layer depends on core and ports, never on adapters, entrypoints or test infrastructure.'),
