@@ -58,6 +58,7 @@ export interface Loop {
 /** The global timers, unref'd: a loop never keeps a process alive on its own. */
 export const globalTimers: LoopTimers = {
   setTimeout: (fn, ms) => {
+    // eslint-disable-next-line no-restricted-globals -- the timers port's one real implementation: everything else in the daemon takes LoopTimers.
     const t = setTimeout(fn, ms);
     // The loop never keeps a process alive on its own; stop() is the way out.
     t.unref();

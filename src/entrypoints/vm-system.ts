@@ -14,7 +14,7 @@ import { openBridgeClaims } from '../adapters/network/bridge-claims.ts';
 import type { BridgeClaims } from '../adapters/network/bridge-claims.ts';
 import { createDiskProvisioner } from '../adapters/disks/index.ts';
 import { createDrivers } from '../adapters/hypervisor/index.ts';
-import { ProcHostProcesses } from '../daemon/vm/host-processes.ts';
+import { ProcHostProcesses } from '../adapters/host/proc-host-processes.ts';
 import { DEFAULT_SUPERVISOR_TUNING, persistedVmIds, VmSupervisor } from '../daemon/vm/supervisor.ts';
 import type { Logger, SupervisorConfig } from '../daemon/vm/supervisor.ts';
 import type { DiskProvisioner, HostNetwork, HypervisorDriver } from '../daemon/vm/ports.ts';
