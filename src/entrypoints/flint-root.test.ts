@@ -9,6 +9,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { demoConfig } from '../config/demo.ts';
 import { createLogger } from '../adapters/log/logger.ts';
@@ -19,6 +21,7 @@ import { InstantDriver } from '../../test/fakes/instant-driver.ts';
 import { MemoryGitHub } from '../../test/fakes/memory-github.ts';
 import { signedDelivery, workflowJobPayload } from '../../bench/_payload.ts';
 import { startFlint } from './flint.ts';
+import type { FlintOptions } from './flint.ts';
 
 const SECRET = 'flint-root-test-secret';
 const HOUR = 3600_000;
@@ -36,22 +39,28 @@ function openDescriptors(path: string): number {
   return n;
 }
 
-async function rootOnFakes(t: { after: (fn: () => unknown) => void }) {
+function fakeRootOptions(t: { after: (fn: () => unknown) => void }, address = '127.0.0.1:0') {
   const stateDir = mkdtempSync(join(tmpdir(), 'flint-root-'));
   t.after(() => rmSync(stateDir, { recursive: true, force: true }));
   const github = new MemoryGitHub({ org: 'flint-root' });
   const config = demoConfig({
     apiUrl: 'http://127.0.0.1:9', appId: 1, privateKey: 'never used: GitHub is in memory', webhookSecret: SECRET, organization: 'flint-root',
-    kernel: '/nonexistent/vmlinuz', filesystem: '/nonexistent/rootfs.ext4', stateDir, address: '127.0.0.1:0', maxRunners: 2, instanceId: 'rt',
+    kernel: '/nonexistent/vmlinuz', filesystem: '/nonexistent/rootfs.ext4', stateDir, address, maxRunners: 2, instanceId: 'rt',
   });
   const driver = new InstantDriver((guest) => { guest.say('FLINT-MARKER booted'); });
-  const flint = await startFlint({
+  const options = {
     config, logger: createLogger({ level: 'silent' }), synchronous: 'NORMAL',
     // Every loop waits an hour: only a poke can make the scheduler tick after its first one.
     tickMs: HOUR, reconcileMs: HOUR, staleRunnersMs: HOUR, jobTruth: { intervalMs: HOUR }, redeliver: { intervalMs: HOUR },
     maxVcpus: 1000, maxMemoryMib: 1_000_000,
     edges: { drivers: { qemu: driver }, network: new FakeNetwork(config.instanceId), disks: new FakeDisks(), github },
-  });
+  } satisfies FlintOptions;
+  return { options, driver, config };
+}
+
+async function rootOnFakes(t: { after: (fn: () => unknown) => void }) {
+  const { options, driver, config } = fakeRootOptions(t);
+  const flint = await startFlint(options);
   let closed = false;
   t.after(async () => { if (!closed) await flint.close(); });
   return { flint, driver, config, close: async () => { closed = true; await flint.close(); } };
@@ -90,4 +99,14 @@ test('an accepted queued webhook pokes the scheduler: a VM starts long before th
   const deadline = Date.now() + 10_000;
   while (driver.starts.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
   assert.equal(driver.starts.length, 1);
+});
+
+test('an address already in use fails the start with FLINT_ERR_LISTEN_FAILED, and the database connection is closed again', async (t) => {
+  const blocker = createServer();
+  await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+  t.after(() => blocker.close());
+  const port = (blocker.address() as AddressInfo).port; // a TCP listener's address
+  const { options, config } = fakeRootOptions(t, `127.0.0.1:${port}`);
+  await assert.rejects(startFlint(options), { code: 'FLINT_ERR_LISTEN_FAILED' });
+  assert.equal(openDescriptors(join(config.stateDir, DB_FILE)), 0);
 });
