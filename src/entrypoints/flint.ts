@@ -156,7 +156,7 @@ const DELIVERY_RETENTION_MS = 7 * 24 * 3600_000;
 const RETENTION_INTERVAL_MS = 3600_000;
 const SQLITE_SYNCHRONOUS: Readonly<Record<number, string>> = { 0: 'OFF', 1: 'NORMAL', 2: 'FULL', 3: 'EXTRA' };
 
-/** The part both modes share: the one connection, the intake store on it, the intake listening, delivery-retention. */
+/** What both modes share: the one connection, the intake store on it, the one clock, the durability the connection runs at. */
 interface Base {
   readonly db: Db;
   readonly store: IntakeStore;
