@@ -91,3 +91,24 @@ test('stop waits for the running pass, and nothing runs afterwards', async () =>
   assert.equal(passes, 1);
   assert.equal(timers.armed(), 0);
 });
+
+test('status tells when the last pass started and ended, while it runs and after', async () => {
+  const timers = fakeTimers();
+  let release: () => void = () => undefined;
+  const loop = startLoop({ name: 'record-retention', intervalMs: 100, runAtStart: false, logger: quiet, now: timers.now, timers,
+    run: () => new Promise<void>((r) => { release = r; }) });
+  assert.deepEqual(loop.status(), {
+    name: 'record-retention', intervalMs: 100, running: false, runs: 0, failures: 0,
+    lastStartAt: undefined, lastRunAt: undefined, lastError: undefined, nextRunAt: 100,
+  });
+  timers.advance(100);
+  assert.equal(loop.status().running, true);
+  assert.equal(loop.status().lastStartAt, 100);
+  assert.equal(loop.status().nextRunAt, undefined, 'no pass is due while one runs');
+  timers.advance(30);
+  release();
+  await flush();
+  const s = loop.status();
+  assert.deepEqual([s.running, s.lastStartAt, s.lastRunAt, s.nextRunAt], [false, 100, 130, 230]);
+  await loop.stop();
+});

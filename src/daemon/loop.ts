@@ -40,6 +40,8 @@ export interface LoopStatus {
   readonly running: boolean;
   readonly runs: number;
   readonly failures: number;
+  /** Epoch ms of the start of the last (or the running) pass. */
+  readonly lastStartAt: number | undefined;
   /** Epoch ms of the end of the last pass. */
   readonly lastRunAt: number | undefined;
   readonly lastError: { readonly code: string; readonly message: string; readonly at: number } | undefined;
@@ -56,6 +58,7 @@ export interface Loop {
 /** The global timers, unref'd: a loop never keeps a process alive on its own. */
 export const globalTimers: LoopTimers = {
   setTimeout: (fn, ms) => {
+    // eslint-disable-next-line no-restricted-globals -- the timers port's one real implementation: everything else in the daemon takes LoopTimers.
     const t = setTimeout(fn, ms);
     // The loop never keeps a process alive on its own; stop() is the way out.
     t.unref();
@@ -73,6 +76,7 @@ export function startLoop(opts: LoopOptions): Loop {
   let stopped = false;
   let runs = 0;
   let failures = 0;
+  let lastStartAt: number | undefined;
   let lastRunAt: number | undefined;
   let lastError: LoopStatus['lastError'];
 
@@ -98,6 +102,7 @@ export function startLoop(opts: LoopOptions): Loop {
       timer = undefined;
       nextRunAt = undefined;
     }
+    lastStartAt = opts.now();
     pass = (async () => {
       try {
         await opts.run();
@@ -133,6 +138,6 @@ export function startLoop(opts: LoopOptions): Loop {
       nextRunAt = undefined;
       await pass;
     },
-    status: () => ({ name: opts.name, intervalMs: opts.intervalMs, running: pass !== undefined, runs, failures, lastRunAt, lastError, nextRunAt }),
+    status: () => ({ name: opts.name, intervalMs: opts.intervalMs, running: pass !== undefined, runs, failures, lastStartAt, lastRunAt, lastError, nextRunAt }),
   };
 }

@@ -114,12 +114,13 @@ export class Scheduler {
     this.deps = deps;
   }
 
-  /** Runs the "scale" loop: a tick at once, then every `intervalMs` and on `poke()`, until `stop()`. */
-  start(intervalMs: number): void {
+  /** Runs the "scale" loop: a tick at once, then every `intervalMs` and on `poke()`, until `stop()`. Hands it back for the status surfaces. */
+  start(intervalMs: number): Loop {
     this.loop = startLoop({
       name: 'scale', intervalMs, runAtStart: true, run: () => this.tick(), logger: this.deps.logger, now: () => this.deps.clock.now(),
       ...(this.deps.timers === undefined ? {} : { timers: this.deps.timers }),
     });
+    return this.loop;
   }
 
   async stop(): Promise<void> {

@@ -1,28 +1,38 @@
 /**
  * The composition root of the running daemon: every concrete adapter is
- * wired here and nowhere else. `flint serve` and `flint demo` start Flint
- * through `startFlint`.
+ * wired here and nowhere else, on ONE connection to the state database
+ * (opened here with the `--db-sync` durability; every store is built on it
+ * and `/healthz` reports on it). `flint serve` and `flint demo` start Flint
+ * through `startFlint`; `flint serve --webhooks-only` through
+ * `startWebhooksOnly`, the same root without VMs and without GitHub.
  *
  * Order matters:
- *   1. the VM system's start-up sweep removes what a previous run of this
+ *   1. the state database is opened and the stores are built on it;
+ *   2. the VM system's start-up sweep removes what a previous run of this
  *      instance left (VMs, taps, leases, disks) before anything starts;
- *   2. the webhook intake listens (deliveries are stored, never acted on in
- *      the request);
- *   3. the loops start — each named, with its trigger and interval:
- *        scale            every tickMs, and soon after a queued job arrives:
- *                         demand counts → VMs with JIT runners (scheduler.ts)
- *        missed-webhooks  every reconcileMs: queued jobs GitHub has and Flint
- *                         does not (reconciler.ts)
- *        stale-runners    at start and every staleRunnersMs: this instance's
- *                         runner registrations with no live VM (stale-runners.ts)
- *        job-truth        every jobTruth.intervalMs: held jobs whose news is
- *                         overdue, confirmed against GitHub (job-truth.ts)
- *        redeliver        at start and every redeliver.intervalMs: failed
- *                         deliveries asked for again (redeliver.ts)
- *        record-retention every hour: runner registrations older than a week
- *                         (job-records.ts)
- *        console-retention, delivery-retention (the supervisor and the intake)
- * Shutdown runs it backwards: loops, VMs (each torn down), intake, database.
+ *   3. the webhook intake listens (deliveries are stored, never acted on in
+ *      the request; entrypoints/http);
+ *   4. the loops start, every one on the loop primitive (daemon/loop.ts),
+ *      each named, with its trigger and interval, and listed by `loops()`:
+ *        scale              every tickMs, and soon after a queued job arrives:
+ *                           demand counts → VMs with JIT runners (scheduler.ts)
+ *        missed-webhooks    every reconcileMs: queued jobs GitHub has and Flint
+ *                           does not (reconciler.ts)
+ *        stale-runners      at start and every staleRunnersMs: this instance's
+ *                           runner registrations with no live VM (stale-runners.ts)
+ *        job-truth          every jobTruth.intervalMs: held jobs whose news is
+ *                           overdue, confirmed against GitHub (job-truth.ts)
+ *        redeliver          at start and every redeliver.intervalMs: failed
+ *                           deliveries asked for again (redeliver.ts)
+ *        record-retention   every hour: runner registrations older than a week
+ *                           (job-records.ts)
+ *        delivery-retention every hour: deliveries and completed jobs older
+ *                           than a week (GitHub redelivers for 3 days)
+ *        console-retention  at start and every 15 min: old VM console logs
+ *                           (the supervisor)
+ *      Under --webhooks-only only delivery-retention runs.
+ * Shutdown runs it backwards: loops, VMs (each torn down), intake (requests
+ * in flight answered, last group commit flushed), database.
  * A drain (SIGTERM, daemon/drain.ts) comes first when asked for: no new VM,
  * idle runners removed, busy ones given up to `shutdownGrace` to finish;
  * the loops and the intake keep running meanwhile (the intake's news shows
@@ -32,34 +42,51 @@ import { availableParallelism, totalmem } from 'node:os';
 import type { FlintConfig } from '../config/types.ts';
 import type { Logger } from '../adapters/log/logger.ts';
 import { openDatabase } from '../adapters/store/db.ts';
+import type { Db, Synchronous } from '../adapters/store/db.ts';
 import { createSqliteIntakeStore } from '../adapters/store/intake-store.ts';
 import { createSqliteJobRecords } from '../adapters/store/job-records.ts';
+import { createSqliteTruthStore } from '../adapters/store/truth-store.ts';
 import { createGitHubClient } from '../adapters/github/client.ts';
+import { FlintError } from '../core/errors/index.ts';
 import type { HostBudget } from '../core/capacity.ts';
 import { Scheduler, type SchedulerDeps } from '../daemon/scheduler.ts';
 import { startReconciler } from '../daemon/reconciler.ts';
 import { removeStaleRunners } from '../daemon/stale-runners.ts';
 import { globalTimers, startLoop } from '../daemon/loop.ts';
-import type { LoopTimers } from '../daemon/loop.ts';
+import type { Loop, LoopStatus, LoopTimers } from '../daemon/loop.ts';
 import { startDrain } from '../daemon/drain.ts';
 import type { Drain, DrainOutcome } from '../daemon/drain.ts';
 import { DEFAULTS } from '../config/defaults.ts';
 import { JOB_TRUTH_DEFAULTS, startJobTruth } from '../daemon/job-truth.ts';
 import { REDELIVER_DEFAULTS, startRedeliver } from '../daemon/redeliver.ts';
 import type { RedeliverSettings } from '../daemon/redeliver.ts';
-import { createSqliteTruthStore } from '../adapters/store/truth-store.ts';
 import { recordingRunnerRequests } from '../daemon/runner-requests.ts';
-import type { JobRecordStore } from '../daemon/ports/store.ts';
+import type { IntakeStore, JobRecordStore } from '../daemon/ports/store.ts';
 import type { GitHubPort } from '../daemon/ports/github.ts';
-import { buildVmSystem } from './vm-system.ts';
-import type { VmEdges } from './vm-system.ts';
-import { startServe } from './commands/serve.ts';
-import type { ServeOptions } from './commands/serve.ts';
 import type { VmSupervisor } from '../daemon/vm/supervisor.ts';
+import { buildVmSystem } from './vm-system.ts';
+import type { VmEdges, VmSystem } from './vm-system.ts';
+import { startWebhooks } from './http/webhooks.ts';
+import type { WebhookIntake, WebhookOptions } from './http/webhooks.ts';
 
-export interface FlintOptions {
+/** See docs/webhooks.md, "Durability": the measured trade-off behind this default. */
+export const DEFAULT_SYNCHRONOUS: Synchronous = 'FULL';
+
+/** What both modes of the root take. */
+export interface RootOptions {
   readonly config: FlintConfig;
   readonly logger: Logger;
+  /** Durability of every commit on the one connection (`--db-sync`); default DEFAULT_SYNCHRONOUS. */
+  readonly synchronous?: Synchronous;
+  /** Largest webhook body taken (`--webhook-body-limit`); default server.ts DEFAULT_MAX_BODY_BYTES. */
+  readonly maxBodyBytes?: number;
+  /** The one clock of the daemon (epoch ms); default the wall clock. */
+  readonly clock?: { now(): number };
+  /** Listener overrides (tests): the ACME client, other ports, the renewal timers. */
+  readonly listen?: WebhookOptions['listen'];
+}
+
+export interface FlintOptions extends RootOptions {
   /** Extra settings put on every guest's config drive (test images: FLINT_RUNNER_COMMAND, FLINT_GITHUB_URL). */
   readonly guestExtras?: Readonly<Record<string, string>>;
   readonly tickMs?: number;
@@ -75,8 +102,6 @@ export interface FlintOptions {
   readonly maxVcpus?: number;
   /** MiB this host may hand to VMs (default: all memory but 1 GiB). */
   readonly maxMemoryMib?: number;
-  /** Settings of the webhook intake (`flint serve` flags). */
-  readonly serve?: Pick<ServeOptions, 'synchronous' | 'maxBodyBytes'>;
   /** Timers of the drain (its grace and progress log); default the global ones. */
   readonly timers?: LoopTimers;
   /** How often a drain logs what it waits for (default 30 s). */
@@ -90,8 +115,17 @@ export interface FlintEdges extends VmEdges {
   readonly github?: GitHubPort;
 }
 
-export interface RunningFlint {
+/** The webhook intake alone (`flint serve --webhooks-only`). */
+export interface RunningWebhooks {
+  /** Base URL the server listens on, e.g. http://127.0.0.1:8080. */
   readonly url: string;
+  /** Every named loop's status (name, interval, last pass start and end, last error, next pass). */
+  loops(): LoopStatus[];
+  /** Stops: loops, intake (requests in flight answered, last group commit flushed), database. */
+  close(): Promise<void>;
+}
+
+export interface RunningFlint extends RunningWebhooks {
   readonly scheduler: Scheduler;
   readonly supervisor: VmSupervisor;
   /** Per-job records (queued → runner requested → VM started → booted → runner online → job started → finished). */
@@ -119,26 +153,137 @@ export function hostBudget(config: FlintConfig, supervisor: Pick<VmSupervisor, '
   return { cpus: Math.max(0, cpus), memoryMib: Math.max(0, memoryMib) };
 }
 
-/** Runner registrations are kept as long as the deliveries and jobs they explain (serve.ts delivery-retention). */
+/** Runner registrations are kept as long as the deliveries and jobs they explain (delivery-retention). */
 const RECORD_RETENTION_MS = 7 * 24 * 3600_000;
+/** Deliveries and completed jobs are kept a week: GitHub redelivers for 3 days. */
+const DELIVERY_RETENTION_MS = 7 * 24 * 3600_000;
+const RETENTION_INTERVAL_MS = 3600_000;
+const SQLITE_SYNCHRONOUS: Readonly<Record<number, string>> = { 0: 'OFF', 1: 'NORMAL', 2: 'FULL', 3: 'EXTRA' };
+
+/** What both modes share: the one connection, the intake store on it, the one clock, the durability the connection runs at. */
+interface Base {
+  readonly db: Db;
+  readonly store: IntakeStore;
+  readonly clock: { now(): number };
+  readonly synchronous: Synchronous;
+}
+
+function openState(opts: RootOptions): Base {
+  const { config } = opts;
+  const synchronous = opts.synchronous ?? DEFAULT_SYNCHRONOUS;
+  let db: Db;
+  try {
+    db = openDatabase(config.stateDir, { synchronous });
+  } catch (err) {
+    throw new FlintError('FLINT_ERR_STORE_OPEN_FAILED', `cannot open the state database in ${config.stateDir}: ${(err instanceof Error ? err.message : String(err))}`, { cause: err });
+  }
+  // The store commits on this thread: measured on a 2-core host, handing
+  // commits to a worker thread (intake-store-worker.ts) was no faster and
+  // its extra wake-ups cost latency under load (docs/webhooks.md).
+  return { db, store: createSqliteIntakeStore(db), clock: opts.clock ?? { now: () => Date.now() }, synchronous };
+}
+
+/**
+ * What `GET /healthz` reports: a query on the one connection every store
+ * uses, so a closed or broken database shows (without it no delivery can
+ * be acknowledged), with the durability that connection runs at.
+ */
+function databaseHealth(db: Db): () => { readonly ok: boolean; readonly [k: string]: unknown } {
+  return () => {
+    if (!db.open) return { ok: false, database: 'closed' };
+    try {
+      const level = db.pragma('synchronous', { simple: true });
+      return { ok: true, database: 'open', synchronous: typeof level === 'number' ? (SQLITE_SYNCHRONOUS[level] ?? String(level)) : String(level) };
+    } catch (err) {
+      return { ok: false, database: 'failing', error: err instanceof Error ? err.message : String(err) };
+    }
+  };
+}
+
+function startDeliveryRetention(base: Base, logger: Logger): Loop {
+  const log = logger.child({ component: 'delivery-retention' });
+  return startLoop({
+    name: 'delivery-retention', intervalMs: RETENTION_INTERVAL_MS, runAtStart: false, logger: log, now: () => base.clock.now(),
+    run: async () => {
+      const n = await base.store.prune(base.clock.now() - DELIVERY_RETENTION_MS);
+      if (n.deliveries + n.jobs + n.unparsable > 0) log.info(n, 'delivery-retention: pruned');
+    },
+  });
+}
+
+function listening(logger: Logger, config: FlintConfig, base: Base, intake: WebhookIntake, mode: string): void {
+  logger.info({ url: intake.url, tls: intake.tls, stateDir: config.stateDir, runners: config.runners.map((r) => r.name), synchronous: base.synchronous, secrets: config.github.webhookSecrets.length, mode },
+    'flint serve: listening for webhooks');
+}
+
+/** `flint serve --webhooks-only`: the root with no VM system and no GitHub client; only the intake and delivery-retention. */
+export async function startWebhooksOnly(opts: RootOptions): Promise<RunningWebhooks> {
+  const { config, logger } = opts;
+  const base = openState(opts);
+  let intake: WebhookIntake;
+  try {
+    intake = await startWebhooks({
+      config, logger, store: base.store, clock: () => base.clock.now(), health: databaseHealth(base.db),
+      ...(opts.maxBodyBytes === undefined ? {} : { maxBodyBytes: opts.maxBodyBytes }),
+      ...(opts.listen === undefined ? {} : { listen: opts.listen }),
+    });
+  } catch (err) {
+    base.db.close();
+    throw err;
+  }
+  listening(logger, config, base, intake, 'webhooks-only');
+  const retention = startDeliveryRetention(base, logger);
+  let closing: Promise<void> | undefined;
+  return {
+    url: intake.url,
+    loops: () => [retention.status(), ...intake.loops.map((l) => l.status())],
+    close() {
+      closing ??= (async () => {
+        await retention.stop();
+        await intake.close();
+        base.db.close();
+        logger.info({}, 'flint serve: stopped');
+      })();
+      return closing;
+    },
+  };
+}
 
 export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
   const { config, logger } = opts;
-  const vms = await buildVmSystem(config, logger, {}, opts.edges);
-  const swept = await vms.supervisor.sweep();
-  if (swept.vms.length + swept.killed.length + swept.network.length + swept.strayDirs.length > 0) {
-    logger.warn({ ...swept }, 'start-up sweep removed what a previous run left behind');
-  }
-  vms.supervisor.startConsoleRetention();
+  const base = openState(opts);
+  const { db, store, clock } = base;
+  let vms: VmSystem | undefined;
+  let intake: WebhookIntake | undefined;
+  let consoleRetention: Loop | undefined;
   // The scheduler exists only further down; a job accepted before then is
   // picked up by its first tick anyway.
   let onAccepted = (): void => undefined;
-  const serving = await startServe({ config, logger, ...opts.serve, onAccepted: () => onAccepted() });
-  const db = openDatabase(config.stateDir);
-  const store = createSqliteIntakeStore(db);
+  try {
+    vms = await buildVmSystem(config, logger, { db, ...(opts.edges === undefined ? {} : { edges: opts.edges }) });
+    const swept = await vms.supervisor.sweep();
+    if (swept.vms.length + swept.killed.length + swept.network.length + swept.strayDirs.length > 0) {
+      logger.warn({ ...swept }, 'start-up sweep removed what a previous run left behind');
+    }
+    consoleRetention = vms.supervisor.startConsoleRetention();
+    intake = await startWebhooks({
+      config, logger, store, clock: () => clock.now(), health: databaseHealth(db), onAccepted: () => onAccepted(),
+      ...(opts.maxBodyBytes === undefined ? {} : { maxBodyBytes: opts.maxBodyBytes }),
+      ...(opts.listen === undefined ? {} : { listen: opts.listen }),
+    });
+  } catch (err) {
+    await vms?.supervisor.shutdown();
+    vms?.close();
+    db.close();
+    throw err;
+  }
+  listening(logger, config, base, intake, 'full');
+  const system = vms;
+  const webhooks = intake;
+  const deliveryRetention = startDeliveryRetention(base, logger);
   const records = createSqliteJobRecords(db);
+  const truth = createSqliteTruthStore(db);
   const github = opts.edges?.github ?? createGitHubClient({ github: config.github, log: logger.child({ component: 'github' }) });
-  const clock = { now: () => Date.now() };
   const maxVcpus = opts.maxVcpus ?? availableParallelism() * 2;
   const maxMemoryMib = opts.maxMemoryMib ?? Math.floor(totalmem() / (1 << 20)) - 1024;
   const scheduler = new Scheduler({
@@ -150,15 +295,15 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
       deleteRunner: (scope, id) => github.deleteRunner(scope, id),
       createJitRunner: recordingRunnerRequests((req) => github.createJitRunner(req), { records, clock, logger: logger.child({ component: 'job-records' }) }),
     },
-    vms: vms.supervisor,
+    vms: system.supervisor,
     logger: logger.child({ component: 'scheduler' }),
     clock,
     random: Math.random,
-    budget: () => hostBudget(config, vms.supervisor, maxVcpus, maxMemoryMib),
+    budget: () => hostBudget(config, system.supervisor, maxVcpus, maxMemoryMib),
     ...(opts.guestExtras === undefined ? {} : { guestExtras: opts.guestExtras }),
     ...(opts.backoff === undefined ? {} : { backoff: opts.backoff }),
   });
-  scheduler.start(opts.tickMs ?? 2000);
+  const scale = scheduler.start(opts.tickMs ?? 2000);
   onAccepted = () => scheduler.poke();
   const reconciler = startReconciler({
     github, store, runners: config.runners, clock, budgetPerHour: config.github.scanBudget,
@@ -166,13 +311,12 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
   }, opts.reconcileMs ?? 60_000);
   const staleDeps = {
     github, instanceId: config.instanceId, logger: logger.child({ component: 'stale-runners' }),
-    liveVmIds: () => new Set(vms.supervisor.list().map((vm) => vm.id)),
+    liveVmIds: () => new Set(system.supervisor.list().map((vm) => vm.id)),
   };
   const staleRunners = startLoop({
     name: 'stale-runners', intervalMs: opts.staleRunnersMs ?? 10 * 60_000, runAtStart: true,
-    run: () => removeStaleRunners(staleDeps), logger: staleDeps.logger, now: clock.now,
+    run: () => removeStaleRunners(staleDeps), logger: staleDeps.logger, now: () => clock.now(),
   });
-  const truth = createSqliteTruthStore(db);
   const jobTruthSettings = { ...JOB_TRUTH_DEFAULTS, ...opts.jobTruth };
   const jobTruth = startJobTruth({
     github, store, truth, thresholds: jobTruthSettings, clock,
@@ -182,17 +326,20 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
     github, store, truth, settings: { ...REDELIVER_DEFAULTS, ...opts.redeliver }, clock, logger: logger.child({ component: 'redeliver' }),
   });
   const recordRetention = startLoop({
-    name: 'record-retention', intervalMs: 3600_000, runAtStart: false, logger: logger.child({ component: 'record-retention' }), now: clock.now,
+    name: 'record-retention', intervalMs: RETENTION_INTERVAL_MS, runAtStart: false, logger: logger.child({ component: 'record-retention' }), now: () => clock.now(),
     run: () => records.prune(clock.now() - RECORD_RETENTION_MS),
   });
+  // The scheduler's own stop also marks it stopped; the rest are stopped through their Loop.
+  const loops: readonly Loop[] = [scale, reconciler, staleRunners, jobTruth, redeliver, recordRetention, deliveryRetention, consoleRetention];
   let closing: Promise<void> | undefined;
   let draining: { drain: Drain; closed: Promise<DrainOutcome> } | undefined;
   const defaultGraceMs = (config.shutdownGraceSeconds ?? DEFAULTS.shutdownGraceSeconds) * 1000;
   const running: RunningFlint = {
-    url: serving.url,
+    url: webhooks.url,
     scheduler,
-    supervisor: vms.supervisor,
+    supervisor: system.supervisor,
     records,
+    loops: () => [...loops, ...webhooks.loops].map((l) => l.status()),
     drain(graceMs = defaultGraceMs) {
       if (draining === undefined) {
         const drain = startDrain({
@@ -213,16 +360,13 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
           await draining.drain.done.catch((err: unknown) => { logger.error({ err }, 'drain failed'); });
         }
         await scheduler.stop();
-        await reconciler.stop();
-        await staleRunners.stop();
-        await jobTruth.stop();
-        await redeliver.stop();
-        await recordRetention.stop();
-        await vms.supervisor.shutdown();
+        for (const loop of loops) await loop.stop();
+        await system.supervisor.shutdown();
         await scheduler.settled();
-        vms.close();
-        await serving.close();
+        system.close();
+        await webhooks.close();
         db.close();
+        logger.info({}, 'flint serve: stopped');
       })();
       return closing;
     },

@@ -1,10 +1,12 @@
 /**
- * Composition root of the VM machinery: the concrete store, network, disks
- * and drivers behind one VmSupervisor. `flint run` uses it; `flint serve`
- * can too. Nothing here runs at import time.
+ * The VM machinery wired: the concrete store, network, disks and drivers
+ * behind one VmSupervisor. The daemon's composition root (flint.ts) builds
+ * it on its one database connection; `flint run` (one VM, no daemon) on a
+ * connection of its own. Nothing here runs at import time.
  */
 import type { FlintConfig } from '../config/types.ts';
 import { openDatabase } from '../adapters/store/db.ts';
+import type { Db } from '../adapters/store/db.ts';
 import { openLeaseStore } from '../adapters/store/leases.ts';
 import { SqliteVmStore } from '../adapters/store/vms.ts';
 import { createLinuxNetwork } from '../adapters/network/linux-network.ts';
@@ -12,7 +14,7 @@ import { openBridgeClaims } from '../adapters/network/bridge-claims.ts';
 import type { BridgeClaims } from '../adapters/network/bridge-claims.ts';
 import { createDiskProvisioner } from '../adapters/disks/index.ts';
 import { createDrivers } from '../adapters/hypervisor/index.ts';
-import { ProcHostProcesses } from '../daemon/vm/host-processes.ts';
+import { ProcHostProcesses } from '../adapters/host/proc-host-processes.ts';
 import { DEFAULT_SUPERVISOR_TUNING, persistedVmIds, VmSupervisor } from '../daemon/vm/supervisor.ts';
 import type { Logger, SupervisorConfig } from '../daemon/vm/supervisor.ts';
 import type { DiskProvisioner, HostNetwork, HypervisorDriver } from '../daemon/vm/ports.ts';
@@ -20,8 +22,19 @@ import type { HypervisorKind } from '../config/types.ts';
 
 export interface VmSystem {
   readonly supervisor: VmSupervisor;
-  /** Releases the bridge claims and closes the database. Call after `supervisor.shutdown()`. */
+  /** Releases the bridge claims, and closes the database if it opened it. Call after `supervisor.shutdown()`. */
   close(): void;
+}
+
+export interface VmSystemOptions {
+  /** Supervisor settings over DEFAULT_SUPERVISOR_TUNING. */
+  readonly tuning?: Partial<SupervisorConfig>;
+  readonly edges?: VmEdges;
+  /**
+   * The state database: the caller's, which stays open at `close()`.
+   * Default: a connection of the VM system's own, closed at `close()`.
+   */
+  readonly db?: Db;
 }
 
 /**
@@ -36,15 +49,17 @@ export interface VmEdges {
   readonly disks?: DiskProvisioner;
 }
 
-export async function buildVmSystem(config: FlintConfig, logger: Logger, tuning: Partial<SupervisorConfig> = {}, edges: VmEdges = {}): Promise<VmSystem> {
-  const db = openDatabase(config.stateDir);
+export async function buildVmSystem(config: FlintConfig, logger: Logger, options: VmSystemOptions = {}): Promise<VmSystem> {
+  const { tuning = {}, edges = {} } = options;
+  const db = options.db ?? openDatabase(config.stateDir);
+  const closeDb = options.db === undefined ? () => db.close() : () => undefined;
   const store = new SqliteVmStore(db);
-  if (edges.network !== undefined) return { supervisor: supervisorOf(config, logger, tuning, edges, edges.network, store), close: () => db.close() };
+  if (edges.network !== undefined) return { supervisor: supervisorOf(config, logger, tuning, edges, edges.network, store), close: closeDb };
   let claims: BridgeClaims;
   try {
     claims = openBridgeClaims({ dir: config.runDir, instanceId: config.instanceId, stateDir: config.stateDir });
   } catch (err) {
-    db.close();
+    closeDb();
     throw err;
   }
   const network = createLinuxNetwork({ instanceId: config.instanceId, leases: openLeaseStore(db), log: logger, claims });
@@ -54,11 +69,11 @@ export async function buildVmSystem(config: FlintConfig, logger: Logger, tuning:
     for (const net of config.networks) network.claim(net);
   } catch (err) {
     claims.close();
-    db.close();
+    closeDb();
     throw err;
   }
   const supervisor = supervisorOf(config, logger, tuning, edges, network, store);
-  return { supervisor, close: () => { claims.close(); db.close(); } };
+  return { supervisor, close: () => { claims.close(); closeDb(); } };
 }
 
 function supervisorOf(

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NetworkConfig, RunnerConfig } from '../../src/config/types.ts';
-import { ProcHostProcesses } from '../../src/daemon/vm/host-processes.ts';
+import { ProcHostProcesses } from '../../src/adapters/host/proc-host-processes.ts';
 import type { HostProcesses } from '../../src/daemon/vm/host-processes.ts';
 import { DEFAULT_SUPERVISOR_TUNING, persistedVmIds, VmSupervisor } from '../../src/daemon/vm/supervisor.ts';
 import type { Logger, SupervisorConfig } from '../../src/daemon/vm/supervisor.ts';

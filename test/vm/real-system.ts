@@ -28,7 +28,7 @@ import type { Db } from '../../src/adapters/store/db.ts';
 import { openLeaseStore } from '../../src/adapters/store/leases.ts';
 import type { LeaseStore } from '../../src/adapters/store/leases.ts';
 import { SqliteVmStore } from '../../src/adapters/store/vms.ts';
-import { ProcHostProcesses } from '../../src/daemon/vm/host-processes.ts';
+import { ProcHostProcesses } from '../../src/adapters/host/proc-host-processes.ts';
 import { DEFAULT_SUPERVISOR_TUNING, persistedVmIds, VmSupervisor } from '../../src/daemon/vm/supervisor.ts';
 import type { SupervisorConfig } from '../../src/daemon/vm/supervisor.ts';
 import type { HypervisorDriver } from '../../src/daemon/vm/ports.ts';

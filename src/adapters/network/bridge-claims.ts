@@ -28,7 +28,7 @@ import { decideClaim } from '../../core/bridge-claims.ts';
 import { FlintError, isFlintError } from '../../core/errors/index.ts';
 import { formatAddress, parseAddress } from '../../core/ipam.ts';
 import type { AddressSpan, IpFamily } from '../../core/ipam.ts';
-import { ProcHostProcesses } from '../../daemon/vm/host-processes.ts';
+import { ProcHostProcesses } from '../host/proc-host-processes.ts';
 
 export const CLAIMS_FILE = 'claims.db';
 

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { file, program, requirePrereqs, root } from '../../../test/helpers/prereq.ts';
 import { leftovers, makeRealSystem } from '../../../test/vm/real-system.ts';
 import type { RealSystemOptions, RealSystem } from '../../../test/vm/real-system.ts';
-import { ProcHostProcesses } from './host-processes.ts';
+import { ProcHostProcesses } from '../../adapters/host/proc-host-processes.ts';
 import { consoleLogPath } from './console-log.ts';
 
 const prereqs = [root, program('qemu-system-x86_64'), program('mkfs.ext4'), program('ip'),

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { makeRig, testRunner } from '../../../test/fakes/rig.ts';
 import { newVmRecord } from './vm-store.ts';
 import { isFlintError } from '../../core/errors/index.ts';
-import { ProcHostProcesses } from './host-processes.ts';
+import { ProcHostProcesses } from '../../adapters/host/proc-host-processes.ts';
 
 const normal = { bootMs: 100, runnerStartMs: 50, runnerRunMs: 100, runnerExitCode: 3 };
 

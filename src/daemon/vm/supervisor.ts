@@ -17,7 +17,8 @@
  *  - secrets (the guest environment) are never logged; only key names are.
  *
  * Named loop: "console-retention" deletes console logs older than the
- * retention (startConsoleRetention). Nothing starts at construction.
+ * retention (startConsoleRetention, on daemon/loop.ts). Nothing starts at
+ * construction.
  */
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -33,6 +34,8 @@ import { ConsoleLog, consoleLogPath, LineSplitter, pruneConsoleLogs } from './co
 import type { HostProcesses } from './host-processes.ts';
 import type { DiskProvisioner, HostNetwork, HypervisorDriver, RunningVm, VmExit, VmSpec } from './ports.ts';
 import { newVmRecord } from './vm-store.ts';
+import { startLoop } from '../loop.ts';
+import type { Loop, LoopTimers } from '../loop.ts';
 import type { VmRecord, VmRecordPatch, VmStore } from './vm-store.ts';
 
 export interface Clock {
@@ -152,7 +155,7 @@ export class VmSupervisor {
   private readonly live = new Map<string, VmEntry>();
   private readonly ensuredNetworks = new Map<string, Promise<void>>();
   private closed = false;
-  private retentionTimer: ReturnType<typeof setInterval> | undefined;
+  private retention: Loop | undefined;
 
   constructor(deps: SupervisorDeps) {
     this.deps = deps;
@@ -250,28 +253,28 @@ export class VmSupervisor {
     return report;
   }
 
-  /** Starts the named loop "console-retention" (runs once now, then every interval). */
-  startConsoleRetention(): void {
-    if (this.retentionTimer !== undefined) return;
-    const tick = () => {
-      const { config, clock, logger } = this.deps;
-      try {
+  /**
+   * Starts the named loop "console-retention" (daemon/loop.ts: a pass now,
+   * then every interval) and hands it back for the status surfaces;
+   * `shutdown()` stops it. Starting it twice hands back the running one.
+   */
+  startConsoleRetention(timers?: LoopTimers): Loop {
+    const { config, clock, logger } = this.deps;
+    this.retention ??= startLoop({
+      name: 'console-retention', intervalMs: config.consoleRetentionIntervalMs, runAtStart: true, logger, now: () => clock.now(),
+      ...(timers === undefined ? {} : { timers }),
+      run: async () => {
         const removed = pruneConsoleLogs(config.stateDir, config.instanceId, clock.now(), config.consoleRetentionMs, new Set(this.live.keys()));
         if (removed.length > 0) logger.info({ loop: 'console-retention', removed: removed.length }, 'old console logs deleted');
-      } catch (err) {
-        logger.warn({ loop: 'console-retention', err: errText(err) }, 'console log retention failed; will retry');
-      }
-    };
-    tick();
-    this.retentionTimer = setInterval(tick, this.deps.config.consoleRetentionIntervalMs);
-    this.retentionTimer.unref();
+      },
+    });
+    return this.retention;
   }
 
   /** Stops every VM (and the loops); resolves when all are torn down. Launches after this fail. */
   async shutdown(reason = 'flint is stopping'): Promise<VmOutcome[]> {
     this.closed = true;
-    if (this.retentionTimer !== undefined) clearInterval(this.retentionTimer);
-    this.retentionTimer = undefined;
+    await this.retention?.stop();
     return Promise.all([...this.live.values()].map((e) => e.stop(reason)));
   }
 

@@ -1,40 +1,24 @@
 /**
- * `flint serve --config FILE [--log-level L]` — the composition root of the
- * running daemon: loads the configuration, opens the state database, wires
- * the webhook intake into the HTTP server and listens.
- *
- * Loops started here (each named, with its trigger and interval):
- *   delivery-retention  every hour: forget deliveries and completed jobs
- *                       older than the retention (GitHub redelivers for 3 days)
- *   certificate-renewal, tls-files: see ../http/listen.ts (HTTPS modes)
+ * `flint serve --config FILE [--log-level L]`: parses its arguments, loads
+ * the configuration, starts Flint through the composition root
+ * (entrypoints/flint.ts: `startFlint`, or `startWebhooksOnly` under
+ * `--webhooks-only`) and waits for a stop signal. It opens nothing itself.
  *
  * Shutdown (SIGTERM / SIGINT): first a drain (flint.ts, daemon/drain.ts):
  * no new VM, idle runners removed, busy runners given up to `shutdownGrace`
  * to finish their jobs while the intake keeps taking webhooks; a second
- * signal, or the first one under `--now`, stops at once. Then: stop
- * accepting connections, let requests in flight finish (their deliveries
- * are committed before they are answered), flush the last group commit,
- * close the database.
+ * signal, or the first one under `--now`, stops at once. Then flint.ts
+ * stops the loops and VMs, stops accepting connections, lets requests in
+ * flight finish (their deliveries are committed before they are
+ * answered), flushes the last group commit and closes the database.
  */
 import { FlintError } from '../../core/errors/index.ts';
-import type { FlintConfig } from '../../config/types.ts';
 import { DEFAULT_CONFIG_PATH, loadConfigFile } from '../../config/load.ts';
 import { createLogger, logLevelFrom } from '../../adapters/log/logger.ts';
-import type { Logger } from '../../adapters/log/logger.ts';
-import { openDatabase } from '../../adapters/store/db.ts';
-import type { Db, Synchronous } from '../../adapters/store/db.ts';
-import { createSqliteIntakeStore } from '../../adapters/store/intake-store.ts';
-import { createIntake } from '../../daemon/intake/intake.ts';
-import type { IntakeDeps } from '../../daemon/intake/intake.ts';
-import { buildRequestHandler, DEFAULT_MAX_BODY_BYTES } from '../http/server.ts';
-import { describePlan, listenPlan, startListening } from '../http/listen.ts';
-import type { ListenOptions } from '../http/listen.ts';
+import type { Synchronous } from '../../adapters/store/db.ts';
+import { DEFAULT_MAX_BODY_BYTES } from '../http/server.ts';
+import { DEFAULT_SYNCHRONOUS, startFlint, startWebhooksOnly } from '../flint.ts';
 import type { CommandIo } from '../io.ts';
-
-/** See docs/webhooks.md, "Durability": the measured trade-off behind this default. */
-export const DEFAULT_SYNCHRONOUS: Synchronous = 'FULL';
-const RETENTION_MS = 7 * 24 * 3600 * 1000;
-const RETENTION_INTERVAL_MS = 3600 * 1000;
 
 export const HELP = `Usage: flint serve [--config FILE] [--log-level LEVEL] [--db-sync FULL|NORMAL] [--webhook-body-limit BYTES] [--webhooks-only] [--now]
 
@@ -102,86 +86,6 @@ function parseArgs(argv: readonly string[]): Args {
   return { config, synchronous, maxBodyBytes, webhooksOnly, now, help };
 }
 
-export interface ServeOptions {
-  readonly config: FlintConfig;
-  readonly logger: Logger;
-  readonly synchronous?: Synchronous;
-  readonly maxBodyBytes?: number;
-  /** Milliseconds since the epoch; default Date.now. */
-  readonly clock?: () => number;
-  /** See IntakeDeps.onAccepted: a job moved (e.g. poke the scheduler). */
-  readonly onAccepted?: IntakeDeps['onAccepted'];
-  /** Listener overrides (tests): the ACME client, other ports, the renewal timers. */
-  readonly listen?: Pick<ListenOptions, 'issuer' | 'ports' | 'timers'>;
-}
-
-export interface RunningServe {
-  /** Base URL the server listens on, e.g. http://127.0.0.1:8080. */
-  readonly url: string;
-  /** Graceful stop: stop accepting, finish requests in flight, flush, close the database. */
-  close(): Promise<void>;
-}
-
-/** Starts the daemon from a resolved configuration (the testable core of `run`). */
-export async function startServe(options: ServeOptions): Promise<RunningServe> {
-  const { config, logger } = options;
-  const clock = options.clock ?? Date.now;
-  const synchronous = options.synchronous ?? DEFAULT_SYNCHRONOUS;
-  const plan = listenPlan(config);
-  // The store commits on this thread: measured on a 2-core host, handing
-  // commits to a worker thread (intake-store-worker.ts) was no faster and
-  // its extra wake-ups cost latency under load (docs/webhooks.md).
-  let db: Db;
-  try {
-    db = openDatabase(config.stateDir, { synchronous });
-  } catch (err) {
-    throw new FlintError('FLINT_ERR_STORE_OPEN_FAILED', `cannot open the state database in ${config.stateDir}: ${(err instanceof Error ? err.message : String(err))}`, { cause: err });
-  }
-  try {
-    const store = createSqliteIntakeStore(db);
-    const intake = createIntake({
-      store, runners: config.runners, secrets: config.github.webhookSecrets, clock, logger,
-      ...(options.onAccepted === undefined ? {} : { onAccepted: options.onAccepted }),
-    });
-    const handler = buildRequestHandler({
-      intake, logger,
-      // Healthy while the state database is open: without it no delivery can be acknowledged.
-      health: () => ({ ok: db.open, database: db.open ? 'open' : 'closed' }),
-      ...(options.maxBodyBytes === undefined ? {} : { maxBodyBytes: options.maxBodyBytes }),
-    });
-    const listening = await startListening({ plan, handler, stateDir: config.stateDir, logger, now: clock, ...options.listen });
-    const { url } = listening;
-
-    const retention = setInterval(() => {
-      store.prune(clock() - RETENTION_MS).then(
-        (n) => { if (n.deliveries + n.jobs + n.unparsable > 0) logger.info(n, 'delivery-retention: pruned'); },
-        (err: unknown) => { logger.error({ err }, 'delivery-retention failed'); },
-      );
-    }, RETENTION_INTERVAL_MS);
-    retention.unref();
-
-    logger.info({ url, tls: describePlan(plan), stateDir: config.stateDir, runners: config.runners.map((r) => r.name), synchronous, secrets: config.github.webhookSecrets.length }, 'flint serve: listening for webhooks');
-    let closing: Promise<void> | undefined;
-    return {
-      url,
-      close() {
-        closing ??= (async () => {
-          clearInterval(retention);
-          // Stops accepting; requests in flight get 10 s to be answered.
-          await listening.close();
-          await intake.flush();
-          db.close();
-          logger.info({}, 'flint serve: stopped');
-        })();
-        return closing;
-      },
-    };
-  } catch (err) {
-    db.close();
-    throw err;
-  }
-}
-
 export async function run(argv: string[], io: CommandIo): Promise<number> {
   const args = parseArgs(argv);
   if (args.help) {
@@ -191,15 +95,8 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
   const path = args.config ?? io.env.FLINT_CONFIG ?? DEFAULT_CONFIG_PATH;
   const config = loadConfigFile(path, io.env);
   const logger = createLogger({ level: logLevelFrom(argv, config.logLevel), secrets: new Set(config.github.webhookSecrets), destination: io.stdout });
-  const serve = { synchronous: args.synchronous, maxBodyBytes: args.maxBodyBytes };
-  let serving: Stoppable;
-  if (args.webhooksOnly) {
-    serving = await startServe({ config, logger, ...serve });
-  } else {
-    // Loaded here, not at the top: flint.ts itself builds on startServe.
-    const { startFlint } = await import('../flint.ts');
-    serving = await startFlint({ config, logger, serve });
-  }
+  const options = { config, logger, synchronous: args.synchronous, maxBodyBytes: args.maxBodyBytes };
+  const serving: Stoppable = args.webhooksOnly ? await startWebhooksOnly(options) : await startFlint(options);
   await stopOnSignals(serving, process, { now: args.now, logger });
   return 0;
 }

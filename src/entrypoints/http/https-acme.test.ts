@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { loadConfigFile } from '../../config/load.ts';
 import { createLogger } from '../../adapters/log/logger.ts';
 import { signedDelivery } from '../../../bench/_payload.ts';
-import { startServe } from '../commands/serve.ts';
+import { startWebhooksOnly } from '../flint.ts';
 import { inPrivateNetns } from '../../../test/helpers/netns.ts';
 import { program, requirePrereqs, root } from '../../../test/helpers/prereq.ts';
 
@@ -186,7 +186,7 @@ runners:
   const logger = createLogger({ level: 'info', destination: { write: (l: string) => lines.push(l) } });
   let now = Date.now();
   const manual = manualTimers();
-  const serving = await startServe({ config, logger, clock: () => now, listen: { timers: manual.timers } });
+  const serving = await startWebhooksOnly({ config, logger, clock: { now: () => now }, listen: { timers: manual.timers } });
   t.after(() => serving.close());
   assert.equal(serving.url, `https://${DOMAIN}:443`);
 

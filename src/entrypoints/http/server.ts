@@ -3,10 +3,11 @@
  * as the reference system accepted) and `GET /healthz`.
  *
  * `buildServer` returns a `node:http` server that is NOT listening; the
- * caller (serve.ts, or a test on port 0) decides where. The webhook route
- * checks the cheap things first — method, GitHub headers, content type,
- * declared size — so a bad delivery is refused before its body is read,
- * and reads at most `maxBodyBytes` of any body.
+ * caller (the composition root through listen.ts, or a test on port 0)
+ * decides where. The webhook route checks the cheap things first — method,
+ * GitHub headers, content type, declared size — so a bad delivery is
+ * refused before its body is read, and reads at most `maxBodyBytes` of
+ * any body.
  *
  * Status codes (docs/webhooks.md):
  *   202 recorded (accepted / repeat / stale / ignored), event not handled,
