@@ -127,10 +127,8 @@ test('a pass failing on a rate limit with retryAt: the next pass waits until ret
 test('a retryAt already past does not delay the next pass beyond the interval', async () => {
   const timers = fakeTimers();
   timers.advance(10_000);
-  let n = 0;
   const loop = startLoop({ name: 't', intervalMs: 100, runAtStart: true, logger: quiet, now: timers.now, timers,
     run: async () => {
-      n++;
       throw new FlintError('FLINT_ERR_GITHUB_RATE_LIMITED', 'limited', { details: { retryAt: 9000 } });
     } });
   await flush();
