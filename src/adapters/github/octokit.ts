@@ -245,7 +245,10 @@ export class RequestPolicy {
     const timeoutMs = this.#s.requestTimeoutMs ?? 30_000;
     const handle = this.#life.timers.setTimeout(() => timeout.abort(new DOMException(`no answer within ${timeoutMs} ms`, 'TimeoutError')), timeoutMs);
     try {
-      const res = await request({ ...opts, request: { ...opts.request, signal: AbortSignal.any([timeout.signal, this.#life.signal]) } });
+      // In place, not a copy: before-after-hook binds the inner hooks (auth) to
+      // this very options object and ignores what is passed to `request`.
+      opts.request = { ...opts.request, signal: AbortSignal.any([timeout.signal, this.#life.signal]) };
+      const res = await request(opts);
       this.#watchBudget(res.headers);
       return res;
     } finally {
