@@ -112,3 +112,47 @@ test('status tells when the last pass started and ended, while it runs and after
   assert.deepEqual([s.running, s.lastStartAt, s.lastRunAt, s.nextRunAt], [false, 100, 130, 230]);
   await loop.stop();
 });
+
+test('a pass failing on a rate limit with retryAt: the next pass waits until retryAt, pokes included, then the interval resumes', async () => {
+  const timers = fakeTimers();
+  let n = 0;
+  const loop = startLoop({ name: 'missed-webhooks', intervalMs: 100, runAtStart: true, logger: quiet, now: timers.now, timers,
+    run: async () => {
+      n++;
+      if (n === 1) throw new FlintError('FLINT_ERR_GITHUB_RATE_LIMITED', 'limited', { details: { retryAt: 5000 } });
+    } });
+  await flush();
+  assert.equal(n, 1);
+  assert.equal(loop.status().nextRunAt, 5000, 'not after the 100 ms interval: at retryAt');
+  timers.advance(100);
+  await flush();
+  assert.equal(n, 1);
+  loop.poke();
+  await flush();
+  assert.equal(n, 1, 'a poke before retryAt does not start a pass');
+  assert.equal(loop.status().nextRunAt, 5000);
+  timers.advance(4899);
+  await flush();
+  assert.equal(n, 1);
+  timers.advance(1);
+  await flush();
+  assert.equal(n, 2, 'the pass runs at retryAt');
+  assert.equal(loop.status().nextRunAt, 5100, 'then the ordinary interval');
+  loop.poke();
+  await flush();
+  assert.equal(n, 3, 'after a good pass, pokes run at once again');
+  await loop.stop();
+  assert.equal(timers.armed(), 0);
+});
+
+test('a retryAt already past does not delay the next pass beyond the interval', async () => {
+  const timers = fakeTimers();
+  timers.advance(10_000);
+  const loop = startLoop({ name: 't', intervalMs: 100, runAtStart: true, logger: quiet, now: timers.now, timers,
+    run: async () => {
+      throw new FlintError('FLINT_ERR_GITHUB_RATE_LIMITED', 'limited', { details: { retryAt: 9000 } });
+    } });
+  await flush();
+  assert.equal(loop.status().nextRunAt, 10_100);
+  await loop.stop();
+});

@@ -10,6 +10,10 @@
  * of piling passes up; `poke()` asks for a pass soon without waiting out the
  * interval (a webhook arrived), and is folded into a running pass's
  * follow-up rather than starting a second one.
+ *
+ * A pass that failed with an error whose `details.retryAt` (epoch ms) lies
+ * ahead — GitHub's rate limit says when Flint may ask again — puts the next
+ * pass no earlier than then; pokes before it are folded into that pass.
  */
 import { isFlintError } from '../core/errors/index.ts';
 
@@ -67,6 +71,13 @@ export const globalTimers: LoopTimers = {
   clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
 };
 
+/** The `details.retryAt` of a FlintError, when it is a time (epoch ms). */
+function retryAtOf(err: unknown): number | undefined {
+  if (!isFlintError(err)) return undefined;
+  const at = err.details.retryAt;
+  return typeof at === 'number' && Number.isFinite(at) ? at : undefined;
+}
+
 export function startLoop(opts: LoopOptions): Loop {
   const timers = opts.timers ?? globalTimers;
   let timer: unknown;
@@ -79,6 +90,8 @@ export function startLoop(opts: LoopOptions): Loop {
   let lastStartAt: number | undefined;
   let lastRunAt: number | undefined;
   let lastError: LoopStatus['lastError'];
+  /** No pass starts before this (epoch ms): set by a failure that carries `retryAt`. */
+  let notBefore = 0;
 
   const schedule = (ms: number): void => {
     if (stopped) return;
@@ -93,6 +106,11 @@ export function startLoop(opts: LoopOptions): Loop {
 
   const runPass = (): void => {
     if (stopped) return;
+    const hold = notBefore - opts.now();
+    if (hold > 0) {
+      if (timer === undefined || (nextRunAt ?? 0) > notBefore) schedule(hold);
+      return;
+    }
     if (pass !== undefined) {
       again = true;
       return;
@@ -103,6 +121,7 @@ export function startLoop(opts: LoopOptions): Loop {
       nextRunAt = undefined;
     }
     lastStartAt = opts.now();
+    notBefore = 0; // past by now (checked above)
     pass = (async () => {
       try {
         await opts.run();
@@ -111,17 +130,19 @@ export function startLoop(opts: LoopOptions): Loop {
         const code = isFlintError(err) ? err.code : 'FLINT_ERR_INTERNAL';
         const message = err instanceof Error ? err.message : String(err);
         lastError = { code, message, at: opts.now() };
+        notBefore = retryAtOf(err) ?? 0;
         opts.logger.warn({ loop: opts.name, code, err: message, ...(isFlintError(err) ? { hint: err.hint } : {}) }, `${opts.name}: pass failed`);
       } finally {
         runs++;
         lastRunAt = opts.now();
         pass = undefined;
       }
+      const hold = Math.max(0, notBefore - opts.now());
       if (again) {
         again = false;
-        schedule(0);
+        schedule(hold);
       } else {
-        schedule(opts.intervalMs);
+        schedule(Math.max(hold, opts.intervalMs));
       }
     })();
   };

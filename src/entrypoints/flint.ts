@@ -283,7 +283,9 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
   const deliveryRetention = startDeliveryRetention(base, logger);
   const records = createSqliteJobRecords(db);
   const truth = createSqliteTruthStore(db);
-  const github = opts.edges?.github ?? createGitHubClient({ github: config.github, log: logger.child({ component: 'github' }) });
+  // A client made here is closed here (its waits on rate limits end with it); one given as an edge belongs to the caller.
+  const ownGithub = opts.edges?.github === undefined ? createGitHubClient({ github: config.github, log: logger.child({ component: 'github' }) }) : undefined;
+  const github: GitHubPort = ownGithub ?? (opts.edges?.github as GitHubPort);
   const maxVcpus = opts.maxVcpus ?? availableParallelism() * 2;
   const maxMemoryMib = opts.maxMemoryMib ?? Math.floor(totalmem() / (1 << 20)) - 1024;
   const scheduler = new Scheduler({
@@ -363,6 +365,7 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
         for (const loop of loops) await loop.stop();
         await system.supervisor.shutdown();
         await scheduler.settled();
+        ownGithub?.close();
         system.close();
         await webhooks.close();
         db.close();

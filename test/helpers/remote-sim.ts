@@ -15,7 +15,7 @@
  */
 import { request } from 'node:http';
 import { MessageChannel, Worker, receiveMessageOnPort } from 'node:worker_threads';
-import type { Faults, QueueJobOptions, RequestLogEntry, SimJob, SimRunner, Simulator } from '../../tools/github-sim/index.ts';
+import type { Faults, FaultStats, QueueJobOptions, RequestLogEntry, SimJob, SimRunner, Simulator } from '../../tools/github-sim/index.ts';
 
 /** A delivery as `GET /_sim/state` reports it (no payload, headers or timings). */
 export interface RemoteDelivery {
@@ -128,6 +128,7 @@ export function remoteSimulator(info: { apiUrl: string; appId: number; installat
     faults: {
       set(f: Faults) { syncCall('POST', '/_sim/faults', 204, f); },
       clear() { syncCall('DELETE', '/_sim/faults', 204); },
+      stats: () => (JSON.parse(syncCall('GET', '/_sim/faults', 200)) as { stats: FaultStats }).stats, // documented answer
     },
     async settled() {
       await expect(base, 'POST', '/_sim/settled', 204);

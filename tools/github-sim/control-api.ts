@@ -11,7 +11,7 @@ import { BadBody, parseJsonObject, parseLooseBody, readBody } from './http-util.
 import type { RenderCtx, RunnerRec } from './render.ts';
 import type { WebhookEvents } from './events.ts';
 import type { WebhookSender } from './webhook-sender.ts';
-import type { Faults, JobConclusion, RequestLogEntry } from './types.ts';
+import type { Faults, FaultStats, JobConclusion, RequestLogEntry } from './types.ts';
 import type { World } from './world.ts';
 
 export interface ControlDeps {
@@ -22,6 +22,7 @@ export interface ControlDeps {
   readonly now: () => number;
   readonly setFaults: (f: Faults) => void;
   readonly clearFaults: () => void;
+  readonly faultStats: () => FaultStats;
   readonly requests: () => readonly RequestLogEntry[];
   readonly setInstalled: (v: boolean) => void;
   /** True once close() began: long polls end instead of keeping the process alive. */
@@ -86,7 +87,7 @@ export async function handleControl(d: ControlDeps, req: IncomingMessage, res: S
         repos: d.world.repos.map((r) => r.name), runnerGroups: d.world.groups.map((g) => ({ id: g.id, name: g.name })),
         jobs: d.world.snapshotJobs(), runners: d.world.snapshotRunners(),
         deliveries: d.webhooks.records().map((x) => ({ id: x.id, guid: x.guid, event: x.event, action: x.action, statusCode: x.statusCode, status: x.status, redelivery: x.redelivery })),
-        requests: d.requests(),
+        requests: d.requests(), faultStats: d.faultStats(),
       });
     }
     case 'POST /_sim/jobs': {
@@ -110,9 +111,11 @@ export async function handleControl(d: ControlDeps, req: IncomingMessage, res: S
       try {
         d.setFaults(body as Faults); // shape documented in types.ts; unknown keys are ignored
       } catch (err) {
-        return fail(res, 422, `bad faults: ${(err as Error).message}`); // RegExp throws SyntaxError
+        return fail(res, 422, `bad faults: ${(err as Error).message}`); // arm() throws Error, RegExp SyntaxError
       }
       return json(res, 204);
+    case 'GET /_sim/faults':
+      return json(res, 200, { stats: d.faultStats() });
     case 'DELETE /_sim/faults':
       d.clearFaults();
       return json(res, 204);

@@ -15,7 +15,8 @@ import type { AddressInfo } from 'node:net';
 import { createHash, generateKeyPair, randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Faults, RequestLogEntry, Simulator, SimulatorOptions } from './types.ts';
+import type { FaultBurst, Faults, FaultStats, RequestLogEntry, Simulator, SimulatorOptions } from './types.ts';
+import { seededRandom } from './random.ts';
 import { World, isoSeconds } from './world.ts';
 import { WebhookSender } from './webhook-sender.ts';
 import { publicKeyOf } from './jwt.ts';
@@ -59,10 +60,38 @@ function matchesEtag(header: string | string[] | undefined, etag: string): boole
   return (Array.isArray(header) ? header.join(',') : header).split(',').some((t) => t.trim() === '*' || bare(t) === bare(etag));
 }
 
-interface FaultState { serverErrors: number; primary: number; secondary: number; spec: Faults }
+/** A REST fault as armed by `faults.set`: counts left, window end, compiled pattern. */
+interface Armed { left: number; readonly until: number | undefined; readonly rate: number | undefined; readonly match: RegExp | undefined }
 
-function faultMatches(match: string | undefined, key: string): boolean {
-  return match === undefined || new RegExp(match).test(key);
+function arm(b: FaultBurst | undefined, now: number): Armed | undefined {
+  if (b === undefined) return undefined;
+  const { count = 0, forSeconds, rate, match } = b;
+  if (!Number.isInteger(count) || count < 0) throw new Error('count must be a whole number ≥ 0');
+  if (forSeconds !== undefined && !(forSeconds >= 0)) throw new Error('forSeconds must be ≥ 0');
+  if (rate !== undefined && !(rate >= 0 && rate <= 1)) throw new Error('rate must be between 0 and 1');
+  // Compiled now, so a bad pattern fails here and not inside a request.
+  return { left: count, until: forSeconds === undefined ? undefined : now + forSeconds * 1000, rate, match: match === undefined ? undefined : new RegExp(match) };
+}
+
+/** Whether an armed fault hits this request (see FaultBurst); a hit spends a count, a rate draws. */
+function fires(a: Armed | undefined, key: string, now: number, random: () => number): boolean {
+  if (a === undefined || (a.match !== undefined && !a.match.test(key))) return false;
+  if (a.left > 0) {
+    a.left--;
+    return true;
+  }
+  if (a.until !== undefined && now >= a.until) return false;
+  if (a.rate !== undefined) return random() < a.rate;
+  return a.until !== undefined;
+}
+
+interface FaultState {
+  spec: Faults;
+  setAt: number;
+  server: Armed | undefined;
+  primary: Armed | undefined;
+  secondary: Armed | undefined;
+  random: () => number;
 }
 
 export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simulator> {
@@ -83,15 +112,23 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   const ctx = (): RenderCtx => ({
     api: publicUrl, web: publicUrl, org, orgId: 9_100_001, appId, appSlug: `flint-sim-${appId}`, installationId, createdAt,
   });
-  const faults: FaultState = { serverErrors: 0, primary: 0, secondary: 0, spec: {} };
+  const faults: FaultState = { spec: {}, setAt: 0, server: undefined, primary: undefined, secondary: undefined, random: seededRandom(1) };
+  const fired = { serverErrors: 0, primaryRateLimits: 0, secondaryRateLimits: 0 };
   const setFaults = (f: Faults): void => {
-    // Compile every `match` now, so a bad pattern fails here and not inside a request.
-    for (const m of [f.serverErrors?.match, f.primaryRateLimit?.match, f.secondaryRateLimit?.match]) if (m !== undefined) new RegExp(m);
-    faults.spec = f;
-    faults.serverErrors = f.serverErrors?.count ?? 0;
-    faults.primary = f.primaryRateLimit?.count ?? 0;
-    faults.secondary = f.secondaryRateLimit?.count ?? 0;
-    webhooks.setFaults(f.webhooks);
+    const at = Date.now();
+    // Armed before anything changes: a bad spec leaves the current faults in place.
+    const server = arm(f.serverErrors, at);
+    const primary = arm(f.primaryRateLimit, at);
+    const secondary = arm(f.secondaryRateLimit, at);
+    for (const r of [f.webhooks?.dropRate, f.webhooks?.duplicateRate, f.webhooks?.reorderRate]) {
+      if (r !== undefined && !(r >= 0 && r <= 1)) throw new Error('webhook rates must be between 0 and 1');
+    }
+    Object.assign(faults, { spec: f, setAt: at, server, primary, secondary, random: seededRandom(f.seed ?? 1) });
+    webhooks.setFaults(f.webhooks, f.seed ?? 1);
+  };
+  const faultStats = (): FaultStats => {
+    const w = webhooks.stats();
+    return { ...fired, webhooksDropped: w.dropped, webhooksDuplicated: w.duplicated, webhooksReordered: w.reordered };
   };
   const log: RequestLogEntry[] = [];
   const buckets = new Map<string, { used: number; resetAt: number }>();
@@ -109,7 +146,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   const events = webhookEvents({ world, webhooks, ctx });
   const controlDeps: ControlDeps = {
     world, webhooks, ctx, events, now,
-    setFaults, clearFaults: () => setFaults({}),
+    setFaults, clearFaults: () => setFaults({}), faultStats,
     requests: () => log,
     setInstalled: (v) => { installed = v; },
     closing: () => closing,
@@ -165,23 +202,31 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     bucket.used++;
     const rate = { limit: rateLimit, used: bucket.used, resetAt: bucket.resetAt };
 
+    const t = now();
     const pr = faults.spec.primaryRateLimit;
-    if (faults.primary > 0 && pr !== undefined && faultMatches(pr.match, key)) {
-      faults.primary--;
-      return limited(pr.status ?? 403, now() + (pr.resetAfterSeconds ?? 60) * 1000);
+    if (pr !== undefined && fires(faults.primary, key, t, faults.random)) {
+      fired.primaryRateLimits++;
+      // One window for the whole burst, as GitHub's reset is one time per window; a new one once it passed.
+      const resetAfter = (pr.resetAfterSeconds ?? 60) * 1000;
+      const reset = faults.setAt + resetAfter > t ? faults.setAt + resetAfter : t + resetAfter;
+      return limited(pr.status ?? 403, reset);
     }
     const sr = faults.spec.secondaryRateLimit;
-    if (faults.secondary > 0 && sr !== undefined && faultMatches(sr.match, key)) {
-      faults.secondary--;
-      return finish(error(403, 'You have exceeded a secondary rate limit. Please wait a few minutes before you try again.',
-        'https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits',
-        { 'retry-after': String(sr.retryAfterSeconds ?? 1) }), rate);
+    if (sr !== undefined && fires(faults.secondary, key, t, faults.random)) {
+      fired.secondaryRateLimits++;
+      // GitHub's answer: its message with the request id, the rate headers of the (unspent) primary budget, and retry-after.
+      const retryAfter = sr.retryAfterSeconds === undefined ? 1 : sr.retryAfterSeconds;
+      return finish(error(sr.status ?? 403,
+        `You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID ${base['x-github-request-id'] ?? ''}.`,
+        'https://docs.github.com/free-pro-team@latest/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits',
+        retryAfter === null ? undefined : { 'retry-after': String(retryAfter) }), rate);
     }
     const se = faults.spec.serverErrors;
-    if (faults.serverErrors > 0 && se !== undefined && faultMatches(se.match, key)) {
-      faults.serverErrors--;
+    if (se !== undefined && fires(faults.server, key, t, faults.random)) {
+      fired.serverErrors++;
       const status = se.status ?? 502;
-      return finish({ status, body: { message: status === 502 ? 'Server Error' : 'Service Unavailable' } }, rate);
+      const message = { 500: 'Server Error', 502: 'Server Error', 503: 'Service Unavailable', 504: 'We couldn\'t respond to your request in time. Sorry about that. Please try resubmitting your request and contact us if the problem persists.' }[status];
+      return finish({ status, body: { message } }, rate);
     }
 
     let body: Record<string, unknown> = {};
@@ -248,7 +293,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     jobs: () => world.snapshotJobs(),
     runners: () => world.snapshotRunners(),
     deliveries: () => [...webhooks.records()],
-    faults: { set: setFaults, clear: () => setFaults({}) },
+    faults: { set: setFaults, clear: () => setFaults({}), stats: faultStats },
     requests: () => [...log],
     settled: () => webhooks.settled(),
     close: async () => {

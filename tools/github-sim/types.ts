@@ -58,19 +58,42 @@ export interface SimDelivery {
 }
 
 /**
- * Faults injected into the simulator. REST faults count down per matching
- * request; `match` (a regular expression tested against `METHOD /path`)
- * limits a fault to some endpoints. Webhook faults count down per delivery.
+ * When a REST fault fires, for requests whose `"METHOD /path"` matches
+ * `match` (a regular expression; default: every request). The forms
+ * combine: the first `count` matching requests, then — within `forSeconds`
+ * of `faults.set` if given — each matching request with probability
+ * `rate` (drawn from the seeded source), or every one if no `rate` is
+ * given but `forSeconds` is.
+ */
+export interface FaultBurst {
+  readonly count?: number;
+  readonly forSeconds?: number;
+  readonly rate?: number;
+  readonly match?: string;
+}
+
+/**
+ * Faults injected into the simulator (docs/github-simulator.md, "Faults").
+ * Webhook faults count down per delivery, or fire at a rate per delivery.
  */
 export interface Faults {
-  /** The next `count` matching requests answer `status` (default 502). */
-  readonly serverErrors?: { readonly count: number; readonly status?: number; readonly match?: string };
-  /** Primary rate limit: `count` answers with `x-ratelimit-remaining: 0` and a reset `resetAfterSeconds` ahead. */
-  readonly primaryRateLimit?: { readonly count: number; readonly status?: 403 | 429; readonly resetAfterSeconds?: number; readonly match?: string };
-  /** Secondary rate limit: `count` answers 403 with `retry-after`. */
-  readonly secondaryRateLimit?: { readonly count: number; readonly retryAfterSeconds?: number; readonly match?: string };
+  /** Answers `status` (default 502) with GitHub's error body. */
+  readonly serverErrors?: FaultBurst & { readonly status?: 500 | 502 | 503 | 504 };
+  /**
+   * Primary rate limit spent: `x-ratelimit-remaining: 0` and
+   * `x-ratelimit-reset` `resetAfterSeconds` (default 60) after `faults.set`.
+   */
+  readonly primaryRateLimit?: FaultBurst & { readonly status?: 403 | 429; readonly resetAfterSeconds?: number };
+  /**
+   * Secondary rate limit: 403 (or 429) "You have exceeded a secondary rate
+   * limit…", with `retry-after: retryAfterSeconds` (default 1); `null`
+   * sends no `retry-after` (GitHub's docs: then wait at least a minute).
+   */
+  readonly secondaryRateLimit?: FaultBurst & { readonly status?: 403 | 429; readonly retryAfterSeconds?: number | null };
   /** Added to every REST answer. */
   readonly latencyMs?: number;
+  /** Seed of the random source behind every `rate` (REST and webhooks); default 1. */
+  readonly seed?: number;
   readonly webhooks?: {
     /** The next `drop` deliveries never reach the receiver (recorded as failed, as GitHub does). */
     readonly drop?: number;
@@ -79,7 +102,21 @@ export interface Faults {
     /** The next `reorder` deliveries are held back and sent after the delivery that follows them (or after `holdMs`). */
     readonly reorder?: number;
     readonly holdMs?: number;
+    /** After the counts: each delivery dropped / sent twice / held back with this probability (seeded). */
+    readonly dropRate?: number;
+    readonly duplicateRate?: number;
+    readonly reorderRate?: number;
   };
+}
+
+/** How many faults fired since the simulator started (for chaos runs to report). */
+export interface FaultStats {
+  readonly serverErrors: number;
+  readonly primaryRateLimits: number;
+  readonly secondaryRateLimits: number;
+  readonly webhooksDropped: number;
+  readonly webhooksDuplicated: number;
+  readonly webhooksReordered: number;
 }
 
 export interface RequestLogEntry {
@@ -144,7 +181,7 @@ export interface Simulator {
   jobs(): readonly SimJob[];
   runners(): readonly SimRunner[];
   deliveries(): readonly SimDelivery[];
-  faults: { set(f: Faults): void; clear(): void };
+  faults: { set(f: Faults): void; clear(): void; stats(): FaultStats };
   requests(): readonly RequestLogEntry[];
   /** Resolves when every webhook delivery started so far has finished (held-back ones included). */
   settled(): Promise<void>;

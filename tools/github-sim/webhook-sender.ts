@@ -4,10 +4,13 @@
  * `X-Hub-Signature-256` (HMAC-SHA256 of the raw body with the webhook
  * secret), recorded for the App's deliveries API with status, duration and
  * the redelivery flag. Deliveries go out one at a time in event order —
- * unless a webhook fault reorders, duplicates or drops them.
+ * unless a webhook fault reorders, duplicates or drops them. Rate faults
+ * draw from a seeded source in delivery order, so a seed replays the same
+ * drops, duplicates and reorders for the same sequence of events.
  */
 import { createHmac, randomUUID } from 'node:crypto';
 import type { Faults, SimDelivery } from './types.ts';
+import { seededRandom } from './random.ts';
 
 export interface WebhookTarget { readonly url: string; readonly secret: string }
 
@@ -26,9 +29,10 @@ const RECEIVER_TIMEOUT_MS = 10_000;
 export class WebhookSender {
   #target: WebhookTarget | undefined;
   #faults: NonNullable<Faults['webhooks']> = {};
-  #drop = 0;
-  #duplicate = 0;
-  #reorder = 0;
+  /** Deliveries each count fault still applies to. */
+  readonly #left = { drop: 0, duplicate: 0, reorder: 0 };
+  #random: () => number = seededRandom(1);
+  readonly #stats = { dropped: 0, duplicated: 0, reordered: 0 };
   #nextId = 1_000_000_001;
   readonly #records: SimDelivery[] = [];
   #chain: Promise<void> = Promise.resolve();
@@ -50,11 +54,24 @@ export class WebhookSender {
   get target(): WebhookTarget | undefined { return this.#target; }
   setTarget(t: WebhookTarget | undefined): void { this.#target = t; }
 
-  setFaults(f: Faults['webhooks']): void {
+  setFaults(f: Faults['webhooks'], seed = 1): void {
     this.#faults = f ?? {};
-    this.#drop = f?.drop ?? 0;
-    this.#duplicate = f?.duplicate ?? 0;
-    this.#reorder = f?.reorder ?? 0;
+    this.#left.drop = f?.drop ?? 0;
+    this.#left.duplicate = f?.duplicate ?? 0;
+    this.#left.reorder = f?.reorder ?? 0;
+    // Its own stream (the seed turned), so REST traffic does not shift the webhook faults.
+    this.#random = seededRandom(seed ^ 0x5eed);
+  }
+
+  stats(): { readonly dropped: number; readonly duplicated: number; readonly reordered: number } { return { ...this.#stats }; }
+
+  /** Whether the count `key` still has some (it is then spent), else a draw against `rate`. */
+  #fires(key: 'drop' | 'duplicate' | 'reorder', rate: number | undefined): boolean {
+    if (this.#left[key] > 0) {
+      this.#left[key]--;
+      return true;
+    }
+    return rate !== undefined && rate > 0 && this.#random() < rate;
   }
 
   records(): readonly SimDelivery[] { return this.#records; }
@@ -89,8 +106,8 @@ export class WebhookSender {
   }
 
   #enqueue(p: Pending): Promise<void> {
-    if (this.#reorder > 0) {
-      this.#reorder--;
+    if (this.#fires('reorder', this.#faults.reorderRate)) {
+      this.#stats.reordered++;
       this.#held.push(p);
       if (this.#holdTimer === undefined) {
         this.#holdTimer = setTimeout(() => this.#flushHeld(), this.#faults.holdMs ?? 1000);
@@ -114,8 +131,8 @@ export class WebhookSender {
   }
 
   async #attempt(p: Pending): Promise<void> {
-    const copies = this.#duplicate > 0 ? 2 : 1;
-    if (copies === 2) this.#duplicate--;
+    const copies = this.#fires('duplicate', this.#faults.duplicateRate) ? 2 : 1;
+    if (copies === 2) this.#stats.duplicated++;
     for (let i = 0; i < copies; i++) await this.#post(p);
   }
 
@@ -139,8 +156,8 @@ export class WebhookSender {
     let statusCode = 0;
     let status: string;
     let responseBody = '';
-    if (this.#drop > 0) {
-      this.#drop--;
+    if (this.#fires('drop', this.#faults.dropRate)) {
+      this.#stats.dropped++;
       status = 'failed to connect to host';
     } else {
       try {

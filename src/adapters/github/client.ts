@@ -22,7 +22,7 @@ import { createAppJwtAuth, createInstallationAuth } from './auth.ts';
 import { messageOf, statusOf, toFlintError } from './errors.ts';
 import { createInstallationTokenSource } from './installation-token.ts';
 import { silentLog, type GitHubLog } from './log.ts';
-import { createOctokit } from './octokit.ts';
+import { ClientLifecycle, createOctokit, realTimers, type GitHubTimers } from './octokit.ts';
 
 type Schemas = components['schemas'];
 
@@ -33,12 +33,19 @@ export interface GitHubClientOptions {
   readonly now?: () => number;
   /** Refresh installation tokens this long before they expire (capped at half their lifetime). Default 5 min. */
   readonly tokenRefreshMarginMs?: number;
-  /** Retries of 5xx/network errors (default 3) and the backoff unit (retry n waits n² units; default 1000 ms). */
+  /** The timers every wait (back-off, rate limit, write spacing, attempt timeout) runs on. Default: the global timers. */
+  readonly timers?: GitHubTimers;
+  /** For back-off jitter. Default Math.random. */
+  readonly random?: () => number;
+  /** Retries of 5xx/network errors (default 3), the back-off unit (retry n waits ½–1 × unit × 2ⁿ; default 1000 ms) and the longest back-off (default 30 s). */
   readonly retries?: number;
   readonly retryBaseMs?: number;
-  /** Longest rate-limit wait sat through (default 60 s) and how many per request (default 2). */
+  readonly retryMaxMs?: number;
+  /** Longest rate-limit wait sat through inside a call (default 60 s) and how many per call (default 2). */
   readonly maxRateLimitWaitSeconds?: number;
   readonly maxRateLimitRetries?: number;
+  /** Spacing of writes per identity (default 1000 ms, GitHub's advice against secondary limits). */
+  readonly writeSpacingMs?: number;
   /** Timeout of one HTTP attempt. Default 30 s. */
   readonly requestTimeoutMs?: number;
   /** Parallel repositories scanned by listQueuedJobs. Default 4. */
@@ -63,14 +70,31 @@ export interface GitHubClientOptions {
 /** Runner group id of "Default"; the only group a repository-level runner can join. */
 export const DEFAULT_RUNNER_GROUP_ID = 1;
 
-export function createGitHubClient(opts: GitHubClientOptions): GitHubPort {
+/** The GitHubPort plus what only the composition root and status surfaces need. */
+export interface GitHubClient extends GitHubPort {
+  /**
+   * Ends every wait in progress (those calls fail with
+   * FLINT_ERR_GITHUB_UNAVAILABLE), aborts requests in flight and refuses
+   * further calls; no timer stays armed. Idempotent.
+   */
+  close(): void;
+  /** Epoch ms until which a rate limit blocks calls (the later of the App's and the installation's), if one does. */
+  blockedUntil(): number | undefined;
+}
+
+export function createGitHubClient(opts: GitHubClientOptions): GitHubClient {
   const PER_PAGE = opts.pageSize ?? 100;
   const { appId, organization: org, privateKey, apiUrl } = opts.github;
   const log = opts.log ?? silentLog;
   const now = opts.now ?? Date.now;
+  const lifecycle = new ClientLifecycle({ now, timers: opts.timers ?? realTimers });
   const plumbing = {
     baseUrl: apiUrl,
     log,
+    lifecycle,
+    ...(opts.random === undefined ? {} : { random: opts.random }),
+    ...(opts.retryMaxMs === undefined ? {} : { retryMaxMs: opts.retryMaxMs }),
+    ...(opts.writeSpacingMs === undefined ? {} : { writeSpacingMs: opts.writeSpacingMs }),
     ...(opts.retries === undefined ? {} : { retries: opts.retries }),
     ...(opts.retryBaseMs === undefined ? {} : { retryBaseMs: opts.retryBaseMs }),
     ...(opts.maxRateLimitWaitSeconds === undefined ? {} : { maxRateLimitWaitSeconds: opts.maxRateLimitWaitSeconds }),
@@ -78,12 +102,13 @@ export function createGitHubClient(opts: GitHubClientOptions): GitHubPort {
     ...(opts.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: opts.requestTimeoutMs }),
     ...(opts.fetch === undefined ? {} : { fetch: opts.fetch }),
   };
-  // Separate rate limiters for the two identities (GitHub budgets them
-  // separately too). They must not share one: an installation request holds
-  // its limiter slot while its auth hook waits for the token, and the token
-  // comes through `app` — with a shared limiter, enough concurrent
+  // A request policy (rate-limit block, concurrency bound, write spacing)
+  // per identity: GitHub budgets the App and its installation separately.
+  // They must not share the concurrency bound either: an installation
+  // request holds its slot while its auth hook waits for the token, and the
+  // token comes through `app` — with a shared bound, enough concurrent
   // installation requests could starve the very request they wait for.
-  const app = createOctokit({ ...plumbing, limiterId: `flint-app-${appId}`, auth: createAppJwtAuth({ appId, privateKey, log }) });
+  const app = createOctokit({ ...plumbing, auth: createAppJwtAuth({ appId, privateKey, log }) });
 
   // --- installation discovery -------------------------------------------------
   let installation: Promise<number> | undefined;
@@ -165,7 +190,7 @@ export function createGitHubClient(opts: GitHubClientOptions): GitHubPort {
     onStale: (info) => log.warn({ validForSeconds: Math.round(info.validForMs / 1000), error: messageOf(info.error) },
       'could not refresh the GitHub installation token; using the current one until it expires'),
   });
-  const inst = createOctokit({ ...plumbing, limiterId: `flint-app-${appId}-installation`, auth: createInstallationAuth({ tokens, log }) });
+  const inst = createOctokit({ ...plumbing, auth: createInstallationAuth({ tokens, log }) });
 
   async function call<T>(operation: string, fn: () => Promise<T>): Promise<T> {
     try {
@@ -474,6 +499,11 @@ export function createGitHubClient(opts: GitHubClientOptions): GitHubPort {
     listQueuedJobsIn,
     listFailedDeliveries,
     redeliver,
+    close: () => lifecycle.close(),
+    blockedUntil: () => {
+      const until = [app.policy.blockedUntil(), inst.policy.blockedUntil()].filter((t): t is number => t !== undefined);
+      return until.length === 0 ? undefined : Math.max(...until);
+    },
   };
 }
 

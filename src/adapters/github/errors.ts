@@ -8,6 +8,37 @@
  */
 import { FlintError, isFlintError } from '../../core/errors/index.ts';
 
+/**
+ * A rate limit whose wait is longer than Flint sits through inside a call,
+ * or a call refused because such a limit is still in force. `sent` says
+ * whether this call reached GitHub at all.
+ */
+export class RateLimitBlock extends Error {
+  readonly retryAt: number;
+  readonly limit: 'primary' | 'secondary';
+  readonly status: number | undefined;
+  readonly sent: boolean;
+  readonly requestId: string | undefined;
+
+  constructor(o: { retryAt: number; limit: 'primary' | 'secondary'; status: number | undefined; sent: boolean; requestId?: string | undefined; cause?: unknown }) {
+    super(`GitHub ${o.limit} rate limit in force until ${new Date(o.retryAt).toISOString()}`, o.cause === undefined ? undefined : { cause: o.cause });
+    this.name = 'RateLimitBlock';
+    this.retryAt = o.retryAt;
+    this.limit = o.limit;
+    this.status = o.status;
+    this.sent = o.sent;
+    this.requestId = o.requestId;
+  }
+}
+
+/** The client was closed while a call waited (or before it started). */
+export class ClientClosed extends Error {
+  constructor() {
+    super('the GitHub client was closed');
+    this.name = 'ClientClosed';
+  }
+}
+
 export function statusOf(err: unknown): number | undefined {
   if (typeof err !== 'object' || err === null || !('status' in err)) return undefined;
   return typeof err.status === 'number' ? err.status : undefined;
@@ -56,6 +87,17 @@ export function isRateLimit(err: unknown): boolean {
  */
 export function toFlintError(err: unknown, operation: string): FlintError {
   if (isFlintError(err)) return err;
+  if (err instanceof RateLimitBlock) {
+    const retryAtIso = new Date(err.retryAt).toISOString();
+    const why = err.sent ? `GitHub answered ${err.status ?? 'with'} a ${err.limit} rate limit` : `a ${err.limit} rate limit met earlier is still in force, so the call was not sent`;
+    // `retryAt` (epoch ms) is what loops read to schedule their next pass.
+    return new FlintError('FLINT_ERR_GITHUB_RATE_LIMITED', `${operation}: ${why}; Flint sends this App identity's next request at ${retryAtIso}`, {
+      details: { operation, status: err.status, requestId: err.requestId, limit: err.limit, sent: err.sent, retryAt: err.retryAt, retryAtIso }, cause: err,
+    });
+  }
+  if (err instanceof ClientClosed) {
+    return new FlintError('FLINT_ERR_GITHUB_UNAVAILABLE', `${operation}: the GitHub client was closed (Flint is shutting down)`, { details: { operation, closed: true }, cause: err });
+  }
   const status = statusOf(err);
   const headers = headersOf(err);
   const details: Record<string, unknown> = { operation, status, requestId: headers['x-github-request-id'] };

@@ -36,7 +36,7 @@ export const githubErrors = {
   },
   FLINT_ERR_GITHUB_RATE_LIMITED: {
     title: 'GitHub\'s API rate limit was reached and the wait would be too long',
-    hint: 'Flint waits for short rate-limit windows itself. Reduce the number of Flint instances sharing this App, or check which other tools use the same App; the message says when the limit resets.',
+    hint: 'Flint waits out short rate limits itself; for a longer one it sends nothing to GitHub until the time in the message (details.retryAt) and its loops resume then on their own. If it recurs, lower `github.scanBudget` (the missed-jobs scan\'s share), reduce the Flint instances sharing this App, or check which other tools use the same App.',
   },
   FLINT_ERR_GITHUB_UNAVAILABLE: {
     title: 'GitHub could not be reached or kept answering with server errors',
