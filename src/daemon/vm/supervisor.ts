@@ -20,6 +20,7 @@
  * retention (startConsoleRetention). Nothing starts at construction.
  */
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { HypervisorKind, NetworkConfig, RunnerConfig } from '../../config/types.ts';
 import { FlintError, isFlintError } from '../../core/errors/index.ts';
@@ -576,7 +577,9 @@ class VmEntry implements VmHandle {
       await bestEffort(logger, this.id, 'driver cleanup', () => this.driver.cleanup(this.id, workDir));
       await bestEffort(logger, this.id, 'network detach', () => network.detach(this.id));
       await bestEffort(logger, this.id, 'disk removal', () => disks.remove(this.id, workDir));
-      await bestEffort(logger, this.id, 'work dir removal', async () => rmSync(workDir, { recursive: true, force: true }));
+      // Asynchronous: removing a directory can wait on the file system's
+      // journal, and a busy host tears down many VMs at once.
+      await bestEffort(logger, this.id, 'work dir removal', () => rm(workDir, { recursive: true, force: true }));
       this.log?.close();
     })();
     return this.teardownDone;
