@@ -20,7 +20,7 @@
  * retention (startConsoleRetention). Nothing starts at construction.
  */
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { HypervisorKind, NetworkConfig, RunnerConfig } from '../../config/types.ts';
 import { FlintError, isFlintError } from '../../core/errors/index.ts';
@@ -387,7 +387,7 @@ class VmEntry implements VmHandle {
     const t0 = this.record.createdAt;
     let spec: VmSpec;
     try {
-      mkdirSync(this.record.workDir, { recursive: true, mode: 0o711 });
+      await mkdir(this.record.workDir, { recursive: true, mode: 0o711 });
       await this.ensureNetwork(this.net);
       const env = typeof guestEnv === 'function' ? await guestEnv(this.id) : guestEnv;
       if (this.stopRequest) return await this.abortBeforeStart();
