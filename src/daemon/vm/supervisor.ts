@@ -19,7 +19,7 @@
  * Named loop: "console-retention" deletes console logs older than the
  * retention (startConsoleRetention). Nothing starts at construction.
  */
-import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { readdirSync, rmSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { HypervisorKind, NetworkConfig, RunnerConfig } from '../../config/types.ts';
