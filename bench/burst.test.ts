@@ -8,6 +8,7 @@ test('a burst of 50 queued jobs: every delivery accepted, every job gets a VM, n
   assert.equal(r.duplicateStarts, 0);
   assert.equal(r.starts, 50);
   assert.equal(r.completed, 50);
+  assert.equal(r.measured, 50, 'every job names the runner that took it, and that runner\'s start was seen');
   assert.ok(r.peakVms <= 10, `at most maxRunners VMs at once, saw ${r.peakVms}`);
   assert.equal(r.leftoverRunners, 0);
   assert.equal(r.leftoverLeases, 0);

@@ -94,7 +94,14 @@ async function setup(queued: number) {
   const jobs: StoredJob[] = Array.from({ length: queued }, (_, i) => job(i + 1, 'queued'));
   const scheduler = new Scheduler({
     config: { runners: [testRunner({ maxRunners: 5 })], github: { appId: '1', organization: 'acme', webhookSecrets: ['s'], privateKey: 'k', apiUrl: 'http://x', scanBudget: 1000 } },
-    store: { listJobs: async (f) => jobs.filter((j) => f?.status === undefined || j.status === f.status) },
+    store: {
+      listJobs: async (f) => jobs.filter((j) => f?.status === undefined || j.status === f.status),
+      countJobsByDefinition: async (status) => {
+        const counts = new Map<string, number>();
+        for (const j of jobs) if (j.status === status) counts.set(j.definition, (counts.get(j.definition) ?? 0) + 1);
+        return counts;
+      },
+    },
     github, vms, logger, clock: time.clock, random: () => 0.5,
     budget: () => ({ cpus: 100, memoryMib: 100_000 }),
     timers: time,

@@ -83,7 +83,14 @@ function setup(jobs: StoredJob[], runners = [runner()]) {
   const log = (level: string) => (obj: object, msg: string) => { lines.push({ level, obj: obj as Record<string, unknown>, msg }); };
   const scheduler = new Scheduler({
     config,
-    store: { listJobs: async (f) => jobs.filter((j) => f?.status === undefined || j.status === f.status) },
+    store: {
+      listJobs: async (f) => jobs.filter((j) => f?.status === undefined || j.status === f.status),
+      countJobsByDefinition: async (status) => {
+        const counts = new Map<string, number>();
+        for (const j of jobs) if (j.status === status) counts.set(j.definition, (counts.get(j.definition) ?? 0) + 1);
+        return counts;
+      },
+    },
     github: {
       runnerGroupId: async () => 1,
       createJitRunner: async (req) => {

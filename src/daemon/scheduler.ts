@@ -2,7 +2,8 @@
  * The scheduler loop ("scale"): turns demand into VMs.
  *
  * Every tick it counts, per runner definition, the queued jobs on record
- * and the runners already up (starting, idle, busy), asks the pure
+ * (a count from the store, never a listing: a burst of a thousand queued
+ * jobs costs a tick one indexed query) and the runners already up (starting, idle, busy), asks the pure
  * `planScale` what to start and stop, and acts: each new VM registers a
  * single-use (JIT) runner under the VM's own tagged name, carries the JIT
  * config on its config drive, and is removed from GitHub when the VM ends.
@@ -40,7 +41,7 @@ export interface VmLauncher {
 
 export interface SchedulerDeps {
   readonly config: Pick<FlintConfig, 'runners' | 'github'>;
-  readonly store: Pick<IntakeStore, 'listJobs'>;
+  readonly store: Pick<IntakeStore, 'listJobs' | 'countJobsByDefinition'>;
   readonly github: Pick<GitHubPort, 'runnerGroupId' | 'createJitRunner' | 'deleteRunner'>;
   readonly vms: VmLauncher;
   readonly logger: Logger;
@@ -196,7 +197,7 @@ export class Scheduler {
   }
 
   async tick(): Promise<void> {
-    const queued = await this.deps.store.listJobs({ status: 'queued' });
+    const queued = await this.deps.store.countJobsByDefinition('queued');
     const running = await this.deps.store.listJobs({ status: 'in_progress' });
     this.markBusy(running);
     const now = this.deps.clock.now();
@@ -214,7 +215,7 @@ export class Scheduler {
     }
   }
 
-  private demand(queued: readonly StoredJob[], now: number): DefinitionDemand[] {
+  private demand(queued: ReadonlyMap<string, number>, now: number): DefinitionDemand[] {
     return this.deps.config.runners.map((d) => {
       const mine = [...this.live.values()].filter((r) => r.definition.name === d.name);
       const count = (p: RunnerPhase): number => mine.filter((r) => r.phase === p).length;
@@ -226,7 +227,7 @@ export class Scheduler {
         minIdle: d.minIdle,
         cpuCount: d.cpuCount,
         memoryMib: d.memorySize,
-        queued: queued.filter((j) => j.definition === d.name).length,
+        queued: queued.get(d.name) ?? 0,
         starting,
         idle: count('idle'),
         // A VM that is ending still holds its resources and its place under maxRunners.

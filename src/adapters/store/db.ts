@@ -34,3 +34,35 @@ export function openDatabase(stateDirOrFile: string, options: { file?: boolean; 
   db.pragma('foreign_keys = ON');
   return db;
 }
+
+/**
+ * Runs `write` as one transaction committed with `synchronous = NORMAL`,
+ * then puts the connection's own setting back. For records whose loss in a
+ * power failure or kernel crash costs nothing (see docs/webhooks.md,
+ * "Durability"): the VM rows and runner registrations describe processes,
+ * taps and registrations on this very host, which such a crash ends with
+ * them, and the start-up sweep and the stale-runners loop find what is left
+ * by its instance tag. A crash of Flint alone loses no commit (WAL).
+ *
+ * Why a pragma per transaction and not a second connection: the stores
+ * share one connection, and `synchronous` belongs to the connection. The
+ * setting is read at commit, so the intake's transactions keep FULL; and a
+ * FULL commit fsyncs the whole WAL, so it also makes every NORMAL commit
+ * before it durable — durability only ever lags at the end of the log.
+ * Inside a transaction already open (a caller's), the caller's commit
+ * decides and `write` just runs.
+ */
+export function relaxedWrite<T>(db: Db, write: () => T): T {
+  if (db.inTransaction) return write();
+  // Read and set with fresh statements: SQLite applies a PRAGMA when it
+  // compiles it, so a prepared one re-run would neither read nor set anything.
+  const level = db.pragma('synchronous', { simple: true });
+  // Already NORMAL (1) or OFF (0): nothing to relax, nothing to restore.
+  if (typeof level !== 'number' || level <= 1) return db.transaction(write)();
+  db.exec('PRAGMA synchronous = NORMAL');
+  try {
+    return db.transaction(write)();
+  } finally {
+    db.exec(`PRAGMA synchronous = ${level}`);
+  }
+}

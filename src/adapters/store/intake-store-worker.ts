@@ -73,6 +73,7 @@ export async function startThreadedIntakeStore(stateDir: string, options: { sync
     ingest: (batch) => call('ingest', batch),
     getJob: (id) => call('getJob', id),
     listJobs: (filter) => call('listJobs', filter),
+    countJobsByDefinition: (status) => call('countJobsByDefinition', status),
     getDelivery: (id) => call('getDelivery', id),
     countDeliveries: () => call('countDeliveries'),
     keepUnparsable: (batch) => call('keepUnparsable', batch),

@@ -94,6 +94,20 @@ export function intakeStoreContract(name: string, make: () => StoreUnderTest | P
     assert.deepEqual((await store.listJobs()).map((j) => j.id), [13, 11, 12]);
   });
 
+  test(`${name}: countJobsByDefinition counts one status per definition and follows each job's moves`, async (t) => {
+    const store = await setup(t);
+    assert.deepEqual(await store.countJobsByDefinition('queued'), new Map());
+    await store.ingest([
+      delivery(31, 'queued'), delivery(32, 'queued'), delivery(33, 'queued', { definition: 'large' }),
+      delivery(34, 'in_progress', { runner: 'r1' }), delivery(35, 'queued', { definition: null }),
+    ]);
+    assert.deepEqual(await store.countJobsByDefinition('queued'), new Map([['default', 2], ['large', 1]]));
+    await store.ingest([delivery(31, 'in_progress', { runner: 'r2' }), delivery(33, 'completed')]);
+    assert.deepEqual(await store.countJobsByDefinition('queued'), new Map([['default', 1]]));
+    assert.deepEqual(await store.countJobsByDefinition('in_progress'), new Map([['default', 2]]));
+    assert.deepEqual(await store.countJobsByDefinition('completed'), new Map([['large', 1]]));
+  });
+
   test(`${name}: prune forgets old deliveries and old completed jobs only`, async (t) => {
     const store = await setup(t);
     await store.ingest([delivery(21, 'completed', { at: 10 }), delivery(22, 'queued', { at: 10 }), delivery(23, 'completed', { at: 100 })]);

@@ -42,6 +42,8 @@ CREATE TABLE IF NOT EXISTS jobs (
   updated_at    INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, first_seen_at);
+-- Covers the scheduler's per-tick count of queued jobs per definition.
+CREATE INDEX IF NOT EXISTS jobs_status_definition ON jobs (status, definition);
 -- Signed deliveries Flint could not parse, kept whole for inspection and replay.
 CREATE TABLE IF NOT EXISTS unparsable_deliveries (
   id             TEXT PRIMARY KEY,   -- X-GitHub-Delivery
@@ -110,6 +112,8 @@ export function createSqliteIntakeStore(db: Db): IntakeStore {
   const selectJob = db.prepare<[number], JobRow>('SELECT * FROM jobs WHERE id = ?');
   const selectJobs = db.prepare<[], JobRow>('SELECT * FROM jobs ORDER BY first_seen_at, id');
   const selectJobsByStatus = db.prepare<[string], JobRow>('SELECT * FROM jobs WHERE status = ? ORDER BY first_seen_at, id');
+  const countByDefinition = db.prepare<[string], { definition: string; n: number }>(
+    'SELECT definition, count(*) AS n FROM jobs WHERE status = ? GROUP BY definition');
   const selectDelivery = db.prepare<[string], DeliveryRow>('SELECT * FROM deliveries WHERE id = ?');
   const countDeliveries = db.prepare<[], { n: number }>('SELECT count(*) AS n FROM deliveries');
   const pruneDeliveries = db.prepare<[number]>('DELETE FROM deliveries WHERE received_at < ?');
@@ -169,6 +173,9 @@ export function createSqliteIntakeStore(db: Db): IntakeStore {
     async listJobs(filter = {}) {
       const rows = filter.status === undefined ? selectJobs.all() : selectJobsByStatus.all(filter.status);
       return rows.map(toJob);
+    },
+    async countJobsByDefinition(status) {
+      return new Map(countByDefinition.all(status).map((r) => [r.definition, r.n]));
     },
     async getDelivery(id) {
       const row = selectDelivery.get(id);

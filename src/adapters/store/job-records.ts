@@ -9,6 +9,7 @@
  * (core/ids.ts), so `vms.id` is the name without its prefix. A job taken by
  * a runner that is not Flint's keeps its job times and has no VM.
  */
+import { relaxedWrite } from './db.ts';
 import type { Db } from './db.ts';
 import { ensureIntakeSchema } from './intake-store.ts';
 import { ensureVmSchema } from './vms.ts';
@@ -76,7 +77,9 @@ export function createSqliteJobRecords(db: Db): JobRecordStore {
   return {
     async recordRunnerRequest(r) {
       try {
-        insert.run(r.runnerName, r.vmId, r.requestedAt, r.githubRunnerId);
+        // NORMAL: the registration lives on GitHub, and a power loss that
+        // drops this row leaves it to the stale-runners loop (db.ts relaxedWrite).
+        relaxedWrite(db, () => insert.run(r.runnerName, r.vmId, r.requestedAt, r.githubRunnerId));
       } catch (err) {
         throw new FlintError('FLINT_ERR_STORE_WRITE_FAILED', `could not record the runner registration ${r.runnerName}: ${(err instanceof Error ? err.message : String(err))}`, { cause: err });
       }

@@ -81,6 +81,11 @@ export function createMemoryIntakeStore(): MemoryIntakeStore {
         .filter((j) => filter.status === undefined || j.status === filter.status)
         .sort((a, b) => a.firstSeenAt - b.firstSeenAt || a.id - b.id);
     },
+    async countJobsByDefinition(status) {
+      const counts = new Map<string, number>();
+      for (const j of jobs.values()) if (j.status === status) counts.set(j.definition, (counts.get(j.definition) ?? 0) + 1);
+      return counts;
+    },
     async getDelivery(id) {
       return deliveries.get(id);
     },

@@ -3,7 +3,13 @@
  * of the supervisor. Tables: `vms` (one row per VM ever made by any instance
  * using this file) and `vm_sequences` (the persisted per-instance counter
  * behind VM ids, so an id is never reused, even after a restart).
+ *
+ * Writes commit with synchronous=NORMAL (db.ts relaxedWrite): a crash of
+ * Flint loses none of them; a power loss may lose the last few, together
+ * with the VMs they describe (docs/webhooks.md, "Durability").
  */
+import type Database from 'better-sqlite3';
+import { relaxedWrite } from './db.ts';
 import type { Db } from './db.ts';
 import type { HypervisorKind } from '../../config/types.ts';
 import { isVmState } from '../../core/vm-state.ts';
@@ -76,31 +82,45 @@ export function ensureVmSchema(db: Db): void {
 
 export class SqliteVmStore implements VmStore {
   private readonly db: Db;
+  private readonly sequence: Database.Statement<[string], { n: number }>;
+  private readonly insertRow: Database.Statement<[Record<string, unknown>]>;
+  private readonly selectOne: Database.Statement<[string], Row>;
+  private readonly selectUnfinished: Database.Statement<[string], Row>;
+  private readonly selectRecent: Database.Statement<[string, number], Row>;
+  /** UPDATE statements by the patch's columns (a handful of shapes, one per transition). */
+  private readonly updates = new Map<string, Database.Statement<[Record<string, unknown>]>>();
 
   constructor(db: Db) {
     this.db = db;
     ensureVmSchema(db);
+    // One statement, atomic even with a second process on the same file.
+    this.sequence = db.prepare(
+      `INSERT INTO vm_sequences (instance_id, next) VALUES (?, 1)
+       ON CONFLICT (instance_id) DO UPDATE SET next = next + 1
+       RETURNING next - 1 AS n`,
+    );
+    this.insertRow = db.prepare(
+      `INSERT INTO vms (id, instance_id, runner, hypervisor, state, reason, work_dir, owner, pid, created_at, prepare_ms, started_at,
+         booted_at, runner_started_at, ended_at, runner_exit_code, vmm_exit_code, vmm_signal)
+       VALUES (@id, @instanceId, @runner, @hypervisor, @state, @reason, @workDir, @owner, @pid, @createdAt, @prepareMs, @startedAt,
+         @bootedAt, @runnerStartedAt, @endedAt, @runnerExitCode, @vmmExitCode, @vmmSignal)`,
+    );
+    this.selectOne = db.prepare('SELECT * FROM vms WHERE id = ?');
+    this.selectUnfinished = db.prepare(`SELECT * FROM vms WHERE instance_id = ? AND state NOT IN ('stopped', 'failed') ORDER BY created_at, id`);
+    this.selectRecent = db.prepare('SELECT * FROM vms WHERE instance_id = ? ORDER BY created_at DESC, id DESC LIMIT ?');
   }
 
   // Methods are async to match the port (a networked store comes later);
   // SQLite itself answers synchronously.
   async nextSequence(instanceId: string): Promise<number> {
-    // One statement, atomic even with a second process on the same file.
-    const row = this.db.prepare(
-      `INSERT INTO vm_sequences (instance_id, next) VALUES (?, 1)
-       ON CONFLICT (instance_id) DO UPDATE SET next = next + 1
-       RETURNING next - 1 AS n`,
-    ).get(instanceId) as { n: number }; // RETURNING always yields exactly one row here
+    // RETURNING always yields exactly one row here.
+    const row = relaxedWrite(this.db, () => this.sequence.get(instanceId));
+    if (row === undefined) throw new Error('vm_sequences: the upsert returned no row');
     return row.n;
   }
 
   async insert(rec: VmRecord): Promise<void> {
-    this.db.prepare(
-      `INSERT INTO vms (id, instance_id, runner, hypervisor, state, reason, work_dir, owner, pid, created_at, prepare_ms, started_at,
-         booted_at, runner_started_at, ended_at, runner_exit_code, vmm_exit_code, vmm_signal)
-       VALUES (@id, @instanceId, @runner, @hypervisor, @state, @reason, @workDir, @owner, @pid, @createdAt, @prepareMs, @startedAt,
-         @bootedAt, @runnerStartedAt, @endedAt, @runnerExitCode, @vmmExitCode, @vmmSignal)`,
-    ).run({ ...rec });
+    relaxedWrite(this.db, () => this.insertRow.run({ ...rec }));
   }
 
   async update(id: string, expected: VmState, patch: VmRecordPatch): Promise<boolean> {
@@ -112,25 +132,26 @@ export class SqliteVmStore implements VmStore {
       values[key] = patch[key as keyof VmRecordPatch]; // key comes from COLUMNS, whose keys are exactly VmRecordPatch's
     }
     if (sets.length === 0) return (await this.get(id))?.state === expected;
-    const info = this.db.prepare(`UPDATE vms SET ${sets.join(', ')} WHERE id = @id AND state = @expected`).run(values);
-    return info.changes === 1;
+    const shape = sets.join(', ');
+    let statement = this.updates.get(shape);
+    if (statement === undefined) {
+      statement = this.db.prepare(`UPDATE vms SET ${shape} WHERE id = @id AND state = @expected`);
+      this.updates.set(shape, statement);
+    }
+    const run = statement;
+    return relaxedWrite(this.db, () => run.run(values)).changes === 1;
   }
 
   async get(id: string): Promise<VmRecord | undefined> {
-    const row = this.db.prepare('SELECT * FROM vms WHERE id = ?').get(id) as Row | undefined; // the table's columns are Row
+    const row = this.selectOne.get(id);
     return row === undefined ? undefined : fromRow(row);
   }
 
   async listUnfinished(instanceId: string): Promise<VmRecord[]> {
-    const rows = this.db.prepare(
-      `SELECT * FROM vms WHERE instance_id = ? AND state NOT IN ('stopped', 'failed') ORDER BY created_at, id`,
-    ).all(instanceId) as Row[]; // the table's columns are Row
-    return rows.map(fromRow);
+    return this.selectUnfinished.all(instanceId).map(fromRow);
   }
 
   async listRecent(instanceId: string, limit: number): Promise<VmRecord[]> {
-    const rows = this.db.prepare('SELECT * FROM vms WHERE instance_id = ? ORDER BY created_at DESC, id DESC LIMIT ?')
-      .all(instanceId, limit) as Row[]; // the table's columns are Row
-    return rows.map(fromRow);
+    return this.selectRecent.all(instanceId, limit).map(fromRow);
   }
 }

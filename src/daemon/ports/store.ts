@@ -96,6 +96,12 @@ export interface IntakeStore {
   getJob(id: number): Promise<StoredJob | undefined>;
   /** Jobs on record, oldest first; optionally only those with one status. */
   listJobs(filter?: { readonly status?: JobStatus }): Promise<readonly StoredJob[]>;
+  /**
+   * How many jobs with this status each runner definition has on record
+   * (definitions with none are absent). The scheduler's demand, read every
+   * tick: a count, not a listing, so a long queue costs a tick little.
+   */
+  countJobsByDefinition(status: JobStatus): Promise<ReadonlyMap<string, number>>;
   getDelivery(id: string): Promise<StoredDelivery | undefined>;
   countDeliveries(): Promise<number>;
   /**

@@ -20,7 +20,8 @@
  * retention (startConsoleRetention, on daemon/loop.ts). Nothing starts at
  * construction.
  */
-import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { readdirSync, rmSync } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { HypervisorKind, NetworkConfig, RunnerConfig } from '../../config/types.ts';
 import { FlintError, isFlintError } from '../../core/errors/index.ts';
@@ -389,7 +390,7 @@ class VmEntry implements VmHandle {
     const t0 = this.record.createdAt;
     let spec: VmSpec;
     try {
-      mkdirSync(this.record.workDir, { recursive: true, mode: 0o711 });
+      await mkdir(this.record.workDir, { recursive: true, mode: 0o711 });
       await this.ensureNetwork(this.net);
       const env = typeof guestEnv === 'function' ? await guestEnv(this.id) : guestEnv;
       if (this.stopRequest) return await this.abortBeforeStart();
@@ -579,7 +580,9 @@ class VmEntry implements VmHandle {
       await bestEffort(logger, this.id, 'driver cleanup', () => this.driver.cleanup(this.id, workDir));
       await bestEffort(logger, this.id, 'network detach', () => network.detach(this.id));
       await bestEffort(logger, this.id, 'disk removal', () => disks.remove(this.id, workDir));
-      await bestEffort(logger, this.id, 'work dir removal', async () => rmSync(workDir, { recursive: true, force: true }));
+      // Asynchronous: removing a directory can wait on the file system's
+      // journal, and a busy host tears down many VMs at once.
+      await bestEffort(logger, this.id, 'work dir removal', () => rm(workDir, { recursive: true, force: true }));
       this.log?.close();
     })();
     return this.teardownDone;
