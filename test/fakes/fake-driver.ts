@@ -76,6 +76,7 @@ export class FakeDriver implements HypervisorDriver {
     return {
       id: spec.id,
       pid: child.pid ?? -1,
+      handle: { pid: child.pid ?? -1, startTime: '', controlSocket: join(sock, 'pid'), consoleFile: '' },
       console: stdout,
       consoleInput: stdin,
       exited,
@@ -87,6 +88,11 @@ export class FakeDriver implements HypervisorDriver {
         return exit;
       },
     };
+  }
+
+  /** Its guests talk through pipes to their parent: nothing to take over after a restart. */
+  async adopt(): Promise<null> {
+    return null;
   }
 
   async cleanup(id: string, workDir: string): Promise<void> {
