@@ -4,8 +4,10 @@
  * through `startFlint`.
  *
  * Order matters:
- *   1. the VM system's start-up sweep removes what a previous run of this
- *      instance left (VMs, taps, leases, disks) before anything starts;
+ *   1. the VM system adopts the VMs a previous run of this instance left
+ *      running (a restart never kills a job), then its start-up sweep
+ *      removes the rest it left (dead VMs, taps, leases, disks); the
+ *      scheduler rebuilds its runners for the adopted VMs from the store;
  *   2. the webhook intake listens (deliveries are stored, never acted on in
  *      the request);
  *   3. the loops start — each named, with its trigger and interval:
@@ -34,6 +36,7 @@ import type { Logger } from '../adapters/log/logger.ts';
 import { openDatabase } from '../adapters/store/db.ts';
 import { createSqliteIntakeStore } from '../adapters/store/intake-store.ts';
 import { createSqliteJobRecords } from '../adapters/store/job-records.ts';
+import { createSqliteRunnerStates } from '../adapters/store/runner-states.ts';
 import { createGitHubClient } from '../adapters/github/client.ts';
 import type { HostBudget } from '../core/capacity.ts';
 import { Scheduler } from '../daemon/scheduler.ts';
@@ -123,6 +126,7 @@ const RECORD_RETENTION_MS = 7 * 24 * 3600_000;
 export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
   const { config, logger } = opts;
   const vms = await buildVmSystem(config, logger, {}, opts.edges);
+  const adopted = await vms.supervisor.adopt(config.runners);
   const swept = await vms.supervisor.sweep();
   if (swept.vms.length + swept.killed.length + swept.network.length + swept.strayDirs.length > 0) {
     logger.warn({ ...swept }, 'start-up sweep removed what a previous run left behind');
@@ -154,7 +158,9 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
     random: Math.random,
     budget: () => hostBudget(config, vms.supervisor, maxVcpus, maxMemoryMib),
     ...(opts.guestExtras === undefined ? {} : { guestExtras: opts.guestExtras }),
+    runnerStates: { store: createSqliteRunnerStates(db), instanceId: config.instanceId },
   });
+  await scheduler.restore(adopted);
   scheduler.start(opts.tickMs ?? 2000);
   onAccepted = () => scheduler.poke();
   const reconciler = startReconciler({
