@@ -58,7 +58,16 @@ export async function until(what: string, deadlineMs: number, check: () => boole
   }
 }
 
-export async function startE2eFlint(t: TestContext, opts: E2eOptions): Promise<E2e | undefined> {
+/** The simulator and the configuration a Flint of the test runs on (in this process or a child). */
+export interface E2eSetup {
+  readonly sim: Simulator;
+  readonly config: FlintConfig;
+  readonly secret: string;
+  readonly guestExtras: Readonly<Record<string, string>>;
+}
+
+/** The simulator (closed after the test) and Flint's configuration, state under a temporary directory (removed after the test). */
+export async function e2eSetup(t: TestContext, opts: Omit<E2eOptions, 'flint'>): Promise<E2eSetup | undefined> {
   if (!requirePrereqs(t, root, program('qemu-system-x86_64'), program('ip'), program('nft'))) return undefined;
   const image = await ensureTestImage();
   const work = mkdtempSync(join(tmpdir(), `flint-${opts.instanceId}-`));
@@ -74,19 +83,24 @@ export async function startE2eFlint(t: TestContext, opts: E2eOptions): Promise<E
   // The guests' console settings come from the image; the demo's own would repeat them.
   const kernelArgs = image.kernelArgs.split(/\s+/).filter((a) => !/^(console|reboot|panic)=/.test(a)).join(' ');
   const config = { ...base, runners: base.runners.map((r) => ({ ...r, kernelArgs })) };
-  let logText = '';
-  const logSink = new Writable({ write(chunk: Buffer, _enc, cb) { logText += chunk.toString(); cb(); } });
-  const logger = createLogger({ level: 'info', destination: logSink, secrets: new Set([secret]) });
   let runnerCommand = fakeRunnerCommand(packageRoot());
   if (opts.jobSeconds !== undefined) {
     const changed = runnerCommand.replace(/ 120 success \d+$/, ` 120 success ${opts.jobSeconds}`);
     if (changed === runnerCommand) throw new Error('the fake runner command changed form: cannot set its job length');
     runnerCommand = changed;
   }
-  const flint = await startFlint({
-    tickMs: 300, reconcileMs: 2000, ...opts.flint, config, logger,
-    guestExtras: { FLINT_RUNNER_COMMAND: runnerCommand, FLINT_GITHUB_URL: `http://${opts.gateway}:${new URL(sim.apiUrl).port}` },
-  });
+  const guestExtras = { FLINT_RUNNER_COMMAND: runnerCommand, FLINT_GITHUB_URL: `http://${opts.gateway}:${new URL(sim.apiUrl).port}` };
+  return { sim, config, secret, guestExtras };
+}
+
+export async function startE2eFlint(t: TestContext, opts: E2eOptions): Promise<E2e | undefined> {
+  const setup = await e2eSetup(t, opts);
+  if (setup === undefined) return undefined;
+  const { sim, config, secret, guestExtras } = setup;
+  let logText = '';
+  const logSink = new Writable({ write(chunk: Buffer, _enc, cb) { logText += chunk.toString(); cb(); } });
+  const logger = createLogger({ level: 'info', destination: logSink, secrets: new Set([secret]) });
+  const flint = await startFlint({ tickMs: 300, reconcileMs: 2000, ...opts.flint, config, logger, guestExtras });
   // close() is idempotent: a test that closes (or drains) Flint itself is not closed twice.
   t.after(() => flint.close());
   sim.setWebhook({ url: `${flint.url}/webhook`, secret });
