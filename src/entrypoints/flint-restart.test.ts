@@ -58,7 +58,8 @@ test('flint killed with SIGKILL while a job runs: the restarted Flint adopts the
   const runnerName = sim.jobs().find((j) => j.id === queued.jobId)?.runnerName;
   assert.ok(runnerName !== null && runnerName !== undefined);
   const vmId = runnerName.replace(/^flint-/, '');
-  const qemuBefore = execFileSync('ps', ['-eo', 'pid,args']).toString().split('\n').filter((l) => l.includes('qemu-system') && l.includes(vmId));
+  // QEMU itself (its wrapper shell names QEMU too, but starts with `sh`).
+  const qemuBefore = execFileSync('ps', ['-eo', 'args']).toString().split('\n').filter((l) => l.startsWith('qemu-system') && l.includes(vmId));
   assert.equal(qemuBefore.length, 1, 'one QEMU runs the job');
 
   first.proc.kill('SIGKILL');
