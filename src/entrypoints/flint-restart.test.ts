@@ -49,7 +49,6 @@ test('flint killed with SIGKILL while a job runs: the restarted Flint adopts the
   const logFile = join(config.stateDir, '..', 'flint.log');
   const args = { config, guestExtras, logFile, secret };
   const log = (): string => { try { return readFileSync(logFile, 'utf8'); } catch { return ''; } };
-  t.after(() => { if (process.env['FLINT_TEST_VERBOSE'] !== undefined) t.diagnostic(log().slice(-8000)); });
 
   const first = await startChild(t, args);
   sim.setWebhook({ url: `${first.url}/webhook`, secret });
@@ -62,11 +61,13 @@ test('flint killed with SIGKILL while a job runs: the restarted Flint adopts the
   const qemuBefore = execFileSync('ps', ['-eo', 'args']).toString().split('\n').filter((l) => l.startsWith('qemu-system') && l.includes(vmId));
   assert.equal(qemuBefore.length, 1, 'one QEMU runs the job');
 
+  const killedAt = Date.now();
   first.proc.kill('SIGKILL');
   await exited(first.proc);
   assert.match(execFileSync('ps', ['-eo', 'args']).toString(), new RegExp(`qemu-system.*${vmId}`), 'the VM outlived Flint');
 
   const second = await startChild(t, args);
+  t.diagnostic(`SIGKILL to the restarted Flint serving (VM adopted): ${Date.now() - killedAt} ms`);
   sim.setWebhook({ url: `${second.url}/webhook`, secret });
   assert.match(log(), new RegExp(`"vmId":"${vmId}"[^\\n]*vm of a previous Flint process adopted`), 'the restarted Flint adopted the VM');
   await until('the job to complete', 300_000, () => sim.jobs().find((j) => j.id === queued.jobId)?.status === 'completed');

@@ -111,8 +111,10 @@ export function createQemuDriver(opts: QemuDriverOptions): HypervisorDriver {
   async function start(spec: VmSpec): Promise<RunningVm> {
     const qmpSocket = join(spec.workDir, QMP_SOCKET);
     const pidFile = join(spec.workDir, PID_FILE);
-    if (Buffer.byteLength(qmpSocket) > MAX_SOCKET_PATH) {
-      throw new FlintError('FLINT_ERR_VM_START_FAILED', `the QMP socket path of VM ${spec.id} is longer than ${MAX_SOCKET_PATH} bytes: ${qmpSocket}`, {
+    // The console socket has the longer name of the two.
+    const longest = join(spec.workDir, CONSOLE_SOCKET);
+    if (Buffer.byteLength(longest) > MAX_SOCKET_PATH) {
+      throw new FlintError('FLINT_ERR_VM_START_FAILED', `the console socket path of VM ${spec.id} is longer than ${MAX_SOCKET_PATH} bytes: ${longest}`, {
         hint: 'Use a shorter `stateDir` (unix socket paths are limited to 107 bytes).',
         details: { vmId: spec.id },
       });
