@@ -127,6 +127,20 @@ test('an adopted idle runner keeps its idle time: it is reaped after the grace t
   assert.deepEqual(await states.list('t1'), []);
 });
 
+test('a runner that came online while no Flint watched is restored idle, its grace counted from the restart', async () => {
+  const states = createMemoryRunnerStates();
+  const clock = { t: 5000, now: () => clock.t };
+  await states.put({ vmId: 't1-00003', instanceId: 't1', definition: 'default', phase: 'starting', githubRunnerId: 9, idleSince: null, startedAt: 0 });
+  const vm = { ...fakeVm('t1-00003'), runnerStartedAt: 4000 };
+  const after = flint([], states, clock);
+  await after.scheduler.restore([vm]);
+  assert.deepEqual(after.scheduler.snapshot(), { default: { starting: 0, idle: 1, busy: 0, ending: 0 } });
+  await settle();
+  assert.deepEqual((await states.list('t1')).map((s) => [s.phase, s.idleSince]), [['idle', 5000]]);
+  vm.end();
+  await after.scheduler.settled();
+});
+
 test('states of VMs that were not adopted are dropped; an adopted VM without a state counts as starting', async () => {
   const states = createMemoryRunnerStates();
   const clock = { t: 0, now: () => clock.t };
@@ -137,7 +151,7 @@ test('states of VMs that were not adopted are dropped; an adopted VM without a s
   assert.deepEqual(after.scheduler.snapshot(), { default: { starting: 1, idle: 0, busy: 0, ending: 0 } });
   await after.scheduler.tick();
   assert.equal(after.launcher.vms.length, 0, 'the starting runner already covers the queued job');
-  await after.scheduler.settled();
+  await settle();
   assert.deepEqual((await states.list('t1')).map((s) => [s.vmId, s.phase]), [['t1-00002', 'starting']]);
   orphan.end();
   await after.scheduler.settled();

@@ -137,10 +137,12 @@ export class Scheduler {
       if (def === undefined || this.live.has(vm.id)) continue;
       const st = byVm.get(vm.id);
       if (st !== undefined && st.githubRunnerId !== null) this.runnerIds.set(vm.id, st.githubRunnerId);
-      const phase = st?.phase ?? 'starting';
+      // A runner that came online while no Flint watched (its marker is on record) is idle, not starting.
+      const onlineMeanwhile = (st === undefined || st.phase === 'starting') && typeof vm.runnerStartedAt === 'number';
+      const phase = onlineMeanwhile ? 'idle' : st?.phase ?? 'starting';
       const live: LiveRunner = {
         vm, definition: def, phase, startedAt: st?.startedAt ?? this.deps.clock.now(), round: this.healthOf(def.name).round,
-        online: phase !== 'starting', idleSince: st?.idleSince ?? undefined, stoppedByFlint: phase === 'ending',
+        online: phase !== 'starting', idleSince: onlineMeanwhile ? this.deps.clock.now() : st?.idleSince ?? undefined, stoppedByFlint: phase === 'ending',
       };
       this.live.set(vm.id, live);
       this.follow(live);

@@ -115,6 +115,8 @@ export interface VmHandle {
   readonly id: string;
   readonly runner: string;
   readonly state: VmState;
+  /** When the guest reported its runner started (epoch ms), if it did; an adopted VM may have before this process saw it. */
+  readonly runnerStartedAt?: number | null;
   /** Settles (never rejects) when the VM is in a terminal state, after teardown. */
   readonly ended: Promise<VmOutcome>;
   onConsole(listener: (chunk: Buffer) => void): () => void;
@@ -383,6 +385,10 @@ class VmEntry implements VmHandle {
 
   get state(): VmState {
     return this.record.state;
+  }
+
+  get runnerStartedAt(): number | null {
+    return this.record.runnerStartedAt;
   }
 
   onConsole(listener: (chunk: Buffer) => void): () => void {
