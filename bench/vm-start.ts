@@ -77,9 +77,14 @@ class HoldDriver implements HypervisorDriver {
       resolve({ code, signal });
     }));
     return {
-      id: spec.id, pid: child.pid ?? -1, console: child.stdout ?? new PassThrough(), consoleInput: child.stdin ?? new PassThrough(), exited,
+      id: spec.id, pid: child.pid ?? -1, handle: { pid: child.pid ?? -1, startTime: '', controlSocket: '', consoleFile: '' }, console: child.stdout ?? new PassThrough(), consoleInput: child.stdin ?? new PassThrough(), exited,
       async stop() { child.kill('SIGTERM'); return exited; },
     };
+  }
+
+  /** A sleep process is no VMM to take over. */
+  async adopt(): Promise<null> {
+    return null;
   }
 
   async cleanup(): Promise<void> {}

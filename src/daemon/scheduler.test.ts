@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { jobListStore } from '../../test/fakes/job-list-store.ts';
 import { Scheduler, type VmLauncher } from './scheduler.ts';
 import { FlintError } from '../core/errors/index.ts';
 import type { RunnerConfig } from '../config/types.ts';
@@ -83,14 +84,7 @@ function setup(jobs: StoredJob[], runners = [runner()]) {
   const log = (level: string) => (obj: object, msg: string) => { lines.push({ level, obj: obj as Record<string, unknown>, msg }); };
   const scheduler = new Scheduler({
     config,
-    store: {
-      listJobs: async (f) => jobs.filter((j) => f?.status === undefined || j.status === f.status),
-      countJobsByDefinition: async (status) => {
-        const counts = new Map<string, number>();
-        for (const j of jobs) if (j.status === status) counts.set(j.definition, (counts.get(j.definition) ?? 0) + 1);
-        return counts;
-      },
-    },
+    store: jobListStore(jobs),
     github: {
       runnerGroupId: async () => 1,
       createJitRunner: async (req) => {

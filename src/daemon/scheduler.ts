@@ -31,7 +31,7 @@ import { DEFAULTS } from '../config/defaults.ts';
 import type { FlintConfig, RunnerConfig } from '../config/types.ts';
 import { startLoop, type Loop, type LoopTimers } from './loop.ts';
 import type { GitHubPort, RunnerScope } from './ports/github.ts';
-import type { IntakeStore, StoredJob } from './ports/store.ts';
+import type { IntakeStore, RunnerPhase, RunnerStateStore, StoredJob } from './ports/store.ts';
 import type { Logger, VmHandle, GuestEnv, LaunchOptions } from './vm/supervisor.ts';
 
 /** What the scheduler needs of the VM supervisor. */
@@ -56,9 +56,9 @@ export interface SchedulerDeps {
   readonly backoff?: Pick<BackoffPolicy, 'initialMs' | 'maxMs' | 'jitter'>;
   /** Timers of the "scale" loop started by `start()`; default the global ones. */
   readonly timers?: LoopTimers;
+  /** Where each runner's state is kept, so a restarted Flint rebuilds it (`restore()`); none = memory only. */
+  readonly runnerStates?: { readonly store: RunnerStateStore; readonly instanceId: string };
 }
-
-type RunnerPhase = 'starting' | 'idle' | 'busy' | 'ending';
 
 interface LiveRunner {
   readonly vm: VmHandle;
@@ -110,9 +110,46 @@ export class Scheduler {
   private readonly cleanups = new Set<Promise<void>>();
   private stopped = false;
   private draining = false;
+  /** Runner-state writes, one at a time in order (the last write of a runner wins). */
+  private persisting: Promise<void> = Promise.resolve();
 
   constructor(deps: SchedulerDeps) {
     this.deps = deps;
+  }
+
+  /**
+   * Rebuilds the runners of a previous Flint process from the stored
+   * runner states and the VMs the supervisor adopted: call before
+   * `start()`. An adopted VM keeps its phase, GitHub runner id and idle
+   * time, so it counts against demand (no second VM for its job) and is
+   * cleaned up when it ends. States of VMs that were not adopted are
+   * dropped (their registrations go with the stale-runners loop); an
+   * adopted VM without a state counts as starting.
+   */
+  async restore(adopted: readonly VmHandle[]): Promise<void> {
+    const persisted = this.deps.runnerStates;
+    const states = persisted === undefined ? [] : await persisted.store.list(persisted.instanceId);
+    const byVm = new Map(states.map((st) => [st.vmId, st]));
+    for (const st of states) {
+      if (!adopted.some((vm) => vm.id === st.vmId)) await persisted?.store.remove(st.vmId);
+    }
+    for (const vm of adopted) {
+      const def = this.deps.config.runners.find((d) => d.name === vm.runner);
+      if (def === undefined || this.live.has(vm.id)) continue;
+      const st = byVm.get(vm.id);
+      if (st !== undefined && st.githubRunnerId !== null) this.runnerIds.set(vm.id, st.githubRunnerId);
+      // A runner that came online while no Flint watched (its marker is on record) is idle, not starting.
+      const onlineMeanwhile = (st === undefined || st.phase === 'starting') && typeof vm.runnerStartedAt === 'number';
+      const phase = onlineMeanwhile ? 'idle' : st?.phase ?? 'starting';
+      const live: LiveRunner = {
+        vm, definition: def, phase, startedAt: st?.startedAt ?? this.deps.clock.now(), round: this.healthOf(def.name).round,
+        online: phase !== 'starting', idleSince: onlineMeanwhile ? this.deps.clock.now() : st?.idleSince ?? undefined, stoppedByFlint: phase === 'ending',
+      };
+      this.live.set(vm.id, live);
+      this.follow(live);
+      this.persist(live);
+      this.deps.logger.info({ vm: vm.id, runner: def.name, phase }, 'runner of a previous Flint process adopted');
+    }
   }
 
   /** Runs the "scale" loop: a tick at once, then every `intervalMs` and on `poke()`, until `stop()`. Hands it back for the status surfaces. */
@@ -151,7 +188,10 @@ export class Scheduler {
       });
       if (removed) deregistered += 1;
       // Refused: it just took a job (or GitHub failed us): it may run one, so it is waited for.
-      else r.phase = 'busy';
+      else {
+        r.phase = 'busy';
+        this.persist(r);
+      }
     }
     const pick = (p: RunnerPhase): VmHandle[] => [...this.live.values()].filter((r) => r.phase === p).map((r) => r.vm);
     return { deregistered, busy: pick('busy'), ending: pick('ending') };
@@ -169,6 +209,7 @@ export class Scheduler {
    */
   async settled(): Promise<void> {
     while (this.cleanups.size > 0) await Promise.all([...this.cleanups]);
+    await this.persisting;
   }
 
   /** Asks for a tick soon (e.g. after the intake stored a queued job); ticks never overlap. No-op before `start()`. */
@@ -246,6 +287,7 @@ export class Scheduler {
         r.phase = 'busy';
         // A runner that took a job came online, whether or not its marker was seen.
         this.runnerOnline(r);
+        this.persist(r);
       }
     }
   }
@@ -319,6 +361,8 @@ export class Scheduler {
       });
       this.runnerIds.set(vmId, jit.runnerId);
       registeredVm = vmId;
+      const known = this.live.get(vmId);
+      if (known !== undefined) this.persist(known);
       return {
         ...this.deps.guestExtras,
         FLINT_RUNNER_NAME: jit.runnerName,
@@ -342,16 +386,30 @@ export class Scheduler {
       vm, definition: def, phase: 'starting', startedAt: this.deps.clock.now(), round, online: false, idleSince: undefined, stoppedByFlint: false,
     };
     this.live.set(vm.id, live);
+    this.persist(live);
+    this.follow(live);
+    this.deps.logger.info({ vm: vm.id, runner: def.name }, 'runner VM starting');
+    return true;
+  }
+
+  /** Follows a runner's VM: its markers move the phase, its end removes the runner. */
+  private follow(live: LiveRunner): void {
+    const { vm, definition: def, round } = live;
     vm.onMarker((m) => {
       if (m.kind === 'runner-started' && live.phase === 'starting') {
         live.phase = 'idle';
         live.idleSince = this.deps.clock.now();
+        this.persist(live);
       }
       if (m.kind === 'runner-started') this.runnerOnline(live);
-      if (m.kind === 'runner-exited') live.phase = 'ending';
+      if (m.kind === 'runner-exited' && live.phase !== 'ending') {
+        live.phase = 'ending';
+        this.persist(live);
+      }
     });
     const cleanup = vm.ended.then(async (outcome) => {
       this.live.delete(vm.id);
+      this.forget(vm.id);
       const jitError = this.jitErrors.get(vm.id);
       this.jitErrors.delete(vm.id);
       this.deps.logger.info({ vm: vm.id, runner: def.name, state: outcome.record.state, code: outcome.code }, 'runner VM ended');
@@ -369,8 +427,27 @@ export class Scheduler {
     });
     this.cleanups.add(cleanup);
     void cleanup.finally(() => this.cleanups.delete(cleanup));
-    this.deps.logger.info({ vm: vm.id, runner: def.name }, 'runner VM starting');
-    return true;
+  }
+
+  /** Writes a runner's current state (queued behind earlier writes; a failure is logged, the next change writes again). */
+  private persist(r: LiveRunner): void {
+    const persisted = this.deps.runnerStates;
+    if (persisted === undefined) return;
+    const state = {
+      vmId: r.vm.id, instanceId: persisted.instanceId, definition: r.definition.name, phase: r.phase,
+      githubRunnerId: this.runnerIds.get(r.vm.id) ?? null, idleSince: r.idleSince ?? null, startedAt: r.startedAt,
+    };
+    this.persisting = this.persisting.then(() => persisted.store.put(state)).catch((err: unknown) => {
+      this.deps.logger.warn({ vm: r.vm.id, err: errText(err) }, 'could not store the runner\'s state; a restart may not adopt it');
+    });
+  }
+
+  private forget(vmId: string): void {
+    const persisted = this.deps.runnerStates;
+    if (persisted === undefined) return;
+    this.persisting = this.persisting.then(() => persisted.store.remove(vmId)).catch((err: unknown) => {
+      this.deps.logger.warn({ vm: vmId, err: errText(err) }, 'could not forget the runner\'s state; the next restart drops it');
+    });
   }
 
   /**
@@ -421,6 +498,7 @@ export class Scheduler {
     }
     r.phase = 'ending';
     r.stoppedByFlint = true;
+    this.persist(r);
     void r.vm.stop(reason);
     return true;
   }

@@ -8,8 +8,10 @@
  *
  * Order matters:
  *   1. the state database is opened and the stores are built on it;
- *   2. the VM system's start-up sweep removes what a previous run of this
- *      instance left (VMs, taps, leases, disks) before anything starts;
+ *   2. the VM system adopts the VMs a previous run of this instance left
+ *      running (a restart never kills a job), then its start-up sweep
+ *      removes the rest it left (dead VMs, taps, leases, disks); the
+ *      scheduler rebuilds its runners for the adopted VMs from the store;
  *   3. the webhook intake listens (deliveries are stored, never acted on in
  *      the request; entrypoints/http);
  *   4. the loops start, every one on the loop primitive (daemon/loop.ts),
@@ -46,6 +48,7 @@ import type { Db, Synchronous } from '../adapters/store/db.ts';
 import { createSqliteIntakeStore } from '../adapters/store/intake-store.ts';
 import { createSqliteJobRecords } from '../adapters/store/job-records.ts';
 import { createSqliteTruthStore } from '../adapters/store/truth-store.ts';
+import { createSqliteRunnerStates } from '../adapters/store/runner-states.ts';
 import { createGitHubClient } from '../adapters/github/client.ts';
 import { FlintError } from '../core/errors/index.ts';
 import type { HostBudget } from '../core/capacity.ts';
@@ -63,7 +66,7 @@ import type { RedeliverSettings } from '../daemon/redeliver.ts';
 import { recordingRunnerRequests } from '../daemon/runner-requests.ts';
 import type { IntakeStore, JobRecordStore } from '../daemon/ports/store.ts';
 import type { GitHubPort } from '../daemon/ports/github.ts';
-import type { VmSupervisor } from '../daemon/vm/supervisor.ts';
+import type { VmHandle, VmSupervisor } from '../daemon/vm/supervisor.ts';
 import { buildVmSystem } from './vm-system.ts';
 import type { VmEdges, VmSystem } from './vm-system.ts';
 import { startWebhooks } from './http/webhooks.ts';
@@ -256,11 +259,13 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
   let vms: VmSystem | undefined;
   let intake: WebhookIntake | undefined;
   let consoleRetention: Loop | undefined;
+  let adopted: VmHandle[];
   // The scheduler exists only further down; a job accepted before then is
   // picked up by its first tick anyway.
   let onAccepted = (): void => undefined;
   try {
     vms = await buildVmSystem(config, logger, { db, ...(opts.edges === undefined ? {} : { edges: opts.edges }) });
+    adopted = await vms.supervisor.adopt(config.runners);
     const swept = await vms.supervisor.sweep();
     if (swept.vms.length + swept.killed.length + swept.network.length + swept.strayDirs.length > 0) {
       logger.warn({ ...swept }, 'start-up sweep removed what a previous run left behind');
@@ -304,7 +309,9 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
     budget: () => hostBudget(config, system.supervisor, maxVcpus, maxMemoryMib),
     ...(opts.guestExtras === undefined ? {} : { guestExtras: opts.guestExtras }),
     ...(opts.backoff === undefined ? {} : { backoff: opts.backoff }),
+    runnerStates: { store: createSqliteRunnerStates(db), instanceId: config.instanceId },
   });
+  await scheduler.restore(adopted);
   const scale = scheduler.start(opts.tickMs ?? 2000);
   onAccepted = () => scheduler.poke();
   const reconciler = startReconciler({

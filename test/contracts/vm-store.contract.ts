@@ -27,11 +27,12 @@ export function vmStoreContract(name: string, make: () => Promise<{ store: VmSto
     assert.deepEqual(await store.get('ab1-00000'), rec('ab1-00000'));
     await store.insert({ ...rec('ab1-00009'), owner: '123:456' });
     assert.equal((await store.get('ab1-00009'))?.owner, '123:456');
-    assert.equal(await store.update('ab1-00000', 'preparing', { state: 'booting', pid: 4242, startedAt: 1100, prepareMs: 90 }), true);
+    assert.equal(await store.update('ab1-00000', 'preparing', { state: 'booting', pid: 4242, vmmStartTime: '987654', controlSocket: '/s/qemu.qmp', consoleFile: '/s/console.out', startedAt: 1100, prepareMs: 90 }), true);
     assert.equal(await store.update('ab1-00000', 'preparing', { state: 'failed' }), false, 'stale expectation is refused');
     const got = await store.get('ab1-00000');
     assert.equal(got?.state, 'booting');
     assert.equal(got?.pid, 4242);
+    assert.deepEqual([got?.vmmStartTime, got?.controlSocket, got?.consoleFile], ['987654', '/s/qemu.qmp', '/s/console.out']);
     assert.equal(got?.prepareMs, 90);
     assert.equal(got?.reason, null);
     assert.equal(await store.update('nope-00000', 'preparing', { state: 'failed' }), false);

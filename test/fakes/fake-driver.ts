@@ -11,7 +11,9 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { HypervisorDriver, RunningVm, VmExit, VmSpec } from '../../src/daemon/vm/ports.ts';
+import { PassThrough } from 'node:stream';
+import type { HypervisorDriver, RunningVm, VmExit, VmmHandle, VmSpec } from '../../src/daemon/vm/ports.ts';
+import { isSameLiveProcess, signalIfSame, watchProcess } from '../../src/adapters/hypervisor/vmm-process.ts';
 
 export interface FakeGuestScript {
   /** ms before "FLINT-MARKER booted"; null = never boots. */
@@ -55,6 +57,8 @@ export class FakeDriver implements HypervisorDriver {
   failStart = false;
   readonly started: VmSpec[] = [];
   readonly cleaned: string[] = [];
+  /** Ids of the VMs adopt() took over. */
+  readonly adopted: string[] = [];
 
   constructor(script: FakeGuestScript, kind: 'qemu' | 'firecracker' = 'qemu') {
     this.script = script;
@@ -76,12 +80,43 @@ export class FakeDriver implements HypervisorDriver {
     return {
       id: spec.id,
       pid: child.pid ?? -1,
+      handle: { pid: child.pid ?? -1, startTime: '', controlSocket: join(sock, 'pid'), consoleFile: '' },
       console: stdout,
       consoleInput: stdin,
       exited,
       async stop(graceMs: number): Promise<VmExit> {
         if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
         const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
+        const exit = await exited;
+        clearTimeout(t);
+        return exit;
+      },
+    };
+  }
+
+  /**
+   * Takes over any live process named by the handle (pid + start time), as
+   * a real driver takes over a VMM a killed Flint left: its end is noticed
+   * by polling /proc; stop() sends SIGTERM, then SIGKILL after the grace.
+   * It has no console to read on (an empty stream), and its exit status is
+   * unknown to the fake (reported as code 0).
+   */
+  async adopt(id: string, _workDir: string, handle: VmmHandle): Promise<RunningVm | null> {
+    if (!(await isSameLiveProcess(handle.pid, handle.startTime))) return null;
+    this.adopted.push(id);
+    const watch = watchProcess(handle.pid, handle.startTime, 20);
+    const console = new PassThrough();
+    const exited = watch.gone.then((): VmExit => {
+      console.end();
+      return { code: 0, signal: null };
+    });
+    const consoleInput = new PassThrough();
+    consoleInput.resume();
+    return {
+      id, pid: handle.pid, handle, console, consoleInput, exited,
+      async stop(graceMs: number): Promise<VmExit> {
+        await signalIfSame(handle.pid, handle.startTime, 'SIGTERM');
+        const t = setTimeout(() => void signalIfSame(handle.pid, handle.startTime, 'SIGKILL'), graceMs);
         const exit = await exited;
         clearTimeout(t);
         return exit;

@@ -68,12 +68,17 @@ export class InstantDriver implements HypervisorDriver {
     // output comes after its VMM started.
     setImmediate(() => this.guest(guest));
     return {
-      id: spec.id, pid: NO_PROCESS, console, consoleInput, exited,
+      id: spec.id, pid: NO_PROCESS, handle: { pid: NO_PROCESS, startTime: '', controlSocket: '', consoleFile: '' }, console, consoleInput, exited,
       async stop(): Promise<VmExit> {
         exit({ code: null, signal: 'SIGTERM' });
         return exited;
       },
     };
+  }
+
+  /** In-memory guests do not outlive their process: nothing to take over. */
+  async adopt(): Promise<null> {
+    return null;
   }
 
   async cleanup(id: string): Promise<void> {

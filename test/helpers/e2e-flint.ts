@@ -69,15 +69,28 @@ export async function until(what: string, deadlineMs: number, check: () => boole
   }
 }
 
-export async function startE2eFlint(t: TestContext, opts: E2eOptions): Promise<E2e | undefined> {
+/** The simulator and the configuration a Flint of the test runs on (in this process or a child). */
+export interface E2eSetup {
+  readonly sim: RemoteSimulator;
+  readonly topology: Topology;
+  readonly config: FlintConfig;
+  readonly secret: string;
+  readonly guestExtras: Readonly<Record<string, string>>;
+  /** Registers a closer run after the test, before the topology and the files go (a Flint, in this process or a child). */
+  closeFirst(close: () => unknown): void;
+}
+
+/** The topology with its simulator and Flint's configuration, state under a temporary directory; all removed after the test. */
+export async function e2eSetup(t: TestContext, opts: Omit<E2eOptions, 'flint'>): Promise<E2eSetup | undefined> {
   if (!requirePrereqs(t, root, program('qemu-system-x86_64'), program('ip'), program('nft'), program('unshare'), program('nsenter'))) return undefined;
   const image = await ensureTestImage();
   const work = mkdtempSync(join(tmpdir(), `flint-${opts.instanceId}-`));
-  // One closer, in order: Flint (it still talks to GitHub while it stops), then the internet, then the files.
-  const opened: { flint?: RunningFlint; topology?: Topology } = {};
+  // One closer, in order: Flints (they still talk to GitHub while they stop; last registered first), then the internet, then the files.
+  const closers: Array<() => unknown> = [];
+  const opened: { topology?: Topology } = {};
   t.after(async () => {
     try {
-      await opened.flint?.close(); // idempotent: a test that closed (or drained) Flint itself is not closed twice
+      for (const close of closers.reverse()) await close();
       await opened.topology?.close();
     } finally {
       rmSync(work, { recursive: true, force: true });
@@ -96,9 +109,6 @@ export async function startE2eFlint(t: TestContext, opts: E2eOptions): Promise<E
   // The guests' console settings come from the image; the demo's own would repeat them.
   const kernelArgs = image.kernelArgs.split(/\s+/).filter((a) => !/^(console|reboot|panic)=/.test(a)).join(' ');
   const config = { ...base, runners: base.runners.map((r) => ({ ...r, kernelArgs, ...opts.runner })) };
-  let logText = '';
-  const logSink = new Writable({ write(chunk: Buffer, _enc, cb) { logText += chunk.toString(); cb(); } });
-  const logger = createLogger({ level: 'info', destination: logSink, secrets: new Set([secret]) });
   let runnerCommand = fakeRunnerCommand(packageRoot());
   if (opts.jobSeconds !== undefined) {
     const changed = runnerCommand.replace(/ 120 success \d+$/, ` 120 success ${opts.jobSeconds}`);
@@ -106,11 +116,20 @@ export async function startE2eFlint(t: TestContext, opts: E2eOptions): Promise<E
     runnerCommand = changed;
   }
   // Guests reach the simulator as they would GitHub: by its internet address, through the bridge and NAT.
-  const flint = await startFlint({
-    tickMs: 300, reconcileMs: 2000, ...opts.flint, config, logger,
-    guestExtras: { FLINT_RUNNER_COMMAND: runnerCommand, FLINT_GITHUB_URL: topology.simUrl },
-  });
-  opened.flint = flint;
+  const guestExtras = { FLINT_RUNNER_COMMAND: runnerCommand, FLINT_GITHUB_URL: topology.simUrl };
+  return { sim, topology, config, secret, guestExtras, closeFirst: (close) => { closers.push(close); } };
+}
+
+export async function startE2eFlint(t: TestContext, opts: E2eOptions): Promise<E2e | undefined> {
+  const setup = await e2eSetup(t, opts);
+  if (setup === undefined) return undefined;
+  const { sim, topology, config, secret, guestExtras } = setup;
+  let logText = '';
+  const logSink = new Writable({ write(chunk: Buffer, _enc, cb) { logText += chunk.toString(); cb(); } });
+  const logger = createLogger({ level: 'info', destination: logSink, secrets: new Set([secret]) });
+  const flint = await startFlint({ tickMs: 300, reconcileMs: 2000, ...opts.flint, config, logger, guestExtras });
+  // close() is idempotent: a test that closed (or drained) Flint itself is not closed twice.
+  setup.closeFirst(() => flint.close());
   sim.setWebhook({ url: `${flint.url}/webhook`, secret });
   return { sim, topology, flint, config, secret, logText: () => logText };
 }

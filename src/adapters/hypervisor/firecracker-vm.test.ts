@@ -173,6 +173,35 @@ describe('firecracker driver end to end (emulated Firecracker, QEMU)', () => {
     assert.ok(!existsSync(join(base, 'firecracker', id)));
   });
 
+  test('a restarted Flint adopts a running Firecracker by pid and start time, reads its console file from the start, and stops it gracefully', async (t: TestContext) => {
+    if (!(await ready(t))) return;
+    const img = await ensureTestImage();
+    const id = 'fce2e-00004';
+    const tap = 'ffce2e-00004';
+    await network(t, `fcbr${id.slice(-1)}`, tap);
+    const base = join(dir, 'jail');
+    const first = createFirecrackerDriver({ chrootBaseDir: base, logger: quiet });
+    const spec = await vmSpec(img, id, tap, '06:00:0a:c9:00:05', '10.201.0.5', 'echo RUNNER-UP; sleep 600');
+    t.after(() => first.cleanup(id, spec.workDir));
+    const vm = await first.start(spec);
+    t.after(() => vm.stop(0));
+    await collect(vm).waitFor('RUNNER-UP', 240_000);
+
+    // The driver of a new Flint process, knowing only what the VM record holds.
+    const second = createFirecrackerDriver({ chrootBaseDir: base, logger: quiet });
+    assert.equal(await second.adopt(id, spec.workDir, { ...vm.handle, startTime: '1' }), null, 'another start time: not this VMM');
+    const adopted = await second.adopt(id, spec.workDir, vm.handle);
+    assert.ok(adopted !== null);
+    const console = collect(adopted);
+    await console.waitFor('FLINT-MARKER booted', 10_000);
+    const exit = await adopted.stop(60_000);
+    assert.deepEqual(exit, { code: 0, signal: null }, 'the adopted guest powered off; the exit code came from Firecracker\'s log');
+    assert.match(console.text(), /^FLINT-MARKER runner-exited code=143\r?$/m);
+    assert.equal(await second.adopt(id, spec.workDir, vm.handle), null, 'an ended VMM is not adopted');
+    await second.cleanup(id, spec.workDir);
+    assert.deepEqual(processesNaming(id), []);
+  });
+
   test('stop(0): no grace, Firecracker is killed at once and reported as killed', async (t: TestContext) => {
     if (!(await ready(t))) return;
     const img = await ensureTestImage();
@@ -193,7 +222,7 @@ describe('firecracker driver end to end (emulated Firecracker, QEMU)', () => {
     assert.deepEqual(exit, { code: null, signal: 'SIGKILL' });
     assert.ok(Date.now() - asked < 10_000);
     await driver.cleanup(id, spec.workDir);
-    assert.deepEqual(processesNaming(id), [], 'QEMU went with the VMM (parent-death signal)');
+    assert.deepEqual(processesNaming(id), [], 'QEMU went with the (emulated) VMM');
     assert.ok(!existsSync(join(base, 'firecracker', id)));
   });
 });

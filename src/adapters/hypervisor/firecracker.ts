@@ -12,29 +12,37 @@
  *      /firecracker.log --level Info`. Seccomp stays on (never
  *      `--no-seccomp`). With --new-pid-ns the jailer forks Firecracker,
  *      writes `root/<binary name>.pid` and exits 0; Firecracker keeps the
- *      jailer's stdio, so its stdout (the serial console) and stdin reach us.
+ *      jailer's stdio. None of it is tied to Flint's process, so the VM
+ *      outlives a crash of Flint: the jailer runs in its own session, its
+ *      stdout (the serial console) and stderr go to `console.out` and
+ *      `vmm.stderr` in the VM's workDir (Flint tails the console file), and
+ *      its stdin is the FIFO `console.in`, which Firecracker holds open for
+ *      reading and writing (so it never sees end-of-file when Flint dies).
  *   3. The API over the unix socket: machine-config, boot-source, the three
  *      drives in contract order, eth0, InstanceStart.
  *   4. The end: Firecracker is not our child (the jailer's parent exited),
  *      so the driver watches its pid (and its start time, against pid
- *      reuse). Its exit code is read from Firecracker's own log file
+ *      reuse) by polling /proc; `adopt()` does the same for a Firecracker a
+ *      previous Flint process started. Its exit code is read from Firecracker's own log file
  *      (`… exit_code=N`), never from the console, which the guest controls.
  *   5. Stop: SendCtrlAltDel, then SIGKILL after the grace period. Firecracker
  *      is pid 1 of its pid namespace, where SIGTERM without a handler is
  *      ignored, so there is no SIGTERM step.
  */
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { closeSync, createWriteStream, existsSync, openSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { FlintError } from '../../core/errors/index.ts';
 import { parseVmId } from '../../core/ids.ts';
-import type { HypervisorDriver, RunningVm, VmExit, VmSpec } from '../../daemon/vm/ports.ts';
+import type { HypervisorDriver, RunningVm, VmExit, VmmHandle, VmSpec } from '../../daemon/vm/ports.ts';
 import type { Logger } from '../../daemon/vm/supervisor.ts';
 import { raceTimeout } from '../race-timeout.ts';
 import { apiCall, rawApiCall } from './firecracker-api.ts';
 import { checkSharedReadable, ownPerVmFile, placeFile } from './firecracker-jail.ts';
 import type { Placement } from './firecracker-jail.ts';
+import { FileTail, globalPollTimers } from './vmm-process.ts';
+import type { PollTimers } from './vmm-process.ts';
 
 export interface FirecrackerDriverOptions {
   /** `--chroot-base-dir`; `<stateDir>/jail` so that hard links into the jails work. */
@@ -48,7 +56,15 @@ export interface FirecrackerDriverOptions {
   readonly apiTimeoutMs?: number;
   /** Extra environment for the jailer (the real jailer clears its environment anyway). */
   readonly env?: Readonly<Record<string, string>>;
+  /** How often the console file is read and Firecracker's pid checked. Default 100 ms. */
+  readonly pollMs?: number;
+  readonly timers?: PollTimers;
 }
+
+/** Per-VM files in the workDir (outside the jail). */
+export const CONSOLE_FILE = 'console.out';
+export const CONSOLE_FIFO = 'console.in';
+export const STDERR_FILE = 'vmm.stderr';
 
 /** The socket and log paths as Firecracker sees them inside its jail. */
 export const API_SOCK_IN_JAIL = '/run/firecracker.socket';
@@ -155,6 +171,8 @@ export function createFirecrackerDriver(opts: FirecrackerDriverOptions): Hypervi
   const socketTimeout = opts.socketTimeoutMs ?? 15000;
   const apiTimeout = opts.apiTimeoutMs ?? 10000;
   const log = opts.logger;
+  const pollMs = opts.pollMs ?? 100;
+  const timers = opts.timers ?? globalPollTimers;
 
   async function placeAll(spec: VmSpec, root: string): Promise<void> {
     const { uid, gid } = spec;
@@ -204,6 +222,61 @@ export function createFirecrackerDriver(opts: FirecrackerDriverOptions): Hypervi
     }
   }
 
+  /**
+   * A RunningVm over a live Firecracker: its console file tailed, its pid
+   * polled (settles `exited` when gone), its exit code read from its log.
+   */
+  function running(id: string, workDir: string, handle: VmmHandle, consoleOffset: number): RunningVm {
+    // The API socket is <jail root>/run/firecracker.socket.
+    const root = dirname(dirname(handle.controlSocket));
+    const consoleTail = new FileTail(handle.consoleFile, { offset: consoleOffset, intervalMs: pollMs, timers });
+    const consoleInput = createWriteStream(join(workDir, CONSOLE_FIFO), { flags: 'r+' });
+    consoleInput.on('error', () => { /* the VM's end is reported through exited */ });
+    let killedWith: string | null = null;
+    let ended = false;
+    const exited = new Promise<VmExit>((resolve) => {
+      const check = (): void => {
+        void procStat(handle.pid).then(async (st) => {
+          if (st && st.state !== 'Z' && st.start === handle.startTime) {
+            timers.setTimeout(check, pollMs);
+            return;
+          }
+          ended = true;
+          await consoleTail.finish();
+          consoleInput.destroy();
+          let code: number | null = null;
+          if (killedWith === null) {
+            const text = await readFile(join(root, LOG_IN_JAIL.slice(1)), 'utf8').catch(() => '');
+            code = exitCodeFromLog(text) ?? null;
+          }
+          resolve({ code, signal: killedWith ?? (code === null ? 'unknown (Firecracker logged no exit code)' : null) });
+        });
+      };
+      check();
+    });
+    return {
+      id,
+      pid: handle.pid,
+      handle,
+      console: consoleTail,
+      consoleInput,
+      exited,
+      async stop(graceMs: number): Promise<VmExit> {
+        if (ended) return exited;
+        await apiCall(id, handle.controlSocket, 'PUT', '/actions', { action_type: 'SendCtrlAltDel' }, Math.min(apiTimeout, Math.max(graceMs, 100))).catch((err: unknown) => {
+          log.debug({ vmId: id, err: (err as Error).message }, 'SendCtrlAltDel not delivered');
+        });
+        const graceful = await raceTimeout(exited.then(() => true), graceMs, () => false);
+        if (!graceful && !ended) {
+          killedWith = 'SIGKILL';
+          log.warn({ vmId: id, graceMs }, 'guest did not shut down in time; killing firecracker');
+          await killAndWait(handle.pid, handle.startTime, 5000);
+        }
+        return exited;
+      },
+    };
+  }
+
   return {
     kind: 'firecracker',
 
@@ -235,24 +308,33 @@ export function createFirecrackerDriver(opts: FirecrackerDriverOptions): Hypervi
       }
 
       const args = jailerArgs(spec, opts.chrootBaseDir, overhead);
+      const consoleFile = join(spec.workDir, CONSOLE_FILE);
+      const fifo = join(spec.workDir, CONSOLE_FIFO);
+      const stderrFile = join(spec.workDir, STDERR_FILE);
+      for (const f of [consoleFile, fifo, stderrFile]) await rm(f, { force: true });
+      let stdio: [number, number, number];
+      try {
+        execFileSync('mkfifo', ['-m', '0600', fifo], { stdio: 'ignore' });
+        // O_RDWR: opening never blocks, and the FIFO never reports end-of-file to Firecracker.
+        stdio = [openSync(fifo, 'r+'), openSync(consoleFile, 'w', 0o600), openSync(stderrFile, 'w', 0o600)];
+      } catch (err) {
+        return fail(new FlintError('FLINT_ERR_VM_START_FAILED', `VM ${spec.id}: could not make its console files in ${spec.workDir}: ${(err as Error).message}`, { cause: err }));
+      }
+      // Own session, stdio on files: the VM survives Flint's death.
       const child = spawn(spec.firecracker.jailer, args, {
-        stdio: ['pipe', 'pipe', 'pipe'],
+        detached: true,
+        stdio,
         env: { PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...opts.env },
       });
-      let stderr = '';
-      child.stderr.on('data', (d: Buffer) => {
-        // Keep the tail only: the jailer's and Firecracker's complaints are short.
-        stderr = (stderr + d.toString('utf8')).slice(-8192);
-      });
+      for (const fd of stdio) closeSync(fd);
+      const stderrText = async (): Promise<string> => (await readFile(stderrFile, 'utf8').catch(() => '')).slice(-8192).trim();
       const jailerExit = await new Promise<{ code: number | null; signal: string | null; error?: Error }>((resolve) => {
         child.once('error', (error) => resolve({ code: null, signal: null, error }));
         child.once('exit', (code, signal) => resolve({ code, signal }));
       });
       if (jailerExit.error || jailerExit.code !== 0) {
-        // 'exit' can come before the last of stderr: let the pipe drain (briefly) so the message is whole.
-        if (!child.stderr.closed) await raceTimeout(new Promise((r) => child.stderr.once('close', r)), 2000, () => undefined);
         const why = jailerExit.error ? jailerExit.error.message : `exit code ${jailerExit.code ?? `signal ${jailerExit.signal ?? '?'}`}`;
-        return fail(new FlintError('FLINT_ERR_VM_JAILER_FAILED', `the jailer (${spec.firecracker.jailer}) failed for VM ${spec.id} (${why}): ${stderr.trim() || 'no output'}`, {
+        return fail(new FlintError('FLINT_ERR_VM_JAILER_FAILED', `the jailer (${spec.firecracker.jailer}) failed for VM ${spec.id} (${why}): ${(await stderrText()) || 'no output'}`, {
           details: { vmId: spec.id, code: jailerExit.code, signal: jailerExit.signal },
         }));
       }
@@ -266,35 +348,15 @@ export function createFirecrackerDriver(opts: FirecrackerDriverOptions): Hypervi
       } catch (err) {
         return fail(new FlintError('FLINT_ERR_VM_JAILER_FAILED', `the jailer left no usable pid file ${pidFile} for VM ${spec.id}: ${(err as Error).message}`, { cause: err }));
       }
-      const fcPid = pid;
       const socket = join(root, API_SOCK_IN_JAIL.slice(1));
-
-      // Watch the process: settles when Firecracker is gone (exited, or a zombie nobody reaped yet).
-      let killedWith: string | null = null;
-      let resolveExit: (e: VmExit) => void = () => {};
-      const exited = new Promise<VmExit>((r) => {
-        resolveExit = r;
-      });
+      const vm = running(spec.id, spec.workDir, { pid, startTime: pidStart ?? '', controlSocket: socket, consoleFile }, 0);
       let ended = false;
-      void (async () => {
-        for (;;) {
-          const st = await procStat(fcPid);
-          if (!st || st.state === 'Z' || st.start !== pidStart) break;
-          await sleep(100);
-        }
-        ended = true;
-        let code: number | null = null;
-        if (killedWith === null) {
-          const text = await readFile(join(root, LOG_IN_JAIL.slice(1)), 'utf8').catch(() => '');
-          code = exitCodeFromLog(text) ?? null;
-        }
-        resolveExit({ code, signal: killedWith ?? (code === null ? 'unknown (Firecracker logged no exit code)' : null) });
-      })();
+      void vm.exited.then(() => { ended = true; });
 
       // Wait for the API socket to answer.
       const deadline = Date.now() + socketTimeout;
       for (;;) {
-        if (ended) return fail(new FlintError('FLINT_ERR_VM_START_FAILED', `Firecracker of VM ${spec.id} ended before its API answered: ${stderr.trim() || 'no output'}`));
+        if (ended) return fail(new FlintError('FLINT_ERR_VM_START_FAILED', `Firecracker of VM ${spec.id} ended before its API answered: ${(await stderrText()) || 'no output'}`));
         if (existsSync(socket)) {
           const ok = await rawApiCall(socket, 'GET', '/', undefined, 1000).then((a) => a.status === 200, () => false);
           if (ok) break;
@@ -312,28 +374,15 @@ export function createFirecrackerDriver(opts: FirecrackerDriverOptions): Hypervi
       } catch (err) {
         return fail(err);
       }
-      log.info({ vmId: spec.id, pid: fcPid, jail: jailDir }, 'firecracker vm started');
+      log.info({ vmId: spec.id, pid, jail: jailDir }, 'firecracker vm started');
+      return vm;
+    },
 
-      return {
-        id: spec.id,
-        pid: fcPid,
-        console: child.stdout,
-        consoleInput: child.stdin,
-        exited,
-        async stop(graceMs: number): Promise<VmExit> {
-          if (ended) return exited;
-          await apiCall(spec.id, socket, 'PUT', '/actions', { action_type: 'SendCtrlAltDel' }, Math.min(apiTimeout, Math.max(graceMs, 100))).catch((err: unknown) => {
-            log.debug({ vmId: spec.id, err: (err as Error).message }, 'SendCtrlAltDel not delivered');
-          });
-          const graceful = await raceTimeout(exited.then(() => true), graceMs, () => false);
-          if (!graceful && !ended) {
-            killedWith = 'SIGKILL';
-            log.warn({ vmId: spec.id, graceMs }, 'guest did not shut down in time; killing firecracker');
-            await killAndWait(fcPid, pidStart, 5000);
-          }
-          return exited;
-        },
-      };
+    async adopt(id: string, workDir: string, handle: VmmHandle, consoleOffset = 0): Promise<RunningVm | null> {
+      const st = await procStat(handle.pid);
+      if (!st || st.state === 'Z' || st.start !== handle.startTime) return null;
+      log.info({ vmId: id, pid: handle.pid }, 'firecracker of a previous Flint process adopted');
+      return running(id, workDir, handle, consoleOffset);
     },
 
     async cleanup(id: string, _workDir: string): Promise<void> {

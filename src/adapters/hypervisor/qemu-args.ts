@@ -10,8 +10,8 @@
  *   - block devices appear as vda (rootfs, read-only), vdb (scratch, rw),
  *     vdc (config drive, read-only), in that order;
  *   - one virtio-net device on the given tap with the given MAC;
- *   - the serial console is on the process's stdin/stdout (ttyS0 on x86_64,
- *     ttyAMA0 on aarch64);
+ *   - the serial console (ttyS0 on x86_64, ttyAMA0 on aarch64) is on the
+ *     process's stdin/stdout, or with `console` on a unix socket plus a file;
  *   - `-no-reboot`: a guest reboot or power-off ends the QEMU process, so
  *     the VM's end is always visible as the process's exit;
  *   - QMP listens on `qmpSocket` (graceful stop, status);
@@ -39,6 +39,8 @@ export interface QemuArgsOptions {
   readonly accel: QemuAccel;
   /** Path of the QMP unix socket QEMU listens on (created by QEMU). */
   readonly qmpSocket: string;
+  /** Serial console on this unix socket, its output appended to `file` (default: stdio). */
+  readonly console?: { readonly socket: string; readonly file: string };
   /** Guest architecture; defaults to x86_64. */
   readonly arch?: QemuArch;
   /** Optional path where QEMU writes its pid. */
@@ -104,7 +106,15 @@ export function qemuArgs(spec: VmSpec, opts: QemuArgsOptions): QemuCommand {
 
   // Serial console on stdio; signal=off so a byte 0x03 from the console
   // input is passed to the guest instead of killing QEMU.
-  args.push('-chardev', 'stdio,id=console,signal=off', '-serial', 'chardev:console');
+  // With `console`, the serial console is a unix socket (input) whose output
+  // QEMU also appends to a file: neither depends on the process that started
+  // QEMU, so the VM outlives it and a successor reads the console on.
+  if (opts.console !== undefined) {
+    args.push('-chardev', `socket,id=console,path=${optValue(opts.console.socket)},server=on,wait=off,logfile=${optValue(opts.console.file)},logappend=on`);
+  } else {
+    args.push('-chardev', 'stdio,id=console,signal=off');
+  }
+  args.push('-serial', 'chardev:console');
   if (arch === 'x86_64') {
     // Keyboard controller: the only way to deliver Ctrl-Alt-Del on microvm
     // (used by stop(); the guest's ACPI stack may lack a power-button handler).

@@ -32,6 +32,9 @@ CREATE TABLE IF NOT EXISTS vms (
   work_dir TEXT NOT NULL,
   owner TEXT,
   pid INTEGER,
+  vmm_start_time TEXT,
+  control_socket TEXT,
+  console_file TEXT,
   created_at INTEGER NOT NULL,
   prepare_ms INTEGER,
   started_at INTEGER,
@@ -47,14 +50,14 @@ CREATE INDEX IF NOT EXISTS vms_instance_state ON vms (instance_id, state);
 
 /** Record field → column. The one place the two spellings meet. */
 const COLUMNS = {
-  state: 'state', reason: 'reason', pid: 'pid', prepareMs: 'prepare_ms', startedAt: 'started_at', bootedAt: 'booted_at',
+  state: 'state', reason: 'reason', owner: 'owner', pid: 'pid', vmmStartTime: 'vmm_start_time', controlSocket: 'control_socket', consoleFile: 'console_file', prepareMs: 'prepare_ms', startedAt: 'started_at', bootedAt: 'booted_at',
   runnerStartedAt: 'runner_started_at', endedAt: 'ended_at', runnerExitCode: 'runner_exit_code', vmmExitCode: 'vmm_exit_code',
   vmmSignal: 'vmm_signal',
 } as const satisfies Record<keyof VmRecordPatch, string>;
 
 interface Row {
   id: string; instance_id: string; runner: string; hypervisor: string; state: string; reason: string | null; work_dir: string; owner: string | null;
-  pid: number | null; created_at: number; prepare_ms: number | null; started_at: number | null; booted_at: number | null;
+  pid: number | null; vmm_start_time: string | null; control_socket: string | null; console_file: string | null; created_at: number; prepare_ms: number | null; started_at: number | null; booted_at: number | null;
   runner_started_at: number | null; ended_at: number | null; runner_exit_code: number | null; vmm_exit_code: number | null;
   vmm_signal: string | null;
 }
@@ -66,7 +69,7 @@ function fromRow(r: Row): VmRecord {
   const hypervisor: HypervisorKind = r.hypervisor === 'qemu' ? 'qemu' : 'firecracker';
   return {
     id: r.id, instanceId: r.instance_id, runner: r.runner, hypervisor, state: r.state, reason: r.reason, workDir: r.work_dir,
-    owner: r.owner, pid: r.pid, createdAt: r.created_at, prepareMs: r.prepare_ms, startedAt: r.started_at, bootedAt: r.booted_at,
+    owner: r.owner, pid: r.pid, vmmStartTime: r.vmm_start_time, controlSocket: r.control_socket, consoleFile: r.console_file, createdAt: r.created_at, prepareMs: r.prepare_ms, startedAt: r.started_at, bootedAt: r.booted_at,
     runnerStartedAt: r.runner_started_at, endedAt: r.ended_at, runnerExitCode: r.runner_exit_code, vmmExitCode: r.vmm_exit_code,
     vmmSignal: r.vmm_signal,
   };
@@ -78,6 +81,10 @@ export function ensureVmSchema(db: Db): void {
   // Files made before the owner column existed get it (NULL = unknown owner, swept as before).
   const columns = db.prepare('PRAGMA table_info(vms)').all() as Array<{ name: string }>; // PRAGMA table_info rows carry `name`
   if (!columns.some((c) => c.name === 'owner')) db.exec('ALTER TABLE vms ADD COLUMN owner TEXT');
+  // Files made before VMs could be adopted after a restart get the VMM's handle (NULL = not adoptable, swept).
+  for (const [column, type] of [['vmm_start_time', 'TEXT'], ['control_socket', 'TEXT'], ['console_file', 'TEXT']] as const) {
+    if (!columns.some((c) => c.name === column)) db.exec(`ALTER TABLE vms ADD COLUMN ${column} ${type}`);
+  }
 }
 
 export class SqliteVmStore implements VmStore {
@@ -100,10 +107,10 @@ export class SqliteVmStore implements VmStore {
        RETURNING next - 1 AS n`,
     );
     this.insertRow = db.prepare(
-      `INSERT INTO vms (id, instance_id, runner, hypervisor, state, reason, work_dir, owner, pid, created_at, prepare_ms, started_at,
-         booted_at, runner_started_at, ended_at, runner_exit_code, vmm_exit_code, vmm_signal)
-       VALUES (@id, @instanceId, @runner, @hypervisor, @state, @reason, @workDir, @owner, @pid, @createdAt, @prepareMs, @startedAt,
-         @bootedAt, @runnerStartedAt, @endedAt, @runnerExitCode, @vmmExitCode, @vmmSignal)`,
+      `INSERT INTO vms (id, instance_id, runner, hypervisor, state, reason, work_dir, owner, pid, vmm_start_time, control_socket, console_file,
+         created_at, prepare_ms, started_at, booted_at, runner_started_at, ended_at, runner_exit_code, vmm_exit_code, vmm_signal)
+       VALUES (@id, @instanceId, @runner, @hypervisor, @state, @reason, @workDir, @owner, @pid, @vmmStartTime, @controlSocket, @consoleFile,
+         @createdAt, @prepareMs, @startedAt, @bootedAt, @runnerStartedAt, @endedAt, @runnerExitCode, @vmmExitCode, @vmmSignal)`,
     );
     this.selectOne = db.prepare('SELECT * FROM vms WHERE id = ?');
     this.selectUnfinished = db.prepare(`SELECT * FROM vms WHERE instance_id = ? AND state NOT IN ('stopped', 'failed') ORDER BY created_at, id`);

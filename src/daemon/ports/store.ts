@@ -220,3 +220,35 @@ export interface JobRecordStore {
   /** Forgets runner registrations requested before `before` (retention, like IntakeStore.prune). */
   prune(before: number): Promise<{ readonly runnerRequests: number }>;
 }
+
+/** Phases of a runner as the scheduler sees it (see scheduler.ts). */
+export type RunnerPhase = 'starting' | 'idle' | 'busy' | 'ending';
+
+/**
+ * The scheduler's view of one runner VM, kept so that a restarted Flint
+ * rebuilds it for the VMs it adopts (a restart never kills a job).
+ */
+export interface RunnerState {
+  readonly vmId: string;
+  /** The instance that made it; a restarted Flint reads only its own. */
+  readonly instanceId: string;
+  /** The runner definition the VM was launched from. */
+  readonly definition: string;
+  readonly phase: RunnerPhase;
+  /** GitHub's id of the JIT runner registered for the VM, once registered. */
+  readonly githubRunnerId: number | null;
+  /** Epoch ms it last became idle (for the idle grace), null when not idle. */
+  readonly idleSince: number | null;
+  /** Epoch ms the scheduler launched the VM. */
+  readonly startedAt: number;
+}
+
+/** Where the scheduler keeps its runners (SQLite: the same file as the VM store). */
+export interface RunnerStateStore {
+  /** Inserts or replaces the state of `state.vmId`. */
+  put(state: RunnerState): Promise<void>;
+  /** Forgets a runner (its VM has ended). Idempotent. */
+  remove(vmId: string): Promise<void>;
+  /** Every runner of the instance, oldest launch first. */
+  list(instanceId: string): Promise<RunnerState[]>;
+}

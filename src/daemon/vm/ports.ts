@@ -37,10 +37,28 @@ export interface VmExit {
   readonly signal: string | null;
 }
 
+/**
+ * What finds a running VMM again after Flint itself died: persisted in the
+ * VM's record once the VMM runs. The VMM does not depend on Flint's process
+ * (own session, console to a file), so it outlives a crash of Flint.
+ */
+export interface VmmHandle {
+  /** Host pid of the VMM. */
+  readonly pid: number;
+  /** Field 22 of /proc/<pid>/stat: with the pid, names the process across pid reuse. */
+  readonly startTime: string;
+  /** QMP socket (QEMU) or API socket (Firecracker). */
+  readonly controlSocket: string;
+  /** The file the VMM writes the serial console to. */
+  readonly consoleFile: string;
+}
+
 export interface RunningVm {
   readonly id: string;
   /** Host pid of the VMM (or of the jailer that became it). */
   readonly pid: number;
+  /** How to find this VMM again after a restart of Flint. */
+  readonly handle: VmmHandle;
   /** The guest's serial console, raw bytes. */
   readonly console: Readable;
   /** Keystrokes to the serial console (interactive mode). */
@@ -54,6 +72,13 @@ export interface RunningVm {
 export interface HypervisorDriver {
   readonly kind: 'firecracker' | 'qemu';
   start(spec: VmSpec): Promise<RunningVm>;
+  /**
+   * Takes over a VMM a previous Flint process started (found by `handle`):
+   * a RunningVm whose `exited` watches the process, or null when that VMM
+   * is gone (its pid ended or now names another process). `consoleOffset`:
+   * where in the console file to resume reading.
+   */
+  adopt(id: string, workDir: string, handle: VmmHandle, consoleOffset?: number): Promise<RunningVm | null>;
   /** Removes what the driver keeps for a VM (jail directory, sockets). Idempotent; safe after a crash. */
   cleanup(id: string, workDir: string): Promise<void>;
 }

@@ -87,7 +87,7 @@ test('qemu: a QEMU that crashes while the job runs ends failed and is torn down'
 const child = fileURLToPath(new URL('../../../test/vm/crash-child.ts', import.meta.url));
 
 for (const [hypervisor, instanceId, subnet] of [['qemu', 'lk1', '221.6'], ['firecracker', 'lk2', '221.7']] as const) {
-  test(`${hypervisor}: flint killed with SIGKILL mid-boot; the next start-up sweep leaves no tap, jail dir, disk, lease or process`, async (t) => {
+  test(`${hypervisor}: flint killed with SIGKILL mid-boot; a start-up sweep without adoption leaves no tap, jail dir, disk, lease or process`, async (t) => {
     if (!requirePrereqs(t, ...prereqs)) return;
     // The first Flint: a child process that launches a VM and is killed while it boots.
     const first = await makeRealSystem({ instanceId, subnet });
@@ -111,9 +111,9 @@ for (const [hypervisor, instanceId, subnet] of [['qemu', 'lk1', '221.6'], ['fire
     const exited = new Promise((r) => proc.once('exit', r));
     proc.kill('SIGKILL');
     await exited;
-    // What the killed Flint left: an unfinished record at least (the VMM may
-    // have died with it — QEMU is bound to its parent — or not: the emulated
-    // Firecracker is not Flint's child).
+    // What the killed Flint left: an unfinished record and a VMM still
+    // running (VMMs outlive Flint so that a restart can adopt them). This
+    // test sweeps without adopting: the sweep alone must remove all of it.
     const second = await makeRealSystem({ instanceId, subnet, stateDir });
     t.after(async () => { await second.destroy(); destroyed = true; });
     const before = await second.store.get(booting.id);

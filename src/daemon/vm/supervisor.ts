@@ -119,6 +119,8 @@ export interface VmHandle {
   readonly id: string;
   readonly runner: string;
   readonly state: VmState;
+  /** When the guest reported its runner started (epoch ms), if it did; an adopted VM may have before this process saw it. */
+  readonly runnerStartedAt?: number | null;
   /** Settles (never rejects) when the VM is in a terminal state, after teardown. */
   readonly ended: Promise<VmOutcome>;
   onConsole(listener: (chunk: Buffer) => void): () => void;
@@ -204,8 +206,58 @@ export class VmSupervisor {
   }
 
   /**
-   * Start-up sweep: run before anything else starts. Cleans up after a
-   * previous run of THIS instance (same instance id), and only that:
+   * Start-up adoption: run before the sweep. Every unfinished VM of this
+   * instance whose owning Flint process is dead and whose VMM is still the
+   * process it recorded (pid and start time) is taken over: watched,
+   * timed and stopped by this supervisor as if it had launched it, keeping
+   * its tap, lease and disks. A VM whose definition is no longer configured
+   * is adopted too, then stopped. What cannot be adopted is left for
+   * `sweep()`.
+   */
+  async adopt(runners: readonly RunnerConfig[]): Promise<VmHandle[]> {
+    const { store, config, logger, processes, clock } = this.deps;
+    const adopted: VmHandle[] = [];
+    for (const rec of await store.listUnfinished(config.instanceId)) {
+      if (this.live.has(rec.id)) continue;
+      if (rec.owner !== null && rec.owner !== processes.self() && processes.isOwnerAlive(rec.owner)) continue;
+      if (rec.state !== 'booting' && rec.state !== 'running' && rec.state !== 'stopping') continue;
+      if (rec.pid === null || rec.vmmStartTime === null || rec.controlSocket === null || rec.consoleFile === null) continue;
+      const driver = this.deps.drivers[rec.hypervisor];
+      if (driver === undefined) continue;
+      const handle = { pid: rec.pid, startTime: rec.vmmStartTime, controlSocket: rec.controlSocket, consoleFile: rec.consoleFile };
+      let vm: RunningVm | null;
+      try {
+        vm = await driver.adopt(rec.id, rec.workDir, handle);
+      } catch (err) {
+        logger.warn({ vmId: rec.id, err: errText(err) }, 'vm could not be adopted; the sweep removes it');
+        continue;
+      }
+      if (vm === null) continue;
+      const owner = processes.self();
+      if (!(await store.update(rec.id, rec.state, { owner }))) {
+        logger.warn({ vmId: rec.id }, 'vm record changed during adoption; left to the sweep');
+        continue;
+      }
+      const definition = runners.find((r) => r.name === rec.runner);
+      const net = definition === undefined ? undefined : config.networks.find((n) => n.name === definition.network);
+      const entry = new VmEntry(this.deps, { ...rec, owner }, definition ?? placeholderRunner(rec), net ?? placeholderNetwork(), driver, {
+        bootTimeoutMs: config.bootTimeoutMs,
+        maxLifetimeMs: definition === undefined ? 0 : definition.jobTimeoutSeconds * 1000 + config.lifetimeMarginMs,
+      }, (n) => this.ensureNetwork(n));
+      this.live.set(rec.id, entry);
+      void entry.ended.then(() => this.live.delete(rec.id));
+      entry.resume(vm, clock.now());
+      if (definition === undefined) void entry.stop(`runner definition "${rec.runner}" is no longer configured`);
+      logger.info({ vmId: rec.id, runner: rec.runner, state: rec.state, pid: rec.pid }, 'vm of a previous Flint process adopted');
+      adopted.push(entry);
+    }
+    return adopted;
+  }
+
+  /**
+   * Start-up sweep: run before anything else starts (after `adopt()`). Cleans up after a
+   * previous run of THIS instance (same instance id), and only that, and
+   * never what a live VM (adopted or launched here) owns:
    * kills leftover VMM processes, runs driver cleanup, removes disks, work
    * dirs, taps and leases, and marks the records failed ("flint restarted").
    */
@@ -339,6 +391,10 @@ class VmEntry implements VmHandle {
     return this.record.state;
   }
 
+  get runnerStartedAt(): number | null {
+    return this.record.runnerStartedAt;
+  }
+
   onConsole(listener: (chunk: Buffer) => void): () => void {
     this.consoleListeners.add(listener);
     return () => this.consoleListeners.delete(listener);
@@ -366,6 +422,30 @@ class VmEntry implements VmHandle {
   /** The whole life, from preparation to the terminal state. Never rejects. */
   run(guestEnv: GuestEnv): void {
     void this.lifecycle(guestEnv).catch((err: unknown) => this.unexpected(err));
+  }
+
+  /**
+   * Takes over a VMM started by a previous Flint process: console, exit and
+   * the limits that are left (the boot timeout from the VMM's start, the
+   * lifetime from the record's creation). A VM that was stopping is asked
+   * to stop again.
+   */
+  resume(vm: RunningVm, now: number): void {
+    this.vm = vm;
+    // The console file holds everything since boot: the log is rewritten from it.
+    this.log = new ConsoleLog(consoleLogPath(this.deps.config.stateDir, this.id), this.deps.config.consoleLogMaxBytes);
+    this.attachConsole(vm);
+    void vm.exited.then((exit) => this.onExit(exit), (err: unknown) => this.onExit({ code: null, signal: `unknown (${errText(err)})` }));
+    if (this.record.state === 'stopping') {
+      const reason = this.record.reason ?? 'stop requested';
+      this.stopRequest = { reason, failure: false };
+      const grace = this.deps.config.stopGraceMs;
+      vm.stop(grace).catch(() => killQuietly(vm.pid));
+      return;
+    }
+    const sinceStart = now - (this.record.startedAt ?? now);
+    const sinceCreated = now - this.record.createdAt;
+    this.armTimers(this.limits.bootTimeoutMs - sinceStart, this.limits.maxLifetimeMs === null ? null : this.limits.maxLifetimeMs - sinceCreated);
   }
 
   /**
@@ -437,7 +517,10 @@ class VmEntry implements VmHandle {
     this.vm = vm;
     this.attachConsole(vm);
     void vm.exited.then((exit) => this.onExit(exit), (err: unknown) => this.onExit({ code: null, signal: `unknown (${errText(err)})` }));
-    await this.transition('booting', { pid: vm.pid, startedAt: clock.now(), prepareMs }, 'vmm started');
+    await this.transition('booting', {
+      pid: vm.pid, vmmStartTime: vm.handle.startTime, controlSocket: vm.handle.controlSocket, consoleFile: vm.handle.consoleFile,
+      startedAt: clock.now(), prepareMs,
+    }, 'vmm started');
     logger.info({ vmId: this.id, pid: vm.pid, prepareMs }, 'vm booting');
     if (this.stopRequest) {
       // Asked to stop while the VMM was starting: act on it now.
@@ -449,18 +532,18 @@ class VmEntry implements VmHandle {
     this.armTimers();
   }
 
-  private armTimers(): void {
+  private armTimers(bootLeftMs = this.limits.bootTimeoutMs, lifetimeLeftMs = this.limits.maxLifetimeMs): void {
     const { bootTimeoutMs, maxLifetimeMs } = this.limits;
     const boot = setTimeout(() => {
       if (this.record.state === 'booting') {
         this.requestStop({ reason: `no booted marker within ${bootTimeoutMs} ms (boot timeout)`, failure: true, code: 'FLINT_ERR_VM_BOOT_TIMEOUT' });
       }
-    }, bootTimeoutMs);
+    }, Math.max(0, bootLeftMs));
     this.timers.push(boot);
-    if (maxLifetimeMs !== null) {
+    if (lifetimeLeftMs !== null) {
       this.timers.push(setTimeout(() => {
         this.requestStop({ reason: `maximum lifetime of ${maxLifetimeMs} ms reached`, failure: true });
-      }, maxLifetimeMs));
+      }, Math.max(0, lifetimeLeftMs)));
     }
   }
 
@@ -488,10 +571,12 @@ class VmEntry implements VmHandle {
         if (this.record.state === 'booting') {
           await this.transitionNow('running', { bootedAt: at }, 'booted marker');
           this.deps.logger.info({ vmId: this.id, bootMs: since }, 'vm running');
-        } else {
+        } else if (this.record.bootedAt === null) {
           await this.patch({ bootedAt: at });
         }
       } else if (marker.kind === 'runner-started') {
+        // An adopted VM's console is read again from its start: keep the first time seen.
+        if (this.record.runnerStartedAt !== null) return;
         await this.patch({ runnerStartedAt: at });
         this.deps.logger.info({ vmId: this.id, runnerStartMs: since }, 'runner started in vm');
       } else {
@@ -630,6 +715,17 @@ async function waitUntil(cond: () => boolean, timeoutMs: number): Promise<boolea
     await new Promise((r) => setTimeout(r, 50));
   }
   return true;
+}
+
+/** Stands in for a definition removed from the config: an adopted VM of it is only stopped. */
+function placeholderRunner(rec: VmRecord): RunnerConfig {
+  // Only name/hypervisor are read on the stop path; the rest is never used for an adopted VM.
+  return { name: rec.runner, hypervisor: rec.hypervisor, jobTimeoutSeconds: 0 } as RunnerConfig; // see above
+}
+
+function placeholderNetwork(): NetworkConfig {
+  // Never used: an adopted VM does not prepare its network again.
+  return { name: '' } as NetworkConfig; // see above
 }
 
 function killQuietly(pid: number): void {

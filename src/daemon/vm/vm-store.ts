@@ -27,6 +27,16 @@ export interface VmRecord {
   readonly owner: string | null;
   /** Host pid of the VMM once started; used (with /proc cmdline) by the start-up sweep. */
   readonly pid: number | null;
+  /**
+   * Start time of the VMM process (/proc/<pid>/stat field 22): with `pid`
+   * it tells the VMM from a process that reused its pid, so a restarted
+   * Flint adopts (or signals) only the real one.
+   */
+  readonly vmmStartTime: string | null;
+  /** The VMM's control socket (QMP or Firecracker API). */
+  readonly controlSocket: string | null;
+  /** The file the VMM writes the serial console to. */
+  readonly consoleFile: string | null;
   /** Epoch milliseconds. */
   readonly createdAt: number;
   /** Host-side preparation time (disks, lease, tap), ms. */
@@ -43,7 +53,7 @@ export interface VmRecord {
 }
 
 /** Fields that change after creation. */
-export type VmRecordPatch = Partial<Omit<VmRecord, 'id' | 'instanceId' | 'runner' | 'hypervisor' | 'createdAt' | 'workDir' | 'owner'>>;
+export type VmRecordPatch = Partial<Omit<VmRecord, 'id' | 'instanceId' | 'runner' | 'hypervisor' | 'createdAt' | 'workDir'>>;
 
 export interface VmStore {
   /** Next VM sequence number of the instance; persisted, so ids never repeat across restarts. */
@@ -69,6 +79,9 @@ export function newVmRecord(fields: Pick<VmRecord, 'id' | 'instanceId' | 'runner
     state: 'preparing',
     reason: null,
     pid: null,
+    vmmStartTime: null,
+    controlSocket: null,
+    consoleFile: null,
     prepareMs: null,
     startedAt: null,
     bootedAt: null,

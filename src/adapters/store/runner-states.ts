@@ -1,0 +1,59 @@
+/**
+ * The scheduler's runners in Flint's SQLite file (see db.ts), beside the VM
+ * records: table `runner_states`, one row per runner VM still alive. A
+ * restarted Flint reads them back for the VMs it adopted.
+ */
+import type { Db } from './db.ts';
+import type { RunnerPhase, RunnerState, RunnerStateStore } from '../../daemon/ports/store.ts';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS runner_states (
+  vm_id TEXT PRIMARY KEY,
+  instance_id TEXT NOT NULL,
+  definition TEXT NOT NULL,
+  phase TEXT NOT NULL,
+  github_runner_id INTEGER,
+  idle_since INTEGER,
+  started_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runner_states_instance ON runner_states (instance_id);
+`;
+
+interface Row {
+  vm_id: string; instance_id: string; definition: string; phase: string; github_runner_id: number | null; idle_since: number | null; started_at: number;
+}
+
+const PHASES: readonly RunnerPhase[] = ['starting', 'idle', 'busy', 'ending'];
+
+function fromRow(r: Row): RunnerState {
+  // An unknown phase (a newer Flint wrote it) is read as busy: the safest, it is never reaped as idle.
+  const phase = PHASES.find((p) => p === r.phase) ?? 'busy';
+  return {
+    vmId: r.vm_id, instanceId: r.instance_id, definition: r.definition, phase, githubRunnerId: r.github_runner_id,
+    idleSince: r.idle_since, startedAt: r.started_at,
+  };
+}
+
+export function createSqliteRunnerStates(db: Db): RunnerStateStore {
+  db.exec(SCHEMA);
+  const put = db.prepare(
+    `INSERT INTO runner_states (vm_id, instance_id, definition, phase, github_runner_id, idle_since, started_at)
+     VALUES (@vmId, @instanceId, @definition, @phase, @githubRunnerId, @idleSince, @startedAt)
+     ON CONFLICT (vm_id) DO UPDATE SET definition = excluded.definition, phase = excluded.phase,
+       github_runner_id = excluded.github_runner_id, idle_since = excluded.idle_since, started_at = excluded.started_at`,
+  );
+  const remove = db.prepare('DELETE FROM runner_states WHERE vm_id = ?');
+  const list = db.prepare('SELECT * FROM runner_states WHERE instance_id = ? ORDER BY started_at, vm_id');
+  // Async to match the port; SQLite answers synchronously.
+  return {
+    async put(state) {
+      put.run({ ...state });
+    },
+    async remove(vmId) {
+      remove.run(vmId);
+    },
+    async list(instanceId) {
+      return (list.all(instanceId) as Row[]).map(fromRow); // the table's columns are Row
+    },
+  };
+}

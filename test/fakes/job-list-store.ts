@@ -1,0 +1,16 @@
+/**
+ * The two reads the scheduler makes of the intake store, over a plain array
+ * of jobs the test changes as it goes.
+ */
+import type { IntakeStore, StoredJob } from '../../src/daemon/ports/store.ts';
+
+export function jobListStore(jobs: StoredJob[]): Pick<IntakeStore, 'listJobs' | 'countJobsByDefinition'> {
+  return {
+    listJobs: async (f) => jobs.filter((j) => f?.status === undefined || j.status === f.status),
+    countJobsByDefinition: async (status) => {
+      const counts = new Map<string, number>();
+      for (const j of jobs) if (j.status === status) counts.set(j.definition, (counts.get(j.definition) ?? 0) + 1);
+      return counts;
+    },
+  };
+}
