@@ -21,11 +21,10 @@
 //
 // Prints its figures, then as the LAST line one JSON object:
 //   {"bench":"vm-start","prepare_ms_p50":…,"prepare_ms_p99":…,"boot_overhead_ratio":…,"teardown_ms_p50":…}
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { networkKernelArgs } from '../src/core/guest-contract.ts';
 import { vmId } from '../src/core/ids.ts';
 import type { HypervisorDriver, RunningVm, VmExit, VmSpec } from '../src/daemon/vm/ports.ts';
@@ -34,6 +33,7 @@ import { consoleLogPath } from '../src/daemon/vm/console-log.ts';
 import { makeRealSystem } from '../test/vm/real-system.ts';
 import { bareQemuCommand } from '../test/vm/bare-qemu.ts';
 import type { QemuCommand } from '../src/adapters/hypervisor/qemu-args.ts';
+import { inOwnNetns } from './_netns.ts';
 
 const GiB = 1024 ** 3;
 /** A boot that takes longer is counted as failed (both sides). */
@@ -217,19 +217,7 @@ async function bareBoot(cmd: QemuCommand, workDir: string): Promise<number | und
 }
 
 export default async function main(args: string[]): Promise<void> {
-  if (process.getuid?.() !== 0) {
-    console.error('vm-start: needs root (bridges, taps, QEMU); run it as root');
-    process.exit(1);
-  }
-  if (process.env.FLINT_BENCH_NETNS !== '1') {
-    // Re-exec in a private network namespace with loopback up; everything
-    // it makes vanishes with it.
-    const runTs = fileURLToPath(new URL('./run.ts', import.meta.url));
-    const r = spawnSync('unshare', ['-n', '--', 'sh', '-c', 'ip link set lo up && exec "$@"', 'sh', process.execPath, '--import', 'tsx', runTs, 'vm-start', ...args], {
-      stdio: 'inherit', env: { ...process.env, FLINT_BENCH_NETNS: '1' },
-    });
-    process.exit(r.status ?? 1);
-  }
+  inOwnNetns('vm-start', args, 'bridges, taps, QEMU');
   const prepareN = option(args, '--prepare', 30);
   const bootN = option(args, '--boots', 8);
 

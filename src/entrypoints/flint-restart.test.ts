@@ -8,44 +8,16 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openDatabase } from '../adapters/store/db.ts';
 import { e2eSetup, until } from '../../test/helpers/e2e-flint.ts';
-import type { E2eSetup } from '../../test/helpers/e2e-flint.ts';
+import { exited, startChildFlint } from '../../test/helpers/child-flint.ts';
 
 const GATEWAY = '10.216.0.1';
 /** Long enough for Flint to be killed and restarted while the job runs. */
 const JOB_SECONDS = 40;
-const CHILD = new URL('../../test/vm/flint-child.ts', import.meta.url).pathname;
-
-/** Starts a Flint child process; resolves with its webhook URL once it serves. */
-async function startChild(closeFirst: E2eSetup['closeFirst'], args: object): Promise<{ proc: ChildProcess; url: string }> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', CHILD, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  closeFirst(async () => {
-    if (proc.exitCode !== null || proc.signalCode !== null) return;
-    proc.kill('SIGKILL');
-    await exited(proc);
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    proc.stdout?.on('data', (b: Buffer) => {
-      out += b.toString();
-      const m = /^URL (\S+)\n/m.exec(out);
-      if (m?.[1] !== undefined) resolve(m[1]);
-    });
-    proc.once('exit', (code, signal) => reject(new Error(`Flint exited before it served (code ${code}, signal ${signal})`)));
-  });
-  return { proc, url };
-}
-
-const exited = (proc: ChildProcess): Promise<void> => new Promise((r) => {
-  if (proc.exitCode !== null || proc.signalCode !== null) r();
-  else proc.once('exit', () => r());
-});
-
 test('flint killed with SIGKILL while a job runs: the restarted Flint adopts the VM, the job completes in it, no second VM, nothing left', { timeout: 900_000 }, async (t) => {
   const setup = await e2eSetup(t, { org: 'flint-restart', instanceId: 'rst', bridge: 'br-flint-rst', gateway: GATEWAY, jobSeconds: JOB_SECONDS });
   if (setup === undefined) return;
@@ -54,7 +26,7 @@ test('flint killed with SIGKILL while a job runs: the restarted Flint adopts the
   const args = { config, guestExtras, logFile, secret };
   const log = (): string => { try { return readFileSync(logFile, 'utf8'); } catch { return ''; } };
 
-  const first = await startChild(setup.closeFirst, args);
+  const first = await startChildFlint(setup.closeFirst, args);
   sim.setWebhook({ url: `${first.url}/webhook`, secret });
   const queued = await sim.queueJob({ repo: 'app', labels: ['self-hosted', 'linux'], name: 'survives a crash' });
   await until('the job to be in progress', 300_000, () => sim.jobs().find((j) => j.id === queued.jobId)?.status === 'in_progress');
@@ -70,7 +42,7 @@ test('flint killed with SIGKILL while a job runs: the restarted Flint adopts the
   await exited(first.proc);
   assert.match(execFileSync('ps', ['-eo', 'args']).toString(), new RegExp(`qemu-system.*${vmId}`), 'the VM outlived Flint');
 
-  const second = await startChild(setup.closeFirst, args);
+  const second = await startChildFlint(setup.closeFirst, args);
   t.diagnostic(`SIGKILL to the restarted Flint serving (VM adopted): ${Date.now() - killedAt} ms`);
   sim.setWebhook({ url: `${second.url}/webhook`, secret });
   assert.match(log(), new RegExp(`"vmId":"${vmId}"[^\\n]*vm of a previous Flint process adopted`), 'the restarted Flint adopted the VM');

@@ -23,6 +23,7 @@ import { startFlint } from '../../src/entrypoints/flint.ts';
 import type { FlintOptions, RunningFlint } from '../../src/entrypoints/flint.ts';
 import { fakeRunnerCommand } from '../../src/entrypoints/commands/demo.ts';
 import { program, requirePrereqs, root } from './prereq.ts';
+import type { Scope } from './prereq.ts';
 import { ensureTestImage } from './test-image.ts';
 import type { RemoteSimulator } from './remote-sim.ts';
 import { startTopology, type Topology } from './topology.ts';
@@ -81,7 +82,7 @@ export interface E2eSetup {
 }
 
 /** The topology with its simulator and Flint's configuration, state under a temporary directory; all removed after the test. */
-export async function e2eSetup(t: TestContext, opts: Omit<E2eOptions, 'flint'>): Promise<E2eSetup | undefined> {
+export async function e2eSetup(t: Scope, opts: Omit<E2eOptions, 'flint'>): Promise<E2eSetup | undefined> {
   if (!requirePrereqs(t, root, program('qemu-system-x86_64'), program('ip'), program('nft'), program('unshare'), program('nsenter'))) return undefined;
   const image = await ensureTestImage();
   const work = mkdtempSync(join(tmpdir(), `flint-${opts.instanceId}-`));

@@ -11,9 +11,17 @@
  * for a program that `npm test` and `.ci/run` do not install.
  */
 import { existsSync } from 'node:fs';
-import type { TestContext } from 'node:test';
 import declared from '../../src/prerequisites.json' with { type: 'json' };
 import { haveFile, haveProgram } from '../../scripts/ensure.mjs';
+
+/**
+ * What a helper needs of its caller's lifetime: a test's context, or a
+ * benchmark's own (closers run at its end; a missing prerequisite is fatal).
+ */
+export interface Scope {
+  after(fn: () => unknown): void;
+  skip(message?: string): void;
+}
 
 export interface Prerequisite {
   readonly what: string;
@@ -54,7 +62,7 @@ export const root: Prerequisite = {
 };
 
 /** True when every prerequisite is present; otherwise skips (or, under CI, fails) `t`. */
-export function requirePrereqs(t: TestContext, ...prereqs: Prerequisite[]): boolean {
+export function requirePrereqs(t: Scope, ...prereqs: Prerequisite[]): boolean {
   const missing = prereqs.filter((p) => !p.ok());
   if (missing.length === 0) return true;
   const msg = missing.map((p) => `${p.what} is missing (${p.install})`).join('; ');

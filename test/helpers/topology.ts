@@ -22,7 +22,7 @@
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import type { TestContext } from 'node:test';
+import type { Scope } from './prereq.ts';
 import { promisify } from 'node:util';
 import { packageRoot } from '../../src/images/paths.ts';
 import { inPrivateNetns } from './netns.ts';
@@ -69,7 +69,7 @@ function exited(child: ChildProcess): Promise<void> {
   });
 }
 
-export async function startTopology(t: TestContext, opts: { readonly org: string }): Promise<Topology> {
+export async function startTopology(t: Scope, opts: { readonly org: string }): Promise<Topology> {
   if (!(await inPrivateNetns())) {
     throw new Error('refusing to build a network topology in the host network namespace: run the test through scripts/test.mjs (as root it uses `unshare -n`)');
   }

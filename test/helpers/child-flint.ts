@@ -1,0 +1,50 @@
+/**
+ * A whole Flint in a child process (test/vm/flint-child.ts), for tests and
+ * benchmarks that kill it with SIGKILL and start another on the same state.
+ *
+ *   const child = await startChildFlint(setup.closeFirst, { config, guestExtras, logFile, secret });
+ *   child.proc.kill('SIGKILL'); await exited(child.proc);
+ */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import type { FlintConfig } from '../../src/config/types.ts';
+import type { ChildFlintOptions } from '../vm/flint-child.ts';
+
+const CHILD = new URL('../vm/flint-child.ts', import.meta.url).pathname;
+
+export interface ChildFlintArgs {
+  readonly config: FlintConfig;
+  readonly guestExtras: Readonly<Record<string, string>>;
+  /** Flint's log (JSON lines), appended to by every child. */
+  readonly logFile: string;
+  readonly secret: string;
+  readonly flint?: ChildFlintOptions;
+}
+
+/** Resolves once the process has ended (at once if it already has). */
+export function exited(proc: ChildProcess): Promise<void> {
+  return new Promise((r) => {
+    if (proc.exitCode !== null || proc.signalCode !== null) r();
+    else proc.once('exit', () => r());
+  });
+}
+
+/** Starts a Flint child process; resolves with its webhook URL once it serves. A child still running at the end is killed (`closeFirst`). */
+export async function startChildFlint(closeFirst: (close: () => unknown) => void, args: ChildFlintArgs): Promise<{ proc: ChildProcess; url: string }> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', CHILD, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  closeFirst(async () => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return;
+    proc.kill('SIGKILL');
+    await exited(proc);
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    proc.stdout?.on('data', (b: Buffer) => {
+      out += b.toString();
+      const m = /^URL (\S+)\n/m.exec(out);
+      if (m?.[1] !== undefined) resolve(m[1]);
+    });
+    proc.once('exit', (code, signal) => reject(new Error(`Flint exited before it served (code ${code}, signal ${signal})`)));
+  });
+  return { proc, url };
+}
