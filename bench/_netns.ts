@@ -13,7 +13,7 @@ export function inOwnNetns(name: string, args: readonly string[], why: string): 
   }
   const runTs = fileURLToPath(new URL('./run.ts', import.meta.url));
   const r = spawnSync('unshare', ['-n', '--', 'sh', '-c', 'ip link set lo up && exec "$@"', 'sh', process.execPath, '--import', 'tsx', runTs, name, ...args], {
-    stdio: 'inherit', env: { ...process.env, FLINT_BENCH_NETNS: '1' },
+    stdio: 'inherit', env: { ...process.env, FLINT_BENCH_NETNS: '1', FLINT_TEST_NETNS: '1' },
   });
   process.exit(r.status ?? 1);
 }
