@@ -112,7 +112,7 @@ export default async function main(argv: string[]): Promise<void> {
     const queueing = (async () => {
       for (let i = 0; i < jobs; i++) {
         await sleep(random() * (60_000 / jobs) * 2);
-        const q = await sim.queueJob({ repo: i % 2 === 0 ? 'app' : 'lib', labels: ['self-hosted', 'linux'], name: `chaos ${i + 1}` });
+        const q = await sim.queueJob({ repo: i % 2 === 0 ? 'app' : 'web', labels: ['self-hosted', 'linux'], name: `chaos ${i + 1}` });
         queued.push(q.jobId);
       }
     })();
