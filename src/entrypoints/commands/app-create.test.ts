@@ -10,6 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { startSimulator, type Simulator } from '../../../tools/github-sim/index.ts';
 import { loadSpecChecker } from '../../../tools/github-sim/openapi-check.ts';
@@ -17,6 +18,7 @@ import { loadConfigFile } from '../../config/load.ts';
 import { createGitHubClient } from '../../adapters/github/client.ts';
 import { appCreate, resolveOptions, type AppCreateOptions } from './app-create.ts';
 import type { CommandIo } from '../io.ts';
+import { isFlintError } from '../../core/errors/index.ts';
 
 const CONFIG = `# Flint on ci-01
 logLevel: info   # keep this comment
@@ -161,9 +163,60 @@ test('a callback with the wrong state is refused and nothing is written; the run
   assert.match(run.err(), /state does not match/);
   assert.equal(readFileSync(file, 'utf8'), CONFIG, 'nothing written');
   assert.equal(statSync(file).mode & 0o777, 0o644);
+  assert.equal((await fetch(back)).status, 200, 'the genuine callback still works');
+  assert.equal(await done, 0, run.err());
+  assert.match(readFileSync(file, 'utf8'), new RegExp(`appID: ${sim.appId}`));
+});
+
+test('stopped before GitHub answers (Ctrl-C): exit 130, nothing written, the port closed', async (t) => {
+  const sim = await startSimulator();
+  t.after(() => sim.close());
+  const { file, options } = setup(t, sim, CONFIG);
+  const run = capture();
+  const stop = new AbortController();
+  const done = appCreate(options, run.io, { signal: stop.signal });
+  const url = await run.pageUrl;
   stop.abort();
   assert.equal(await done, 130);
-  assert.equal(readFileSync(file, 'utf8'), CONFIG, 'nothing written');
+  assert.equal(readFileSync(file, 'utf8'), CONFIG);
+  await assert.rejects(fetch(url), 'nothing listens any more');
+});
+
+test('a code GitHub no longer converts (used, expired) fails with FLINT_ERR_GITHUB_APP_MANIFEST_FAILED and writes nothing', async (t) => {
+  const sim = await startSimulator();
+  t.after(() => sim.close());
+  const { file, options } = setup(t, sim, CONFIG);
+  const run = capture();
+  const done = appCreate(options, run.io);
+  const { res } = await submitPage(await run.pageUrl);
+  const back = new URL(res.headers.get('location') ?? '');
+  // Someone else spent the code first.
+  assert.equal((await fetch(`${sim.apiUrl}/app-manifests/${back.searchParams.get('code') ?? ''}/conversions`, { method: 'POST' })).status, 201);
+  const failed = assert.rejects(done, (err: unknown) => isFlintError(err, 'FLINT_ERR_GITHUB_APP_MANIFEST_FAILED') && /404/.test(err.message));
+  assert.equal((await fetch(back)).status, 502);
+  await failed;
+  assert.equal(readFileSync(file, 'utf8'), CONFIG);
+});
+
+test('the page refuses a Host that is not loopback (DNS rebinding) and carries no external script', async (t) => {
+  const sim = await startSimulator();
+  t.after(() => sim.close());
+  const { options } = setup(t, sim, CONFIG);
+  const run = capture();
+  const stop = new AbortController();
+  const done = appCreate(options, run.io, { signal: stop.signal });
+  const url = new URL(await run.pageUrl);
+  const status = await new Promise<number>((resolve, reject) => {
+    const req = request({ host: url.hostname, port: url.port, path: '/', headers: { host: `evil.example:${url.port}` } }, (res) => { res.resume(); resolve(res.statusCode ?? 0); });
+    req.on('error', reject);
+    req.end();
+  });
+  assert.equal(status, 421);
+  const page = await fetch(url);
+  assert.match(page.headers.get('content-security-policy') ?? '', /default-src 'none'; script-src 'sha256-/);
+  assert.match(await page.text(), /<script>document\.forms\[0\]\.submit\(\);<\/script>/);
+  stop.abort();
+  assert.equal(await done, 130);
 });
 
 test('a new configuration file holds the github section, 0600', async (t) => {

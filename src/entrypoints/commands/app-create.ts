@@ -17,7 +17,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync, accessSync, constants } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -173,11 +173,23 @@ function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
+/** The page's only script: submit the form at once (the button stays for browsers without scripts). */
+const AUTO_SUBMIT = 'document.forms[0].submit();';
+const AUTO_SUBMIT_HASH = createHash('sha256').update(AUTO_SUBMIT).digest('base64');
+
+/** Whether a Host header names this machine's loopback (any port: an SSH tunnel may use another). Refuses DNS-rebound names. */
+export function isLoopbackHost(host: string | undefined): boolean {
+  if (host === undefined) return false;
+  const name = /^(?:\[(?<v6>[^\]]+)\]|(?<name>[^:]+))(?::\d+)?$/.exec(host)?.groups;
+  const h = (name?.v6 ?? name?.name ?? '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h);
+}
+
 function html(res: ServerResponse, status: number, title: string, body: string): void {
   res.writeHead(status, {
     'content-type': 'text/html; charset=utf-8',
-    // The page's only script is its own inline auto-submit; nothing else may load.
-    'content-security-policy': "default-src 'none'; script-src 'unsafe-inline'; form-action *",
+    // Nothing loads but the page itself and its one inline script, named by its hash.
+    'content-security-policy': `default-src 'none'; script-src 'sha256-${AUTO_SUBMIT_HASH}'; form-action *`,
     'cache-control': 'no-store',
     'referrer-policy': 'no-referrer',
   });
@@ -254,6 +266,8 @@ export async function appCreate(o: AppCreateOptions, io: CommandIo, deps: AppCre
     let busy = false;
     const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
       const url = new URL(req.url ?? '/', 'http://localhost');
+      // A page of another site that rebinds its DNS name to 127.0.0.1 must not read the state.
+      if (!isLoopbackHost(req.headers.host)) return html(res, 421, 'Misdirected request', '<p>Open this page by its loopback address.</p>');
       if (req.method !== 'GET') return html(res, 405, 'Method not allowed', '');
       if (url.pathname === '/') {
         const addr = server?.address() as AddressInfo; // listening on TCP when a request arrives
@@ -265,6 +279,7 @@ export async function appCreate(o: AppCreateOptions, io: CommandIo, deps: AppCre
           `<form method="post" action="${escapeHtml(action)}">`,
           `<input type="hidden" name="manifest" value="${escapeHtml(JSON.stringify(manifest))}">`,
           '<button type="submit">Create the App on GitHub</button></form>',
+          `<script>${AUTO_SUBMIT}</script>`,
         ].join('\n'));
       }
       if (url.pathname !== '/callback') return html(res, 404, 'Not found', '');
