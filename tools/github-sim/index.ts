@@ -135,7 +135,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   };
   const log: RequestLogEntry[] = [];
   const buckets = new Map<string, { used: number; resetAt: number }>();
-  const now = (): number => Date.now();
+  const now = opts.now ?? ((): number => Date.now());
   const rateLimit = opts.rateLimit ?? 5000;
   let closing = false;
 

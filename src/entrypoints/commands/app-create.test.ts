@@ -272,6 +272,21 @@ test('the simulator: codes work once, bad manifests are refused as GitHub does, 
   assert.equal((await fetch(`${sim.apiUrl}/app-manifests/nope/conversions`, { method: 'POST' })).status, 404);
 });
 
+test('the simulator: a manifest code expires one hour after GitHub sent it', async (t) => {
+  let clock = Date.now();
+  const sim = await startSimulator({ now: () => clock });
+  t.after(() => sim.close());
+  const manifest = { name: 'late-app', url: 'https://example.com', redirect_url: 'http://127.0.0.1:1/cb' };
+  const res = await fetch(`${sim.apiUrl}/settings/apps/new`, {
+    method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ manifest: JSON.stringify(manifest) }).toString(),
+  });
+  assert.equal(res.status, 302);
+  const code = new URL(res.headers.get('location') ?? '').searchParams.get('code') ?? '';
+  clock += 3_600_000;
+  assert.equal((await fetch(`${sim.apiUrl}/app-manifests/${code}/conversions`, { method: 'POST' })).status, 404);
+});
+
 test('options: the organization and API come from the file, the listener must be loopback', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'flint-app-create-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
