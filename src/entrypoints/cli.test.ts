@@ -50,6 +50,10 @@ test('options without their value and stray arguments are usage errors', async (
   for (const [argv, words] of [
     [['demo', '--jobs'], ['demo']],
     [['demo', 'extra'], ['demo']],
+    [['app', 'create', 'extra'], ['app', 'create']],
+    [['app', 'create', '--org'], ['app', 'create']],
+    [['app', 'create', '--config', '/nonexistent/flint.yaml', '--org', 'acme', '--webhook-url', 'https://f.example/webhook', '--listen', '0.0.0.0:8917'], ['app', 'create']],
+    [['app', 'create', '--config', '/nonexistent/flint.yaml', '--org', 'acme'], ['app', 'create']],
     [['image', 'build', 'kernel', '--arch'], ['image', 'build']],
     [['image', 'build', 'kernel', '--debug=yes'], ['image', 'build']],
     [['image', 'build', 'kernel', 'rootfs'], ['image', 'build']],

@@ -20,6 +20,7 @@ export const commands: readonly Command[] = [
   { words: ['serve'], summary: 'Run Flint: take webhooks, schedule runners, supervise VMs', load: () => import('./commands/serve.ts') },
   { words: ['run'], summary: 'Boot one VM from a runner definition (--interactive: console on this terminal)', load: () => import('./commands/run.ts') },
   { words: ['demo'], summary: 'Run Flint end to end on embedded defaults against the GitHub simulator', load: () => import('./commands/demo.ts') },
+  { words: ['app', 'create'], summary: 'Register Flint\'s GitHub App (App-manifest flow) and write it into the configuration', load: () => import('./commands/app-create.ts') },
   { words: ['image', 'build'], summary: 'Build guest kernels and root filesystems', load: () => import('./commands/image-build.ts') },
 ];
 

@@ -26,6 +26,7 @@ import { BadBody, error, parseJsonObject, readBody, type Reply } from './http-ut
 import { authenticate, resolveRoute, type ApiDeps } from './rest-api.ts';
 import { handleControl, type ControlDeps } from './control-api.ts';
 import { webhookEvents } from './events.ts';
+import { manifestFlow, type ConvertedApp } from './app-manifest.ts';
 
 export type * from './types.ts';
 export { signJwt } from './jwt.ts';
@@ -96,11 +97,13 @@ interface FaultState {
 
 export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simulator> {
   const org = opts.org ?? 'acme';
-  const appId = opts.appId ?? 4242;
+  // The App the simulator answers as; an App registered through the manifest flow takes its place (app-manifest.ts).
+  let appId = opts.appId ?? 4242;
+  let appSlug = `flint-sim-${appId}`;
   const installationId = 31_337_000 + (appId % 1000);
   // PKCS#1, the format of the key GitHub lets an App owner download.
-  const privateKeyPem = opts.privateKeyPem ?? (await generateKeyPairAsync('rsa', { modulusLength: 2048 })).privateKey.export({ type: 'pkcs1', format: 'pem' }).toString();
-  const publicKey = publicKeyOf(privateKeyPem);
+  let privateKeyPem = opts.privateKeyPem ?? (await generateKeyPairAsync('rsa', { modulusLength: 2048 })).privateKey.export({ type: 'pkcs1', format: 'pem' }).toString();
+  let publicKey = publicKeyOf(privateKeyPem);
   let installed = opts.installed ?? true;
   const world = new World(opts.repos ?? ['app', 'web'], opts.runnerGroups ?? ['Default']);
   const webhooks = new WebhookSender({
@@ -110,7 +113,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   const createdAt = isoSeconds(Date.now());
   let publicUrl = ''; // set once listening; ctx() is only called by request handlers, after that
   const ctx = (): RenderCtx => ({
-    api: publicUrl, web: publicUrl, org, orgId: 9_100_001, appId, appSlug: `flint-sim-${appId}`, installationId, createdAt,
+    api: publicUrl, web: publicUrl, org, orgId: 9_100_001, appId, appSlug, installationId, createdAt,
   });
   const faults: FaultState = { spec: {}, setAt: 0, server: undefined, primary: undefined, secondary: undefined, random: seededRandom(1) };
   const fired = { serverErrors: 0, primaryRateLimits: 0, secondaryRateLimits: 0 };
@@ -132,7 +135,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   };
   const log: RequestLogEntry[] = [];
   const buckets = new Map<string, { used: number; resetAt: number }>();
-  const now = (): number => Date.now();
+  const now = opts.now ?? ((): number => Date.now());
   const rateLimit = opts.rateLimit ?? 5000;
   let closing = false;
 
@@ -140,10 +143,18 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   // and a fresh 2048-bit key per runner cost ~0.6 s each on a loaded 2-core machine.
   let runnerKey: Promise<RsaParamsFile> | undefined;
   const apiDeps: ApiDeps = {
-    world, webhooks, ctx, publicKey, installed: () => installed, tokenTtlSeconds: opts.tokenTtlSeconds ?? 3600, now,
+    world, webhooks, ctx, get publicKey() { return publicKey; }, installed: () => installed, tokenTtlSeconds: opts.tokenTtlSeconds ?? 3600, now,
     runnerKey: () => (runnerKey ??= newRsaParams()),
   };
   const events = webhookEvents({ world, webhooks, ctx });
+  const manifests = manifestFlow({
+    ctx, now,
+    converted: (app: ConvertedApp) => {
+      ({ id: appId, slug: appSlug, privateKeyPem, publicKey } = app);
+      webhooks.setAppId(appId);
+      if (app.hook !== undefined && app.webhookSecret !== null) webhooks.setTarget(app.hook.active ? { url: app.hook.url, secret: app.webhookSecret } : undefined);
+    },
+  });
   const controlDeps: ControlDeps = {
     world, webhooks, ctx, events, now,
     setFaults, clearFaults: () => setFaults({}), faultStats,
@@ -181,6 +192,9 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       }
       base['x-github-api-version-selected'] = asked;
     }
+    const conversion = manifests.conversion(method, url.pathname);
+    // Unauthenticated by GitHub's design: the code is the credential.
+    if (conversion !== undefined) return finish(await conversion(), { limit: 60, used: 1, resetAt: now() + HOUR_MS });
     const resolved = resolveRoute(method, url.pathname);
     if (resolved.kind === 'none') return finish(error(404, 'Not Found'), { limit: 60, used: 1, resetAt: now() + HOUR_MS });
     const auth = authenticate(apiDeps, resolved.route.auth, req.headers.authorization);
@@ -255,7 +269,9 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
 
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://sim.invalid');
-    const work = url.pathname.startsWith('/_sim/') ? handleControl(controlDeps, req, res, url) : handleRest(req, res, url);
+    const work = url.pathname.startsWith('/_sim/') ? handleControl(controlDeps, req, res, url)
+      : manifests.isFormPath(url.pathname) ? manifests.handleForm(req, res, url)
+        : handleRest(req, res, url);
     work.catch((err: unknown) => {
       if (!res.headersSent) sendReply(res, error(500, `simulator bug: ${String(err)}`), {});
       else res.destroy();
@@ -272,7 +288,9 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   publicUrl = (opts.publicUrl ?? apiUrl).replace(/\/+$/, '');
 
   return {
-    apiUrl, appId, privateKeyPem, org, installationId,
+    apiUrl, org, installationId,
+    get appId() { return appId; },
+    get privateKeyPem() { return privateKeyPem; },
     setWebhook: (w) => webhooks.setTarget(w),
     queueJob: async (o) => {
       const j = world.queueJob(o, now());

@@ -147,6 +147,12 @@ export interface SimulatorOptions {
   readonly webhookTimeoutMs?: number;
   /** Requests per hour per credential before the primary rate limit answers 403 (default 5000, GitHub's installation budget). */
   readonly rateLimit?: number;
+  /**
+   * The simulator's clock (epoch ms) for token expiry, rate-limit windows and
+   * manifest codes; default Date.now. JWTs are checked against it too, so a
+   * test that moves it far must sign with the same time.
+   */
+  readonly now?: () => number;
 }
 
 export interface QueueJobOptions {

@@ -39,7 +39,7 @@ export class WebhookSender {
   readonly #held: Pending[] = [];
   #holdTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #hookId: number;
-  readonly #appId: number;
+  #appId: number;
 
   readonly #timeoutMs: number;
 
@@ -53,6 +53,8 @@ export class WebhookSender {
   get hookId(): number { return this.#hookId; }
   get target(): WebhookTarget | undefined { return this.#target; }
   setTarget(t: WebhookTarget | undefined): void { this.#target = t; }
+  /** The App whose hook this is (an App registered from a manifest takes over). */
+  setAppId(id: number): void { this.#appId = id; }
 
   setFaults(f: Faults['webhooks'], seed = 1): void {
     this.#faults = f ?? {};

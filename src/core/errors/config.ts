@@ -18,6 +18,10 @@ export const configErrors = {
     title: 'The configuration file cannot be read',
     hint: 'Check the path and that the user running Flint may read the file (`ls -l FILE`).',
   },
+  FLINT_ERR_CONFIG_WRITE_FAILED: {
+    title: 'The configuration file cannot be written',
+    hint: 'Run the command as a user that may write the file and create files in its directory (e.g. with sudo for /etc/flint), or pick another file with --config.',
+  },
   FLINT_ERR_CONFIG_SYNTAX: {
     title: 'The configuration file is not valid YAML',
     hint: 'Fix the YAML at the given line and column: check indentation, quotes and that each key appears once.',

@@ -10,6 +10,10 @@ export const githubErrors = {
     title: 'The GitHub App\'s installation on the organization is suspended',
     hint: 'An organization owner must unsuspend the App (Organization settings → GitHub Apps → Configure → Unsuspend); Flint cannot act for the organization until then.',
   },
+  FLINT_ERR_GITHUB_APP_MANIFEST_FAILED: {
+    title: 'GitHub did not hand over the App registered from the manifest',
+    hint: 'The code GitHub sends back works once and for one hour. Run `flint app create` again; if GitHub registered an App whose key Flint did not receive, delete it (the App\'s settings → Advanced → Delete GitHub App).',
+  },
   FLINT_ERR_GITHUB_AUTH_FAILED: {
     title: 'GitHub rejected the App\'s credentials',
     hint: 'Check that `github.appID` and the private key belong to the same App, that the key has not been revoked, and that this host\'s clock is correct (App tokens are time-limited).',
