@@ -229,7 +229,7 @@ export async function startWebhooksOnly(opts: RootOptions): Promise<RunningWebho
   const base = openState(opts);
   const metrics = createMetrics({ processMetrics: opts.processMetrics ?? true });
   // Both exist once the start is done; a request before then sees fewer loops.
-  let retention: Loop | undefined;
+  let retention: Loop | undefined = undefined;
   let intake: WebhookIntake | undefined;
   const loops = (): LoopStatus[] => [...(retention === undefined ? [] : [retention.status()]), ...(intake?.loops ?? []).map((l) => l.status())];
   try {
