@@ -24,5 +24,5 @@ test('the strict exposition parser refuses what a Prometheus server would not ta
     '# TYPE h histogram\nh_bucket{le="+Inf"} 1\nh_count 2\n', // count differs
     '# TYPE a gauge\na 1', // no final newline
   ];
-  for (const text of bad) assert.throws(() => parsePrometheusText(text), undefined, JSON.stringify(text));
+  for (const text of bad) assert.throws(() => parsePrometheusText(text), Error, JSON.stringify(text));
 });
