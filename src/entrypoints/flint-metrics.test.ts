@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { demoConfig } from '../config/demo.ts';
@@ -159,4 +159,13 @@ test('a closed state database makes the readiness not ready, naming the store', 
   const r = ready();
   assert.equal(r.ok, false);
   assert.deepEqual(r.checks.store, { ok: false, database: 'closed' });
+});
+
+test('every flint_ metric is listed in docs/operations.md, "Monitoring"', async (t) => {
+  const { flint } = await startOnFakes(t);
+  const doc = readFileSync(new URL('../../docs/operations.md', import.meta.url), 'utf8');
+  const monitoring = doc.slice(doc.indexOf('## Monitoring'));
+  const names = [...(await scrape(flint.url)).keys()].filter((n) => n.startsWith('flint_'));
+  assert.ok(names.length >= 20, `${names.length} metrics`);
+  for (const name of names) assert.ok(monitoring.includes(`\`${name}\``), `${name} is documented`);
 });

@@ -5,11 +5,13 @@ import { parsePrometheusText, sampleValue } from './prom-text.ts';
 test('the strict exposition parser reads counters, labels with escapes and histograms', () => {
   const f = parsePrometheusText([
     '# HELP a_total A counter.', '# TYPE a_total counter', 'a_total{x="q\\"u\\\\o\\nte"} 3',
+    '# TYPE g gauge', 'g Nan',
     '# TYPE h histogram', 'h_bucket{le="1"} 1', 'h_bucket{le="+Inf"} 2', 'h_sum 2.5', 'h_count 2', '',
   ].join('\n'));
   assert.equal(sampleValue(f, 'a_total', { x: 'q"u\\o\nte' }), 3);
   assert.equal(sampleValue(f, 'h_count'), 2);
   assert.equal(f.get('a_total')?.help, 'A counter.');
+  assert.ok(Number.isNaN(sampleValue(f, 'g')), 'NaN in any case, as Prometheus reads it');
 });
 
 test('the strict exposition parser refuses what a Prometheus server would not take', () => {
