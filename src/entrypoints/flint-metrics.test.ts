@@ -18,7 +18,7 @@ import { InstantDriver } from '../../test/fakes/instant-driver.ts';
 import { MemoryGitHub } from '../../test/fakes/memory-github.ts';
 import { parsePrometheusText, sampleValue } from '../../test/helpers/prom-text.ts';
 import { signedDelivery, workflowJobPayload } from '../../bench/_payload.ts';
-import { databaseHealth, startFlint } from './flint.ts';
+import { databaseHealth, startFlint, startWebhooksOnly } from './flint.ts';
 import type { FlintOptions } from './flint.ts';
 import type { GitHubPort } from '../daemon/ports/github.ts';
 import { readiness } from './http/readiness.ts';
@@ -168,4 +168,24 @@ test('every flint_ metric is listed in docs/operations.md, "Monitoring"', async 
   const names = [...(await scrape(flint.url)).keys()].filter((n) => n.startsWith('flint_'));
   assert.ok(names.length >= 20, `${names.length} metrics`);
   for (const name of names) assert.ok(monitoring.includes(`\`${name}\``), `${name} is documented`);
+});
+
+test('--webhooks-only: /readyz checks the store and the loops, /metrics counts deliveries and jobs', async (t) => {
+  const stateDir = mkdtempSync(join(tmpdir(), 'flint-metrics-wo-'));
+  t.after(() => rmSync(stateDir, { recursive: true, force: true }));
+  const config = demoConfig({
+    apiUrl: 'http://127.0.0.1:9', appId: 1, privateKey: 'never used', webhookSecret: SECRET, organization: 'flint-metrics',
+    kernel: '/nonexistent/vmlinuz', filesystem: '/nonexistent/rootfs.ext4', stateDir, address: '127.0.0.1:0', maxRunners: 2, instanceId: 'mw',
+  });
+  const flint = await startWebhooksOnly({ config, logger: createLogger({ level: 'silent' }), synchronous: 'NORMAL', processMetrics: false });
+  t.after(() => flint.close());
+  const ready = await fetch(`${flint.url}/readyz`);
+  assert.equal(ready.status, 200);
+  assert.deepEqual(Object.keys((await ready.json() as { checks: object }).checks).sort(), ['loops', 'store']);
+  assert.equal(await post(flint.url, workflowJobPayload({ jobId: 8001, action: 'queued' })), 202);
+  const m = await scrape(flint.url);
+  assert.equal(sampleValue(m, 'flint_webhook_deliveries_total', { result: 'accepted' }), 1);
+  assert.equal(sampleValue(m, 'flint_jobs', { state: 'queued', definition: DEF }), 1);
+  assert.equal(sampleValue(m, 'flint_loop_runs_total', { loop: 'delivery-retention' }), 0);
+  assert.equal(m.has('process_resident_memory_bytes'), false, 'process metrics switched off');
 });

@@ -11,7 +11,9 @@
  *   2. the VM system's start-up sweep removes what a previous run of this
  *      instance left (VMs, taps, leases, disks) before anything starts;
  *   3. the webhook intake listens (deliveries are stored, never acted on in
- *      the request; entrypoints/http);
+ *      the request; entrypoints/http), with /readyz and /metrics beside
+ *      /healthz (http/readiness.ts, http/metrics.ts; the taps on the
+ *      scheduler's ports are observe.ts);
  *   4. the loops start, every one on the loop primitive (daemon/loop.ts),
  *      each named, with its trigger and interval, and listed by `loops()`:
  *        scale              every tickMs, and soon after a queued job arrives:
