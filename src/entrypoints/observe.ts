@@ -36,6 +36,7 @@ export function observedLauncher(
       const def = runner.name;
       let startedAt: number | undefined;
       let booted = false;
+      let bootSampled = false;
       const onState = (state: string): void => {
         if (state === 'booting' && startedAt === undefined) {
           startedAt = clock.now();
@@ -43,7 +44,10 @@ export function observedLauncher(
         } else if (state === 'running' && !booted) {
           booted = true;
           hypervisor.booted();
-          if (startedAt !== undefined) metrics.vmBooted(def, (clock.now() - startedAt) / 1000);
+          if (startedAt !== undefined) {
+            bootSampled = true;
+            metrics.vmBooted(def, (clock.now() - startedAt) / 1000);
+          }
         }
       };
       const off = vm.onState(onState);
@@ -54,10 +58,8 @@ export function observedLauncher(
         const { record } = outcome;
         // Fallbacks from the record, for the rare VM whose changes came before the listener.
         if (startedAt === undefined && record.prepareMs !== null) metrics.vmPrepared(def, record.prepareMs / 1000);
-        if (!booted && record.bootedAt !== null) {
-          hypervisor.booted();
-          if (record.startedAt !== null) metrics.vmBooted(def, (record.bootedAt - record.startedAt) / 1000);
-        }
+        if (!booted && record.bootedAt !== null) hypervisor.booted();
+        if (!bootSampled && record.bootedAt !== null && record.startedAt !== null) metrics.vmBooted(def, (record.bootedAt - record.startedAt) / 1000);
         if (record.bootedAt === null && outcome.code !== undefined && HYPERVISOR_FAILURES.has(outcome.code)) hypervisor.failedToBoot(outcome.code);
         metrics.vmEnded(def, record.state);
       });
