@@ -13,7 +13,9 @@
  *      removes the rest it left (dead VMs, taps, leases, disks); the
  *      scheduler rebuilds its runners for the adopted VMs from the store;
  *   3. the webhook intake listens (deliveries are stored, never acted on in
- *      the request; entrypoints/http);
+ *      the request; entrypoints/http), with /readyz and /metrics beside
+ *      /healthz (http/readiness.ts, http/metrics.ts; the taps on the
+ *      scheduler's ports are observe.ts);
  *   4. the loops start, every one on the loop primitive (daemon/loop.ts),
  *      each named, with its trigger and interval, and listed by `loops()`:
  *        scale              every tickMs, and soon after a queued job arrives:
@@ -70,6 +72,11 @@ import type { VmHandle, VmSupervisor } from '../daemon/vm/supervisor.ts';
 import { buildVmSystem } from './vm-system.ts';
 import type { VmEdges, VmSystem } from './vm-system.ts';
 import { startWebhooks } from './http/webhooks.ts';
+import { createMetrics } from './http/metrics.ts';
+import type { FlintMetrics } from './http/metrics.ts';
+import { GitHubReachability, HypervisorUsability, readiness } from './http/readiness.ts';
+import { countedJitRunners, everyObserver, observeJobStarted, observedLauncher } from './observe.ts';
+import { runnerName } from '../core/ids.ts';
 import type { WebhookIntake, WebhookOptions } from './http/webhooks.ts';
 
 /** See docs/webhooks.md, "Durability": the measured trade-off behind this default. */
@@ -87,6 +94,8 @@ export interface RootOptions {
   readonly clock?: { now(): number };
   /** Listener overrides (tests): the ACME client, other ports, the renewal timers. */
   readonly listen?: WebhookOptions['listen'];
+  /** Export process_* and nodejs_* metrics beside Flint's own (default true). */
+  readonly processMetrics?: boolean;
 }
 
 export interface FlintOptions extends RootOptions {
@@ -191,7 +200,7 @@ function openState(opts: RootOptions): Base {
  * uses, so a closed or broken database shows (without it no delivery can
  * be acknowledged), with the durability that connection runs at.
  */
-function databaseHealth(db: Db): () => { readonly ok: boolean; readonly [k: string]: unknown } {
+export function databaseHealth(db: Db): () => { readonly ok: boolean; readonly [k: string]: unknown } {
   return () => {
     if (!db.open) return { ok: false, database: 'closed' };
     try {
@@ -223,10 +232,16 @@ function listening(logger: Logger, config: FlintConfig, base: Base, intake: Webh
 export async function startWebhooksOnly(opts: RootOptions): Promise<RunningWebhooks> {
   const { config, logger } = opts;
   const base = openState(opts);
-  let intake: WebhookIntake;
+  const metrics = createMetrics({ processMetrics: opts.processMetrics ?? true });
+  // Both exist once the start is done; a request before then sees fewer loops.
+  let retention: Loop | undefined = undefined;
+  let intake: WebhookIntake | undefined;
+  const loops = (): LoopStatus[] => [...(retention === undefined ? [] : [retention.status()]), ...(intake?.loops ?? []).map((l) => l.status())];
   try {
     intake = await startWebhooks({
       config, logger, store: base.store, clock: () => base.clock.now(), health: databaseHealth(base.db),
+      ready: readiness({ store: databaseHealth(base.db), loops, now: () => base.clock.now() }),
+      metrics: () => metrics.scrape(), observer: metrics.deliveries,
       ...(opts.maxBodyBytes === undefined ? {} : { maxBodyBytes: opts.maxBodyBytes }),
       ...(opts.listen === undefined ? {} : { listen: opts.listen }),
     });
@@ -235,15 +250,18 @@ export async function startWebhooksOnly(opts: RootOptions): Promise<RunningWebho
     throw err;
   }
   listening(logger, config, base, intake, 'webhooks-only');
-  const retention = startDeliveryRetention(base, logger);
+  const webhooks = intake;
+  const deliveryRetention = startDeliveryRetention(base, logger);
+  retention = deliveryRetention;
+  metrics.collectFrom({ loops, jobs: (status) => base.store.countJobsByDefinition(status) });
   let closing: Promise<void> | undefined;
   return {
-    url: intake.url,
-    loops: () => [retention.status(), ...intake.loops.map((l) => l.status())],
+    url: webhooks.url,
+    loops,
     close() {
       closing ??= (async () => {
-        await retention.stop();
-        await intake.close();
+        await deliveryRetention.stop();
+        await webhooks.close();
         base.db.close();
         logger.info({}, 'flint serve: stopped');
       })();
@@ -262,7 +280,12 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
   let adopted: VmHandle[];
   // The scheduler exists only further down; a job accepted before then is
   // picked up by its first tick anyway.
-  let onAccepted = (): void => undefined;
+  let onAccepted: (job: { readonly jobId: number; readonly action: string }) => void = () => undefined;
+  // The instruments: metrics on their own registry, and what /readyz checks beyond the database and the loops.
+  const metrics: FlintMetrics = createMetrics({ processMetrics: opts.processMetrics ?? true });
+  const githubReach = new GitHubReachability(() => clock.now());
+  const hypervisor = new HypervisorUsability(() => clock.now());
+  let loopStatus = (): LoopStatus[] => [];
   try {
     vms = await buildVmSystem(config, logger, { db, ...(opts.edges === undefined ? {} : { edges: opts.edges }) });
     adopted = await vms.supervisor.adopt(config.runners);
@@ -272,7 +295,9 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
     }
     consoleRetention = vms.supervisor.startConsoleRetention();
     intake = await startWebhooks({
-      config, logger, store, clock: () => clock.now(), health: databaseHealth(db), onAccepted: () => onAccepted(),
+      config, logger, store, clock: () => clock.now(), health: databaseHealth(db), onAccepted: (job) => onAccepted(job),
+      ready: readiness({ store: databaseHealth(db), loops: () => loopStatus(), now: () => clock.now(), github: githubReach, hypervisor }),
+      metrics: () => metrics.scrape(), observer: metrics.deliveries,
       ...(opts.maxBodyBytes === undefined ? {} : { maxBodyBytes: opts.maxBodyBytes }),
       ...(opts.listen === undefined ? {} : { listen: opts.listen }),
     });
@@ -289,7 +314,9 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
   const records = createSqliteJobRecords(db);
   const truth = createSqliteTruthStore(db);
   // A client made here is closed here (its waits on rate limits end with it); one given as an edge belongs to the caller.
-  const ownGithub = opts.edges?.github === undefined ? createGitHubClient({ github: config.github, log: logger.child({ component: 'github' }) }) : undefined;
+  const ownGithub = opts.edges?.github === undefined ? createGitHubClient({
+    github: config.github, log: logger.child({ component: 'github' }), observer: everyObserver(metrics.github, githubReach),
+  }) : undefined;
   const github: GitHubPort = ownGithub ?? (opts.edges?.github as GitHubPort);
   const maxVcpus = opts.maxVcpus ?? availableParallelism() * 2;
   const maxMemoryMib = opts.maxMemoryMib ?? Math.floor(totalmem() / (1 << 20)) - 1024;
@@ -300,9 +327,11 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
     github: {
       runnerGroupId: (name) => github.runnerGroupId(name),
       deleteRunner: (scope, id) => github.deleteRunner(scope, id),
-      createJitRunner: recordingRunnerRequests((req) => github.createJitRunner(req), { records, clock, logger: logger.child({ component: 'job-records' }) }),
+      createJitRunner: recordingRunnerRequests(
+        countedJitRunners((req) => github.createJitRunner(req), metrics, (name) => system.supervisor.list().find((vm) => runnerName(vm.id) === name)?.runner),
+        { records, clock, logger: logger.child({ component: 'job-records' }) }),
     },
-    vms: system.supervisor,
+    vms: observedLauncher(system.supervisor, { metrics, hypervisor, clock }),
     logger: logger.child({ component: 'scheduler' }),
     clock,
     random: Math.random,
@@ -313,7 +342,10 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
   });
   await scheduler.restore(adopted);
   const scale = scheduler.start(opts.tickMs ?? 2000);
-  onAccepted = () => scheduler.poke();
+  onAccepted = (job) => {
+    scheduler.poke();
+    if (job.action === 'in_progress') void observeJobStarted(records, metrics, job.jobId);
+  };
   const reconciler = startReconciler({
     github, store, runners: config.runners, clock, budgetPerHour: config.github.scanBudget,
     logger: logger.child({ component: 'missed-webhooks' }), onRecovered: () => scheduler.poke(),
@@ -340,6 +372,18 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
   });
   // The scheduler's own stop also marks it stopped; the rest are stopped through their Loop.
   const loops: readonly Loop[] = [scale, reconciler, staleRunners, jobTruth, redeliver, recordRetention, deliveryRetention, consoleRetention];
+  loopStatus = () => [...loops, ...webhooks.loops].map((l) => l.status());
+  metrics.collectFrom({
+    loops: loopStatus,
+    jobs: (status) => store.countJobsByDefinition(status),
+    runners: () => scheduler.snapshot(),
+    vms: () => system.supervisor.list(),
+    definitions: () => scheduler.health(),
+    capacity: () => {
+      const free = hostBudget(config, system.supervisor, maxVcpus, maxMemoryMib);
+      return { vcpus: maxVcpus, vcpusUsed: maxVcpus - free.cpus, memoryBytes: maxMemoryMib * 2 ** 20, memoryUsedBytes: (maxMemoryMib - free.memoryMib) * 2 ** 20 };
+    },
+  });
   let closing: Promise<void> | undefined;
   let draining: { drain: Drain; closed: Promise<DrainOutcome> } | undefined;
   const defaultGraceMs = (config.shutdownGraceSeconds ?? DEFAULTS.shutdownGraceSeconds) * 1000;
@@ -348,7 +392,7 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
     scheduler,
     supervisor: system.supervisor,
     records,
-    loops: () => [...loops, ...webhooks.loops].map((l) => l.status()),
+    loops: loopStatus,
     drain(graceMs = defaultGraceMs) {
       if (draining === undefined) {
         const drain = startDrain({

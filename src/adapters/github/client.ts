@@ -22,6 +22,7 @@ import { createAppJwtAuth, createInstallationAuth } from './auth.ts';
 import { messageOf, statusOf, toFlintError } from './errors.ts';
 import { createInstallationTokenSource } from './installation-token.ts';
 import { silentLog, type GitHubLog } from './log.ts';
+import type { GitHubObserver } from '../../daemon/ports/observer.ts';
 import { ClientLifecycle, createOctokit, realTimers, type GitHubTimers } from './octokit.ts';
 
 type Schemas = components['schemas'];
@@ -65,6 +66,8 @@ export interface GitHubClientOptions {
    * listings per repository of a 1,000-repository organisation, and room.
    */
   readonly etagCacheEntries?: number;
+  /** Told how every request attempt ended, with GitHub's rate-limit headers (metrics, readiness). */
+  readonly observer?: GitHubObserver;
 }
 
 /** Runner group id of "Default"; the only group a repository-level runner can join. */
@@ -101,6 +104,7 @@ export function createGitHubClient(opts: GitHubClientOptions): GitHubClient {
     ...(opts.maxRateLimitRetries === undefined ? {} : { maxRateLimitRetries: opts.maxRateLimitRetries }),
     ...(opts.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: opts.requestTimeoutMs }),
     ...(opts.fetch === undefined ? {} : { fetch: opts.fetch }),
+    ...(opts.observer === undefined ? {} : { observer: opts.observer }),
   };
   // A request policy (rate-limit block, concurrency bound, write spacing)
   // per identity: GitHub budgets the App and its installation separately.

@@ -24,6 +24,7 @@ import type { EndpointDefaults, OctokitResponse, RequestOptions } from '@octokit
 import type { GitHubLog } from './log.ts';
 import type { AuthHook } from './auth.ts';
 import { headersOf, messageOf, redactUrl, statusOf } from './errors.ts';
+import type { GitHubAnswer, GitHubObserver } from '../../daemon/ports/observer.ts';
 import { backoffMs, classify, ClientClosed, RateLimitBlock } from './wait-policy.ts';
 
 /** Timers the policy waits on; the global ones unless a test injects its own. */
@@ -112,6 +113,8 @@ export interface OctokitSettings {
   /** The HTTP layer (global fetch unless a test injects one). */
   readonly fetch?: typeof fetch;
   readonly userAgent?: string;
+  /** Told how every attempt ended, with GitHub's rate-limit headers (metrics, readiness). */
+  readonly observer?: GitHubObserver;
 }
 
 function octokitClass(policy: RequestPolicy) {
@@ -248,7 +251,14 @@ export class RequestPolicy {
       // In place, not a copy: before-after-hook binds the inner hooks (auth) to
       // this very options object and ignores what is passed to `request`.
       opts.request = { ...opts.request, signal: AbortSignal.any([timeout.signal, this.#life.signal]) };
-      const res = await request(opts);
+      let res: OctokitResponse<unknown>;
+      try {
+        res = await request(opts);
+      } catch (err) {
+        this.#s.observer?.answered(answerOf(err));
+        throw err;
+      }
+      this.#s.observer?.answered({ outcome: 'ok', status: res.status, rateLimit: rateLimitOf(res.headers) });
       this.#watchBudget(res.headers);
       return res;
     } finally {
@@ -274,6 +284,27 @@ export class RequestPolicy {
     this.#s.log.warn({ resource, remaining, limit, resetAt },
       'GitHub API budget nearly spent; lengthen Flint\'s loop intervals or share the App with fewer tools');
   }
+}
+
+/** GitHub's rate-limit headers, when the answer carried them. */
+function rateLimitOf(headers: Readonly<Record<string, string | number | undefined>>): GitHubAnswer['rateLimit'] {
+  const remaining = Number(headers['x-ratelimit-remaining']);
+  const limit = Number(headers['x-ratelimit-limit']);
+  if (headers['x-ratelimit-remaining'] === undefined || !Number.isFinite(remaining)) return undefined;
+  return { resource: String(headers['x-ratelimit-resource'] ?? 'core'), remaining, limit: Number.isFinite(limit) ? limit : Number.NaN };
+}
+
+/** How a failed attempt ended, for the observer: a rate limit is GitHub answering, a 5xx or no answer is GitHub failing. */
+function answerOf(err: unknown): GitHubAnswer {
+  const status = statusOf(err);
+  const headers = headersOf(err);
+  const rateLimit = rateLimitOf(headers);
+  if (status === undefined) return { outcome: 'network-error', status, rateLimit };
+  // 304: a conditional request answered "unchanged" (Octokit throws on it).
+  if (status < 400) return { outcome: 'ok', status, rateLimit };
+  if (status >= 500) return { outcome: 'server-error', status, rateLimit };
+  const limited = status === 429 || (status === 403 && (rateLimit?.remaining === 0 || headers['retry-after'] !== undefined));
+  return { outcome: limited ? 'rate-limited' : 'client-error', status, rateLimit };
 }
 
 function policyPlugin(policy: RequestPolicy) {

@@ -1,6 +1,8 @@
 /**
  * Flint's HTTP surface: `POST /webhook` (and any path under `/webhook/`,
- * as the reference system accepted) and `GET /healthz`.
+ * as the reference system accepted), `GET /healthz` (the process answers
+ * and its database is open), `GET /readyz` (readiness.ts: every check that
+ * Flint can do its work) and `GET /metrics` (metrics.ts: Prometheus text).
  *
  * `buildServer` returns a `node:http` server that is NOT listening; the
  * caller (the composition root through listen.ts, or a test on port 0)
@@ -24,6 +26,8 @@ import type { ErrorCode } from '../../core/errors/index.ts';
 import { FlintError } from '../../core/errors/index.ts';
 import type { Intake, IntakeLogger, IntakeResult } from '../../daemon/intake/intake.ts';
 import { readDeliveryHeaders } from '../../daemon/intake/parse-delivery.ts';
+import type { DeliveryObserver, DeliveryResult } from '../../daemon/ports/observer.ts';
+import type { Readiness } from './readiness.ts';
 
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
@@ -34,6 +38,39 @@ export interface ServerDeps {
   readonly maxBodyBytes?: number;
   /** What `GET /healthz` reports; default always healthy. */
   readonly health?: () => { readonly ok: boolean; readonly [k: string]: unknown };
+  /** What `GET /readyz` reports (readiness.ts); without it `/readyz` answers as `/healthz`. */
+  readonly ready?: () => Readiness;
+  /** The Prometheus exposition of `GET /metrics`; without it `/metrics` is 404. */
+  readonly metrics?: () => Promise<{ readonly contentType: string; readonly body: string }>;
+  /** Told what became of every delivery (the deliveries-by-result counter). */
+  readonly observer?: DeliveryObserver;
+}
+
+/** Why a delivery was refused, as the deliveries-by-result counter names it. */
+const RESULT_OF: Partial<Record<ErrorCode, DeliveryResult>> = {
+  FLINT_ERR_WEBHOOK_MISSING_HEADER: 'bad-request',
+  FLINT_ERR_WEBHOOK_MALFORMED_JSON: 'bad-request',
+  FLINT_ERR_WEBHOOK_INVALID_PAYLOAD: 'bad-request',
+  FLINT_ERR_WEBHOOK_BAD_SIGNATURE: 'bad-signature',
+  FLINT_ERR_WEBHOOK_BODY_TOO_LARGE: 'too-large',
+  FLINT_ERR_WEBHOOK_UNSUPPORTED_CONTENT_TYPE: 'unsupported-media-type',
+  FLINT_ERR_STORE_WRITE_FAILED: 'store-failed',
+};
+
+function resultOf(result: IntakeResult): DeliveryResult {
+  switch (result.kind) {
+    case 'rejected':
+    case 'store-failed':
+      return RESULT_OF[result.error.code] ?? 'error';
+    case 'pong':
+      return 'pong';
+    case 'not-handled':
+      return 'not-handled';
+    case 'recorded':
+      return result.outcome;
+    case 'kept-unparsable':
+      return result.outcome === 'duplicate' ? 'duplicate' : 'unparsable';
+  }
 }
 
 const STATUS_OF: Partial<Record<ErrorCode, number>> = {
@@ -127,6 +164,11 @@ export function buildRequestHandler(deps: ServerDeps): RequestListener {
   const { intake, logger } = deps;
   const maxBodyBytes = deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const health = deps.health ?? (() => ({ ok: true }));
+  const observer = deps.observer;
+  const refused = (res: ServerResponse, err: FlintError, close = false): void => {
+    observer?.delivery(RESULT_OF[err.code] ?? 'error');
+    sendError(res, err, close);
+  };
 
   const webhook = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     if (req.method !== 'POST') return send(res, 405, { error: { message: 'use POST' } }, { allow: 'POST', connection: 'close' });
@@ -136,13 +178,13 @@ export function buildRequestHandler(deps: ServerDeps): RequestListener {
     } catch (err) {
       // Refused before the body is read: close rather than drain an
       // arbitrary body from a sender that is not GitHub.
-      if (err instanceof FlintError) return sendError(res, err, true);
+      if (err instanceof FlintError) return refused(res, err, true);
       throw err;
     }
     const declared = Number(req.headers['content-length'] ?? Number.NaN);
     // Built only when needed: an Error captures a stack trace, which costs on the hot path.
     const tooLarge = (): FlintError => new FlintError('FLINT_ERR_WEBHOOK_BODY_TOO_LARGE', `the body is larger than ${maxBodyBytes} bytes`);
-    if (declared > maxBodyBytes) return sendError(res, tooLarge(), true);
+    if (declared > maxBodyBytes) return refused(res, tooLarge(), true);
     const read = await readBody(req, maxBodyBytes);
     if (!read.ok && read.why === 'aborted') {
       // The sender is gone; there is no one to answer and nothing was stored.
@@ -150,8 +192,10 @@ export function buildRequestHandler(deps: ServerDeps): RequestListener {
       res.destroy();
       return;
     }
-    if (!read.ok) return sendError(res, tooLarge(), true);
-    replyTo(res, await intake.receive(headers, read.body));
+    if (!read.ok) return refused(res, tooLarge(), true);
+    const result = await intake.receive(headers, read.body);
+    observer?.delivery(resultOf(result));
+    replyTo(res, result);
   };
 
   return (req, res) => {
@@ -162,6 +206,15 @@ export function buildRequestHandler(deps: ServerDeps): RequestListener {
     } else if (path === '/healthz') {
       const h = health();
       handled = send(res, h.ok ? 200 : 503, { status: h.ok ? 'ok' : 'unhealthy', ...h });
+    } else if (path === '/readyz') {
+      const r = deps.ready?.() ?? { ok: health().ok, checks: { health: health() } };
+      handled = send(res, r.ok ? 200 : 503, { status: r.ok ? 'ready' : 'not ready', ...r });
+    } else if (path === '/metrics' && deps.metrics !== undefined) {
+      const metrics = deps.metrics;
+      handled = metrics().then(({ contentType, body }) => {
+        res.writeHead(200, { 'content-type': contentType, 'content-length': Buffer.byteLength(body) });
+        res.end(body);
+      });
     } else {
       handled = send(res, 404, { error: { message: 'not found; webhooks go to POST /webhook' } });
     }

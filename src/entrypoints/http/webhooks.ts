@@ -23,6 +23,10 @@ export interface WebhookOptions {
   /** Milliseconds since the epoch. */
   readonly clock: () => number;
   readonly health: NonNullable<ServerDeps['health']>;
+  /** `GET /readyz`, `GET /metrics` and the deliveries observer (server.ts). */
+  readonly ready?: ServerDeps['ready'];
+  readonly metrics?: ServerDeps['metrics'];
+  readonly observer?: ServerDeps['observer'];
   readonly maxBodyBytes?: number;
   /** See IntakeDeps.onAccepted: a job moved (e.g. poke the scheduler). */
   readonly onAccepted?: IntakeDeps['onAccepted'];
@@ -48,6 +52,9 @@ export async function startWebhooks(options: WebhookOptions): Promise<WebhookInt
   });
   const handler = buildRequestHandler({
     intake, logger, health: options.health,
+    ...(options.ready === undefined ? {} : { ready: options.ready }),
+    ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
+    ...(options.observer === undefined ? {} : { observer: options.observer }),
     ...(options.maxBodyBytes === undefined ? {} : { maxBodyBytes: options.maxBodyBytes }),
   });
   const plan = listenPlan(config);
