@@ -18,7 +18,7 @@ import { createGitHubClient } from '../../adapters/github/client.ts';
 import { createLogger } from '../../adapters/log/logger.ts';
 import { startSimulator, type Simulator } from '../../../tools/github-sim/index.ts';
 import { startWebhooksOnly } from '../flint.ts';
-import { localWebhookUrl, runDoctor, type CheckResult, type DoctorInput, type DoctorProbes } from './checks.ts';
+import { localWebhookUrl, runDoctor, webhookUrlCheck, type CheckResult, type DoctorInput, type DoctorProbes } from './checks.ts';
 
 const SECRET = 'doctor-webhook-secret-0815';
 const GIB = 2 ** 30;
@@ -155,7 +155,7 @@ async function simulator(t: { after: (fn: () => Promise<void>) => void }, opts: 
 
 test('a ready host with a reachable, installed App: nothing fails, and firecracker and jailer report their versions', async (t) => {
   const dir = workDir(t);
-  const sim = await simulator(t);
+  const sim = await simulator(t, { webhook: { url: 'https://ci.example.org/webhook', secret: SECRET } });
   const results = await runDoctor(input(dir, sim), probes(healthyHost(dir)));
   assert.deepEqual(results.filter((r) => r.status === 'fail' || r.status === 'warn'), []);
   assert.match(byName(results, 'runner fc: firecracker').detail, /: Firecracker v1\.12\.1$/);
@@ -163,6 +163,7 @@ test('a ready host with a reachable, installed App: nothing fails, and firecrack
   assert.match(byName(results, 'runner fc: filesystem').detail, /readable by uid 123 \/ gid 100/);
   assert.match(byName(results, 'github: app installation').detail, new RegExp(`installed on doctor-org \\(installation ${sim.installationId}\\)`));
   assert.equal(byName(results, 'github: runner group Default').status, 'ok');
+  assert.equal(byName(results, 'github: webhook URL').detail, 'GitHub sends to https://ci.example.org/webhook, signed');
   assert.match(byName(results, 'github: clock').detail, /^this host's clock is \d+\.\d s (ahead of|behind) GitHub's$/);
   assert.equal(byName(results, 'webhook').status, 'skip', 'nothing listens on the configured address: not checked, and not a failure');
   assert.match(byName(results, 'cgroup v2').detail, /\/sys\/fs\/cgroup: cpu, memory available/);
@@ -300,4 +301,27 @@ test('the webhook URL doctor pings: loopback for a wildcard host, https for 443 
   assert.equal(localWebhookUrl({ address: '0.0.0.0:8080' }), 'http://127.0.0.1:8080/webhook');
   assert.equal(localWebhookUrl({ address: 'flint.example.com:443' }), 'https://flint.example.com/webhook');
   assert.equal(localWebhookUrl({ address: ':8443', tls: { certFile: '/c', keyFile: '/k' } }), 'https://127.0.0.1:8443/webhook');
+});
+
+test('the App\'s webhook URL as GitHub reports it, against where Flint listens', async (t) => {
+  const dir = workDir(t);
+  const sim = await simulator(t, { webhook: { url: 'https://flint.example.com/webhook', secret: SECRET } });
+  const results = await runDoctor(input(dir, sim), probes(healthyHost(dir)));
+  const hook = byName(results, 'github: webhook URL');
+  assert.deepEqual([hook.status, hook.detail], ['ok', 'GitHub sends to https://flint.example.com/webhook, signed']);
+  const none = await simulator(t);
+  const unset = byName(await runDoctor(input(dir, none), probes(healthyHost(dir))), 'github: webhook URL');
+  assert.equal(unset.status, 'warn', 'no webhook: the missed-jobs scan still finds jobs');
+  assert.match(unset.detail, /the App has no webhook URL: .* found only by the missed-jobs scan/);
+
+  const acme = { address: 'flint.example.com:443' };
+  const hookAt = (url: string, more: { insecureSsl?: boolean; hasSecret?: boolean } = {}) => webhookUrlCheck(acme, { url, insecureSsl: more.insecureSsl ?? false, hasSecret: more.hasSecret ?? true });
+  assert.equal(hookAt('https://flint.example.com/webhook').status, 'ok');
+  assert.match(hookAt('https://flint.example.com/hooks').detail, /Flint answers only \/webhook/);
+  assert.match(hookAt('https://other.example.com/webhook').hint, /set Webhook URL to https:\/\/flint\.example\.com\/webhook/);
+  assert.match(hookAt('http://flint.example.com/webhook').detail, /Flint serves HTTPS for flint\.example\.com/);
+  assert.match(hookAt('https://flint.example.com/webhook', { hasSecret: false }).detail, /no secret: Flint refuses unsigned deliveries/);
+  assert.match(hookAt('https://flint.example.com/webhook', { insecureSsl: true }).detail, /without checking its TLS certificate/);
+  assert.ok(!hookAt('https://u:p@flint.example.com/hooks?token=x').detail.includes('token=x'), 'no query string (it may carry a token) in the report');
+  assert.equal(webhookUrlCheck({ address: '127.0.0.1:8080' }, { url: 'https://ci.example.org/webhook/flint', insecureSsl: false, hasSecret: true }).status, 'ok', 'behind a proxy any host goes');
 });

@@ -24,6 +24,7 @@ import type { ConfigLocator } from '../../config/locate.ts';
 import { secretFileWarning, inlineSecrets } from '../../config/file-mode.ts';
 import { isFlintError } from '../../core/errors/index.ts';
 import type { CommandRunner } from '../../adapters/network/command.ts';
+import type { AppWebhookConfig } from '../../adapters/github/client.ts';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
 
@@ -47,6 +48,7 @@ export interface KvmFacts {
 export interface DoctorGitHub {
   installationId(): Promise<number>;
   runnerGroupId(name: string): Promise<number>;
+  webhookConfig(): Promise<AppWebhookConfig>;
   close(): void;
 }
 
@@ -356,10 +358,52 @@ async function githubChecks(config: FlintConfig, probes: DoctorProbes): Promise<
         out.push(fromError(`github: runner group ${group}`, err));
       }
     }
+    try {
+      out.push(webhookUrlCheck(config, await gh.webhookConfig()));
+    } catch (err) {
+      out.push(fromError('github: webhook URL', err));
+    }
     return out;
   } finally {
     gh.close();
   }
+}
+
+/**
+ * Where GitHub sends the App's webhooks, against where Flint listens. None
+ * of these stops Flint: without webhooks the missed-jobs scan still finds
+ * queued jobs, a minute late. So they warn.
+ */
+export function webhookUrlCheck(config: Pick<FlintConfig, 'address' | 'tls'>, hook: AppWebhookConfig): CheckResult {
+  const name = 'github: webhook URL';
+  const late = 'GitHub\'s deliveries cannot reach Flint; queued jobs are found only by the missed-jobs scan, up to a minute late';
+  const where = 'the App\'s settings page → General → Webhook';
+  if (hook.url === '') return result(name, 'warn', `the App has no webhook URL: ${late}`, `set Webhook URL to ${publicWebhookHint(config)} and Webhook secret to \`github.webhookSecret\` (${where})`);
+  let url: URL;
+  try {
+    url = new URL(hook.url);
+  } catch {
+    return result(name, 'warn', `the App's webhook URL "${hook.url}" is not a URL: ${late}`, `set it to ${publicWebhookHint(config)} (${where})`);
+  }
+  const shown = `${url.origin}${url.pathname}`; // never a query string or credentials someone put in the URL
+  if (url.pathname !== '/webhook' && !url.pathname.startsWith('/webhook/')) {
+    return result(name, 'warn', `GitHub sends to ${shown}, but Flint answers only /webhook (and paths under it): ${late}`, `end the URL in /webhook (${where})`);
+  }
+  if (!hook.hasSecret) return result(name, 'warn', `the App's webhook has no secret: Flint refuses unsigned deliveries, so ${late}`, `set Webhook secret to \`github.webhookSecret\` (${where})`);
+  const i = config.address.lastIndexOf(':');
+  const host = config.address.slice(0, i);
+  const acme = config.tls === undefined && config.address.slice(i + 1) === '443';
+  if (acme && (url.protocol !== 'https:' || url.hostname !== host || (url.port !== '' && url.port !== '443'))) {
+    return result(name, 'warn', `GitHub sends to ${shown}, but Flint serves HTTPS for ${host} (address ${config.address}; its certificate names ${host} only)`, `set Webhook URL to https://${host}/webhook (${where})`);
+  }
+  if (hook.insecureSsl) return result(name, 'warn', `GitHub sends to ${shown} without checking its TLS certificate (SSL verification disabled)`, `enable SSL verification (${where})`);
+  return ok(name, `GitHub sends to ${shown}, signed`);
+}
+
+function publicWebhookHint(config: Pick<FlintConfig, 'address' | 'tls'>): string {
+  const i = config.address.lastIndexOf(':');
+  const host = config.address.slice(0, i);
+  return config.tls === undefined && config.address.slice(i + 1) === '443' ? `https://${host}/webhook` : 'https://<this host\'s public name>/webhook (your proxy in front of Flint)';
 }
 
 /** Where this host reaches its own webhook endpoint: `address`, with a wildcard host replaced by loopback. */
