@@ -295,6 +295,11 @@ test('a configuration holding secrets inline that others may read is a warning w
   assert.match(r.hint, /^chmod 600 /);
   host.modes.set(inp.config.source, 0o100600);
   assert.equal(byName(await runDoctor(inp, probes(host), { offline: true }), 'config file').status, 'ok');
+  const keyFile = inp.config.github.privateKeyFile ?? '';
+  host.modes.set(keyFile, 0o100640);
+  const key = byName(await runDoctor(inp, probes(host), { offline: true }), 'private key file');
+  assert.deepEqual([key.status, key.hint], ['warn', `chmod 600 ${keyFile} (owned by the user Flint runs as)`]);
+  assert.match(key.detail, /holds the App's private key and its group may read it \(mode 640\)/);
 });
 
 test('the webhook URL doctor pings: loopback for a wildcard host, https for 443 and tls', () => {

@@ -105,6 +105,7 @@ export async function runDoctor(input: DoctorInput, probes: DoctorProbes, option
   const { config } = input;
   const results: CheckResult[] = [];
   results.push(configFileCheck(config.source, input.raw, probes));
+  if (config.github.privateKeyFile !== undefined) results.push(keyFileCheck(config.github.privateKeyFile, probes));
   results.push(...await programChecks(config, probes));
   const files = await hypervisorChecks(input, probes);
   results.push(...files);
@@ -138,6 +139,14 @@ function configFileCheck(file: string, raw: unknown, probes: DoctorProbes): Chec
   const w = secretFileWarning(file, mode, secrets);
   if (w !== undefined) return result(name, 'warn', w.message, w.hint);
   return ok(name, secrets.length === 0 ? `${file} holds no secret inline` : `${file} (mode ${(mode & 0o777).toString(8)}) is readable by its owner only`);
+}
+
+function keyFileCheck(file: string, probes: DoctorProbes): CheckResult {
+  const name = 'private key file';
+  const mode = probes.fileMode(file);
+  if (mode === undefined) return result(name, 'skip', `cannot examine ${file}`, '');
+  const w = secretFileWarning(file, mode, ['the App\'s private key']);
+  return w === undefined ? ok(name, `${file} is readable by its owner only`) : result(name, 'warn', w.message, `chmod 600 ${file} (owned by the user Flint runs as)`);
 }
 
 async function which(probes: DoctorProbes, program: string): Promise<string | undefined> {
