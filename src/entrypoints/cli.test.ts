@@ -63,6 +63,11 @@ test('options without their value and stray arguments are usage errors', async (
     [['run', 'a', 'b'], ['run']],
     [['config', 'check', 'a.yaml', 'b.yaml'], ['config', 'check']],
     [['config', 'check', '--config'], ['config', 'check']],
+    [['doctor', '--config'], ['doctor']],
+    [['doctor', 'extra'], ['doctor']],
+    [['service', 'install', '--unit-dir'], ['service', 'install']],
+    [['service', 'install', '--config='], ['service', 'install']],
+    [['service', 'install', 'extra'], ['service', 'install']],
   ] as const) {
     await expectUsageError([...argv], words);
   }

@@ -21,6 +21,8 @@ export const commands: readonly Command[] = [
   { words: ['run'], summary: 'Boot one VM from a runner definition (--interactive: console on this terminal)', load: () => import('./commands/run.ts') },
   { words: ['demo'], summary: 'Run Flint end to end on embedded defaults against the GitHub simulator', load: () => import('./commands/demo.ts') },
   { words: ['app', 'create'], summary: 'Register Flint\'s GitHub App (App-manifest flow) and write it into the configuration', load: () => import('./commands/app-create.ts') },
+  { words: ['doctor'], summary: 'Check this host and the GitHub App for everything flint serve needs', load: () => import('./commands/doctor.ts') },
+  { words: ['service', 'install'], summary: 'Write a hardened systemd unit for flint serve', load: () => import('./commands/service-install.ts') },
   { words: ['image', 'build'], summary: 'Build guest kernels and root filesystems', load: () => import('./commands/image-build.ts') },
 ];
 

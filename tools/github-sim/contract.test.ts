@@ -45,6 +45,8 @@ describe('simulator answers and webhooks match GitHub\'s published OpenAPI descr
     await sim.ping();
     await call(sim, 'GET', '/app', '/app', app);
     await call(sim, 'GET', '/app/installations', '/app/installations', app);
+    await call(sim, 'GET', '/app/hook/config', '/app/hook/config', app);
+    await call(bare, 'GET', '/app/hook/config', '/app/hook/config', jwt(bare));
     await call(bare, 'GET', '/app/installations', '/app/installations', jwt(bare));
     await call(sim, 'GET', '/app/installations/{installation_id}', `/app/installations/${sim.installationId}`, app);
     await call(sim, 'GET', '/orgs/{org}/installation', '/orgs/acme/installation', app);
@@ -118,7 +120,7 @@ describe('simulator answers and webhooks match GitHub\'s published OpenAPI descr
 
   const operations: Array<[string, string]> = [
     ['GET', '/app'], ['GET', '/app/installations'], ['GET', '/app/installations/{installation_id}'], ['GET', '/orgs/{org}/installation'],
-    ['POST', '/app/installations/{installation_id}/access_tokens'], ['GET', '/app/hook/deliveries'], ['GET', '/app/hook/deliveries/{delivery_id}'],
+    ['POST', '/app/installations/{installation_id}/access_tokens'], ['GET', '/app/hook/config'], ['GET', '/app/hook/deliveries'], ['GET', '/app/hook/deliveries/{delivery_id}'],
     ['POST', '/app/hook/deliveries/{delivery_id}/attempts'], ['GET', '/installation/repositories'], ['GET', '/orgs/{org}/actions/runner-groups'],
     ['POST', '/orgs/{org}/actions/runners/generate-jitconfig'], ['POST', '/repos/{owner}/{repo}/actions/runners/generate-jitconfig'],
     ['GET', '/orgs/{org}/actions/runners'], ['GET', '/orgs/{org}/actions/runners/{runner_id}'], ['DELETE', '/orgs/{org}/actions/runners/{runner_id}'],

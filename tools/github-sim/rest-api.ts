@@ -154,6 +154,13 @@ const routes: Route[] = [
     },
   },
   {
+    // GitHub masks the secret in this answer; for an App without a webhook the URL is left out (the schema wants a URI when present).
+    method: 'GET', pattern: /^\/app\/hook\/config$/, auth: 'app', handle: (d) => {
+      const target = d.webhooks.target;
+      return ok(target === undefined ? { content_type: 'json', insecure_ssl: '0' } : { url: target.url, content_type: 'json', secret: '********', insecure_ssl: '0' });
+    },
+  },
+  {
     method: 'GET', pattern: /^\/app\/hook\/deliveries$/, auth: 'app', handle: (d, r) => {
       const perPageRaw = r.url.searchParams.get('per_page');
       const perPage = perPageRaw === null ? 30 : Number(perPageRaw);

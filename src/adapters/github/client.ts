@@ -83,6 +83,17 @@ export interface GitHubClient extends GitHubPort {
   close(): void;
   /** Epoch ms until which a rate limit blocks calls (the later of the App's and the installation's), if one does. */
   blockedUntil(): number | undefined;
+  /** Where GitHub sends the App's webhooks (`flint doctor`); the secret itself GitHub never returns. */
+  webhookConfig(): Promise<AppWebhookConfig>;
+}
+
+export interface AppWebhookConfig {
+  /** The webhook URL set on the App; "" when none is. */
+  readonly url: string;
+  /** GitHub skips TLS certificate checks for this URL (insecure_ssl "1"). */
+  readonly insecureSsl: boolean;
+  /** GitHub reports a secret set (it answers with a mask, never the secret). */
+  readonly hasSecret: boolean;
 }
 
 export function createGitHubClient(opts: GitHubClientOptions): GitHubClient {
@@ -484,6 +495,13 @@ export function createGitHubClient(opts: GitHubClientOptions): GitHubClient {
     });
   }
 
+  function webhookConfig(): Promise<AppWebhookConfig> {
+    return call(`read the webhook configuration of GitHub App ${appId}`, async () => {
+      const { data } = await app.rest.apps.getWebhookConfigForApp();
+      return { url: data.url ?? '', insecureSsl: String(data.insecure_ssl ?? '0') === '1', hasSecret: typeof data.secret === 'string' && data.secret !== '' };
+    });
+  }
+
   async function redeliver(deliveryId: number): Promise<void> {
     await call(`redeliver webhook delivery ${deliveryId}`, () => app.rest.apps.redeliverWebhookDelivery({ delivery_id: deliveryId }));
     log.info({ deliveryId }, 'asked GitHub to redeliver a webhook delivery');
@@ -503,6 +521,7 @@ export function createGitHubClient(opts: GitHubClientOptions): GitHubClient {
     listQueuedJobsIn,
     listFailedDeliveries,
     redeliver,
+    webhookConfig,
     close: () => lifecycle.close(),
     blockedUntil: () => {
       const until = [app.policy.blockedUntil(), inst.policy.blockedUntil()].filter((t): t is number => t !== undefined);

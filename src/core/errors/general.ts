@@ -14,4 +14,8 @@ export const generalErrors = {
     title: 'A program or device Flint needs is missing on this host',
     hint: 'Install the named program (the message says which Debian package provides it) and try again.',
   },
+  FLINT_ERR_SERVICE_INSTALL: {
+    title: 'The systemd unit could not be written or does not verify',
+    hint: 'Run `flint service install` as root (it writes to /etc/systemd/system), or choose another directory with `--unit-dir`; `--dry-run` prints the unit instead.',
+  },
 } as const satisfies Record<string, CatalogueEntry>;

@@ -125,3 +125,17 @@ test('usage errors exit 2; --help exits 0', async () => {
   assert.equal(help.code, 0);
   assert.match(help.out, /Exit status: 0 valid, 2 not valid, 3 valid but not usable/);
 });
+
+test('a file holding the webhook secret inline that others may read: a warning with the chmod, the exit status unchanged', async () => {
+  const inline = GOOD.replace('webhookSecret: {env: FLINT_WEBHOOK_SECRET}', `webhookSecret: ${WEBHOOK_SECRET}`);
+  const open = file('readable.yaml', inline, 0o644);
+  let r = await check(open);
+  assert.equal(r.code, 0, r.err);
+  assert.equal(r.err, `flint: warning: FLINT_ERR_CONFIG_READABLE_BY_OTHERS: ${open} holds github.webhookSecret and its group and every user of this host may read it (mode 644)\n` +
+    `  hint: chmod 600 ${open} (owned by the user Flint runs as), or move the secrets out: \`privateKeyFile:\` (mode 0600) for the key, {env: VARIABLE} for the webhook secret\n`);
+  assert.ok(!r.err.includes(WEBHOOK_SECRET) && !r.out.includes(WEBHOOK_SECRET));
+  r = await check(file('private.yaml', inline, 0o600));
+  assert.equal(r.err, '', 'owner-only: nothing to say');
+  r = await check(file('no-secret.yaml', GOOD, 0o644));
+  assert.equal(r.err, '', 'secrets from the environment and a key file: a readable file leaks nothing');
+});

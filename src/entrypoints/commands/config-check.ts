@@ -7,12 +7,17 @@
  *   exit 3  valid but not usable on this host yet (placeholder key, missing
  *           kernel/image/programs); prints the summary and those problems
  *
+ * A file that holds secrets inline and that other users may read gets a
+ * warning (FLINT_ERR_CONFIG_READABLE_BY_OTHERS) with the chmod to fix it;
+ * the exit status does not change.
+ *
  * Secrets never reach the output: the summary names where they come from,
  * and problem messages name keys and variables, not values.
  */
 import { FlintError } from '../../core/errors/index.ts';
 import { catalogue } from '../../core/errors/index.ts';
 import { nodeHostProbe } from '../../config/host-probe.ts';
+import { configFileWarning, formatFileWarning } from '../../config/file-mode.ts';
 import { DEFAULT_CONFIG_PATH, formatProblems, parseConfigFile } from '../../config/load.ts';
 import { summarizeConfig } from '../../config/summary.ts';
 import { checkUsable } from '../../config/usable.ts';
@@ -73,6 +78,9 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
   }
 
   io.stdout.write(`${file}: valid configuration\n${summarizeConfig(result.config).map((l) => `  ${l}\n`).join('')}`);
+  // A warning, not a failure: the file works, but it leaks its secrets to the host's other users.
+  const readable = configFileWarning(file);
+  if (readable !== undefined) io.stderr.write(formatFileWarning(readable));
   if (!args.hostChecks) {
     io.stdout.write('host checks skipped (--no-host-checks)\n');
     return 0;

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -107,6 +107,7 @@ test('an address already in use is FLINT_ERR_LISTEN_FAILED', async (t) => {
 test('flint serve --webhooks-only as a process: listens, takes deliveries, stops on SIGTERM with exit 0 and loses none it acknowledged', async (t) => {
   const dir = tempDir(t);
   const configPath = writeConfig(dir);
+  chmodSync(configPath, 0o644); // holds previousWebhookSecret and privateKey inline: serve warns
   const child = spawn(process.execPath, [join(root, 'bin/flint.mjs'), 'serve', '--webhooks-only', '--config', configPath, '--log-level', 'debug'], {
     env: { ...process.env, FLINT_FROM_SOURCE: '1', FLINT_TEST_WEBHOOK_SECRET: SECRET },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -133,6 +134,8 @@ test('flint serve --webhooks-only as a process: listens, takes deliveries, stops
   assert.equal(await exited, 0, err);
   assert.match(out, /flint serve: stopped/);
   assert.ok(!out.includes(SECRET), 'no webhook secret in the log');
+  assert.match(out, /"level":"warn".*"code":"FLINT_ERR_CONFIG_READABLE_BY_OTHERS".*holds github\.previousWebhookSecret, github\.privateKey and its group and every user of this host may read it/);
+  assert.ok(!out.includes('old-serve-secret'), 'nor the previous one');
   const db = openDatabase(join(dir, 'state'));
   t.after(() => db.close());
   const store = createSqliteIntakeStore(db);
