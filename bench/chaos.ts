@@ -107,19 +107,21 @@ export default async function main(argv: string[]): Promise<void> {
     let flint = await startChildFlint(setup.closeFirst, child);
     sim.setWebhook({ url: `${flint.url}/webhook`, secret });
 
-    // Jobs over the first minute, two repositories.
+    // Jobs over the first minute, two repositories. A failure of the side tasks ends the run (and its clean-up) at once.
+    let sideFailure: unknown;
+    const side = (task: Promise<void>): Promise<void> => task.catch((err: unknown) => { sideFailure ??= err; });
     const queued: number[] = [];
-    const queueing = (async () => {
+    const queueing = side((async () => {
       for (let i = 0; i < jobs; i++) {
         await sleep(random() * (60_000 / jobs) * 2);
         const q = await sim.queueJob({ repo: i % 2 === 0 ? 'app' : 'web', labels: ['self-hosted', 'linux'], name: `chaos ${i + 1}` });
         queued.push(q.jobId);
       }
-    })();
+    })());
 
     // API error bursts: every 15–45 s, one kind for a few seconds.
     let stopBursts = false;
-    const bursts = (async () => {
+    const bursts = side((async () => {
       const kinds: Array<() => Faults> = [
         () => ({ serverErrors: { forSeconds: 3, status: 502 } }),
         () => ({ secondaryRateLimit: { count: 4, status: 429, retryAfterSeconds: 2 } }),
@@ -131,11 +133,12 @@ export default async function main(argv: string[]): Promise<void> {
         const kind = kinds[Math.floor(random() * kinds.length)] ?? kinds[0];
         if (kind !== undefined) sim.faults.set({ ...webhookFaults, ...kind() });
       }
-    })();
+    })());
 
     const done = (): boolean => queued.length === jobs && queued.every((id) => sim.jobs().find((j) => j.id === id)?.status === 'completed');
     let killed = 0;
     while (!done() && Date.now() - start < deadlineMs) {
+      if (sideFailure !== undefined) throw sideFailure;
       if (killed < kills && sim.jobs().some((j) => j.status === 'in_progress' || j.status === 'queued')) {
         // A random moment while work is in flight: 10–40 s after the last start.
         await sleep(10_000 + random() * 30_000);
@@ -154,6 +157,7 @@ export default async function main(argv: string[]): Promise<void> {
     stopBursts = true;
     await queueing;
     await bursts;
+    if (sideFailure !== undefined) throw sideFailure;
     sim.faults.clear();
     const finished = done();
     console.log(`  ${elapsed(start)}: ${finished ? 'every job completed' : 'deadline passed'}; stopping Flint (SIGTERM)`);

@@ -29,13 +29,20 @@ export function exited(proc: ChildProcess): Promise<void> {
   });
 }
 
-/** Starts a Flint child process; resolves with its webhook URL once it serves. A child still running at the end is killed (`closeFirst`). */
+/**
+ * Starts a Flint child process; resolves with its webhook URL once it
+ * serves. A child still running at the end is stopped (`closeFirst`) with
+ * SIGTERM, which stops its VMs too (they would outlive a SIGKILL), and
+ * killed if it has not ended within a minute.
+ */
 export async function startChildFlint(closeFirst: (close: () => unknown) => void, args: ChildFlintArgs): Promise<{ proc: ChildProcess; url: string }> {
   const proc = spawn(process.execPath, ['--import', 'tsx', CHILD, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'inherit'] });
   closeFirst(async () => {
     if (proc.exitCode !== null || proc.signalCode !== null) return;
-    proc.kill('SIGKILL');
+    proc.kill('SIGTERM');
+    const kill = setTimeout(() => proc.kill('SIGKILL'), 60_000);
     await exited(proc);
+    clearTimeout(kill);
   });
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';
