@@ -7,7 +7,9 @@
  * `startWebhooksOnly`, the same root without VMs and without GitHub.
  *
  * Order matters:
- *   1. the state database is opened and the stores are built on it;
+ *   1. the state database is opened and the stores are built on it; the
+ *      admin socket (http/admin.ts) is claimed — a second daemon on the same
+ *      socket stops here — and answers 503 until the scheduler exists;
  *   2. the VM system's start-up sweep removes what a previous run of this
  *      instance left (VMs, taps, leases, disks) before anything starts;
  *   3. the webhook intake listens (deliveries are stored, never acted on in
@@ -31,7 +33,7 @@
  *        console-retention  at start and every 15 min: old VM console logs
  *                           (the supervisor)
  *      Under --webhooks-only only delivery-retention runs.
- * Shutdown runs it backwards: loops, VMs (each torn down), intake (requests
+ * Shutdown runs it backwards: admin socket, loops, VMs (each torn down), intake (requests
  * in flight answered, last group commit flushed), database.
  * A drain (SIGTERM, daemon/drain.ts) comes first when asked for: no new VM,
  * idle runners removed, busy ones given up to `shutdownGrace` to finish;
@@ -67,6 +69,9 @@ import type { VmSupervisor } from '../daemon/vm/supervisor.ts';
 import { buildVmSystem } from './vm-system.ts';
 import type { VmEdges, VmSystem } from './vm-system.ts';
 import { startWebhooks } from './http/webhooks.ts';
+import { startAdminServer } from './http/admin.ts';
+import type { AdminServer, AdminSource } from './http/admin.ts';
+import { adminSocketSettings, daemonAdminSource } from './admin-source.ts';
 import type { WebhookIntake, WebhookOptions } from './http/webhooks.ts';
 
 /** See docs/webhooks.md, "Durability": the measured trade-off behind this default. */
@@ -256,10 +261,15 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
   let vms: VmSystem | undefined;
   let intake: WebhookIntake | undefined;
   let consoleRetention: Loop | undefined;
+  let admin: AdminServer | undefined;
+  // Answered 503 until the scheduler exists.
+  const adminTarget: { source?: AdminSource } = {};
   // The scheduler exists only further down; a job accepted before then is
   // picked up by its first tick anyway.
   let onAccepted = (): void => undefined;
   try {
+    // First: a second daemon on the same socket stops here, before it touches anything.
+    admin = await startAdminServer({ ...adminSocketSettings(config), source: () => adminTarget.source, logger: logger.child({ component: 'admin' }) });
     vms = await buildVmSystem(config, logger, { db, ...(opts.edges === undefined ? {} : { edges: opts.edges }) });
     const swept = await vms.supervisor.sweep();
     if (swept.vms.length + swept.killed.length + swept.network.length + swept.strayDirs.length > 0) {
@@ -274,12 +284,14 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
   } catch (err) {
     await vms?.supervisor.shutdown();
     vms?.close();
+    await admin?.close();
     db.close();
     throw err;
   }
   listening(logger, config, base, intake, 'full');
   const system = vms;
   const webhooks = intake;
+  const adminServer = admin;
   const deliveryRetention = startDeliveryRetention(base, logger);
   const records = createSqliteJobRecords(db);
   const truth = createSqliteTruthStore(db);
@@ -335,6 +347,12 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
   const loops: readonly Loop[] = [scale, reconciler, staleRunners, jobTruth, redeliver, recordRetention, deliveryRetention, consoleRetention];
   let closing: Promise<void> | undefined;
   let draining: { drain: Drain; closed: Promise<DrainOutcome> } | undefined;
+  adminTarget.source = daemonAdminSource({
+    config, scheduler, supervisor: system.supervisor, store, records, clock,
+    loops: () => [...loops, ...webhooks.loops].map((l) => l.status()),
+    capacity: () => ({ limit: { cpus: maxVcpus, memoryMib: maxMemoryMib }, free: hostBudget(config, system.supervisor, maxVcpus, maxMemoryMib) }),
+    shuttingDown: () => draining !== undefined || closing !== undefined,
+  });
   const defaultGraceMs = (config.shutdownGraceSeconds ?? DEFAULTS.shutdownGraceSeconds) * 1000;
   const running: RunningFlint = {
     url: webhooks.url,
@@ -361,6 +379,7 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
           draining.drain.now();
           await draining.drain.done.catch((err: unknown) => { logger.error({ err }, 'drain failed'); });
         }
+        await adminServer.close();
         await scheduler.stop();
         for (const loop of loops) await loop.stop();
         await system.supervisor.shutdown();

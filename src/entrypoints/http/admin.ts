@@ -51,7 +51,8 @@ export interface AdminServerOptions {
   readonly path: string;
   /** Group allowed besides root (gid): the socket is 0660 root:group; without one 0600 root:root. */
   readonly gid?: number;
-  readonly source: AdminSource;
+  /** The daemon behind the socket; undefined while it is still starting (answered 503). */
+  readonly source: () => AdminSource | undefined;
   readonly logger: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
 }
 
@@ -213,7 +214,9 @@ export function parseTarget(text: string): string | undefined {
   return def;
 }
 
-async function handle(source: AdminSource, req: IncomingMessage, res: ServerResponse, follows: Set<ServerResponse>): Promise<void> {
+async function handle(sourceOf: () => AdminSource | undefined, req: IncomingMessage, res: ServerResponse, follows: Set<ServerResponse>): Promise<void> {
+  const source = sourceOf();
+  if (source === undefined) throw new AdminRequestError(503, 'Flint is still starting; try again in a moment');
   const url = new URL(req.url ?? '/', 'http://flint');
   const method = req.method ?? 'GET';
   const route = url.pathname;
