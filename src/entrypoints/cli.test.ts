@@ -59,6 +59,15 @@ test('options without their value and stray arguments are usage errors', async (
     [['run', 'a', 'b'], ['run']],
     [['config', 'check', 'a.yaml', 'b.yaml'], ['config', 'check']],
     [['config', 'check', '--config'], ['config', 'check']],
+    [['status', 'extra'], ['status']],
+    [['vms', '--socket'], ['vms']],
+    [['jobs', '--since', 'soon'], ['jobs']],
+    [['jobs', '--since'], ['jobs']],
+    [['logs'], ['logs']],
+    [['logs', 'a', 'b'], ['logs']],
+    [['drain'], ['drain']],
+    [['drain', 'demo', '--host'], ['drain']],
+    [['resume', 'a', 'b'], ['resume']],
   ] as const) {
     await expectUsageError([...argv], words);
   }
