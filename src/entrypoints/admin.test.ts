@@ -6,11 +6,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { linkSync, lstatSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { chmodSync, linkSync, lstatSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { demoConfig } from '../config/demo.ts';
 import { createLogger } from '../adapters/log/logger.ts';
 import { FakeDisks } from '../../test/fakes/fake-disks.ts';
@@ -192,7 +194,7 @@ test('drain a definition: its idle runner goes and a queued job starts no VM; re
   assert.equal(drained.code, 0, drained.err);
   assert.match(drained.out, /^drained definition demo: no new runners/m);
   assert.match(drained.out, /^drained: demo$/m);
-  await idle.ended;
+  await until('the idle runner\'s VM stopped', () => flint.supervisor.list().length === 0);
   await queue(flint, 2);
   await nextScalePass(flint);
   assert.equal(driver.starts.length, 1, 'no new VM while drained');
@@ -303,4 +305,34 @@ test('the socket refuses unknown endpoints, parameters and body fields', async (
   assert.deepEqual(JSON.parse(extra.text), { error: { code: 'FLINT_ERR_ADMIN_REQUEST', message: 'unknown field "force" (known: definition)' } });
   assert.equal((await call('GET', '/vms/..%2F..%2Fetc%2Fpasswd/log')).status, 404);
   assert.equal((await call('GET', '/vms/ad-zzzzz/log')).status, 404);
+});
+
+/** `flint …` in a child process running as `uid`/`gid` (the socket's access control is the kernel's, so it takes another user to test). */
+function flintAs(uid: number, gid: number, argv: readonly string[]): Promise<{ code: number | null; out: string; err: string }> {
+  const bin = fileURLToPath(new URL('../../bin/flint.mjs', import.meta.url));
+  const child = spawn(process.execPath, [bin, ...argv], { uid, gid, env: { PATH: process.env.PATH ?? '', FLINT_FROM_SOURCE: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
+  child.stderr.on('data', (c: Buffer) => { err += c.toString(); });
+  return new Promise((resolve) => child.once('close', (code) => resolve({ code, out, err })));
+}
+
+test('another user is refused with a hint about admin.group; a member of admin.group gets in', { skip: process.getuid?.() !== 0 ? 'needs root' : false }, async (t) => {
+  const nobody = 65534;
+  const dir = tempDir(t);
+  chmodSync(dir, 0o755);
+  const rootOnly = join(dir, 'root-only.sock');
+  const shared = join(dir, 'shared.sock');
+  await rig(t, { socket: rootOnly });
+  await rig(t, { socket: shared, group: nobody });
+
+  const denied = await flintAs(nobody, nobody, ['vms', '--socket', rootOnly]);
+  assert.equal(denied.code, 1, denied.err);
+  assert.ok(denied.err.includes(`FLINT_ERR_ADMIN_DENIED: permission denied on the admin socket ${rootOnly}`), denied.err);
+  assert.match(denied.err, /admin\.group/);
+
+  const member = await flintAs(nobody, nobody, ['vms', '--socket', shared]);
+  assert.equal(member.code, 0, member.err);
+  assert.equal(member.out, 'no live VMs\n');
 });
