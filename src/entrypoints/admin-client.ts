@@ -31,7 +31,8 @@ function open(socket: string, method: 'GET' | 'POST', path: string, body?: unkno
   return new Promise((resolve, reject) => {
     const text = body === undefined ? undefined : JSON.stringify(body);
     const req = request({
-      socketPath: socket, method, path,
+      // No keep-alive pool: a command makes one request, and an idle pooled socket would hold its exit.
+      socketPath: socket, method, path, agent: false,
       headers: text === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) },
     }, resolve);
     req.once('error', (err: NodeJS.ErrnoException) => reject(connectError(socket, err)));
