@@ -553,3 +553,12 @@ test('the seed fixture is the reference system\'s seed file, unchanged', (t) => 
   }
   assert.equal(readFileSync(SEED, 'utf8'), readFileSync(shared, 'utf8'));
 });
+
+test('admin takes a socket path and a group name or gid; unknown keys under it are refused with its known keys', () => {
+  assert.equal(ok(BASE).admin, undefined);
+  assert.deepEqual(ok(`admin:\n  group: flint-admin\n  socket: /run/flint-b/admin.sock\n${BASE}`).admin, { group: 'flint-admin', socket: '/run/flint-b/admin.sock' });
+  assert.deepEqual(ok(`admin: {group: 990}\n${BASE}`).admin, { group: 990 });
+  const p = only(problems(`admin: {groups: wheel}\n${BASE}`));
+  assert.equal(p.path, 'admin.groups');
+  assert.match(only(problems(`admin: {group: "no such:group"}\n${BASE}`)).message, /group name or a numeric gid/);
+});

@@ -179,6 +179,7 @@ export function parseConfig(
     runDir: f.runDir ?? DEFAULTS.runDir,
     instanceId: f.instanceId ?? deriveInstanceId(`${options.hostname ?? ''}:${stateDir}`),
     shutdownGraceSeconds: f.shutdownGrace ?? DEFAULTS.shutdownGraceSeconds,
+    ...(f.admin != null ? { admin: { ...(f.admin.socket != null ? { socket: f.admin.socket } : {}), ...(f.admin.group != null ? { group: f.admin.group } : {}) } } : {}),
     networks,
     github: {
       appId: gh.appID,

@@ -242,6 +242,16 @@ export function tlsSchema(c: ParseContext) {
   });
 }
 
+export function adminSchema(c: ParseContext) {
+  return z.strictObject({
+    group: z.union([
+      z.string().regex(/^[a-z_][a-z0-9_-]*\$?$/i, 'must be a group name or a numeric gid'),
+      int(0, 2 ** 32 - 2),
+    ], { error: 'expected a group name or a numeric gid' }).nullish(),
+    socket: pathString(c).nullish(),
+  });
+}
+
 export function fileSchema(c: ParseContext) {
   return z.strictObject({
     logLevel: logLevel.nullish(),
@@ -259,6 +269,7 @@ export function fileSchema(c: ParseContext) {
       .union([z.number(), z.string()], { error: 'expected seconds or a duration like "30m"' })
       .transform(fromParsed(parseDuration))
       .nullish(),
+    admin: adminSchema(c).nullish(),
     networks: z.array(networkSchema(c)).min(1),
     github: githubSchema(c),
     runners: z.array(runnerSchema(c)).nullish(),
@@ -280,6 +291,7 @@ export const KNOWN_KEYS = {
   runner: Object.keys(runnerSchema(probe).shape),
   acme: Object.keys(acmeSchema(probe).shape),
   tls: Object.keys(tlsSchema(probe).shape),
+  admin: Object.keys(adminSchema(probe).shape),
   env: ['env'],
 } as const;
 
@@ -305,6 +317,8 @@ export const KEY_HINTS: Readonly<Record<string, string>> = {
   runDir: 'directory for host-wide runtime records shared by every Flint on the host (bridge claims), default /run/flint',
   instanceId: 'short tag of this Flint instance, 1–6 of [a-z0-9]; it prefixes every VM, tap and runner name',
   shutdownGrace: 'seconds, or a duration like "30m", that busy runners get to finish their jobs when Flint is stopped (SIGTERM); keep systemd\'s TimeoutStopSec above it',
+  admin: 'the admin socket of the operator commands (flint status, vms, jobs, logs, drain, resume): socket and group',
+  socket: 'path of the admin socket; default <runDir>/admin.sock',
   networks: 'a list of bridges, e.g. [{name: br-flint, v4: "10.0.0.1/24"}]',
   name: 'a name: a Linux bridge name for networks, an identifier for runners',
   v4: 'the bridge\'s own IPv4 address with prefix, e.g. "10.0.0.1/24"; guests get the other addresses',

@@ -133,7 +133,16 @@ export interface FlintConfig {
    * SIGTERM, before what is left is stopped; default DEFAULTS.shutdownGraceSeconds.
    */
   readonly shutdownGraceSeconds?: number;
+  /** The admin socket (entrypoints/http/admin.ts); default socket `<runDir>/admin.sock`, root only. */
+  readonly admin?: AdminConfig;
   readonly networks: readonly NetworkConfig[];
   readonly github: GitHubConfig;
   readonly runners: readonly RunnerConfig[];
+}
+
+export interface AdminConfig {
+  /** Path of the socket; default `<runDir>/admin.sock`. */
+  readonly socket?: string;
+  /** Group (name or gid) that may use the socket besides root: the socket is then 0660 root:group. */
+  readonly group?: string | number;
 }

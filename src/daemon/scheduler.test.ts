@@ -290,3 +290,38 @@ test('broken kernel, 50 queued jobs, 10 minutes: backs off, is marked unhealthy 
   assert.equal(scheduler.health().default?.state, 'healthy', 'VMs ended while Flint stops are no failed launches');
   assert.equal(deleted.length, created.length, 'nothing left registered');
 });
+
+test('a paused definition starts nothing and its idle runners go at once, grace or not; busy ones stay; resume starts again', async () => {
+  const { scheduler, vms, deleted, jobs } = setup([], [runner({ minIdle: 2, idleGraceSeconds: 300 })]);
+  await scheduler.tick();
+  vms.launched.forEach((v) => v.marker({ kind: 'runner-started' }));
+  jobs.push(job(7, 'in_progress', 'flint-t1-00001'));
+  assert.equal(scheduler.pause('nope'), false, 'an unknown definition is refused');
+  assert.equal(scheduler.pause('default'), true);
+  assert.deepEqual(scheduler.paused(), { host: false, definitions: ['default'] });
+  jobs.push(job(8, 'queued'));
+  await scheduler.tick();
+  assert.deepEqual(deleted, [100], 'the idle runner is unregistered within its grace');
+  assert.deepEqual(vms.launched.map((v) => v.stopped), [['drained by the operator: idle runner removed'], []], 'the busy one keeps running');
+  assert.equal(vms.launched.length, 2, 'no VM for the queued job');
+  assert.equal(scheduler.runnerPhases().get('t1-00001'), 'busy');
+  await settle();
+  assert.equal(scheduler.resume('default'), true);
+  assert.deepEqual(scheduler.paused(), { host: false, definitions: [] });
+  await scheduler.tick();
+  assert.equal(vms.launched.length, 4, 'the warm pool and the queued job again');
+  await scheduler.stop();
+});
+
+test('a paused host starts nothing for any definition; resume of the host clears every pause', async () => {
+  const { scheduler, vms } = setup([job(1, 'queued')], [runner(), runner({ name: 'other', minIdle: 1 })]);
+  scheduler.pause();
+  scheduler.pause('other');
+  await scheduler.tick();
+  assert.equal(vms.launched.length, 0);
+  scheduler.resume();
+  assert.deepEqual(scheduler.paused(), { host: false, definitions: [] });
+  await scheduler.tick();
+  assert.equal(vms.launched.length, 2);
+  await scheduler.stop();
+});

@@ -60,6 +60,14 @@ export interface SchedulerDeps {
   readonly runnerStates?: { readonly store: RunnerStateStore; readonly instanceId: string };
 }
 
+export type { RunnerPhase };
+
+/** What an operator paused (`flint drain`): the whole host, or single definitions. Kept in memory only. */
+export interface PausedView {
+  readonly host: boolean;
+  readonly definitions: readonly string[];
+}
+
 interface LiveRunner {
   readonly vm: VmHandle;
   readonly definition: RunnerConfig;
@@ -112,6 +120,9 @@ export class Scheduler {
   private draining = false;
   /** Runner-state writes, one at a time in order (the last write of a runner wins). */
   private persisting: Promise<void> = Promise.resolve();
+  /** Operator pauses (`flint drain` / `flint resume`): no new runner, idle ones removed. In memory: a restart resumes. */
+  private hostPaused = false;
+  private readonly pausedDefinitions = new Set<string>();
 
   constructor(deps: SchedulerDeps) {
     this.deps = deps;
@@ -227,6 +238,45 @@ export class Scheduler {
     return out;
   }
 
+  /**
+   * An operator's drain of one definition (or, without a name, of the host)
+   * while Flint keeps running: it starts no runner for it any more, and the
+   * next pass removes its idle runners from GitHub and stops their VMs
+   * (starting ones once they are idle); busy ones finish their jobs.
+   * False for an unknown definition.
+   */
+  pause(definition?: string): boolean {
+    if (definition === undefined) this.hostPaused = true;
+    else if (this.deps.config.runners.some((d) => d.name === definition)) this.pausedDefinitions.add(definition);
+    else return false;
+    this.poke();
+    return true;
+  }
+
+  /** Undoes `pause` (without a name: the host's pause and every definition's). False for an unknown definition. */
+  resume(definition?: string): boolean {
+    if (definition === undefined) {
+      this.hostPaused = false;
+      this.pausedDefinitions.clear();
+    } else if (this.deps.config.runners.some((d) => d.name === definition)) this.pausedDefinitions.delete(definition);
+    else return false;
+    this.poke();
+    return true;
+  }
+
+  paused(): PausedView {
+    return { host: this.hostPaused, definitions: [...this.pausedDefinitions] };
+  }
+
+  private isPaused(name: string): boolean {
+    return this.hostPaused || this.pausedDefinitions.has(name);
+  }
+
+  /** The runner phase of every VM this scheduler started, by VM id, for the status surfaces. */
+  runnerPhases(): Map<string, RunnerPhase> {
+    return new Map([...this.live].map(([id, r]) => [id, r.phase]));
+  }
+
   /** Counts per definition, for metrics and tests. */
   snapshot(): Record<string, Record<RunnerPhase, number>> {
     const out: Record<string, Record<RunnerPhase, number>> = {};
@@ -250,7 +300,7 @@ export class Scheduler {
     for (const def of this.deps.config.runners) {
       const n = plan.start.get(def.name) ?? 0;
       // A launch that fails at once stops this definition's round: its health now holds the rest back.
-      for (let i = 0; i < n && !this.stopped; i += 1) if (!(await this.startOne(def))) break;
+      for (let i = 0; i < n && !this.stopped && !this.isPaused(def.name); i += 1) if (!(await this.startOne(def))) break;
       const excess = plan.stopIdle.get(def.name) ?? 0;
       if (excess > 0) await this.stopIdle(def, excess, now);
     }
@@ -262,6 +312,13 @@ export class Scheduler {
       const count = (p: RunnerPhase): number => mine.filter((r) => r.phase === p).length;
       const graceMs = idleGraceMs(d);
       const starting = count('starting');
+      // Paused by the operator: nothing wanted, every idle runner may go at once.
+      if (this.isPaused(d.name)) {
+        return {
+          name: d.name, maxRunners: d.maxRunners, minIdle: 0, cpuCount: d.cpuCount, memoryMib: d.memorySize, queued: 0,
+          starting, idle: count('idle'), busy: count('busy') + count('ending'), idlePastGrace: count('idle'), maxStart: 0,
+        };
+      }
       return {
         name: d.name,
         maxRunners: d.maxRunners,
@@ -465,13 +522,14 @@ export class Scheduler {
   }
 
   private async stopIdle(def: RunnerConfig, n: number, now: number): Promise<void> {
-    const graceMs = idleGraceMs(def);
+    const graceMs = this.isPaused(def.name) ? 0 : idleGraceMs(def);
     // Longest idle first; only those past their grace (planScale counted no more).
     const idle = [...this.live.values()]
       .filter((r) => r.definition.name === def.name && r.phase === 'idle' && r.idleSince !== undefined && now - r.idleSince >= graceMs)
       .sort((a, b) => (a.idleSince ?? 0) - (b.idleSince ?? 0))
       .slice(0, n);
-    for (const r of idle) await this.deregister(r, 'scaled down: idle beyond the warm pool');
+    const reason = this.isPaused(def.name) ? 'drained by the operator: idle runner removed' : 'scaled down: idle beyond the warm pool';
+    for (const r of idle) await this.deregister(r, reason);
   }
 
   /**

@@ -68,6 +68,15 @@ test('options without their value and stray arguments are usage errors', async (
     [['service', 'install', '--unit-dir'], ['service', 'install']],
     [['service', 'install', '--config='], ['service', 'install']],
     [['service', 'install', 'extra'], ['service', 'install']],
+    [['status', 'extra'], ['status']],
+    [['vms', '--socket'], ['vms']],
+    [['jobs', '--since', 'soon'], ['jobs']],
+    [['jobs', '--since'], ['jobs']],
+    [['logs'], ['logs']],
+    [['logs', 'a', 'b'], ['logs']],
+    [['drain'], ['drain']],
+    [['drain', 'demo', '--host'], ['drain']],
+    [['resume', 'a', 'b'], ['resume']],
   ] as const) {
     await expectUsageError([...argv], words);
   }

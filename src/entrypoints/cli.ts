@@ -24,6 +24,12 @@ export const commands: readonly Command[] = [
   { words: ['doctor'], summary: 'Check this host and the GitHub App for everything flint serve needs', load: () => import('./commands/doctor.ts') },
   { words: ['service', 'install'], summary: 'Write a hardened systemd unit for flint serve', load: () => import('./commands/service-install.ts') },
   { words: ['image', 'build'], summary: 'Build guest kernels and root filesystems', load: () => import('./commands/image-build.ts') },
+  { words: ['status'], summary: 'What the running Flint is doing: definitions, VMs, jobs, loops', load: async () => (await import('./commands/admin.ts')).status },
+  { words: ['vms'], summary: 'Live VMs of the running Flint', load: async () => (await import('./commands/admin.ts')).vms },
+  { words: ['jobs'], summary: 'Recent jobs with their timings and outcome (--since)', load: async () => (await import('./commands/admin.ts')).jobs },
+  { words: ['logs'], summary: 'A VM\'s console log (--follow: until the VM ends)', load: async () => (await import('./commands/admin.ts')).logs },
+  { words: ['drain'], summary: 'Start no runners for a definition (or --host); idle ones go', load: async () => (await import('./commands/admin.ts')).drain },
+  { words: ['resume'], summary: 'Undo a drain of a definition (or --host)', load: async () => (await import('./commands/admin.ts')).resume },
 ];
 
 function usage(): string {

@@ -7,7 +7,9 @@
  * `startWebhooksOnly`, the same root without VMs and without GitHub.
  *
  * Order matters:
- *   1. the state database is opened and the stores are built on it;
+ *   1. the state database is opened and the stores are built on it; the
+ *      admin socket (http/admin.ts) is claimed — a second daemon on the same
+ *      socket stops here — and answers 503 until the scheduler exists;
  *   2. the VM system adopts the VMs a previous run of this instance left
  *      running (a restart never kills a job), then its start-up sweep
  *      removes the rest it left (dead VMs, taps, leases, disks); the
@@ -35,7 +37,7 @@
  *        console-retention  at start and every 15 min: old VM console logs
  *                           (the supervisor)
  *      Under --webhooks-only only delivery-retention runs.
- * Shutdown runs it backwards: loops, VMs (each torn down), intake (requests
+ * Shutdown runs it backwards: admin socket, loops, VMs (each torn down), intake (requests
  * in flight answered, last group commit flushed), database.
  * A drain (SIGTERM, daemon/drain.ts) comes first when asked for: no new VM,
  * idle runners removed, busy ones given up to `shutdownGrace` to finish;
@@ -77,6 +79,9 @@ import type { FlintMetrics } from './http/metrics.ts';
 import { GitHubReachability, HypervisorUsability, readiness } from './http/readiness.ts';
 import { countedJitRunners, everyObserver, observeJobStarted, observedLauncher } from './observe.ts';
 import { runnerName } from '../core/ids.ts';
+import { startAdminServer } from './http/admin.ts';
+import type { AdminServer, AdminSource } from './http/admin.ts';
+import { adminSocketSettings, daemonAdminSource } from './admin-source.ts';
 import type { WebhookIntake, WebhookOptions } from './http/webhooks.ts';
 
 /** See docs/webhooks.md, "Durability": the measured trade-off behind this default. */
@@ -278,6 +283,9 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
   let intake: WebhookIntake | undefined;
   let consoleRetention: Loop | undefined;
   let adopted: VmHandle[];
+  let admin: AdminServer | undefined;
+  // Answered 503 until the scheduler exists.
+  const adminTarget: { source?: AdminSource } = {};
   // The scheduler exists only further down; a job accepted before then is
   // picked up by its first tick anyway.
   let onAccepted: (job: { readonly jobId: number; readonly action: string }) => void = () => undefined;
@@ -287,6 +295,8 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
   const hypervisor = new HypervisorUsability(() => clock.now());
   let loopStatus = (): LoopStatus[] => [];
   try {
+    // First: a second daemon on the same socket stops here, before it touches anything.
+    admin = await startAdminServer({ ...adminSocketSettings(config), source: () => adminTarget.source, logger: logger.child({ component: 'admin' }) });
     vms = await buildVmSystem(config, logger, { db, ...(opts.edges === undefined ? {} : { edges: opts.edges }) });
     adopted = await vms.supervisor.adopt(config.runners);
     const swept = await vms.supervisor.sweep();
@@ -304,12 +314,14 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
   } catch (err) {
     await vms?.supervisor.shutdown();
     vms?.close();
+    await admin?.close();
     db.close();
     throw err;
   }
   listening(logger, config, base, intake, 'full');
   const system = vms;
   const webhooks = intake;
+  const adminServer = admin;
   const deliveryRetention = startDeliveryRetention(base, logger);
   const records = createSqliteJobRecords(db);
   const truth = createSqliteTruthStore(db);
@@ -386,6 +398,12 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
   });
   let closing: Promise<void> | undefined;
   let draining: { drain: Drain; closed: Promise<DrainOutcome> } | undefined;
+  adminTarget.source = daemonAdminSource({
+    config, scheduler, supervisor: system.supervisor, store, records, clock,
+    loops: () => [...loops, ...webhooks.loops].map((l) => l.status()),
+    capacity: () => ({ limit: { cpus: maxVcpus, memoryMib: maxMemoryMib }, free: hostBudget(config, system.supervisor, maxVcpus, maxMemoryMib) }),
+    shuttingDown: () => draining !== undefined || closing !== undefined,
+  });
   const defaultGraceMs = (config.shutdownGraceSeconds ?? DEFAULTS.shutdownGraceSeconds) * 1000;
   const running: RunningFlint = {
     url: webhooks.url,
@@ -412,6 +430,7 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
           draining.drain.now();
           await draining.drain.done.catch((err: unknown) => { logger.error({ err }, 'drain failed'); });
         }
+        await adminServer.close();
         await scheduler.stop();
         for (const loop of loops) await loop.stop();
         await system.supervisor.shutdown();

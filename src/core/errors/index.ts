@@ -16,6 +16,7 @@ import { vmErrors } from './vm.ts';
 import { networkErrors } from './network.ts';
 import { imageErrors } from './image.ts';
 import { generalErrors } from './general.ts';
+import { adminErrors } from './admin.ts';
 import type { CatalogueEntry } from './entry.ts';
 
 export type { CatalogueEntry } from './entry.ts';
@@ -29,6 +30,7 @@ export const catalogue = {
   ...vmErrors,
   ...networkErrors,
   ...imageErrors,
+  ...adminErrors,
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type ErrorCode = keyof typeof catalogue;

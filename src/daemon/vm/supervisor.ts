@@ -132,6 +132,20 @@ export interface VmHandle {
   stop(reason?: string): Promise<VmOutcome>;
 }
 
+/** A live VM as the status surfaces show it: its record's figures and its guest address. */
+export interface VmInfo {
+  readonly id: string;
+  readonly runner: string;
+  readonly state: VmState;
+  /** The guest's IPv4 address once its lease is made. */
+  readonly address: string | undefined;
+  readonly createdAt: number;
+  readonly prepareMs: number | null;
+  readonly startedAt: number | null;
+  readonly bootedAt: number | null;
+  readonly runnerStartedAt: number | null;
+}
+
 export interface SweepReport {
   /** Records of a previous run that were marked failed. */
   readonly vms: string[];
@@ -167,6 +181,16 @@ export class VmSupervisor {
   /** VMs not yet in a terminal state. */
   list(): VmHandle[] {
     return [...this.live.values()];
+  }
+
+  /** What the status surfaces show of each live VM (no secrets: the guest environment is not kept). */
+  describe(): VmInfo[] {
+    return [...this.live.values()].map((e) => e.info());
+  }
+
+  /** Where a VM's console log is (or was), live or not. */
+  consoleLogPath(id: string): string {
+    return consoleLogPath(this.deps.config.stateDir, id);
   }
 
   /** Starts one VM from a runner definition. Resolves once the record is persisted; follow `handle.ended`. */
@@ -362,6 +386,7 @@ class VmEntry implements VmHandle {
   private record: VmRecord;
   private vm: RunningVm | undefined;
   private log: ConsoleLog | undefined;
+  private address: string | undefined;
   private stopRequest: StopRequest | undefined;
   private failCode: ErrorCode | undefined;
   private timers: ReturnType<typeof setTimeout>[] = [];
@@ -393,6 +418,14 @@ class VmEntry implements VmHandle {
 
   get runnerStartedAt(): number | null {
     return this.record.runnerStartedAt;
+  }
+
+  info(): VmInfo {
+    const r = this.record;
+    return {
+      id: r.id, runner: r.runner, state: r.state, address: this.address, createdAt: r.createdAt,
+      prepareMs: r.prepareMs, startedAt: r.startedAt, bootedAt: r.bootedAt, runnerStartedAt: r.runnerStartedAt,
+    };
   }
 
   onConsole(listener: (chunk: Buffer) => void): () => void {
@@ -490,6 +523,7 @@ class VmEntry implements VmHandle {
       if (netResult.status === 'rejected') throw netResult.reason;
       const vmDisks = diskResult.value;
       const lease = netResult.value;
+      this.address = lease.guest.ipv4.address;
       const kernelArgs = ['console=ttyS0 reboot=k panic=1', networkKernelArgs(lease.guest), runner.kernelArgs]
         .map((s) => s.trim()).filter((s) => s.length > 0).join(' ');
       spec = {
