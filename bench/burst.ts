@@ -54,9 +54,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { Pool } from 'undici';
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { demoConfig } from '../src/config/demo.ts';
-import type { JobAction } from '../src/core/jobs.ts';
 import { runnerName } from '../src/core/ids.ts';
 import { createLogger } from '../src/adapters/log/logger.ts';
 import type { LogLevel } from '../src/config/types.ts';
@@ -67,7 +67,7 @@ import { FakeNetwork } from '../test/fakes/fake-network.ts';
 import { InstantDriver } from '../test/fakes/instant-driver.ts';
 import { MemoryGitHub } from '../test/fakes/memory-github.ts';
 import type { InstantGuest } from '../test/fakes/instant-driver.ts';
-import { signedDelivery, workflowJobPayload } from './_payload.ts';
+import type { FromGitHub, ToGitHub } from './_burst-github.ts';
 
 export interface BurstOptions {
   readonly jobs: number;
@@ -145,61 +145,43 @@ export async function runBurst(o: BurstOptions): Promise<BurstResult> {
   });
   const logger = createLogger({ level: o.logLevel, destination: process.stderr, secrets: new Set([secret]) });
 
-  // GitHub's side of job dispatch: jobs no runner took yet (oldest first),
-  // runners online with nothing to do.
-  const waiting: number[] = [];
-  const idleRunners: InstantGuest[] = [];
+  // GitHub's job dispatch and the sender run in a child process (bench/_burst-github.ts).
+  const github = startGitHubSide();
   let completed = 0;
-  let dispatchErrors = 0;
-  // Opened once Flint listens; the guests only post after that.
-  const http: { pool?: Pool } = {};
-  const post = async (jobId: number, action: JobAction, runner?: string): Promise<number> => {
-    const { pool } = http;
-    if (pool === undefined) throw new Error('no connection pool');
-    const d = signedDelivery(secret, 'workflow_job', workflowJobPayload({ jobId, action, ...(runner === undefined ? {} : { runnerName: runner }) }));
-    const res = await pool.request({ path: '/webhook', method: 'POST', headers: d.headers, body: d.body });
-    await res.body.dump();
-    return res.statusCode;
-  };
-  const runJob = async (guest: InstantGuest, jobId: number): Promise<void> => {
-    const name = runnerName(guest.spec.id);
-    try {
-      if (await post(jobId, 'in_progress', name) >= 300) dispatchErrors++;
-      await sleep(o.jobMs);
-      if (await post(jobId, 'completed', name) >= 300) dispatchErrors++;
-      completed++;
-    } catch {
-      dispatchErrors++;
-    }
-    guest.say('FLINT-MARKER runner-exited code=0');
-    guest.exit();
-  };
-  const dispatch = (guest: InstantGuest): void => {
-    const jobId = waiting.shift();
-    if (jobId === undefined) idleRunners.push(guest);
-    else void runJob(guest, jobId);
-  };
-  const jobQueued = (jobId: number): void => {
-    const idle = idleRunners.shift();
-    if (idle === undefined) waiting.push(jobId);
-    else void runJob(idle, jobId);
-  };
+  const guests = new Map<string, InstantGuest>();
+  github.on('job-done', (m) => {
+    completed++;
+    const guest = guests.get(m.runner);
+    guests.delete(m.runner);
+    guest?.say('FLINT-MARKER runner-exited code=0');
+    guest?.exit();
+  });
   const driver = new InstantDriver((guest) => {
     guest.say('FLINT-MARKER booted');
     guest.say('FLINT-MARKER runner-started');
-    dispatch(guest);
+    const name = runnerName(guest.spec.id);
+    guests.set(name, guest);
+    github.send({ type: 'runner-online', runner: name });
   });
   const network = new FakeNetwork(config.instanceId);
   const hour = 3600_000;
-  const flint = await startFlint({
-    config, logger,
-    // Nothing the burst needs runs on these: keep them out of the measurement.
-    reconcileMs: hour, staleRunnersMs: hour, jobTruth: { intervalMs: hour }, redeliver: { intervalMs: hour },
-    // The fakes hold no vCPU or memory: only maxRunners limits the VMs.
-    maxVcpus: 1_000_000, maxMemoryMib: 1_000_000_000,
-    edges: { drivers: { qemu: driver }, network, disks: new FakeDisks(), ...(memory === undefined ? {} : { github: memory }) },
-  });
-  http.pool = new Pool(flint.url, { connections: o.connections, pipelining: 1 });
+  let flint: Awaited<ReturnType<typeof startFlint>>;
+  try {
+    flint = await startFlint({
+      config, logger,
+      // Nothing the burst needs runs on these: keep them out of the measurement.
+      reconcileMs: hour, staleRunnersMs: hour, jobTruth: { intervalMs: hour }, redeliver: { intervalMs: hour },
+      // The fakes hold no vCPU or memory: only maxRunners limits the VMs.
+      maxVcpus: 1_000_000, maxMemoryMib: 1_000_000_000,
+      edges: { drivers: { qemu: driver }, network, disks: new FakeDisks(), ...(memory === undefined ? {} : { github: memory }) },
+    });
+  } catch (err) {
+    await github.close();
+    await sim.close();
+    rmSync(stateDir, { recursive: true, force: true });
+    throw err;
+  }
+  github.send({ type: 'start', options: { url: flint.url, secret, connections: o.connections, jobMs: o.jobMs } });
   let peakVms = 0;
   const watch = setInterval(() => { peakVms = Math.max(peakVms, flint.supervisor.list().length); }, 5);
   const allDone = async (want: number, deadline: number): Promise<boolean> => {
@@ -210,55 +192,35 @@ export async function runBurst(o: BurstOptions): Promise<BurstResult> {
     return false;
   };
   let closed = false;
+  let dispatchErrors = 0;
   const close = async (): Promise<void> => {
     if (closed) return;
     closed = true;
     clearInterval(watch);
+    dispatchErrors = await github.close();
     await flint.close();
-    await http.pool?.close();
     await sim.close();
     rmSync(stateDir, { recursive: true, force: true });
   };
   try {
-    for (let i = 0; i < o.warmup; i++) {
-      jobQueued(WARMUP_FIRST_JOB_ID + i);
-      if (await post(WARMUP_FIRST_JOB_ID + i, 'queued') >= 300) throw new Error('the warm-up delivery was refused');
-    }
+    github.send({ type: 'warmup', firstJobId: WARMUP_FIRST_JOB_ID, jobs: o.warmup });
+    if ((await github.next('warmed')).refused > 0) throw new Error('a warm-up delivery was refused');
     if (!(await allDone(o.warmup, Date.now() + 30_000))) throw new Error('the warm-up jobs did not complete within 30 s');
     const startsBefore = driver.starts.length;
     completed = 0;
     peakVms = 0;
 
-    // The burst: job i is sent at t0 + i·windowMs/jobs, by whichever of the
-    // connections is free (more are opened while the server is slow).
-    let accepted = 0;
-    let next = 0;
     const t0 = Date.now();
-    let lastAck = t0;
-    const sender = async (): Promise<void> => {
-      for (let i = next++; i < o.jobs; i = next++) {
-        const due = t0 + (i * o.windowMs) / o.jobs;
-        if (due > Date.now()) await sleep(due - Date.now());
-        const jobId = BURST_FIRST_JOB_ID + i;
-        // GitHub knows the job before it tells anyone.
-        jobQueued(jobId);
-        try {
-          const status = await post(jobId, 'queued');
-          if (status >= 200 && status < 300) accepted++;
-        } catch {
-          // Counted as not accepted.
-        }
-        lastAck = Date.now();
-      }
-    };
-    await Promise.all(Array.from({ length: o.connections }, sender));
-    const sendMs = lastAck - t0;
+    github.send({ type: 'burst', firstJobId: BURST_FIRST_JOB_ID, jobs: o.jobs, windowMs: o.windowMs });
+    const { accepted, sendMs } = await github.next('sent');
     const finished = await allDone(o.jobs, t0 + o.timeoutMs);
     const drainMs = Date.now() - t0;
     // A start beyond demand would come with the ticks after the last job:
     // give the scheduler one more pass before counting.
     flint.scheduler.poke();
     await sleep(200);
+    // Flint's own peak, before the teardown (and before anything of the child's could count: it has its own process).
+    const rssMb = Math.round(process.resourceUsage().maxRSS / 1024);
     const starts = driver.starts.slice(startsBefore);
     // Every start of this run (warm-up included: a warm-up runner may take a burst job).
     const startedAt = new Map(driver.starts.map((s) => [runnerName(s.id), s.at]));
@@ -280,21 +242,67 @@ export async function runBurst(o: BurstOptions): Promise<BurstResult> {
     if (!finished) {
       const states: Record<string, number> = {};
       for (const vm of flint.supervisor.list()) states[vm.state] = (states[vm.state] ?? 0) + 1;
-      logger.error({ completed, jobs: o.jobs, live: states, waiting: waiting.length, idle: idleRunners.length }, 'burst: not every job completed in time');
+      logger.error({ completed, jobs: o.jobs, live: states }, 'burst: not every job completed in time');
     }
-    if (dispatchErrors > 0) logger.error({ dispatchErrors }, 'burst: some in_progress/completed deliveries failed');
     await close();
+    if (dispatchErrors > 0) logger.error({ dispatchErrors }, 'burst: some in_progress/completed deliveries failed');
     return {
       sent: o.jobs, accepted, duplicateStarts,
       p50Ms: percentile(latencies, 0.5), p99Ms: percentile(latencies, 0.99), maxMs: latencies.at(-1) ?? NaN, measured: latencies.length, foundIdle,
-      // maxRSS is in KiB: the peak of this process's life, not just the burst's.
-      rssMb: Math.round(process.resourceUsage().maxRSS / 1024),
+      rssMb,
       sendMs, starts: starts.length, completed, drainMs, peakVms,
       leftoverRunners: memory === undefined ? sim.runners().length : (await memory.listRunners({ kind: 'organization' })).length, leftoverLeases: network.leases.size,
     };
   } finally {
     await close();
   }
+}
+
+interface GitHubSide {
+  send(m: ToGitHub): void;
+  /** Calls `fn` on every message of this type. */
+  on<K extends FromGitHub['type']>(type: K, fn: (m: Extract<FromGitHub, { type: K }>) => void): void;
+  /** The next message of this type; rejects if the child ends first. */
+  next<K extends FromGitHub['type']>(type: K): Promise<Extract<FromGitHub, { type: K }>>;
+  /** Closes its connections, waits for it to end; its count of failed in_progress/completed deliveries. */
+  close(): Promise<number>;
+}
+
+/** Forks bench/_burst-github.ts (GitHub's side of the burst) and speaks to it over IPC. */
+function startGitHubSide(): GitHubSide {
+  const child = fork(fileURLToPath(new URL('./_burst-github.ts', import.meta.url)), [], {
+    execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const listeners = new Map<string, Set<(m: FromGitHub) => void>>();
+  const exited = new Promise<void>((resolve) => { child.once('exit', () => resolve()); });
+  child.on('message', (m: FromGitHub) => {
+    for (const fn of listeners.get(m.type) ?? []) fn(m);
+  });
+  const on = (type: string, fn: (m: FromGitHub) => void): () => void => {
+    let set = listeners.get(type);
+    if (set === undefined) listeners.set(type, set = new Set());
+    set.add(fn);
+    return () => set.delete(fn);
+  };
+  let closing: Promise<number> | undefined;
+  const side: GitHubSide = {
+    send: (m) => { if (child.connected) child.send(m); },
+    // The listener gets messages of its own type only (`on` files them by type).
+    on: (type, fn) => { on(type, fn as (m: FromGitHub) => void); },
+    next: (type) => new Promise((resolve, reject) => {
+      const off = on(type, (m) => { off(); resolve(m as Extract<FromGitHub, { type: typeof type }>); });
+      void exited.then(() => reject(new Error(`the GitHub side of the bench ended before sending ${type}`)));
+    }),
+    close: () => closing ??= (async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return 0;
+      const closed = side.next('closed');
+      side.send({ type: 'close' });
+      const errors = await closed.then((m) => m.dispatchErrors, () => 0);
+      await exited;
+      return errors;
+    })(),
+  };
+  return side;
 }
 
 function usage(message: string): never {
