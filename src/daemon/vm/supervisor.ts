@@ -426,8 +426,13 @@ class VmEntry implements VmHandle {
       return this.failBeforeStart('FLINT_ERR_VM_PREPARE_FAILED', 'preparation failed', err);
     }
     if (this.stopRequest) return this.abortBeforeStart();
+    try {
+      this.log = await ConsoleLog.open(consoleLogPath(config.stateDir, this.id), config.consoleLogMaxBytes);
+    } catch (err) {
+      return this.failBeforeStart('FLINT_ERR_VM_PREPARE_FAILED', 'the console log could not be created', err);
+    }
+    if (this.stopRequest) return this.abortBeforeStart();
     const prepareMs = clock.now() - t0;
-    this.log = new ConsoleLog(consoleLogPath(config.stateDir, this.id), config.consoleLogMaxBytes);
     let vm: RunningVm;
     try {
       vm = await this.driver.start(spec);
