@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { coalescingSync, durableWrite, openDatabase, relaxedWrite, syncWal } from './db.ts';
+import { coalescingSync, durableWrite, openDatabase, relaxedBatch, relaxedWrite, syncWal } from './db.ts';
 import type { Db } from './db.ts';
 
 function open(t: { after: (fn: () => void) => void }, synchronous: 'FULL' | 'NORMAL' = 'FULL'): Db {
@@ -135,4 +135,25 @@ test('coalesced syncs: a call during a running flush gets the next flush, which 
   assert.equal(started.length, 3, 'idle again: a new call starts at once');
   started[2]?.();
   await fourth;
+});
+
+test('batched relaxed writes of one turn commit in one NORMAL transaction after it; a failing write rejects only its own caller', async (t) => {
+  const db = open(t);
+  const batched = relaxedBatch(db);
+  const seen: unknown[] = [];
+  const insert = (id: number, v: string) => batched(() => {
+    seen.push([db.inTransaction, level(db)]);
+    return db.prepare('INSERT INTO t (id, v) VALUES (?, ?)').run(id, v).changes;
+  });
+  const a = insert(1, 'a');
+  const dup = insert(1, 'again');
+  const b = insert(2, 'b');
+  assert.equal(db.prepare('SELECT count(*) FROM t').pluck().get(), 0, 'nothing is written before the turn ends');
+  assert.equal(await a, 1);
+  await assert.rejects(dup, /UNIQUE/);
+  assert.equal(await b, 1);
+  assert.deepEqual(seen, [[true, 1], [true, 1], [true, 1]], 'all three inside one NORMAL transaction');
+  assert.equal(level(db), 2);
+  assert.deepEqual(db.prepare('SELECT v FROM t ORDER BY id').pluck().all(), ['a', 'b']);
+  assert.equal(await insert(3, 'c'), 1, 'a later turn gets a commit of its own');
 });

@@ -163,3 +163,48 @@ async function fsyncPath(path: string, dataOnly: boolean): Promise<void> {
     await file.close();
   }
 }
+
+/**
+ * Relaxed writes (see `relaxedWrite`) asked for in the same turn of the
+ * event loop, committed together in ONE transaction at the end of that turn
+ * (setImmediate); each caller's promise settles after that commit, so
+ * "persisted before acted on" holds as with a commit each. For records
+ * written often by many VMs at once (every state change of every VM): a
+ * burst of VMs then costs one commit per turn, not one per change.
+ *
+ * Writes run in the order they were asked for. One that throws rejects its
+ * own caller only (SQLite undoes just that statement); the others commit.
+ */
+export function relaxedBatch(db: Db): <T>(write: () => T) => Promise<T> {
+  let queue: Array<{ readonly write: () => unknown; readonly resolve: (v: unknown) => void; readonly reject: (e: unknown) => void }> = [];
+  const flush = (): void => {
+    const batch = queue;
+    queue = [];
+    const results: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
+    try {
+      relaxedWrite(db, () => {
+        for (const w of batch) {
+          try {
+            results.push({ ok: true, value: w.write() });
+          } catch (error) {
+            results.push({ ok: false, error });
+          }
+        }
+      });
+    } catch (error) {
+      // The commit itself failed: nothing of the batch is stored.
+      for (const w of batch) w.reject(error);
+      return;
+    }
+    batch.forEach((w, i) => {
+      const r = results[i];
+      if (r === undefined || r.ok) w.resolve(r?.value);
+      else w.reject(r.error);
+    });
+  };
+  return <T>(write: () => T) => new Promise<T>((resolve, reject) => {
+    // The queue holds writes of many result types; each resolve gets back what its own write returned.
+    queue.push({ write, resolve: resolve as (v: unknown) => void, reject });
+    if (queue.length === 1) setImmediate(flush);
+  });
+}
