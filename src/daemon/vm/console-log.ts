@@ -44,11 +44,19 @@ export class ConsoleLog {
    * host starts many VMs at once).
    */
   static async open(path: string, maxBytes: number): Promise<ConsoleLog> {
-    await mkdir(dirname(path), { recursive: true, mode: DIR_MODE });
     // A plain descriptor (not a FileHandle, which would close it again when collected).
-    const fd = await new Promise<number>((resolve, reject) => {
+    const create = (): Promise<number> => new Promise<number>((resolve, reject) => {
       open(path, 'w', FILE_MODE, (err, got) => { if (err === null) resolve(got); else reject(err); });
     });
+    let fd: number;
+    try {
+      fd = await create();
+    } catch (err) {
+      // The directory is made once, by the first log (or again if someone removed it).
+      if (!(typeof err === 'object' && err !== null && 'code' in err && err.code === 'ENOENT')) throw err;
+      await mkdir(dirname(path), { recursive: true, mode: DIR_MODE });
+      fd = await create();
+    }
     return new ConsoleLog(path, maxBytes, fd);
   }
 
