@@ -114,6 +114,12 @@ export interface BurstResult {
   readonly completed: number;
   /** From the first delivery sent until every job completed and every VM ended. */
   readonly drainMs: number;
+  /**
+   * CPU time of Flint's process (user + system, all its threads) from the
+   * first delivery sent until all done, per job: what one job's whole
+   * lifecycle costs Flint, whatever else the machine is doing.
+   */
+  readonly cpuMsPerJob: number;
   /** Most VMs alive at once (never above maxRunners). */
   readonly peakVms: number;
   /** Runner registrations the simulator still holds after Flint closed. */
@@ -211,10 +217,13 @@ export async function runBurst(o: BurstOptions): Promise<BurstResult> {
     peakVms = 0;
 
     const t0 = Date.now();
+    const cpu0 = process.cpuUsage();
     github.send({ type: 'burst', firstJobId: BURST_FIRST_JOB_ID, jobs: o.jobs, windowMs: o.windowMs });
     const { accepted, sendMs } = await github.next('sent');
     const finished = await allDone(o.jobs, t0 + o.timeoutMs);
     const drainMs = Date.now() - t0;
+    const cpu = process.cpuUsage(cpu0);
+    const cpuMsPerJob = (cpu.user + cpu.system) / 1000 / o.jobs;
     // A start beyond demand would come with the ticks after the last job:
     // give the scheduler one more pass before counting.
     flint.scheduler.poke();
@@ -250,7 +259,7 @@ export async function runBurst(o: BurstOptions): Promise<BurstResult> {
       sent: o.jobs, accepted, duplicateStarts,
       p50Ms: percentile(latencies, 0.5), p99Ms: percentile(latencies, 0.99), maxMs: latencies.at(-1) ?? NaN, measured: latencies.length, foundIdle,
       rssMb,
-      sendMs, starts: starts.length, completed, drainMs, peakVms,
+      sendMs, starts: starts.length, completed, drainMs, cpuMsPerJob, peakVms,
       leftoverRunners: memory === undefined ? sim.runners().length : (await memory.listRunners({ kind: 'organization' })).length, leftoverLeases: network.leases.size,
     };
   } finally {
@@ -334,11 +343,11 @@ export default async function bench(argv: string[]): Promise<void> {
   console.log(`burst: ${o.jobs} queued deliveries over ${o.windowMs} ms on ${o.connections} connections; maxRunners ${o.maxRunners}; each fake job runs ${o.jobMs} ms; GitHub: ${o.github === 'sim' ? 'the simulator, through the real client' : 'in memory'}`);
   const r = await runBurst(o);
   const f = (n: number): string => n.toFixed(1);
-  console.log(`  sent ${r.sent} in ${r.sendMs} ms, accepted ${r.accepted}; ${r.starts} VM starts, ${r.completed} jobs completed, all done after ${r.drainMs} ms; at most ${r.peakVms} VMs at once`);
+  console.log(`  sent ${r.sent} in ${r.sendMs} ms, accepted ${r.accepted}; ${r.starts} VM starts, ${r.completed} jobs completed, all done after ${r.drainMs} ms; at most ${r.peakVms} VMs at once; Flint's CPU ${f(r.cpuMsPerJob)} ms per job`);
   console.log(`  received → VM start requested: p50 ${f(r.p50Ms)} ms  p99 ${f(r.p99Ms)} ms  max ${f(r.maxMs)} ms  (target p99 ≤ 50 ms; ${r.measured} jobs measured, ${r.foundIdle} found a runner already up)`);
   console.log(`  duplicate starts ${r.duplicateStarts}; peak RSS ${r.rssMb} MB (target ≤ 200 MB); left after close: ${r.leftoverRunners} runner registrations, ${r.leftoverLeases} leases`);
   console.log(JSON.stringify({
     bench: 'burst', sent: r.sent, accepted: r.accepted, duplicate_starts: r.duplicateStarts,
-    p50_ms: Number(f(r.p50Ms)), p99_ms: Number(f(r.p99Ms)), rss_mb: r.rssMb,
+    p50_ms: Number(f(r.p50Ms)), p99_ms: Number(f(r.p99Ms)), rss_mb: r.rssMb, cpu_ms_per_job: Number(f(r.cpuMsPerJob)),
   }));
 }

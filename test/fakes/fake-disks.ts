@@ -4,7 +4,7 @@
  * file calls, as the real provisioner's (a load test of the daemon must not
  * measure blocking calls the real adapter does not make).
  */
-import { open, rm, writeFile } from 'node:fs/promises';
+import { open, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DiskProvisioner, VmDisks } from '../../src/daemon/vm/ports.ts';
 
@@ -28,7 +28,15 @@ export class FakeDisks implements DiskProvisioner {
   }
 
   async remove(_vmId: string, workDir: string): Promise<void> {
-    await rm(join(workDir, 'scratch.img'), { force: true });
-    await rm(join(workDir, 'config.img'), { force: true });
+    await unlinkIfThere(join(workDir, 'scratch.img'));
+    await unlinkIfThere(join(workDir, 'config.img'));
+  }
+}
+
+async function unlinkIfThere(path: string): Promise<void> {
+  try {
+    await unlink(path);
+  } catch (err) {
+    if (!(typeof err === 'object' && err !== null && 'code' in err && err.code === 'ENOENT')) throw err;
   }
 }
