@@ -79,12 +79,14 @@ function setup(jobs: StoredJob[], runners = [runner()]) {
   const lines: Line[] = [];
   const clock = { t: 0, now: () => clock.t };
   const github = { jitError: undefined as Error | undefined };
+  /** Runs after every store read: a commit landing between two reads of one tick. */
+  const hooks: { afterRead: (() => void) | undefined } = { afterRead: undefined };
   let nextRunnerId = 100;
   const config = { runners, github: { appId: '1', organization: 'acme', webhookSecrets: ['s'], privateKey: 'k', apiUrl: 'http://x', scanBudget: 1000 } };
   const log = (level: string) => (obj: object, msg: string) => { lines.push({ level, obj: obj as Record<string, unknown>, msg }); };
   const scheduler = new Scheduler({
     config,
-    store: jobListStore(jobs),
+    store: jobListStore(jobs, hooks),
     github: {
       runnerGroupId: async () => 1,
       createJitRunner: async (req) => {
@@ -102,7 +104,7 @@ function setup(jobs: StoredJob[], runners = [runner()]) {
     budget: () => ({ cpus: 100, memoryMib: 100_000 }),
     guestExtras: { FLINT_RUNNER_COMMAND: 'true' },
   });
-  return { scheduler, vms, deleted, created, jobs, config, clock, github, lines };
+  return { scheduler, vms, deleted, created, jobs, config, clock, github, lines, hooks };
 }
 
 /** Lets VM ends and their clean-ups (fake timers of the fake launcher: setImmediate) run. */
@@ -125,6 +127,24 @@ test('a second tick with the same queue starts nothing more: starting VMs count 
   await scheduler.tick();
   await scheduler.tick();
   assert.equal(vms.launched.length, 1);
+});
+
+test('a job taken by an idle runner between the tick\'s two reads is not counted twice: no VM beyond demand', async () => {
+  const { scheduler, vms, jobs, hooks } = setup([job(1, 'queued')]);
+  await scheduler.tick();
+  vms.launched[0]?.marker({ kind: 'runner-started' });
+  await scheduler.tick();
+  assert.equal(vms.launched.length, 1, 'the idle runner covers the queued job');
+  // The runner takes the job; its in_progress commits after the tick's first read.
+  hooks.afterRead = () => {
+    hooks.afterRead = undefined;
+    jobs[0] = job(1, 'in_progress', 'flint-t1-00000');
+  };
+  await scheduler.tick();
+  assert.equal(vms.launched.length, 1, 'neither queued demand nor a busy runner counted it twice');
+  await scheduler.tick();
+  assert.equal(vms.launched.length, 1);
+  assert.deepEqual(scheduler.snapshot().default, { starting: 0, idle: 0, busy: 1, ending: 0 });
 });
 
 test('maxRunners holds however long the queue', async () => {

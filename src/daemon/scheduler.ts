@@ -288,8 +288,16 @@ export class Scheduler {
   }
 
   async tick(): Promise<void> {
-    const queued = await this.deps.store.countJobsByDefinition('queued');
-    const running = await this.deps.store.listJobs({ status: 'in_progress' });
+    // Both reads are asked for at once, in-progress first. A job that moves
+    // from queued to in_progress between two reads that are not one snapshot
+    // (another commit ran in between) must not count twice: as queued demand
+    // AND as its runner's busy mark, which would start a VM nobody needs.
+    // Read this way it counts at most once too few, which the in_progress
+    // delivery's poke corrects at once. (SQLite answers both from one state.)
+    const [running, queued] = await Promise.all([
+      this.deps.store.listJobs({ status: 'in_progress' }),
+      this.deps.store.countJobsByDefinition('queued'),
+    ]);
     this.markBusy(running);
     const now = this.deps.clock.now();
     const demand = this.demand(queued, now);

@@ -1,8 +1,10 @@
 /**
  * A DiskProvisioner that makes real (sparse, unformatted) files in the work
- * dir, so teardown's removal is observable on disk; no mkfs.
+ * dir, so teardown's removal is observable on disk; no mkfs. Asynchronous
+ * file calls, as the real provisioner's (a load test of the daemon must not
+ * measure blocking calls the real adapter does not make).
  */
-import { openSync, closeSync, ftruncateSync, rmSync, writeFileSync } from 'node:fs';
+import { open, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DiskProvisioner, VmDisks } from '../../src/daemon/vm/ports.ts';
 
@@ -13,17 +15,28 @@ export class FakeDisks implements DiskProvisioner {
   async prepare(vmId: string, workDir: string, sizeBytes: number, config: Readonly<Record<string, string>>): Promise<VmDisks> {
     if (this.failPrepare) throw new Error('fake disks: no space left');
     const scratch = join(workDir, 'scratch.img');
-    const fd = openSync(scratch, 'w', 0o600);
-    ftruncateSync(fd, sizeBytes);
-    closeSync(fd);
+    const file = await open(scratch, 'w', 0o600);
+    try {
+      await file.truncate(sizeBytes);
+    } finally {
+      await file.close();
+    }
     const configPath = join(workDir, 'config.img');
-    writeFileSync(configPath, JSON.stringify(config), { mode: 0o600 });
+    await writeFile(configPath, JSON.stringify(config), { mode: 0o600 });
     this.configs.set(vmId, config);
     return { scratch, config: configPath };
   }
 
   async remove(_vmId: string, workDir: string): Promise<void> {
-    rmSync(join(workDir, 'scratch.img'), { force: true });
-    rmSync(join(workDir, 'config.img'), { force: true });
+    await unlinkIfThere(join(workDir, 'scratch.img'));
+    await unlinkIfThere(join(workDir, 'config.img'));
+  }
+}
+
+async function unlinkIfThere(path: string): Promise<void> {
+  try {
+    await unlink(path);
+  } catch (err) {
+    if (!(typeof err === 'object' && err !== null && 'code' in err && err.code === 'ENOENT')) throw err;
   }
 }

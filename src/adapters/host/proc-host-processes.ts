@@ -10,6 +10,8 @@ import type { HostProcesses } from '../../daemon/vm/host-processes.ts';
 export class ProcHostProcesses implements HostProcesses {
   private readonly proc: string;
   private readonly ownPids: ReadonlySet<number>;
+  /** This process's owner tag: its pid and start time never change, so /proc is read once, not per VM. */
+  private ownTag: string | undefined;
 
   constructor(proc = '/proc') {
     this.proc = proc;
@@ -49,7 +51,8 @@ export class ProcHostProcesses implements HostProcesses {
   }
 
   self(): string {
-    return `${process.pid}:${this.statFields(process.pid)?.[19] ?? '0'}`;
+    this.ownTag ??= `${process.pid}:${this.statFields(process.pid)?.[19] ?? '0'}`;
+    return this.ownTag;
   }
 
   isOwnerAlive(owner: string): boolean {

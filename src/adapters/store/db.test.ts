@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openDatabase, relaxedWrite } from './db.ts';
+import { coalescingSync, durableWrite, openDatabase, relaxedBatch, relaxedWrite, syncWal } from './db.ts';
 import type { Db } from './db.ts';
 
 function open(t: { after: (fn: () => void) => void }, synchronous: 'FULL' | 'NORMAL' = 'FULL'): Db {
@@ -60,4 +60,100 @@ test('a connection opened with NORMAL stays NORMAL', (t) => {
   relaxedWrite(db, () => db.prepare("INSERT INTO t (id, v) VALUES (1, 'a')").run());
   assert.equal(level(db), 1);
   assert.equal(db.prepare('SELECT count(*) FROM t').pluck().get(), 1);
+});
+
+test('a durable write under FULL commits with NORMAL, then resolves only once the WAL sync it waits for has finished', async (t) => {
+  const db = open(t);
+  let during: unknown;
+  let release: () => void = () => undefined;
+  let syncs = 0;
+  const sync = (): Promise<void> => {
+    syncs++;
+    return new Promise<void>((r) => { release = r; });
+  };
+  let settled = false;
+  const p = durableWrite(db, () => {
+    during = level(db);
+    return db.prepare("INSERT INTO t (id, v) VALUES (1, 'a')").run().changes;
+  }, sync).then((n) => { settled = true; return n; });
+  assert.equal(during, 1, 'committed with NORMAL: no fsync on this thread');
+  assert.equal(level(db), 2, 'the connection is FULL again at once');
+  assert.equal(syncs, 1);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(settled, false, 'not acknowledged before the sync');
+  release();
+  assert.equal(await p, 1);
+  assert.deepEqual(db.prepare('SELECT v FROM t').pluck().all(), ['a']);
+});
+
+test('a durable write that throws rolls back and syncs nothing; under NORMAL it syncs nothing either', async (t) => {
+  const db = open(t);
+  let syncs = 0;
+  const sync = async (): Promise<void> => { syncs++; };
+  await assert.rejects(durableWrite(db, () => {
+    db.prepare("INSERT INTO t (id, v) VALUES (1, 'a')").run();
+    db.prepare("INSERT INTO t (id, v) VALUES (1, 'again')").run();
+  }, sync), /UNIQUE/);
+  assert.equal(level(db), 2);
+  assert.deepEqual(db.prepare('SELECT v FROM t').all(), []);
+  const normal = open(t, 'NORMAL');
+  await durableWrite(normal, () => normal.prepare("INSERT INTO t (id, v) VALUES (1, 'a')").run(), sync);
+  assert.equal(syncs, 0);
+});
+
+test('the real WAL sync of an open database resolves, and after the database closed it has nothing left to do', async (t) => {
+  const db = open(t);
+  const n = await durableWrite(db, () => db.prepare("INSERT INTO t (id, v) VALUES (1, 'a')").run().changes);
+  assert.equal(n, 1);
+  const dir = mkdtempSync(join(tmpdir(), 'flint-db-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const other = openDatabase(dir);
+  other.exec('CREATE TABLE t (id INTEGER PRIMARY KEY)');
+  other.close();
+  await syncWal(other);
+});
+
+test('coalesced syncs: a call during a running flush gets the next flush, which starts after it; calls meanwhile share that one', async () => {
+  const started: Array<() => void> = [];
+  const sync = coalescingSync(() => new Promise<void>((r) => { started.push(r); }));
+  const first = sync();
+  const second = sync();
+  const third = sync();
+  assert.equal(started.length, 1, 'one flush at a time');
+  assert.equal(second, third, 'waiting calls share the next flush');
+  started[0]?.();
+  await first;
+  await new Promise((r) => setImmediate(r));
+  assert.equal(started.length, 2, 'the next flush started after the first ended');
+  let done = false;
+  void second.then(() => { done = true; });
+  await new Promise((r) => setImmediate(r));
+  assert.equal(done, false, 'not before its own flush');
+  started[1]?.();
+  await second;
+  const fourth = sync();
+  assert.equal(started.length, 3, 'idle again: a new call starts at once');
+  started[2]?.();
+  await fourth;
+});
+
+test('batched relaxed writes of one turn commit in one NORMAL transaction after it; a failing write rejects only its own caller', async (t) => {
+  const db = open(t);
+  const batched = relaxedBatch(db);
+  const seen: unknown[] = [];
+  const insert = (id: number, v: string) => batched(() => {
+    seen.push([db.inTransaction, level(db)]);
+    return db.prepare('INSERT INTO t (id, v) VALUES (?, ?)').run(id, v).changes;
+  });
+  const a = insert(1, 'a');
+  const dup = insert(1, 'again');
+  const b = insert(2, 'b');
+  assert.equal(db.prepare('SELECT count(*) FROM t').pluck().get(), 0, 'nothing is written before the turn ends');
+  assert.equal(await a, 1);
+  await assert.rejects(dup, /UNIQUE/);
+  assert.equal(await b, 1);
+  assert.deepEqual(seen, [[true, 1], [true, 1], [true, 1]], 'all three inside one NORMAL transaction');
+  assert.equal(level(db), 2);
+  assert.deepEqual(db.prepare('SELECT v FROM t ORDER BY id').pluck().all(), ['a', 'b']);
+  assert.equal(await insert(3, 'c'), 1, 'a later turn gets a commit of its own');
 });

@@ -6,6 +6,7 @@
  */
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
 export type Db = Database.Database;
@@ -65,4 +66,145 @@ export function relaxedWrite<T>(db: Db, write: () => T): T {
   } finally {
     db.exec(`PRAGMA synchronous = ${level}`);
   }
+}
+
+/**
+ * Runs `write` as one transaction and resolves once it is as durable as the
+ * connection's `synchronous` setting promises — without blocking the event
+ * loop on the fsync. Under FULL (WAL mode) the transaction commits with
+ * NORMAL (the WAL frames are written, i.e. in the kernel, when it returns)
+ * and then the WAL file is fdatasynced on libuv's thread pool; the promise
+ * resolves after that fdatasync, which started after the commit. That is
+ * what FULL itself does at commit (fsync the WAL), moved off the thread
+ * that parses webhooks and runs the VMs. Concurrent callers share fsyncs
+ * (`coalescingSync`).
+ *
+ * Under NORMAL or OFF, or on a connection not in WAL mode, it is a plain
+ * transaction at the connection's setting. Inside a transaction already
+ * open, `write` just runs: the caller's commit decides.
+ */
+export async function durableWrite<T>(db: Db, write: () => T, sync: (db: Db) => Promise<void> = syncWal): Promise<T> {
+  if (db.inTransaction) return write();
+  const level = db.pragma('synchronous', { simple: true });
+  if (typeof level !== 'number' || level < 2 || !isWal(db)) return db.transaction(write)();
+  const result = relaxedWrite(db, write);
+  await sync(db);
+  return result;
+}
+
+const walModes = new WeakMap<Db, boolean>();
+
+function isWal(db: Db): boolean {
+  let wal = walModes.get(db);
+  if (wal === undefined) {
+    wal = db.pragma('journal_mode', { simple: true }) === 'wal';
+    walModes.set(db, wal);
+  }
+  return wal;
+}
+
+/**
+ * One flush at a time; a call made while one runs gets the next one, which
+ * starts after the running one ended (so after the caller's commit), and
+ * every call made meanwhile shares it.
+ */
+export function coalescingSync(flush: () => Promise<void>): () => Promise<void> {
+  let running: Promise<void> | undefined;
+  let next: Promise<void> | undefined;
+  const start = (): Promise<void> => {
+    const p = flush();
+    running = p;
+    const clear = (): void => { if (running === p) running = undefined; };
+    p.then(clear, clear);
+    return p;
+  };
+  return () => {
+    if (running === undefined) return start();
+    next ??= running.then(() => undefined, () => undefined).then(() => {
+      next = undefined;
+      return start();
+    });
+    return next;
+  };
+}
+
+const walSyncs = new WeakMap<Db, () => Promise<void>>();
+
+/** fdatasyncs the connection's WAL file (and, the first time, its directory: the WAL's own entry in it). */
+export function syncWal(db: Db): Promise<void> {
+  let sync = walSyncs.get(db);
+  if (sync === undefined) {
+    const wal = `${db.name}-wal`;
+    let dirSynced = false;
+    sync = coalescingSync(async () => {
+      if (!dirSynced) {
+        await fsyncPath(dirname(wal), false);
+        dirSynced = true;
+      }
+      try {
+        await fsyncPath(wal, true);
+      } catch (err) {
+        // Closing the last connection checkpoints the WAL into the database
+        // (fsynced) and deletes it: nothing is left to sync.
+        if (!db.open && typeof err === 'object' && err !== null && 'code' in err && err.code === 'ENOENT') return;
+        throw err;
+      }
+    });
+    walSyncs.set(db, sync);
+  }
+  return sync();
+}
+
+async function fsyncPath(path: string, dataOnly: boolean): Promise<void> {
+  const file = await open(path, 'r');
+  try {
+    await (dataOnly ? file.datasync() : file.sync());
+  } finally {
+    await file.close();
+  }
+}
+
+/**
+ * Relaxed writes (see `relaxedWrite`) asked for in the same turn of the
+ * event loop, committed together in ONE transaction at the end of that turn
+ * (setImmediate); each caller's promise settles after that commit, so
+ * "persisted before acted on" holds as with a commit each. For records
+ * written often by many VMs at once (every state change of every VM): a
+ * burst of VMs then costs one commit per turn, not one per change.
+ *
+ * Writes run in the order they were asked for. One that throws rejects its
+ * own caller only (SQLite undoes just that statement); the others commit.
+ */
+export function relaxedBatch(db: Db): <T>(write: () => T) => Promise<T> {
+  let queue: Array<{ readonly write: () => unknown; readonly resolve: (v: unknown) => void; readonly reject: (e: unknown) => void }> = [];
+  const flush = (): void => {
+    const batch = queue;
+    queue = [];
+    const results: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
+    try {
+      relaxedWrite(db, () => {
+        for (const w of batch) {
+          try {
+            results.push({ ok: true, value: w.write() });
+          } catch (error) {
+            results.push({ ok: false, error });
+          }
+        }
+      });
+    } catch (error) {
+      // The commit itself failed: nothing of the batch is stored.
+      for (const w of batch) w.reject(error);
+      return;
+    }
+    batch.forEach((w, i) => {
+      const r = results[i];
+      if (r === undefined || r.ok) w.resolve(r?.value);
+      else w.reject(r.error);
+    });
+  };
+  return <T>(write: () => T) => new Promise<T>((resolve, reject) => {
+    // The queue holds writes of many result types; each resolve gets back what its own write returned.
+    queue.push({ write, resolve: resolve as (v: unknown) => void, reject });
+    if (queue.length === 1) setImmediate(flush);
+  });
 }

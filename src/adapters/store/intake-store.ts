@@ -4,11 +4,13 @@
  * one state database (db.ts).
  *
  * Durability: `ingest` commits one transaction per batch before it returns,
- * so a delivery is on disk before its 2xx leaves. How far "on disk" goes is
- * the connection's `synchronous` setting (see docs/webhooks.md: FULL
+ * so a delivery is on disk before its 2xx leaves (db.ts durableWrite: under
+ * FULL, the WAL's fsync runs off the event loop and is awaited). How far
+ * "on disk" goes is the connection's `synchronous` setting (see docs/webhooks.md: FULL
  * survives power loss, NORMAL in WAL mode survives a crash of Flint but not
  * of the machine).
  */
+import { durableWrite } from './db.ts';
 import type { Db } from './db.ts';
 import type { DeliveryOutcome, JobConclusion, JobStatus } from '../../core/jobs.ts';
 import { decideJobTransition, outcomeOf } from '../../core/jobs.ts';
@@ -127,7 +129,7 @@ export function createSqliteIntakeStore(db: Db): IntakeStore {
   const markStillUnparsable = db.prepare<[number, string, string, string]>(
     "UPDATE unparsable_deliveries SET state = 'unparsable', replayed_at = ?, replay_outcome = NULL, error_code = ?, error_message = ? WHERE id = ?");
   const pruneUnparsable = db.prepare<[number]>('DELETE FROM unparsable_deliveries WHERE received_at < ?');
-  const keepBatch = db.transaction((batch: readonly UnparsableDelivery[]) => batch.map((u): 'kept' | 'duplicate' =>
+  const keepBatch = (batch: readonly UnparsableDelivery[]): Promise<Array<'kept' | 'duplicate'>> => durableWrite(db, () => batch.map((u): 'kept' | 'duplicate' =>
     insertUnparsable.run(u.deliveryId, u.event, u.receivedAt, JSON.stringify(u.headers), u.body, u.error.code, u.error.message).changes === 0 ? 'duplicate' : 'kept'));
 
   const ingestOne = (d: JobDelivery): DeliveryOutcome => {
@@ -155,13 +157,13 @@ export function createSqliteIntakeStore(db: Db): IntakeStore {
     if (c.action !== 'waiting') stampJob[c.action].run(d.receivedAt, c.job.id);
     return outcome;
   };
-  const ingestBatch = db.transaction((batch: readonly JobDelivery[]) => batch.map(ingestOne));
+  const ingestBatch = (batch: readonly JobDelivery[]): Promise<DeliveryOutcome[]> => durableWrite(db, () => batch.map(ingestOne));
 
   return {
     async ingest(batch) {
       if (batch.length === 0) return [];
       try {
-        return ingestBatch(batch);
+        return await ingestBatch(batch);
       } catch (err) {
         throw new FlintError('FLINT_ERR_STORE_WRITE_FAILED', `could not record ${batch.length} webhook deliveries: ${(err instanceof Error ? err.message : String(err))}`, { cause: err });
       }
@@ -187,7 +189,7 @@ export function createSqliteIntakeStore(db: Db): IntakeStore {
     async keepUnparsable(batch) {
       if (batch.length === 0) return [];
       try {
-        return keepBatch(batch);
+        return await keepBatch(batch);
       } catch (err) {
         throw new FlintError('FLINT_ERR_STORE_WRITE_FAILED', `could not keep ${batch.length} unparsable webhook deliveries: ${(err instanceof Error ? err.message : String(err))}`, { cause: err });
       }

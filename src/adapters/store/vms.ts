@@ -4,12 +4,14 @@
  * using this file) and `vm_sequences` (the persisted per-instance counter
  * behind VM ids, so an id is never reused, even after a restart).
  *
- * Writes commit with synchronous=NORMAL (db.ts relaxedWrite): a crash of
+ * Writes commit with synchronous=NORMAL (db.ts relaxedWrite; the state
+ * changes of all VMs in one turn of the event loop in one commit,
+ * relaxedBatch): a crash of
  * Flint loses none of them; a power loss may lose the last few, together
  * with the VMs they describe (docs/webhooks.md, "Durability").
  */
 import type Database from 'better-sqlite3';
-import { relaxedWrite } from './db.ts';
+import { relaxedBatch, relaxedWrite } from './db.ts';
 import type { Db } from './db.ts';
 import type { HypervisorKind } from '../../config/types.ts';
 import { isVmState } from '../../core/vm-state.ts';
@@ -96,9 +98,12 @@ export class SqliteVmStore implements VmStore {
   private readonly selectRecent: Database.Statement<[string, number], Row>;
   /** UPDATE statements by the patch's columns (a handful of shapes, one per transition). */
   private readonly updates = new Map<string, Database.Statement<[Record<string, unknown>]>>();
+  /** State changes of all VMs in one turn share a commit. */
+  private readonly batched: <T>(write: () => T) => Promise<T>;
 
   constructor(db: Db) {
     this.db = db;
+    this.batched = relaxedBatch(db);
     ensureVmSchema(db);
     // One statement, atomic even with a second process on the same file.
     this.sequence = db.prepare(
@@ -146,7 +151,7 @@ export class SqliteVmStore implements VmStore {
       this.updates.set(shape, statement);
     }
     const run = statement;
-    return relaxedWrite(this.db, () => run.run(values)).changes === 1;
+    return (await this.batched(() => run.run(values))).changes === 1;
   }
 
   async get(id: string): Promise<VmRecord | undefined> {

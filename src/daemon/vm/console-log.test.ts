@@ -22,6 +22,16 @@ test('a console log under the cap is kept byte for byte', (t) => {
   assert.equal(statSync(path).mode & 0o777, 0o640);
 });
 
+test('ConsoleLog.open makes the consoles directory and a log only root and Flint\'s group can read', async (t) => {
+  const path = consoleLogPath(tempDir(t), 'ab1-00003');
+  const log = await ConsoleLog.open(path, 1000);
+  log.write(Buffer.from('booted\n'));
+  log.close();
+  assert.equal(readFileSync(path, 'utf8'), 'booted\n');
+  assert.equal(statSync(path).mode & 0o777, 0o640);
+  assert.equal(statSync(join(path, '..')).mode & 0o777, 0o750);
+});
+
 test('a console log over the cap keeps the first and the last part and says what was cut', (t) => {
   const path = consoleLogPath(tempDir(t), 'ab1-00002');
   const log = new ConsoleLog(path, 100);

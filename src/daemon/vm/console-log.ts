@@ -14,10 +14,14 @@
  * Logs outlive their VM by the retention period; `pruneConsoleLogs` is the
  * body of the named loop "console-retention" that deletes older ones.
  */
-import { closeSync, mkdirSync, openSync, readdirSync, statSync, unlinkSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, mkdirSync, open, openSync, readdirSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 
 export const CONSOLE_DIR = 'consoles';
+const DIR_MODE = 0o750;
+/** Guest output can reveal job details: readable by root and Flint's group only. */
+const FILE_MODE = 0o640;
 
 export function consoleLogPath(stateDir: string, vmId: string): string {
   return join(stateDir, CONSOLE_DIR, `${vmId}.log`);
@@ -34,13 +38,35 @@ export class ConsoleLog {
   /** Bytes dropped between head and tail. */
   private cut = 0;
 
-  constructor(path: string, maxBytes: number) {
+  /**
+   * Creates the log file without blocking the event loop (the supervisor's
+   * path: creating a file waits on the file system's journal, and a busy
+   * host starts many VMs at once).
+   */
+  static async open(path: string, maxBytes: number): Promise<ConsoleLog> {
+    // A plain descriptor (not a FileHandle, which would close it again when collected).
+    const create = (): Promise<number> => new Promise<number>((resolve, reject) => {
+      open(path, 'w', FILE_MODE, (err, got) => { if (err === null) resolve(got); else reject(err); });
+    });
+    let fd: number;
+    try {
+      fd = await create();
+    } catch (err) {
+      // The directory is made once, by the first log (or again if someone removed it).
+      if (!(typeof err === 'object' && err !== null && 'code' in err && err.code === 'ENOENT')) throw err;
+      await mkdir(dirname(path), { recursive: true, mode: DIR_MODE });
+      fd = await create();
+    }
+    return new ConsoleLog(path, maxBytes, fd);
+  }
+
+  /** Opens synchronously, unless given the file's descriptor (which it then owns). */
+  constructor(path: string, maxBytes: number, fd?: number) {
     this.path = path;
     this.headCap = Math.floor(maxBytes / 2);
     this.tailCap = maxBytes - this.headCap;
-    mkdirSync(join(path, '..'), { recursive: true, mode: 0o750 });
-    // Guest output can reveal job details: readable by root and Flint's group only.
-    this.fd = openSync(path, 'w', 0o640);
+    if (fd === undefined) mkdirSync(dirname(path), { recursive: true, mode: DIR_MODE });
+    this.fd = fd ?? openSync(path, 'w', FILE_MODE);
   }
 
   /** Appends console bytes; never throws on a full disk (a log must not kill a VM). */

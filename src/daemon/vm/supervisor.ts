@@ -21,7 +21,7 @@
  * construction.
  */
 import { readdirSync, rmSync } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { HypervisorKind, NetworkConfig, RunnerConfig } from '../../config/types.ts';
 import { FlintError, isFlintError } from '../../core/errors/index.ts';
@@ -540,8 +540,13 @@ class VmEntry implements VmHandle {
       return this.failBeforeStart('FLINT_ERR_VM_PREPARE_FAILED', 'preparation failed', err);
     }
     if (this.stopRequest) return this.abortBeforeStart();
+    try {
+      this.log = await ConsoleLog.open(consoleLogPath(config.stateDir, this.id), config.consoleLogMaxBytes);
+    } catch (err) {
+      return this.failBeforeStart('FLINT_ERR_VM_PREPARE_FAILED', 'the console log could not be created', err);
+    }
+    if (this.stopRequest) return this.abortBeforeStart();
     const prepareMs = clock.now() - t0;
-    this.log = new ConsoleLog(consoleLogPath(config.stateDir, this.id), config.consoleLogMaxBytes);
     let vm: RunningVm;
     try {
       vm = await this.driver.start(spec);
@@ -701,7 +706,7 @@ class VmEntry implements VmHandle {
       await bestEffort(logger, this.id, 'disk removal', () => disks.remove(this.id, workDir));
       // Asynchronous: removing a directory can wait on the file system's
       // journal, and a busy host tears down many VMs at once.
-      await bestEffort(logger, this.id, 'work dir removal', () => rm(workDir, { recursive: true, force: true }));
+      await bestEffort(logger, this.id, 'work dir removal', () => removeWorkDir(workDir));
       this.log?.close();
     })();
     return this.teardownDone;
@@ -767,6 +772,22 @@ function killQuietly(pid: number): void {
     process.kill(pid, 'SIGKILL');
   } catch {
     // already gone
+  }
+}
+
+/**
+ * Removes a VM's work dir. Teardown has removed the disks and the driver's
+ * files by now, so it is usually empty: one rmdir, not a recursive walk
+ * (which costs a stat and a listing more per VM).
+ */
+async function removeWorkDir(dir: string): Promise<void> {
+  try {
+    await rmdir(dir);
+  } catch (err) {
+    const code = typeof err === 'object' && err !== null && 'code' in err ? err.code : undefined;
+    if (code === 'ENOENT') return;
+    if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
+    await rm(dir, { recursive: true, force: true });
   }
 }
 
