@@ -120,7 +120,8 @@ test('a broken kernel backs off and marks its definition unhealthy for a few JIT
   await new Promise((r) => setTimeout(r, 7000));
   const probes = jitRegistrations(e2e) - atUnhealthy;
   assert.ok(probes <= 3, `JIT registrations in 7 s of back-off: ${probes}`);
-  assert.equal(flint.supervisor.list().length, 0, 'no VM of a broken kernel stays');
+  // A probe may be starting at any moment; what matters is that none stays.
+  await until('no VM of a broken kernel to stay', MINUTES, () => flint.supervisor.list().length === 0);
 
   copyFileSync(image.kernel, kernel);
   await until('the queued job to complete on the fixed kernel', 5 * MINUTES, () => jobOf(e2e, jobId)?.status === 'completed');
