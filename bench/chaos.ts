@@ -39,6 +39,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Faults } from '../tools/github-sim/index.ts';
+import { seededRandom } from '../tools/github-sim/random.ts';
 import { openDatabase } from '../src/adapters/store/db.ts';
 import { e2eSetup } from '../test/helpers/e2e-flint.ts';
 import type { Scope } from '../test/helpers/prereq.ts';
@@ -46,18 +47,6 @@ import { exited, startChildFlint } from '../test/helpers/child-flint.ts';
 import { inOwnNetns } from './_netns.ts';
 
 const INSTANCE = 'chaos';
-
-/** A small seeded generator (mulberry32): the same seed, the same day. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const elapsed = (since: number): string => `${((Date.now() - since) / 1000).toFixed(0)} s`;
@@ -79,7 +68,7 @@ export default async function main(argv: string[]): Promise<void> {
   const maxRunners = Number(values['max-runners']);
   const jobSeconds = Number(values['job-seconds']);
   const deadlineMs = Number(values['deadline-min']) * 60_000;
-  const random = seeded(seed);
+  const random = seededRandom(seed);
 
   const closers: Array<() => unknown> = [];
   const scope: Scope = {
