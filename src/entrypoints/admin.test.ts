@@ -12,7 +12,6 @@ import { createServer } from 'node:net';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { demoConfig } from '../config/demo.ts';
 import { createLogger } from '../adapters/log/logger.ts';
 import { FakeDisks } from '../../test/fakes/fake-disks.ts';
@@ -307,10 +306,25 @@ test('the socket refuses unknown endpoints, parameters and body fields', async (
   assert.equal((await call('GET', '/vms/ad-zzzzz/log')).status, 404);
 });
 
-/** `flint …` in a child process running as `uid`/`gid` (the socket's access control is the kernel's, so it takes another user to test). */
+/**
+ * `flint …` in a child process running as `uid`/`gid` (the socket's access
+ * control is the kernel's, so it takes another user to test). The child
+ * starts as root and loads the CLI and the operator commands first, then
+ * drops to the user: a checkout in a directory only root may read (as a
+ * CI clone may be) still works.
+ */
 function flintAs(uid: number, gid: number, argv: readonly string[]): Promise<{ code: number | null; out: string; err: string }> {
-  const bin = fileURLToPath(new URL('../../bin/flint.mjs', import.meta.url));
-  const child = spawn(process.execPath, [bin, ...argv], { uid, gid, env: { PATH: process.env.PATH ?? '', FLINT_FROM_SOURCE: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const cli = new URL('./cli.ts', import.meta.url).href;
+  const admin = new URL('./commands/admin.ts', import.meta.url).href;
+  const script = `
+    const { main } = await import(${JSON.stringify(cli)});
+    await import(${JSON.stringify(admin)});
+    process.setgroups([${gid}]);
+    process.setgid(${gid});
+    process.setuid(${uid});
+    process.exitCode = await main(${JSON.stringify(argv)});
+  `;
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
