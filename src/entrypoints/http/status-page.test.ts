@@ -2,7 +2,7 @@
  * The status page's listener with a fake source and fake timers (no VM, no
  * daemon): what it serves, the event stream, the token, the Host check,
  * the console tail. The page in a real browser against a Flint running real
- * jobs is status-page.browser.test.ts.
+ * jobs is src/entrypoints/flint-status-page.test.ts.
  */
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
