@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { chromium } from 'playwright-core';
 import type { Browser, Page } from 'playwright-core';
-import { startE2eFlint } from '../../test/helpers/e2e-flint.ts';
+import { startE2eFlint, until } from '../../test/helpers/e2e-flint.ts';
 import { program, requirePrereqs } from '../../test/helpers/prereq.ts';
 import { decodePng, rendering } from '../../test/helpers/png.ts';
 import type { Rendering } from '../../test/helpers/png.ts';
@@ -42,9 +42,13 @@ async function shot(page: Page): Promise<Rendering> {
   return rendering(decodePng(await page.screenshot({ type: 'png', fullPage: false })));
 }
 
-/** Waits until `expression` (evaluated in the page, which updates itself) is true. */
-async function inPage(page: Page, expression: string, timeout: number): Promise<void> {
-  await page.waitForFunction(expression, undefined, { timeout, polling: 250 });
+/**
+ * Waits until the text of the cells under `selector` satisfies `check`; the
+ * page updates itself (string predicates would need eval, which the page's
+ * CSP forbids, so the test polls from here).
+ */
+async function untilCells(page: Page, what: string, selector: string, timeout: number, check: (cells: string[]) => boolean): Promise<void> {
+  await until(what, timeout, async () => check(await page.$$eval(selector, (els) => els.map((el) => el.textContent ?? ''))));
 }
 
 /** The text of a row's cells. */
@@ -91,7 +95,7 @@ test('the status page shows a real job live in Chromium: definition, its VM whil
   const { jobId } = await sim.queueJob({ repo: 'app', labels: ['self-hosted', 'linux'], name: XSS_NAME });
   // The VM appears, running the job, without a reload.
   const vmRow = '#vms tr[data-id]';
-  await inPage(page, `[...document.querySelectorAll('#vms tr[data-id] td')].some((td) => td.textContent === ${JSON.stringify(XSS_NAME)})`, 3 * MINUTES);
+  await untilCells(page, 'the VM running the job on the page', '#vms tr[data-id] td', 3 * MINUTES, (cells) => cells.includes(XSS_NAME));
   const vm = await rowText(page, vmRow);
   const vmId = await page.getAttribute(vmRow, 'data-id');
   assert.ok(vmId !== null && flint.supervisor.list().some((v) => v.id === vmId), `the row is a live VM: ${String(vmId)}`);
@@ -102,15 +106,15 @@ test('the status page shows a real job live in Chromium: definition, its VM whil
 
   // Its console, from the page's button: the guest's own markers.
   await page.click(`${vmRow} button[data-vm="${vmId}"]`);
-  await inPage(page, `(document.getElementById('console')?.textContent ?? '').includes('FLINT-MARKER booted')`, MINUTES);
+  await untilCells(page, 'the console tail on the page', '#console', MINUTES, (text) => text.some((t) => t.includes('FLINT-MARKER booted')));
 
   const running = await shot(page);
   assert.ok(looksRendered(running), `the page is rendered: ${JSON.stringify(running)}`);
 
   // The job ends: the VM leaves the page and the job shows finished, with its timings.
   const jobRow = `#jobs tr[data-id="${jobId}"]`;
-  await inPage(page, `document.querySelector(${JSON.stringify(jobRow)})?.querySelectorAll('td')[4]?.textContent === 'success'`, 3 * MINUTES);
-  await inPage(page, `document.querySelector('#vms tr[data-id]') === null`, MINUTES);
+  await untilCells(page, 'the job finished on the page', `${jobRow} td`, 3 * MINUTES, (cells) => cells[4] === 'success');
+  await untilCells(page, 'the VM gone from the page', '#vms tr[data-id]', MINUTES, (rows) => rows.length === 0);
   const job = await rowText(page, jobRow);
   assert.equal(job[2], XSS_NAME, 'the name is shown as text, markup and all');
   assert.match(job[6] ?? '', /\d/, `a wait time: ${JSON.stringify(job)}`);
@@ -119,7 +123,7 @@ test('the status page shows a real job live in Chromium: definition, its VM whil
 
   // Nothing from GitHub became markup or ran.
   assert.equal(await page.locator('img, b').count(), 0, 'no element made from a job name');
-  assert.equal(await page.evaluate('typeof window.flintXss'), 'undefined');
+  assert.equal(await page.evaluate(() => typeof (globalThis as { flintXss?: unknown }).flintXss), 'undefined');
   assert.deepEqual(problems, [], 'no script error, no CSP violation');
 
   // No secret on any surface of the page.
@@ -141,6 +145,6 @@ test('the status page shows a real job live in Chromium: definition, its VM whil
   assert.ok(!looksRendered(await shot(page)), 'a blank page is caught');
   await page.goto(`${base}/`);
   await page.waitForSelector('#jobs tr[data-id]');
-  await page.evaluate(`for (const s of document.querySelectorAll('style')) s.remove()`);
+  await page.$$eval('style', (styles) => { for (const style of styles) style.remove(); });
   assert.ok(!looksRendered(await shot(page)), 'an unstyled page is caught');
 });

@@ -80,7 +80,7 @@ export interface Rendering {
   readonly colours: number;
   /** Share of pixels that differ from the most common colour (the background). */
   readonly inked: number;
-  /** Share of clearly coloured pixels (not grey: one channel 40 above another), i.e. styling rather than black text on white. */
+  /** Share of coloured pixels (not grey: one channel more than 24 above another), i.e. styling rather than black text on white. */
   readonly coloured: number;
 }
 
@@ -94,7 +94,7 @@ export function rendering(img: Rgba): Rendering {
     const b = img.pixels[i * 4 + 2] ?? 0;
     const key = (r << 16) | (g << 8) | b;
     counts.set(key, (counts.get(key) ?? 0) + 1);
-    if (Math.max(r, g, b) - Math.min(r, g, b) > 40) coloured++;
+    if (Math.max(r, g, b) - Math.min(r, g, b) > 24) coloured++;
   }
   const background = Math.max(...counts.values());
   return { colours: counts.size, inked: n === 0 ? 0 : (n - background) / n, coloured: n === 0 ? 0 : coloured / n };

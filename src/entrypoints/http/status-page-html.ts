@@ -41,6 +41,7 @@ const SCRIPT = `
 'use strict';
 const $ = (id) => document.getElementById(id);
 let consoleVm = null;
+let shownVm = null;
 function ms(v) {
   if (v === null || v === undefined) return '–';
   if (v < 1000) return v + ' ms';
@@ -89,8 +90,10 @@ async function loadConsole() {
     const text = await r.text();
     if (consoleVm !== vm) return;
     const pre = $('console');
-    const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+    // Follow the end, unless the reader scrolled up in this VM's output.
+    const atEnd = shownVm !== vm || pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
     pre.textContent = r.ok ? (text === '' ? '(no output yet)' : text) : text;
+    shownVm = vm;
     if (atEnd) pre.scrollTop = pre.scrollHeight;
   } catch (e) {
     $('console').textContent = 'console unavailable: ' + e;
