@@ -14,7 +14,7 @@ import type { ConfigProblem, PathSegment } from './problems.ts';
 import { formatPath } from './problems.ts';
 import type { NetworkShape, ParseContext, RunnerShape } from './schema.ts';
 import { KEY_HINTS, networkSchema, runnerSchema } from './schema.ts';
-import { isIpAddress, parseListenAddress, v4Range } from './values.ts';
+import { isIpAddress, isLoopbackName, parseListenAddress, v4Range } from './values.ts';
 import { addressPool, formatAddress, parseAddress, restrictPool } from '../core/ipam.ts';
 import type { AddressPool, IpFamily } from '../core/ipam.ts';
 import { isFlintError } from '../core/errors/index.ts';
@@ -39,6 +39,15 @@ export function crossChecks(raw: Record<string, unknown>, ctx: ParseContext, fil
     }
     if (a.ok && a.value.port === 443 && (raw['email'] === undefined || raw['email'] === null)) {
       add('FLINT_ERR_CONFIG_CONFLICT', ['address'], 'value', 'port 443 turns on HTTPS with an ACME certificate, which needs `email`', 'add `email: you@example.com` (the ACME account contact), or listen on another port behind your own TLS proxy');
+    }
+  }
+
+  // The status page beyond loopback only with a token: it shows job and repository names, addresses and console output.
+  const status = raw['status'];
+  if (isRecord(status) && (status['token'] === undefined || status['token'] === null)) {
+    const a = typeof status['address'] === 'string' ? parseListenAddress(status['address']) : undefined;
+    if (a?.ok === true && !isLoopbackName(a.value.host)) {
+      add('FLINT_ERR_CONFIG_CONFLICT', ['status', 'address'], 'value', `the status page on "${a.value.host === '' ? 'every interface' : a.value.host}" would be open to anyone who reaches it`, 'add `token: {env: FLINT_STATUS_TOKEN}` under `status:` (at least 16 characters, e.g. `openssl rand -hex 32`), or keep `address: 127.0.0.1:9090` and reach it through `ssh -L 9090:127.0.0.1:9090 HOST`');
     }
   }
 

@@ -2,6 +2,8 @@
 export const DEFAULTS = {
   logLevel: 'info',
   address: ':8080',
+  // Loopback only: from elsewhere through an SSH tunnel, or with a token (docs/operations.md, "Status page").
+  statusAddress: '127.0.0.1:9090',
   stateDir: '/var/lib/flint',
   runDir: '/run/flint',
   apiUrl: 'https://api.github.com',

@@ -7,6 +7,8 @@ test('inline secrets are plain strings under github:; {env: NAME} references and
   assert.deepEqual(inlineSecrets({ github: { webhookSecret: { env: 'S' }, privateKeyFile: '/etc/flint/app.pem' } }), []);
   assert.deepEqual(inlineSecrets(null), []);
   assert.deepEqual(inlineSecrets({ github: 'x' }), []);
+  assert.deepEqual(inlineSecrets({ status: { token: 't'.repeat(20) } }), ['status.token'], 'the status page token is a secret');
+  assert.deepEqual(inlineSecrets({ status: { token: { env: 'T' } } }), []);
 });
 
 test('which permission bits leak a secret: group or other read; owner-only and no-secret files are fine', () => {

@@ -18,8 +18,11 @@ const SECRET_KEYS = ['webhookSecret', 'previousWebhookSecret', 'privateKey'] as 
 /** The secrets written inline in a parsed configuration document, as key paths. */
 export function inlineSecrets(raw: unknown): string[] {
   const github = isRecord(raw) ? raw['github'] : undefined;
-  if (!isRecord(github)) return [];
-  return SECRET_KEYS.filter((k) => typeof github[k] === 'string' && github[k] !== '').map((k) => `github.${k}`);
+  const status = isRecord(raw) ? raw['status'] : undefined;
+  const inGithub = isRecord(github) ? SECRET_KEYS.filter((k) => typeof github[k] === 'string' && github[k] !== '').map((k) => `github.${k}`) : [];
+  // The status page's token is a secret too.
+  const inStatus = isRecord(status) && typeof status['token'] === 'string' && status['token'] !== '' ? ['status.token'] : [];
+  return [...inGithub, ...inStatus];
 }
 
 /**
@@ -45,7 +48,7 @@ export function secretFileWarning(file: string, mode: number, secrets: readonly 
   return {
     code: 'FLINT_ERR_CONFIG_READABLE_BY_OTHERS',
     message: `${file} holds ${secrets.join(', ')} and ${others.join(' and ')} may read it (mode ${perms})`,
-    hint: `chmod 600 ${file} (owned by the user Flint runs as), or move the secrets out: \`privateKeyFile:\` (mode 0600) for the key, {env: VARIABLE} for the webhook secret`,
+    hint: `chmod 600 ${file} (owned by the user Flint runs as), or move the secrets out: \`privateKeyFile:\` (mode 0600) for the key, {env: VARIABLE} for the webhook secret and the status token`,
   };
 }
 

@@ -562,3 +562,21 @@ test('admin takes a socket path and a group name or gid; unknown keys under it a
   assert.equal(p.path, 'admin.groups');
   assert.match(only(problems(`admin: {group: "no such:group"}\n${BASE}`)).message, /group name or a numeric gid/);
 });
+
+test('status: off unless set; its address defaults to loopback; beyond loopback it needs a token of at least 16 characters', () => {
+  assert.equal(ok(BASE).status, undefined);
+  assert.deepEqual(ok(`status: {}\n${BASE}`).status, { address: '127.0.0.1:9090' });
+  assert.deepEqual(ok(`status: {address: "[::1]:9191"}\n${BASE}`).status, { address: '[::1]:9191' });
+  const token = 'a'.repeat(32);
+  assert.deepEqual(ok(`status: {address: ":9090", token: {env: TOK}}\n${BASE}`, { TOK: token }).status, { address: ':9090', token });
+  const open = only(problems(`status:\n  address: 0.0.0.0:9090\n${BASE}`));
+  assert.equal(open.code, 'FLINT_ERR_CONFIG_CONFLICT');
+  assert.equal(open.path, 'status.address');
+  assert.equal(open.line, 2);
+  assert.match(open.message, /open to anyone/);
+  assert.match(open.hint, /token/);
+  assert.equal(only(problems(`status: {address: ":9090"}\n${BASE}`)).path, 'status.address');
+  const short = only(problems(`status: {address: ":9090", token: short}\n${BASE}`));
+  assert.equal(short.path, 'status.token');
+  assert.equal(only(problems(`status: {adress: ":9090"}\n${BASE}`)).path, 'status.adress');
+});

@@ -252,6 +252,17 @@ export function adminSchema(c: ParseContext) {
   });
 }
 
+/** The status page (entrypoints/http/status-page.ts): where it listens, and the token it asks for. */
+export function statusSchema(c: ParseContext) {
+  return z.strictObject({
+    address: z.string().transform(fromParsed((v: string) => {
+      const r = parseListenAddress(v);
+      return r.ok ? { ok: true as const, value: v.trim() } : r;
+    })).nullish(),
+    token: envString(c).refine((v) => v.length >= 16, 'must be at least 16 characters (e.g. `openssl rand -hex 32`)').nullish(),
+  });
+}
+
 export function fileSchema(c: ParseContext) {
   return z.strictObject({
     logLevel: logLevel.nullish(),
@@ -270,6 +281,7 @@ export function fileSchema(c: ParseContext) {
       .transform(fromParsed(parseDuration))
       .nullish(),
     admin: adminSchema(c).nullish(),
+    status: statusSchema(c).nullish(),
     networks: z.array(networkSchema(c)).min(1),
     github: githubSchema(c),
     runners: z.array(runnerSchema(c)).nullish(),
@@ -292,6 +304,7 @@ export const KNOWN_KEYS = {
   acme: Object.keys(acmeSchema(probe).shape),
   tls: Object.keys(tlsSchema(probe).shape),
   admin: Object.keys(adminSchema(probe).shape),
+  status: Object.keys(statusSchema(probe).shape),
   env: ['env'],
 } as const;
 
@@ -319,6 +332,8 @@ export const KEY_HINTS: Readonly<Record<string, string>> = {
   shutdownGrace: 'seconds, or a duration like "30m", that busy runners get to finish their jobs when Flint is stopped (SIGTERM); keep systemd\'s TimeoutStopSec above it',
   admin: 'the admin socket of the operator commands (flint status, vms, jobs, logs, drain, resume): socket and group',
   socket: 'path of the admin socket; default <runDir>/admin.sock',
+  status: 'the live status page: address (default 127.0.0.1:9090) and token (needed when address is not loopback)',
+  token: 'the status page\'s access token, ≥ 16 characters, inline or {env: VARIABLE}; needed when status.address is not loopback',
   networks: 'a list of bridges, e.g. [{name: br-flint, v4: "10.0.0.1/24"}]',
   name: 'a name: a Linux bridge name for networks, an identifier for runners',
   v4: 'the bridge\'s own IPv4 address with prefix, e.g. "10.0.0.1/24"; guests get the other addresses',

@@ -25,6 +25,7 @@ export function summarizeConfig(c: FlintConfig): string[] {
     `instance ${c.instanceId}, state in ${c.stateDir}, log level ${c.logLevel}`,
     `listen ${c.address} (${c.tls !== undefined ? `HTTPS with the certificate in ${c.tls.certFile}, re-read when it changes`
       : c.address.endsWith(':443') ? `HTTPS via ACME from ${c.acme.directoryUrl}, contact ${c.email ?? '?'}, renewed automatically; port 80 answers challenges and redirects` : 'HTTP'})`,
+    ...(c.status === undefined ? [] : [`status page on http://${c.status.address}/ (${c.status.token === undefined ? 'no token: loopback only' : 'token required'})`]),
     `GitHub: organization ${gh.organization}, App ${gh.appId}, API ${gh.apiUrl}`,
     `  private key ${gh.privateKeyFile !== undefined ? `from ${gh.privateKeyFile}` : 'inline'}; ${gh.webhookSecrets.length} webhook secret(s) accepted`,
     `networks (${c.networks.length}):`,

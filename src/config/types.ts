@@ -135,9 +135,18 @@ export interface FlintConfig {
   readonly shutdownGraceSeconds?: number;
   /** The admin socket (entrypoints/http/admin.ts); default socket `<runDir>/admin.sock`, root only. */
   readonly admin?: AdminConfig;
+  /** The live status page (entrypoints/http/status-page.ts); off unless `status:` is set. */
+  readonly status?: StatusPageConfig;
   readonly networks: readonly NetworkConfig[];
   readonly github: GitHubConfig;
   readonly runners: readonly RunnerConfig[];
+}
+
+export interface StatusPageConfig {
+  /** "host:port"; default DEFAULTS.statusAddress (loopback). */
+  readonly address: string;
+  /** Asked for by the page (Bearer, or ?token= once then a cookie); required when `address` is not loopback. */
+  readonly token?: string;
 }
 
 export interface AdminConfig {

@@ -137,6 +137,16 @@ export function parseListenAddress(input: string): Parsed<{ host: string; port: 
 }
 
 /**
+ * Whether a host name (as in a listen address or a Host header, without
+ * port or brackets) is this machine's loopback: 127.0.0.0/8, ::1, localhost.
+ * The empty host of ":9090" means every interface, so it is not.
+ */
+export function isLoopbackName(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+/**
  * A default instance id derived from a stable seed (the host name and the
  * state directory, so two Flints on one host with different state differ).
  * FNV-1a 32-bit, reduced to 6 base-36 digits: deterministic, and short

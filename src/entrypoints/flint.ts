@@ -37,7 +37,8 @@
  *        console-retention  at start and every 15 min: old VM console logs
  *                           (the supervisor)
  *      Under --webhooks-only only delivery-retention runs.
- * Shutdown runs it backwards: admin socket, loops, VMs (each torn down), intake (requests
+ *   5. the status page listens when `status:` is set (http/status-page.ts).
+ * Shutdown runs it backwards: status page, admin socket, loops, VMs (each torn down), intake (requests
  * in flight answered, last group commit flushed), database.
  * A drain (SIGTERM, daemon/drain.ts) comes first when asked for: no new VM,
  * idle runners removed, busy ones given up to `shutdownGrace` to finish;
@@ -83,6 +84,8 @@ import { startAdminServer } from './http/admin.ts';
 import type { AdminServer, AdminSource } from './http/admin.ts';
 import { adminSocketSettings, daemonAdminSource } from './admin-source.ts';
 import type { WebhookIntake, WebhookOptions } from './http/webhooks.ts';
+import { startStatusPage } from './http/status-page.ts';
+import type { RunningStatusPage } from './http/status-page.ts';
 
 /** See docs/webhooks.md, "Durability": the measured trade-off behind this default. */
 export const DEFAULT_SYNCHRONOUS: Synchronous = 'FULL';
@@ -143,6 +146,8 @@ export interface RunningWebhooks {
 }
 
 export interface RunningFlint extends RunningWebhooks {
+  /** Base URL of the status page, when `status:` is configured. */
+  readonly statusUrl: string | undefined;
   readonly scheduler: Scheduler;
   readonly supervisor: VmSupervisor;
   /** Per-job records (queued → runner requested → VM started → booted → runner online → job started → finished). */
@@ -398,15 +403,18 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
   });
   let closing: Promise<void> | undefined;
   let draining: { drain: Drain; closed: Promise<DrainOutcome> } | undefined;
-  adminTarget.source = daemonAdminSource({
+  const source = daemonAdminSource({
     config, scheduler, supervisor: system.supervisor, store, records, clock,
     loops: () => [...loops, ...webhooks.loops].map((l) => l.status()),
     capacity: () => ({ limit: { cpus: maxVcpus, memoryMib: maxMemoryMib }, free: hostBudget(config, system.supervisor, maxVcpus, maxMemoryMib) }),
     shuttingDown: () => draining !== undefined || closing !== undefined,
   });
+  adminTarget.source = source;
+  let statusPage: RunningStatusPage | undefined;
   const defaultGraceMs = (config.shutdownGraceSeconds ?? DEFAULTS.shutdownGraceSeconds) * 1000;
   const running: RunningFlint = {
     url: webhooks.url,
+    get statusUrl() { return statusPage?.url; },
     scheduler,
     supervisor: system.supervisor,
     records,
@@ -430,6 +438,7 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
           draining.drain.now();
           await draining.drain.done.catch((err: unknown) => { logger.error({ err }, 'drain failed'); });
         }
+        await statusPage?.close();
         await adminServer.close();
         await scheduler.stop();
         for (const loop of loops) await loop.stop();
@@ -444,5 +453,18 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
       return closing;
     },
   };
+  if (config.status !== undefined) {
+    try {
+      statusPage = await startStatusPage(config.status.address, {
+        source: { status: () => source.status(), consoleLogPath: (id) => system.supervisor.consoleLogPath(id) },
+        ...(config.status.token === undefined ? {} : { token: config.status.token }),
+        logger: logger.child({ component: 'status-page' }),
+      });
+    } catch (err) {
+      await running.close();
+      throw err;
+    }
+    logger.info({ url: statusPage.url, token: config.status.token !== undefined }, 'status page listening');
+  }
   return running;
 }

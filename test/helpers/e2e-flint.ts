@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { TestContext } from 'node:test';
 import { demoConfig } from '../../src/config/demo.ts';
-import type { FlintConfig, RunnerConfig } from '../../src/config/types.ts';
+import type { FlintConfig, RunnerConfig, StatusPageConfig } from '../../src/config/types.ts';
 import { createLogger } from '../../src/adapters/log/logger.ts';
 import { packageRoot } from '../../src/images/paths.ts';
 import { startFlint } from '../../src/entrypoints/flint.ts';
@@ -46,6 +46,8 @@ export interface E2eOptions {
    * `kernel`, `unhealthyAfter`…
    */
   readonly runner?: Partial<Omit<RunnerConfig, 'name' | 'network'>>;
+  /** The status page; its address may name the topology's host address as HOST (e.g. "HOST:0"). */
+  readonly status?: StatusPageConfig;
 }
 
 export interface E2e {
@@ -109,7 +111,8 @@ export async function e2eSetup(t: Scope, opts: Omit<E2eOptions, 'flint'>): Promi
   });
   // The guests' console settings come from the image; the demo's own would repeat them.
   const kernelArgs = image.kernelArgs.split(/\s+/).filter((a) => !/^(console|reboot|panic)=/.test(a)).join(' ');
-  const config = { ...base, runners: base.runners.map((r) => ({ ...r, kernelArgs, ...opts.runner })) };
+  const status = opts.status === undefined ? {} : { status: { ...opts.status, address: opts.status.address.replace(/^HOST:/, `${topology.hostAddress}:`) } };
+  const config = { ...base, ...status, runners: base.runners.map((r) => ({ ...r, kernelArgs, ...opts.runner })) };
   let runnerCommand = fakeRunnerCommand(packageRoot());
   if (opts.jobSeconds !== undefined) {
     const changed = runnerCommand.replace(/ 120 success \d+$/, ` 120 success ${opts.jobSeconds}`);
