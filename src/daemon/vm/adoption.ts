@@ -5,10 +5,12 @@
  * adopt, and the stray work dirs). Both touch only what carries this
  * instance's id, and never what a live VM of this process owns.
  */
-import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NetworkConfig, RunnerConfig } from '../../config/types.ts';
 import { checkTransition, isTerminal } from '../../core/vm-state.ts';
+import { keepAliveTimers } from '../loop.ts';
+import type { LoopTimers } from '../loop.ts';
+import { ConsoleLog, consoleLogPath } from './console-log.ts';
 import { bestEffort, errText, ManagedVm } from './managed-vm.ts';
 import type { RunningVm } from './ports.ts';
 import type { SupervisorDeps, SweepReport, VmHandle } from './supervisor-types.ts';
@@ -34,7 +36,7 @@ export interface StartupContext {
  * is adopted too, then stopped. What cannot be adopted is left for the sweep.
  */
 export async function adoptVms(ctx: StartupContext, runners: readonly RunnerConfig[]): Promise<VmHandle[]> {
-  const { store, config, logger, processes, clock } = ctx.deps;
+  const { store, config, logger, processes, clock, files } = ctx.deps;
   const adopted: VmHandle[] = [];
   for (const rec of await store.listUnfinished(config.instanceId)) {
     if (ctx.live.has(rec.id)) continue;
@@ -63,8 +65,15 @@ export async function adoptVms(ctx: StartupContext, runners: readonly RunnerConf
       bootTimeoutMs: config.bootTimeoutMs,
       maxLifetimeMs: definition === undefined ? 0 : definition.jobTimeoutSeconds * 1000 + config.lifetimeMarginMs,
     }, (n) => ctx.ensureNetwork(n));
+    let log: ConsoleLog | undefined;
+    try {
+      log = await ConsoleLog.open(files, consoleLogPath(config.stateDir, rec.id), config.consoleLogMaxBytes);
+    } catch (err) {
+      // The VM matters more than its log: adopt it without one.
+      logger.warn({ vmId: rec.id, err: errText(err) }, 'console log of an adopted vm could not be created; it runs without one');
+    }
     ctx.track(entry);
-    entry.resume(vm, clock.now());
+    entry.resume(vm, log, clock.now());
     if (definition === undefined) void entry.stop(`runner definition "${rec.runner}" is no longer configured`);
     logger.info({ vmId: rec.id, runner: rec.runner, state: rec.state, pid: rec.pid }, 'vm of a previous Flint process adopted');
     adopted.push(entry);
@@ -80,7 +89,7 @@ export async function adoptVms(ctx: StartupContext, runners: readonly RunnerConf
  * taps and leases, and marks the records failed ("flint restarted").
  */
 export async function sweepLeftovers(ctx: StartupContext): Promise<SweepReport> {
-  const { store, config, logger, processes, network, disks, clock } = ctx.deps;
+  const { store, config, logger, processes, network, disks, clock, files } = ctx.deps;
   const report = { vms: [] as string[], killed: [] as number[], network: [] as string[], strayDirs: [] as string[], others: [] as string[] };
   for (const rec of await store.listUnfinished(config.instanceId)) {
     if (ctx.live.has(rec.id)) continue; // ours, alive in this process: not a leftover
@@ -91,13 +100,13 @@ export async function sweepLeftovers(ctx: StartupContext): Promise<SweepReport> 
     }
     const pids = processes.findVm(rec.id);
     for (const pid of pids) processes.kill(pid);
-    await waitUntil(() => pids.every((p) => !processes.isAlive(p)), 10_000);
+    await waitUntil(ctx.deps.timers ?? keepAliveTimers, () => pids.every((p) => !processes.isAlive(p)), 10_000);
     report.killed.push(...pids);
     const driver = ctx.deps.drivers[rec.hypervisor];
     await bestEffort(logger, rec.id, 'driver cleanup', () => driver?.cleanup(rec.id, rec.workDir));
     await bestEffort(logger, rec.id, 'network detach', () => network.detach(rec.id));
     await bestEffort(logger, rec.id, 'disk removal', () => disks.remove(rec.id, rec.workDir));
-    await bestEffort(logger, rec.id, 'work dir removal', async () => rmSync(rec.workDir, { recursive: true, force: true }));
+    await bestEffort(logger, rec.id, 'work dir removal', () => files.removeDir(rec.workDir));
     checkTransition(rec.id, rec.state, 'failed', 'start-up sweep');
     const ok = await store.update(rec.id, rec.state, { state: 'failed', reason: 'flint restarted', endedAt: clock.now() });
     if (!ok) logger.warn({ vmId: rec.id }, 'vm record changed during the sweep; left as is');
@@ -108,7 +117,7 @@ export async function sweepLeftovers(ctx: StartupContext): Promise<SweepReport> 
   // that died between removing the record's resources and the dir).
   const liveIds = new Set([...ctx.live.keys(), ...report.others]);
   const vmsDir = join(config.stateDir, VMS_DIR);
-  for (const name of safeReaddir(vmsDir)) {
+  for (const name of await files.list(vmsDir)) {
     if (!name.startsWith(`${config.instanceId}-`) || liveIds.has(name)) continue;
     const rec = await store.get(name);
     if (rec !== undefined && !isTerminal(rec.state)) continue;
@@ -116,7 +125,7 @@ export async function sweepLeftovers(ctx: StartupContext): Promise<SweepReport> 
     const driver = rec === undefined ? undefined : ctx.deps.drivers[rec.hypervisor];
     await bestEffort(logger, name, 'driver cleanup', () => driver?.cleanup(name, dir));
     await bestEffort(logger, name, 'disk removal', () => disks.remove(name, dir));
-    rmSync(dir, { recursive: true, force: true });
+    await files.removeDir(dir);
     report.strayDirs.push(name);
   }
   report.network.push(...await network.sweep(liveIds));
@@ -124,14 +133,16 @@ export async function sweepLeftovers(ctx: StartupContext): Promise<SweepReport> 
   return report;
 }
 
-async function waitUntil(cond: () => boolean, timeoutMs: number): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 50));
+/** Polls `cond` every 50 ms for up to `timeoutMs` (counted in polls, so a test clock that stands still cannot hang it). */
+async function waitUntil(timers: LoopTimers, cond: () => boolean, timeoutMs: number): Promise<boolean> {
+  for (let waited = 0; !cond(); waited += POLL_MS) {
+    if (waited >= timeoutMs) return false;
+    await new Promise<void>((resolve) => { timers.setTimeout(resolve, POLL_MS); });
   }
   return true;
 }
+
+const POLL_MS = 50;
 
 /** Stands in for a definition removed from the config: an adopted VM of it is only stopped. */
 function placeholderRunner(rec: VmRecord): RunnerConfig {
@@ -142,12 +153,4 @@ function placeholderRunner(rec: VmRecord): RunnerConfig {
 function placeholderNetwork(): NetworkConfig {
   // Never used: an adopted VM does not prepare its network again.
   return { name: '' } as NetworkConfig; // see above
-}
-
-function safeReaddir(dir: string): string[] {
-  try {
-    return readdirSync(dir);
-  } catch {
-    return [];
-  }
 }

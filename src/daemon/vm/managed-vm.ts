@@ -16,7 +16,6 @@
  *  - state changes run one at a time, in order (`serial`);
  *  - secrets (the guest environment) are never logged; only key names are.
  */
-import { mkdir, rm, rmdir } from 'node:fs/promises';
 import type { NetworkConfig, RunnerConfig } from '../../config/types.ts';
 import { FlintError, isFlintError } from '../../core/errors/index.ts';
 import type { ErrorCode } from '../../core/errors/index.ts';
@@ -30,6 +29,8 @@ import type { HypervisorDriver, RunningVm, VmExit, VmSpec } from './ports.ts';
 import type { GuestEnv, Logger, StopRequest, SupervisorDeps, VmHandle, VmInfo, VmOutcome } from './supervisor-types.ts';
 import { buildVmSpec, guestSettings } from './vm-spec.ts';
 import type { VmRecord, VmRecordPatch } from './vm-store.ts';
+import { keepAliveTimers } from '../loop.ts';
+import type { LoopTimers } from '../loop.ts';
 
 export interface Limits {
   readonly bootTimeoutMs: number;
@@ -53,7 +54,8 @@ export class ManagedVm implements VmHandle {
   private address: string | undefined;
   private stopRequest: StopRequest | undefined;
   private failCode: ErrorCode | undefined;
-  private timers: ReturnType<typeof setTimeout>[] = [];
+  private readonly clockTimers: LoopTimers;
+  private timers: unknown[] = [];
   /** State changes run one at a time, in order. */
   private chain: Promise<unknown> = Promise.resolve();
   private teardownDone: Promise<void> | undefined;
@@ -73,6 +75,7 @@ export class ManagedVm implements VmHandle {
     this.driver = driver;
     this.limits = limits;
     this.ensureNetwork = ensureNetwork;
+    this.clockTimers = deps.timers ?? keepAliveTimers;
     this.ended = new Promise((resolve) => { this.resolveEnded = resolve; });
   }
 
@@ -125,19 +128,19 @@ export class ManagedVm implements VmHandle {
    * Takes over a VMM started by a previous Flint process: console, exit and
    * the limits that are left (the boot timeout from the VMM's start, the
    * lifetime from the record's creation). A VM that was stopping is asked
-   * to stop again.
+   * to stop again. `log`: its console log, opened anew (the console file
+   * holds everything since boot, so the log is rewritten from it).
    */
-  resume(vm: RunningVm, now: number): void {
+  resume(vm: RunningVm, log: ConsoleLog | undefined, now: number): void {
     this.vm = vm;
-    // The console file holds everything since boot: the log is rewritten from it.
-    this.log = new ConsoleLog(consoleLogPath(this.deps.config.stateDir, this.id), this.deps.config.consoleLogMaxBytes);
+    this.log = log;
     this.attachConsole(vm);
     void vm.exited.then((exit) => this.onExit(exit), (err: unknown) => this.onExit({ code: null, signal: `unknown (${errText(err)})` }));
     if (this.record.state === 'stopping') {
       const reason = this.record.reason ?? 'stop requested';
       this.stopRequest = { reason, failure: false };
       const grace = this.deps.config.stopGraceMs;
-      vm.stop(grace).catch(() => killQuietly(vm.pid));
+      vm.stop(grace).catch(() => this.kill(vm.pid));
       return;
     }
     const sinceStart = now - (this.record.startedAt ?? now);
@@ -153,7 +156,7 @@ export class ManagedVm implements VmHandle {
   private unexpected(err: unknown): void {
     const code: ErrorCode = isFlintError(err) ? err.code : 'FLINT_ERR_INTERNAL';
     this.deps.logger.error({ vmId: this.id, code, err: errText(err) }, 'vm lifecycle failed unexpectedly');
-    if (this.vm !== undefined) killQuietly(this.vm.pid);
+    if (this.vm !== undefined) this.kill(this.vm.pid);
     void this.finish('failed', `internal error: ${errText(err)}`, code).catch(async (again: unknown) => {
       this.deps.logger.error({ vmId: this.id, err: errText(again) }, 'vm could not be recorded as failed; the start-up sweep will');
       await this.teardown();
@@ -167,7 +170,7 @@ export class ManagedVm implements VmHandle {
     const t0 = this.record.createdAt;
     let spec: VmSpec;
     try {
-      await mkdir(this.record.workDir, { recursive: true, mode: 0o711 });
+      await this.deps.files.makeDir(this.record.workDir, 0o711);
       await this.ensureNetwork(this.net);
       const env = typeof guestEnv === 'function' ? await guestEnv(this.id) : guestEnv;
       if (this.stopRequest) return await this.abortBeforeStart();
@@ -190,7 +193,7 @@ export class ManagedVm implements VmHandle {
     }
     if (this.stopRequest) return this.abortBeforeStart();
     try {
-      this.log = await ConsoleLog.open(consoleLogPath(config.stateDir, this.id), config.consoleLogMaxBytes);
+      this.log = await ConsoleLog.open(this.deps.files, consoleLogPath(config.stateDir, this.id), config.consoleLogMaxBytes);
     } catch (err) {
       return this.failBeforeStart('FLINT_ERR_VM_PREPARE_FAILED', 'the console log could not be created', err);
     }
@@ -222,14 +225,14 @@ export class ManagedVm implements VmHandle {
 
   private armTimers(bootLeftMs = this.limits.bootTimeoutMs, lifetimeLeftMs = this.limits.maxLifetimeMs): void {
     const { bootTimeoutMs, maxLifetimeMs } = this.limits;
-    const boot = setTimeout(() => {
+    const boot = this.clockTimers.setTimeout(() => {
       if (this.record.state === 'booting') {
         this.requestStop({ reason: `no booted marker within ${bootTimeoutMs} ms (boot timeout)`, failure: true, code: 'FLINT_ERR_VM_BOOT_TIMEOUT' });
       }
     }, Math.max(0, bootLeftMs));
     this.timers.push(boot);
     if (lifetimeLeftMs !== null) {
-      this.timers.push(setTimeout(() => {
+      this.timers.push(this.clockTimers.setTimeout(() => {
         this.requestStop({ reason: `maximum lifetime of ${maxLifetimeMs} ms reached`, failure: true });
       }, Math.max(0, lifetimeLeftMs)));
     }
@@ -286,18 +289,18 @@ export class ManagedVm implements VmHandle {
       if (vm === undefined) return;
       const grace = this.deps.config.stopGraceMs;
       // The driver kills after the grace; if even that hangs, kill the pid.
-      const backstop = setTimeout(() => killQuietly(vm.pid), grace + 5000);
+      const backstop = this.clockTimers.setTimeout(() => this.kill(vm.pid), grace + 5000);
       vm.stop(grace).catch((err: unknown) => {
         this.deps.logger.warn({ vmId: this.id, err: errText(err) }, 'driver stop failed; killing the VMM');
-        killQuietly(vm.pid);
-      }).finally(() => clearTimeout(backstop));
+        this.kill(vm.pid);
+      }).finally(() => this.clockTimers.clearTimeout(backstop));
     });
   }
 
   private onExit(exit: VmExit): void {
     void this.serial(async () => {
       if (isTerminal(this.record.state)) return;
-      for (const t of this.timers) clearTimeout(t);
+      for (const t of this.timers) this.clockTimers.clearTimeout(t);
       const end = classifyEnd({ stateAtExit: this.record.state, ...(this.stopRequest ? { stopRequest: this.stopRequest } : {}), exit });
       this.failCode = end.state === 'failed' ? (this.stopRequest?.code ?? this.failCode) : undefined;
       await this.teardown();
@@ -323,7 +326,7 @@ export class ManagedVm implements VmHandle {
     await this.serial(async () => {
       if (isTerminal(this.record.state)) return;
       if (code !== undefined) this.failCode = code;
-      for (const t of this.timers) clearTimeout(t);
+      for (const t of this.timers) this.clockTimers.clearTimeout(t);
       await this.teardown();
       await this.transitionNow(state, { reason, endedAt: this.deps.clock.now() }, reason);
     });
@@ -344,6 +347,11 @@ export class ManagedVm implements VmHandle {
     this.resolveEnded(this.failCode === undefined ? { record: r } : { record: r, code: this.failCode });
   }
 
+  /** SIGKILL through the host's processes port; a process already gone is no error. */
+  private kill(pid: number): void {
+    this.deps.processes.kill(pid);
+  }
+
   /** Releases everything the VM held. Runs once; every step is idempotent and attempted even if an earlier one failed. */
   private teardown(): Promise<void> {
     this.teardownDone ??= (async () => {
@@ -355,7 +363,7 @@ export class ManagedVm implements VmHandle {
       await bestEffort(logger, this.id, 'disk removal', () => disks.remove(this.id, workDir));
       // Asynchronous: removing a directory can wait on the file system's
       // journal, and a busy host tears down many VMs at once.
-      await bestEffort(logger, this.id, 'work dir removal', () => removeWorkDir(workDir));
+      await bestEffort(logger, this.id, 'work dir removal', () => this.deps.files.removeDir(workDir));
       this.log?.close();
     })();
     return this.teardownDone;
@@ -393,30 +401,6 @@ export async function bestEffort(logger: Logger, vmId: string, step: string, fn:
     await fn();
   } catch (err) {
     logger.warn({ vmId, step, err: errText(err) }, 'vm teardown step failed; the start-up sweep retries it');
-  }
-}
-
-export function killQuietly(pid: number): void {
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // already gone
-  }
-}
-
-/**
- * Removes a VM's work dir. Teardown has removed the disks and the driver's
- * files by now, so it is usually empty: one rmdir, not a recursive walk
- * (which costs a stat and a listing more per VM).
- */
-async function removeWorkDir(dir: string): Promise<void> {
-  try {
-    await rmdir(dir);
-  } catch (err) {
-    const code = typeof err === 'object' && err !== null && 'code' in err ? err.code : undefined;
-    if (code === 'ENOENT') return;
-    if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
-    await rm(dir, { recursive: true, force: true });
   }
 }
 

@@ -10,7 +10,8 @@ import type { ErrorCode } from '../../core/errors/index.ts';
 import type { ConsoleMarker } from '../../core/guest-contract.ts';
 import type { VmState } from '../../core/vm-state.ts';
 import type { HostProcesses } from './host-processes.ts';
-import type { DiskProvisioner, HostNetwork, HypervisorDriver } from './ports.ts';
+import type { LoopTimers } from '../loop.ts';
+import type { DiskProvisioner, HostNetwork, HypervisorDriver, VmFiles } from './ports.ts';
 import type { VmRecord, VmStore } from './vm-store.ts';
 
 export interface Clock {
@@ -65,7 +66,12 @@ export interface SupervisorDeps {
   readonly clock: Clock;
   readonly ids: VmIdSource;
   readonly logger: Logger;
+  /** Finds, signals and tells apart host processes (the kill backstop, the sweep, record owners). */
   readonly processes: HostProcesses;
+  /** Work dirs, console logs. */
+  readonly files: VmFiles;
+  /** Boot timeout, lifetime, kill backstop, the sweep's waits; default: daemon/loop.ts keepAliveTimers. */
+  readonly timers?: LoopTimers;
   readonly config: SupervisorConfig;
 }
 

@@ -125,7 +125,7 @@ export class VmSupervisor {
       name: 'console-retention', intervalMs: config.consoleRetentionIntervalMs, runAtStart: true, logger, now: () => clock.now(),
       ...(timers === undefined ? {} : { timers }),
       run: async () => {
-        const removed = pruneConsoleLogs(config.stateDir, config.instanceId, clock.now(), config.consoleRetentionMs, new Set(this.live.keys()));
+        const removed = await pruneConsoleLogs(this.deps.files, config.stateDir, config.instanceId, clock.now(), config.consoleRetentionMs, new Set(this.live.keys()));
         if (removed.length > 0) logger.info({ loop: 'console-retention', removed: removed.length }, 'old console logs deleted');
       },
     });
