@@ -87,20 +87,6 @@ export default tseslint.config(
   },
   layer(['src/config/**/*.ts', 'src/daemon/**/*.ts'], appLayerForbidden, appLayerMessage),
   { files: ['src/daemon/**/*.ts'], ignores: ['**/*.test.ts'], rules: daemonRules },
-  {
-    // Named exceptions, each to be moved behind its port rather than grown:
-    // the VM supervisor still does its host-side file work (work dirs, the
-    // sweep's stray dirs), its kill backstop and its boot/lifetime timers
-    // itself, and the console log writes its files itself. The layering
-    // still holds for them.
-    files: ['src/daemon/vm/supervisor.ts', 'src/daemon/vm/console-log.ts'],
-    rules: {
-      'no-restricted-imports': ['error', { patterns: appLayerForbidden.map((group) => ({ group: [group], message: appLayerMessage })) }],
-      'no-restricted-properties': 'off',
-      'no-restricted-syntax': ['error', ...erasableOnly],
-      'no-restricted-globals': 'off',
-    },
-  },
   layer(['src/adapters/**/*.ts', 'src/images/**/*.ts'], ['**/entrypoints/**', '**/tools/**', '**/test/**'],
     'adapters never import entrypoints or test infrastructure.'),
   layer(['src/entrypoints/**/*.ts'], ['**/tools/**', '**/test/**'],

@@ -71,6 +71,17 @@ export const globalTimers: LoopTimers = {
   clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
 };
 
+/**
+ * The global timers, holding the process open while pending: a VM's boot
+ * timeout, lifetime and kill backstop must fire even when nothing else is
+ * pending (a driver whose VMM is already gone, a fake in a test).
+ */
+export const keepAliveTimers: LoopTimers = {
+  // eslint-disable-next-line no-restricted-globals -- the timers port's real implementation, as globalTimers above.
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
+};
+
 /** The `details.retryAt` of a FlintError, when it is a time (epoch ms). */
 function retryAtOf(err: unknown): number | undefined {
   if (!isFlintError(err)) return undefined;

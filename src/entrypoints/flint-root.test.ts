@@ -85,7 +85,9 @@ test('every periodic job is a named loop on the loop primitive, listed with its 
   ]);
   const byName = new Map(loops.map((l) => [l.name, l]));
   assert.equal(byName.get('delivery-retention')?.intervalMs, HOUR);
-  assert.equal(byName.get('console-retention')?.runs, 1, 'console-retention ran once at start');
+  const retention = byName.get('console-retention');
+  // Its first pass starts at start; it reads the disk asynchronously, so it may still be under way.
+  assert.equal((retention?.runs ?? 0) + (retention?.running === true ? 1 : 0), 1, 'console-retention started one pass at start');
   assert.equal(typeof byName.get('console-retention')?.lastStartAt, 'number');
   for (const l of loops) assert.equal(l.lastError, undefined, `${l.name}: no failed pass`);
   assert.ok(loops.every((l) => l.running || l.nextRunAt !== undefined), 'each loop is running or has its next pass due');

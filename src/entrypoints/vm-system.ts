@@ -14,6 +14,7 @@ import { openBridgeClaims } from '../adapters/network/bridge-claims.ts';
 import type { BridgeClaims } from '../adapters/network/bridge-claims.ts';
 import { createDiskProvisioner } from '../adapters/disks/index.ts';
 import { createDrivers } from '../adapters/hypervisor/index.ts';
+import { NodeVmFiles } from '../adapters/host/node-vm-files.ts';
 import { ProcHostProcesses } from '../adapters/host/proc-host-processes.ts';
 import { DEFAULT_SUPERVISOR_TUNING, persistedVmIds, VmSupervisor } from '../daemon/vm/supervisor.ts';
 import type { Logger, SupervisorConfig } from '../daemon/vm/supervisor.ts';
@@ -88,6 +89,7 @@ function supervisorOf(
     ids: persistedVmIds(store, config.instanceId),
     logger,
     processes: new ProcHostProcesses(),
+    files: new NodeVmFiles(),
     config: { ...DEFAULT_SUPERVISOR_TUNING, stateDir: config.stateDir, instanceId: config.instanceId, networks: config.networks, ...tuning },
   });
 }

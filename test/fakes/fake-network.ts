@@ -1,9 +1,11 @@
 /**
  * An in-memory HostNetwork: hands out addresses from the network's subnet,
  * remembers leases and "taps", and can be told to fail. Tests assert on
- * `leases` to prove nothing leaked.
+ * `leases` to prove nothing leaked. Held to the same contract as the Linux
+ * network (test/contracts/host-network.contract.ts).
  */
 import { tapName, parseVmId } from '../../src/core/ids.ts';
+import { macFromIpv4 } from '../../src/core/mac.ts';
 import type { NetworkConfig } from '../../src/config/types.ts';
 import type { HostNetwork, NetworkLease } from '../../src/daemon/vm/ports.ts';
 
@@ -28,9 +30,11 @@ export class FakeNetwork implements HostNetwork {
     if (this.attachDelayMs > 0) await new Promise((r) => setTimeout(r, this.attachDelayMs));
     if (this.failAttach) throw new Error('fake network: no address left');
     const base = net.v4.address.split('.').slice(0, 3).join('.');
+    const address = `${base}.${this.nextHost++}`;
+    // The MAC follows the address, as the real network's does (core/mac.ts).
     const lease: NetworkLease = {
-      vmId, tap: tapName(vmId), mac: '02:fc:00:00:00:' + (this.nextHost % 256).toString(16).padStart(2, '0'),
-      guest: { hostname, ipv4: { address: `${base}.${this.nextHost++}`, prefixLength: net.v4.prefixLength, gateway: net.v4.address }, dns: net.dns },
+      vmId, tap: tapName(vmId), mac: macFromIpv4(address),
+      guest: { hostname, ipv4: { address, prefixLength: net.v4.prefixLength, gateway: net.v4.address }, dns: net.dns },
     };
     this.leases.set(vmId, lease);
     return lease;

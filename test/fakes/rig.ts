@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NetworkConfig, RunnerConfig } from '../../src/config/types.ts';
+import { NodeVmFiles } from '../../src/adapters/host/node-vm-files.ts';
 import { ProcHostProcesses } from '../../src/adapters/host/proc-host-processes.ts';
 import type { HostProcesses } from '../../src/daemon/vm/host-processes.ts';
 import { DEFAULT_SUPERVISOR_TUNING, persistedVmIds, VmSupervisor } from '../../src/daemon/vm/supervisor.ts';
@@ -70,7 +71,7 @@ export function makeRig(script: FakeGuestScript, options: {
   };
   const supervisor = new VmSupervisor({
     drivers: { qemu: driver }, network, disks, store, clock: { now: () => Date.now() }, ids: persistedVmIds(store, instanceId), logger,
-    processes: options.processes ?? new ProcHostProcesses(), config,
+    processes: options.processes ?? new ProcHostProcesses(), files: new NodeVmFiles(), config,
   });
   return {
     supervisor, store, driver, network, disks, logger, stateDir, config,

@@ -28,6 +28,7 @@ import type { Db } from '../../src/adapters/store/db.ts';
 import { openLeaseStore } from '../../src/adapters/store/leases.ts';
 import type { LeaseStore } from '../../src/adapters/store/leases.ts';
 import { SqliteVmStore } from '../../src/adapters/store/vms.ts';
+import { NodeVmFiles } from '../../src/adapters/host/node-vm-files.ts';
 import { ProcHostProcesses } from '../../src/adapters/host/proc-host-processes.ts';
 import { DEFAULT_SUPERVISOR_TUNING, persistedVmIds, VmSupervisor } from '../../src/daemon/vm/supervisor.ts';
 import type { SupervisorConfig } from '../../src/daemon/vm/supervisor.ts';
@@ -114,7 +115,7 @@ export async function makeRealSystem(opts: RealSystemOptions): Promise<RealSyste
   const supervisor = new VmSupervisor({
     drivers: { ...createDrivers({ stateDir, logger }), ...opts.drivers },
     network, disks: createDiskProvisioner({ stateDir, log: logger }), store, clock: { now: () => Date.now() },
-    ids: persistedVmIds(store, opts.instanceId), logger, processes: new ProcHostProcesses(), config,
+    ids: persistedVmIds(store, opts.instanceId), logger, processes: new ProcHostProcesses(), files: new NodeVmFiles(), config,
   });
   let closed = false;
   const close = async () => {

@@ -3,7 +3,11 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { NodeVmFiles } from '../../adapters/host/node-vm-files.ts';
+import { MemoryVmFiles } from '../../../test/fakes/memory-vm-files.ts';
 import { ConsoleLog, consoleLogPath, LineSplitter, pruneConsoleLogs } from './console-log.ts';
+
+const files = new NodeVmFiles();
 
 function tempDir(t: { after: (fn: () => void) => void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'flint-console-'));
@@ -11,9 +15,9 @@ function tempDir(t: { after: (fn: () => void) => void }): string {
   return dir;
 }
 
-test('a console log under the cap is kept byte for byte', (t) => {
+test('a console log under the cap is kept byte for byte', async (t) => {
   const path = consoleLogPath(tempDir(t), 'ab1-00001');
-  const log = new ConsoleLog(path, 1000);
+  const log = await ConsoleLog.open(files, path, 1000);
   log.write(Buffer.from('hello\n'));
   log.write(Buffer.from('world\n'));
   log.close();
@@ -24,7 +28,7 @@ test('a console log under the cap is kept byte for byte', (t) => {
 
 test('ConsoleLog.open makes the consoles directory and a log only root and Flint\'s group can read', async (t) => {
   const path = consoleLogPath(tempDir(t), 'ab1-00003');
-  const log = await ConsoleLog.open(path, 1000);
+  const log = await ConsoleLog.open(files, path, 1000);
   log.write(Buffer.from('booted\n'));
   log.close();
   assert.equal(readFileSync(path, 'utf8'), 'booted\n');
@@ -32,9 +36,9 @@ test('ConsoleLog.open makes the consoles directory and a log only root and Flint
   assert.equal(statSync(join(path, '..')).mode & 0o777, 0o750);
 });
 
-test('a console log over the cap keeps the first and the last part and says what was cut', (t) => {
+test('a console log over the cap keeps the first and the last part and says what was cut', async (t) => {
   const path = consoleLogPath(tempDir(t), 'ab1-00002');
-  const log = new ConsoleLog(path, 100);
+  const log = await ConsoleLog.open(files, path, 100);
   // 1000 numbered bytes in odd-sized chunks: the cut must be exact whatever the chunking.
   const all = Buffer.from(Array.from({ length: 1000 }, (_, i) => String.fromCharCode(65 + (i % 26))).join(''));
   for (let off = 0; off < all.length; off += 37) log.write(all.subarray(off, off + 37));
@@ -56,7 +60,7 @@ test('the line splitter yields whole lines across chunks and bounds an endless l
   assert.deepEqual(s.feed('\n'), ['x'.repeat(16)]);
 });
 
-test('console logs of this instance older than the retention are deleted, except those of live VMs', (t) => {
+test('console logs of this instance older than the retention are deleted, except those of live VMs', async (t) => {
   const dir = tempDir(t);
   const consoles = join(dir, 'consoles');
   mkdirSync(consoles);
@@ -68,30 +72,31 @@ test('console logs of this instance older than the retention are deleted, except
     utimesSync(p, when, when);
   }
   writeFileSync(join(consoles, 'README'), 'not a log');
-  const removed = pruneConsoleLogs(dir, 'ab1', now, 24 * 3600_000, new Set(['ab1-00003']));
+  const removed = await pruneConsoleLogs(files, dir, 'ab1', now, 24 * 3600_000, new Set(['ab1-00003']));
   assert.deepEqual(removed, ['ab1-00001']);
   assert.ok(existsSync(join(consoles, 'ab1-00002.log')));
   assert.ok(existsSync(join(consoles, 'ab1-00003.log')), 'a live VM keeps its log whatever its age');
   assert.ok(existsSync(join(consoles, 'README')));
   assert.ok(existsSync(join(consoles, 'cd2-00001.log')), 'another instance\'s log is not ours to delete');
-  assert.deepEqual(pruneConsoleLogs(join(dir, 'missing'), 'ab1', now, 1, new Set()), []);
+  assert.deepEqual(await pruneConsoleLogs(files, join(dir, 'missing'), 'ab1', now, 1, new Set()), []);
 });
 
-test('property: whatever the chunking, a closed log is the exact head, one cut line, and the exact tail, within the cap', async (t) => {
+test('property: whatever the chunking, a closed log is the exact head, one cut line, and the exact tail, within the cap', async () => {
   const fc = (await import('fast-check')).default;
-  const dir = tempDir(t);
+  // The capping is ConsoleLog's own logic: checked on the in-memory files port, so 150 runs touch no disk.
+  const mem = new MemoryVmFiles();
   let n = 0;
-  fc.assert(fc.property(
+  await fc.assert(fc.asyncProperty(
     fc.array(fc.uint8Array({ minLength: 0, maxLength: 300 }), { maxLength: 30 }),
     fc.integer({ min: 2, max: 400 }),
-    (chunks, cap) => {
-      const path = join(dir, `p${n++}.log`);
-      const log = new ConsoleLog(path, cap);
+    async (chunks, cap) => {
+      const path = `/state/consoles/p${n++}.log`;
+      const log = await ConsoleLog.open(mem, path, cap);
       for (const c of chunks) log.write(Buffer.from(c));
       log.close();
       const all = Buffer.concat(chunks.map((c) => Buffer.from(c)));
-      const got = readFileSync(path);
-      rmSync(path);
+      const got = mem.read(path) ?? Buffer.alloc(0);
+      await mem.removeFile(path);
       if (all.length <= cap) {
         assert.deepEqual(got, all);
         return;

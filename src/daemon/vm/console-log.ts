@@ -13,10 +13,10 @@
  *
  * Logs outlive their VM by the retention period; `pruneConsoleLogs` is the
  * body of the named loop "console-retention" that deletes older ones.
+ * Files are reached through the VmFiles port (daemon/vm/ports.ts).
  */
-import { closeSync, mkdirSync, open, openSync, readdirSync, statSync, unlinkSync, writeSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
+import type { FileSink, VmFiles } from './ports.ts';
 
 export const CONSOLE_DIR = 'consoles';
 const DIR_MODE = 0o750;
@@ -29,7 +29,7 @@ export function consoleLogPath(stateDir: string, vmId: string): string {
 
 export class ConsoleLog {
   readonly path: string;
-  private fd: number | undefined;
+  private sink: FileSink | undefined;
   private readonly headCap: number;
   private readonly tailCap: number;
   private headWritten = 0;
@@ -38,44 +38,26 @@ export class ConsoleLog {
   /** Bytes dropped between head and tail. */
   private cut = 0;
 
-  /**
-   * Creates the log file without blocking the event loop (the supervisor's
-   * path: creating a file waits on the file system's journal, and a busy
-   * host starts many VMs at once).
-   */
-  static async open(path: string, maxBytes: number): Promise<ConsoleLog> {
-    // A plain descriptor (not a FileHandle, which would close it again when collected).
-    const create = (): Promise<number> => new Promise<number>((resolve, reject) => {
-      open(path, 'w', FILE_MODE, (err, got) => { if (err === null) resolve(got); else reject(err); });
-    });
-    let fd: number;
-    try {
-      fd = await create();
-    } catch (err) {
-      // The directory is made once, by the first log (or again if someone removed it).
-      if (!(typeof err === 'object' && err !== null && 'code' in err && err.code === 'ENOENT')) throw err;
-      await mkdir(dirname(path), { recursive: true, mode: DIR_MODE });
-      fd = await create();
-    }
-    return new ConsoleLog(path, maxBytes, fd);
+  /** Creates the log file (and the consoles directory, the first time). */
+  static async open(files: VmFiles, path: string, maxBytes: number): Promise<ConsoleLog> {
+    return new ConsoleLog(path, maxBytes, await files.create(path, FILE_MODE, DIR_MODE));
   }
 
-  /** Opens synchronously, unless given the file's descriptor (which it then owns). */
-  constructor(path: string, maxBytes: number, fd?: number) {
+  /** A log writing to `sink`, which it then owns. */
+  constructor(path: string, maxBytes: number, sink: FileSink) {
     this.path = path;
     this.headCap = Math.floor(maxBytes / 2);
     this.tailCap = maxBytes - this.headCap;
-    if (fd === undefined) mkdirSync(dirname(path), { recursive: true, mode: DIR_MODE });
-    this.fd = fd ?? openSync(path, 'w', FILE_MODE);
+    this.sink = sink;
   }
 
   /** Appends console bytes; never throws on a full disk (a log must not kill a VM). */
   write(chunk: Buffer): void {
-    if (this.fd === undefined) return;
+    if (this.sink === undefined) return;
     let rest = chunk;
     if (this.headWritten < this.headCap) {
       const n = Math.min(this.headCap - this.headWritten, rest.length);
-      this.writeRaw(rest.subarray(0, n));
+      this.sink.write(rest.subarray(0, n));
       this.headWritten += n;
       rest = rest.subarray(n);
     }
@@ -101,25 +83,16 @@ export class ConsoleLog {
 
   /** Writes the kept tail (after a line about what was cut) and closes. Idempotent. */
   close(): void {
-    if (this.fd === undefined) return;
+    const sink = this.sink;
+    if (sink === undefined) return;
     if (this.cut > 0) {
-      this.writeRaw(Buffer.from(`\n[flint: ${this.cut} bytes of console output cut here; the log keeps the first and the last ${this.tailCap} bytes]\n`));
+      sink.write(Buffer.from(`\n[flint: ${this.cut} bytes of console output cut here; the log keeps the first and the last ${this.tailCap} bytes]\n`));
     }
-    for (const b of this.tail) this.writeRaw(b);
+    for (const b of this.tail) sink.write(b);
     this.tail = [];
     this.tailBytes = 0;
-    closeSync(this.fd);
-    this.fd = undefined;
-  }
-
-  private writeRaw(b: Buffer): void {
-    if (this.fd === undefined || b.length === 0) return;
-    try {
-      let off = 0;
-      while (off < b.length) off += writeSync(this.fd, b, off, b.length - off);
-    } catch {
-      // Full disk or similar: the log is best effort, the VM goes on.
-    }
+    sink.close();
+    this.sink = undefined;
   }
 }
 
@@ -150,27 +123,24 @@ export class LineSplitter {
  * instances sharing the state dir are never touched. Returns the VM ids
  * whose logs went.
  */
-export function pruneConsoleLogs(stateDir: string, instanceId: string, nowMs: number, retentionMs: number, keep: ReadonlySet<string>): string[] {
+export async function pruneConsoleLogs(
+  files: VmFiles, stateDir: string, instanceId: string, nowMs: number, retentionMs: number, keep: ReadonlySet<string>,
+): Promise<string[]> {
   const dir = join(stateDir, CONSOLE_DIR);
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return [];
-  }
   const removed: string[] = [];
-  for (const name of names) {
+  for (const name of await files.list(dir)) {
     if (!name.endsWith('.log')) continue;
     const id = name.slice(0, -'.log'.length);
     if (!id.startsWith(`${instanceId}-`) || keep.has(id)) continue;
     const path = join(dir, name);
     try {
-      if (nowMs - statSync(path).mtimeMs > retentionMs) {
-        unlinkSync(path);
+      const mtime = await files.modifiedAt(path);
+      if (mtime !== undefined && nowMs - mtime > retentionMs) {
+        await files.removeFile(path);
         removed.push(id);
       }
     } catch {
-      // Vanished meanwhile: nothing to do.
+      // Unreadable or vanished meanwhile: the next pass tries again.
     }
   }
   return removed;

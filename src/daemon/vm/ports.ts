@@ -1,8 +1,9 @@
 /**
  * The narrow interfaces the VM supervisor uses to reach the host: a
- * hypervisor driver, host networking and per-VM disks. Adapters implement
- * them (src/adapters/hypervisor, network, disks); fakes implement the same
- * interfaces for tests of the supervisor's logic.
+ * hypervisor driver, host networking, per-VM disks and the host's files.
+ * Adapters implement them (src/adapters/hypervisor, network, disks, host);
+ * fakes implement the same interfaces for tests of the supervisor's logic,
+ * and the contract suites in test/contracts hold both to the same rules.
  */
 import type { Readable, Writable } from 'node:stream';
 import type { GuestNetwork } from '../../core/guest-contract.ts';
@@ -116,4 +117,33 @@ export interface DiskProvisioner {
   prepare(vmId: string, workDir: string, sizeBytes: number, config: Readonly<Record<string, string>>, owner: { uid: number; gid: number }): Promise<VmDisks>;
   /** Deletes the VM's disks. Idempotent. */
   remove(vmId: string, workDir: string): Promise<void>;
+}
+
+/** An open file that takes bytes: writes are best effort (a full disk never throws), `close()` is idempotent. */
+export interface FileSink {
+  write(chunk: Buffer): void;
+  close(): void;
+}
+
+/**
+ * The host's file system as the supervisor uses it: VM work dirs, console
+ * logs, the sweep's stray dirs. Paths are absolute. Every removal is
+ * idempotent (an absent path is not an error), so teardown and the sweep
+ * can run it again.
+ */
+export interface VmFiles {
+  /** Creates `dir` and its missing parents; an existing dir is kept as it is. */
+  makeDir(dir: string, mode: number): Promise<void>;
+  /** Removes `dir` with everything in it (cheap when it is already empty). */
+  removeDir(dir: string): Promise<void>;
+  /** The names in `dir`; none when it does not exist. */
+  list(dir: string): Promise<string[]>;
+  /** The last modification of a file (epoch ms), or undefined when it does not exist. */
+  modifiedAt(path: string): Promise<number | undefined>;
+  removeFile(path: string): Promise<void>;
+  /**
+   * Creates (or truncates) a file readable as `mode` says, making its
+   * directory (as `dirMode`) when that is missing, and opens it for writing.
+   */
+  create(path: string, mode: number, dirMode: number): Promise<FileSink>;
 }

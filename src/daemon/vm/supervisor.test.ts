@@ -268,10 +268,13 @@ test('the console-retention loop deletes this instance\'s old console logs when 
   writeFileSync(old, 'old');
   const past = (Date.now() - 2 * 3600_000) / 1000;
   utimesSync(old, past, past);
-  rig.supervisor.startConsoleRetention();
+  const loop = rig.supervisor.startConsoleRetention();
+  // The first pass starts at once; shutdown waits for a pass in flight.
+  await rig.supervisor.shutdown();
   assert.ok(!existsSync(old));
   assert.match(rig.logger.text(), /old console logs deleted \{"loop":"console-retention","removed":1\}/);
-  await rig.supervisor.shutdown();
+  assert.equal(loop.status().runs, 1);
+  assert.equal(loop.status().nextRunAt, undefined, 'no pass is scheduled after shutdown');
 });
 
 test('a stop at any moment of the life (preparing, booting, running, ending) ends in a terminal state with nothing left', async (t) => {
