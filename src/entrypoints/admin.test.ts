@@ -309,16 +309,17 @@ test('the socket refuses unknown endpoints, parameters and body fields', async (
 /**
  * `flint …` in a child process running as `uid`/`gid` (the socket's access
  * control is the kernel's, so it takes another user to test). The child
- * starts as root and loads the CLI and the operator commands first, then
+ * starts as root and loads the CLI and its commands first, then
  * drops to the user: a checkout in a directory only root may read (as a
  * CI clone may be) still works.
  */
 function flintAs(uid: number, gid: number, argv: readonly string[]): Promise<{ code: number | null; out: string; err: string }> {
   const cli = new URL('./cli.ts', import.meta.url).href;
-  const admin = new URL('./commands/admin.ts', import.meta.url).href;
+  // Module resolution reads the file system at every import, even of a module
+  // already loaded: every command is loaded, and kept, before the drop.
   const script = `
-    const { main } = await import(${JSON.stringify(cli)});
-    await import(${JSON.stringify(admin)});
+    const { main, commands } = await import(${JSON.stringify(cli)});
+    for (const c of commands) { const loaded = await c.load(); c.load = async () => loaded; }
     process.setgroups([${gid}]);
     process.setgid(${gid});
     process.setuid(${uid});

@@ -132,7 +132,7 @@ test('a file holding the webhook secret inline that others may read: a warning w
   let r = await check(open);
   assert.equal(r.code, 0, r.err);
   assert.equal(r.err, `flint: warning: FLINT_ERR_CONFIG_READABLE_BY_OTHERS: ${open} holds github.webhookSecret and its group and every user of this host may read it (mode 644)\n` +
-    `  hint: chmod 600 ${open} (owned by the user Flint runs as), or move the secrets out: \`privateKeyFile:\` (mode 0600) for the key, {env: VARIABLE} for the webhook secret\n`);
+    `  hint: chmod 600 ${open} (owned by the user Flint runs as), or move the secrets out: \`privateKeyFile:\` (mode 0600) for the key, {env: VARIABLE} for the webhook secret and the status token\n`);
   assert.ok(!r.err.includes(WEBHOOK_SECRET) && !r.out.includes(WEBHOOK_SECRET));
   r = await check(file('private.yaml', inline, 0o600));
   assert.equal(r.err, '', 'owner-only: nothing to say');
