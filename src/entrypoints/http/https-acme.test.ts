@@ -8,14 +8,8 @@
  * loop's timer puts a new certificate in service without a restart.
  */
 import { test } from 'node:test';
-import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
-import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfigFile } from '../../config/load.ts';
@@ -23,95 +17,15 @@ import { createLogger } from '../../adapters/log/logger.ts';
 import { signedDelivery } from '../../../bench/_payload.ts';
 import { startWebhooksOnly } from '../flint.ts';
 import { inPrivateNetns } from '../../../test/helpers/netns.ts';
+import { httpsTo, plainGet, servedCertificate, startPebble, until } from '../../../test/helpers/pebble.ts';
 import { program, requirePrereqs, root } from '../../../test/helpers/prereq.ts';
 
 const DOMAIN = 'flint.test';
 const SECRET = 'https-test-webhook-secret';
-// Fixed ports inside the test's own network namespace.
-const PEBBLE = { acme: 14000, management: 15000, dns: 8053, dnsManagement: 8055 };
 
-function tempDir(t: TestContext): string {
-  const dir = mkdtempSync(join(tmpdir(), 'flint-https-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-function startProcess(t: TestContext, cmd: string, args: string[], env: Record<string, string> = {}): ChildProcess {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-  let out = '';
-  child.stdout?.on('data', (b: Buffer) => { out += b.toString(); });
-  child.stderr?.on('data', (b: Buffer) => { out += b.toString(); });
-  t.after(async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const gone = new Promise((r) => child.once('exit', r));
-    child.kill('SIGTERM');
-    await gone;
-  });
-  child.once('exit', (code, signal) => { if (code !== 0 && signal !== 'SIGTERM') t.diagnostic(`${cmd} exited ${code ?? signal}: ${out.slice(-2000)}`); });
-  return child;
-}
-
-function get(url: string, ca: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = httpsRequest(url, { ca }, (res) => {
-      let body = '';
-      res.on('data', (b: Buffer) => { body += b.toString(); });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-/** The certificate Flint serves on 127.0.0.1:443 for DOMAIN, verified against `ca` (throws when it does not verify). */
-function servedCertificate(ca: string): Promise<{ serial: string; validTo: string }> {
-  return new Promise((resolve, reject) => {
-    const socket = tlsConnect({ host: '127.0.0.1', port: 443, servername: DOMAIN, ca }, () => {
-      const cert = socket.getPeerCertificate();
-      socket.end();
-      resolve({ serial: cert.serialNumber, validTo: cert.valid_to });
-    });
-    socket.on('error', reject);
-  });
-}
-
-function postWebhook(ca: string, deliveryId: string): Promise<{ status: number; body: string }> {
+function postWebhook(ca: string, deliveryId: string): ReturnType<typeof httpsTo> {
   const d = signedDelivery(SECRET, 'ping', { zen: 'Keep it logically awesome.', hook_id: 1 }, deliveryId);
-  return new Promise((resolve, reject) => {
-    const req = httpsRequest({ host: '127.0.0.1', port: 443, servername: DOMAIN, ca, method: 'POST', path: '/webhook', headers: { ...d.headers, host: DOMAIN } }, (res) => {
-      let body = '';
-      res.on('data', (b: Buffer) => { body += b.toString(); });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject);
-    req.end(d.body);
-  });
-}
-
-function plainGet(path: string): Promise<{ status: number; location: string | undefined }> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port: 80, path, headers: { host: 'evil.example' } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, location: res.headers.location }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
+  return httpsTo({ servername: DOMAIN, ca, method: 'POST', path: '/webhook', headers: d.headers, body: d.body });
 }
 
 /** Test timers: the renewal loop's next pass runs when the test fires it. */
@@ -138,33 +52,17 @@ test('port 443: a certificate from pebble by real HTTP-01 on port 80, a webhook 
     t.skip('needs a private network namespace for ports 80 and 443 (run through scripts/test.mjs)');
     return;
   }
-  const dir = tempDir(t);
-  // Pebble's own HTTPS listener: a self-signed certificate, which is also what acme.caFile trusts.
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'pebble.key'), '-out', join(dir, 'pebble.crt'),
-    '-days', '2', '-subj', '/CN=pebble', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'], { stdio: 'ignore' });
-  writeFileSync(join(dir, 'pebble.json'), JSON.stringify({
-    pebble: {
-      listenAddress: `127.0.0.1:${PEBBLE.acme}`, managementListenAddress: `127.0.0.1:${PEBBLE.management}`,
-      certificate: join(dir, 'pebble.crt'), privateKey: join(dir, 'pebble.key'),
-      httpPort: 80, tlsPort: 443, ocspResponderURL: '', externalAccountBindingRequired: false,
-    },
-  }));
-  startProcess(t, 'pebble-challtestsrv', ['-dns01', `127.0.0.1:${PEBBLE.dns}`, '-management', `127.0.0.1:${PEBBLE.dnsManagement}`,
-    '-http01', '', '-https01', '', '-tlsalpn01', '', '-defaultIPv4', '127.0.0.1', '-defaultIPv6', '']);
-  // No random sleeps or nonce rejections (determinism); no authorization reuse, so the renewal is validated again.
-  startProcess(t, 'pebble', ['-config', join(dir, 'pebble.json'), '-dnsserver', `127.0.0.1:${PEBBLE.dns}`],
-    { PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0', PEBBLE_AUTHZREUSE: '0' });
-  const pebbleTls = readFileSync(join(dir, 'pebble.crt'), 'utf8');
-  await until('pebble', async () => ((await get(`https://127.0.0.1:${PEBBLE.acme}/dir`, pebbleTls)).status === 200 ? true : undefined));
-  const pebbleRoot = (await get(`https://127.0.0.1:${PEBBLE.management}/roots/0`, pebbleTls)).body;
-  assert.match(pebbleRoot, /BEGIN CERTIFICATE/);
+  const dir = mkdtempSync(join(tmpdir(), 'flint-https-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const pebble = await startPebble(t);
+  const pebbleRoot = pebble.root;
 
   const configPath = join(dir, 'config.yaml');
   writeFileSync(configPath, `address: ${DOMAIN}:443
 email: ops@flint.test
 acme:
-  directoryUrl: https://127.0.0.1:${PEBBLE.acme}/dir
-  caFile: ${join(dir, 'pebble.crt')}
+  directoryUrl: ${pebble.directoryUrl}
+  caFile: ${pebble.caFile}
 stateDir: ${join(dir, 'state')}
 networks:
   - name: br-flint
@@ -191,15 +89,15 @@ runners:
   assert.equal(serving.url, `https://${DOMAIN}:443`);
 
   // On a timeout, Flint's log says which ACME step went wrong.
-  const first = await until('the first certificate', () => servedCertificate(pebbleRoot))
+  const first = await until('the first certificate', () => servedCertificate({ servername: DOMAIN, ca: pebbleRoot }))
     .catch((err: unknown) => { throw new Error(`${err instanceof Error ? err.message : String(err)}\n${lines.join('')}`); });
   const reply = await postWebhook(pebbleRoot, 'delivery-1');
   assert.equal(reply.status, 200, reply.body);
   assert.equal(JSON.parse(reply.body).outcome, 'pong');
 
   // Port 80 redirects to the configured host (never the Host header's), and knows no stale challenge.
-  assert.deepEqual(await plainGet('/webhook?x=1'), { status: 301, location: `https://${DOMAIN}/webhook?x=1` });
-  assert.equal((await plainGet('/.well-known/acme-challenge/no-such-token')).status, 404);
+  assert.deepEqual(await plainGet('/webhook?x=1', 'evil.example'), { status: 301, location: `https://${DOMAIN}/webhook?x=1` });
+  assert.equal((await plainGet('/.well-known/acme-challenge/no-such-token', 'evil.example')).status, 404);
 
   // Secrets on disk: directories 0700, files 0600.
   const acmeDir = join(config.stateDir, 'acme');
@@ -212,13 +110,13 @@ runners:
   await until('the loop to arm its next pass', async () => (manual.pending.size === 1 ? true : undefined), 10_000);
   manual.fire();
   await until('the loop to arm its next pass', async () => (manual.pending.size === 1 ? true : undefined), 10_000);
-  assert.equal((await servedCertificate(pebbleRoot)).serial, first.serial, 'a fresh certificate is kept');
+  assert.equal((await servedCertificate({ servername: DOMAIN, ca: pebbleRoot })).serial, first.serial, 'a fresh certificate is kept');
 
   // A day before expiry (well inside the last third of the lifetime): the next pass renews.
   now = Date.parse(first.validTo) - 24 * 3600_000;
   manual.fire();
   const renewed = await until('the renewed certificate', async () => {
-    const c = await servedCertificate(pebbleRoot);
+    const c = await servedCertificate({ servername: DOMAIN, ca: pebbleRoot });
     return c.serial === first.serial ? undefined : c;
   });
   assert.notEqual(renewed.serial, first.serial);
