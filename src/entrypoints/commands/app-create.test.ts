@@ -219,15 +219,18 @@ test('the page refuses a Host that is not loopback (DNS rebinding) and carries n
   assert.equal(await done, 130);
 });
 
-test('a new configuration file holds the github section, 0600', async (t) => {
+test('a new configuration file, in a directory a fresh host does not have yet (/etc/flint): both made, the file holds the github section, 0600', async (t) => {
   const sim = await startSimulator();
   t.after(() => sim.close());
-  const { file, options } = setup(t, sim, undefined);
+  const { dir, options: base } = setup(t, sim, undefined);
+  const file = join(dir, 'etc', 'flint', 'config.yaml');
+  const options = { ...base, configFile: file };
   const run = capture();
   const done = appCreate(options, run.io);
   const { res } = await submitPage(await run.pageUrl);
   await (await fetch(res.headers.get('location') ?? '')).text();
   assert.equal(await done, 0, run.err());
+  assert.equal(statSync(join(dir, 'etc', 'flint')).mode & 0o777, 0o700, 'the directory holds the App\'s key');
   assert.equal(statSync(file).mode & 0o777, 0o600);
   const text = readFileSync(file, 'utf8');
   assert.match(text, /flint app create` wrote the github section/);

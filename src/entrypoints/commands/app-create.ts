@@ -18,7 +18,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync, accessSync, constants } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync, accessSync, constants } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Octokit } from '@octokit/rest';
@@ -38,8 +38,8 @@ organization, confirm, and the configuration is written.
 
   --org ORG          the organization (default: github.organization of the file)
   --config FILE      the configuration to write (default: $FLINT_CONFIG or
-                     ${DEFAULT_CONFIG_PATH}); created if missing, otherwise only
-                     its github section changes; mode 0600
+                     ${DEFAULT_CONFIG_PATH}); created if missing (its directory
+                     too, 0700), otherwise only its github section changes; mode 0600
   --webhook-url URL  where GitHub sends webhooks: https://HOST/webhook (default:
                      from \`address\` when it is HOST:443)
   --listen ADDR      loopback address of the page (default 127.0.0.1:${8917});
@@ -252,6 +252,8 @@ export async function appCreate(o: AppCreateOptions, io: CommandIo, deps: AppCre
   // Everything that can fail before GitHub registers anything fails now.
   const before = readExisting(o.configFile);
   try {
+    // A fresh host has no /etc/flint: made here (0700, it will hold the App's key), before GitHub registers anything.
+    if (before.text === undefined) mkdirSync(dirname(resolve(o.configFile)), { recursive: true, mode: 0o700 });
     accessSync(dirname(resolve(o.configFile)), constants.W_OK);
   } catch (err) {
     throw new FlintError('FLINT_ERR_CONFIG_WRITE_FAILED', `cannot create files in ${dirname(resolve(o.configFile))}, so ${o.configFile} cannot be written`, { cause: err });
