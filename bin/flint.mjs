@@ -16,5 +16,14 @@ if (existsSync(built) && !process.env.FLINT_FROM_SOURCE) {
   register();
   entry = pathToFileURL(`${root}src/entrypoints/cli.ts`).href;
 }
+// A reader that stops early (`flint status | head`) closes the pipe: the
+// command ends quietly with 141, as a program killed by SIGPIPE does (never
+// 0: a daemon whose log pipe broke is restarted by Restart=on-failure).
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ? process.exitCode : 141);
+    throw err;
+  });
+}
 const { main } = await import(entry);
 process.exitCode = await main(process.argv.slice(2));

@@ -88,3 +88,16 @@ test('an unknown command says so and prints the list of commands', async () => {
   assert.match(s.err(), /unknown command "frobnicate"/);
   assert.match(s.err(), /Usage: flint <command>/);
 });
+
+test('output into a pipe its reader closed early (flint --help | head -1) ends quietly with 141 (as after SIGPIPE), not with an EPIPE stack trace', async () => {
+  const { spawn } = await import('node:child_process');
+  const launcher = new URL('../../bin/flint.mjs', import.meta.url).pathname;
+  // The reader closes stdout at once, so the help text's write meets EPIPE.
+  const child = spawn(process.execPath, [launcher, '--help'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FLINT_FROM_SOURCE: '1' } });
+  child.stdout.destroy();
+  let err = '';
+  child.stderr.on('data', (b: Buffer) => { err += b.toString(); });
+  const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+  assert.doesNotMatch(err, /EPIPE|Unhandled 'error' event/, err);
+  assert.equal(code, 141, err);
+});
