@@ -480,6 +480,8 @@ export function actionsService(d: ActionsServiceDeps, opts: ActionsServiceOption
     if (!(route.auth === 'queue' && method === 'DELETE') && version !== API_VERSION) {
       return send(res, fault(400, 'VssVersionNotSpecifiedException', `api-version ${API_VERSION} must be given (got ${version ?? 'none'})`));
     }
+    // A scale set that is gone is gone for every credential (a listener's queue token included).
+    if (params.id !== undefined && !scaleSets.has(Number(params.id))) return send(res, gone(params.id));
     const token = bearer(req.headers.authorization);
     const adminOk = token !== undefined && (adminTokens.get(token) ?? 0) > d.now();
     const queueOk = token !== undefined && queueTokenOk(params.id, token);
