@@ -312,6 +312,20 @@ test('fault: a reassigned job completes as canceled and is offered again under a
   assert.equal(s.sim.jobs().find((j) => j.id === jobId)?.status, 'queued', 'the workflow job itself stays queued');
 });
 
+test('a job cancelled after its scale set acquired it completes as canceled without a JobStarted', async (t) => {
+  const s = await service(t);
+  const id = await scaleSet(s);
+  const q = await session(s, id);
+  const { jobId } = await s.sim.queueJob({ repo: 'app', labels: ['flint-small'] });
+  const m1 = await poll(q);
+  await s.svc('POST', `_apis/runtime/runnerscalesets/${id}/acquirejobs`, [items(m1)[0]?.runnerRequestId]);
+  await s.sim.cancelJob(jobId);
+  const m2 = await poll(q, Number(obj(m1.json).messageId));
+  assert.deepEqual(types(m2), ['JobAssigned', 'JobCompleted']);
+  assert.equal(items(m2)[1]?.result, 'canceled');
+  assert.equal(obj(obj(m2.json).statistics).totalAssignedJobs, 0);
+});
+
 test('a job a scale set acquired is taken by none of the REST JIT runners', async (t) => {
   const s = await service(t);
   const id = await scaleSet(s);

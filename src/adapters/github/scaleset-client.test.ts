@@ -153,6 +153,32 @@ test('stale session that is not ours: back-off, then FLINT_ERR_SCALESET_SESSION_
   assert.equal(r.sim.actions.scaleSets()[0]?.session?.id, stale);
 });
 
+test('a live session of another listener while our recorded session is long gone: nothing of theirs is deleted', async (t) => {
+  const r = await rig(t);
+  const set = await r.client.ensureScaleSet(SPEC);
+  const ours = r.sim.actions.staleSession(set.id, 'flint-host-1');
+  const theirs = r.sim.actions.staleSession(set.id, 'other-listener'); // replaces ours, as a new listener would after it expired
+  assert.notEqual(ours, theirs);
+  await assert.rejects(r.client.openSession({ scaleSet: SPEC, ownerName: 'flint-host-1', previousSessionId: ours }), (e) => isFlintError(e, 'FLINT_ERR_SCALESET_SESSION_CONFLICT'));
+  assert.equal(r.sim.actions.scaleSets()[0]?.session?.id, theirs);
+});
+
+test('two listeners creating the same scale set at once end up with one scale set', async (t) => {
+  const r = await rig(t);
+  const other = createScaleSetClient({
+    apiUrl: r.sim.apiUrl, githubUrl: r.sim.apiUrl, organization: r.sim.org, now: () => r.clock,
+    installationToken: async () => {
+      const sec = Math.floor(r.clock / 1000);
+      const jwt = signJwt({ iat: sec - 30, exp: sec + 500, iss: r.sim.appId }, r.sim.privateKeyPem);
+      const res = await fetch(`${r.sim.apiUrl}/app/installations/${r.sim.installationId}/access_tokens`, { method: 'POST', headers: { authorization: `Bearer ${jwt}` } });
+      return (await res.json() as { token: string }).token; // REST contract
+    },
+  });
+  const [a, b] = await Promise.all([r.client.ensureScaleSet(SPEC), other.ensureScaleSet(SPEC)]);
+  assert.equal(a.id, b.id);
+  assert.equal(r.sim.actions.scaleSets().length, 1);
+});
+
 test('a stale session that expires while the client backs off: the next attempt gets the session, nothing deleted', async (t) => {
   const r = await rig(t, { sessionExpirySeconds: 120 }, {
     sleep: async (ms) => {

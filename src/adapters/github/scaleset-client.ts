@@ -220,7 +220,7 @@ export function serviceError(a: { status: number; typeName: string; message: str
   const t = a.typeName;
   if (t.includes('AgentExistsException')) return new FlintError('FLINT_ERR_GITHUB_RUNNER_NAME_TAKEN', msg, { details });
   if (t.includes('JobStillRunningException')) return new FlintError('FLINT_ERR_GITHUB_RUNNER_BUSY', msg, { details });
-  if (t.includes('RunnerScaleSetSessionConflictException') || a.status === 409) return new FlintError('FLINT_ERR_SCALESET_SESSION_CONFLICT', msg, { details });
+  if (t.includes('RunnerScaleSetSessionConflictException')) return new FlintError('FLINT_ERR_SCALESET_SESSION_CONFLICT', msg, { details });
   if (t.includes('RunnerScaleSetNotFoundException')) return new FlintError('FLINT_ERR_SCALESET_NOT_FOUND', msg, { details });
   if (t.includes('RunnerScaleSetSessionExpiredException')) return new FlintError('FLINT_ERR_SCALESET_SESSION_GONE', msg, { details });
   if (a.status === 401) return new FlintError('FLINT_ERR_GITHUB_AUTH_FAILED', msg, { details });
@@ -366,7 +366,7 @@ export function createScaleSetClient(o: ScaleSetClientOptions): ScaleSetClient {
     return num(g.id);
   }
 
-  async function ensureScaleSet(spec: ScaleSetSpec): Promise<ScaleSet> {
+  async function ensureScaleSet(spec: ScaleSetSpec, retried = false): Promise<ScaleSet> {
     const groupId = await runnerGroupId(spec.runnerGroup);
     const op = `find scale set ${spec.name}`;
     const found = await adminCall(op, 'GET', `${SCALE_SETS}?runnerGroupId=${groupId}&name=${encodeURIComponent(spec.name)}`);
@@ -378,8 +378,12 @@ export function createScaleSetClient(o: ScaleSetClientOptions): ScaleSetClient {
     const created = await adminCall(cop, 'POST', SCALE_SETS, {
       name: spec.name, runnerGroupId: groupId, labels: spec.labels.map((name) => ({ name, type: 'System' })), RunnerSetting: { disableUpdate: true },
     });
-    if (created.status !== 200 && created.status !== 201) throw errorOf(created, cop);
-    return parseScaleSet(created.json, cop);
+    if (created.status === 200 || created.status === 201) return parseScaleSet(created.json, cop);
+    if (created.status === 409 && !retried) {
+      // Another listener created it between the lookup and the create: take that one.
+      return ensureScaleSet(spec, true);
+    }
+    throw errorOf(created, cop);
   }
 
   async function getScaleSet(id: number): Promise<ScaleSet | undefined> {
@@ -572,5 +576,5 @@ export function createScaleSetClient(o: ScaleSetClientOptions): ScaleSetClient {
     throw errorOf(res, op);
   }
 
-  return { ensureScaleSet, getScaleSet, deleteScaleSet, openSession, generateJitConfig, removeRunner };
+  return { ensureScaleSet: (spec) => ensureScaleSet(spec), getScaleSet, deleteScaleSet, openSession, generateJitConfig, removeRunner };
 }
