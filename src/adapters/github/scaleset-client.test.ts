@@ -133,6 +133,13 @@ test('the admin token is renewed before its exp, and once more when the service 
   assert.deepEqual(r.events.map((e) => (e.kind === 'admin-token-renewed' ? e.reason : e.kind)), ['none', 'expiring', 'rejected']);
 });
 
+test('a rate limit on the registration-token request is FLINT_ERR_GITHUB_RATE_LIMITED, as for any REST call', async (t) => {
+  const r = await rig(t);
+  r.sim.faults.set({ primaryRateLimit: { count: 1, match: 'registration-token' } });
+  await assert.rejects(r.client.ensureScaleSet(SPEC), (e) => isFlintError(e, 'FLINT_ERR_GITHUB_RATE_LIMITED'));
+  await r.client.ensureScaleSet(SPEC); // the next pass registers
+});
+
 test('stale session of our own (its id on record): back-off, then it is deleted and the session created', async (t) => {
   const r = await rig(t);
   const set = await r.client.ensureScaleSet(SPEC);

@@ -25,6 +25,7 @@
 import { FlintError, isFlintError } from '../../core/errors/index.ts';
 import { setTimeout as wait } from 'node:timers/promises';
 import { backoffMs } from './wait-policy.ts';
+import { toFlintError } from './errors.ts';
 
 const API_VERSION = '6.0-preview';
 const SCALE_SETS = '_apis/runtime/runnerscalesets';
@@ -152,7 +153,7 @@ export interface ScaleSetClient {
   removeRunner(runnerId: number): Promise<'removed' | 'absent'>;
 }
 
-interface Answer { readonly status: number; readonly json: unknown; readonly typeName: string }
+interface Answer { readonly status: number; readonly json: unknown; readonly typeName: string; readonly headers: Readonly<Record<string, string>> }
 interface Admin { readonly url: string; readonly token: string; readonly expiresAt: number; readonly renewAt: number }
 interface RawSession { readonly sessionId: string; readonly queueUrl: string; readonly queueToken: string; readonly statistics: ScaleSetStatistics }
 
@@ -286,7 +287,11 @@ export function createScaleSetClient(o: ScaleSetClientOptions): ScaleSetClient {
         json = undefined;
       }
       const typeName = isObj(json) && typeof json.typeName === 'string' ? json.typeName : '';
-      return { status: res.status, json, typeName };
+      const headers: Record<string, string> = {};
+      res.headers.forEach((v, k) => {
+        headers[k] = v;
+      });
+      return { status: res.status, json, typeName, headers };
     } catch (err) {
       if (init.signal?.aborted === true) throw init.signal.reason;
       const why = ctl.signal.aborted ? `no answer within ${init.timeoutMs ?? requestTimeout} ms` : (err instanceof Error ? err.message : String(err));
@@ -308,7 +313,11 @@ export function createScaleSetClient(o: ScaleSetClientOptions): ScaleSetClient {
       method: 'POST', auth: `Bearer ${installation}`, headers: { accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28' },
     });
     if (reg.status !== 201 || !isObj(reg.json) || typeof reg.json.token !== 'string') {
-      if (reg.status === 401 || reg.status === 403 || reg.status >= 500) throw errorOf(reg, `${op} (registration token)`);
+      if (reg.status === 401 || reg.status === 403 || reg.status === 429 || reg.status >= 500) {
+        // A REST answer: read as the REST client reads it (rate limits by their headers).
+        const message = isObj(reg.json) && typeof reg.json.message === 'string' ? reg.json.message : `HTTP ${reg.status}`;
+        throw toFlintError({ status: reg.status, message, response: { headers: reg.headers } }, `${op} (registration token)`);
+      }
       throw new FlintError('FLINT_ERR_SCALESET_REGISTRATION_FAILED', `${op}: GitHub answered ${reg.status} to the registration-token request`, { details: { operation: op, status: reg.status } });
     }
     const conn = await send(op, `${apiBase}/actions/runner-registration`, {
