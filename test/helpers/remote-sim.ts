@@ -15,7 +15,7 @@
  */
 import { request } from 'node:http';
 import { MessageChannel, Worker, receiveMessageOnPort } from 'node:worker_threads';
-import type { Faults, FaultStats, QueueJobOptions, RequestLogEntry, SimJob, SimRunner, Simulator } from '../../tools/github-sim/index.ts';
+import type { Faults, FaultStats, QueueJobOptions, RequestLogEntry, SimJob, SimRunner, SimScaleSet, Simulator } from '../../tools/github-sim/index.ts';
 
 /** A delivery as `GET /_sim/state` reports it (no payload, headers or timings). */
 export interface RemoteDelivery {
@@ -129,6 +129,15 @@ export function remoteSimulator(info: { apiUrl: string; appId: number; installat
       set(f: Faults) { syncCall('POST', '/_sim/faults', 204, f); },
       clear() { syncCall('DELETE', '/_sim/faults', 204); },
       stats: () => (JSON.parse(syncCall('GET', '/_sim/faults', 200)) as { stats: FaultStats }).stats, // documented answer
+    },
+    actions: {
+      scaleSets: () => JSON.parse(syncCall('GET', '/_sim/actions/scalesets', 200)) as SimScaleSet[], // documented answer
+      staleSession: (id, ownerName) => (JSON.parse(syncCall('POST', `/_sim/actions/scalesets/${id}/stale-session`, 200, { ownerName })) as { sessionId: string }).sessionId, // documented answer
+      removeScaleSet: (id) => { syncCall('DELETE', `/_sim/actions/scalesets/${id}`, 204); },
+      forgetSession: (id) => { syncCall('POST', `/_sim/actions/scalesets/${id}/forget-session`, 204); },
+      expireQueueToken: (id) => { syncCall('POST', `/_sim/actions/scalesets/${id}/expire-queue-token`, 204); },
+      expireAdminTokens: () => { syncCall('POST', '/_sim/actions/expire-admin-tokens', 204); },
+      reassignNext: (count) => { syncCall('POST', '/_sim/actions/reassign', 204, { count }); },
     },
     async settled() {
       await expect(base, 'POST', '/_sim/settled', 204);

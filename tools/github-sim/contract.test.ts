@@ -57,6 +57,8 @@ describe('simulator answers and webhooks match GitHub\'s published OpenAPI descr
     await call(sim, 'GET', '/installation/repositories', '/installation/repositories', tok);
     await call(sim, 'GET', '/installation/repositories', '/installation/repositories', undefined);
     await call(sim, 'GET', '/orgs/{org}/actions/runner-groups', '/orgs/acme/actions/runner-groups', tok);
+    await call(sim, 'POST', '/orgs/{org}/actions/runners/registration-token', '/orgs/acme/actions/runners/registration-token', tok);
+    await call(sim, 'POST', '/orgs/{org}/actions/runners/registration-token', '/orgs/elsewhere/actions/runners/registration-token', tok);
     const orgJit = '/orgs/{org}/actions/runners/generate-jitconfig';
     const made = await call(sim, 'POST', orgJit, '/orgs/acme/actions/runners/generate-jitconfig', tok, { name: 'c-1', runner_group_id: 1, labels: ['self-hosted', 'flint'] });
     await call(sim, 'POST', orgJit, '/orgs/acme/actions/runners/generate-jitconfig', tok, { name: 'c-1', runner_group_id: 1, labels: ['flint'] });
@@ -122,6 +124,7 @@ describe('simulator answers and webhooks match GitHub\'s published OpenAPI descr
     ['GET', '/app'], ['GET', '/app/installations'], ['GET', '/app/installations/{installation_id}'], ['GET', '/orgs/{org}/installation'],
     ['POST', '/app/installations/{installation_id}/access_tokens'], ['GET', '/app/hook/config'], ['GET', '/app/hook/deliveries'], ['GET', '/app/hook/deliveries/{delivery_id}'],
     ['POST', '/app/hook/deliveries/{delivery_id}/attempts'], ['GET', '/installation/repositories'], ['GET', '/orgs/{org}/actions/runner-groups'],
+    ['POST', '/orgs/{org}/actions/runners/registration-token'],
     ['POST', '/orgs/{org}/actions/runners/generate-jitconfig'], ['POST', '/repos/{owner}/{repo}/actions/runners/generate-jitconfig'],
     ['GET', '/orgs/{org}/actions/runners'], ['GET', '/orgs/{org}/actions/runners/{runner_id}'], ['DELETE', '/orgs/{org}/actions/runners/{runner_id}'],
     ['GET', '/repos/{owner}/{repo}/actions/runners'], ['GET', '/repos/{owner}/{repo}/actions/runners/{runner_id}'],

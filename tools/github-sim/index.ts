@@ -27,11 +27,13 @@ import { authenticate, resolveRoute, type ApiDeps } from './rest-api.ts';
 import { handleControl, type ControlDeps } from './control-api.ts';
 import { webhookEvents } from './events.ts';
 import { manifestFlow, type ConvertedApp } from './app-manifest.ts';
+import { actionsService, SERVICE_PREFIX } from './actions-service.ts';
 
 export type * from './types.ts';
 export { signJwt } from './jwt.ts';
 export { decodeJitConfig, type JitConfig } from './jit-config.ts';
 export { labelsMatch, DEFAULT_RUNNER_LABELS } from './world.ts';
+export type { ActionsServiceControl, ScaleSetStatistics, SimScaleSet } from './actions-service.ts';
 
 const HOUR_MS = 3_600_000;
 /** REST API versions GitHub accepts in `X-GitHub-Api-Version` (those the bundled description knows). */
@@ -146,7 +148,20 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     world, webhooks, ctx, get publicKey() { return publicKey; }, installed: () => installed, tokenTtlSeconds: opts.tokenTtlSeconds ?? 3600, now,
     runnerKey: () => (runnerKey ??= newRsaParams()),
   };
-  const events = webhookEvents({ world, webhooks, ctx });
+  const service = actionsService({ world, ctx, now, runnerKey: apiDeps.runnerKey }, {
+    ...(opts.messagePollSeconds === undefined ? {} : { messagePollSeconds: opts.messagePollSeconds }),
+    ...(opts.sessionExpirySeconds === undefined ? {} : { sessionExpirySeconds: opts.sessionExpirySeconds }),
+    ...(opts.adminTokenTtlSeconds === undefined ? {} : { adminTokenTtlSeconds: opts.adminTokenTtlSeconds }),
+  });
+  const hooks = webhookEvents({ world, webhooks, ctx });
+  // Every job change is news for the Actions service's message queues too.
+  const events: typeof hooks = {
+    jobChanged: (j) => {
+      service.jobChanged(j);
+      return hooks.jobChanged(j);
+    },
+    ping: () => hooks.ping(),
+  };
   const manifests = manifestFlow({
     ctx, now,
     converted: (app: ConvertedApp) => {
@@ -269,7 +284,10 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
 
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://sim.invalid');
-    const work = url.pathname.startsWith('/_sim/') ? handleControl(controlDeps, req, res, url)
+    const work = url.pathname.startsWith('/_sim/actions/') ? service.handleControl(req, res, url)
+      : url.pathname.startsWith('/_sim/') ? handleControl(controlDeps, req, res, url)
+      : url.pathname.startsWith(SERVICE_PREFIX) ? service.handleService(req, res, url)
+      : url.pathname === '/actions/runner-registration' && req.method === 'POST' ? service.handleRegistration(req, res)
       : manifests.isFormPath(url.pathname) ? manifests.handleForm(req, res, url)
         : handleRest(req, res, url);
     work.catch((err: unknown) => {
@@ -314,8 +332,10 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     faults: { set: setFaults, clear: () => setFaults({}), stats: faultStats },
     requests: () => [...log],
     settled: () => webhooks.settled(),
+    actions: service.control,
     close: async () => {
       closing = true;
+      service.close();
       await webhooks.settled();
       webhooks.close();
       await new Promise<void>((resolve) => {

@@ -30,6 +30,8 @@ export interface JobRec {
   status: JobStatus; conclusion: JobConclusion | null;
   runner: { readonly id: number; readonly name: string; readonly groupId: number; readonly groupName: string } | null;
   readonly createdAt: string; startedAt: string; completedAt: string | null;
+  /** The scale set that acquired the job (actions-service.ts); only that scale set's runners may take it. */
+  acquiredBy: number | null;
 }
 export interface RunnerRec {
   readonly id: number; readonly name: string;
@@ -37,6 +39,8 @@ export interface RunnerRec {
   readonly groupId: number; readonly groupName: string; readonly repo: RepoRec | undefined;
   status: 'online' | 'offline'; busy: boolean; connected: boolean; jobId: number | null;
   readonly session: string; readonly workFolder: string;
+  /** The scale set the runner was generated for; null for a runner of the REST JIT endpoint. */
+  readonly scaleSetId: number | null;
 }
 export interface GroupRec { readonly id: number; readonly name: string; readonly isDefault: boolean }
 

@@ -5,7 +5,7 @@
  */
 import type { KeyObject } from 'node:crypto';
 import * as render from './render.ts';
-import type { RenderCtx, RepoRec, RunnerRec } from './render.ts';
+import type { GroupRec, RenderCtx, RepoRec, RunnerRec } from './render.ts';
 import { encodeJitConfig, type RsaParamsFile } from './jit-config.ts';
 import { error, isPage, notFound, paginate, type Reply } from './http-util.ts';
 import { isoSeconds, type World } from './world.ts';
@@ -100,11 +100,22 @@ async function generateJitConfig(d: ApiDeps, r: ApiRequest, scope: RepoRec | und
   if (group === undefined || (scope !== undefined && !group.isDefault)) return notFound();
   const clash = [...d.world.runners.values()].some((x) => x.name === name && (x.repo?.id ?? null) === (scope?.id ?? null));
   if (clash) return error(409, `Already exists - A runner with the name ${name} already exists.`, doc);
-  const c = d.ctx();
   // Register first (GitHub shows the runner offline right away), then build its config.
   const runner = d.world.registerRunner({ name, labels: labels as string[], group, repo: scope, workFolder: workFolder ?? '_work' }); // every element checked to be a string above
+  const encoded = await runnerJitConfig(d, runner, group, scope);
+  return { status: 201, body: { runner: render.runner(runner), encoded_jit_config: encoded } };
+}
+
+/**
+ * The encoded JIT config of a just-registered runner, and its runner-side
+ * session (the stub runner's `/_sim/runner/*` calls name it). Shared by the
+ * REST JIT endpoint and the Actions service's scale-set endpoint, so a guest
+ * runs either kind the same way.
+ */
+export async function runnerJitConfig(d: Pick<ApiDeps, 'world' | 'ctx' | 'runnerKey'>, runner: RunnerRec, group: GroupRec, scope: RepoRec | undefined): Promise<string> {
+  const c = d.ctx();
   d.world.sessions.set(runner.session, runner.id);
-  const encoded = encodeJitConfig({
+  return encodeJitConfig({
     runner: {
       agentId: runner.id, agentName: runner.name, poolId: group.id, poolName: group.name,
       serverUrl: `${c.api}/_sim/pipelines/`, serverUrlV2: `${c.api}/_sim/broker/`,
@@ -114,7 +125,6 @@ async function generateJitConfig(d: ApiDeps, r: ApiRequest, scope: RepoRec | und
     credentials: { scheme: 'OAuth', data: { clientId: runner.session, authorizationUrl: `${c.api}/_sim/oauth2/token`, requireFipsCryptography: 'False' } },
     rsaParams: await d.runnerKey(),
   });
-  return { status: 201, body: { runner: render.runner(runner), encoded_jit_config: encoded } };
 }
 
 function deliveryItem(r: ReturnType<WebhookSender['records']>[number], installationId: number): Record<string, unknown> {
@@ -215,6 +225,14 @@ const routes: Route[] = [
       const p = paginate(d.world.groups, r.url, d.ctx().api);
       if (!isPage(p)) return p;
       return ok({ total_count: d.world.groups.length, runner_groups: p.items.map((g) => render.runnerGroup(d.ctx(), g)) }, linkHeader(p.link));
+    },
+  },
+  {
+    // What a scale-set listener trades for the Actions service's address and admin token (actions-service.ts).
+    method: 'POST', pattern: /^\/orgs\/(?<org>[^/]+)\/actions\/runners\/registration-token$/, auth: 'installation', handle: (d, r) => {
+      if (!orgMatches(d, r)) return notFound();
+      const t = d.world.issueRegistrationToken(d.now());
+      return { status: 201, body: { token: t.token, expires_at: isoSeconds(t.expiresAt) } };
     },
   },
   {

@@ -126,6 +126,8 @@ export interface RequestLogEntry {
   readonly status: number;
 }
 
+import type { ActionsServiceControl } from './actions-service.ts';
+
 export interface SimulatorOptions {
   readonly org?: string;
   readonly appId?: number;
@@ -153,6 +155,12 @@ export interface SimulatorOptions {
    * test that moves it far must sign with the same time.
    */
   readonly now?: () => number;
+  /** Actions service: how long a message poll waits before 202 (default 50 s). */
+  readonly messagePollSeconds?: number;
+  /** Actions service: an unpolled session is stale after this long (default 120 s). */
+  readonly sessionExpirySeconds?: number;
+  /** Actions service: lifetime of admin tokens from `/actions/runner-registration` (default 3600 s). */
+  readonly adminTokenTtlSeconds?: number;
 }
 
 export interface QueueJobOptions {
@@ -189,6 +197,8 @@ export interface Simulator {
   deliveries(): readonly SimDelivery[];
   faults: { set(f: Faults): void; clear(): void; stats(): FaultStats };
   requests(): readonly RequestLogEntry[];
+  /** The Actions service (scale sets): state and fault switches (docs/github-simulator.md). */
+  readonly actions: ActionsServiceControl;
   /** Resolves when every webhook delivery started so far has finished (held-back ones included). */
   settled(): Promise<void>;
   close(): Promise<void>;

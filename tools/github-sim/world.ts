@@ -60,6 +60,15 @@ export class World {
     return t;
   }
 
+  /** Registration tokens (one hour, as GitHub's): the credential of `POST /actions/runner-registration`. */
+  readonly registrationTokens = new Map<string, Token>();
+
+  issueRegistrationToken(now: number): Token {
+    const t = { token: randomBytes(20).toString('hex').toUpperCase(), expiresAt: Math.floor((now + 3_600_000) / 1000) * 1000 };
+    this.registrationTokens.set(t.token, t);
+    return t;
+  }
+
   queueJob(o: QueueJobOptions, now: number): JobRec {
     const repo = this.repo(o.repo);
     if (repo === undefined) throw new Error(`no repository ${o.repo} in the simulated organisation`);
@@ -76,7 +85,7 @@ export class World {
     run.updatedAt = created;
     const job: JobRec = {
       id: this.#nextJobId++, run, name: o.name ?? 'build', labels: [...o.labels], group: o.group,
-      status: 'queued', conclusion: null, runner: null, createdAt: created, startedAt: created, completedAt: null,
+      status: 'queued', conclusion: null, runner: null, createdAt: created, startedAt: created, completedAt: null, acquiredBy: null,
     };
     this.jobs.set(job.id, job);
     return job;
@@ -93,13 +102,13 @@ export class World {
     return jobs.some((j) => j.status === 'completed') ? { status: 'in_progress', conclusion: null } : { status: 'queued', conclusion: null };
   }
 
-  registerRunner(o: { name: string; labels: readonly string[]; group: GroupRec; repo: RepoRec | undefined; workFolder: string }): RunnerRec {
+  registerRunner(o: { name: string; labels: readonly string[]; group: GroupRec; repo: RepoRec | undefined; workFolder: string; scaleSetId?: number }): RunnerRec {
     const r: RunnerRec = {
       // Exactly the requested labels, once each whatever their case: a JIT runner gets no default labels.
       id: this.#nextRunnerId++, name: o.name, defaultLabels: [],
       customLabels: o.labels.filter((l, i) => o.labels.findIndex((m) => m.toLowerCase() === l.toLowerCase()) === i),
       groupId: o.group.id, groupName: o.group.name, repo: o.repo, status: 'offline', busy: false, connected: false,
-      jobId: null, session: randomBytes(24).toString('hex'), workFolder: o.workFolder,
+      jobId: null, session: randomBytes(24).toString('hex'), workFolder: o.workFolder, scaleSetId: o.scaleSetId ?? null,
     };
     this.runners.set(r.id, r);
     return r;
@@ -115,6 +124,9 @@ export class World {
     const labels = [...r.defaultLabels, ...r.customLabels];
     for (const j of [...this.jobs.values()].sort((a, b) => a.id - b.id)) {
       if (j.status !== 'queued') continue;
+      // A job a scale set acquired goes to that scale set's runners only; a scale-set
+      // runner takes nothing its scale set did not acquire (docs/github-simulator.md).
+      if (j.acquiredBy !== r.scaleSetId) continue;
       if (r.repo !== undefined && r.repo.id !== j.run.repo.id) continue;
       if (j.group !== undefined && j.group.toLowerCase() !== r.groupName.toLowerCase()) continue;
       if (labelsMatch(j.labels, labels)) return j;

@@ -17,6 +17,7 @@ import { networkErrors } from './network.ts';
 import { imageErrors } from './image.ts';
 import { generalErrors } from './general.ts';
 import { adminErrors } from './admin.ts';
+import { scaleSetErrors } from './scaleset.ts';
 import type { CatalogueEntry } from './entry.ts';
 
 export type { CatalogueEntry } from './entry.ts';
@@ -31,6 +32,7 @@ export const catalogue = {
   ...networkErrors,
   ...imageErrors,
   ...adminErrors,
+  ...scaleSetErrors,
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type ErrorCode = keyof typeof catalogue;
