@@ -229,6 +229,46 @@ async function cgroupMounts(): Promise<string[]> {
   }
 }
 
+/** Pids in a cgroup (v1 and v2 alike), none when it is gone. */
+async function cgroupPids(dir: string): Promise<number[]> {
+  const text = await readFile(join(dir, 'cgroup.procs'), 'utf8').catch(() => '');
+  return text.split('\n').filter((l) => l.trim() !== '').map(Number);
+}
+
+/**
+ * Removes a VM's cgroup. A cgroup can only be removed once empty, and the
+ * VMM's last processes (its children, for the emulator QEMU) may still be
+ * exiting when Firecracker is gone: wait a little, then kill what is left —
+ * everything in this cgroup belongs to this VM — and remove it.
+ */
+async function removeCgroup(dir: string, waitMs = 5000): Promise<void> {
+  const deadline = Date.now() + waitMs;
+  let killed = false;
+  for (;;) {
+    const pids = await cgroupPids(dir);
+    if (pids.length === 0) {
+      try {
+        await rmdir(dir);
+        return;
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        if (code === 'ENOENT') return;
+        if (code !== 'EBUSY' || Date.now() > deadline + waitMs) throw err;
+      }
+    } else if (Date.now() > deadline && !killed) {
+      for (const pid of pids) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch { /* gone already */ }
+      }
+      killed = true;
+    } else if (Date.now() > deadline + waitMs) {
+      throw new Error(`processes ${pids.join(', ')} are still in ${dir}`);
+    }
+    await sleep(50);
+  }
+}
+
 export function createFirecrackerDriver(opts: FirecrackerDriverOptions): HypervisorDriver {
   const overhead = opts.memoryOverheadMib ?? 128;
   const openFilesMax = opts.openFilesMax ?? DEFAULT_OPEN_FILES_MAX;
@@ -500,7 +540,7 @@ export function createFirecrackerDriver(opts: FirecrackerDriverOptions): Hypervi
         for (const execName of execNames.length > 0 ? execNames : ['firecracker']) {
           const dir = join(mount, execName, id);
           if (!existsSync(dir)) continue;
-          await rmdir(dir).catch((err: unknown) => log.warn({ vmId: id, dir, err: (err as Error).message }, 'could not remove the VM\'s cgroup'));
+          await removeCgroup(dir).catch((err: unknown) => log.warn({ vmId: id, dir, err: (err as Error).message }, 'could not remove the VM\'s cgroup'));
         }
       }
     },
