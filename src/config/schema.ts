@@ -316,6 +316,7 @@ export const KNOWN_KEYS = {
   network: Object.keys(networkSchema(probe).shape),
   github: Object.keys(githubSchema(probe).shape),
   runner: Object.keys(runnerSchema(probe).shape),
+  rateLimits: Object.keys(runnerSchema(probe).shape.rateLimits.unwrap().unwrap().shape),
   acme: Object.keys(acmeSchema(probe).shape),
   tls: Object.keys(tlsSchema(probe).shape),
   admin: Object.keys(adminSchema(probe).shape),
