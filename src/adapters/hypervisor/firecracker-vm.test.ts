@@ -269,6 +269,8 @@ describe('firecracker driver end to end (emulated Firecracker, QEMU)', () => {
     assert.equal(cgroupDirOf(qemu, host, 'pids'), cgDir);
     const tasks = Number(readFileSync(join(cgroupDirOf(vm.pid, host, 'pids'), 'pids.current'), 'utf8'));
     t.diagnostic(`tasks in the VM's cgroup: ${tasks}`);
+    const memFile = host.version === 2 ? 'memory.current' : 'memory.usage_in_bytes';
+    t.diagnostic(`memory of the VM's cgroup (emulator, QEMU and guest): ${Math.round(Number(cgroupValue(vm.pid, host, memFile)) / 2 ** 20)} MiB of ${256 + 128} MiB`);
     assert.ok(tasks > 1 && tasks <= 200);
     // QEMU applied the drive limits (its own view, over QMP).
     const qmp = await qmpConnect(join(base, 'firecracker', id, 'root', 'qemu-qmp.sock'));
