@@ -18,6 +18,11 @@ export const DEFAULTS = {
   memorySize: 4096,
   smt: false,
   diskSize: 10 * 2 ** 30,
+  // Firecracker runs a handful of threads (API, VMM, one per vCPU, and with
+  // the Async io engine some io_uring workers); a few hundred leaves ample
+  // room and still stops a VMM taken over by its guest from forking without
+  // bound (docs/firecracker.md, "Limits").
+  pidsMax: 512,
   maxRunners: 1,
   minIdle: 0,
   jobTimeoutSeconds: 6 * 3600,

@@ -108,10 +108,25 @@ test('defaults of the reference system and of Flint are applied to a minimal run
   assert.equal(r.jobTimeoutSeconds, 6 * 3600);
   assert.equal(r.kernelArgs, '');
   assert.equal(r.qemu, 'qemu-system-x86_64');
+  assert.equal(r.pidsMax, DEFAULTS.pidsMax);
+  assert.equal(r.rateLimits, undefined, 'no rate limits unless asked for');
   assert.equal(c.stateDir, '/var/lib/flint');
   assert.equal(c.github.apiUrl, 'https://api.github.com');
   assert.equal(c.github.appId, '1234');
   assert.match(c.instanceId, /^[a-z0-9]{6}$/);
+});
+
+test('pidsMax and rate limits: sizes per second, any subset, typos and nonsense refused', () => {
+  const r = ok(edit('    network: br-flint\n', '    network: br-flint\n    pidsMax: 300\n    rateLimits: {diskBandwidth: 200MiB, diskIops: 5000, networkTx: 1048576}\n')).runners[0];
+  assert.equal(r?.pidsMax, 300);
+  assert.deepEqual(r?.rateLimits, { disk: { bytesPerSecond: 200 * 2 ** 20, opsPerSecond: 5000 }, network: { txBytesPerSecond: 2 ** 20 } });
+  const onlyRx = ok(edit('    network: br-flint\n', '    network: br-flint\n    rateLimits: {networkRx: 10MiB}\n')).runners[0];
+  assert.deepEqual(onlyRx?.rateLimits, { network: { rxBytesPerSecond: 10 * 2 ** 20 } });
+  const typo = only(problems(edit('    network: br-flint\n', '    network: br-flint\n    rateLimits: {diskBandwith: 1MiB}\n')));
+  assert.equal(typo.code, 'FLINT_ERR_CONFIG_UNKNOWN_KEY');
+  assert.match(typo.hint, /`diskBandwidth`/);
+  assert.equal(only(problems(edit('    network: br-flint\n', '    network: br-flint\n    rateLimits: {networkRx: 100}\n'))).path, 'runners[0].rateLimits.networkRx');
+  assert.equal(only(problems(edit('    network: br-flint\n', '    network: br-flint\n    pidsMax: 3\n'))).path, 'runners[0].pidsMax');
 });
 
 test('a misspelt key is an error with did-you-mean at the exact line and column', () => {

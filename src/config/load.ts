@@ -26,7 +26,7 @@ import type { ConfigProblem, PathSegment } from './problems.ts';
 import { formatProblem, sortProblems } from './problems.ts';
 import type { ParseContext, RunnerShape } from './schema.ts';
 import { fileSchema } from './schema.ts';
-import type { FlintConfig, NetworkConfig, RunnerConfig } from './types.ts';
+import type { FlintConfig, NetworkConfig, RateLimits, RunnerConfig } from './types.ts';
 import { deriveInstanceId } from './values.ts';
 
 export { DEFAULTS, DEFAULT_CONFIG_PATH } from './defaults.ts';
@@ -48,6 +48,24 @@ export type ParseResult =
       readonly runnerPaths: readonly (readonly PathSegment[])[];
     }
   | { readonly ok: false; readonly problems: readonly ConfigProblem[] };
+
+/** The rate limits as RunnerConfig holds them: absent when none is set. */
+function rateLimits(r: RunnerShape['rateLimits']): { rateLimits: RateLimits } | undefined {
+  if (r == null) return undefined;
+  const disk = {
+    ...(r.diskBandwidth != null ? { bytesPerSecond: r.diskBandwidth } : {}),
+    ...(r.diskIops != null ? { opsPerSecond: r.diskIops } : {}),
+  };
+  const network = {
+    ...(r.networkRx != null ? { rxBytesPerSecond: r.networkRx } : {}),
+    ...(r.networkTx != null ? { txBytesPerSecond: r.networkTx } : {}),
+  };
+  const out: RateLimits = {
+    ...(Object.keys(disk).length > 0 ? { disk } : {}),
+    ...(Object.keys(network).length > 0 ? { network } : {}),
+  };
+  return Object.keys(out).length > 0 ? { rateLimits: out } : undefined;
+}
 
 function buildRunner(v: RunnerShape, isStatic: boolean, onlyNetwork: string | undefined): RunnerConfig {
   const maxRunners = v.maxRunners ?? DEFAULTS.maxRunners;
@@ -78,6 +96,8 @@ function buildRunner(v: RunnerShape, isStatic: boolean, onlyNetwork: string | un
     kernelArgs: v.kernelArgs ?? DEFAULTS.kernelArgs,
     uid: v.uid ?? DEFAULTS.uid,
     gid: v.gid ?? DEFAULTS.gid,
+    pidsMax: v.pidsMax ?? DEFAULTS.pidsMax,
+    ...(rateLimits(v.rateLimits) ?? {}),
     static: isStatic,
   };
 }

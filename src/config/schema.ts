@@ -199,7 +199,22 @@ export function runnerSchema(c: ParseContext) {
       .nullish(),
     uid: int(0, 2 ** 32 - 2).nullish(),
     gid: int(0, 2 ** 32 - 2).nullish(),
+    pidsMax: int(16, 1_000_000).nullish(),
+    rateLimits: z.strictObject({
+      diskBandwidth: rate().nullish(),
+      diskIops: int(1, 1_000_000_000).nullish(),
+      networkRx: rate().nullish(),
+      networkTx: rate().nullish(),
+    }).nullish(),
   });
+}
+
+/** Bytes per second: a number, or a size like "100MiB" (meaning per second). */
+function rate() {
+  return z
+    .union([z.number(), z.string()], { error: 'expected bytes per second or a size like "100MiB"' })
+    .transform(fromParsed((x: string | number) => parseSize(x, 1, 'bytes')))
+    .pipe(z.number().min(4096, 'must be at least 4 KiB (4096 bytes) per second'));
 }
 
 /** A readable PEM file named in the configuration: read once at load, so a bad path fails `flint config check`. */
@@ -301,6 +316,7 @@ export const KNOWN_KEYS = {
   network: Object.keys(networkSchema(probe).shape),
   github: Object.keys(githubSchema(probe).shape),
   runner: Object.keys(runnerSchema(probe).shape),
+  rateLimits: Object.keys(runnerSchema(probe).shape.rateLimits.unwrap().unwrap().shape),
   acme: Object.keys(acmeSchema(probe).shape),
   tls: Object.keys(tlsSchema(probe).shape),
   admin: Object.keys(adminSchema(probe).shape),
@@ -375,5 +391,11 @@ export const KEY_HINTS: Readonly<Record<string, string>> = {
   kernelArgs: 'extra kernel command-line parameters',
   uid: 'uid the VMM runs as (the jailer drops to it)',
   gid: 'gid the VMM runs as (the jailer drops to it)',
+  pidsMax: 'most threads and processes the VMM\'s cgroup allows (pids.max), ≥ 16 (default 512)',
+  rateLimits: 'optional per-VM device rate limits, each per second: diskBandwidth, diskIops, networkRx, networkTx',
+  diskBandwidth: 'bytes per second each of the VM\'s drives may move, or a size like "200MiB"',
+  diskIops: 'operations per second each of the VM\'s drives may do, ≥ 1',
+  networkRx: 'bytes per second into the guest, or a size like "100MiB"',
+  networkTx: 'bytes per second out of the guest, or a size like "100MiB"',
   env: 'the name of an environment variable',
 };

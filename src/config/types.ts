@@ -48,6 +48,16 @@ export interface GitHubConfig {
   readonly scanBudget: number;
 }
 
+/**
+ * Per-VM device rate limits, each per second. Every drive of the VM gets the
+ * disk limits separately; the network limits apply to its one interface,
+ * `rx` being traffic into the guest and `tx` traffic out of it.
+ */
+export interface RateLimits {
+  readonly disk?: { readonly bytesPerSecond?: number; readonly opsPerSecond?: number };
+  readonly network?: { readonly rxBytesPerSecond?: number; readonly txBytesPerSecond?: number };
+}
+
 export interface RunnerConfig {
   readonly name: string;
   /** Runner group name in GitHub ("Default" when not set). */
@@ -90,6 +100,10 @@ export interface RunnerConfig {
   /** Jailer uid/gid (default 123/100). */
   readonly uid: number;
   readonly gid: number;
+  /** Most tasks (threads and processes) the VMM's cgroup allows (`pids.max`). Always set by the loader. */
+  readonly pidsMax?: number;
+  /** Optional per-VM device rate limits (Firecracker's rate limiters). */
+  readonly rateLimits?: RateLimits;
   /** True for entries from `static_runners` (always-on runners, reference system semantics). */
   readonly static: boolean;
 }

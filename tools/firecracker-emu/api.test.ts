@@ -12,7 +12,7 @@ import { FirecrackerVmm, NOT_SUPPORTED_POST_BOOT, NOT_SUPPORTED_PRE_BOOT } from 
 import type { BootPlan, VmmHost } from './api.ts';
 import { serveApi } from './server.ts';
 import { rawApiCall } from '../../src/adapters/hypervisor/firecracker-api.ts';
-import { resolveInJail } from './jail-host.ts';
+import { resolveInJail, withThrottling } from './jail-host.ts';
 
 const SERDE = 'An error occurred when deserializing the json body of a request: ';
 
@@ -140,6 +140,66 @@ describe('emulated Firecracker API', () => {
     } finally {
       await f.close();
     }
+  });
+
+  test('rate limiters: drives and both directions of a network interface are recorded for the boot; Firecracker\'s schema rules hold', async () => {
+    const f = await fixture();
+    try {
+      const rootfs = { drive_id: 'rootfs', path_on_host: '/rootfs.ext4', is_root_device: true, is_read_only: true };
+      const limiter = { bandwidth: { size: 1048576, refill_time: 1000 }, ops: { size: 100, one_time_burst: 50, refill_time: 100 } };
+      // Every rejection first, while nothing is configured.
+      const unknownLimiterField = { ...rootfs, rate_limiter: { bandwidth: { size: 1, refill_time: 1 }, iops: 5 } };
+      assert.deepEqual(await put(f, '/drives/rootfs', unknownLimiterField),
+        fault(`${SERDE}unknown field \`iops\`, expected \`bandwidth\` or \`ops\` ${posAfter(unknownLimiterField, '"iops"')}.`));
+      const wrongType = { ...rootfs, rate_limiter: { bandwidth: { size: '1MiB', refill_time: 1000 } } };
+      assert.deepEqual(await put(f, '/drives/rootfs', wrongType), fault(`${SERDE}invalid type: string "1MiB", expected u64 ${posAfter(wrongType, '"1MiB"')}.`));
+      const missing = { ...rootfs, rate_limiter: { ops: { size: 10 } } };
+      assert.deepEqual(await put(f, '/drives/rootfs', missing), fault(`${SERDE}missing field \`refill_time\` ${posAfter(missing, '{"size":10}')}.`));
+      const negative = { ...rootfs, rate_limiter: { ops: { size: -1, refill_time: 1 } } };
+      assert.deepEqual(await put(f, '/drives/rootfs', negative), fault(`${SERDE}invalid value: integer \`-1\`, expected u64 ${posAfter(negative, '-1')}.`));
+      const notAStruct = { ...rootfs, rate_limiter: 5 };
+      assert.deepEqual(await put(f, '/drives/rootfs', notAStruct), fault(`${SERDE}invalid type: integer \`5\`, expected struct RateLimiterConfig ${posAfter(notAStruct, ':5')}.`));
+      // The network interface has rx_rate_limiter and tx_rate_limiter, no rate_limiter.
+      const net = { iface_id: 'eth0', host_dev_name: 'tap0', guest_mac: '06:00:0a:00:00:02' };
+      const oneLimiter = { ...net, rate_limiter: limiter };
+      assert.deepEqual(await put(f, '/network-interfaces/eth0', oneLimiter),
+        fault(`${SERDE}unknown field \`rate_limiter\`, expected one of \`iface_id\`, \`host_dev_name\`, \`guest_mac\`, \`rx_rate_limiter\`, \`tx_rate_limiter\` ${posAfter(oneLimiter, '"rate_limiter"')}.`));
+
+      // Accepted: a token bucket, unlike the rate limiter, ignores fields it does not know; null means none.
+      const lenient = { ...rootfs, rate_limiter: { bandwidth: { size: 1048576, refill_time: 1000, note: [1, { a: null }] }, ops: limiter.ops } };
+      assert.equal((await put(f, '/drives/rootfs', lenient)).status, 204);
+      assert.equal((await put(f, '/drives/scratch', { drive_id: 'scratch', path_on_host: '/scratch.ext4', is_root_device: false, rate_limiter: null })).status, 204);
+      assert.equal((await put(f, '/drives/config', { drive_id: 'config', path_on_host: '/config.drive', is_root_device: false, is_read_only: true, rate_limiter: { ops: limiter.ops } })).status, 204);
+      assert.equal((await put(f, '/network-interfaces/eth0', { ...net, rx_rate_limiter: { bandwidth: limiter.bandwidth }, tx_rate_limiter: { ops: limiter.ops } })).status, 204);
+      assert.equal((await put(f, '/boot-source', { kernel_image_path: '/vmlinux' })).status, 204);
+      assert.equal((await put(f, '/actions', { action_type: 'InstanceStart' })).status, 204);
+      const plan = f.boots[0]!; // booted once above
+      assert.deepEqual(plan.drives.map((d) => d.rateLimiter), [
+        { bandwidth: { size: 1048576, refillTimeMs: 1000 }, ops: { size: 100, oneTimeBurst: 50, refillTimeMs: 100 } },
+        undefined,
+        { ops: { size: 100, oneTimeBurst: 50, refillTimeMs: 100 } },
+      ]);
+      assert.deepEqual(plan.nets[0], {
+        id: 'eth0', tap: 'tap0', mac: '06:00:0a:00:00:02',
+        rxRateLimiter: { bandwidth: { size: 1048576, refillTimeMs: 1000 } },
+        txRateLimiter: { ops: { size: 100, oneTimeBurst: 50, refillTimeMs: 100 } },
+      });
+    } finally {
+      await f.close();
+    }
+  });
+
+  test('QEMU gets the drives\' limits as block throttling at their sustained rate; a disabled bucket limits nothing', () => {
+    const args = ['-m', '256', '-drive', 'id=vda,file=/r,format=raw,if=none,readonly=on', '-drive', 'id=vdb,file=/s,format=raw,if=none', '-drive', 'id=vdc,file=/c,format=raw,if=none,readonly=on'];
+    const out = withThrottling(args, [
+      { bandwidth: { size: 1048576, refillTimeMs: 1000 }, ops: { size: 100, oneTimeBurst: 50, refillTimeMs: 100 } },
+      undefined,
+      { bandwidth: { size: 0, refillTimeMs: 1000 } },
+    ]);
+    assert.deepEqual(out, ['-m', '256',
+      '-drive', 'id=vda,file=/r,format=raw,if=none,readonly=on,throttling.bps-total=1048576,throttling.iops-total=1000',
+      '-drive', 'id=vdb,file=/s,format=raw,if=none',
+      '-drive', 'id=vdc,file=/c,format=raw,if=none,readonly=on']);
   });
 
   test('bodies are read as a stream: position across lines, duplicates, syntax errors, trailing characters', async () => {

@@ -26,6 +26,29 @@ export const NOT_SUPPORTED_POST_BOOT = 'The requested operation is not supported
 export const DEFAULT_KERNEL_CMDLINE = 'reboot=k panic=1 pci=off nomodule 8250.nr_uarts=0 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd';
 const MAX_SUPPORTED_VCPUS = 32;
 
+/** A TokenBucket as accepted (`vmm_config/mod.rs`): refill_time in ms. */
+export interface TokenBucketState {
+  readonly size: number;
+  readonly oneTimeBurst?: number;
+  readonly refillTimeMs: number;
+}
+
+/** A RateLimiter as accepted: either bucket may be absent. */
+export interface RateLimiterState {
+  readonly bandwidth?: TokenBucketState;
+  readonly ops?: TokenBucketState;
+}
+
+function rateLimiterState(v: unknown): RateLimiterState | undefined {
+  if (v === undefined) return undefined;
+  const r = v as Record<string, Record<string, number> | undefined>; // shape checked by the RateLimiter schema
+  const bucket = (b: Record<string, number> | undefined): TokenBucketState | undefined =>
+    b === undefined ? undefined : { size: b['size']!, refillTimeMs: b['refill_time']!, ...(b['one_time_burst'] !== undefined ? { oneTimeBurst: b['one_time_burst'] } : {}) }; // required by the schema
+  const bandwidth = bucket(r['bandwidth']);
+  const ops = bucket(r['ops']);
+  return { ...(bandwidth ? { bandwidth } : {}), ...(ops ? { ops } : {}) };
+}
+
 export interface DriveState {
   readonly id: string;
   /** Host path (resolved inside the jail). */
@@ -33,12 +56,17 @@ export interface DriveState {
   readonly readOnly: boolean;
   readonly root: boolean;
   readonly partuuid?: string;
+  readonly rateLimiter?: RateLimiterState;
 }
 
 export interface NetState {
   readonly id: string;
   readonly tap: string;
   readonly mac?: string;
+  /** Traffic into the guest. */
+  readonly rxRateLimiter?: RateLimiterState;
+  /** Traffic out of the guest. */
+  readonly txRateLimiter?: RateLimiterState;
 }
 
 /** Everything InstanceStart hands to the booter. */
@@ -277,7 +305,8 @@ export class FirecrackerVmm {
       return bad(`Drive config error: Unable to create the virtio block device: Virtio backend error: Error manipulating the backing file: ${osErrorText(err)} ${path}`);
     }
     const partuuid = p.value['partuuid'] as string | undefined;
-    const drive: DriveState = { id, hostPath, readOnly, root, ...(partuuid !== undefined ? { partuuid } : {}) };
+    const rateLimiter = rateLimiterState(p.value['rate_limiter']);
+    const drive: DriveState = { id, hostPath, readOnly, root, ...(partuuid !== undefined ? { partuuid } : {}), ...(rateLimiter ? { rateLimiter } : {}) };
     // Updating an existing id replaces it in place; the root device always leads the list.
     const rest = this.drives.filter((d) => d.id !== id);
     const existing = this.drives.findIndex((d) => d.id === id);
@@ -310,7 +339,9 @@ export class FirecrackerVmm {
     if (tapErr !== undefined) {
       return bad(`Network config error: Could not create the network device: Open tap device failed: Error while creating ifreq structure: ${tapErr}. Invalid TUN/TAP Backend provided by ${tap}. Check our documentation on setting up the network devices.`);
     }
-    this.nets = [...others, { id, tap, ...(mac !== undefined ? { mac } : {}) }];
+    const rx = rateLimiterState(p.value['rx_rate_limiter']);
+    const tx = rateLimiterState(p.value['tx_rate_limiter']);
+    this.nets = [...others, { id, tap, ...(mac !== undefined ? { mac } : {}), ...(rx ? { rxRateLimiter: rx } : {}), ...(tx ? { txRateLimiter: tx } : {}) }];
     return { status: 204 };
   }
 

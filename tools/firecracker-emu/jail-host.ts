@@ -18,7 +18,35 @@ import { qemuArgs } from '../../src/adapters/hypervisor/qemu-args.ts';
 import type { QemuAccel } from '../../src/adapters/hypervisor/qemu-args.ts';
 import { hostTscKhz } from '../../src/adapters/hypervisor/qemu-host.ts';
 import type { VmSpec } from '../../src/daemon/vm/ports.ts';
-import type { BootPlan, VmmHost } from './api.ts';
+import type { BootPlan, RateLimiterState, TokenBucketState, VmmHost } from './api.ts';
+
+/** A bucket's sustained rate per second; undefined when Firecracker would not limit (size or refill time 0). */
+function perSecond(b: TokenBucketState | undefined): number | undefined {
+  if (b === undefined || b.size === 0 || b.refillTimeMs === 0) return undefined;
+  return Math.max(1, Math.round((b.size * 1000) / b.refillTimeMs));
+}
+
+/**
+ * QEMU's block throttling for a Firecracker drive rate limiter: the
+ * bandwidth bucket's rate as `throttling.bps-total`, the ops bucket's as
+ * `throttling.iops-total` (each a sustained rate; the buckets' burst
+ * allowances are not reproduced). Empty when nothing is limited.
+ */
+export function qemuThrottling(r: RateLimiterState | undefined): string {
+  const bps = perSecond(r?.bandwidth);
+  const iops = perSecond(r?.ops);
+  return `${bps !== undefined ? `,throttling.bps-total=${bps}` : ''}${iops !== undefined ? `,throttling.iops-total=${iops}` : ''}`;
+}
+
+/** Adds each drive's throttling to its `-drive id=vdX,…` argument (qemuArgs names them vda, vdb, vdc in order). */
+export function withThrottling(args: readonly string[], limiters: ReadonlyArray<RateLimiterState | undefined>): string[] {
+  return args.map((a, i) => {
+    if (args[i - 1] !== '-drive') return a;
+    const m = /^id=vd([a-z]),/.exec(a);
+    if (!m) return a;
+    return a + qemuThrottling(limiters[m[1]!.charCodeAt(0) - 'a'.charCodeAt(0)]); // the regex captured one letter
+  });
+}
 
 function errno(code: string, message: string): Error {
   return Object.assign(new Error(message), { code });
@@ -158,9 +186,12 @@ export function createJailHost(opts: JailHostOptions): VmmHost & { readonly qemu
       // TCG guests on microvm need the TSC frequency on their command line (see qemu-args.ts).
       const tscKhz = await hostTscKhz();
       const cmd = qemuArgs(spec, { accel: opts.accel, qmpSocket, ...(tscKhz !== undefined ? { tscKhz } : {}) });
+      // Disk rate limiters become QEMU block throttling; the network ones are recorded only
+      // (QEMU has no rate limit on a tap netdev; docs/firecracker.md, "The emulator").
+      const args = withThrottling(cmd.args, [rootfs.rateLimiter, scratch.rateLimiter, config.rateLimiter]);
       // setpriv --pdeathsig: QEMU dies with the emulator, as the guest dies with Firecracker.
       // Serial console on the emulator's own stdin/stdout: the driver reads Firecracker's stdout.
-      const proc = spawn('setpriv', ['--pdeathsig', 'KILL', '--', cmd.binary, ...cmd.args], { stdio: 'inherit' });
+      const proc = spawn('setpriv', ['--pdeathsig', 'KILL', '--', cmd.binary, ...args], { stdio: 'inherit' });
       child = proc;
       await new Promise<void>((ok, fail) => {
         proc.once('spawn', ok);

@@ -16,9 +16,12 @@
  * `--`. With --new-pid-ns the jailer forks it, writes its pid file and exits
  * 0, leaving Firecracker running — as the real jailer's parent does.
  *
+ * Before it runs Firecracker it applies `--resource-limit`s and `--cgroup`
+ * values for real (jail-limits.ts): Firecracker, and the QEMU it starts,
+ * run under the limits the command line asks for.
+ *
  * Deliberate differences: no chroot/pivot_root, no mount or pid namespace,
- * no setrlimit, no cgroup writes (the values are validated but the host's
- * cgroup tree is left alone), --netns is checked for existence only.
+ * --netns is checked for existence only.
  */
 import { spawn } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
@@ -29,6 +32,8 @@ import { ArgError, parseArgs, single } from './args.ts';
 import type { ArgDef } from './args.ts';
 import { osErrorText } from './api.ts';
 import { runFirecracker } from './firecracker-main.ts';
+import { applyCgroups, applyResourceLimits, DEFAULT_NO_FILE, LimitError } from './jail-limits.ts';
+import type { ResourceLimits } from './jail-limits.ts';
 
 export const JAILER_ARGS: Record<string, ArgDef> = {
   id: { takesValue: true, required: true },
@@ -82,7 +87,10 @@ export interface JailPlan {
   readonly gid: number;
   readonly newPidNs: boolean;
   readonly daemonize: boolean;
+  readonly cgroupVersion: 1 | 2;
+  readonly parentCgroup: string;
   readonly cgroups: ReadonlyArray<{ file: string; value: string }>;
+  readonly resourceLimits: ResourceLimits;
   readonly extra: readonly string[];
 }
 
@@ -122,13 +130,17 @@ export function planJail(argv: readonly string[]): JailPlan | 'help' {
     if (!/^[a-z_0-9]+\.[a-z_0-9.]+$/.test(file)) throw new JailerError(`Cgroup invalid file: ${file}`);
     cgroups.push({ file, value: parts[1]! });
   }
+  let fsize: string | undefined;
+  let noFile = DEFAULT_NO_FILE;
   for (const rl of p.values.get('resource-limit') ?? []) {
     const eq = rl.indexOf('=');
     if (eq === -1) throw new JailerError(`Invalid format for resources limits: ${rl}`);
     const name = rl.slice(0, eq);
     const value = rl.slice(eq + 1);
-    if (!/^\d+$/.test(value)) throw new JailerError(`Invalid limit value for resource: ${value}: invalid digit found in string`);
-    if (name !== 'fsize' && name !== 'no-file') throw new JailerError(`Invalid resource argument: ${name}`);
+    if (!/^\d+$/.test(value) || BigInt(value) > 18446744073709551615n) throw new JailerError(`Invalid limit value for resource: ${value}: invalid digit found in string`);
+    if (name === 'fsize') fsize = value;
+    else if (name === 'no-file') noFile = value;
+    else throw new JailerError(`Invalid resource argument: ${name}`);
   }
   const netns = single(p, 'netns');
   if (netns !== undefined && !existsSync(netns)) {
@@ -143,7 +155,11 @@ export function planJail(argv: readonly string[]): JailPlan | 'help' {
     gid,
     newPidNs: p.flags.has('new-pid-ns'),
     daemonize: p.flags.has('daemonize'),
+    // Validated above: 1 or 2 whenever a --cgroup is given; unused otherwise.
+    cgroupVersion: version === 1 ? 1 : 2,
+    parentCgroup: parent,
     cgroups,
+    resourceLimits: { noFile, ...(fsize !== undefined ? { fsize } : {}) },
     extra: p.extra,
   };
 }
@@ -186,13 +202,18 @@ export async function runJailer(argv: readonly string[]): Promise<number> {
   let plan: JailPlan | 'help';
   try {
     plan = planJail(argv);
-    if (plan !== 'help') buildJail(plan);
+    if (plan !== 'help') {
+      buildJail(plan);
+      // The real jailer's order: rlimits, then cgroups, then the fork; Firecracker inherits both.
+      applyResourceLimits(plan.resourceLimits);
+      applyCgroups(plan.cgroupVersion, plan.parentCgroup, plan.id, plan.cgroups);
+    }
   } catch (err) {
     if (err instanceof ArgError) {
       process.stderr.write(`Failed to parse arguments: ${err.message}\nError: ArgumentParsing(${JSON.stringify(err.message)})\n`);
       return JAILER_EXIT.argParsing;
     }
-    if (err instanceof JailerError) {
+    if (err instanceof JailerError || err instanceof LimitError) {
       process.stderr.write(`thread 'main' panicked at src/jailer/src/main.rs:\nJailer error: ${err.message}\nnote: run with \`RUST_BACKTRACE=1\` environment variable to display a backtrace\n`);
       return JAILER_EXIT.panic;
     }

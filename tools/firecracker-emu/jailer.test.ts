@@ -6,12 +6,14 @@ import { after, before, describe, test } from 'node:test';
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { requirePrereqs, root, program } from '../../test/helpers/prereq.ts';
 import { rawApiCall } from '../../src/adapters/hypervisor/firecracker-api.ts';
+import { cgroupDirs, cgroupSettings, detectCgroupHost } from '../../src/adapters/hypervisor/cgroup.ts';
+import { cgroupDirOf, cgroupValue, rlimit } from '../../test/helpers/cgroup.ts';
 import { validateInstanceId } from './jailer-main.ts';
 
 const JAILER = fileURLToPath(new URL('./jailer', import.meta.url));
@@ -117,7 +119,7 @@ describe('emulated jailer: the jail', () => {
   test('with --new-pid-ns: the real jailer\'s layout, a pid file, and Firecracker\'s API in the jail', async (t: TestContext) => {
     if (!requirePrereqs(t, root, program('mknod'))) return;
     const id = 'lay0-00001';
-    const r = await jailerUntilExit(['--id', id, ...base(), '--cgroup-version', '2', '--cgroup', 'cpu.max=200000 100000', '--new-pid-ns', '--', '--api-sock', '/run/firecracker.socket']);
+    const r = await jailerUntilExit(['--id', id, ...base(), '--new-pid-ns', '--', '--api-sock', '/run/firecracker.socket']);
     assert.equal(r.code, 0, r.stderr);
     const jailRoot = join(dir, 'jail', 'firecracker', id, 'root');
     const pid = Number(readFileSync(join(jailRoot, 'firecracker.pid'), 'utf8'));
@@ -145,6 +147,43 @@ describe('emulated jailer: the jail', () => {
     assert.equal(statSync(socket).uid, 123, 'the socket belongs to the jail\'s uid');
     process.kill(pid, 'SIGKILL');
     await waitFor(() => !alive(pid), 10000);
+  });
+
+  test('the --resource-limit and --cgroup values are in force in the forked Firecracker; its cgroup is <parent>/<id>', async (t: TestContext) => {
+    if (!requirePrereqs(t, root, program('mknod'), program('prlimit'))) return;
+    const host = await detectCgroupHost();
+    if (host.version === 'none') {
+      if (process.env['CI'] === 'true') throw new Error(`CI host without a usable cgroup hierarchy: ${host.reason}`);
+      t.skip(host.reason);
+      return;
+    }
+    const id = 'lim0-00001';
+    const settings = cgroupSettings(host.version, { vcpus: 1, memoryMib: 256, overheadMib: 128, pidsMax: 77 });
+    const r = await jailerUntilExit(['--id', id, ...base(), '--cgroup-version', String(host.version), ...settings.flatMap((c) => ['--cgroup', `${c.file}=${c.value}`]),
+      '--resource-limit', 'no-file=321', '--resource-limit', 'fsize=12345678', '--new-pid-ns', '--', '--api-sock', '/run/firecracker.socket']);
+    assert.equal(r.code, 0, r.stderr);
+    const pid = Number(readFileSync(join(dir, 'jail', 'firecracker', id, 'root', 'firecracker.pid'), 'utf8'));
+    t.after(async () => {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch { /* already gone */ }
+      await waitFor(() => !alive(pid), 10000);
+      for (const d of cgroupDirs(host, 'firecracker', id)) rmdirSync(d);
+      rmSync(join(dir, 'jail', 'firecracker', id), { recursive: true, force: true });
+    });
+    assert.deepEqual(rlimit(pid, 'Max open files'), { soft: '321', hard: '321' });
+    assert.deepEqual(rlimit(pid, 'Max file size'), { soft: '12345678', hard: '12345678' });
+    assert.equal(cgroupDirOf(pid, host, 'pids'), cgroupDirs(host, 'firecracker', id).find((d) => host.version === 2 || d.startsWith(host.mounts.pids)));
+    for (const c of settings) assert.equal(cgroupValue(pid, host, c.file), c.value, c.file);
+  });
+
+  test('a --cgroup file of a controller the host does not offer panics with the jailer\'s words', async (t: TestContext) => {
+    if (!requirePrereqs(t, root, program('mknod'), program('prlimit'))) return;
+    const id = 'lim0-00002';
+    t.after(() => rmSync(join(dir, 'jail', 'firecracker', id), { recursive: true, force: true }));
+    const r = await jailerUntilExit(['--id', id, ...base(), '--cgroup-version', '2', '--cgroup', 'nosuchctl.max=1', '--new-pid-ns']);
+    assert.equal(r.code, 101);
+    assert.match(r.stderr, /Jailer error: (Controller nosuchctl is unavailable|Hierarchy not found: cgroupsv2 hierarchy missing)/);
   });
 
   test('without --new-pid-ns the jailer process itself becomes Firecracker', async (t: TestContext) => {

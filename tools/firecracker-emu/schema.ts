@@ -31,6 +31,11 @@ export interface FieldSpec {
 export interface StructSchema {
   readonly name: string;
   readonly fields: Readonly<Record<string, FieldSpec>>;
+  /**
+   * A struct without `deny_unknown_fields`: serde reads an unknown field's
+   * value (it must still be valid JSON) and drops it.
+   */
+  readonly ignoreUnknown?: boolean;
 }
 
 const str: FieldType = { kind: 'string' };
@@ -43,8 +48,10 @@ const req = (type: FieldType): FieldSpec => ({ type, required: true });
 /** `#[serde(default)]` without Option: may be left out, but null is a type error. */
 const dflt = (type: FieldType): FieldSpec => ({ type, required: false });
 
+// TokenBucketConfig is the one struct here without deny_unknown_fields (vmm_config/mod.rs).
 const TokenBucket: StructSchema = {
   name: 'TokenBucketConfig',
+  ignoreUnknown: true,
   fields: { size: req(u64), one_time_burst: opt(u64), refill_time: req(u64) },
 };
 const RateLimiter: StructSchema = {
@@ -141,6 +148,14 @@ function expected(type: FieldType): string {
 }
 
 type Scalar = { kind: 'string'; value: string } | { kind: 'number'; text: string } | { kind: 'bool'; value: boolean } | { kind: 'null' };
+
+/** serde's list of expected names: "`a`", "`a` or `b`", "one of `a`, `b`, `c`". */
+function oneOf(names: readonly string[]): string {
+  const q = names.map((n) => `\`${n}\``);
+  if (q.length === 1) return q[0]!; // one name
+  if (q.length === 2) return `${q[0]!} or ${q[1]!}`; // two names
+  return `one of ${q.join(', ')}`;
+}
 
 /** A schema-directed JSON reader: serde's deserialisation, one pass, first error wins. */
 class Reader {
@@ -284,6 +299,64 @@ class Reader {
     }
   }
 
+  /** After a member: true at the closing '}' (consumed), false after a ',' (consumed). */
+  endOfMember(): boolean {
+    this.ws();
+    const c = this.peek();
+    if (c === ',') {
+      this.i++;
+      this.ws();
+      if (this.peek() === '}') this.syntax('trailing comma');
+      return false;
+    }
+    if (c === '}') {
+      this.i++;
+      return true;
+    }
+    return this.syntax('expected `,` or `}`');
+  }
+
+  /** Reads and drops any JSON value (serde's IgnoredAny). */
+  skip(): void {
+    this.ws();
+    const open = this.peek();
+    if (open !== '{' && open !== '[') {
+      this.scalar();
+      return;
+    }
+    const close = open === '{' ? '}' : ']';
+    this.i++;
+    this.ws();
+    if (this.peek() === close) {
+      this.i++;
+      return;
+    }
+    for (;;) {
+      this.ws();
+      if (open === '{') {
+        if (this.peek() !== '"') this.syntax('key must be a string');
+        this.string();
+        this.ws();
+        if (this.peek() !== ':') this.syntax('expected `:`');
+        this.i++;
+      }
+      this.skip();
+      this.ws();
+      const c = this.peek();
+      if (c === ',') {
+        this.i++;
+        this.ws();
+        if (this.peek() === close) this.syntax('trailing comma');
+        continue;
+      }
+      if (c === close) {
+        this.i++;
+        return;
+      }
+      this.syntax(open === '{' ? 'expected `,` or `}`' : 'expected `,` or `]`');
+    }
+  }
+
   struct(schema: StructSchema): Record<string, unknown> {
     // At '{'.
     this.i++;
@@ -299,8 +372,16 @@ class Reader {
         if (this.peek() !== '"') this.syntax('key must be a string');
         const key = this.string();
         const spec = schema.fields[key];
+        if (spec === undefined && schema.ignoreUnknown === true) {
+          this.ws();
+          if (this.peek() !== ':') this.syntax('expected `:`');
+          this.i++;
+          this.skip();
+          if (this.endOfMember()) break;
+          continue;
+        }
         if (spec === undefined) {
-          throw new SchemaError(`unknown field \`${key}\`, expected ${names.length === 1 ? `\`${names[0]}\`` : `one of ${names.map((n) => `\`${n}\``).join(', ')}`}`, this.i);
+          throw new SchemaError(`unknown field \`${key}\`, expected ${oneOf(names)}`, this.i);
         }
         if (seen.has(key)) throw new SchemaError(`duplicate field \`${key}\``, this.i);
         seen.add(key);
@@ -309,19 +390,7 @@ class Reader {
         this.i++;
         const v = this.value(spec.type, spec.nullable === true);
         if (v !== undefined) out[key] = v;
-        this.ws();
-        const c = this.peek();
-        if (c === ',') {
-          this.i++;
-          this.ws();
-          if (this.peek() === '}') this.syntax('trailing comma');
-          continue;
-        }
-        if (c === '}') {
-          this.i++;
-          break;
-        }
-        this.syntax('expected `,` or `}`');
+        if (this.endOfMember()) break;
       }
     }
     for (const [key, spec] of Object.entries(schema.fields)) {

@@ -20,7 +20,10 @@ import { ensureTestImage, testImagePrereqs } from '../../../test/helpers/test-im
 import { inPrivateNetns, testBridge } from '../../../test/helpers/netns.ts';
 import type { TestImage } from '../../../test/helpers/test-image.ts';
 import { raceTimeout } from '../race-timeout.ts';
+import { cgroupDirOf, cgroupValue, rlimit } from '../../../test/helpers/cgroup.ts';
+import { cgroupDirs, cgroupSettings, detectCgroupHost } from './cgroup.ts';
 import { createFirecrackerDriver } from './firecracker.ts';
+import { qmpConnect } from './qemu-qmp.ts';
 
 const JAILER = fileURLToPath(new URL('../../../tools/firecracker-emu/jailer', import.meta.url));
 const FC_BIN = fileURLToPath(new URL('../../../tools/firecracker-emu/firecracker', import.meta.url));
@@ -224,5 +227,63 @@ describe('firecracker driver end to end (emulated Firecracker, QEMU)', () => {
     await driver.cleanup(id, spec.workDir);
     assert.deepEqual(processesNaming(id), [], 'QEMU went with the (emulated) VMM');
     assert.ok(!existsSync(join(base, 'firecracker', id)));
+  });
+  test('limits for real: the VMM runs under the definition\'s rlimits and cgroup, QEMU throttles the drives, the cgroup goes with cleanup', async (t: TestContext) => {
+    if (!(await ready(t))) return;
+    if (!requirePrereqs(t, program('prlimit'))) return;
+    const host = await detectCgroupHost();
+    if (host.version === 'none') {
+      if (process.env['CI'] === 'true') throw new Error(`CI host without a usable cgroup hierarchy: ${host.reason}`);
+      t.skip(host.reason);
+      return;
+    }
+    const img = await ensureTestImage();
+    const id = 'fce2e-00005';
+    const tap = 'ffce2e-00005';
+    await network(t, `fcbr${id.slice(-1)}`, tap);
+    const base = join(dir, 'jail');
+    const driver = createFirecrackerDriver({ chrootBaseDir: base, logger: quiet });
+    const plain = await vmSpec(img, id, tap, '06:00:0a:c9:00:06', '10.201.0.6', 'echo RUNNER-UP; sleep 600');
+    const spec: VmSpec = {
+      ...plain,
+      pidsMax: 200,
+      rateLimits: { disk: { bytesPerSecond: 20 * 2 ** 20, opsPerSecond: 800 }, network: { rxBytesPerSecond: 2 ** 20, txBytesPerSecond: 2 ** 20 } },
+    };
+    t.after(() => driver.cleanup(id, spec.workDir));
+    const vm = await driver.start(spec);
+    t.after(() => vm.stop(0));
+    await collect(vm).waitFor('RUNNER-UP', 240_000);
+
+    // rlimits: Firecracker's default no-file, fsize = the scratch disk's size (64 MiB).
+    assert.deepEqual(rlimit(vm.pid, 'Max open files'), { soft: '2048', hard: '2048' });
+    assert.deepEqual(rlimit(vm.pid, 'Max file size'), { soft: String(64 * 2 ** 20), hard: String(64 * 2 ** 20) });
+    // cgroup: <hierarchy>/firecracker/<id>, with the definition's values.
+    const [cgDir] = cgroupDirs(host, 'firecracker', id).filter((d) => host.version === 2 || d.startsWith(host.mounts.pids));
+    assert.equal(cgroupDirOf(vm.pid, host, 'pids'), cgDir);
+    for (const c of cgroupSettings(host.version, { vcpus: 1, memoryMib: 256, overheadMib: 128, pidsMax: 200 })) {
+      assert.equal(cgroupValue(vm.pid, host, c.file), c.value, c.file);
+    }
+    // QEMU, the emulated VMM's child, is inside the same cgroup and counts against pids.max.
+    const qemu = processesNaming(id).find((p) => (readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0')[0] ?? '').includes('qemu-system'));
+    assert.ok(qemu !== undefined, 'QEMU runs');
+    assert.equal(cgroupDirOf(qemu, host, 'pids'), cgDir);
+    const tasks = Number(readFileSync(join(cgroupDirOf(vm.pid, host, 'pids'), 'pids.current'), 'utf8'));
+    t.diagnostic(`tasks in the VM's cgroup: ${tasks}`);
+    const memFile = host.version === 2 ? 'memory.current' : 'memory.usage_in_bytes';
+    t.diagnostic(`memory of the VM's cgroup (emulator, QEMU and guest): ${Math.round(Number(cgroupValue(vm.pid, host, memFile)) / 2 ** 20)} MiB of ${256 + 128} MiB`);
+    assert.ok(tasks > 1 && tasks <= 200);
+    // QEMU applied the drive limits (its own view, over QMP).
+    const qmp = await qmpConnect(join(base, 'firecracker', id, 'root', 'qemu-qmp.sock'));
+    // query-block answers a list of block devices; only these fields are read.
+    const blocks = await qmp.execute('query-block').finally(() => qmp.close()) as Array<{ device: string; inserted?: { bps: number; iops: number } }>;
+    for (const d of ['vda', 'vdb', 'vdc']) {
+      const b = blocks.find((x) => x.device === d);
+      assert.deepEqual([b?.inserted?.bps, b?.inserted?.iops], [20 * 2 ** 20, 800], d);
+    }
+
+    assert.deepEqual(await vm.stop(0), { code: null, signal: 'SIGKILL' });
+    await driver.cleanup(id, spec.workDir);
+    for (const d of cgroupDirs(host, 'firecracker', id)) assert.ok(!existsSync(d), `cleanup removed ${d}`);
+    assert.deepEqual(processesNaming(id), []);
   });
 });

@@ -14,7 +14,14 @@ import type { VmSpec } from '../../daemon/vm/ports.ts';
 import type { Logger } from '../../daemon/vm/supervisor.ts';
 import { program, requirePrereqs, root } from '../../../test/helpers/prereq.ts';
 import { inPrivateNetns, testBridge } from '../../../test/helpers/netns.ts';
-import { configRequests, createFirecrackerDriver, exitCodeFromLog, jailerArgs } from './firecracker.ts';
+import { parseConfig } from '../../config/load.ts';
+import { DEFAULTS } from '../../config/defaults.ts';
+import { formatProblem } from '../../config/problems.ts';
+import { buildVmSpec } from '../../daemon/vm/vm-spec.ts';
+import { planJail } from '../../../tools/firecracker-emu/jailer-main.ts';
+import { Drive, NetworkInterface, parseStruct } from '../../../tools/firecracker-emu/schema.ts';
+import { cgroupSettings } from './cgroup.ts';
+import { configRequests, createFirecrackerDriver, DEFAULT_PIDS_MAX, exitCodeFromLog, jailerArgs } from './firecracker.ts';
 import { checkSharedReadable, modeAllows, placeFile } from './firecracker-jail.ts';
 
 const JAILER = fileURLToPath(new URL('../../../tools/firecracker-emu/jailer', import.meta.url));
@@ -72,16 +79,91 @@ function processesNaming(id: string): number[] {
 describe('firecracker driver: command line and API sequence', () => {
   const spec = specIn(tmpdir(), 'abc1-00001');
 
-  test('the jailer gets its documented flags, cgroup v2 limits, a new pid namespace, and seccomp stays on', () => {
-    const args = jailerArgs(spec, '/var/lib/flint/jail', 128);
+  const limits = { cgroup: 2, memoryOverheadMib: 128, openFilesMax: 2048, fileSizeMax: 64 * 2 ** 20 } as const;
+  const values = (args: string[], flag: string): string[] => args.flatMap((a, i) => (args[i - 1] === flag ? [a] : []));
+
+  test('the jailer gets its documented flags, cgroup v2 limits, resource limits, a new pid namespace, and seccomp stays on', () => {
+    const args = jailerArgs({ ...spec, pidsMax: 300 }, '/var/lib/flint/jail', limits);
     assert.deepEqual(args.slice(0, 10), ['--id', 'abc1-00001', '--exec-file', FC_BIN, '--uid', '123', '--gid', '100', '--chroot-base-dir', '/var/lib/flint/jail']);
     assert.ok(args.includes('--new-pid-ns'));
-    assert.deepEqual(args.slice(args.indexOf('--cgroup-version'), args.indexOf('--cgroup-version') + 2), ['--cgroup-version', '2']);
-    assert.ok(args.includes('cpu.max=200000 100000'), 'two vCPUs: two full CPUs per period');
-    assert.ok(args.includes(`memory.max=${(256 + 128) * 1024 * 1024}`), 'guest memory plus overhead');
+    assert.deepEqual(values(args, '--cgroup-version'), ['2']);
+    assert.deepEqual(values(args, '--cgroup'), [
+      'cpu.max=200000 100000', // two vCPUs: two full CPUs per period
+      `memory.max=${(256 + 128) * 1024 * 1024}`, // guest memory plus overhead
+      'pids.max=300',
+    ]);
+    assert.deepEqual(values(args, '--resource-limit'), ['no-file=2048', `fsize=${64 * 2 ** 20}`]);
     const fcArgs = args.slice(args.indexOf('--') + 1);
     assert.deepEqual(fcArgs.slice(0, 2), ['--api-sock', '/run/firecracker.socket']);
     assert.ok(!args.includes('--no-seccomp'));
+    assert.ok(!args.some((a) => a.startsWith('--seccomp')), 'Firecracker\'s built-in filter, not a custom one');
+  });
+
+  test('a runner definition reaches the jailer: cpuCount, memorySize and pidsMax from the file, the default pidsMax when unset', () => {
+    const yaml = (extra: string): string => `networks:
+  - name: br-flint
+    v4: 10.0.0.1/24
+github: {appID: 1, organization: acme, webhookSecret: s3cret-webhook, privateKey: inline-key}
+runners:
+  - name: small
+    labels: [self-hosted]
+    kernel: /srv/vmlinux
+    filesystem: /srv/rootfs.ext4
+    jailer: /usr/bin/jailer
+    firecracker: /usr/bin/firecracker
+    cpuCount: 4
+    memorySize: 2GiB
+${extra}`;
+    const lease = { vmId: 'abc1-00002', tap: 'fabc1-00002', mac: '06:00:0a:00:00:03', guest: { hostname: 'h', ipv4: { address: '10.0.0.3', prefixLength: 24, gateway: '10.0.0.1' }, dns: [] } };
+    const argsFor = (extra: string): string[] => {
+      const r = parseConfig(yaml(extra), 'test', {}, () => '', { hostname: 'h' });
+      assert.ok(r.ok, r.ok ? '' : r.problems.map(formatProblem).join('\n'));
+      const s = buildVmSpec('abc1-00002', '/w', r.config.runners[0]!, { scratch: '/w/scratch', config: '/w/config' }, lease); // one runner in the file
+      return jailerArgs(s, '/jail', limits);
+    };
+    assert.deepEqual(values(argsFor('    pidsMax: 64\n'), '--cgroup'), ['cpu.max=400000 100000', `memory.max=${(2048 + 128) * 2 ** 20}`, 'pids.max=64']);
+    assert.ok(argsFor('').includes(`pids.max=${DEFAULTS.pidsMax}`));
+  });
+
+  test('cgroup v1 host: the same limits in v1 files; no usable hierarchy: no --cgroup, the rlimits stay', () => {
+    const v1 = jailerArgs(spec, '/jail', { ...limits, cgroup: 1 });
+    assert.deepEqual(values(v1, '--cgroup-version'), ['1']);
+    assert.deepEqual(values(v1, '--cgroup'), ['cpu.cfs_period_us=100000', 'cpu.cfs_quota_us=200000', `memory.limit_in_bytes=${(256 + 128) * 2 ** 20}`, `pids.max=${DEFAULT_PIDS_MAX}`]);
+    const none = jailerArgs(spec, '/jail', { ...limits, cgroup: 'none' });
+    assert.deepEqual(values(none, '--cgroup'), []);
+    assert.deepEqual(values(none, '--resource-limit'), ['no-file=2048', `fsize=${64 * 2 ** 20}`]);
+    assert.ok(none.includes('--new-pid-ns'));
+  });
+
+  test('the emulated jailer reads the driver\'s command line back to the same limits', (t: TestContext) => {
+    const base = mkdtempSync(join(tmpdir(), 'flint-fcargs-'));
+    t.after(() => rmSync(base, { recursive: true, force: true }));
+    const plan = planJail(jailerArgs({ ...spec, pidsMax: 99 }, base, limits));
+    assert.ok(plan !== 'help');
+    assert.equal(plan.cgroupVersion, 2);
+    assert.equal(plan.parentCgroup, 'firecracker', 'the real jailer\'s default parent: the exec file\'s name');
+    assert.deepEqual(plan.cgroups, cgroupSettings(2, { vcpus: 2, memoryMib: 256, overheadMib: 128, pidsMax: 99 }));
+    assert.deepEqual(plan.resourceLimits, { noFile: '2048', fsize: String(64 * 2 ** 20) });
+    assert.ok(plan.newPidNs);
+  });
+
+  test('rate limits: each drive gets the disk buckets, eth0 rx and tx buckets, all refilled each second; Firecracker\'s schema accepts them', () => {
+    const limited = { ...spec, rateLimits: { disk: { bytesPerSecond: 50 * 2 ** 20, opsPerSecond: 1000 }, network: { rxBytesPerSecond: 10 * 2 ** 20, txBytesPerSecond: 2 ** 20 } } };
+    const reqs = configRequests(limited);
+    const diskLimiter = { bandwidth: { size: 50 * 2 ** 20, refill_time: 1000 }, ops: { size: 1000, refill_time: 1000 } };
+    for (const r of reqs.filter((x) => x.path.startsWith('/drives/'))) {
+      assert.deepEqual((r.body as { rate_limiter?: unknown }).rate_limiter, diskLimiter, r.path);
+      assert.deepEqual(parseStruct(Drive, JSON.stringify(r.body))['rate_limiter'], diskLimiter);
+    }
+    const eth0 = reqs.find((r) => r.path === '/network-interfaces/eth0')!.body; // always configured
+    assert.deepEqual(parseStruct(NetworkInterface, JSON.stringify(eth0)), {
+      iface_id: 'eth0', host_dev_name: 'fnosuch-00001', guest_mac: '06:00:0a:00:00:02',
+      rx_rate_limiter: { bandwidth: { size: 10 * 2 ** 20, refill_time: 1000 } },
+      tx_rate_limiter: { bandwidth: { size: 2 ** 20, refill_time: 1000 } },
+    });
+    const onlyIops = configRequests({ ...spec, rateLimits: { disk: { opsPerSecond: 500 } } });
+    assert.deepEqual((onlyIops[3]!.body as { rate_limiter?: unknown }).rate_limiter, { ops: { size: 500, refill_time: 1000 } });
+    assert.ok(!('rx_rate_limiter' in (onlyIops[5]!.body as object)), 'no network limit set: no network limiter sent');
   });
 
   test('the API calls configure machine, boot source, three drives in contract order, eth0, then start', () => {

@@ -8,8 +8,15 @@
  *      and an empty log file, owned by the jail's uid/gid.
  *   2. The jailer: `--id --exec-file --uid --gid --chroot-base-dir
  *      --cgroup-version 2 --cgroup cpu.max=… --cgroup memory.max=…
- *      --new-pid-ns -- --api-sock /run/firecracker.socket --log-path
- *      /firecracker.log --level Info`. Seccomp stays on (never
+ *      --cgroup pids.max=… --resource-limit no-file=… --resource-limit
+ *      fsize=… --new-pid-ns -- --api-sock /run/firecracker.socket
+ *      --log-path /firecracker.log --level Info`. The cgroup limits follow
+ *      the runner definition (cgroup.ts); on a host whose cpu, memory and
+ *      pids controllers live in cgroup v1 hierarchies the same limits go
+ *      as `--cgroup-version 1` files, and on a host with no writable
+ *      hierarchy the VM runs without them, with a warning. fsize is the
+ *      size of the largest disk Firecracker writes, so the guest can fill
+ *      its scratch disk but no file grows beyond it. Seccomp stays on (never
  *      `--no-seccomp`). With --new-pid-ns the jailer forks Firecracker,
  *      writes `root/<binary name>.pid` and exits 0; Firecracker keeps the
  *      jailer's stdio. None of it is tied to Flint's process, so the VM
@@ -19,7 +26,8 @@
  *      its stdin is the FIFO `console.in`, which Firecracker holds open for
  *      reading and writing (so it never sees end-of-file when Flint dies).
  *   3. The API over the unix socket: machine-config, boot-source, the three
- *      drives in contract order, eth0, InstanceStart.
+ *      drives in contract order, eth0, InstanceStart; the runner's rate
+ *      limits ride on the drives and eth0 as Firecracker rate limiters.
  *   4. The end: Firecracker is not our child (the jailer's parent exited),
  *      so the driver watches its pid (and its start time, against pid
  *      reuse) by polling /proc; `adopt()` does the same for a Firecracker a
@@ -31,13 +39,15 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, createWriteStream, existsSync, openSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { FlintError } from '../../core/errors/index.ts';
 import { parseVmId } from '../../core/ids.ts';
 import type { HypervisorDriver, RunningVm, VmExit, VmmHandle, VmSpec } from '../../daemon/vm/ports.ts';
 import type { Logger } from '../../daemon/vm/supervisor.ts';
 import { raceTimeout } from '../race-timeout.ts';
+import { cgroupSettings, detectCgroupHost, parseMounts, VMM_CONTROLLERS } from './cgroup.ts';
+import type { CgroupHost, CgroupVersion } from './cgroup.ts';
 import { apiCall, rawApiCall } from './firecracker-api.ts';
 import { checkSharedReadable, ownPerVmFile, placeFile } from './firecracker-jail.ts';
 import type { Placement } from './firecracker-jail.ts';
@@ -50,6 +60,10 @@ export interface FirecrackerDriverOptions {
   readonly logger: Logger;
   /** Memory the cgroup allows beyond the guest's RAM (Firecracker itself, device buffers). Default 128 MiB. */
   readonly memoryOverheadMib?: number;
+  /** `--resource-limit no-file`: open files of the VMM. Default 2048, the jailer's own default. */
+  readonly openFilesMax?: number;
+  /** Which cgroup hierarchy holds the VMM's limits; detected from /proc/mounts when absent. */
+  readonly cgroupHost?: CgroupHost;
   /** How long the API socket may take to answer after the jailer ran. Default 15 s. */
   readonly socketTimeoutMs?: number;
   /** Timeout of one API request. Default 10 s. */
@@ -79,33 +93,74 @@ export const JAIL_FILES = {
   config: 'config.drive',
 } as const;
 
-/** cgroup v2 `cpu.max` for n vCPUs: n full CPUs per 100 ms period. */
-export function cpuMax(vcpus: number): string {
-  return `${vcpus * 100000} 100000`;
-}
+/** `pids.max` when the VmSpec names none (docs/firecracker.md, "Limits"). */
+export const DEFAULT_PIDS_MAX = 512;
+/** `no-file` when the driver is given none: the real jailer's own default. */
+export const DEFAULT_OPEN_FILES_MAX = 2048;
 
-export function memoryMax(memoryMib: number, overheadMib: number): string {
-  return String((memoryMib + overheadMib) * 1024 * 1024);
+export interface JailerLimits {
+  /** The cgroup version to pass, or 'none' to pass no `--cgroup` (the host has no usable hierarchy). */
+  readonly cgroup: CgroupVersion | 'none';
+  readonly memoryOverheadMib: number;
+  readonly openFilesMax: number;
+  /** `--resource-limit fsize`: bytes; at least the largest file Firecracker writes (the scratch disk). */
+  readonly fileSizeMax: number;
 }
 
 /** The jailer's command line for one VM (pure; exported for tests and docs). */
-export function jailerArgs(spec: VmSpec, chrootBaseDir: string, overheadMib: number): string[] {
+export function jailerArgs(spec: VmSpec, chrootBaseDir: string, limits: JailerLimits): string[] {
   if (!spec.firecracker) throw new RangeError('VmSpec has no firecracker binaries');
+  const cgroups = limits.cgroup === 'none' ? [] : cgroupSettings(limits.cgroup, {
+    vcpus: spec.vcpus,
+    memoryMib: spec.memoryMib,
+    overheadMib: limits.memoryOverheadMib,
+    pidsMax: spec.pidsMax ?? DEFAULT_PIDS_MAX,
+  }).flatMap((c) => ['--cgroup', `${c.file}=${c.value}`]);
   return [
     '--id', spec.id,
     '--exec-file', spec.firecracker.binary,
     '--uid', String(spec.uid),
     '--gid', String(spec.gid),
     '--chroot-base-dir', chrootBaseDir,
-    '--cgroup-version', '2',
-    '--cgroup', `cpu.max=${cpuMax(spec.vcpus)}`,
-    '--cgroup', `memory.max=${memoryMax(spec.memoryMib, overheadMib)}`,
+    '--cgroup-version', limits.cgroup === 1 ? '1' : '2',
+    ...cgroups,
+    '--resource-limit', `no-file=${limits.openFilesMax}`,
+    '--resource-limit', `fsize=${limits.fileSizeMax}`,
     '--new-pid-ns',
     '--',
     '--api-sock', API_SOCK_IN_JAIL,
     '--log-path', LOG_IN_JAIL,
     '--level', 'Info',
   ];
+}
+
+/** Refill period of every token bucket: one second, so a bucket's size is the per-second rate. */
+const REFILL_MS = 1000;
+
+/** A Firecracker TokenBucket for `perSecond` units a second. */
+function bucket(perSecond: number): { size: number; refill_time: number } {
+  return { size: Math.round((perSecond * REFILL_MS) / 1000), refill_time: REFILL_MS };
+}
+
+/** Firecracker's RateLimiter object for a drive, or nothing when the runner sets no disk limit. */
+export function driveRateLimiter(spec: VmSpec): { rate_limiter?: Record<string, unknown> } {
+  const d = spec.rateLimits?.disk;
+  if (d === undefined || (d.bytesPerSecond === undefined && d.opsPerSecond === undefined)) return {};
+  return {
+    rate_limiter: {
+      ...(d.bytesPerSecond !== undefined ? { bandwidth: bucket(d.bytesPerSecond) } : {}),
+      ...(d.opsPerSecond !== undefined ? { ops: bucket(d.opsPerSecond) } : {}),
+    },
+  };
+}
+
+/** rx (into the guest) and tx (out of it) rate limiters of the network interface. */
+export function netRateLimiters(spec: VmSpec): { rx_rate_limiter?: Record<string, unknown>; tx_rate_limiter?: Record<string, unknown> } {
+  const n = spec.rateLimits?.network;
+  return {
+    ...(n?.rxBytesPerSecond !== undefined ? { rx_rate_limiter: { bandwidth: bucket(n.rxBytesPerSecond) } } : {}),
+    ...(n?.txBytesPerSecond !== undefined ? { tx_rate_limiter: { bandwidth: bucket(n.txBytesPerSecond) } } : {}),
+  };
 }
 
 /** The API requests that configure and start one VM, in order (pure). */
@@ -122,10 +177,11 @@ export function configRequests(spec: VmSpec): Array<{ path: string; body: unknow
       },
     },
     // Contract order: vda rootfs (root, read-only), vdb scratch, vdc config (read-only).
-    { path: '/drives/rootfs', body: { drive_id: 'rootfs', path_on_host: jail(JAIL_FILES.rootfs), is_root_device: true, is_read_only: true } },
-    { path: '/drives/scratch', body: { drive_id: 'scratch', path_on_host: jail(JAIL_FILES.scratch), is_root_device: false, is_read_only: false } },
-    { path: '/drives/config', body: { drive_id: 'config', path_on_host: jail(JAIL_FILES.config), is_root_device: false, is_read_only: true } },
-    { path: '/network-interfaces/eth0', body: { iface_id: 'eth0', host_dev_name: spec.net.tap, guest_mac: spec.net.mac.toLowerCase() } },
+    // Each drive gets the disk limits of its own.
+    { path: '/drives/rootfs', body: { drive_id: 'rootfs', path_on_host: jail(JAIL_FILES.rootfs), is_root_device: true, is_read_only: true, ...driveRateLimiter(spec) } },
+    { path: '/drives/scratch', body: { drive_id: 'scratch', path_on_host: jail(JAIL_FILES.scratch), is_root_device: false, is_read_only: false, ...driveRateLimiter(spec) } },
+    { path: '/drives/config', body: { drive_id: 'config', path_on_host: jail(JAIL_FILES.config), is_root_device: false, is_read_only: true, ...driveRateLimiter(spec) } },
+    { path: '/network-interfaces/eth0', body: { iface_id: 'eth0', host_dev_name: spec.net.tap, guest_mac: spec.net.mac.toLowerCase(), ...netRateLimiters(spec) } },
     { path: '/actions', body: { action_type: 'InstanceStart' } },
   ];
 }
@@ -156,18 +212,79 @@ function jailDirs(base: string, execName: string, id: string): { jailDir: string
   return { jailDir, root: join(jailDir, 'root') };
 }
 
-/** Mount points of cgroup v2 hierarchies, from /proc/mounts. */
-async function cgroup2Mounts(): Promise<string[]> {
+/**
+ * Mount points of every hierarchy a VM's cgroup may be in: the cgroup v2
+ * ones and the v1 ones of the controllers Flint limits (the host's layout
+ * may have changed since the VM started, so cleanup looks in all of them).
+ */
+async function cgroupMounts(): Promise<string[]> {
   try {
-    const text = await readFile('/proc/mounts', 'utf8');
-    return text.split('\n').map((l) => l.split(' ')).filter((f) => f[2] === 'cgroup2').map((f) => f[1]!.replace(/\\040/g, ' ')); // field 2 exists when field 3 does
+    const mounts = parseMounts(await readFile('/proc/mounts', 'utf8'));
+    const dirs = mounts
+      .filter((m) => m.type === 'cgroup2' || (m.type === 'cgroup' && VMM_CONTROLLERS.some((c) => m.options.includes(c))))
+      .map((m) => m.dir);
+    return [...new Set(dirs)];
   } catch {
     return [];
   }
 }
 
+/** Pids in a cgroup (v1 and v2 alike), none when it is gone. */
+async function cgroupPids(dir: string): Promise<number[]> {
+  const text = await readFile(join(dir, 'cgroup.procs'), 'utf8').catch(() => '');
+  return text.split('\n').filter((l) => l.trim() !== '').map(Number);
+}
+
+/**
+ * Removes a VM's cgroup. A cgroup can only be removed once empty, and the
+ * VMM's last processes (its children, for the emulator QEMU) may still be
+ * exiting when Firecracker is gone: wait a little, then kill what is left —
+ * everything in this cgroup belongs to this VM — and remove it.
+ */
+async function removeCgroup(dir: string, waitMs = 5000): Promise<void> {
+  const deadline = Date.now() + waitMs;
+  let killed = false;
+  for (;;) {
+    const pids = await cgroupPids(dir);
+    if (pids.length === 0) {
+      try {
+        await rmdir(dir);
+        return;
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        if (code === 'ENOENT') return;
+        if (code !== 'EBUSY' || Date.now() > deadline + waitMs) throw err;
+      }
+    } else if (Date.now() > deadline && !killed) {
+      for (const pid of pids) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch { /* gone already */ }
+      }
+      killed = true;
+    } else if (Date.now() > deadline + waitMs) {
+      throw new Error(`processes ${pids.join(', ')} are still in ${dir}`);
+    }
+    await sleep(50);
+  }
+}
+
 export function createFirecrackerDriver(opts: FirecrackerDriverOptions): HypervisorDriver {
   const overhead = opts.memoryOverheadMib ?? 128;
+  const openFilesMax = opts.openFilesMax ?? DEFAULT_OPEN_FILES_MAX;
+  let cgroupHost: Promise<CgroupHost> | undefined;
+  /** Detected once, on the first start; a host without a usable hierarchy is reported once. */
+  const hostCgroups = (): Promise<CgroupHost> => {
+    cgroupHost ??= (opts.cgroupHost !== undefined ? Promise.resolve(opts.cgroupHost) : detectCgroupHost()).then((h) => {
+      if (h.version === 'none') {
+        log.warn({ reason: h.reason }, 'VMs run without cgroup limits (CPU, memory, tasks): no writable cgroup hierarchy offers the cpu, memory and pids controllers; see docs/firecracker.md, "Limits"');
+      } else {
+        log.info({ cgroupVersion: h.version }, 'VMM limits go into cgroups');
+      }
+      return h;
+    });
+    return cgroupHost;
+  };
   const socketTimeout = opts.socketTimeoutMs ?? 15000;
   const apiTimeout = opts.apiTimeoutMs ?? 10000;
   const log = opts.logger;
@@ -307,7 +424,14 @@ export function createFirecrackerDriver(opts: FirecrackerDriverOptions): Hypervi
         return fail(err);
       }
 
-      const args = jailerArgs(spec, opts.chrootBaseDir, overhead);
+      // fsize: Firecracker writes the scratch disk (and its log); no file it writes needs to outgrow the largest disk.
+      const diskBytes = await Promise.all([spec.drives.scratch, spec.drives.config].map((f) => stat(f).then((st) => st.size, () => 0)));
+      const args = jailerArgs(spec, opts.chrootBaseDir, {
+        cgroup: (await hostCgroups()).version,
+        memoryOverheadMib: overhead,
+        openFilesMax,
+        fileSizeMax: Math.max(...diskBytes, 1024 * 1024),
+      });
       const consoleFile = join(spec.workDir, CONSOLE_FILE);
       const fifo = join(spec.workDir, CONSOLE_FIFO);
       const stderrFile = join(spec.workDir, STDERR_FILE);
@@ -412,11 +536,11 @@ export function createFirecrackerDriver(opts: FirecrackerDriverOptions): Hypervi
         }
         await rm(jailDir, { recursive: true, force: true });
       }
-      for (const mount of await cgroup2Mounts()) {
+      for (const mount of await cgroupMounts()) {
         for (const execName of execNames.length > 0 ? execNames : ['firecracker']) {
           const dir = join(mount, execName, id);
           if (!existsSync(dir)) continue;
-          await rmdir(dir).catch((err: unknown) => log.warn({ vmId: id, dir, err: (err as Error).message }, 'could not remove the VM\'s cgroup'));
+          await removeCgroup(dir).catch((err: unknown) => log.warn({ vmId: id, dir, err: (err as Error).message }, 'could not remove the VM\'s cgroup'));
         }
       }
     },

@@ -7,7 +7,7 @@
  */
 import type { Readable, Writable } from 'node:stream';
 import type { GuestNetwork } from '../../core/guest-contract.ts';
-import type { NetworkConfig } from '../../config/types.ts';
+import type { NetworkConfig, RateLimits } from '../../config/types.ts';
 
 /** Everything a driver needs to boot one VM. Paths are on the host. */
 export interface VmSpec {
@@ -28,6 +28,10 @@ export interface VmSpec {
   /** uid/gid the VMM runs as (Firecracker's jailer drops to them; QEMU may ignore). */
   readonly uid: number;
   readonly gid: number;
+  /** Most tasks (threads and processes) the VMM's cgroup allows; the driver's default when absent. */
+  readonly pidsMax?: number;
+  /** Per-VM device rate limits (the Firecracker driver passes them to Firecracker's rate limiters). */
+  readonly rateLimits?: RateLimits;
   /** Firecracker binaries (Firecracker driver only). */
   readonly firecracker?: { readonly jailer: string; readonly binary: string };
 }

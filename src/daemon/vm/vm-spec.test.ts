@@ -35,6 +35,15 @@ test('only a Firecracker runner carries the jailer and Firecracker binaries; an 
   assert.equal(fc.initrd, '/i');
 });
 
+test('the definition\'s pidsMax and rate limits reach the VmSpec; none set, none passed', () => {
+  const rateLimits = { disk: { bytesPerSecond: 2 ** 20 }, network: { txBytesPerSecond: 4096 } };
+  const spec = buildVmSpec('ab1-00001', '/w', testRunner({ pidsMax: 99, rateLimits }), disks, lease);
+  assert.equal(spec.pidsMax, 99);
+  assert.deepEqual(spec.rateLimits, rateLimits);
+  const plain = buildVmSpec('ab1-00001', '/w', testRunner(), disks, lease);
+  assert.ok(!('rateLimits' in plain));
+});
+
 test('the config drive names the runner after the VM and carries the job timeout; the caller\'s environment comes last', () => {
   const env = guestSettings('ab1-00001', testRunner({ jobTimeoutSeconds: 600 }), { FLINT_JITCONFIG: 'secret' });
   assert.deepEqual(env, { FLINT_RUNNER_NAME: 'flint-ab1-00001', FLINT_JOB_TIMEOUT: '600', FLINT_JITCONFIG: 'secret' });

@@ -39,6 +39,8 @@ export function buildVmSpec(vmId: string, workDir: string, runner: RunnerConfig,
     drives: { rootfs: runner.filesystem, scratch: disks.scratch, config: disks.config },
     net: { tap: lease.tap, mac: lease.mac },
     workDir, uid: runner.uid, gid: runner.gid,
+    ...(runner.pidsMax === undefined ? {} : { pidsMax: runner.pidsMax }),
+    ...(runner.rateLimits === undefined ? {} : { rateLimits: runner.rateLimits }),
     ...(runner.hypervisor === 'firecracker' ? { firecracker: { jailer: runner.jailer, binary: runner.firecracker } } : {}),
   };
 }

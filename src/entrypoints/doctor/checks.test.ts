@@ -166,7 +166,17 @@ test('a ready host with a reachable, installed App: nothing fails, and firecrack
   assert.equal(byName(results, 'github: webhook URL').detail, 'GitHub sends to https://ci.example.org/webhook, signed');
   assert.match(byName(results, 'github: clock').detail, /^this host's clock is \d+\.\d s (ahead of|behind) GitHub's$/);
   assert.equal(byName(results, 'webhook').status, 'skip', 'nothing listens on the configured address: not checked, and not a failure');
-  assert.match(byName(results, 'cgroup v2').detail, /\/sys\/fs\/cgroup: cpu, memory available/);
+  assert.match(byName(results, 'cgroup v2').detail, /\/sys\/fs\/cgroup: cpu, memory, pids available/);
+});
+
+test('a hybrid host whose cgroup v1 hierarchies hold cpu, memory and pids: a warning, not a failure', async (t) => {
+  const dir = workDir(t);
+  const host = healthyHost(dir);
+  host.texts.set('/proc/mounts', ['cpu', 'memory', 'pids'].map((c) => `cgroup /sys/fs/cgroup/${c} cgroup rw,relatime,${c} 0 0`).join('\n') + '\ncgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\n');
+  host.texts.set('/sys/fs/cgroup/unified/cgroup.controllers', 'hugetlb\n');
+  const cg = byName(await runDoctor(input(dir, undefined), probes(host), { offline: true }), 'cgroup v2');
+  assert.equal(cg.status, 'warn');
+  assert.match(cg.detail, /v1 hierarchies/);
 });
 
 test('a host without firecracker, KVM, cgroup controllers, nftables or the bridge: each fails with how to fix it', async (t) => {
@@ -193,7 +203,7 @@ test('a host without firecracker, KVM, cgroup controllers, nftables or the bridg
   assert.match(kvm.hint, /hypervisor: qemu/);
   const cg = byName(results, 'cgroup v2');
   assert.equal(cg.status, 'fail');
-  assert.match(cg.detail, /lacks the controller\(s\) cpu, memory .*hybrid/);
+  assert.match(cg.detail, /lacks the controller\(s\) cpu, memory, pids .*hybrid/);
   assert.match(cg.hint, /systemd\.unified_cgroup_hierarchy=1/);
   const br = byName(results, 'bridge br-flint');
   assert.equal(br.status, 'fail');

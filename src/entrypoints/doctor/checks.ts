@@ -88,7 +88,7 @@ export const SKEW_WARN_MS = 5_000;
 /** Free space below which VMs' scratch disks and logs are about to fill the disk. */
 export const DISK_FAIL_BYTES = 512 * 1024 * 1024;
 /** Controllers the jailer writes limits to (`cpu.max`, `memory.max`). */
-export const CGROUP_CONTROLLERS = ['cpu', 'memory'] as const;
+export const CGROUP_CONTROLLERS = ['cpu', 'memory', 'pids'] as const;
 
 const CREDENTIALS = 'github: credentials in config';
 
@@ -258,10 +258,16 @@ function cgroupCheck(config: FlintConfig, probes: DoctorProbes): CheckResult {
   if (missing.length > 0) {
     // A hybrid layout mounts cgroup2 beside v1 hierarchies, which keep the controllers.
     const hybrid = mount !== '/sys/fs/cgroup';
+    const v1 = mounts.split('\n').map((l) => l.split(' ')).filter((f) => f[2] === 'cgroup');
+    if (CGROUP_CONTROLLERS.every((c) => v1.some((f) => (f[3] ?? '').split(',').includes(c)))) {
+      // The driver then passes the same limits as cgroup v1 files (docs/firecracker.md, "Limits").
+      return result(name, 'warn', `${mount} lacks the controller(s) ${missing.join(', ')}; the host mounts cgroup v1 beside v2 (hybrid), and the jailer will put each VM's limits in the v1 hierarchies`,
+        'works as is; to move to cgroup v2 boot with systemd.unified_cgroup_hierarchy=1 (the default since Debian 11)');
+    }
     return result(name, bad, `${mount} lacks the controller(s) ${missing.join(', ')} (has: ${controllers.join(' ') || 'none'})${hybrid ? '; the host mounts cgroup v1 beside v2 (hybrid), and v1 holds them' : ''}`,
       hybrid
-        ? 'boot with the unified hierarchy only: kernel command line systemd.unified_cgroup_hierarchy=1 (the default since Debian 11), then reboot; the jailer writes cpu.max and memory.max'
-        : 'enable them in the root cgroup\'s cgroup.subtree_control (run Flint as root); the jailer writes cpu.max and memory.max');
+        ? 'boot with the unified hierarchy only: kernel command line systemd.unified_cgroup_hierarchy=1 (the default since Debian 11), then reboot; the jailer writes cpu.max, memory.max and pids.max'
+        : 'enable them in the root cgroup\'s cgroup.subtree_control (run Flint as root); the jailer writes cpu.max, memory.max and pids.max');
   }
   return ok(name, `${mount}: ${CGROUP_CONTROLLERS.join(', ')} available`);
 }
