@@ -29,8 +29,13 @@ export interface PostgresStores {
   readonly vms: VmStore;
   /** What the start's migration did. */
   readonly migration: MigrationResult;
-  /** A round trip to the server, for /healthz and the `store` check of /readyz. */
-  health(): Promise<{ readonly ok: boolean; readonly [k: string]: unknown }>;
+  /**
+   * For /healthz and the `store` check of /readyz, which answer
+   * synchronously: the outcome of the latest round trip to the server
+   * (at first, the start's migration), and each call starts the next one
+   * (one at a time), so a failing server shows from the next request on.
+   */
+  health(): { readonly ok: boolean; readonly [k: string]: unknown };
   /** Ends the pool: every connection closed once its query is done. Idempotent. */
   close(): Promise<void>;
 }
@@ -57,6 +62,15 @@ export async function openPostgresStores(settings: PostgresSettings): Promise<Po
 /** The stores on a pool whose schema is current; closing them ends the pool. */
 export function postgresStoresOn(pool: pg.Pool, migration: MigrationResult): PostgresStores {
   let ended: Promise<void> | undefined;
+  let last: { readonly ok: boolean; readonly [k: string]: unknown } = { ok: true, database: 'open', store: 'postgres', schema: migration.version };
+  let probing = false;
+  const probe = (): void => {
+    probing = true;
+    pool.query('SELECT 1').then(
+      () => { last = { ok: true, database: 'open', store: 'postgres', schema: migration.version }; },
+      (err: unknown) => { last = { ok: false, database: 'failing', store: 'postgres', error: err instanceof Error ? err.message : String(err) }; },
+    ).finally(() => { probing = false; });
+  };
   return {
     intake: createPostgresIntakeStore(pool),
     truth: createPostgresTruthStore(pool),
@@ -64,16 +78,13 @@ export function postgresStoresOn(pool: pg.Pool, migration: MigrationResult): Pos
     runnerStates: createPostgresRunnerStates(pool),
     vms: new PostgresVmStore(pool),
     migration,
-    async health() {
+    health() {
       if (ended !== undefined) return { ok: false, database: 'closed', store: 'postgres' };
-      try {
-        await pool.query('SELECT 1');
-        return { ok: true, database: 'open', store: 'postgres', schema: migration.version };
-      } catch (err) {
-        return { ok: false, database: 'failing', store: 'postgres', error: err instanceof Error ? err.message : String(err) };
-      }
+      if (!probing) probe();
+      return last;
     },
     close() {
+      // After the probe in flight, if any: pool.end() waits for checked-out clients.
       ended ??= pool.end();
       return ended;
     },

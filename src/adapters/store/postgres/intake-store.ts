@@ -16,7 +16,7 @@ import type pg from 'pg';
 import type { DeliveryOutcome, JobConclusion, JobStatus } from '../../../core/jobs.ts';
 import { decideJobTransition, outcomeOf } from '../../../core/jobs.ts';
 import type { ErrorCode } from '../../../core/errors/index.ts';
-import type { IntakeStore, JobDelivery, RecordedOutcome, StoredDelivery, StoredJob, StoredUnparsable, UnparsableDelivery, UnparsableState } from '../../../daemon/ports/store.ts';
+import type { IntakeStore, JobDelivery, RecordedOutcome, StoredDelivery, StoredJob, StoredUnparsable, UnparsableState } from '../../../daemon/ports/store.ts';
 import { inTransaction, writeFailed } from './pool.ts';
 
 /** First key of the per-job advisory locks (two-key form; the second is the job id's hash). */
