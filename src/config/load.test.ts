@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { DEFAULTS, loadConfigFile, parseConfig } from './load.ts';
 import { deriveInstanceId } from './values.ts';
+import { summarizeConfig } from './summary.ts';
 import { isFlintError } from '../core/errors/index.ts';
 import type { ParseOptions } from './load.ts';
 import type { ConfigProblem } from './problems.ts';
@@ -604,5 +605,8 @@ test('store: SQLite unless store.postgres is set; the PostgreSQL password comes 
   assert.match(only(problems(`store: {postgres: {url: "postgresql://db"}}\n${BASE}`)).message, /names no database/);
   assert.equal(only(problems(`store: {postgres: {url: "${url}", passwordEnv: A, passwordFile: pg-password}}\n${BASE}`, { A: 'x' }, files)).path, 'store.postgres');
   assert.equal(only(problems(`store: {postgress: {url: "${url}"}}\n${BASE}`)).path, 'store.postgress');
+  const summary = summarizeConfig(ok(`store: {postgres: {url: "postgresql://flint:Zq9secret@db/flint"}}\n${BASE}`)).join('\n');
+  assert.match(summary, /store: PostgreSQL at postgresql:\/\/flint:\*\*\*@db\/flint/);
+  assert.doesNotMatch(summary, /Zq9secret/, 'the summary never shows the password');
   assert.equal(only(problems(`store: {postgres: {uri: "${url}"}}\n${BASE}`)).path.startsWith('store.postgres'), true);
 });
