@@ -22,7 +22,7 @@ import { postgresPrereqs, startPostgres } from '../../test/helpers/postgres.ts';
 import type { PostgresCluster } from '../../test/helpers/postgres.ts';
 import { requirePrereqs } from '../../test/helpers/prereq.ts';
 import { signedDelivery, workflowJobPayload } from '../../bench/_payload.ts';
-import { startFlint } from './flint.ts';
+import { startFlint, startWebhooksOnly } from './flint.ts';
 import type { FlintOptions } from './flint.ts';
 
 const SECRET = 'flint-postgres-test-secret';
@@ -90,4 +90,38 @@ test('flint on a PostgreSQL store: migrated at start, the job and its VM recorde
   } finally {
     db.close();
   }
+});
+
+test('flint serve --webhooks-only on a PostgreSQL store: /readyz checks that store, a delivery lands there, close ends the pool', async (t) => {
+  if (!requirePrereqs(t, ...postgresPrereqs())) return;
+  const cluster = await (started ??= startPostgres());
+  const url = await cluster.createSchema();
+  t.after(() => cluster.dropSchema(url));
+  const stateDir = mkdtempSync(join(tmpdir(), 'flint-pg-webhooks-'));
+  t.after(() => rmSync(stateDir, { recursive: true, force: true }));
+  const config = {
+    ...demoConfig({
+      apiUrl: 'http://127.0.0.1:9', appId: 1, privateKey: 'never used', webhookSecret: SECRET, organization: 'flint-pg',
+      kernel: '/nonexistent/vmlinuz', filesystem: '/nonexistent/rootfs.ext4', stateDir, address: '127.0.0.1:0', maxRunners: 2, instanceId: 'pgw',
+    }),
+    store: { postgres: { url } },
+  };
+  const flint = await startWebhooksOnly({ config, logger: createLogger({ level: 'silent' }), synchronous: 'NORMAL', processMetrics: false });
+  let closed = false;
+  t.after(async () => { if (!closed) await flint.close(); });
+  const ready = await fetch(`${flint.url}/readyz`);
+  const body = await ready.json() as { checks: { store: { ok: boolean; store?: string } } }; // the readiness JSON (http/readiness.ts)
+  assert.equal(ready.status, 200);
+  assert.equal(body.checks.store.ok, true);
+  assert.equal(body.checks.store.store, 'postgres');
+  const d = signedDelivery(SECRET, 'workflow_job', workflowJobPayload({ jobId: 77, action: 'queued' }));
+  assert.equal((await fetch(`${flint.url}/webhook`, { method: 'POST', headers: d.headers, body: d.body })).status, 202);
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  t.after(() => client.end());
+  assert.deepEqual((await client.query('SELECT job_id::int AS job_id, outcome FROM deliveries')).rows, [{ job_id: 77, outcome: 'accepted' }]);
+  closed = true;
+  await flint.close();
+  const sessions = await client.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'flint'");
+  assert.deepEqual(sessions.rows, [{ n: 0 }]);
 });

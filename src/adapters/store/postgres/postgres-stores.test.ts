@@ -204,6 +204,29 @@ function suites(): void {
     assert.deepEqual(f.stores.health(), { ok: false, database: 'closed', store: 'postgres' });
   });
 
+  test('postgres: health turns failing when the server refuses the pool, and recovers with it', async (t) => {
+    const f = await fresh();
+    t.after(f.dispose);
+    // On another database of the cluster: a session cannot shut its own database.
+    const admin = openPostgresPool({ url: f.url.replace('/flint_test?', '/postgres?'), maxConnections: 1 });
+    t.after(() => admin.end());
+    await admin.query('SELECT 1');
+    const until = async (ok: boolean): Promise<void> => {
+      for (let i = 0; i < 500 && f.stores.health().ok !== ok; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(f.stores.health().ok, ok);
+    };
+    // The stores' sessions are ended and no new one is let in.
+    await admin.query('ALTER DATABASE flint_test ALLOW_CONNECTIONS false');
+    try {
+      await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'flint_test' AND application_name = 'flint'");
+      await until(false);
+      assert.equal(f.stores.health().database, 'failing');
+    } finally {
+      await admin.query('ALTER DATABASE flint_test ALLOW_CONNECTIONS true');
+    }
+    await until(true);
+  });
+
   test('postgres: an unreachable server is a catalogue error that names the URL without its password', async () => {
     const c = await cluster();
     const url = `postgresql://flint:hunter2@localhost/flint_test?host=${encodeURIComponent(`${c.socketDir}/nowhere`)}`;
