@@ -49,6 +49,8 @@ function knownKeysAt(path: readonly PathSegment[], raw: unknown): readonly strin
   if (path.length === 1 && path[0] === 'tls') return KNOWN_KEYS.tls;
   if (path.length === 1 && path[0] === 'admin') return KNOWN_KEYS.admin;
   if (path.length === 1 && path[0] === 'status') return KNOWN_KEYS.status;
+  if (path.length === 1 && path[0] === 'store') return KNOWN_KEYS.store;
+  if (path.length === 2 && path[0] === 'store' && path[1] === 'postgres') return KNOWN_KEYS.postgres;
   if (path.length === 2 && path[0] === 'networks') return KNOWN_KEYS.network;
   if (path.length === 2 && (path[0] === 'runners' || path[0] === 'static_runners')) return KNOWN_KEYS.runner;
   if (path.length === 3 && (path[0] === 'runners' || path[0] === 'static_runners') && path[2] === 'rateLimits') return KNOWN_KEYS.rateLimits;

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { DEFAULTS, loadConfigFile, parseConfig } from './load.ts';
 import { deriveInstanceId } from './values.ts';
+import { summarizeConfig } from './summary.ts';
 import { isFlintError } from '../core/errors/index.ts';
 import type { ParseOptions } from './load.ts';
 import type { ConfigProblem } from './problems.ts';
@@ -594,4 +595,33 @@ test('status: off unless set; its address defaults to loopback; beyond loopback 
   const short = only(problems(`status: {address: ":9090", token: short}\n${BASE}`));
   assert.equal(short.path, 'status.token');
   assert.equal(only(problems(`status: {adress: ":9090"}\n${BASE}`)).path, 'status.adress');
+});
+
+test('store: SQLite unless store.postgres is set; the PostgreSQL password comes apart from the URL, from a file or the environment', () => {
+  assert.equal(ok(BASE).store, undefined);
+  assert.equal(ok(`store: {}\n${BASE}`).store, undefined);
+  const url = 'postgresql://flint@db.example:5432/flint';
+  assert.deepEqual(ok(`store: {postgres: {url: "${url}"}}\n${BASE}`).store, { postgres: { url } });
+  const files = (path: string): string => {
+    if (path === '/etc/flint/pg-password') return 's3cret\n';
+    if (path === '/etc/flint/empty') return '\n';
+    throw Object.assign(new Error('no such file'), { code: 'ENOENT' });
+  };
+  assert.deepEqual(ok(`store: {postgres: {url: "${url}", passwordFile: pg-password}}\n${BASE}`, {}, files).store, { postgres: { url, password: 's3cret' } }, 'relative to the config file; the trailing newline dropped');
+  assert.deepEqual(ok(`store: {postgres: {url: {env: PGURL}, passwordEnv: PGPW}}\n${BASE}`, { PGURL: url, PGPW: 'pw' }).store, { postgres: { url, password: 'pw' } });
+  assert.equal(only(problems(`store: {postgres: {url: "${url}", passwordEnv: PGPW}}\n${BASE}`)).code, 'FLINT_ERR_CONFIG_ENV_MISSING');
+  assert.equal(only(problems(`store: {postgres: {url: "${url}", passwordFile: /nope}}\n${BASE}`, {}, files)).code, 'FLINT_ERR_CONFIG_SECRET_FILE');
+  assert.equal(only(problems(`store: {postgres: {url: "${url}", passwordFile: /etc/flint/empty}}\n${BASE}`, {}, files)).code, 'FLINT_ERR_CONFIG_SECRET_FILE');
+  const both = only(problems(`store: {postgres: {url: "postgresql://flint:inline@db/flint", passwordEnv: PGPW}}\n${BASE}`, { PGPW: 'pw' }));
+  assert.equal(both.path, 'store.postgres');
+  assert.match(both.message, /carries a password/);
+  assert.doesNotMatch(`${both.message} ${both.hint}`, /inline/, 'the password is not repeated');
+  assert.match(only(problems(`store: {postgres: {url: "mysql://db/flint"}}\n${BASE}`)).message, /postgresql:\/\//);
+  assert.match(only(problems(`store: {postgres: {url: "postgresql://db"}}\n${BASE}`)).message, /names no database/);
+  assert.equal(only(problems(`store: {postgres: {url: "${url}", passwordEnv: A, passwordFile: pg-password}}\n${BASE}`, { A: 'x' }, files)).path, 'store.postgres');
+  assert.equal(only(problems(`store: {postgress: {url: "${url}"}}\n${BASE}`)).path, 'store.postgress');
+  const summary = summarizeConfig(ok(`store: {postgres: {url: "postgresql://flint:Zq9secret@db/flint"}}\n${BASE}`)).join('\n');
+  assert.match(summary, /store: PostgreSQL at postgresql:\/\/flint:\*\*\*@db\/flint/);
+  assert.doesNotMatch(summary, /Zq9secret/, 'the summary never shows the password');
+  assert.equal(only(problems(`store: {postgres: {uri: "${url}"}}\n${BASE}`)).path.startsWith('store.postgres'), true);
 });

@@ -200,6 +200,7 @@ export function parseConfig(
     instanceId: f.instanceId ?? deriveInstanceId(`${options.hostname ?? ''}:${stateDir}`),
     shutdownGraceSeconds: f.shutdownGrace ?? DEFAULTS.shutdownGraceSeconds,
     ...(f.admin != null ? { admin: { ...(f.admin.socket != null ? { socket: f.admin.socket } : {}), ...(f.admin.group != null ? { group: f.admin.group } : {}) } } : {}),
+    ...(f.store?.postgres != null ? { store: { postgres: f.store.postgres } } : {}),
     ...(f.status != null ? { status: { address: f.status.address ?? DEFAULTS.statusAddress, ...(f.status.token != null ? { token: f.status.token } : {}) } } : {}),
     networks,
     github: {

@@ -278,6 +278,65 @@ export function statusSchema(c: ParseContext) {
   });
 }
 
+/** A secret read from a file named in the configuration: read once at load; one trailing newline is not part of it. */
+function secretFile(c: ParseContext) {
+  return pathString(c).transform((path, ctx) => {
+    let text: string;
+    try {
+      text = c.readFile(path);
+    } catch (err) {
+      const reason = err instanceof Error && 'code' in err ? String(err.code) : 'unreadable';
+      return fail(ctx, `cannot read ${path} (${reason})`, { flintCode: 'FLINT_ERR_CONFIG_SECRET_FILE', hint: 'check the path and that Flint may read the file' });
+    }
+    const secret = text.replace(/\r?\n$/, '');
+    if (secret === '') return fail(ctx, `${path} is empty`, { flintCode: 'FLINT_ERR_CONFIG_SECRET_FILE', hint: 'write the password in the file' });
+    return secret;
+  });
+}
+
+/** The PostgreSQL store of a fleet (docs/fleet.md): its URL, and the password apart from it. */
+export function postgresStoreSchema(c: ParseContext) {
+  return z.strictObject({
+    url: envString(c).transform((v, ctx) => {
+      let url: URL;
+      try {
+        url = new URL(v);
+      } catch {
+        return fail(ctx, 'is not a URL', { hint: 'write postgresql://USER@HOST:5432/DATABASE, or postgresql://USER@localhost/DATABASE?host=/run/postgresql for a unix socket' });
+      }
+      if (url.protocol !== 'postgresql:' && url.protocol !== 'postgres:') return fail(ctx, `must be a postgresql:// URL, not ${url.protocol}//`, { hint: 'write postgresql://USER@HOST:5432/DATABASE' });
+      if (url.pathname.length <= 1) return fail(ctx, 'names no database', { hint: 'end the URL with /DATABASE, e.g. postgresql://flint@db.example:5432/flint' });
+      return { url: v, hasPassword: url.password !== '' };
+    }),
+    passwordFile: secretFile(c).nullish(),
+    passwordEnv: z.string().regex(ENV_NAME, 'must be an environment variable name like FLINT_PGPASSWORD').transform((name, ctx) => {
+      const value = c.env[name];
+      if (value === undefined || value === '') {
+        return fail(ctx, `environment variable ${name} is ${value === undefined ? 'not set' : 'empty'}`, {
+          flintCode: 'FLINT_ERR_CONFIG_ENV_MISSING', hint: `set ${name} in Flint's environment, or use passwordFile`,
+        });
+      }
+      return value;
+    }).nullish(),
+  }).transform((v, ctx) => {
+    if (v.passwordFile != null && v.passwordEnv != null) {
+      return fail(ctx, 'passwordFile and passwordEnv are both set', { hint: 'keep one of them' });
+    }
+    const password = v.passwordFile ?? v.passwordEnv ?? undefined;
+    if (password !== undefined && v.url.hasPassword) {
+      return fail(ctx, 'the url carries a password, and passwordFile or passwordEnv gives another', { hint: 'remove the password from the url (postgresql://USER@HOST/DATABASE)' });
+    }
+    return { url: v.url.url, ...(password === undefined ? {} : { password }) };
+  });
+}
+
+/** Where the stores live: SQLite in stateDir (the default), or PostgreSQL shared by a fleet. */
+export function storeSchema(c: ParseContext) {
+  return z.strictObject({
+    postgres: postgresStoreSchema(c).nullish(),
+  });
+}
+
 export function fileSchema(c: ParseContext) {
   return z.strictObject({
     logLevel: logLevel.nullish(),
@@ -297,6 +356,7 @@ export function fileSchema(c: ParseContext) {
       .nullish(),
     admin: adminSchema(c).nullish(),
     status: statusSchema(c).nullish(),
+    store: storeSchema(c).nullish(),
     networks: z.array(networkSchema(c)).min(1),
     github: githubSchema(c),
     runners: z.array(runnerSchema(c)).nullish(),
@@ -321,6 +381,8 @@ export const KNOWN_KEYS = {
   tls: Object.keys(tlsSchema(probe).shape),
   admin: Object.keys(adminSchema(probe).shape),
   status: Object.keys(statusSchema(probe).shape),
+  store: Object.keys(storeSchema(probe).shape),
+  postgres: Object.keys(postgresStoreSchema(probe).in.shape),
   env: ['env'],
 } as const;
 
@@ -350,6 +412,11 @@ export const KEY_HINTS: Readonly<Record<string, string>> = {
   socket: 'path of the admin socket; default <runDir>/admin.sock',
   status: 'the live status page: address (default 127.0.0.1:9090) and token (needed when address is not loopback)',
   token: 'the status page\'s access token, ≥ 16 characters, inline or {env: VARIABLE}; needed when status.address is not loopback',
+  store: 'where the state lives: absent for SQLite in stateDir (one host), or {postgres: {url, passwordFile | passwordEnv}} for a fleet',
+  postgres: 'the PostgreSQL store shared by a fleet: url, and passwordFile or passwordEnv',
+  url: 'the PostgreSQL URL, postgresql://USER@HOST:5432/DATABASE (a unix socket: ?host=/run/postgresql); inline or {env: VARIABLE}',
+  passwordFile: 'a file holding the PostgreSQL password (one trailing newline is ignored)',
+  passwordEnv: 'the name of an environment variable holding the PostgreSQL password',
   networks: 'a list of bridges, e.g. [{name: br-flint, v4: "10.0.0.1/24"}]',
   name: 'a name: a Linux bridge name for networks, an identifier for runners',
   v4: 'the bridge\'s own IPv4 address with prefix, e.g. "10.0.0.1/24"; guests get the other addresses',

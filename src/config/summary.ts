@@ -19,12 +19,25 @@ function duration(s: number): string {
   return [h ? `${h}h` : '', m ? `${m}m` : '', sec ? `${sec}s` : ''].join('') || '0s';
 }
 
+/** The store's URL with any password in it shown as `***`. */
+function withoutPassword(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password !== '') u.password = '***';
+    return u.toString();
+  } catch {
+    return '(an unparsable URL)';
+  }
+}
+
 export function summarizeConfig(c: FlintConfig): string[] {
   const gh = c.github;
   const lines = [
     `instance ${c.instanceId}, state in ${c.stateDir}, log level ${c.logLevel}`,
     `listen ${c.address} (${c.tls !== undefined ? `HTTPS with the certificate in ${c.tls.certFile}, re-read when it changes`
       : c.address.endsWith(':443') ? `HTTPS via ACME from ${c.acme.directoryUrl}, contact ${c.email ?? '?'}, renewed automatically; port 80 answers challenges and redirects` : 'HTTP'})`,
+    ...(c.store?.postgres === undefined ? [] : [
+      `store: PostgreSQL at ${withoutPassword(c.store.postgres.url)}${c.store.postgres.password === undefined ? '' : ' (password given apart)'}; address leases in ${c.stateDir}`]),
     ...(c.status === undefined ? [] : [`status page on http://${c.status.address}/ (${c.status.token === undefined ? 'no token: loopback only' : 'token required'})`]),
     `GitHub: organization ${gh.organization}, App ${gh.appId}, API ${gh.apiUrl}`,
     `  private key ${gh.privateKeyFile !== undefined ? `from ${gh.privateKeyFile}` : 'inline'}; ${gh.webhookSecrets.length} webhook secret(s) accepted`,

@@ -151,9 +151,23 @@ export interface FlintConfig {
   readonly admin?: AdminConfig;
   /** The live status page (entrypoints/http/status-page.ts); off unless `status:` is set. */
   readonly status?: StatusPageConfig;
+  /** Where the stores live; absent: SQLite in stateDir. */
+  readonly store?: StoreConfig;
   readonly networks: readonly NetworkConfig[];
   readonly github: GitHubConfig;
   readonly runners: readonly RunnerConfig[];
+}
+
+export interface StoreConfig {
+  /** A PostgreSQL store shared by a fleet (docs/fleet.md); the host's address leases stay in its SQLite file. */
+  readonly postgres?: PostgresStoreConfig;
+}
+
+export interface PostgresStoreConfig {
+  /** postgresql:// URL; carries no password when `password` came from passwordFile or passwordEnv. */
+  readonly url: string;
+  /** Read at load from passwordFile or passwordEnv; never logged. */
+  readonly password?: string;
 }
 
 export interface StatusPageConfig {

@@ -2,7 +2,9 @@
  * The composition root of the running daemon: every concrete adapter is
  * wired here and nowhere else, on ONE connection to the state database
  * (opened here with the `--db-sync` durability; every store is built on it
- * and `/healthz` reports on it). `flint serve` and `flint demo` start Flint
+ * and `/healthz` reports on it) — or, when the configuration has
+ * `store: {postgres: …}`, on ONE PostgreSQL pool (migrated at start), with
+ * the SQLite connection kept for this host's address leases only. `flint serve` and `flint demo` start Flint
  * through `startFlint`; `flint serve --webhooks-only` through
  * `startWebhooksOnly`, the same root without VMs and without GitHub.
  *
@@ -54,6 +56,8 @@ import { createSqliteIntakeStore } from '../adapters/store/intake-store.ts';
 import { createSqliteJobRecords } from '../adapters/store/job-records.ts';
 import { createSqliteTruthStore } from '../adapters/store/truth-store.ts';
 import { createSqliteRunnerStates } from '../adapters/store/runner-states.ts';
+import { openPostgresStores } from '../adapters/store/postgres/index.ts';
+import type { PostgresStores } from '../adapters/store/postgres/index.ts';
 import { createGitHubClient } from '../adapters/github/client.ts';
 import { FlintError } from '../core/errors/index.ts';
 import type { HostBudget } from '../core/capacity.ts';
@@ -69,7 +73,7 @@ import { JOB_TRUTH_DEFAULTS, startJobTruth } from '../daemon/job-truth.ts';
 import { REDELIVER_DEFAULTS, startRedeliver } from '../daemon/redeliver.ts';
 import type { RedeliverSettings } from '../daemon/redeliver.ts';
 import { recordingRunnerRequests } from '../daemon/runner-requests.ts';
-import type { IntakeStore, JobRecordStore } from '../daemon/ports/store.ts';
+import type { IntakeStore, JobRecordStore, RunnerStateStore, TruthStore } from '../daemon/ports/store.ts';
 import type { GitHubPort } from '../daemon/ports/github.ts';
 import type { VmHandle, VmSupervisor } from '../daemon/vm/supervisor.ts';
 import { buildVmSystem } from './vm-system.ts';
@@ -182,15 +186,25 @@ const DELIVERY_RETENTION_MS = 7 * 24 * 3600_000;
 const RETENTION_INTERVAL_MS = 3600_000;
 const SQLITE_SYNCHRONOUS: Readonly<Record<number, string>> = { 0: 'OFF', 1: 'NORMAL', 2: 'FULL', 3: 'EXTRA' };
 
-/** What both modes share: the one connection, the intake store on it, the one clock, the durability the connection runs at. */
+/**
+ * What both modes share: the SQLite connection, the intake store, the one
+ * clock, the durability the connection runs at — and, when the
+ * configuration has `store: {postgres: …}`, the PostgreSQL stores, which
+ * then hold everything but this host's address leases (docs/fleet.md).
+ */
 interface Base {
   readonly db: Db;
   readonly store: IntakeStore;
   readonly clock: { now(): number };
   readonly synchronous: Synchronous;
+  readonly postgres: PostgresStores | undefined;
+  /** What /healthz and the `store` check of /readyz report: the store the intake writes to. */
+  readonly health: () => { readonly ok: boolean; readonly [k: string]: unknown };
+  /** Closes the PostgreSQL pool (if any) and the SQLite connection. */
+  close(): Promise<void>;
 }
 
-function openState(opts: RootOptions): Base {
+async function openState(opts: RootOptions): Promise<Base> {
   const { config } = opts;
   const synchronous = opts.synchronous ?? DEFAULT_SYNCHRONOUS;
   let db: Db;
@@ -199,10 +213,35 @@ function openState(opts: RootOptions): Base {
   } catch (err) {
     throw new FlintError('FLINT_ERR_STORE_OPEN_FAILED', `cannot open the state database in ${config.stateDir}: ${(err instanceof Error ? err.message : String(err))}`, { cause: err });
   }
+  const clock = opts.clock ?? { now: () => Date.now() };
+  const pgSettings = config.store?.postgres;
+  if (pgSettings !== undefined) {
+    let postgres: PostgresStores;
+    try {
+      postgres = await openPostgresStores(pgSettings);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+    const local = databaseHealth(db);
+    return {
+      db, store: postgres.intake, clock, synchronous, postgres,
+      // The leases' SQLite file counts too: without it no VM gets an address.
+      health: () => {
+        const pg = postgres.health();
+        const leases = local();
+        return { ...pg, ok: pg.ok && leases.ok, local: leases.database };
+      },
+      close: async () => { await postgres.close(); db.close(); },
+    };
+  }
   // The store commits on this thread: measured on a 2-core host, handing
   // commits to a worker thread (intake-store-worker.ts) was no faster and
   // its extra wake-ups cost latency under load (docs/webhooks.md).
-  return { db, store: createSqliteIntakeStore(db), clock: opts.clock ?? { now: () => Date.now() }, synchronous };
+  return {
+    db, store: createSqliteIntakeStore(db), clock, synchronous, postgres: undefined, health: databaseHealth(db),
+    close: async () => { db.close(); },
+  };
 }
 
 /**
@@ -234,14 +273,14 @@ function startDeliveryRetention(base: Base, logger: Logger): Loop {
 }
 
 function listening(logger: Logger, config: FlintConfig, base: Base, intake: WebhookIntake, mode: string): void {
-  logger.info({ url: intake.url, tls: intake.tls, stateDir: config.stateDir, runners: config.runners.map((r) => r.name), synchronous: base.synchronous, secrets: config.github.webhookSecrets.length, mode },
+  logger.info({ url: intake.url, tls: intake.tls, stateDir: config.stateDir, store: base.postgres === undefined ? 'sqlite' : 'postgres', runners: config.runners.map((r) => r.name), synchronous: base.synchronous, secrets: config.github.webhookSecrets.length, mode },
     'flint serve: listening for webhooks');
 }
 
 /** `flint serve --webhooks-only`: the root with no VM system and no GitHub client; only the intake and delivery-retention. */
 export async function startWebhooksOnly(opts: RootOptions): Promise<RunningWebhooks> {
   const { config, logger } = opts;
-  const base = openState(opts);
+  const base = await openState(opts);
   const metrics = createMetrics({ processMetrics: opts.processMetrics ?? true });
   // Both exist once the start is done; a request before then sees fewer loops.
   let retention: Loop | undefined = undefined;
@@ -249,14 +288,14 @@ export async function startWebhooksOnly(opts: RootOptions): Promise<RunningWebho
   const loops = (): LoopStatus[] => [...(retention === undefined ? [] : [retention.status()]), ...(intake?.loops ?? []).map((l) => l.status())];
   try {
     intake = await startWebhooks({
-      config, logger, store: base.store, clock: () => base.clock.now(), health: databaseHealth(base.db),
-      ready: readiness({ store: databaseHealth(base.db), loops, now: () => base.clock.now() }),
+      config, logger, store: base.store, clock: () => base.clock.now(), health: base.health,
+      ready: readiness({ store: base.health, loops, now: () => base.clock.now() }),
       metrics: () => metrics.scrape(), observer: metrics.deliveries,
       ...(opts.maxBodyBytes === undefined ? {} : { maxBodyBytes: opts.maxBodyBytes }),
       ...(opts.listen === undefined ? {} : { listen: opts.listen }),
     });
   } catch (err) {
-    base.db.close();
+    await base.close();
     throw err;
   }
   listening(logger, config, base, intake, 'webhooks-only');
@@ -272,7 +311,7 @@ export async function startWebhooksOnly(opts: RootOptions): Promise<RunningWebho
       closing ??= (async () => {
         await deliveryRetention.stop();
         await webhooks.close();
-        base.db.close();
+        await base.close();
         logger.info({}, 'flint serve: stopped');
       })();
       return closing;
@@ -282,8 +321,8 @@ export async function startWebhooksOnly(opts: RootOptions): Promise<RunningWebho
 
 export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
   const { config, logger } = opts;
-  const base = openState(opts);
-  const { db, store, clock } = base;
+  const base = await openState(opts);
+  const { db, store, clock, postgres } = base;
   let vms: VmSystem | undefined;
   let intake: WebhookIntake | undefined;
   let consoleRetention: Loop | undefined;
@@ -302,7 +341,9 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
   try {
     // First: a second daemon on the same socket stops here, before it touches anything.
     admin = await startAdminServer({ ...adminSocketSettings(config), source: () => adminTarget.source, logger: logger.child({ component: 'admin' }) });
-    vms = await buildVmSystem(config, logger, { db, ...(opts.edges === undefined ? {} : { edges: opts.edges }) });
+    vms = await buildVmSystem(config, logger, {
+      db, ...(postgres === undefined ? {} : { vmStore: postgres.vms }), ...(opts.edges === undefined ? {} : { edges: opts.edges }),
+    });
     adopted = await vms.supervisor.adopt(config.runners);
     const swept = await vms.supervisor.sweep();
     if (swept.vms.length + swept.killed.length + swept.network.length + swept.strayDirs.length > 0) {
@@ -310,8 +351,8 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
     }
     consoleRetention = vms.supervisor.startConsoleRetention();
     intake = await startWebhooks({
-      config, logger, store, clock: () => clock.now(), health: databaseHealth(db), onAccepted: (job) => onAccepted(job),
-      ready: readiness({ store: databaseHealth(db), loops: () => loopStatus(), now: () => clock.now(), github: githubReach, hypervisor }),
+      config, logger, store, clock: () => clock.now(), health: base.health, onAccepted: (job) => onAccepted(job),
+      ready: readiness({ store: base.health, loops: () => loopStatus(), now: () => clock.now(), github: githubReach, hypervisor }),
       metrics: () => metrics.scrape(), observer: metrics.deliveries,
       ...(opts.maxBodyBytes === undefined ? {} : { maxBodyBytes: opts.maxBodyBytes }),
       ...(opts.listen === undefined ? {} : { listen: opts.listen }),
@@ -320,7 +361,7 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
     await vms?.supervisor.shutdown();
     vms?.close();
     await admin?.close();
-    db.close();
+    await base.close();
     throw err;
   }
   listening(logger, config, base, intake, 'full');
@@ -328,8 +369,9 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
   const webhooks = intake;
   const adminServer = admin;
   const deliveryRetention = startDeliveryRetention(base, logger);
-  const records = createSqliteJobRecords(db);
-  const truth = createSqliteTruthStore(db);
+  const records: JobRecordStore = postgres?.records ?? createSqliteJobRecords(db);
+  const truth: TruthStore = postgres?.truth ?? createSqliteTruthStore(db);
+  const runnerStates: RunnerStateStore = postgres?.runnerStates ?? createSqliteRunnerStates(db);
   // A client made here is closed here (its waits on rate limits end with it); one given as an edge belongs to the caller.
   const ownGithub = opts.edges?.github === undefined ? createGitHubClient({
     github: config.github, log: logger.child({ component: 'github' }), observer: everyObserver(metrics.github, githubReach),
@@ -355,7 +397,7 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
     budget: () => hostBudget(config, system.supervisor, maxVcpus, maxMemoryMib),
     ...(opts.guestExtras === undefined ? {} : { guestExtras: opts.guestExtras }),
     ...(opts.backoff === undefined ? {} : { backoff: opts.backoff }),
-    runnerStates: { store: createSqliteRunnerStates(db), instanceId: config.instanceId },
+    runnerStates: { store: runnerStates, instanceId: config.instanceId },
   });
   await scheduler.restore(adopted);
   const scale = scheduler.start(opts.tickMs ?? 2000);
@@ -447,7 +489,7 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
         ownGithub?.close();
         system.close();
         await webhooks.close();
-        db.close();
+        await base.close();
         logger.info({}, 'flint serve: stopped');
       })();
       return closing;

@@ -20,6 +20,7 @@ import { DEFAULT_SUPERVISOR_TUNING, persistedVmIds, VmSupervisor } from '../daem
 import type { Logger, SupervisorConfig } from '../daemon/vm/supervisor.ts';
 import type { DiskProvisioner, HostNetwork, HypervisorDriver } from '../daemon/vm/ports.ts';
 import type { HypervisorKind } from '../config/types.ts';
+import type { VmStore } from '../daemon/vm/vm-store.ts';
 
 export interface VmSystem {
   readonly supervisor: VmSupervisor;
@@ -36,6 +37,12 @@ export interface VmSystemOptions {
    * Default: a connection of the VM system's own, closed at `close()`.
    */
   readonly db?: Db;
+  /**
+   * Where the VM records go: the daemon's PostgreSQL store when it has one.
+   * Default: the SQLite file. The address leases stay in the SQLite file
+   * either way: they are this host's own.
+   */
+  readonly vmStore?: VmStore;
 }
 
 /**
@@ -54,7 +61,7 @@ export async function buildVmSystem(config: FlintConfig, logger: Logger, options
   const { tuning = {}, edges = {} } = options;
   const db = options.db ?? openDatabase(config.stateDir);
   const closeDb = options.db === undefined ? () => db.close() : () => undefined;
-  const store = new SqliteVmStore(db);
+  const store = options.vmStore ?? new SqliteVmStore(db);
   if (edges.network !== undefined) return { supervisor: supervisorOf(config, logger, tuning, edges, edges.network, store), close: closeDb };
   let claims: BridgeClaims;
   try {
@@ -78,7 +85,7 @@ export async function buildVmSystem(config: FlintConfig, logger: Logger, options
 }
 
 function supervisorOf(
-  config: FlintConfig, logger: Logger, tuning: Partial<SupervisorConfig>, edges: VmEdges, network: HostNetwork, store: SqliteVmStore,
+  config: FlintConfig, logger: Logger, tuning: Partial<SupervisorConfig>, edges: VmEdges, network: HostNetwork, store: VmStore,
 ): VmSupervisor {
   return new VmSupervisor({
     drivers: edges.drivers ?? createDrivers({ stateDir: config.stateDir, logger }),

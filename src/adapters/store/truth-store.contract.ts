@@ -6,15 +6,20 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { TruthStore } from '../../daemon/ports/store.ts';
 
-export function truthStoreContract(name: string, make: () => { store: TruthStore; dispose: () => void }): void {
-  const setup = (t: { after: (fn: () => void) => void }): TruthStore => {
-    const s = make();
+export interface TruthStoreUnderTest {
+  readonly store: TruthStore;
+  readonly dispose: () => void | Promise<void>;
+}
+
+export function truthStoreContract(name: string, make: () => TruthStoreUnderTest | Promise<TruthStoreUnderTest>): void {
+  const setup = async (t: { after: (fn: () => void | Promise<void>) => void }): Promise<TruthStore> => {
+    const s = await make();
     t.after(s.dispose);
     return s.store;
   };
 
   test(`${name}: a job's last confirmation is kept, the latest wins`, async (t) => {
-    const s = setup(t);
+    const s = await setup(t);
     assert.equal((await s.jobChecks()).size, 0);
     await s.markJobChecked(7, 1000);
     await s.markJobChecked(7, 2000);
@@ -23,7 +28,7 @@ export function truthStoreContract(name: string, make: () => { store: TruthStore
   });
 
   test(`${name}: a loop's mark is undefined before its first pass, then the last value set`, async (t) => {
-    const s = setup(t);
+    const s = await setup(t);
     assert.equal(await s.getMark('redeliver'), undefined);
     await s.setMark('redeliver', 10);
     await s.setMark('redeliver', 20);
@@ -32,7 +37,7 @@ export function truthStoreContract(name: string, make: () => { store: TruthStore
   });
 
   test(`${name}: a redelivery record is replaced by the next one of the same event`, async (t) => {
-    const s = setup(t);
+    const s = await setup(t);
     assert.equal(await s.getRedelivery('g-1'), undefined);
     await s.putRedelivery({ guid: 'g-1', deliveryId: 5, attempts: 1, lastAt: 100 });
     await s.putRedelivery({ guid: 'g-1', deliveryId: 9, attempts: 2, lastAt: 200 });
@@ -40,7 +45,7 @@ export function truthStoreContract(name: string, make: () => { store: TruthStore
   });
 
   test(`${name}: prune forgets checks and redeliveries older than the cut-off`, async (t) => {
-    const s = setup(t);
+    const s = await setup(t);
     await s.markJobChecked(1, 100);
     await s.markJobChecked(2, 300);
     await s.putRedelivery({ guid: 'old', deliveryId: 1, attempts: 1, lastAt: 100 });

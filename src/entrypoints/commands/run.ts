@@ -167,12 +167,24 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
   const logger = stderrLogger(io);
   // Loaded only now: --help and usage errors never open SQLite or load drivers.
   const { buildVmSystem } = await import('../vm-system.ts');
-  const system = await buildVmSystem(config, logger);
+  // With a PostgreSQL store the VM's record goes there, as `flint serve`'s
+  // do: the VM id sequence is shared with the daemon of the same instance,
+  // so the two never make the same VM id (and tap, and directory).
+  const postgres = config.store?.postgres === undefined ? undefined
+    : await (await import('../../adapters/store/postgres/index.ts')).openPostgresStores(config.store.postgres);
+  let system: Awaited<ReturnType<typeof buildVmSystem>>;
+  try {
+    system = await buildVmSystem(config, logger, postgres === undefined ? {} : { vmStore: postgres.vms });
+  } catch (err) {
+    await postgres?.close();
+    throw err;
+  }
   try {
     return await runSession(system.supervisor, runner, args.env, processTerminal(), { interactive: args.interactive });
   } finally {
     await system.supervisor.shutdown('flint run ends');
     system.close();
+    await postgres?.close();
   }
 }
 

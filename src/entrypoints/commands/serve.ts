@@ -95,7 +95,7 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
   }
   const path = args.config ?? io.env.FLINT_CONFIG ?? DEFAULT_CONFIG_PATH;
   const config = loadConfigFile(path, io.env);
-  const logger = createLogger({ level: logLevelFrom(argv, config.logLevel), secrets: new Set([...config.github.webhookSecrets, ...(config.status?.token === undefined ? [] : [config.status.token])]), destination: io.stdout });
+  const logger = createLogger({ level: logLevelFrom(argv, config.logLevel), secrets: new Set([...config.github.webhookSecrets, ...(config.status?.token === undefined ? [] : [config.status.token]), ...(config.store?.postgres?.password === undefined ? [] : [config.store.postgres.password])]), destination: io.stdout });
   const readable = configFileWarning(path);
   if (readable !== undefined) logger.warn({ code: readable.code, hint: readable.hint }, readable.message);
   const options = { config, logger, synchronous: args.synchronous, maxBodyBytes: args.maxBodyBytes };

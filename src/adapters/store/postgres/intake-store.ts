@@ -1,0 +1,180 @@
+/**
+ * The IntakeStore port on PostgreSQL: tables `deliveries`, `jobs` and
+ * `unparsable_deliveries` (migrations.ts), with the SQLite adapter's
+ * semantics (../intake-store.ts) and contract suite.
+ *
+ * Several hosts may ingest at once (each behind its own webhook endpoint,
+ * GitHub delivering to one of them). Two things keep them consistent:
+ * - a delivery id is deduplicated by the primary key of `deliveries`
+ *   (a concurrent insert of the same id waits for the first to commit,
+ *   then does nothing: a `duplicate`);
+ * - a batch first takes a transaction-level advisory lock per job it
+ *   touches, in one sorted order (no deadlock between two batches), so the
+ *   job's status read and its move happen with no other host between them.
+ */
+import type pg from 'pg';
+import type { DeliveryOutcome, JobConclusion, JobStatus } from '../../../core/jobs.ts';
+import { decideJobTransition, outcomeOf } from '../../../core/jobs.ts';
+import type { ErrorCode } from '../../../core/errors/index.ts';
+import type { IntakeStore, JobDelivery, RecordedOutcome, StoredDelivery, StoredJob, StoredUnparsable, UnparsableState } from '../../../daemon/ports/store.ts';
+import { inTransaction, writeFailed } from './pool.ts';
+
+/** First key of the per-job advisory locks (two-key form; the second is the job id's hash). */
+export const JOB_LOCK_SPACE = 1;
+
+interface JobRow {
+  id: number; run_id: number; run_attempt: number; repository: string; name: string; workflow_name: string | null;
+  labels: string[]; definition: string; status: string; conclusion: string | null; runner_name: string | null;
+  first_seen_at: number; updated_at: number;
+}
+interface DeliveryRow { id: string; event: string; action: string; job_id: number; received_at: number; outcome: string }
+interface UnparsableRow {
+  id: string; event: string; received_at: number; headers: Record<string, string>; body: Buffer; error_code: string; error_message: string;
+  state: string; replayed_at: number | null; replay_outcome: string | null;
+}
+
+const JOB_COLUMNS = 'id, run_id, run_attempt, repository, name, workflow_name, labels, definition, status, conclusion, runner_name, first_seen_at, updated_at';
+/** The column each status stamps with the time of its first delivery. */
+const STAMP = { queued: 'queued_at', in_progress: 'started_at', completed: 'completed_at' } as const;
+
+async function ingestOne(client: pg.PoolClient, d: JobDelivery): Promise<DeliveryOutcome> {
+  const { command: c } = d;
+  const insertDelivery = (outcome: RecordedOutcome) => client.query(
+    'INSERT INTO deliveries (id, event, action, job_id, received_at, outcome) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING',
+    [d.deliveryId, 'workflow_job', c.action, c.job.id, d.receivedAt, outcome]);
+  if (d.definition === undefined) return (await insertDelivery('ignored')).rowCount === 0 ? 'duplicate' : 'ignored';
+  const found = await client.query<{ status: JobStatus }>('SELECT status FROM jobs WHERE id = $1', [c.job.id]);
+  const onRecord = found.rows[0]?.status ?? 'absent';
+  const transition = decideJobTransition(onRecord, c.action);
+  const outcome = outcomeOf(transition);
+  // The delivery row first: its primary key is the dedupe, and a duplicate changes nothing, not even the job.
+  if ((await insertDelivery(outcome)).rowCount === 0) return 'duplicate';
+  if (transition !== 'advance') return outcome;
+  const conclusion = c.action === 'completed' ? c.conclusion : null;
+  const runnerName = c.action === 'in_progress' || c.action === 'completed' ? (c.runner?.name ?? null) : null;
+  if (onRecord === 'absent') {
+    const j = c.job;
+    await client.query(`INSERT INTO jobs (${JOB_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)`,
+      [j.id, j.runId, j.runAttempt, j.repository, j.name, j.workflowName, JSON.stringify(j.labels), d.definition, c.action, conclusion, runnerName, d.receivedAt]);
+  } else {
+    // COALESCE: a `completed` that lost the runner's name (a job cancelled before it started) keeps the one in_progress named.
+    await client.query('UPDATE jobs SET status = $1, conclusion = $2, runner_name = COALESCE($3, runner_name), updated_at = $4 WHERE id = $5',
+      [c.action, conclusion, runnerName, d.receivedAt, c.job.id]);
+  }
+  if (c.action !== 'waiting') {
+    const column = STAMP[c.action];
+    await client.query(`UPDATE jobs SET ${column} = COALESCE(${column}, $1) WHERE id = $2`, [d.receivedAt, c.job.id]);
+  }
+  return outcome;
+}
+
+/** Takes the batch's job locks, in the order of their keys (volatile calls run after the sort). */
+async function lockJobs(client: pg.PoolClient, jobIds: readonly number[]): Promise<void> {
+  await client.query(
+    'SELECT pg_advisory_xact_lock($1, k) FROM (SELECT DISTINCT hashint8(id) AS k FROM unnest($2::bigint[]) AS id) AS keys ORDER BY k',
+    [JOB_LOCK_SPACE, jobIds]);
+}
+
+export function createPostgresIntakeStore(pool: pg.Pool): IntakeStore {
+  return {
+    async ingest(batch) {
+      if (batch.length === 0) return [];
+      try {
+        return await inTransaction(pool, async (client) => {
+          await lockJobs(client, batch.filter((d) => d.definition !== undefined).map((d) => d.command.job.id));
+          const outcomes: DeliveryOutcome[] = [];
+          for (const d of batch) outcomes.push(await ingestOne(client, d));
+          return outcomes;
+        });
+      } catch (err) {
+        throw writeFailed(`${batch.length} webhook deliveries`, err);
+      }
+    },
+    async getJob(id) {
+      const { rows } = await pool.query<JobRow>(`SELECT ${JOB_COLUMNS} FROM jobs WHERE id = $1`, [id]);
+      return rows[0] === undefined ? undefined : toJob(rows[0]);
+    },
+    async listJobs(filter = {}) {
+      const { rows } = filter.status === undefined
+        ? await pool.query<JobRow>(`SELECT ${JOB_COLUMNS} FROM jobs ORDER BY first_seen_at, id`)
+        : await pool.query<JobRow>(`SELECT ${JOB_COLUMNS} FROM jobs WHERE status = $1 ORDER BY first_seen_at, id`, [filter.status]);
+      return rows.map(toJob);
+    },
+    async countJobsByDefinition(status) {
+      const { rows } = await pool.query<{ definition: string; n: number }>(
+        'SELECT definition, count(*) AS n FROM jobs WHERE status = $1 GROUP BY definition', [status]);
+      return new Map(rows.map((r) => [r.definition, r.n]));
+    },
+    async getDelivery(id) {
+      const { rows } = await pool.query<DeliveryRow>('SELECT * FROM deliveries WHERE id = $1', [id]);
+      return rows[0] === undefined ? undefined : toDelivery(rows[0]);
+    },
+    async countDeliveries() {
+      const { rows } = await pool.query<{ n: number }>('SELECT count(*) AS n FROM deliveries');
+      return rows[0]?.n ?? 0;
+    },
+    async keepUnparsable(batch) {
+      if (batch.length === 0) return [];
+      try {
+        return await inTransaction(pool, async (client) => {
+          const results: Array<'kept' | 'duplicate'> = [];
+          for (const u of batch) {
+            const r = await client.query(
+              `INSERT INTO unparsable_deliveries (id, event, received_at, headers, body, error_code, error_message, state)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, 'unparsable') ON CONFLICT (id) DO NOTHING`,
+              [u.deliveryId, u.event, u.receivedAt, JSON.stringify(u.headers), Buffer.from(u.body.buffer, u.body.byteOffset, u.body.byteLength), u.error.code, u.error.message]);
+            results.push(r.rowCount === 0 ? 'duplicate' : 'kept');
+          }
+          return results;
+        });
+      } catch (err) {
+        throw writeFailed(`${batch.length} unparsable webhook deliveries`, err);
+      }
+    },
+    async listUnparsable(filter = {}) {
+      const { rows } = filter.state === undefined
+        ? await pool.query<UnparsableRow>('SELECT * FROM unparsable_deliveries ORDER BY received_at, id')
+        : await pool.query<UnparsableRow>('SELECT * FROM unparsable_deliveries WHERE state = $1 ORDER BY received_at, id', [filter.state]);
+      return rows.map(toUnparsable);
+    },
+    async updateUnparsable(id, u) {
+      if (u.state === 'replayed') {
+        await pool.query("UPDATE unparsable_deliveries SET state = 'replayed', replayed_at = $1, replay_outcome = $2 WHERE id = $3", [u.at, u.outcome, id]);
+      } else {
+        await pool.query("UPDATE unparsable_deliveries SET state = 'unparsable', replayed_at = $1, replay_outcome = NULL, error_code = $2, error_message = $3 WHERE id = $4",
+          [u.at, u.error.code, u.error.message, id]);
+      }
+    },
+    async prune(before) {
+      return inTransaction(pool, async (client) => ({
+        deliveries: (await client.query('DELETE FROM deliveries WHERE received_at < $1', [before])).rowCount ?? 0,
+        jobs: (await client.query("DELETE FROM jobs WHERE status = 'completed' AND updated_at < $1", [before])).rowCount ?? 0,
+        unparsable: (await client.query('DELETE FROM unparsable_deliveries WHERE received_at < $1', [before])).rowCount ?? 0,
+      }));
+    },
+  };
+}
+
+// The CHECK constraints hold status and state to the values the casts name;
+// conclusion was a JobConclusion and error_code a catalogue code when written.
+function toJob(r: JobRow): StoredJob {
+  return {
+    id: r.id, runId: r.run_id, runAttempt: r.run_attempt, repository: r.repository, name: r.name,
+    workflowName: r.workflow_name, labels: r.labels, definition: r.definition,
+    status: r.status as JobStatus, conclusion: r.conclusion as JobConclusion | null, runnerName: r.runner_name,
+    firstSeenAt: r.first_seen_at, updatedAt: r.updated_at,
+  };
+}
+
+function toUnparsable(r: UnparsableRow): StoredUnparsable {
+  return {
+    deliveryId: r.id, event: r.event, receivedAt: r.received_at, headers: r.headers,
+    body: new Uint8Array(r.body.buffer, r.body.byteOffset, r.body.byteLength),
+    error: { code: r.error_code as ErrorCode, message: r.error_message },
+    state: r.state as UnparsableState, replayedAt: r.replayed_at, replayOutcome: r.replay_outcome,
+  };
+}
+
+function toDelivery(r: DeliveryRow): StoredDelivery {
+  return { id: r.id, event: r.event, action: r.action, jobId: r.job_id, receivedAt: r.received_at, outcome: r.outcome as RecordedOutcome };
+}

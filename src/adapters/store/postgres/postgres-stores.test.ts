@@ -1,0 +1,239 @@
+/**
+ * Every store contract suite against a real PostgreSQL server (a throw-away
+ * cluster, test/helpers/postgres.ts), each case in a fresh schema; then
+ * what only a shared, networked store has to show: migrations applied once
+ * by hosts starting together, batches all-or-none, and two hosts ingesting
+ * news of the same job at once.
+ */
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { intakeStoreContract, delivery } from '../intake-store.contract.ts';
+import { truthStoreContract } from '../truth-store.contract.ts';
+import { vmStoreContract } from '../../../../test/contracts/vm-store.contract.ts';
+import { runnerStatesContract } from '../../../../test/contracts/runner-states.contract.ts';
+import { jobRecordContract } from '../../../../test/contracts/job-records.contract.ts';
+import { postgresPrereqs, startPostgres } from '../../../../test/helpers/postgres.ts';
+import type { PostgresCluster } from '../../../../test/helpers/postgres.ts';
+import { requirePrereqs } from '../../../../test/helpers/prereq.ts';
+import type { JobAction } from '../../../core/jobs.ts';
+import { openPostgresStores } from './index.ts';
+import type { PostgresStores } from './index.ts';
+import { migrate, MIGRATIONS } from './migrations.ts';
+import type { Migration } from './migrations.ts';
+import { openPostgresPool } from './pool.ts';
+
+if (postgresPrereqs().some((p) => !p.ok())) {
+  // Skipped with what to install, or (CI=true) failed: CI installs PostgreSQL.
+  test('PostgreSQL stores: the contract suites and the migrations', (t) => {
+    requirePrereqs(t, ...postgresPrereqs());
+  });
+} else {
+  suites();
+}
+
+function suites(): void {
+  let started: Promise<PostgresCluster> | undefined;
+  const cluster = (): Promise<PostgresCluster> => (started ??= startPostgres());
+  after(async () => {
+    const c = await started?.catch(() => undefined);
+    await c?.stop();
+  });
+
+  /** The stores on a fresh schema; `reopen` builds more on the same schema (another host, or a restart). */
+  const fresh = async () => {
+    const c = await cluster();
+    const url = await c.createSchema();
+    const opened: PostgresStores[] = [];
+    const open = async (): Promise<PostgresStores> => {
+      const s = await openPostgresStores({ url });
+      opened.push(s);
+      return s;
+    };
+    const stores = await open();
+    return {
+      url, stores, reopen: open,
+      dispose: async () => {
+        for (const s of opened) await s.close();
+        await c.dropSchema(url);
+      },
+    };
+  };
+
+  intakeStoreContract('postgres', async () => {
+    const f = await fresh();
+    return { store: f.stores.intake, dispose: f.dispose };
+  });
+  truthStoreContract('postgres', async () => {
+    const f = await fresh();
+    return { store: f.stores.truth, dispose: f.dispose };
+  });
+  vmStoreContract('PostgreSQL VM store', async () => {
+    const f = await fresh();
+    return { store: f.stores.vms, close: f.dispose };
+  });
+  runnerStatesContract('postgres', async () => {
+    const f = await fresh();
+    return { store: f.stores.runnerStates, reopen: async () => (await f.reopen()).runnerStates, dispose: f.dispose };
+  });
+  jobRecordContract('postgres', async () => {
+    const f = await fresh();
+    return { intake: f.stores.intake, vms: f.stores.vms, records: f.stores.records, dispose: f.dispose };
+  });
+
+  test('postgres: two hosts starting together both migrate, and each migration is applied once', async (t) => {
+    const c = await cluster();
+    const url = await c.createSchema();
+    const a = openPostgresPool({ url });
+    const b = openPostgresPool({ url });
+    t.after(async () => { await a.end(); await b.end(); await c.dropSchema(url); });
+    // The sleep holds the first migrator inside its migration: without the lock the second would run it too and fail on the existing table.
+    const slow: Migration[] = [
+      { version: 1, name: 'first', sql: 'CREATE TABLE first (x integer); SELECT pg_sleep(0.3)' },
+      { version: 2, name: 'second', sql: 'CREATE TABLE second (y integer)' },
+    ];
+    const results = await Promise.all([migrate(a, slow), migrate(b, slow)]);
+    assert.deepEqual(results.map((r) => r.applied).sort((x, y) => y.length - x.length), [[1, 2], []]);
+    assert.deepEqual(results.map((r) => r.version), [2, 2]);
+    const { rows } = await a.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
+    assert.deepEqual(rows.map((r) => r.version), [1, 2]);
+  });
+
+  test('postgres: a restart applies nothing, and a later migration is applied on the next start', async (t) => {
+    const f = await fresh();
+    t.after(f.dispose);
+    assert.deepEqual(f.stores.migration.applied, MIGRATIONS.map((m) => m.version));
+    assert.deepEqual((await f.reopen()).migration.applied, []);
+    const pool = openPostgresPool({ url: f.url });
+    t.after(() => pool.end());
+    const next = { version: MIGRATIONS.length + 1, name: 'a later one', sql: 'ALTER TABLE jobs ADD COLUMN claimed_by TEXT' };
+    assert.deepEqual(await migrate(pool, [...MIGRATIONS, next]), { applied: [next.version], version: next.version });
+    // The stores keep working on the wider table.
+    assert.deepEqual(await f.stores.intake.ingest([delivery(1, 'queued')]), ['accepted']);
+  });
+
+  test('postgres: a store whose schema is newer than this Flint is refused', async (t) => {
+    const f = await fresh();
+    t.after(f.dispose);
+    const pool = openPostgresPool({ url: f.url });
+    t.after(() => pool.end());
+    await pool.query("INSERT INTO schema_migrations (version, name) VALUES (999, 'from the future')");
+    await assert.rejects(openPostgresStores({ url: f.url }), { code: 'FLINT_ERR_STORE_SCHEMA_NEWER' });
+  });
+
+  test('postgres: a migration that fails leaves nothing of itself and is retried on the next start', async (t) => {
+    const c = await cluster();
+    const url = await c.createSchema();
+    const pool = openPostgresPool({ url });
+    t.after(async () => { await pool.end(); await c.dropSchema(url); });
+    const broken: Migration[] = [
+      { version: 1, name: 'fine', sql: 'CREATE TABLE fine (x integer)' },
+      { version: 2, name: 'broken', sql: 'CREATE TABLE half (x integer); SELECT no_such_function()' },
+    ];
+    await assert.rejects(migrate(pool, broken), { code: 'FLINT_ERR_STORE_SCHEMA' });
+    const tables = await pool.query<{ t: string | null }>("SELECT to_regclass('half')::text AS t");
+    assert.equal(tables.rows[0]?.t, null, 'the failed migration left no table');
+    assert.deepEqual((await pool.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((r) => r.version), [1]);
+    const fixed = [broken[0] as Migration, { version: 2, name: 'fixed', sql: 'CREATE TABLE half (x integer)' }];
+    assert.deepEqual(await migrate(pool, fixed), { applied: [2], version: 2 });
+  });
+
+  test('postgres: a batch that fails is not half-applied', async (t) => {
+    const f = await fresh();
+    t.after(f.dispose);
+    const pool = openPostgresPool({ url: f.url });
+    t.after(() => pool.end());
+    await pool.query(`CREATE FUNCTION fail_job_99() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.id = 99 THEN RAISE EXCEPTION 'disk on fire'; END IF; RETURN NEW; END $$`);
+    await pool.query('CREATE TRIGGER fail_job_99 BEFORE INSERT ON jobs FOR EACH ROW EXECUTE FUNCTION fail_job_99()');
+    await assert.rejects(f.stores.intake.ingest([delivery(1, 'queued', { id: 'ok' }), delivery(99, 'queued', { id: 'bad' })]), { code: 'FLINT_ERR_STORE_WRITE_FAILED' });
+    assert.equal(await f.stores.intake.countDeliveries(), 0);
+    assert.equal(await f.stores.intake.getJob(1), undefined);
+    // The pool's connection is usable again after the rollback.
+    assert.deepEqual(await f.stores.intake.ingest([delivery(1, 'queued', { id: 'ok' })]), ['accepted']);
+  });
+
+  test('postgres: two hosts ingesting news of the same jobs at once end in the same state as one would', async (t) => {
+    const f = await fresh();
+    t.after(f.dispose);
+    const other = await f.reopen();
+    const actions: JobAction[] = ['queued', 'in_progress', 'completed'];
+    // Per job, every delivery twice (GitHub's redelivery landing on the other host), all at once.
+    const jobs = [41, 42, 43, 44, 45, 46];
+    const work = jobs.flatMap((job) => actions.flatMap((action, i) => {
+      const d = delivery(job, action, { id: `${job}-${action}`, at: 100 + i, runner: 'flint-ab1-00001' });
+      return [f.stores.intake.ingest([d]), other.intake.ingest([d])];
+    }));
+    const outcomes = (await Promise.all(work)).flat();
+    assert.equal(outcomes.filter((o) => o === 'duplicate').length, jobs.length * actions.length, 'each delivery recorded once, its twin a duplicate');
+    for (const job of jobs) {
+      const stored = await other.intake.getJob(job);
+      assert.equal(stored?.status, 'completed', `job ${job}`);
+      assert.equal(stored?.runnerName, 'flint-ab1-00001');
+    }
+    assert.equal(await f.stores.intake.countDeliveries(), jobs.length * actions.length);
+  });
+
+  test('postgres: GitHub ids and times beyond 32 bits round-trip as numbers', async (t) => {
+    const f = await fresh();
+    t.after(f.dispose);
+    const jobId = 52_000_000_123;
+    const at = 1_790_000_000_000;
+    await f.stores.intake.ingest([delivery(jobId, 'queued', { id: 'big', at })]);
+    const job = await f.stores.intake.getJob(jobId);
+    assert.equal(job?.id, jobId);
+    assert.equal(job?.firstSeenAt, at);
+    assert.equal(typeof job?.runId, 'number');
+    assert.deepEqual(await f.stores.intake.countJobsByDefinition('queued'), new Map([['default', 1]]));
+    await f.stores.truth.putRedelivery({ guid: 'g', deliveryId: 9_000_000_000_001, attempts: 1, lastAt: at });
+    assert.deepEqual(await f.stores.truth.getRedelivery('g'), { guid: 'g', deliveryId: 9_000_000_000_001, attempts: 1, lastAt: at });
+  });
+
+  test('postgres: the VM sequence is shared by every host of an instance id and never repeats', async (t) => {
+    const f = await fresh();
+    t.after(f.dispose);
+    const other = await f.reopen();
+    const got = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? f.stores : other).vms.nextSequence('ab1')));
+    assert.deepEqual([...got].sort((a, b) => a - b), Array.from({ length: 20 }, (_, i) => i));
+  });
+
+  test('postgres: health reports the latest round trip and says closed after close', async (t) => {
+    const f = await fresh();
+    t.after(f.dispose);
+    assert.deepEqual(f.stores.health(), { ok: true, database: 'open', store: 'postgres', schema: MIGRATIONS.length });
+    await f.stores.close();
+    assert.deepEqual(f.stores.health(), { ok: false, database: 'closed', store: 'postgres' });
+  });
+
+  test('postgres: health turns failing when the server refuses the pool, and recovers with it', async (t) => {
+    const f = await fresh();
+    t.after(f.dispose);
+    // On another database of the cluster: a session cannot shut its own database.
+    const admin = openPostgresPool({ url: f.url.replace('/flint_test?', '/postgres?'), maxConnections: 1 });
+    t.after(() => admin.end());
+    await admin.query('SELECT 1');
+    const until = async (ok: boolean): Promise<void> => {
+      for (let i = 0; i < 500 && f.stores.health().ok !== ok; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(f.stores.health().ok, ok);
+    };
+    // The stores' sessions are ended and no new one is let in.
+    await admin.query('ALTER DATABASE flint_test ALLOW_CONNECTIONS false');
+    try {
+      await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'flint_test' AND application_name = 'flint'");
+      await until(false);
+      assert.equal(f.stores.health().database, 'failing');
+    } finally {
+      await admin.query('ALTER DATABASE flint_test ALLOW_CONNECTIONS true');
+    }
+    await until(true);
+  });
+
+  test('postgres: an unreachable server is a catalogue error that names the URL without its password', async () => {
+    const c = await cluster();
+    const url = `postgresql://flint:hunter2@localhost/flint_test?host=${encodeURIComponent(`${c.socketDir}/nowhere`)}`;
+    await assert.rejects(openPostgresStores({ url }), (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'FLINT_ERR_STORE_UNREACHABLE');
+      assert.doesNotMatch(err.message, /hunter2/);
+      return true;
+    });
+  });
+}

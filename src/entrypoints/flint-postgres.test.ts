@@ -1,0 +1,127 @@
+/**
+ * The composition root on a PostgreSQL store (`store: {postgres: …}`):
+ * startFlint with the fast fakes of the host's edges and GitHub in memory,
+ * against a throw-away cluster (test/helpers/postgres.ts). The schema is
+ * migrated at start, a webhook's job and the VM it starts are recorded in
+ * PostgreSQL, /healthz reports that store, and close() ends the pool.
+ */
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { demoConfig } from '../config/demo.ts';
+import { createLogger } from '../adapters/log/logger.ts';
+import { openDatabase } from '../adapters/store/db.ts';
+import { FakeDisks } from '../../test/fakes/fake-disks.ts';
+import { FakeNetwork } from '../../test/fakes/fake-network.ts';
+import { InstantDriver } from '../../test/fakes/instant-driver.ts';
+import { MemoryGitHub } from '../../test/fakes/memory-github.ts';
+import { postgresPrereqs, startPostgres } from '../../test/helpers/postgres.ts';
+import type { PostgresCluster } from '../../test/helpers/postgres.ts';
+import { requirePrereqs } from '../../test/helpers/prereq.ts';
+import { signedDelivery, workflowJobPayload } from '../../bench/_payload.ts';
+import { startFlint, startWebhooksOnly } from './flint.ts';
+import type { FlintOptions } from './flint.ts';
+
+const SECRET = 'flint-postgres-test-secret';
+const HOUR = 3600_000;
+
+let started: Promise<PostgresCluster> | undefined;
+after(async () => {
+  const c = await started?.catch(() => undefined);
+  await c?.stop();
+});
+
+test('flint on a PostgreSQL store: migrated at start, the job and its VM recorded there, /healthz on it, the pool ended at close', async (t) => {
+  if (!requirePrereqs(t, ...postgresPrereqs())) return;
+  const cluster = await (started ??= startPostgres());
+  const url = await cluster.createSchema();
+  t.after(() => cluster.dropSchema(url));
+  const stateDir = mkdtempSync(join(tmpdir(), 'flint-pg-root-'));
+  t.after(() => rmSync(stateDir, { recursive: true, force: true }));
+  const github = new MemoryGitHub({ org: 'flint-pg' });
+  const config = {
+    ...demoConfig({
+      apiUrl: 'http://127.0.0.1:9', appId: 1, privateKey: 'never used: GitHub is in memory', webhookSecret: SECRET, organization: 'flint-pg',
+      kernel: '/nonexistent/vmlinuz', filesystem: '/nonexistent/rootfs.ext4', stateDir, address: '127.0.0.1:0', maxRunners: 2, instanceId: 'pg',
+    }),
+    store: { postgres: { url } },
+  };
+  const driver = new InstantDriver((guest) => { guest.say('FLINT-MARKER booted'); });
+  const options = {
+    config, logger: createLogger({ level: 'silent' }), synchronous: 'NORMAL',
+    tickMs: HOUR, reconcileMs: HOUR, staleRunnersMs: HOUR, jobTruth: { intervalMs: HOUR }, redeliver: { intervalMs: HOUR },
+    maxVcpus: 1000, maxMemoryMib: 1_000_000,
+    edges: { drivers: { qemu: driver }, network: new FakeNetwork(config.instanceId), disks: new FakeDisks(), github },
+  } satisfies FlintOptions;
+  const flint = await startFlint(options);
+  let closed = false;
+  t.after(async () => { if (!closed) await flint.close(); });
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  t.after(() => client.end());
+
+  const health = await fetch(`${flint.url}/healthz`);
+  assert.equal(health.status, 200);
+  assert.deepEqual(await health.json(), { status: 'ok', ok: true, database: 'open', store: 'postgres', schema: 1, local: 'open' });
+
+  const d = signedDelivery(SECRET, 'workflow_job', workflowJobPayload({ jobId: 4242, action: 'queued' }));
+  assert.equal((await fetch(`${flint.url}/webhook`, { method: 'POST', headers: d.headers, body: d.body })).status, 202);
+  const deadline = Date.now() + 20_000;
+  while (driver.starts.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(driver.starts.length, 1, 'the scheduler started a VM for the queued job');
+  assert.deepEqual((await client.query('SELECT id::int AS id, status FROM jobs')).rows, [{ id: 4242, status: 'queued' }]);
+  const vms = await client.query<{ id: string }>("SELECT id FROM vms WHERE instance_id = 'pg'");
+  assert.equal(vms.rows.length, 1, 'the VM record is in PostgreSQL');
+  const runners = await client.query('SELECT vm_id FROM runner_states');
+  assert.deepEqual(runners.rows, [{ vm_id: vms.rows[0]?.id }], 'and so is the scheduler\'s runner');
+
+  closed = true;
+  await flint.close();
+  const sessions = await client.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'flint'");
+  assert.deepEqual(sessions.rows, [{ n: 0 }], 'close() ended the pool');
+  // The SQLite file holds no job or VM of this Flint: only what is the host's own (its leases) goes there.
+  const db = openDatabase(stateDir);
+  try {
+    const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('jobs', 'vms', 'deliveries')").all();
+    assert.deepEqual(tables, []);
+  } finally {
+    db.close();
+  }
+});
+
+test('flint serve --webhooks-only on a PostgreSQL store: /readyz checks that store, a delivery lands there, close ends the pool', async (t) => {
+  if (!requirePrereqs(t, ...postgresPrereqs())) return;
+  const cluster = await (started ??= startPostgres());
+  const url = await cluster.createSchema();
+  t.after(() => cluster.dropSchema(url));
+  const stateDir = mkdtempSync(join(tmpdir(), 'flint-pg-webhooks-'));
+  t.after(() => rmSync(stateDir, { recursive: true, force: true }));
+  const config = {
+    ...demoConfig({
+      apiUrl: 'http://127.0.0.1:9', appId: 1, privateKey: 'never used', webhookSecret: SECRET, organization: 'flint-pg',
+      kernel: '/nonexistent/vmlinuz', filesystem: '/nonexistent/rootfs.ext4', stateDir, address: '127.0.0.1:0', maxRunners: 2, instanceId: 'pgw',
+    }),
+    store: { postgres: { url } },
+  };
+  const flint = await startWebhooksOnly({ config, logger: createLogger({ level: 'silent' }), synchronous: 'NORMAL', processMetrics: false });
+  let closed = false;
+  t.after(async () => { if (!closed) await flint.close(); });
+  const ready = await fetch(`${flint.url}/readyz`);
+  const body = await ready.json() as { checks: { store: { ok: boolean; store?: string } } }; // the readiness JSON (http/readiness.ts)
+  assert.equal(ready.status, 200);
+  assert.equal(body.checks.store.ok, true);
+  assert.equal(body.checks.store.store, 'postgres');
+  const d = signedDelivery(SECRET, 'workflow_job', workflowJobPayload({ jobId: 77, action: 'queued' }));
+  assert.equal((await fetch(`${flint.url}/webhook`, { method: 'POST', headers: d.headers, body: d.body })).status, 202);
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  t.after(() => client.end());
+  assert.deepEqual((await client.query('SELECT job_id::int AS job_id, outcome FROM deliveries')).rows, [{ job_id: 77, outcome: 'accepted' }]);
+  closed = true;
+  await flint.close();
+  const sessions = await client.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'flint'");
+  assert.deepEqual(sessions.rows, [{ n: 0 }]);
+});
