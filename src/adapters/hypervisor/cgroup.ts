@@ -66,7 +66,7 @@ export function cgroupLayout(mounts: string, selfCgroup: string, v2Controllers: 
   for (const f of rows) {
     if (f[2] !== 'cgroup') continue;
     const opts = (f[3] ?? '').split(',');
-    for (const c of CONTROLLERS) if (opts.includes(c) && dirs[c] === undefined) dirs[c] = join(unescape(f[1] ?? ''), own.get(c) ?? '/');
+    for (const c of CONTROLLERS) if (opts.includes(c) && dirs[c] === undefined) dirs[c] = join(unescape(f[1] ?? ''), own.get(c) ?? '/').replace(/(.)\/$/, '$1');
   }
   if (dirs.cpu !== undefined && dirs.memory !== undefined && dirs.pids !== undefined) return { version: 1, cpu: dirs.cpu, memory: dirs.memory, pids: dirs.pids };
   return undefined;
