@@ -52,7 +52,7 @@ import { closeSync, openSync } from 'node:fs';
 import { chown, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { constants } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import type { Writable } from 'node:stream';
 import { FlintError } from '../../core/errors/index.ts';
@@ -193,6 +193,7 @@ export function createQemuDriver(opts: QemuDriverOptions): HypervisorDriver {
     for (const [what, path] of [['kernel', spec.kernel], ...(spec.initrd === undefined ? [] : [['initrd', spec.initrd]]), ['base rootfs', spec.drives.rootfs]] as const) {
       await checkSharedReadable(what, path, uid, gid);
     }
+    await checkSearchable(spec.workDir, uid, gid);
     const groups = accel === 'kvm' ? await kvmGroups(uid, gid) : [];
     await prepareVmmFiles(spec.workDir, uid, gid);
 
@@ -401,6 +402,26 @@ async function kvmGroups(uid: number, gid: number): Promise<number[]> {
     hint: 'Make /dev/kvm read-writable by its group (the `kvm` group on Debian: mode 0660), or set `accel: tcg`.',
     details: { uid, gid },
   });
+}
+
+/**
+ * QEMU opens the disks and creates its sockets by path, as the VM's uid:
+ * every directory above the workDir must let that uid pass (search, `x`;
+ * never read or write). Flint never changes those modes itself.
+ */
+async function checkSearchable(workDir: string, uid: number, gid: number): Promise<void> {
+  if (uid === 0) return;
+  for (let dir = dirname(workDir); ; dir = dirname(dir)) {
+    const st = await stat(dir).catch(() => undefined);
+    const bit = st === undefined ? 0 : st.uid === uid ? 0o100 : st.gid === gid ? 0o010 : 0o001;
+    if (st !== undefined && (st.mode & bit) === 0) {
+      throw new FlintError('FLINT_ERR_VM_START_FAILED', `the VM's uid ${uid} / gid ${gid} cannot reach its work dir ${workDir}: ${dir} (owner ${st.uid}:${st.gid}, mode ${(st.mode & 0o777).toString(8)}) does not let it pass`, {
+        hint: `QEMU runs as the runner's uid/gid and opens the VM's disks there: \`chmod o+x ${dir}\` (search only, no listing), or \`chgrp ${gid} ${dir} && chmod g+x ${dir}\`.`,
+        details: { workDir, uid, gid, dir },
+      });
+    }
+    if (dir === dirname(dir)) return;
+  }
 }
 
 /**
