@@ -1,12 +1,14 @@
 /** Where a QEMU VM's cgroup goes and what is written there, on cgroup v2 and v1 hosts (pure; the real files are checked in qemu.test.ts). */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { cgroupLayout, limitWrites, vmCgroupDirs } from './cgroup.ts';
+import { cgroupLayout, createVmCgroup, hostCgroupLayout, limitWrites, removeVmCgroup, vmCgroupDirs } from './cgroup.ts';
+import { requirePrereqs, root } from '../../../test/helpers/prereq.ts';
 import { dropPrivileges, vmmCommand } from './qemu.ts';
 
 const limits = { cpuMax: '200000 100000', memoryMaxBytes: 512 * 1024 * 1024, pidsMax: 130 };
@@ -85,4 +87,24 @@ test('the join step writes its own pid to every procs file and execs: the progra
   const bad = vmmCommand([join(dir, 'missing', 'cgroup.procs')], [], 'sh', ['-c', `echo yes > ${join(dir, 'ran')}`]);
   await assert.rejects(promisify(execFile)(bad[0] ?? 'sh', bad.slice(1)), (err: { code?: number }) => err.code === 125);
   assert.equal(await readFile(join(dir, 'ran'), 'utf8'), '');
+});
+
+test('a VMM that joined its real cgroup and outlived its pid file is killed when the cgroup is removed; nothing is left', async (t) => {
+  if (!requirePrereqs(t, root)) return;
+  const layout = await hostCgroupLayout();
+  assert.ok(layout !== undefined, 'this host has cgroup controllers cpu, memory and pids (v2, or v1 hierarchies)');
+  const id = `cg${process.pid.toString(36).slice(-4)}-00001`;
+  t.after(() => removeVmCgroup(layout, id));
+  const procs = await createVmCgroup(layout, id, limits);
+  const cmd = vmmCommand(procs, [], 'sleep', ['600']);
+  const child = spawn(cmd[0] ?? 'sh', cmd.slice(1), { stdio: 'ignore' });
+  t.after(() => { child.kill('SIGKILL'); });
+  const ended = new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_code, signal) => resolve(signal)));
+  // Joined: the child's pid is listed in every procs file.
+  for (let i = 0; i < 100 && !(await readFile(procs[0] ?? '', 'utf8')).includes(String(child.pid)); i++) await new Promise((r) => setTimeout(r, 20));
+  for (const f of procs) assert.ok((await readFile(f, 'utf8')).split('\n').includes(String(child.pid)), f);
+  assert.deepEqual(await removeVmCgroup(layout, id), []);
+  assert.equal(await ended, 'SIGKILL');
+  for (const dir of vmCgroupDirs(layout, id)) assert.ok(!existsSync(dir), dir);
+  assert.deepEqual(await removeVmCgroup(layout, id), [], 'again: nothing to do');
 });

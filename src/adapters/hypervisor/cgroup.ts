@@ -149,8 +149,10 @@ export async function createVmCgroup(layout: CgroupLayout, vmId: string, limits:
 }
 
 /**
- * Removes the VM's cgroup (idempotent). It must be empty: the caller ends
- * the VMM first. Returns the directories that could not be removed.
+ * Removes the VM's cgroup (idempotent). The caller ends the VMM first; a
+ * process still inside (its pid file lost, say) is killed: everything in
+ * the VM's cgroup belongs to that VM. Returns the directories that could
+ * not be removed.
  */
 export async function removeVmCgroup(layout: CgroupLayout, vmId: string): Promise<Array<{ dir: string; error: string }>> {
   const failed: Array<{ dir: string; error: string }> = [];
@@ -163,13 +165,25 @@ export async function removeVmCgroup(layout: CgroupLayout, vmId: string): Promis
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         if (code === 'ENOENT') break;
-        if (code !== 'EBUSY' || i >= 50) {
+        if (code !== 'EBUSY' || i >= 100) {
           failed.push({ dir, error: (err as Error).message });
           break;
         }
+        if (i % 10 === 0) await killMembers(dir);
         await new Promise((r) => setTimeout(r, 20));
       }
     }
   }
   return failed;
+}
+
+async function killMembers(dir: string): Promise<void> {
+  const pids = (await readFile(join(dir, 'cgroup.procs'), 'utf8').catch(() => '')).split('\n').map(Number).filter((n) => Number.isInteger(n) && n > 1);
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone already
+    }
+  }
 }
