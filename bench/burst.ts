@@ -55,7 +55,7 @@
  * no duplicate, p99 4.0 – 4.5 s, RSS 155 – 159 MB, 4.6 – 5.0 ms CPU per job.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -145,6 +145,8 @@ const WARMUP_FIRST_JOB_ID = 40_000_000;
 /** Runs the burst against a fresh Flint and returns its figures; leaves nothing behind. */
 export async function runBurst(o: BurstOptions): Promise<BurstResult> {
   const stateDir = mkdtempSync(join(tmpdir(), 'flint-bench-burst-'));
+  // The VMs' QEMU runs as the runner's uid, which must pass through the state dir.
+  chmodSync(stateDir, 0o711);
   const secret = randomBytes(20).toString('hex');
   // Both modes take the App's identity from the simulator; only `sim` sends it requests.
   const sim = await startSimulator({ org: 'flint-bench' });

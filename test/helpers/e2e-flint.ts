@@ -10,7 +10,7 @@
  *   const e2e = await startE2eFlint(t, { org: 'flint-e2e', instanceId: 'e2e', bridge: 'br-flint-e2e', gateway: '10.214.0.1' });
  *   if (e2e === undefined) return;   // prerequisites missing (skipped, or failed under CI)
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -88,6 +88,9 @@ export async function e2eSetup(t: Scope, opts: Omit<E2eOptions, 'flint'>): Promi
   if (!requirePrereqs(t, root, program('qemu-system-x86_64'), program('ip'), program('nft'), program('unshare'), program('nsenter'))) return undefined;
   const image = await ensureTestImage();
   const work = mkdtempSync(join(tmpdir(), `flint-${opts.instanceId}-`));
+  // QEMU runs as the runner's uid (123 by default): it must pass through to the VMs' work dirs.
+  chmodSync(work, 0o711);
+  mkdirSync(join(work, 'state'), { mode: 0o711 });
   // One closer, in order: Flints (they still talk to GitHub while they stop; last registered first), then the internet, then the files.
   const closers: Array<() => unknown> = [];
   const opened: { topology?: Topology } = {};

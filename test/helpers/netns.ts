@@ -53,8 +53,8 @@ export interface TestBridge {
   readonly address: string;
   readonly prefixLength: number;
   readonly v6?: { readonly address: string; readonly prefixLength: number };
-  /** Creates a tap on the bridge, up; removed after the test. */
-  addTap(name: string): Promise<string>;
+  /** Creates a tap on the bridge, up; removed after the test. `owner`: the uid/gid that may open it (as host networking does for a VM). */
+  addTap(name: string, owner?: { uid: number; gid: number }): Promise<string>;
 }
 
 export async function testBridge(
@@ -77,8 +77,8 @@ export async function testBridge(
   await ip('link', 'set', opts.bridge, 'up');
   return {
     ...opts,
-    async addTap(name: string) {
-      await ip('tuntap', 'add', 'dev', name, 'mode', 'tap');
+    async addTap(name: string, owner?: { uid: number; gid: number }) {
+      await ip('tuntap', 'add', 'dev', name, 'mode', 'tap', ...(owner === undefined ? [] : ['user', String(owner.uid), 'group', String(owner.gid)]));
       created.push(name);
       await ip('link', 'set', name, 'master', opts.bridge);
       await ip('link', 'set', name, 'up');

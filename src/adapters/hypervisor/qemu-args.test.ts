@@ -75,6 +75,11 @@ test('no initrd means no -initrd flag; a pid file is passed through', () => {
   assert.equal(valuesOf(args, '-pidfile')[0], '/vm/qemu.pid');
 });
 
+test('the seccomp filter is asked for only when given (the driver always gives it)', () => {
+  assert.equal(valuesOf(qemuArgs(spec, { accel: 'tcg', qmpSocket: '/q' }).args, '-sandbox').length, 0);
+  assert.deepEqual(valuesOf(qemuArgs(spec, { accel: 'tcg', qmpSocket: '/q', sandbox: 'on,spawn=deny' }).args, '-sandbox'), ['on,spawn=deny']);
+});
+
 test('a bad MAC, tap name or size is rejected before QEMU runs', () => {
   assert.throws(() => qemuArgs({ ...spec, net: { ...spec.net, mac: 'nope' } }, { accel: 'tcg', qmpSocket: '/q' }), RangeError);
   assert.throws(() => qemuArgs({ ...spec, net: { ...spec.net, tap: 'x,script=/evil' } }, { accel: 'tcg', qmpSocket: '/q' }), RangeError);

@@ -51,6 +51,8 @@ export interface QemuArgsOptions {
    * `hostTscKhz()` / `hostTscKhzSync()` in qemu-host.ts read the real value.
    */
   readonly tscKhz?: number;
+  /** QEMU's seccomp filter: the value of `-sandbox` (e.g. `on,spawn=deny`); none when absent. */
+  readonly sandbox?: string;
 }
 
 export const DEFAULT_TCG_TSC_KHZ = 2_000_000;
@@ -149,6 +151,7 @@ export function qemuArgs(spec: VmSpec, opts: QemuArgsOptions): QemuCommand {
 
   args.push('-qmp', `unix:${optValue(opts.qmpSocket)},server=on,wait=off`);
   if (opts.pidFile !== undefined) args.push('-pidfile', opts.pidFile);
+  if (opts.sandbox !== undefined) args.push('-sandbox', opts.sandbox);
 
   return { binary: arch === 'x86_64' ? 'qemu-system-x86_64' : 'qemu-system-aarch64', args };
 }

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, chown, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -16,6 +16,7 @@ import { parseMarker, networkKernelArgs } from '../../core/guest-contract.ts';
 import type { ConsoleMarker } from '../../core/guest-contract.ts';
 import type { RunningVm, VmmHandle, VmSpec } from '../../daemon/vm/ports.ts';
 import { writeConfigDrive } from '../disks/config-drive.ts';
+import { hostCgroupLayout, vmCgroupDirs } from './vm-cgroup.ts';
 import { createQemuDriver, PID_FILE, QMP_SOCKET } from './qemu.ts';
 import type { QemuLogger } from './qemu.ts';
 import { program, requirePrereqs, root } from '../../../test/helpers/prereq.ts';
@@ -80,7 +81,8 @@ class ConsoleWatch {
 
 let seq = 0;
 /** A VM's host side: bridge + tap in this namespace, scratch disk, config drive, work dir. All removed after the test. */
-async function prepareVm(t: TestContext, img: TestImage, env: Record<string, string>, opts: { brokenScratch?: boolean } = {}): Promise<VmSpec> {
+async function prepareVm(t: TestContext, img: TestImage, env: Record<string, string>, opts: { brokenScratch?: boolean; owner?: { uid: number; gid: number } } = {}): Promise<VmSpec> {
+  const owner = opts.owner ?? { uid: 0, gid: 0 };
   const n = ++seq;
   const net = {
     hostname: `vm${n}`,
@@ -89,15 +91,20 @@ async function prepareVm(t: TestContext, img: TestImage, env: Record<string, str
     dns: [`10.77.${n}.1`, `fd77:${n}::1`, '10.77.0.53'],
   };
   const lan = await testBridge(t, { bridge: `fqbr${n}`, address: net.ipv4.gateway, prefixLength: 24, v6: { address: net.ipv6.gateway, prefixLength: 64 } });
-  const tap = await lan.addTap(`fqtap${n}`);
+  const tap = await lan.addTap(`fqtap${n}`, owner);
   const workDir = await mkdtemp(join(tmpdir(), 'flint-qemu-'));
   t.after(() => rm(workDir, { recursive: true, force: true }));
+  // As the supervisor makes it: root's, traversable by the VM's uid.
+  await chmod(workDir, 0o711);
   const scratch = join(workDir, 'scratch.ext4');
   await execFileP('truncate', ['-s', '64M', scratch]);
   // A zero-filled "disk" without a filesystem: the shim must fall back to tmpfs.
   if (!opts.brokenScratch) await execFileP('mkfs.ext4', ['-q', '-F', scratch]);
+  // As the disk provisioner hands it over.
+  await chown(scratch, owner.uid, owner.gid);
+  await chmod(scratch, 0o600);
   const config = join(workDir, 'config.tar');
-  await writeConfigDrive(config, { FLINT_RUNNER_NAME: `flint-test-${n}`, FLINT_JITCONFIG: SECRET, FLINT_JOB_TIMEOUT: '300', ...env }, { uid: 0, gid: 0 });
+  await writeConfigDrive(config, { FLINT_RUNNER_NAME: `flint-test-${n}`, FLINT_JITCONFIG: SECRET, FLINT_JOB_TIMEOUT: '300', ...env }, owner);
   return {
     id: `qt${process.pid.toString(36).slice(-4)}-${n.toString().padStart(5, '0')}`,
     vcpus: 1,
@@ -109,8 +116,8 @@ async function prepareVm(t: TestContext, img: TestImage, env: Record<string, str
     drives: { rootfs: img.rootfs, scratch, config },
     net: { tap, mac: `06:00:0a:4d:00:${n.toString(16).padStart(2, '0')}` },
     workDir,
-    uid: 0,
-    gid: 0,
+    uid: owner.uid,
+    gid: owner.gid,
   };
 }
 
@@ -159,6 +166,56 @@ test('a VM boots, runs the runner command with the network up, reports code=3 an
   await driver.cleanup(spec.id, spec.workDir);
   assert.ok(!existsSync(join(spec.workDir, QMP_SOCKET)));
   assert.ok(!existsSync(join(spec.workDir, PID_FILE)));
+});
+
+test('QEMU runs as the definition\'s uid/gid, under its seccomp filter, inside a cgroup with the VM\'s limits; the VM boots and ends normally', async (t) => {
+  if (!prereqs(t)) return;
+  const img = await ensureTestImage();
+  // The test image's documented jailer user: a uid with no account and no other groups.
+  const owner = { uid: 123, gid: 100 };
+  const spec = await prepareVm(t, img, { FLINT_RUNNER_COMMAND: 'sleep 2; exit 0' }, { owner });
+  const layout = await hostCgroupLayout();
+  assert.ok(layout !== undefined, 'this host has cgroup controllers cpu, memory and pids (v2, or v1 hierarchies)');
+  const driver = createQemuDriver({ logger: memoryLogger() });
+  t.after(() => driver.cleanup(spec.id, spec.workDir));
+  const vm = await driver.start(spec);
+  t.after(() => vm.stop(0));
+  const watch = new ConsoleWatch(vm);
+
+  const ps = (await execFileP('ps', ['-o', 'uid=,gid=,args=', '-p', String(vm.pid)])).stdout.trim();
+  t.diagnostic(`ps: ${ps.slice(0, 80)}`);
+  assert.match(ps, /^123\s+100\s+qemu-system-x86_64 /, 'the VMM itself (the recorded pid) runs as the definition\'s uid/gid');
+  const status = readFileSync(`/proc/${vm.pid}/status`, 'latin1');
+  const field = (name: string): string => new RegExp(`^${name}:[\\t ]*(.*)$`, 'm').exec(status)?.[1]?.trim() ?? '';
+  assert.equal(field('Uid'), '123\t123\t123\t123');
+  assert.equal(field('Gid'), '100\t100\t100\t100');
+  assert.equal(field('Groups'), '', 'no supplementary groups');
+  assert.equal(field('CapEff'), '0000000000000000');
+  assert.equal(field('NoNewPrivs'), '1');
+  assert.equal(field('Seccomp'), '2', 'QEMU\'s -sandbox filter is on');
+
+  // The process is in the VM's cgroup(s), and they hold the Firecracker driver's limits plus pids.
+  const dirs = vmCgroupDirs(layout, spec.id);
+  const member = readFileSync(`/proc/${vm.pid}/cgroup`, 'utf8');
+  for (const dir of dirs) {
+    assert.ok(readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').includes(String(vm.pid)), `QEMU is in ${dir}\n${member}`);
+  }
+  const read = (dir: string, f: string): string => readFileSync(join(dir, f), 'utf8').trim();
+  const memory = String((256 + 256) * 1024 * 1024);
+  if (layout.version === 2) {
+    const [dir] = dirs as [string];
+    assert.deepEqual([read(dir, 'cpu.max'), read(dir, 'memory.max'), read(dir, 'pids.max')], ['100000 100000', memory, '129']);
+  } else {
+    const [cpu, mem, pids] = dirs as [string, string, string];
+    assert.deepEqual([read(cpu, 'cpu.cfs_quota_us'), read(cpu, 'cpu.cfs_period_us'), read(mem, 'memory.limit_in_bytes'), read(pids, 'pids.max')],
+      ['100000', '100000', memory, '129']);
+  }
+
+  const exit = await vm.exited;
+  assert.deepEqual(exit, { code: 0, signal: null }, watch.text.slice(-2000));
+  assert.deepEqual(watch.markers.map((m) => m.marker), [{ kind: 'booted' }, { kind: 'runner-started' }, { kind: 'runner-exited', code: 0 }], watch.text.slice(-2000));
+  await driver.cleanup(spec.id, spec.workDir);
+  for (const dir of dirs) assert.ok(!existsSync(dir), `cleanup removed ${dir}`);
 });
 
 test('stop() without a reachable QMP socket terminates QEMU at once instead of waiting out the grace', async (t) => {

@@ -10,9 +10,26 @@
  *     session (setsid), with no parent-death signal and no pipe to Flint.
  *     The wrapper waits for QEMU and writes its exit status to `qemu.exit`,
  *     so whoever watches the VM later still learns how QEMU ended.
- *   - The serial console is a unix socket (`console.sock`, for keystrokes)
- *     whose output QEMU also appends to `console.out`; Flint tails that
- *     file. QEMU's stderr goes to `qemu.stderr`. All live in the workDir.
+ *   - The serial console is a unix socket (`vmm/console.sock`, for
+ *     keystrokes) whose output QEMU also appends to `console.out`; Flint
+ *     tails that file. QEMU's stderr goes to `qemu.stderr`.
+ *   - Unprivileged (docs/security.md, "VMM sandboxes"): QEMU runs as the
+ *     runner definition's uid/gid (`setpriv`, no supplementary groups but
+ *     the owner group of /dev/kvm when KVM needs it, no capabilities,
+ *     no_new_privs) under its own seccomp filter (`-sandbox on` with every
+ *     optional deny), inside a per-VM cgroup with the Firecracker driver's
+ *     cpu/memory limits and a pids limit (vm-cgroup.ts). The wrapper joins the
+ *     cgroup and drops privileges in the same process that then execs
+ *     QEMU, so QEMU's pid is the one recorded and never runs unlimited.
+ *   - Files, decided one by one: the workDir stays root's (0711), and so
+ *     does everything root writes or reads there (`qemu.exit`, `qemu.stderr`),
+ *     so a compromised QEMU cannot swap them for links. `console.out` and
+ *     `qemu.pid` are made by Flint there and handed to the VM's uid (QEMU
+ *     opens them; it cannot replace them). The sockets QEMU creates live in
+ *     `vmm/`, the one directory the VM's uid owns. The disks come owned by
+ *     that uid from the disk provisioner, the tap from host networking; the
+ *     shared kernel and rootfs must be readable by it (checked, never
+ *     chmodded).
  *   - `-no-reboot`: a guest power-off or reboot ends the QEMU process; the
  *     process's end is the VM's end (`exited`).
  *   - QEMU's pid (from `qemu.pid`) and start time (/proc/<pid>/stat field
@@ -32,14 +49,18 @@
  */
 import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
+import { chown, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { constants } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import type { Writable } from 'node:stream';
 import { FlintError } from '../../core/errors/index.ts';
+import { parseVmId } from '../../core/ids.ts';
 import type { HypervisorDriver, RunningVm, VmExit, VmmHandle, VmSpec } from '../../daemon/vm/ports.ts';
+import { createVmCgroup, hostCgroupLayout, removeVmCgroup } from './vm-cgroup.ts';
+import type { CgroupLayout } from './vm-cgroup.ts';
+import { checkSharedReadable, modeAllows } from './firecracker-jail.ts';
 import { qemuArgs } from './qemu-args.ts';
 import type { QemuAccel, QemuArch } from './qemu-args.ts';
 import { hostTscKhz, probeKvm } from './qemu-host.ts';
@@ -64,11 +85,20 @@ export interface QemuDriverOptions {
   /** How often the console file is read and an adopted QEMU's pid checked. Default 100 ms. */
   readonly pollMs?: number;
   readonly timers?: PollTimers;
+  /** Memory the cgroup allows beyond the guest's RAM (QEMU itself, TCG's code cache, device buffers). Default 256 MiB. */
+  readonly memoryOverheadMib?: number;
+  /**
+   * The host's cgroup layout; default: detected (vm-cgroup.ts). `null`: none,
+   * QEMU runs without cgroup limits (a warning says so).
+   */
+  readonly cgroups?: CgroupLayout | null;
 }
 
-export const QMP_SOCKET = 'qemu.qmp';
+/** The one directory in the workDir that the VM's uid owns: the sockets QEMU creates. */
+export const VMM_DIR = 'vmm';
+export const QMP_SOCKET = `${VMM_DIR}/qemu.qmp`;
 export const PID_FILE = 'qemu.pid';
-export const CONSOLE_SOCKET = 'console.sock';
+export const CONSOLE_SOCKET = `${VMM_DIR}/console.sock`;
 export const CONSOLE_FILE = 'console.out';
 export const EXIT_FILE = 'qemu.exit';
 export const STDERR_FILE = 'qemu.stderr';
@@ -77,6 +107,16 @@ export const STDERR_FILE = 'qemu.stderr';
  * `rc` above 128 is death by signal rc-128 (the shell's convention).
  */
 const WRAPPER = 'f=$1; shift; "$@"; rc=$?; echo "$rc" > "$f.tmp" && mv "$f.tmp" "$f"; exit "$rc"';
+/**
+ * Joins the cgroups (the `cgroup.procs` files before `--`), then execs the
+ * rest: one process from here to QEMU, so the pid QEMU writes is this one.
+ * Exit 125 when a cgroup cannot be joined.
+ */
+const JOIN = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"';
+/** QEMU's own seccomp filter, with every optional deny (QEMU ≥ 2.11). */
+export const SANDBOX = 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny';
+/** Tasks a QEMU may have beyond one per vCPU: main loop, RCU, I/O workers (the block thread pool alone grows to 64). */
+export const PIDS_OVERHEAD = 128;
 /** sun_path is 108 bytes including the terminating NUL. */
 const MAX_SOCKET_PATH = 107;
 const KILL_AFTER_TERM_MS = 2000;
@@ -89,6 +129,10 @@ export function createQemuDriver(opts: QemuDriverOptions): HypervisorDriver {
   const accelByKernel = new Map<string, Promise<QemuAccel>>();
   let warnedTcg = false;
   let tscKhz: Promise<number | undefined> | undefined;
+  let warnedRoot = false;
+  let warnedNoCgroups = false;
+  const overheadMib = opts.memoryOverheadMib ?? 256;
+  const layout = (): Promise<CgroupLayout | undefined> => opts.cgroups === undefined ? hostCgroupLayout() : Promise.resolve(opts.cgroups ?? undefined);
 
   function resolveAccel(kernel: string): Promise<QemuAccel> {
     const setting = opts.accel ?? 'auto';
@@ -135,15 +179,46 @@ export function createQemuDriver(opts: QemuDriverOptions): HypervisorDriver {
 
     let cmd;
     try {
-      cmd = qemuArgs(spec, { accel, qmpSocket, pidFile, arch, console: { socket: consoleSocket, file: consoleFile }, ...(khz === undefined ? {} : { tscKhz: khz }) });
+      cmd = qemuArgs(spec, { accel, qmpSocket, pidFile, arch, console: { socket: consoleSocket, file: consoleFile }, sandbox: SANDBOX, ...(khz === undefined ? {} : { tscKhz: khz }) });
     } catch (err) {
       throw new FlintError('FLINT_ERR_VM_START_FAILED', `VM ${spec.id}: ${err instanceof Error ? err.message : String(err)}`, { cause: err, details: { vmId: spec.id } });
     }
-    logger.debug({ vmId: spec.id, accel, binary: cmd.binary }, 'starting QEMU');
+
+    const { uid, gid } = spec;
+    if (uid === 0 && !warnedRoot) {
+      warnedRoot = true;
+      logger.warn({ vmId: spec.id }, 'QEMU runs as root: set `uid`/`gid` of the runner definition to an unprivileged user');
+    }
+    for (const [what, path] of [['kernel', spec.kernel], ...(spec.initrd === undefined ? [] : [['initrd', spec.initrd]]), ['base rootfs', spec.drives.rootfs]] as const) {
+      await checkSharedReadable(what, path, uid, gid);
+    }
+    await checkSearchable(spec.workDir, uid, gid);
+    const groups = accel === 'kvm' ? await kvmGroups(uid, gid) : [];
+    await prepareVmmFiles(spec.workDir, uid, gid);
+
+    const cg = await layout();
+    let procsFiles: string[] = [];
+    if (cg === undefined) {
+      if (!warnedNoCgroups) {
+        warnedNoCgroups = true;
+        logger.warn({ vmId: spec.id }, 'no cgroup hierarchy with the cpu, memory and pids controllers: QEMU runs without cgroup limits');
+      }
+    } else {
+      const limits = { vcpus: spec.vcpus, memoryMib: spec.memoryMib, overheadMib, pidsMax: spec.pidsMax ?? spec.vcpus + PIDS_OVERHEAD };
+      try {
+        procsFiles = await createVmCgroup(cg, spec.id, limits);
+      } catch (err) {
+        await removeVmCgroup(cg, spec.id).catch(() => undefined);
+        throw new FlintError('FLINT_ERR_VM_START_FAILED', `VM ${spec.id}: could not create its cgroup: ${err instanceof Error ? err.message : String(err)}`, {
+          cause: err, details: { vmId: spec.id }, hint: 'Flint must run as root with the cgroup file system writable (/sys/fs/cgroup).',
+        });
+      }
+    }
+    logger.debug({ vmId: spec.id, accel, binary: cmd.binary, uid, gid, cgroups: procsFiles }, 'starting QEMU');
 
     // Own session, stdio not tied to Flint: the VM survives Flint's death.
     const stderrFd = openSync(stderrFile, 'w', 0o600);
-    const child = spawn('sh', ['-c', WRAPPER, 'flint-qemu', exitFile, cmd.binary, ...cmd.args], {
+    const child = spawn('sh', ['-c', WRAPPER, 'flint-qemu', exitFile, ...vmmCommand(procsFiles, dropPrivileges(uid, gid, groups), cmd.binary, cmd.args)], {
       detached: true,
       stdio: ['ignore', 'ignore', stderrFd],
     });
@@ -177,7 +252,7 @@ export function createQemuDriver(opts: QemuDriverOptions): HypervisorDriver {
       if (hasExited) {
         const e = await readExit(exitFile);
         // The shell exits 127 when it cannot find the program.
-        const hint = e.code === 127 ? `Install QEMU (apt-get install ${arch === 'x86_64' ? 'qemu-system-x86' : 'qemu-system-arm'}).` : undefined;
+        const hint = e.code === 127 ? `Install QEMU (apt-get install ${arch === 'x86_64' ? 'qemu-system-x86' : 'qemu-system-arm'}) and setpriv (util-linux).` : undefined;
         throw startFailed(`QEMU exited (code ${e.code}, signal ${e.signal}): ${(await stderrTail()) || 'no error output'}`, hint);
       }
       try {
@@ -287,10 +362,83 @@ export function createQemuDriver(opts: QemuDriverOptions): HypervisorDriver {
       killQuietly(pid);
       for (let i = 0; i < 100 && (await cmdlineOf(pid)).includes(qmpSocket); i++) await new Promise((r) => setTimeout(r, 20));
     }
-    for (const f of [QMP_SOCKET, PID_FILE, CONSOLE_SOCKET, CONSOLE_FILE, EXIT_FILE, STDERR_FILE]) await rm(join(workDir, f), { force: true });
+    for (const f of [QMP_SOCKET, PID_FILE, CONSOLE_SOCKET, CONSOLE_FILE, EXIT_FILE, STDERR_FILE, VMM_DIR]) await rm(join(workDir, f), { force: true, recursive: true });
+    const cg = await layout();
+    if (cg !== undefined && parseVmId(id)) {
+      for (const { dir, error } of await removeVmCgroup(cg, id)) logger.warn({ vmId: id, dir, err: error }, 'could not remove the VM\'s cgroup');
+    }
   }
 
   return { kind: 'qemu', start, adopt, cleanup };
+}
+
+/**
+ * The command the wrapper runs: join the cgroups, drop to the VM's uid/gid,
+ * exec QEMU (pure; one process all the way, see JOIN).
+ */
+export function vmmCommand(procsFiles: readonly string[], drop: readonly string[], binary: string, args: readonly string[]): string[] {
+  return ['sh', '-c', JOIN, 'flint-qemu-join', ...procsFiles, '--', ...drop, binary, ...args];
+}
+
+/**
+ * `setpriv` to the VM's uid/gid: real, effective and saved ids, only the
+ * given supplementary groups, no inheritable capabilities (a non-root uid
+ * keeps none anyway), no_new_privs.
+ */
+export function dropPrivileges(uid: number, gid: number, groups: readonly number[]): string[] {
+  if (!Number.isInteger(uid) || uid < 0 || !Number.isInteger(gid) || gid < 0) throw new RangeError(`bad uid/gid ${uid}/${gid}`);
+  return ['setpriv', '--reuid', String(uid), '--regid', String(gid),
+    ...(groups.length === 0 ? ['--clear-groups'] : ['--groups', groups.join(',')]),
+    '--inh-caps=-all', '--no-new-privs', '--'];
+}
+
+/** The supplementary group the VM's uid needs to open /dev/kvm read-write (none when its uid/gid or "other" suffice). */
+async function kvmGroups(uid: number, gid: number): Promise<number[]> {
+  const st = await stat('/dev/kvm').catch(() => undefined);
+  if (st === undefined || (modeAllows(st, uid, gid, false) && modeAllows(st, uid, gid, true))) return [];
+  if (modeAllows(st, uid, st.gid, false) && modeAllows(st, uid, st.gid, true)) return [st.gid];
+  throw new FlintError('FLINT_ERR_VM_START_FAILED', `/dev/kvm (owner ${st.uid}:${st.gid}, mode ${(st.mode & 0o777).toString(8)}) cannot be opened by the VM's uid ${uid}`, {
+    hint: 'Make /dev/kvm read-writable by its group (the `kvm` group on Debian: mode 0660), or set `accel: tcg`.',
+    details: { uid, gid },
+  });
+}
+
+/**
+ * QEMU opens the disks and creates its sockets by path, as the VM's uid:
+ * every directory above the workDir must let that uid pass (search, `x`;
+ * never read or write). Flint never changes those modes itself.
+ */
+async function checkSearchable(workDir: string, uid: number, gid: number): Promise<void> {
+  if (uid === 0) return;
+  for (let dir = dirname(workDir); ; dir = dirname(dir)) {
+    const st = await stat(dir).catch(() => undefined);
+    const bit = st === undefined ? 0 : st.uid === uid ? 0o100 : st.gid === gid ? 0o010 : 0o001;
+    if (st !== undefined && (st.mode & bit) === 0) {
+      throw new FlintError('FLINT_ERR_VM_START_FAILED', `the VM's uid ${uid} / gid ${gid} cannot reach its work dir ${workDir}: ${dir} (owner ${st.uid}:${st.gid}, mode ${(st.mode & 0o777).toString(8)}) does not let it pass`, {
+        hint: `QEMU runs as the runner's uid/gid and opens the VM's disks there: \`chmod o+x ${dir}\` (search only, no listing), or \`chgrp ${gid} ${dir} && chmod g+x ${dir}\`.`,
+        details: { workDir, uid, gid, dir },
+      });
+    }
+    if (dir === dirname(dir)) return;
+  }
+}
+
+/**
+ * The files QEMU opens or creates as the VM's uid: `vmm/` for its sockets,
+ * and `console.out` and `qemu.pid`, made here in root's workDir so that
+ * QEMU can write them but never replace them.
+ */
+async function prepareVmmFiles(workDir: string, uid: number, gid: number): Promise<void> {
+  const dir = join(workDir, VMM_DIR);
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { mode: 0o700 });
+  await chown(dir, uid, gid);
+  for (const f of [CONSOLE_FILE, PID_FILE]) {
+    const path = join(workDir, f);
+    // 'wx': a fresh file; anything in its place was removed above.
+    await writeFile(path, '', { flag: 'wx', mode: 0o600 });
+    await chown(path, uid, gid);
+  }
 }
 
 /**

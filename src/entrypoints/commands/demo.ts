@@ -19,7 +19,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -140,6 +140,8 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
     .filter((a) => !/^(console|reboot|panic)=/.test(a)).join(' ');
 
   const stateDir = mkdtempSync(join(tmpdir(), 'flint-demo-'));
+  // The VMs run as the runner's unprivileged uid, which must pass through the state dir to their work dirs.
+  chmodSync(stateDir, 0o711);
   const sim = await startSimulatorProcess(root);
   let flint: Awaited<ReturnType<typeof startFlint>> | undefined;
   let config: FlintConfig | undefined;

@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,6 +27,8 @@ test('interactive mode on a terminal: console on the pty, typed input reaches th
   const instanceId = 'li1';
   const subnet = '221.9';
   const stateDir = mkdtempSync(join(tmpdir(), 'flint-li1-'));
+  // QEMU runs as the runner's uid (123 by default) and must pass through the state dir.
+  chmodSync(stateDir, 0o711);
   // Removes the bridge, its NAT table and the state dir (the system is built
   // on the same names the config below uses).
   t.after(async () => (await makeRealSystem({ instanceId, subnet, stateDir })).destroy());
