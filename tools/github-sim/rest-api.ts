@@ -114,6 +114,7 @@ async function generateJitConfig(d: ApiDeps, r: ApiRequest, scope: RepoRec | und
     credentials: { scheme: 'OAuth', data: { clientId: runner.session, authorizationUrl: `${c.api}/_sim/oauth2/token`, requireFipsCryptography: 'False' } },
     rsaParams: await d.runnerKey(),
   });
+  d.world.jitConfigs.push(encoded);
   return { status: 201, body: { runner: render.runner(runner), encoded_jit_config: encoded } };
 }
 
