@@ -16,7 +16,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { lstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { e2eSetup, until } from '../../test/helpers/e2e-flint.ts';
 import { exited, startChildFlint } from '../../test/helpers/child-flint.ts';
 import { describeFinding, processTree, scanCommandLines, scanEnvirons, scanText, scanTree, secretNeedles } from '../../test/helpers/secret-scan.ts';
@@ -71,7 +71,9 @@ test('no secret on a command line, in an environment, a log, a status answer or 
   if (setup === undefined) return;
   const { sim, config, secret, guestExtras } = setup;
   const logFile = join(config.stateDir, '..', 'flint.log');
-  const child = await startChildFlint(setup.closeFirst, { config, guestExtras, logFile, secret });
+  // The secrets in Flint's environment too, as an operator's `{env: VARIABLE}` keeps them: its children must not inherit them.
+  const env = { FLINT_WEBHOOK_SECRET: secret, FLINT_PRIVATE_KEY: sim.privateKeyPem };
+  const child = await startChildFlint(setup.closeFirst, { config, guestExtras, logFile, secret, env });
   assert.ok(child.proc.pid !== undefined);
   const flintPid = child.proc.pid;
   sim.setWebhook({ url: `${child.url}/webhook`, secret });
@@ -94,7 +96,8 @@ test('no secret on a command line, in an environment, a log, a status answer or 
     if (running) {
       const tree = processTree(flintPid);
       if (vmId !== undefined) assert.ok(tree.length >= 3, `Flint has children (the QEMU wrapper and QEMU): pids ${tree.join(', ')}`);
-      found.push(...scanEnvirons(tree, n));
+      // Flint itself holds them (it was given them); no process it started may.
+      found.push(...scanEnvirons(tree.filter((pid) => pid !== flintPid), n));
       for (const path of ['/status', '/vms', '/jobs', ...(vmId === undefined ? [] : [`/vms/${vmId}/log`])]) {
         found.push(...scanText(`admin socket GET ${path}`, await get({ socketPath: adminSocket }, path), n));
       }
@@ -108,7 +111,8 @@ test('no secret on a command line, in an environment, a log, a status answer or 
     const state = scanTree(config.stateDir, n);
     const run = scanTree(config.runDir, n);
     found.push(...consoles.findings, ...state.findings, ...run.findings);
-    t.diagnostic(`${when}: ${n.length} needles; ${consoles.scanned.length} console logs, ${state.scanned.length + run.scanned.length} files readable by others scanned`);
+    const scanned = [...state.scanned, ...run.scanned].map((p) => relative(config.stateDir, p));
+    t.diagnostic(`${when}: ${n.length} needles; ${consoles.scanned.length} console logs; files others may read: ${scanned.join(', ')}`);
     return found;
   };
 
@@ -126,6 +130,10 @@ test('no secret on a command line, in an environment, a log, a status answer or 
     const mode = statSync(d).mode & 0o777;
     assert.equal(mode & 0o077, 0, `${d} is readable by its owner only (mode ${mode.toString(8)})`);
   }
+  // Everything in the VM's work directory (disks, config drive, console output, sockets, pid file) is its owner's alone.
+  const workDir = dirname(drives[0] ?? '');
+  const open = readdirSync(workDir).map((f) => [f, lstatSync(join(workDir, f)).mode & 0o777] as const).filter(([, m]) => (m & 0o077) !== 0);
+  assert.deepEqual(open.map(([f, m]) => `${f} ${m.toString(8)}`), [], `no file in ${workDir} is open to others`);
   const during = await sweep('while the job runs', vmId, true);
   assert.deepEqual(during.map(describeFinding), [], 'no secret anywhere while the job runs');
 

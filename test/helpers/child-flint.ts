@@ -19,6 +19,8 @@ export interface ChildFlintArgs {
   readonly logFile: string;
   readonly secret: string;
   readonly flint?: ChildFlintOptions;
+  /** More environment for the child (not sent to it as settings), e.g. secrets as an operator's `{env: VARIABLE}` would hold them. */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 /** Resolves once the process has ended (at once if it already has). */
@@ -37,8 +39,9 @@ export function exited(proc: ChildProcess): Promise<void> {
  */
 export async function startChildFlint(closeFirst: (close: () => unknown) => void, args: ChildFlintArgs): Promise<{ proc: ChildProcess; url: string; statusUrl: string | undefined }> {
   // The arguments hold the App's key and the webhook secret: on stdin, never on a command line.
-  const proc = spawn(process.execPath, ['--import', 'tsx', CHILD], { stdio: ['pipe', 'pipe', 'inherit'] });
-  proc.stdin?.end(JSON.stringify(args));
+  const { env, ...settings } = args;
+  const proc = spawn(process.execPath, ['--import', 'tsx', CHILD], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...env } });
+  proc.stdin?.end(JSON.stringify(settings));
   closeFirst(async () => {
     if (proc.exitCode !== null || proc.signalCode !== null) return;
     proc.kill('SIGTERM');

@@ -71,3 +71,13 @@ test('a child\'s command line and environment are scanned; its pid is in the tre
   kill();
   await gone;
 });
+
+test('the snippet masks the rest of a secret around the match too (the next lines of a key)', () => {
+  const needles = secretNeedles(SECRETS);
+  const found = scanText('env', `KEY=${PEM}`, needles);
+  const body = PEM.split('\n').filter((l) => l !== '' && !l.startsWith('-----'));
+  for (const f of found) {
+    for (const line of body) assert.ok(!describeFinding(f).includes(line.slice(0, 20)), `no piece of the key in: ${describeFinding(f)}`);
+  }
+  assert.ok(found.length >= 1);
+});

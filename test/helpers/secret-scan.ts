@@ -106,11 +106,26 @@ export function secretNeedles(s: Secrets): Needle[] {
   return out;
 }
 
-function snippetAt(text: string, at: number, needle: Needle): string {
-  const before = text.slice(Math.max(0, at - 40), at);
-  const after = text.slice(at + needle.value.length, at + needle.value.length + 40);
+/**
+ * Up to 40 characters either side of a match, the secret replaced by its
+ * name. The context may hold more of it (the lines next to a PEM line):
+ * every other needle there is masked too, and so is any long run of
+ * base64-like characters, so the snippet never prints a secret.
+ */
+function snippetAt(text: string, at: number, needle: Needle, all: readonly Needle[]): string {
+  const mask = (s: string): string => {
+    let out = s;
+    for (const n of all) out = out.split(n.value).join(`«${n.name}»`);
+    return out.replace(/[A-Za-z0-9+/=_-]{20,}/g, '«…»');
+  };
+  const before = mask(text.slice(Math.max(0, at - 40), at));
+  const after = mask(text.slice(at + needle.value.length, at + needle.value.length + 40));
   // Control characters (NULs of a command line, binary files) as visible escapes.
-  const clean = (s: string): string => s.replace(/[\0-\x1f\x7f-\xff]/g, (c) => (c === '\0' ? ' ' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
+  const clean = (s: string): string => Array.from(s, (c) => {
+    const code = c.charCodeAt(0);
+    if (code === 0) return ' ';
+    return code < 0x20 || code >= 0x7f ? `\\x${code.toString(16).padStart(2, '0')}` : c;
+  }).join('');
   return `${clean(before)}«${needle.name}»${clean(after)}`;
 }
 
@@ -119,7 +134,7 @@ export function scanText(where: string, text: string, needles: readonly Needle[]
   const out: Finding[] = [];
   for (const n of needles) {
     const at = text.indexOf(n.value);
-    if (at >= 0) out.push({ secret: n.name, where, snippet: snippetAt(text, at, n) });
+    if (at >= 0) out.push({ secret: n.name, where, snippet: snippetAt(text, at, n, needles) });
   }
   return out;
 }

@@ -47,6 +47,7 @@ import type { AccelSetting } from './qemu-host.ts';
 import { qmpConnect } from './qemu-qmp.ts';
 import { FileTail, globalPollTimers, procStat, signalIfSame, watchProcess } from './vmm-process.ts';
 import type { PollTimers } from './vmm-process.ts';
+import { vmmEnvironment } from './vmm-env.ts';
 
 export interface QemuLogger {
   debug(obj: object, msg: string): void;
@@ -75,8 +76,11 @@ export const STDERR_FILE = 'qemu.stderr';
 /**
  * Runs QEMU ("$@" after the exit file), then records its exit status.
  * `rc` above 128 is death by signal rc-128 (the shell's convention).
+ * umask 077: what QEMU creates (the console output, which may show what
+ * the job printed; the QMP and console sockets; the pid file) is its
+ * owner's alone, whatever uid it runs as.
  */
-const WRAPPER = 'f=$1; shift; "$@"; rc=$?; echo "$rc" > "$f.tmp" && mv "$f.tmp" "$f"; exit "$rc"';
+const WRAPPER = 'umask 077; f=$1; shift; "$@"; rc=$?; echo "$rc" > "$f.tmp" && mv "$f.tmp" "$f"; exit "$rc"';
 /** sun_path is 108 bytes including the terminating NUL. */
 const MAX_SOCKET_PATH = 107;
 const KILL_AFTER_TERM_MS = 2000;
@@ -146,6 +150,8 @@ export function createQemuDriver(opts: QemuDriverOptions): HypervisorDriver {
     const child = spawn('sh', ['-c', WRAPPER, 'flint-qemu', exitFile, cmd.binary, ...cmd.args], {
       detached: true,
       stdio: ['ignore', 'ignore', stderrFd],
+      // Not Flint's environment: it may hold secrets (vmm-env.ts).
+      env: vmmEnvironment(process.env),
     });
     closeSync(stderrFd);
     const stderrTail = async (): Promise<string> => (await readFile(stderrFile, 'utf8').catch(() => '')).slice(-4096).trim();
