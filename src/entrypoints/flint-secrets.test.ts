@@ -13,16 +13,20 @@
  * gone after. The scanner is test/helpers/secret-scan.ts.
  */
 import { test } from 'node:test';
+import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { lstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
+import { join, relative } from 'node:path';
 import { e2eSetup, until } from '../../test/helpers/e2e-flint.ts';
 import { exited, startChildFlint } from '../../test/helpers/child-flint.ts';
 import { describeFinding, processTree, scanCommandLines, scanEnvirons, scanText, scanTree, secretNeedles } from '../../test/helpers/secret-scan.ts';
 import type { Finding, Needle } from '../../test/helpers/secret-scan.ts';
 import { CONFIG_FILE } from '../adapters/disks/provisioner.ts';
+import type { RunnerConfig } from '../config/types.ts';
+import { EMULATED_FIRECRACKER, EMULATED_JAILER } from '../../test/vm/real-system.ts';
 import { CONSOLE_DIR } from '../daemon/vm/console-log.ts';
+import { VMS_DIR } from '../daemon/vm/supervisor-types.ts';
 
 const MINUTES = 60_000;
 /** Long enough to look at everything while the job runs. */
@@ -63,10 +67,25 @@ function filesNamed(dir: string, name: string): string[] {
   return out;
 }
 
-test('no secret on a command line, in an environment, a log, a status answer or a file others may read, while a job runs and after; the config drive is owner-only and gone after', { timeout: 12 * MINUTES }, async (t) => {
+/** The processes that name `vmId` on their command line: the VMM, wherever it was reparented (the jailer's Firecracker is not Flint's child). */
+function pidsNaming(vmId: string): number[] {
+  return readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number).filter((pid) => {
+    try { return readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes(vmId); } catch { return false; }
+  });
+}
+
+interface Scenario {
+  readonly org: string;
+  readonly instanceId: string;
+  readonly bridge: string;
+  readonly gateway: string;
+  readonly runner?: Partial<Omit<RunnerConfig, 'name' | 'network'>>;
+}
+
+async function noSecretsLeak(t: TestContext, sc: Scenario): Promise<void> {
   const setup = await e2eSetup(t, {
-    org: 'flint-secrets', instanceId: 'sec', bridge: 'br-flint-sec', gateway: '10.216.6.1', jobSeconds: JOB_SECONDS,
-    status: { address: '127.0.0.1:0' },
+    org: sc.org, instanceId: sc.instanceId, bridge: sc.bridge, gateway: sc.gateway, jobSeconds: JOB_SECONDS,
+    status: { address: '127.0.0.1:0' }, ...(sc.runner === undefined ? {} : { runner: sc.runner }),
   });
   if (setup === undefined) return;
   const { sim, config, secret, guestExtras } = setup;
@@ -94,10 +113,11 @@ test('no secret on a command line, in an environment, a log, a status answer or 
     const n = needles();
     const found: Finding[] = [...scanCommandLines(n), ...scanText('Flint\'s log', log(), n)];
     if (running) {
-      const tree = processTree(flintPid);
-      if (vmId !== undefined) assert.ok(tree.length >= 3, `Flint has children (the QEMU wrapper and QEMU): pids ${tree.join(', ')}`);
+      const started = new Set([...processTree(flintPid), ...(vmId === undefined ? [] : pidsNaming(vmId).flatMap(processTree))]);
+      started.delete(flintPid);
+      if (vmId !== undefined) assert.ok(started.size >= 1, 'Flint has started the VMM');
       // Flint itself holds them (it was given them); no process it started may.
-      found.push(...scanEnvirons(tree.filter((pid) => pid !== flintPid), n));
+      found.push(...scanEnvirons([...started], n));
       for (const path of ['/status', '/vms', '/jobs', ...(vmId === undefined ? [] : [`/vms/${vmId}/log`])]) {
         found.push(...scanText(`admin socket GET ${path}`, await get({ socketPath: adminSocket }, path), n));
       }
@@ -132,7 +152,7 @@ test('no secret on a command line, in an environment, a log, a status answer or 
     assert.equal(mode & 0o077, 0, `${d} is readable by its owner only (mode ${mode.toString(8)})`);
   }
   // Everything in the VM's work directory (disks, config drive, console output, sockets, pid file) is its owner's alone.
-  const workDir = dirname(drives[0] ?? '');
+  const workDir = join(config.stateDir, VMS_DIR, vmId);
   const open = readdirSync(workDir).map((f) => [f, lstatSync(join(workDir, f)).mode & 0o777] as const).filter(([, m]) => (m & 0o077) !== 0);
   assert.deepEqual(open.map(([f, m]) => `${f} ${m.toString(8)}`), [], `no file in ${workDir} is open to others`);
   const during = await sweep('while the job runs', vmId, true);
@@ -141,9 +161,7 @@ test('no secret on a command line, in an environment, a log, a status answer or 
   // After the job: the VM is gone, with its config drive.
   await until('the job to complete', 5 * MINUTES, () => sim.jobs().find((j) => j.id === queued.jobId)?.status === 'completed');
   assert.equal(sim.jobs().find((j) => j.id === queued.jobId)?.conclusion, 'success');
-  await until('the VM to be gone', 2 * MINUTES, () => processTree(flintPid).every((pid) => {
-    try { return !readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes(vmId); } catch { return true; }
-  }));
+  await until('the VM to be gone', 2 * MINUTES, () => pidsNaming(vmId).length === 0);
   await until('its config drive to be removed', MINUTES, () => [config.stateDir, config.runDir].flatMap((d) => filesNamed(d, CONFIG_FILE)).length === 0);
   const after = await sweep('after the job', undefined, true);
   assert.match(await get({ socketPath: adminSocket }, `/vms/${vmId}/log`), /^200 /, 'the ended VM\'s console log is kept');
@@ -159,4 +177,15 @@ test('no secret on a command line, in an environment, a log, a status answer or 
   assert.deepEqual([config.stateDir, config.runDir].flatMap((d) => filesNamed(d, CONFIG_FILE)), [], 'no config drive is left');
   const stateMode = statSync(config.stateDir).mode & 0o777;
   assert.equal(stateMode & 0o077, 0, `the state directory is Flint's alone (mode ${stateMode.toString(8)})`);
+}
+
+test('QEMU: no secret on a command line, in an environment, a log, a status answer or a file others may read, while a job runs and after; the config drive is owner-only and gone after', { timeout: 12 * MINUTES }, async (t) => {
+  await noSecretsLeak(t, { org: 'flint-secrets', instanceId: 'sec', bridge: 'br-flint-sec', gateway: '10.216.6.1' });
+});
+
+test('Firecracker (emulated, through the jailer): no secret on a command line, in an environment, a log, a status answer or a file others may read; the config drive is owner-only and gone after', { timeout: 12 * MINUTES }, async (t) => {
+  await noSecretsLeak(t, {
+    org: 'flint-secrets-fc', instanceId: 'secfc', bridge: 'br-flint-secfc', gateway: '10.216.7.1',
+    runner: { hypervisor: 'firecracker', jailer: EMULATED_JAILER, firecracker: EMULATED_FIRECRACKER },
+  });
 });
