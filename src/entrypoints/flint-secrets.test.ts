@@ -115,7 +115,10 @@ async function noSecretsLeak(t: TestContext, sc: Scenario): Promise<void> {
     if (running) {
       const started = new Set([...processTree(flintPid), ...(vmId === undefined ? [] : pidsNaming(vmId).flatMap(processTree))]);
       started.delete(flintPid);
-      if (vmId !== undefined) assert.ok(started.size >= 1, 'Flint has started the VMM');
+      if (vmId !== undefined) {
+        assert.ok(started.size >= 1, 'Flint has started the VMM');
+        t.diagnostic(`${when}: environments of ${[...started].map((pid) => { try { return readFileSync(`/proc/${pid}/comm`, 'utf8').trim(); } catch { return '?'; } }).join(', ')}`);
+      }
       // Flint itself holds them (it was given them); no process it started may.
       found.push(...scanEnvirons([...started], n));
       for (const path of ['/status', '/vms', '/jobs', ...(vmId === undefined ? [] : [`/vms/${vmId}/log`])]) {
