@@ -5,12 +5,16 @@
  * configuration that holds the App's private key or webhook secret inline
  * must be readable by its owner alone (and root).
  *
+ * The same goes for the files the configuration names that hold secrets:
+ * `github.privateKeyFile` and `tls.keyFile` (`referencedFileWarnings`).
+ *
  * The rule is pure (`secretFileWarning`); `configFileWarning` only reads
  * the file's mode and text.
  */
 import { readFileSync, statSync } from 'node:fs';
 import { parse } from 'yaml';
 import { isRecord } from './locate.ts';
+import type { FlintConfig } from './types.ts';
 
 /** The keys of `github:` that hold a secret when written as a plain string (not `{env: NAME}`). */
 const SECRET_KEYS = ['webhookSecret', 'previousWebhookSecret', 'privateKey'] as const;
@@ -60,5 +64,34 @@ export function configFileWarning(file: string): FileWarning | undefined {
     return secretFileWarning(file, mode, inlineSecrets(parse(readFileSync(file, 'utf8'))));
   } catch {
     return undefined; // an unreadable or unparsable file is reported by the loader, not here
+  }
+}
+
+/** The files a configuration names that hold secrets, with what each holds. */
+export function referencedSecretFiles(config: Pick<FlintConfig, 'github' | 'tls'>): Array<{ file: string; holds: string }> {
+  return [
+    ...(config.github.privateKeyFile === undefined ? [] : [{ file: config.github.privateKeyFile, holds: 'the App\'s private key' }]),
+    ...(config.tls === undefined ? [] : [{ file: config.tls.keyFile, holds: 'the TLS private key' }]),
+  ];
+}
+
+/**
+ * Warnings for the secret files the configuration names (private key file,
+ * TLS key) that others may read. `modeOf` gives a file's mode, undefined
+ * when it cannot be examined (the loader reports an unreadable file).
+ */
+export function referencedFileWarnings(config: Pick<FlintConfig, 'github' | 'tls'>, modeOf: (file: string) => number | undefined = statMode): FileWarning[] {
+  return referencedSecretFiles(config).flatMap(({ file, holds }) => {
+    const mode = modeOf(file);
+    const w = mode === undefined ? undefined : secretFileWarning(file, mode, [holds]);
+    return w === undefined ? [] : [{ ...w, hint: `chmod 600 ${file} (owned by the user Flint runs as)` }];
+  });
+}
+
+function statMode(file: string): number | undefined {
+  try {
+    return statSync(file).mode;
+  } catch {
+    return undefined;
   }
 }

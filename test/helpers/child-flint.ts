@@ -19,6 +19,8 @@ export interface ChildFlintArgs {
   readonly logFile: string;
   readonly secret: string;
   readonly flint?: ChildFlintOptions;
+  /** More environment for the child (not sent to it as settings), e.g. secrets as an operator's `{env: VARIABLE}` would hold them. */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 /** Resolves once the process has ended (at once if it already has). */
@@ -35,8 +37,11 @@ export function exited(proc: ChildProcess): Promise<void> {
  * SIGTERM, which stops its VMs too (they would outlive a SIGKILL), and
  * killed if it has not ended within a minute.
  */
-export async function startChildFlint(closeFirst: (close: () => unknown) => void, args: ChildFlintArgs): Promise<{ proc: ChildProcess; url: string }> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', CHILD, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'inherit'] });
+export async function startChildFlint(closeFirst: (close: () => unknown) => void, args: ChildFlintArgs): Promise<{ proc: ChildProcess; url: string; statusUrl: string | undefined }> {
+  // The arguments hold the App's key and the webhook secret: on stdin, never on a command line.
+  const { env, ...settings } = args;
+  const proc = spawn(process.execPath, ['--import', 'tsx', CHILD], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...env } });
+  proc.stdin?.end(JSON.stringify(settings));
   closeFirst(async () => {
     if (proc.exitCode !== null || proc.signalCode !== null) return;
     proc.kill('SIGTERM');
@@ -44,14 +49,14 @@ export async function startChildFlint(closeFirst: (close: () => unknown) => void
     await exited(proc);
     clearTimeout(kill);
   });
-  const url = await new Promise<string>((resolve, reject) => {
+  const { url, statusUrl } = await new Promise<{ url: string; statusUrl: string | undefined }>((resolve, reject) => {
     let out = '';
     proc.stdout?.on('data', (b: Buffer) => {
       out += b.toString();
       const m = /^URL (\S+)\n/m.exec(out);
-      if (m?.[1] !== undefined) resolve(m[1]);
+      if (m?.[1] !== undefined) resolve({ url: m[1], statusUrl: /^STATUS (\S+)\n/m.exec(out)?.[1] });
     });
     proc.once('exit', (code, signal) => reject(new Error(`Flint exited before it served (code ${code}, signal ${signal})`)));
   });
-  return { proc, url };
+  return { proc, url, statusUrl };
 }

@@ -15,7 +15,7 @@
  */
 import { request } from 'node:http';
 import { MessageChannel, Worker, receiveMessageOnPort } from 'node:worker_threads';
-import type { Faults, FaultStats, QueueJobOptions, RequestLogEntry, SimJob, SimRunner, SimScaleSet, Simulator } from '../../tools/github-sim/index.ts';
+import type { Faults, FaultStats, IssuedSecrets, QueueJobOptions, RequestLogEntry, SimJob, SimRunner, SimScaleSet, Simulator } from '../../tools/github-sim/index.ts';
 
 /** A delivery as `GET /_sim/state` reports it (no payload, headers or timings). */
 export interface RemoteDelivery {
@@ -125,6 +125,7 @@ export function remoteSimulator(info: { apiUrl: string; appId: number; installat
     runners: () => state().runners,
     deliveries: () => state().deliveries,
     requests: () => state().requests,
+    issuedSecrets: () => JSON.parse(syncCall('GET', '/_sim/secrets', 200)) as IssuedSecrets, // documented answer
     faults: {
       set(f: Faults) { syncCall('POST', '/_sim/faults', 204, f); },
       clear() { syncCall('DELETE', '/_sim/faults', 204); },

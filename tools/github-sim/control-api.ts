@@ -11,7 +11,7 @@ import { BadBody, parseJsonObject, parseLooseBody, readBody } from './http-util.
 import type { RenderCtx, RunnerRec } from './render.ts';
 import type { WebhookEvents } from './events.ts';
 import type { WebhookSender } from './webhook-sender.ts';
-import type { Faults, FaultStats, JobConclusion, RequestLogEntry } from './types.ts';
+import type { Faults, FaultStats, IssuedSecrets, JobConclusion, RequestLogEntry } from './types.ts';
 import type { World } from './world.ts';
 
 export interface ControlDeps {
@@ -24,6 +24,7 @@ export interface ControlDeps {
   readonly clearFaults: () => void;
   readonly faultStats: () => FaultStats;
   readonly requests: () => readonly RequestLogEntry[];
+  readonly issuedSecrets: () => IssuedSecrets;
   readonly setInstalled: (v: boolean) => void;
   /** True once close() began: long polls end instead of keeping the process alive. */
   readonly closing: () => boolean;
@@ -90,6 +91,9 @@ export async function handleControl(d: ControlDeps, req: IncomingMessage, res: S
         requests: d.requests(), faultStats: d.faultStats(),
       });
     }
+    case 'GET /_sim/secrets':
+      // Test infrastructure: the tokens and JIT configs handed out, for tests that look for them where they must not be.
+      return json(res, 200, d.issuedSecrets());
     case 'POST /_sim/jobs': {
       const { repo, labels, runId, name, group } = body;
       if (typeof repo !== 'string' || !Array.isArray(labels) || !labels.every((l) => typeof l === 'string')) {

@@ -15,7 +15,7 @@ import type { AddressInfo } from 'node:net';
 import { createHash, generateKeyPair, randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { FaultBurst, Faults, FaultStats, RequestLogEntry, Simulator, SimulatorOptions } from './types.ts';
+import type { FaultBurst, Faults, FaultStats, IssuedSecrets, RequestLogEntry, Simulator, SimulatorOptions } from './types.ts';
 import { seededRandom } from './random.ts';
 import { World, isoSeconds } from './world.ts';
 import { WebhookSender } from './webhook-sender.ts';
@@ -97,6 +97,11 @@ interface FaultState {
   random: () => number;
 }
 
+/** What the simulator handed out that must stay secret (Simulator.issuedSecrets). */
+function issuedSecrets(world: World, webhooks: WebhookSender): IssuedSecrets {
+  return { installationTokens: [...world.tokens.keys()], jitConfigs: [...world.jitConfigs], webhookSecret: webhooks.target?.secret ?? null };
+}
+
 export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simulator> {
   const org = opts.org ?? 'acme';
   // The App the simulator answers as; an App registered through the manifest flow takes its place (app-manifest.ts).
@@ -174,6 +179,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     world, webhooks, ctx, events, now,
     setFaults, clearFaults: () => setFaults({}), faultStats,
     requests: () => log,
+    issuedSecrets: () => issuedSecrets(world, webhooks),
     setInstalled: (v) => { installed = v; },
     closing: () => closing,
   };
@@ -331,6 +337,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     deliveries: () => [...webhooks.records()],
     faults: { set: setFaults, clear: () => setFaults({}), stats: faultStats },
     requests: () => [...log],
+    issuedSecrets: () => issuedSecrets(world, webhooks),
     settled: () => webhooks.settled(),
     actions: service.control,
     close: async () => {

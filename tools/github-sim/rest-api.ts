@@ -115,7 +115,7 @@ async function generateJitConfig(d: ApiDeps, r: ApiRequest, scope: RepoRec | und
 export async function runnerJitConfig(d: Pick<ApiDeps, 'world' | 'ctx' | 'runnerKey'>, runner: RunnerRec, group: GroupRec, scope: RepoRec | undefined): Promise<string> {
   const c = d.ctx();
   d.world.sessions.set(runner.session, runner.id);
-  return encodeJitConfig({
+  const encoded = await encodeJitConfig({
     runner: {
       agentId: runner.id, agentName: runner.name, poolId: group.id, poolName: group.name,
       serverUrl: `${c.api}/_sim/pipelines/`, serverUrlV2: `${c.api}/_sim/broker/`,
@@ -125,6 +125,8 @@ export async function runnerJitConfig(d: Pick<ApiDeps, 'world' | 'ctx' | 'runner
     credentials: { scheme: 'OAuth', data: { clientId: runner.session, authorizationUrl: `${c.api}/_sim/oauth2/token`, requireFipsCryptography: 'False' } },
     rsaParams: await d.runnerKey(),
   });
+  d.world.jitConfigs.push(encoded);
+  return encoded;
 }
 
 function deliveryItem(r: ReturnType<WebhookSender['records']>[number], installationId: number): Record<string, unknown> {

@@ -545,3 +545,17 @@ test('runner endpoints take form-encoded bodies (busybox wget --post-data), keep
   const polled = await fetch(`${s.apiUrl}/_sim/runner/acquire`, { method: 'POST', body: `session=${session}&wait_seconds=0` });
   assert.equal(polled.status, 204);
 });
+
+test('issuedSecrets lists every installation token and JIT config handed out and the webhook secret; GET /_sim/secrets answers the same', async (t) => {
+  const s = await sim(t, { webhook: { url: 'http://127.0.0.1:9/hook', secret: 'sim-hook-secret' } });
+  assert.deepEqual(s.issuedSecrets(), { installationTokens: [], jitConfigs: [], webhookSecret: 'sim-hook-secret' });
+  const tok = await installationToken(s);
+  const a = await jit(s, tok, 'r-1', ['flint']);
+  const b = await jit(s, tok, 'r-2', ['flint']);
+  const issued = s.issuedSecrets();
+  assert.deepEqual(issued.installationTokens, [tok.replace(/^token /, '')]);
+  assert.deepEqual(issued.jitConfigs, [a.json.encoded_jit_config, b.json.encoded_jit_config]);
+  assert.deepEqual((await call(s, 'GET', '/_sim/secrets')).json, issued);
+  s.setWebhook(undefined);
+  assert.equal(s.issuedSecrets().webhookSecret, null);
+});

@@ -171,6 +171,13 @@ export interface QueueJobOptions {
   readonly group?: string;
 }
 
+export interface IssuedSecrets {
+  readonly installationTokens: readonly string[];
+  readonly jitConfigs: readonly string[];
+  /** The current webhook secret, if a webhook is configured. */
+  readonly webhookSecret: string | null;
+}
+
 export interface Simulator {
   readonly apiUrl: string;
   readonly appId: number;
@@ -199,6 +206,12 @@ export interface Simulator {
   requests(): readonly RequestLogEntry[];
   /** The Actions service (scale sets): state and fault switches (docs/github-simulator.md). */
   readonly actions: ActionsServiceControl;
+  /**
+   * The secrets the simulator handed out so far: every installation token and
+   * every encoded JIT config (with the App's private key and the webhook
+   * secret, what a test looks for where no secret may be).
+   */
+  issuedSecrets(): IssuedSecrets;
   /** Resolves when every webhook delivery started so far has finished (held-back ones included). */
   settled(): Promise<void>;
   close(): Promise<void>;

@@ -34,6 +34,8 @@ export class World {
   readonly jobs = new Map<number, JobRec>();
   readonly runners = new Map<number, RunnerRec>();
   readonly tokens = new Map<string, Token>();
+  /** Every encoded JIT config handed out, oldest first (tests look for them where they must not be). */
+  readonly jitConfigs: string[] = [];
   readonly sessions = new Map<string, number>();
   #nextRunId = 9_000_001;
   #nextJobId = 7_000_001;

@@ -53,6 +53,7 @@ import { checkSharedReadable, ownPerVmFile, placeFile } from './firecracker-jail
 import type { Placement } from './firecracker-jail.ts';
 import { FileTail, globalPollTimers } from './vmm-process.ts';
 import type { PollTimers } from './vmm-process.ts';
+import { vmmEnvironment } from './vmm-env.ts';
 
 export interface FirecrackerDriverOptions {
   /** `--chroot-base-dir`; `<stateDir>/jail` so that hard links into the jails work. */
@@ -448,7 +449,8 @@ export function createFirecrackerDriver(opts: FirecrackerDriverOptions): Hypervi
       const child = spawn(spec.firecracker.jailer, args, {
         detached: true,
         stdio,
-        env: { PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...opts.env },
+        // PATH and the driver's own settings only: Flint's environment may hold secrets (vmm-env.ts).
+        env: vmmEnvironment(process.env, opts.env),
       });
       for (const fd of stdio) closeSync(fd);
       const stderrText = async (): Promise<string> => (await readFile(stderrFile, 'utf8').catch(() => '')).slice(-8192).trim();

@@ -15,6 +15,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { access, constants, readFile } from 'node:fs/promises';
 import type { QemuAccel, QemuArch } from './qemu-args.ts';
+import { vmmEnvironment } from './vmm-env.ts';
 
 export type AccelSetting = 'auto' | QemuAccel;
 
@@ -47,7 +48,7 @@ export async function probeKvm(kernel: string, opts: { arch?: QemuArch; timeoutM
   return new Promise((resolve) => {
     let out = '';
     let settled = false;
-    const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', binary, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', binary, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: vmmEnvironment(process.env) });
     const done = (r: KvmProbeResult): void => {
       if (settled) return;
       settled = true;

@@ -68,6 +68,7 @@ import type { AccelSetting } from './qemu-host.ts';
 import { qmpConnect } from './qemu-qmp.ts';
 import { FileTail, globalPollTimers, procStat, signalIfSame, watchProcess } from './vmm-process.ts';
 import type { PollTimers } from './vmm-process.ts';
+import { vmmEnvironment } from './vmm-env.ts';
 
 export interface QemuLogger {
   debug(obj: object, msg: string): void;
@@ -105,8 +106,11 @@ export const STDERR_FILE = 'qemu.stderr';
 /**
  * Runs QEMU ("$@" after the exit file), then records its exit status.
  * `rc` above 128 is death by signal rc-128 (the shell's convention).
+ * umask 077: what QEMU creates (the console output, which may show what
+ * the job printed; the QMP and console sockets; the pid file) is its
+ * owner's alone, whatever uid it runs as.
  */
-const WRAPPER = 'f=$1; shift; "$@"; rc=$?; echo "$rc" > "$f.tmp" && mv "$f.tmp" "$f"; exit "$rc"';
+const WRAPPER = 'umask 077; f=$1; shift; "$@"; rc=$?; echo "$rc" > "$f.tmp" && mv "$f.tmp" "$f"; exit "$rc"';
 /**
  * Joins the cgroups (the `cgroup.procs` files before `--`), then execs the
  * rest: one process from here to QEMU, so the pid QEMU writes is this one.
@@ -221,6 +225,8 @@ export function createQemuDriver(opts: QemuDriverOptions): HypervisorDriver {
     const child = spawn('sh', ['-c', WRAPPER, 'flint-qemu', exitFile, ...vmmCommand(procsFiles, dropPrivileges(uid, gid, groups), cmd.binary, cmd.args)], {
       detached: true,
       stdio: ['ignore', 'ignore', stderrFd],
+      // Not Flint's environment: it may hold secrets (vmm-env.ts).
+      env: vmmEnvironment(process.env),
     });
     closeSync(stderrFd);
     const stderrTail = async (): Promise<string> => (await readFile(stderrFile, 'utf8').catch(() => '')).slice(-4096).trim();

@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { coalescingSync, durableWrite, openDatabase, relaxedBatch, relaxedWrite, syncWal } from './db.ts';
+import { coalescingSync, DB_FILE, durableWrite, openDatabase, relaxedBatch, relaxedWrite, syncWal } from './db.ts';
 import type { Db } from './db.ts';
 
 function open(t: { after: (fn: () => void) => void }, synchronous: 'FULL' | 'NORMAL' = 'FULL'): Db {
@@ -156,4 +156,23 @@ test('batched relaxed writes of one turn commit in one NORMAL transaction after 
   assert.equal(level(db), 2);
   assert.deepEqual(db.prepare('SELECT v FROM t ORDER BY id').pluck().all(), ['a', 'b']);
   assert.equal(await insert(3, 'c'), 1, 'a later turn gets a commit of its own');
+});
+
+test('the database and its WAL files are readable by Flint alone; a file an older Flint left readable by others is narrowed', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'flint-db-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const mode = (f: string): number => statSync(join(dir, f)).mode & 0o777;
+  let db = openDatabase(dir);
+  db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY)');
+  db.exec('INSERT INTO t VALUES (1)');
+  for (const f of [DB_FILE, `${DB_FILE}-wal`, `${DB_FILE}-shm`]) assert.equal(mode(f), 0o600, `${f} is 0600`);
+  db.close();
+  chmodSync(join(dir, DB_FILE), 0o644);
+  writeFileSync(join(dir, `${DB_FILE}-shm`), '', { mode: 0o644 });
+  chmodSync(join(dir, `${DB_FILE}-shm`), 0o644);
+  db = openDatabase(dir);
+  t.after(() => db.close());
+  assert.equal(mode(DB_FILE), 0o600);
+  assert.equal(mode(`${DB_FILE}-shm`), 0o600);
+  assert.deepEqual(db.prepare('SELECT id FROM t').all(), [{ id: 1 }], 'the data is still there');
 });

@@ -5,13 +5,32 @@
  * everything and a backup is one copy.
  */
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
 export type Db = Database.Database;
 
 export const DB_FILE = 'flint.db';
+
+/**
+ * The database is Flint's alone (docs/security.md, "Secrets"): created
+ * 0600, and a file an older Flint left readable by others is narrowed.
+ * SQLite gives the -wal and -shm files the database's mode when it makes
+ * them; ones left from before are narrowed too. A file Flint may not
+ * change (not its own) is left as it is.
+ */
+function ownerOnly(path: string): void {
+  closeSync(openSync(path, 'a', 0o600));
+  for (const f of [path, `${path}-wal`, `${path}-shm`]) {
+    try {
+      const { mode } = statSync(f);
+      if ((mode & 0o077) !== 0) chmodSync(f, mode & 0o700);
+    } catch {
+      // absent, or not ours to change
+    }
+  }
+}
 
 /**
  * FULL: a commit survives power loss (WAL fsynced at every commit).
@@ -22,7 +41,10 @@ export type Synchronous = 'FULL' | 'NORMAL';
 
 export function openDatabase(stateDirOrFile: string, options: { file?: boolean; synchronous?: Synchronous } = {}): Db {
   const path = options.file ? stateDirOrFile : join(stateDirOrFile, DB_FILE);
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  // 0711: others cannot list or read it, but the unprivileged uid of a
+  // definition's VMM can pass through to its own VM's files (docs/security.md).
+  mkdirSync(dirname(path), { recursive: true, mode: 0o711 });
+  ownerOnly(path);
   const db = new Database(path);
   // WAL: readers never block the writer; busy_timeout: two processes (flint
   // and `flint` CLI commands) may touch the file at once.

@@ -63,8 +63,8 @@ export const configErrors = {
     hint: 'Put the numeric "App ID" from the GitHub App settings page in `github.appID`.',
   },
   FLINT_ERR_CONFIG_READABLE_BY_OTHERS: {
-    title: 'The configuration file holds secrets and other users of the host may read it',
-    hint: 'Run `chmod 600` on the file (owned by the user Flint runs as), or keep the secrets out of it: `privateKeyFile:` (mode 0600) for the key, `{env: VARIABLE}` for the webhook secret. A warning: Flint still starts.',
+    title: 'The configuration file, or a key file it names, holds secrets and other users of the host may read it',
+    hint: 'Run `chmod 600` on the file (owned by the user Flint runs as); for the configuration file you may instead keep the secrets out of it: `privateKeyFile:` (mode 0600) for the key, `{env: VARIABLE}` for the webhook secret. A warning: Flint still starts.',
   },
   FLINT_ERR_CONFIG_PATH_UNUSABLE: {
     title: 'A file the configuration names does not exist or cannot be used',

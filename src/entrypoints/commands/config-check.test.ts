@@ -139,3 +139,12 @@ test('a file holding the webhook secret inline that others may read: a warning w
   r = await check(file('no-secret.yaml', GOOD, 0o644));
   assert.equal(r.err, '', 'secrets from the environment and a key file: a readable file leaks nothing');
 });
+
+test('a private key file that others may read: a warning naming it with the chmod, the exit status unchanged', async () => {
+  file('open.pem', pem, 0o640);
+  const r = await check(file('open-key.yaml', GOOD.replace('privateKeyFile: app.pem', 'privateKeyFile: open.pem'), 0o600));
+  assert.equal(r.code, 0, r.err);
+  assert.equal(r.err, `flint: warning: FLINT_ERR_CONFIG_READABLE_BY_OTHERS: ${join(dir, 'open.pem')} holds the App's private key and its group may read it (mode 640)\n` +
+    `  hint: chmod 600 ${join(dir, 'open.pem')} (owned by the user Flint runs as)\n`);
+  assert.ok(!r.err.includes(pem.split('\n')[1] ?? 'x') && !r.out.includes(pem.split('\n')[1] ?? 'x'), 'the key itself is not shown');
+});

@@ -17,7 +17,7 @@
 import { FlintError } from '../../core/errors/index.ts';
 import { catalogue } from '../../core/errors/index.ts';
 import { nodeHostProbe } from '../../config/host-probe.ts';
-import { configFileWarning, formatFileWarning } from '../../config/file-mode.ts';
+import { configFileWarning, formatFileWarning, referencedFileWarnings } from '../../config/file-mode.ts';
 import { DEFAULT_CONFIG_PATH, formatProblems, parseConfigFile } from '../../config/load.ts';
 import { summarizeConfig } from '../../config/summary.ts';
 import { checkUsable } from '../../config/usable.ts';
@@ -80,7 +80,7 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
   io.stdout.write(`${file}: valid configuration\n${summarizeConfig(result.config).map((l) => `  ${l}\n`).join('')}`);
   // A warning, not a failure: the file works, but it leaks its secrets to the host's other users.
   const readable = configFileWarning(file);
-  if (readable !== undefined) io.stderr.write(formatFileWarning(readable));
+  for (const w of [...(readable === undefined ? [] : [readable]), ...referencedFileWarnings(result.config)]) io.stderr.write(formatFileWarning(w));
   if (!args.hostChecks) {
     io.stdout.write('host checks skipped (--no-host-checks)\n');
     return 0;

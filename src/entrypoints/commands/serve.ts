@@ -13,7 +13,7 @@
  * answered), flushes the last group commit and closes the database.
  */
 import { FlintError } from '../../core/errors/index.ts';
-import { configFileWarning } from '../../config/file-mode.ts';
+import { configFileWarning, referencedFileWarnings } from '../../config/file-mode.ts';
 import { DEFAULT_CONFIG_PATH, loadConfigFile } from '../../config/load.ts';
 import { createLogger, logLevelFrom } from '../../adapters/log/logger.ts';
 import type { Synchronous } from '../../adapters/store/db.ts';
@@ -97,7 +97,7 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
   const config = loadConfigFile(path, io.env);
   const logger = createLogger({ level: logLevelFrom(argv, config.logLevel), secrets: new Set([...config.github.webhookSecrets, ...(config.status?.token === undefined ? [] : [config.status.token]), ...(config.store?.postgres?.password === undefined ? [] : [config.store.postgres.password])]), destination: io.stdout });
   const readable = configFileWarning(path);
-  if (readable !== undefined) logger.warn({ code: readable.code, hint: readable.hint }, readable.message);
+  for (const w of [...(readable === undefined ? [] : [readable]), ...referencedFileWarnings(config)]) logger.warn({ code: w.code, hint: w.hint }, w.message);
   const options = { config, logger, synchronous: args.synchronous, maxBodyBytes: args.maxBodyBytes };
   const serving: Stoppable = args.webhooksOnly ? await startWebhooksOnly(options) : await startFlint(options);
   await stopOnSignals(serving, process, { now: args.now, logger });
