@@ -132,7 +132,10 @@ async function isolationFlint(t: TestContext, opts: RunOptions): Promise<Run | u
     consoleOf(jobId) {
       const runnerName = sim.jobs().find((j) => j.id === jobId)?.runnerName ?? '';
       assert.match(runnerName, /^flint-/, `job ${jobId} ran on a runner of Flint`);
-      return readFileSync(flint.supervisor.consoleLogPath(runnerName.slice('flint-'.length)), 'latin1');
+      const vmId = runnerName.slice('flint-'.length);
+      const launch = logText.split('\n').find((l) => l.includes('"vm launching"') && l.includes(`"vmId":"${vmId}"`));
+      assert.match(launch ?? '', new RegExp(`"hypervisor":"${opts.driver.driver}"`), `${vmId} ran on the ${opts.driver.driver} driver`);
+      return readFileSync(flint.supervisor.consoleLogPath(vmId), 'latin1');
     },
   };
 }
