@@ -79,6 +79,12 @@ function buildRunner(v: RunnerShape, isStatic: boolean, onlyNetwork: string | un
     uid: v.uid ?? DEFAULTS.uid,
     gid: v.gid ?? DEFAULTS.gid,
     static: isStatic,
+    ...(v.egress != null ? {
+      egress: {
+        cidrs: [...new Set(v.egress.allow.flatMap((t) => (t.kind === 'cidr' ? [t.cidr] : [])))],
+        hosts: [...new Set(v.egress.allow.flatMap((t) => (t.kind === 'host' ? [t.name] : [])))],
+      },
+    } : {}),
   };
 }
 
@@ -160,6 +166,7 @@ export function parseConfig(
     ...(n.range6 != null ? { range6: n.range6 } : {}),
     create: n.create ?? false,
     dns: n.dns ?? [...DEFAULTS.dns],
+    ...(n.hostDns === true ? { hostDns: true } : {}),
   }));
   const onlyNetwork = networks.length === 1 ? networks[0]?.name : undefined;
   const runnerPaths: PathSegment[][] = [];

@@ -17,7 +17,7 @@ import { z } from 'zod';
 import type { ErrorCode } from '../core/errors/index.ts';
 import type { LogLevel } from './types.ts';
 import { didYouMean } from './did-you-mean.ts';
-import { isIpAddress, parseAddressRange, parseDuration, parseListenAddress, parseSize, parseV4Interface, parseV6Interface } from './values.ts';
+import { isIpAddress, parseAddressRange, parseDuration, parseEgressTarget, parseListenAddress, parseSize, parseV4Interface, parseV6Interface } from './values.ts';
 
 export interface ParseContext {
   readonly env: Readonly<Record<string, string | undefined>>;
@@ -119,6 +119,14 @@ export function networkSchema(_c: ParseContext) {
     dns: z.array(z.string().refine(isIpAddress, 'must be an IPv4 or IPv6 address')).min(1).nullish(),
     range: z.string().transform(fromParsed((v: string) => parseAddressRange(v, 4))).nullish(),
     range6: z.string().transform(fromParsed((v: string) => parseAddressRange(v, 6))).nullish(),
+    hostDns: z.boolean().nullish(),
+  });
+}
+
+/** A runner definition's egress allow-list: where its guests may connect beyond the host. */
+export function egressSchema(_c: ParseContext) {
+  return z.strictObject({
+    allow: z.array(z.string().transform(fromParsed(parseEgressTarget))),
   });
 }
 
@@ -199,6 +207,7 @@ export function runnerSchema(c: ParseContext) {
       .nullish(),
     uid: int(0, 2 ** 32 - 2).nullish(),
     gid: int(0, 2 ** 32 - 2).nullish(),
+    egress: egressSchema(c).nullish(),
   });
 }
 
@@ -301,6 +310,7 @@ export const KNOWN_KEYS = {
   network: Object.keys(networkSchema(probe).shape),
   github: Object.keys(githubSchema(probe).shape),
   runner: Object.keys(runnerSchema(probe).shape),
+  egress: Object.keys(egressSchema(probe).shape),
   acme: Object.keys(acmeSchema(probe).shape),
   tls: Object.keys(tlsSchema(probe).shape),
   admin: Object.keys(adminSchema(probe).shape),
@@ -341,6 +351,7 @@ export const KEY_HINTS: Readonly<Record<string, string>> = {
   create: 'true to create the bridge (with its address and NAT) when it is missing',
   dns: 'list of DNS server addresses handed to guests',
   range: 'the IPv4 addresses this Flint hands out on the bridge, "FIRST-LAST", e.g. "10.0.0.10-10.0.0.99"; needed when several Flints share the bridge',
+  hostDns: 'true when the host runs a DNS server on the bridge address that guests may ask (udp/tcp 53 to the gateway); default false',
   range6: 'the IPv6 addresses this Flint hands out on the bridge, "FIRST-LAST", e.g. "fd00:f1::100-fd00:f1::1ff"',
   github: 'the GitHub App: appID, organization, webhookSecret, privateKey or privateKeyFile',
   appID: 'the numeric App ID from the GitHub App settings page',
@@ -375,5 +386,7 @@ export const KEY_HINTS: Readonly<Record<string, string>> = {
   kernelArgs: 'extra kernel command-line parameters',
   uid: 'uid the VMM runs as (the jailer drops to it)',
   gid: 'gid the VMM runs as (the jailer drops to it)',
+  egress: 'where this definition\'s guests may connect beyond the host: {allow: [CIDRs, addresses, host names]}; absent means anywhere',
+  allow: 'the egress allow-list: addresses, prefixes like "140.82.112.0/20", and host names Flint resolves; [] allows nothing',
   env: 'the name of an environment variable',
 };

@@ -1,0 +1,38 @@
+/**
+ * The `network-policy` loop: every pass re-asserts the nftables tables
+ * Flint owns for its networks (a table someone flushed, `nft flush ruleset`
+ * included, comes back with every live VM's entries) and re-resolves the host
+ * names of the egress allow-lists, rewriting their sets atomically. The
+ * tables' fingerprints make a pass over an untouched host a few `nft list`
+ * calls.
+ */
+import type { NetworkConfig } from '../config/types.ts';
+import { startLoop } from './loop.ts';
+import type { Loop, LoopLogger, LoopTimers } from './loop.ts';
+
+/** What the loop needs of host networking (the Linux adapter implements it). */
+export interface NetworkPolicyPort {
+  reassert(nets: readonly NetworkConfig[]): Promise<void>;
+}
+
+export const NETWORK_POLICY_INTERVAL_MS = 30_000;
+
+export function startNetworkPolicy(opts: {
+  readonly network: NetworkPolicyPort;
+  readonly networks: readonly NetworkConfig[];
+  readonly logger: LoopLogger;
+  readonly now: () => number;
+  readonly intervalMs?: number;
+  readonly timers?: LoopTimers;
+}): Loop {
+  return startLoop({
+    name: 'network-policy',
+    intervalMs: opts.intervalMs ?? NETWORK_POLICY_INTERVAL_MS,
+    // The start already installed the tables (ensureNetwork); the first pass re-resolves after one interval.
+    runAtStart: false,
+    run: () => opts.network.reassert(opts.networks),
+    logger: opts.logger,
+    now: opts.now,
+    ...(opts.timers === undefined ? {} : { timers: opts.timers }),
+  });
+}
