@@ -36,7 +36,7 @@
  *                           than a week (GitHub redelivers for 3 days)
  *        console-retention  at start and every 15 min: old VM console logs
  *                           (the supervisor)
- *        network-policy     every 30 s: Flint's nftables tables re-asserted
+ *        network-policy     at start and every 30 s: Flint's nftables tables re-asserted
  *                           (a flushed ruleset comes back with every live VM's
  *                           entries), allow-list host names re-resolved
  *                           (network-policy.ts)

@@ -430,7 +430,7 @@ export function createLinuxNetwork(deps: LinuxNetworkDeps): LinuxHostNetwork {
     claim,
 
     async ensureNetwork(net) {
-      const { v4, v6 } = pools(net);
+      const { v6 } = pools(net);
       // Before anything is created: a Flint whose addresses could meet ours stops here.
       claim(net);
       let link = await showLink(net.name, true);

@@ -233,7 +233,7 @@ test('nft flush ruleset: the next network-policy pass restores the tables with e
   inNs(w.host, 'ip', ['route', 'add', '203.0.113.2/32', 'via', '198.51.100.2']);
   const { ns } = await w.guest(1);
   const warnings: string[] = [];
-  const loop = startNetworkPolicy({ network: w.net, networks: [w.cfg], logger: { warn: (_o, msg) => { warnings.push(msg); } }, now: Date.now, intervalMs: 3_600_000 });
+  const loop = startNetworkPolicy({ network: w.net, networks: [w.cfg], logger: { warn: (_o, msg) => { warnings.push(msg); } }, now: Date.now, intervalMs: 3_600_000, runAtStart: false });
   t.after(() => loop.stop());
   assert.equal(w.probe(ns, 'tcp', '203.0.113.2', 8080), 'blocked');
   inNs(w.host, 'nft', ['flush', 'ruleset']);
