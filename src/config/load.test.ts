@@ -587,6 +587,7 @@ test('egress allow-lists: prefixes are made canonical, host names kept apart; ho
   assert.equal(c.networks[0]?.hostDns, undefined);
   assert.equal(ok(BASE).runners[0]?.egress, undefined, 'no egress key: guests may reach anything');
   assert.equal(ok(edit('    v4: 10.0.0.1/24\n', '    v4: 10.0.0.1/24\n    hostDns: true\n')).networks[0]?.hostDns, true);
+  assert.deepEqual(ok(edit('    v4: 10.0.0.1/24\n', '    v4: 10.0.0.1/24\n    hostPorts: [5000, 3128, 5000]\n')).networks[0]?.hostPorts, [3128, 5000]);
 });
 
 test('an egress entry that is neither address, prefix nor host name, or an unknown egress key, is refused where it stands', () => {

@@ -167,6 +167,7 @@ export function parseConfig(
     create: n.create ?? false,
     dns: n.dns ?? [...DEFAULTS.dns],
     ...(n.hostDns === true ? { hostDns: true } : {}),
+    ...(n.hostPorts != null && n.hostPorts.length > 0 ? { hostPorts: [...new Set(n.hostPorts)].sort((a, b) => a - b) } : {}),
   }));
   const onlyNetwork = networks.length === 1 ? networks[0]?.name : undefined;
   const runnerPaths: PathSegment[][] = [];

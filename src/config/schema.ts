@@ -120,6 +120,7 @@ export function networkSchema(_c: ParseContext) {
     range: z.string().transform(fromParsed((v: string) => parseAddressRange(v, 4))).nullish(),
     range6: z.string().transform(fromParsed((v: string) => parseAddressRange(v, 6))).nullish(),
     hostDns: z.boolean().nullish(),
+    hostPorts: z.array(int(1, 65535)).nullish(),
   });
 }
 
@@ -352,6 +353,7 @@ export const KEY_HINTS: Readonly<Record<string, string>> = {
   dns: 'list of DNS server addresses handed to guests',
   range: 'the IPv4 addresses this Flint hands out on the bridge, "FIRST-LAST", e.g. "10.0.0.10-10.0.0.99"; needed when several Flints share the bridge',
   hostDns: 'true when the host runs a DNS server on the bridge address that guests may ask (udp/tcp 53 to the gateway); default false',
+  hostPorts: 'TCP ports on the bridge address that guests may connect to, e.g. [3128] for a caching proxy on the host; default none',
   range6: 'the IPv6 addresses this Flint hands out on the bridge, "FIRST-LAST", e.g. "fd00:f1::100-fd00:f1::1ff"',
   github: 'the GitHub App: appID, organization, webhookSecret, privateKey or privateKeyFile',
   appID: 'the numeric App ID from the GitHub App settings page',

@@ -32,6 +32,8 @@ export interface NetworkConfig {
   readonly dns: readonly string[];
   /** The host serves DNS on the bridge's addresses and guests may ask it (udp/tcp 53 to the gateway); default false. */
   readonly hostDns?: boolean;
+  /** TCP ports on the gateway addresses guests may connect to (a cache or mirror the host serves them); default none. */
+  readonly hostPorts?: readonly number[];
 }
 
 /** Where a definition's guests may connect beyond the host (absent: anywhere). */

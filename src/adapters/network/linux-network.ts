@@ -296,6 +296,7 @@ export function createLinuxNetwork(deps: LinuxNetworkDeps): LinuxHostNetwork {
       gateway4: net.v4.address,
       ...(net.v6 === undefined ? {} : { gateway6: net.v6.address }),
       hostDns: net.hostDns === true,
+      ...(net.hostPorts === undefined ? {} : { hostPorts: net.hostPorts }),
       dns: net.dns,
       egress: egressOf(net.name),
     };

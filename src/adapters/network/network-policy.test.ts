@@ -116,7 +116,7 @@ interface World {
 
 const BRIDGE = 'fpolbr';
 
-async function world(t: TestContext, opts: { hostDns?: boolean; egress?: EgressDefinition['egress'] } = {}): Promise<World> {
+async function world(t: TestContext, opts: { hostDns?: boolean; hostPorts?: number[]; egress?: EgressDefinition['egress'] } = {}): Promise<World> {
   const inst = `p${randomBytes(2).toString('hex')}`;
   const host = namespace(t);
   const outside = namespace(t);
@@ -145,7 +145,7 @@ async function world(t: TestContext, opts: { hostDns?: boolean; egress?: EgressD
   const db = openDatabase(dir);
   t.after(() => { db.close(); rmSync(dir, { recursive: true, force: true }); });
   const hosts = new Map<string, string[]>();
-  const cfg: NetworkConfig = { name: BRIDGE, v4: { address: '10.215.0.1', prefixLength: 24 }, create: true, dns: ['198.51.100.53'], ...(opts.hostDns === true ? { hostDns: true } : {}) };
+  const cfg: NetworkConfig = { name: BRIDGE, v4: { address: '10.215.0.1', prefixLength: 24 }, create: true, dns: ['198.51.100.53'], ...(opts.hostDns === true ? { hostDns: true } : {}), ...(opts.hostPorts === undefined ? {} : { hostPorts: opts.hostPorts }) };
   const net = createLinuxNetwork({
     instanceId: inst, leases: openLeaseStore(db), commands: nsCommands(host),
     definitions: [{ name: 'small', network: BRIDGE, ...(opts.egress === undefined ? {} : { egress: opts.egress }) }],
@@ -200,6 +200,15 @@ test('hostDns: true lets a guest ask the host\'s DNS on the gateway, and nothing
   assert.equal(w.probe(ns, 'udp', '10.215.0.1', 53), 'answered');
   assert.equal(w.probe(ns, 'tcp', '10.215.0.1', 53), 'open');
   assert.equal(w.probe(ns, 'tcp', '10.215.0.1', 8080), 'blocked');
+});
+
+test('hostPorts opens those TCP ports on the gateway address only, not on the host\'s other addresses', async (t) => {
+  if (!requirePrereqs(t, ...prereqs)) return;
+  const w = await world(t, { hostPorts: [8080] });
+  const { ns } = await w.guest(1);
+  assert.equal(w.probe(ns, 'tcp', '10.215.0.1', 8080), 'open');
+  assert.equal(w.probe(ns, 'tcp', '198.51.100.1', 8080), 'blocked');
+  assert.equal(w.probe(ns, 'tcp', '10.215.0.1', 53), 'blocked');
 });
 
 test('the metadata address 169.254.169.254 is unreachable even when a route leads there', async (t) => {

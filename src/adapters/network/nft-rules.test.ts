@@ -51,6 +51,8 @@ test('a guest reaches the host only for echo, neighbour discovery and, when the 
   const on = renderNftTable('i', 'br0', V4, addressPool('fd00:1::1', 64, 6, 'br0'), { ...P, gateway6: 'fd00:1::1', hostDns: true }).body;
   assert.match(on, /ip daddr 10\.0\.0\.1 meta l4proto \{ tcp, udp \} th dport 53 accept/);
   assert.match(on, /ip6 daddr fd00:1::1 meta l4proto \{ tcp, udp \} th dport 53 accept/);
+  assert.match(renderNftTable('i', 'br0', V4, undefined, { ...P, hostPorts: [3128, 5000] }).body, /ip daddr 10\.0\.0\.1 tcp dport \{ 3128, 5000 \} accept/);
+  assert.throws(() => renderNftTable('i', 'br0', V4, undefined, { ...P, hostPorts: [0] }), RangeError);
   assert.notEqual(renderNftTable('i', 'br0', V4, undefined, { ...P, hostDns: true }).fingerprint, renderNftTable('i', 'br0', V4, undefined, P).fingerprint);
 });
 

@@ -66,6 +66,8 @@ export interface BridgePolicy {
   readonly gateway6?: string;
   /** The host serves DNS to guests on the gateway addresses (`networks[].hostDns`). */
   readonly hostDns: boolean;
+  /** TCP ports on the gateway addresses the host serves guests on (`networks[].hostPorts`). */
+  readonly hostPorts?: readonly number[];
   /** The DNS servers handed to guests: a guest under an allow-list may still ask them (port 53). */
   readonly dns: readonly string[];
   /** The definitions on this bridge that have an egress allow-list, in a stable order (their index names their chain and sets). */
@@ -99,6 +101,10 @@ export function renderNftTable(instanceId: string, bridge: string, v4: AddressPo
   const fromGuest = policy.create ? `iifname ${br}` : `iifname ${br} ether saddr @guests`;
   const gw4 = addressOf(policy.gateway4, 4);
   const gw6 = policy.gateway6 === undefined ? undefined : addressOf(policy.gateway6, 6);
+  const ports = [...(policy.hostPorts ?? [])].map((p) => {
+    if (!Number.isInteger(p) || p < 1 || p > 65535) throw new RangeError(`not a port: ${p}`);
+    return p;
+  });
   const lines: string[] = [
     // Filled per VM: the MACs of this instance's guests on the bridge.
     '  set guests {',
@@ -140,6 +146,10 @@ export function renderNftTable(instanceId: string, bridge: string, v4: AddressPo
       `    ip daddr ${gw4} meta l4proto { tcp, udp } th dport 53 accept`,
       ...(gw6 === undefined ? [] : [`    ip6 daddr ${gw6} meta l4proto { tcp, udp } th dport 53 accept`]),
     ] : []),
+    ...(ports.length === 0 ? [] : [
+      `    ip daddr ${gw4} tcp dport { ${ports.join(', ')} } accept`,
+      ...(gw6 === undefined ? [] : [`    ip6 daddr ${gw6} tcp dport { ${ports.join(', ')} } accept`]),
+    ]),
     '    counter drop',
     '  }',
     '  chain guard {',
