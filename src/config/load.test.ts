@@ -625,3 +625,23 @@ test('store: SQLite unless store.postgres is set; the PostgreSQL password comes 
   assert.doesNotMatch(summary, /Zq9secret/, 'the summary never shows the password');
   assert.equal(only(problems(`store: {postgres: {uri: "${url}"}}\n${BASE}`)).path.startsWith('store.postgres'), true);
 });
+
+test('egress allow-lists: prefixes are made canonical, host names kept apart; hostDns defaults to off', () => {
+  const c = ok(edit('    network: br-flint\n', '    network: br-flint\n    egress:\n      allow: [140.82.112.9/20, "2606:50c0::/32", API.GitHub.com, 192.0.2.7, api.github.com]\n'));
+  assert.deepEqual(c.runners[0]?.egress, { cidrs: ['140.82.112.0/20', '2606:50c0::/32', '192.0.2.7/32'], hosts: ['api.github.com'] });
+  assert.equal(c.networks[0]?.hostDns, undefined);
+  assert.equal(ok(BASE).runners[0]?.egress, undefined, 'no egress key: guests may reach anything');
+  assert.equal(ok(edit('    v4: 10.0.0.1/24\n', '    v4: 10.0.0.1/24\n    hostDns: true\n')).networks[0]?.hostDns, true);
+  assert.deepEqual(ok(edit('    v4: 10.0.0.1/24\n', '    v4: 10.0.0.1/24\n    hostPorts: [5000, 3128, 5000]\n')).networks[0]?.hostPorts, [3128, 5000]);
+});
+
+test('an egress entry that is neither address, prefix nor host name, or an unknown egress key, is refused where it stands', () => {
+  const bad = only(problems(edit('    network: br-flint\n', '    network: br-flint\n    egress:\n      allow: [10.0.0.0/33]\n')));
+  assert.equal(bad.path, 'runners[0].egress.allow[0]');
+  assert.match(bad.message, /prefix length must be 0–32/);
+  const word = only(problems(edit('    network: br-flint\n', '    network: br-flint\n    egress:\n      allow: [localhost]\n')));
+  assert.match(word.message, /neither an address/);
+  const key = only(problems(edit('    network: br-flint\n', '    network: br-flint\n    egress:\n      allowed: []\n')));
+  assert.equal(key.code, 'FLINT_ERR_CONFIG_UNKNOWN_KEY');
+  assert.match(key.hint, /did you mean `allow`\?/);
+});

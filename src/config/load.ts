@@ -99,6 +99,12 @@ function buildRunner(v: RunnerShape, isStatic: boolean, onlyNetwork: string | un
     pidsMax: v.pidsMax ?? DEFAULTS.pidsMax,
     ...(rateLimits(v.rateLimits) ?? {}),
     static: isStatic,
+    ...(v.egress != null ? {
+      egress: {
+        cidrs: [...new Set(v.egress.allow.flatMap((t) => (t.kind === 'cidr' ? [t.cidr] : [])))],
+        hosts: [...new Set(v.egress.allow.flatMap((t) => (t.kind === 'host' ? [t.name] : [])))],
+      },
+    } : {}),
   };
 }
 
@@ -180,6 +186,8 @@ export function parseConfig(
     ...(n.range6 != null ? { range6: n.range6 } : {}),
     create: n.create ?? false,
     dns: n.dns ?? [...DEFAULTS.dns],
+    ...(n.hostDns === true ? { hostDns: true } : {}),
+    ...(n.hostPorts != null && n.hostPorts.length > 0 ? { hostPorts: [...new Set(n.hostPorts)].sort((a, b) => a - b) } : {}),
   }));
   const onlyNetwork = networks.length === 1 ? networks[0]?.name : undefined;
   const runnerPaths: PathSegment[][] = [];

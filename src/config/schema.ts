@@ -17,7 +17,7 @@ import { z } from 'zod';
 import type { ErrorCode } from '../core/errors/index.ts';
 import type { LogLevel } from './types.ts';
 import { didYouMean } from './did-you-mean.ts';
-import { isIpAddress, parseAddressRange, parseDuration, parseListenAddress, parseSize, parseV4Interface, parseV6Interface } from './values.ts';
+import { isIpAddress, parseAddressRange, parseDuration, parseEgressTarget, parseListenAddress, parseSize, parseV4Interface, parseV6Interface } from './values.ts';
 
 export interface ParseContext {
   readonly env: Readonly<Record<string, string | undefined>>;
@@ -119,6 +119,15 @@ export function networkSchema(_c: ParseContext) {
     dns: z.array(z.string().refine(isIpAddress, 'must be an IPv4 or IPv6 address')).min(1).nullish(),
     range: z.string().transform(fromParsed((v: string) => parseAddressRange(v, 4))).nullish(),
     range6: z.string().transform(fromParsed((v: string) => parseAddressRange(v, 6))).nullish(),
+    hostDns: z.boolean().nullish(),
+    hostPorts: z.array(int(1, 65535)).nullish(),
+  });
+}
+
+/** A runner definition's egress allow-list: where its guests may connect beyond the host. */
+export function egressSchema(_c: ParseContext) {
+  return z.strictObject({
+    allow: z.array(z.string().transform(fromParsed(parseEgressTarget))),
   });
 }
 
@@ -206,6 +215,7 @@ export function runnerSchema(c: ParseContext) {
       networkRx: rate().nullish(),
       networkTx: rate().nullish(),
     }).nullish(),
+    egress: egressSchema(c).nullish(),
   });
 }
 
@@ -377,6 +387,7 @@ export const KNOWN_KEYS = {
   github: Object.keys(githubSchema(probe).shape),
   runner: Object.keys(runnerSchema(probe).shape),
   rateLimits: Object.keys(runnerSchema(probe).shape.rateLimits.unwrap().unwrap().shape),
+  egress: Object.keys(egressSchema(probe).shape),
   acme: Object.keys(acmeSchema(probe).shape),
   tls: Object.keys(tlsSchema(probe).shape),
   admin: Object.keys(adminSchema(probe).shape),
@@ -424,6 +435,8 @@ export const KEY_HINTS: Readonly<Record<string, string>> = {
   create: 'true to create the bridge (with its address and NAT) when it is missing',
   dns: 'list of DNS server addresses handed to guests',
   range: 'the IPv4 addresses this Flint hands out on the bridge, "FIRST-LAST", e.g. "10.0.0.10-10.0.0.99"; needed when several Flints share the bridge',
+  hostDns: 'true when the host runs a DNS server on the bridge address that guests may ask (udp/tcp 53 to the gateway); default false',
+  hostPorts: 'TCP ports on the bridge address that guests may connect to, e.g. [3128] for a caching proxy on the host; default none',
   range6: 'the IPv6 addresses this Flint hands out on the bridge, "FIRST-LAST", e.g. "fd00:f1::100-fd00:f1::1ff"',
   github: 'the GitHub App: appID, organization, webhookSecret, privateKey or privateKeyFile',
   appID: 'the numeric App ID from the GitHub App settings page',
@@ -464,5 +477,7 @@ export const KEY_HINTS: Readonly<Record<string, string>> = {
   diskIops: 'operations per second each of the VM\'s drives may do, ≥ 1',
   networkRx: 'bytes per second into the guest, or a size like "100MiB"',
   networkTx: 'bytes per second out of the guest, or a size like "100MiB"',
+  egress: 'where this definition\'s guests may connect beyond the host: {allow: [CIDRs, addresses, host names]}; absent means anywhere',
+  allow: 'the egress allow-list: addresses, prefixes like "140.82.112.0/20", and host names Flint resolves; [] allows nothing',
   env: 'the name of an environment variable',
 };

@@ -30,6 +30,18 @@ export interface NetworkConfig {
   readonly range6?: { readonly first: string; readonly last: string };
   /** DNS servers handed to guests. Default ["1.1.1.1"] (the bridge's own address is not assumed to run a resolver); see docs/config.md. */
   readonly dns: readonly string[];
+  /** The host serves DNS on the bridge's addresses and guests may ask it (udp/tcp 53 to the gateway); default false. */
+  readonly hostDns?: boolean;
+  /** TCP ports on the gateway addresses guests may connect to (a cache or mirror the host serves them); default none. */
+  readonly hostPorts?: readonly number[];
+}
+
+/** Where a definition's guests may connect beyond the host (absent: anywhere). */
+export interface EgressConfig {
+  /** Addresses and prefixes, canonical ("140.82.112.0/20", "2606:50c0::/32", "192.0.2.7/32"). */
+  readonly cidrs: readonly string[];
+  /** Host names Flint resolves (and re-resolves every pass of the network-policy loop). */
+  readonly hosts: readonly string[];
 }
 
 export interface GitHubConfig {
@@ -106,6 +118,8 @@ export interface RunnerConfig {
   readonly rateLimits?: RateLimits;
   /** True for entries from `static_runners` (always-on runners, reference system semantics). */
   readonly static: boolean;
+  /** The egress allow-list of this definition's guests; absent: they may reach anything beyond the host. */
+  readonly egress?: EgressConfig;
 }
 
 export interface AcmeConfig {

@@ -4,7 +4,7 @@
  * value or a message that says what was expected; none throws.
  */
 import { isIPv4, isIPv6 } from 'node:net';
-import { formatAddress, parseAddressSpan } from '../core/ipam.ts';
+import { formatAddress, parseAddress, parseAddressSpan } from '../core/ipam.ts';
 import type { IpFamily } from '../core/ipam.ts';
 
 export type Parsed<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly message: string };
@@ -172,4 +172,28 @@ export function parseAddressRange(input: string, family: IpFamily): Parsed<{ fir
   if (!r.ok) return bad(r.message);
   if (r.span.family !== family) return bad(`"${input}" is an IPv${r.span.family} range; this key takes IPv${family} addresses, like ${example}`);
   return ok({ first: formatAddress(family, r.span.first), last: formatAddress(family, r.span.last) });
+}
+
+/**
+ * One entry of an egress allow-list: an address or a prefix ("140.82.112.0/20",
+ * "2606:50c0::/32"; returned canonical, host bits cleared) or a host name
+ * ("api.github.com", resolved by Flint).
+ */
+export function parseEgressTarget(input: string): Parsed<{ kind: 'cidr'; cidr: string } | { kind: 'host'; name: string }> {
+  const text = input.trim();
+  const [addr = '', len, extra] = text.split('/');
+  const a = parseAddress(addr);
+  if (a !== undefined) {
+    const bits = a.family === 4 ? 32 : 128;
+    const prefix = len === undefined ? bits : /^\d{1,3}$/.test(len) ? Number(len) : NaN;
+    if (extra !== undefined || !(prefix >= 0 && prefix <= bits)) return bad(`"${input}" is not an address or prefix: the prefix length must be 0–${bits}`);
+    const host = (1n << BigInt(bits - prefix)) - 1n;
+    return ok({ kind: 'cidr', cidr: `${formatAddress(a.family, a.value & ~host)}/${prefix}` });
+  }
+  const name = text.toLowerCase().replace(/\.$/, '');
+  // RFC 1123 names with at least one dot: "localhost"-like single labels are more likely a typo than a registry.
+  if (len === undefined && name.length <= 253 && /^(?=.*\.)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/.test(name) && !/^[\d.]+$/.test(name)) {
+    return ok({ kind: 'host', name });
+  }
+  return bad(`"${input}" is neither an address, a prefix like "140.82.112.0/20", nor a host name like "api.github.com"`);
 }

@@ -10,9 +10,8 @@
  * What a guest cannot see — whether its forged packets arrived — is
  * recorded by the target on the receiving side.
  *
- * Checks that need the network policy (host ports, metadata address,
- * egress allow-lists) are node:test todos until it exists: they run and
- * report, without failing the file.
+ * Host ports, the metadata address and egress allow-lists are the network
+ * policy's (src/adapters/network/nft-rules.ts, docs/networking.md).
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
@@ -32,7 +31,6 @@ import { EMULATED_FIRECRACKER, EMULATED_JAILER } from '../../test/vm/real-system
 
 const MINUTES = 60_000;
 const LABELS = ['self-hosted', 'linux'];
-const POLICY = 'needs the network policy';
 
 /** Flint's own ports on its host address, fixed so that the guests' script can name them before Flint starts. */
 const WEBHOOK_PORT = 18080;
@@ -221,14 +219,14 @@ for (const [i, d] of DRIVERS.entries()) {
       assert.ok(tokens('after-forgery').length > 0, 'the same guest, with its own address and MAC again, is heard: the target was listening');
     });
 
-    await t.test('cannot reach any port of the host: Flint\'s webhook and status ports, listeners on every address and on another host address', { todo: POLICY }, () => {
+    await t.test('cannot reach any port of the host: Flint\'s webhook and status ports, listeners on every address and on another host address', () => {
       for (const name of ['host-webhook', 'host-status', 'host-any-on-gateway', 'host-any-on-uplink', 'host-extra-address']) {
         assert.equal(resultOf(results, name, log).result, 'blocked', `${name}: ${resultOf(results, name, log).detail}`);
       }
       assert.deepEqual(run.host.accepted.filter((a) => a.startsWith(run.gateway.replace(/\.1$/, '.'))), [], 'no connection from the guest reached the host\'s listeners');
     });
 
-    await t.test(`cannot reach ${METADATA_ADDRESS}`, { todo: POLICY }, () => {
+    await t.test(`cannot reach ${METADATA_ADDRESS}`, () => {
       assert.equal(resultOf(results, 'metadata-tcp', log).result, 'blocked');
       assert.deepEqual(seen.tcp.filter((c) => c.to === METADATA_ADDRESS), [], 'no connection arrived at the metadata address');
       assert.deepEqual(tokens('metadata-udp'), [], 'no datagram arrived at the metadata address');
@@ -282,11 +280,11 @@ for (const [i, d] of DRIVERS.entries()) {
   test(`${d.driver}: with an egress allow-list a guest reaches only what is listed`, { timeout: 12 * MINUTES }, async (t) => {
     // The per-definition allow-list of the network policy (a Flint without the key ignores it). It lists
     // the simulator's address, known once the topology is up: filled in below, before Flint starts.
-    const allowList = { egress: { allow: [] as string[] } };
+    const allowList = { egress: { cidrs: [] as string[], hosts: [] as string[] } };
     const run = await isolationFlint(t, {
       driver: d, tag: `a${i}`, subnet: 30 + i, runner: { maxRunners: 1, ...allowList },
       probes: ({ target }) => {
-        allowList.egress.allow.push(`${target.internet}/32`);
+        allowList.egress.cidrs.push(`${target.internet}/32`);
         return [
           tcp('listed-simulator', target.internet, 8080),
           udp('listed', target.internet),
@@ -307,7 +305,7 @@ for (const [i, d] of DRIVERS.entries()) {
       assert.equal(resultOf(results, 'listed-simulator', log).result, 'reached');
       assert.ok(seen.udp.some((u) => u.text.includes('listed') && !u.text.includes('unlisted')), 'the listed address heard the guest');
     });
-    await t.test('reaches nothing else', { todo: POLICY }, () => {
+    await t.test('reaches nothing else', () => {
       assert.equal(resultOf(results, 'unlisted-tcp', log).result, 'blocked');
       assert.deepEqual(seen.udp.filter((u) => u.text.includes('unlisted')), [], 'the unlisted address never heard the guest');
     });

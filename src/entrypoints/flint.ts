@@ -38,6 +38,10 @@
  *                           than a week (GitHub redelivers for 3 days)
  *        console-retention  at start and every 15 min: old VM console logs
  *                           (the supervisor)
+ *        network-policy     at start and every 30 s: Flint's nftables tables re-asserted
+ *                           (a flushed ruleset comes back with every live VM's
+ *                           entries), allow-list host names re-resolved
+ *                           (network-policy.ts)
  *      Under --webhooks-only only delivery-retention runs.
  *   5. the status page listens when `status:` is set (http/status-page.ts).
  * Shutdown runs it backwards: status page, admin socket, loops, VMs (each torn down), intake (requests
@@ -65,6 +69,7 @@ import { Scheduler, type SchedulerDeps } from '../daemon/scheduler.ts';
 import { startReconciler } from '../daemon/reconciler.ts';
 import { removeStaleRunners } from '../daemon/stale-runners.ts';
 import { globalTimers, startLoop } from '../daemon/loop.ts';
+import { startNetworkPolicy } from '../daemon/network-policy.ts';
 import type { Loop, LoopStatus, LoopTimers } from '../daemon/loop.ts';
 import { startDrain } from '../daemon/drain.ts';
 import type { Drain, DrainOutcome } from '../daemon/drain.ts';
@@ -430,7 +435,10 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
     run: () => records.prune(clock.now() - RECORD_RETENTION_MS),
   });
   // The scheduler's own stop also marks it stopped; the rest are stopped through their Loop.
-  const loops: readonly Loop[] = [scale, reconciler, staleRunners, jobTruth, redeliver, recordRetention, deliveryRetention, consoleRetention];
+  const networkPolicy = system.policy === undefined ? [] : [startNetworkPolicy({
+    network: system.policy, networks: config.networks, logger: logger.child({ component: 'network-policy' }), now: () => clock.now(),
+  })];
+  const loops: readonly Loop[] = [scale, reconciler, staleRunners, jobTruth, redeliver, recordRetention, deliveryRetention, consoleRetention, ...networkPolicy];
   loopStatus = () => [...loops, ...webhooks.loops].map((l) => l.status());
   metrics.collectFrom({
     loops: loopStatus,

@@ -10,6 +10,8 @@ import type { Db } from '../adapters/store/db.ts';
 import { openLeaseStore } from '../adapters/store/leases.ts';
 import { SqliteVmStore } from '../adapters/store/vms.ts';
 import { createLinuxNetwork } from '../adapters/network/linux-network.ts';
+import { systemHostResolver } from '../adapters/network/host-resolver.ts';
+import type { NetworkPolicyPort } from '../daemon/network-policy.ts';
 import { openBridgeClaims } from '../adapters/network/bridge-claims.ts';
 import type { BridgeClaims } from '../adapters/network/bridge-claims.ts';
 import { createDiskProvisioner } from '../adapters/disks/index.ts';
@@ -24,6 +26,8 @@ import type { VmStore } from '../daemon/vm/vm-store.ts';
 
 export interface VmSystem {
   readonly supervisor: VmSupervisor;
+  /** The Linux network's policy re-assertion, for the `network-policy` loop; absent when a network edge was given. */
+  readonly policy?: NetworkPolicyPort;
   /** Releases the bridge claims, and closes the database if it opened it. Call after `supervisor.shutdown()`. */
   close(): void;
 }
@@ -70,7 +74,12 @@ export async function buildVmSystem(config: FlintConfig, logger: Logger, options
     closeDb();
     throw err;
   }
-  const network = createLinuxNetwork({ instanceId: config.instanceId, leases: openLeaseStore(db), log: logger, claims });
+  const network = createLinuxNetwork({
+    instanceId: config.instanceId, leases: openLeaseStore(db), log: logger, claims,
+    definitions: config.runners, resolver: systemHostResolver(),
+    // The VM's record (written before its tap) names its definition, also after a restart.
+    definitionOf: async (vmId) => (await store.get(vmId))?.runner,
+  });
   try {
     // At start, before the sweep touches anything: a second Flint whose
     // addresses could meet another live one's on a bridge stops here.
@@ -81,7 +90,7 @@ export async function buildVmSystem(config: FlintConfig, logger: Logger, options
     throw err;
   }
   const supervisor = supervisorOf(config, logger, tuning, edges, network, store);
-  return { supervisor, close: () => { claims.close(); closeDb(); } };
+  return { supervisor, policy: network, close: () => { claims.close(); closeDb(); } };
 }
 
 function supervisorOf(

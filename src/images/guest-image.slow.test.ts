@@ -60,7 +60,7 @@ test("Flint's kernel boots the production image without an initramfs and runs Do
   t.after(() => new Promise<void>((r) => server.close(() => r())));
   const address = server.address();
   assert.ok(address && typeof address === 'object');
-  const config = imageTestConfig(sim, join(work, 'state'), { kernel: kernel.bootImage, rootfs, kernelArgs: 'root=/dev/vda ro init=/sbin/flint-init' }, 2048);
+  const config = imageTestConfig(sim, join(work, 'state'), { kernel: kernel.bootImage, rootfs, kernelArgs: 'root=/dev/vda ro init=/sbin/flint-init' }, 2048, [address.port]);
   const vms = await buildVmSystem(config, quietLogger);
   t.after(async () => { await vms.supervisor.shutdown(); vms.close(); });
   const runner = config.runners[0];

@@ -42,7 +42,9 @@ export async function buildStubRunnerRootfs(work: string): Promise<string> {
 }
 
 /** A Flint configuration with one runner definition booting `kernel` (+ `initrd`) and `rootfs` on a bridge Flint creates. */
-export function imageTestConfig(sim: Simulator, stateDir: string, image: { kernel: string; initrd?: string; rootfs: string; kernelArgs: string }, memoryMib: number): FlintConfig {
+export function imageTestConfig(
+  sim: Simulator, stateDir: string, image: { kernel: string; initrd?: string; rootfs: string; kernelArgs: string }, memoryMib: number, hostPorts: readonly number[] = [],
+): FlintConfig {
   const config = demoConfig({
     apiUrl: sim.apiUrl.replace('0.0.0.0', '127.0.0.1'), appId: sim.appId, privateKey: sim.privateKeyPem, webhookSecret: 'not-used-here',
     organization: sim.org, stateDir, kernel: image.kernel, ...(image.initrd === undefined ? {} : { initrd: image.initrd }), filesystem: image.rootfs,
@@ -50,7 +52,13 @@ export function imageTestConfig(sim: Simulator, stateDir: string, image: { kerne
   });
   const runner = config.runners[0];
   assert.ok(runner);
-  return { ...config, runners: [{ ...runner, memorySize: memoryMib, cpuCount: 2, diskSize: 4 * 2 ** 30, kernelArgs: image.kernelArgs }] };
+  // Guests reach nothing on the host but the ports named here: the simulator's, and the test's own servers'.
+  const ports = [Number(new URL(sim.apiUrl).port), ...hostPorts];
+  return {
+    ...config,
+    networks: config.networks.map((n) => ({ ...n, hostPorts: ports })),
+    runners: [{ ...runner, memorySize: memoryMib, cpuCount: 2, diskSize: 4 * 2 ** 30, kernelArgs: image.kernelArgs }],
+  };
 }
 
 export interface BootResult {

@@ -6,8 +6,10 @@
  * (src/core/ids.ts) and every lease row carries the instance id; `sweep`
  * looks only at those, so a second Flint on the same host is never touched.
  *
- * Tables: `inet flint_<instance>_<bridge>` (NAT and forward rules, only
- * for `create: true` networks) and `bridge flint_<instance>_<bridge>_guard`
+ * Tables: `inet flint_<instance>_<bridge>` (what guests may reach: the
+ * host only for what they need, no other guest, no metadata address, and
+ * their definition's egress allow-list; NAT only for `create: true`
+ * networks) and `bridge flint_<instance>_<bridge>_guard`
  * (every frame from this instance's taps must carry the MAC and addresses
  * leased to that tap). See docs/networking.md.
  *
@@ -35,8 +37,12 @@ import { isInstanceId, parseVmId, tapName, tapPrefix, vmIdFromTap } from '../../
 import type { LeaseStore } from '../store/leases.ts';
 import { CommandError, systemCommandRunner } from './command.ts';
 import type { CommandRunner } from './command.ts';
-import { fingerprintOf, guardElementsScript, guardTableName, nftTableName, renderGuardTable, renderNftTable, replaceGuardScript, replaceScript } from './nft-rules.ts';
-import type { GuardElement } from './nft-rules.ts';
+import {
+  egressSetsScript, fingerprintOf, guardElementsScript, guardTableName, nftTableName, policyElementsScript, renderGuardTable, renderNftTable,
+  replaceGuardScript, replaceScript,
+} from './nft-rules.ts';
+import type { BridgePolicy, EgressPolicy, GuardElement, PolicyElement } from './nft-rules.ts';
+import type { HostResolver } from './host-resolver.ts';
 import type { LeaseRecord } from '../store/leases.ts';
 import type { BridgeClaims } from './bridge-claims.ts';
 import { createAddressProbe } from './address-probe.ts';
@@ -60,6 +66,19 @@ export interface LinuxNetworkDeps {
   readonly claims?: BridgeClaims;
   /** Checks whether something on the bridge answers for an address; default: neighbour table and ARP/NDP probe. */
   readonly probe?: AddressProbe;
+  /** The runner definitions: their `egress` allow-lists become part of their network's table. Default: none. */
+  readonly definitions?: readonly EgressDefinition[];
+  /** The definition a VM was started from (the VM store knows); without it no VM is under an allow-list. */
+  readonly definitionOf?: (vmId: string) => Promise<string | undefined>;
+  /** Resolves the host names of allow-lists; default: none resolve. */
+  readonly resolver?: HostResolver;
+}
+
+/** What the network needs of a runner definition. */
+export interface EgressDefinition {
+  readonly name: string;
+  readonly network: string;
+  readonly egress?: { readonly cidrs: readonly string[]; readonly hosts: readonly string[] };
 }
 
 export interface LinuxHostNetwork extends HostNetwork {
@@ -72,6 +91,14 @@ export interface LinuxHostNetwork extends HostNetwork {
    * start so that a clash stops Flint before it does anything.
    */
   claim(net: NetworkConfig): void;
+  /**
+   * One pass of the `network-policy` loop: re-resolves the allow-lists'
+   * host names, then for each network does what ensureNetwork does (a table
+   * someone flushed comes back, re-filled from the leases) and rewrites the
+   * per-VM entries and allow sets in one transaction each. Every network is
+   * tried; the first failure is thrown after.
+   */
+  reassert(nets: readonly NetworkConfig[]): Promise<void>;
 }
 
 /** Most addresses one attach skips because something answers for them before it gives up. */
@@ -255,21 +282,95 @@ export function createLinuxNetwork(deps: LinuxNetworkDeps): LinuxHostNetwork {
     deps.log?.info({}, 'enabled IPv6 forwarding (net.ipv6.conf.all.forwarding=1)');
   }
 
-  async function ensureNat(net: NetworkConfig, v4: AddressPool, v6: AddressPool | undefined): Promise<void> {
-    const table = renderNftTable(instanceId, net.name, v4, v6);
+  /** Egress allow-lists of the definitions on `bridge`, in name order (the index names their chain and sets). */
+  function egressOf(bridge: string): Array<EgressPolicy & { readonly name: string }> {
+    return (deps.definitions ?? [])
+      .filter((d) => d.network === bridge && d.egress !== undefined)
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+      .map((d) => ({ name: d.name, definition: d.name, cidrs: d.egress?.cidrs ?? [], hosts: d.egress?.hosts ?? [] }));
+  }
+
+  function bridgePolicy(net: NetworkConfig): BridgePolicy {
+    return {
+      create: net.create,
+      gateway4: net.v4.address,
+      ...(net.v6 === undefined ? {} : { gateway6: net.v6.address }),
+      hostDns: net.hostDns === true,
+      ...(net.hostPorts === undefined ? {} : { hostPorts: net.hostPorts }),
+      dns: net.dns,
+      egress: egressOf(net.name),
+    };
+  }
+
+  /** Addresses each host name resolved to last; a failed lookup keeps the previous answer. */
+  const resolvedHosts = new Map<string, readonly string[]>();
+
+  async function resolveHosts(names: readonly string[]): Promise<void> {
+    const resolver = deps.resolver;
+    if (resolver === undefined) return;
+    await Promise.all([...new Set(names)].map(async (name) => {
+      try {
+        const addrs = (await resolver.lookup(name)).map((a) => canonicalAddress(a)).filter((a): a is string => a !== undefined);
+        resolvedHosts.set(name, [...new Set(addrs)].sort());
+      } catch (err) {
+        deps.log?.warn({ host: name, err: err instanceof Error ? err.message : String(err), kept: resolvedHosts.get(name) ?? [] },
+          'could not resolve a host name of an egress allow-list; its previous addresses stay allowed');
+      }
+    }));
+  }
+
+  const hostsOf = (egress: readonly EgressPolicy[]): string[] => egress.flatMap((e) => e.hosts);
+  const resolvedOf = (egress: readonly EgressPolicy[]): string[][] => egress.map((e) => e.hosts.flatMap((h) => resolvedHosts.get(h) ?? []));
+
+  /** The policy entries of the VMs holding `vmLeases` on `bridge`: each guest's MAC, and its definition's allow-list. */
+  async function policyElements(vmLeases: readonly LeaseRecord[], bridge: string, egress: ReadonlyArray<{ readonly name: string }>): Promise<PolicyElement[]> {
+    return Promise.all(guardElements(vmLeases, bridge).map(async (g) => {
+      const vm = vmIdFromTap(g.tap, instanceId);
+      const definition = vm === undefined || deps.definitionOf === undefined ? undefined : await deps.definitionOf(vm);
+      const index = egress.findIndex((e) => e.name === definition);
+      return { mac: g.mac, ...(index === -1 ? {} : { egress: index }) };
+    }));
+  }
+
+  /** Bridges whose policy table this process has checked (attach checks once, as for the guard). */
+  const policed = new Set<string>();
+
+  /**
+   * Installs the bridge's inet table when its fingerprint differs (replaced
+   * with every live VM's entries and the allow sets in the same
+   * transaction). With `refresh`, an unchanged table gets its per-VM entries
+   * re-added and its allow sets rewritten, also in one transaction.
+   */
+  async function ensurePolicy(net: NetworkConfig, refresh: boolean): Promise<void> {
+    const { v4, v6 } = pools(net);
+    const policy = bridgePolicy(net);
+    const egress = egressOf(net.name);
+    // Host names never looked up yet (first start, `flint run`): before the first guest needs them.
+    const unresolved = hostsOf(egress).filter((h) => !resolvedHosts.has(h));
+    if (unresolved.length > 0) await resolveHosts(unresolved);
+    const table = renderNftTable(instanceId, net.name, v4, v6, policy);
     let listing = '';
     try {
       listing = (await commands.run('nft', ['list', 'table', 'inet', table.name])).stdout;
     } catch (err) {
       if (!isNoSuchTable(err)) throw commandFailed(err, `could not read nftables table ${table.name}`);
     }
-    if (fingerprintOf(listing) === table.fingerprint) return;
-    try {
-      await commands.run('nft', ['-f', '-'], { input: replaceScript(instanceId, net.name, table) });
-    } catch (err) {
-      throw commandFailed(err, `could not install nftables table ${table.name}`);
+    const replace = fingerprintOf(listing) !== table.fingerprint;
+    if (replace || refresh) {
+      const elements = await policyElements(leases.ofInstance(instanceId), net.name, egress);
+      const script = [
+        replace ? replaceScript(instanceId, net.name, table) : '',
+        policyElementsScript('add', table.name, egress.length, elements),
+        egressSetsScript(table.name, egress, resolvedOf(egress)),
+      ].join('');
+      try {
+        if (script !== '') await commands.run('nft', ['-f', '-'], { input: script });
+      } catch (err) {
+        throw commandFailed(err, `could not install nftables table ${table.name}`);
+      }
+      if (replace) deps.log?.info({ network: net.name, table: table.name }, net.create ? 'installed NAT and guest policy rules' : 'installed guest policy rules');
     }
-    deps.log?.info({ network: net.name, table: table.name }, 'installed NAT and forward rules');
+    policed.add(net.name);
   }
 
   /** Bridges whose guard table this process has checked (attach checks once, for callers that skip ensureNetwork). */
@@ -302,10 +403,16 @@ export function createLinuxNetwork(deps: LinuxNetworkDeps): LinuxHostNetwork {
     for (const l of vmLeases) byBridge.set(l.network, [...(byBridge.get(l.network) ?? []), l]);
     await Promise.all([...byBridge].map(async ([bridge, ls]) => {
       const script = guardElementsScript('delete', guardTableName(instanceId, bridge), guardElements(ls, bridge));
+      const egress = egressOf(bridge);
+      // The MAC alone names a VM's policy entries: removing them needs no definition.
+      const policy = policyElementsScript('delete', nftTableName(instanceId, bridge), egress.length, guardElements(ls, bridge).map((g) => ({ mac: g.mac })));
       const neigh = ls.map((l) => `neigh del ${l.address} dev ${bridge}`).join('\n');
+      // A missing table (never installed, or deleted by hand) holds no entries.
+      const nft = (input: string): Promise<unknown> | undefined => (input === '' ? undefined
+        : commands.run('nft', ['-f', '-'], { input }).catch((err: unknown) => { if (!isNoSuchTable(err)) throw err; }));
       await Promise.all([
-        // A missing table (never installed, or deleted by hand) holds no entries.
-        script === '' ? undefined : commands.run('nft', ['-f', '-'], { input: script }).catch((err: unknown) => { if (!isNoSuchTable(err)) throw err; }),
+        nft(script),
+        nft(policy),
         // A stale permanent entry would still be right: the MAC follows the address.
         ip(['-force', '-batch', '-'], `${neigh}\n`).catch(() => undefined),
       ]);
@@ -324,7 +431,7 @@ export function createLinuxNetwork(deps: LinuxNetworkDeps): LinuxHostNetwork {
     claim,
 
     async ensureNetwork(net) {
-      const { v4, v6 } = pools(net);
+      const { v6 } = pools(net);
       // Before anything is created: a Flint whose addresses could meet ours stops here.
       claim(net);
       let link = await showLink(net.name, true);
@@ -392,14 +499,33 @@ export function createLinuxNetwork(deps: LinuxNetworkDeps): LinuxHostNetwork {
         // The operator owns forwarding and NAT of a bridge Flint did not create; say when guests will not get out.
         const fwd = (await readFile(`${procSys}/net/ipv4/ip_forward`, 'utf8').catch(() => '')).trim();
         if (fwd === '0') deps.log?.warn({ network: net.name }, 'IPv4 forwarding is off on this host: guests will not reach anything beyond the bridge');
-        return;
+      } else {
+        try {
+          await enableForwarding(v6 !== undefined);
+        } catch (err) {
+          throw commandFailed(err, 'could not enable forwarding');
+        }
       }
-      try {
-        await enableForwarding(v6 !== undefined);
-      } catch (err) {
-        throw commandFailed(err, 'could not enable forwarding');
+      // The guests' policy holds on every bridge; NAT only on one Flint created.
+      await ensurePolicy(net, false);
+    },
+
+    async reassert(nets) {
+      await resolveHosts(nets.flatMap((n) => hostsOf(egressOf(n.name))));
+      let first: unknown;
+      for (const net of nets) {
+        try {
+          await network.ensureNetwork(net);
+          await ensurePolicy(net, true);
+          // Guard entries someone deleted come back too (adding present ones changes nothing).
+          const script = guardElementsScript('add', guardTableName(instanceId, net.name), guardElements(leases.ofInstance(instanceId), net.name));
+          if (script !== '') await commands.run('nft', ['-f', '-'], { input: script }).catch((err: unknown) => { throw commandFailed(err, `could not re-add the address guard entries on ${net.name}`); });
+        } catch (err) {
+          deps.log?.warn({ network: net.name, err: err instanceof Error ? err.message : String(err) }, 'could not re-assert the network policy');
+          first ??= err;
+        }
       }
-      await ensureNat(net, v4, v6);
+      if (first !== undefined) throw first;
     },
 
     async attach(vmId, hostname, net, owner) {
@@ -422,12 +548,27 @@ export function createLinuxNetwork(deps: LinuxNetworkDeps): LinuxHostNetwork {
           dns: [...net.dns],
         };
         if (!guarded.has(net.name)) await ensureGuard(net.name);
+        if (!policed.has(net.name)) await ensurePolicy(net, false);
         const element = { tap, mac: macFromIpv4(lease4.address), ipv4: lease4.address, ...(lease6 === undefined ? {} : { ipv6: lease6.address }) };
-        // Guard entries and tap are made at the same time (two processes,
-        // half the wait). No frame can slip through in between: only the
-        // VMM writes frames into the tap, and it starts after attach returns.
-        const addGuard = commands.run('nft', ['-f', '-'], { input: guardElementsScript('add', guardTableName(instanceId, net.name), [element]) })
-          .catch((err: unknown) => { throw commandFailed(err, `could not add the address guard of ${tap}`); });
+        const egress = egressOf(net.name);
+        const [policyElement] = await policyElements(leases.forVm(vmId), net.name, egress);
+        // Guard and policy entries in one nft transaction.
+        const entries = guardElementsScript('add', guardTableName(instanceId, net.name), [element])
+          + policyElementsScript('add', nftTableName(instanceId, net.name), egress.length, policyElement === undefined ? [] : [policyElement]);
+        // Entries and tap are made at the same time (two processes, half the
+        // wait). No frame can slip through in between: only the VMM writes
+        // frames into the tap, and it starts after attach returns.
+        const addGuard = commands.run('nft', ['-f', '-'], { input: entries })
+          .catch(async () => {
+            // A table someone removed since it was checked (`nft flush ruleset`): put both back — re-filled
+            // from the leases, this VM's included — and add once more.
+            guarded.delete(net.name);
+            policed.delete(net.name);
+            await ensureGuard(net.name);
+            await ensurePolicy(net, false);
+            await commands.run('nft', ['-f', '-'], { input: entries });
+          })
+          .catch((err: unknown) => { throw commandFailed(err, `could not add the address guard and policy entries of ${tap}`); });
         const ownerArgs = owner === undefined ? '' : ` user ${owner.uid} group ${owner.gid}`;
         // One `ip` process for the whole tap setup. The port is isolated:
         // guests on one bridge reach the bridge (their gateway), never each
@@ -528,6 +669,7 @@ export function createLinuxNetwork(deps: LinuxNetworkDeps): LinuxHostNetwork {
         }
       }
       guarded.delete(bridge);
+      policed.delete(bridge);
     },
   };
   return network;

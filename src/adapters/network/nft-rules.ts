@@ -1,7 +1,9 @@
 /**
  * The nftables table Flint owns for one bridge network: NAT for the guests'
- * subnet and the forward rules that keep guests apart and unreachable from
- * outside. Rendering is pure; linux-network.ts applies it.
+ * subnet (bridges Flint created), and the policy of what a guest may reach —
+ * the host only for what it needs, never another guest, never link-local or
+ * metadata addresses, and beyond the host only what its definition's egress
+ * allow-list names. Rendering is pure; linux-network.ts applies it.
  *
  * One table per (instance, bridge), named `flint_<instance>_<bridge>`, so
  * that two Flint instances, or two networks of one instance, never edit
@@ -13,8 +15,8 @@
  * never a moment with half the rules.
  */
 import { createHash } from 'node:crypto';
-import { formatAddress } from '../../core/ipam.ts';
-import type { AddressPool } from '../../core/ipam.ts';
+import { formatAddress, parseAddress } from '../../core/ipam.ts';
+import type { AddressPool, IpFamily } from '../../core/ipam.ts';
 
 const SAFE = /^[A-Za-z0-9_-]+$/;
 
@@ -49,16 +51,106 @@ export interface RenderedTable {
   readonly body: string;
 }
 
-export function renderNftTable(instanceId: string, bridge: string, v4: AddressPool, v6: AddressPool | undefined): RenderedTable {
+/**
+ * What a guest of one bridge may reach, as the inet table enforces it.
+ * Static: it comes from the configuration (the network and the runner
+ * definitions on it) and is part of the table's fingerprint. The addresses
+ * an allow-list's host names resolve to are not: they are set elements,
+ * rewritten by the `network-policy` loop (egressSetsScript).
+ */
+export interface BridgePolicy {
+  /** Flint created the bridge: it owns NAT and inbound filtering, and every port is a guest. */
+  readonly create: boolean;
+  /** The bridge's own addresses (the guests' gateways). */
+  readonly gateway4: string;
+  readonly gateway6?: string;
+  /** The host serves DNS to guests on the gateway addresses (`networks[].hostDns`). */
+  readonly hostDns: boolean;
+  /** TCP ports on the gateway addresses the host serves guests on (`networks[].hostPorts`). */
+  readonly hostPorts?: readonly number[];
+  /** The DNS servers handed to guests: a guest under an allow-list may still ask them (port 53). */
+  readonly dns: readonly string[];
+  /** The definitions on this bridge that have an egress allow-list, in a stable order (their index names their chain and sets). */
+  readonly egress: readonly EgressPolicy[];
+}
+
+export interface EgressPolicy {
+  /** The runner definition's name (shown in a rule comment). */
+  readonly definition: string;
+  /** Allowed destinations: addresses and CIDR prefixes, IPv4 or IPv6, canonical. */
+  readonly cidrs: readonly string[];
+  /** Host names Flint resolves and whose addresses it allows. */
+  readonly hosts: readonly string[];
+}
+
+/** Link-local (cloud metadata services live at 169.254.169.254) and the IPv6 metadata address: never reachable from a guest. */
+const METADATA = ['ip daddr 169.254.0.0/16 drop', 'ip6 daddr fd00:ec2::254 drop'];
+
+function addressOf(s: string, family: IpFamily): string {
+  const a = parseAddress(s);
+  if (a === undefined || a.family !== family) throw new RangeError(`not an IPv${family} address: ${JSON.stringify(s)}`);
+  return formatAddress(a.family, a.value);
+}
+
+export function renderNftTable(instanceId: string, bridge: string, v4: AddressPool, v6: AddressPool | undefined, policy: BridgePolicy): RenderedTable {
   const br = quote(bridge);
-  const masquerade = [`    ip saddr ${cidr(v4)} oifname != ${br} masquerade`];
-  // A global IPv6 prefix is routed to the host by the operator: NAT would
-  // only hide the guests. A unique local prefix cannot leave without it.
-  if (v6 !== undefined && isUniqueLocal(v6)) masquerade.push(`    ip6 saddr ${cidr(v6)} oifname != ${br} masquerade`);
-  const body = [
-    '  chain nat_out {',
-    '    type nat hook postrouting priority srcnat; policy accept;',
-    ...masquerade,
+  // Who is a guest: on a bridge Flint created, every port is one (fail
+  // closed); on an operator's bridge (which may hold the host's uplink), only
+  // the MACs of this instance's guests — the address guard makes sure a tap
+  // sends no other MAC.
+  const fromGuest = policy.create ? `iifname ${br}` : `iifname ${br} ether saddr @guests`;
+  const gw4 = addressOf(policy.gateway4, 4);
+  const gw6 = policy.gateway6 === undefined ? undefined : addressOf(policy.gateway6, 6);
+  const ports = [...(policy.hostPorts ?? [])].map((p) => {
+    if (!Number.isInteger(p) || p < 1 || p > 65535) throw new RangeError(`not a port: ${p}`);
+    return p;
+  });
+  const lines: string[] = [
+    // Filled per VM: the MACs of this instance's guests on the bridge.
+    '  set guests {',
+    '    type ether_addr',
+    '  }',
+  ];
+  policy.egress.forEach((_, i) => {
+    lines.push(
+      `  set members_${i} {`, '    type ether_addr', '  }',
+      `  set allow_${i}_4 {`, '    type ipv4_addr', '    flags interval', '  }',
+      `  set allow_${i}_6 {`, '    type ipv6_addr', '    flags interval', '  }',
+    );
+  });
+  if (policy.create) {
+    const masquerade = [`    ip saddr ${cidr(v4)} oifname != ${br} masquerade`];
+    // A global IPv6 prefix is routed to the host by the operator: NAT would
+    // only hide the guests. A unique local prefix cannot leave without it.
+    if (v6 !== undefined && isUniqueLocal(v6)) masquerade.push(`    ip6 saddr ${cidr(v6)} oifname != ${br} masquerade`);
+    lines.push('  chain nat_out {', '    type nat hook postrouting priority srcnat; policy accept;', ...masquerade, '  }');
+  }
+  const dns4 = policy.dns.filter((d) => parseAddress(d)?.family === 4).map((d) => addressOf(d, 4));
+  const dns6 = policy.dns.filter((d) => parseAddress(d)?.family === 6).map((d) => addressOf(d, 6));
+  lines.push(
+    '  chain host_in {',
+    // Policy accept: only traffic from this bridge's guests is decided here.
+    '    type filter hook input priority filter; policy accept;',
+    `    ${fromGuest} jump guest_in`,
+    '  }',
+    // A guest reaches the host (any of its addresses, not only the gateway)
+    // only for what it needs; never Flint's webhook, status or admin
+    // endpoints, SSH or anything else listening there.
+    '  chain guest_in {',
+    '    ct state established,related accept',
+    `    ip daddr ${gw4} icmp type echo-request accept`,
+    // Neighbour discovery: the guest must resolve its gateway's MAC over IPv6.
+    '    icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept',
+    ...(gw6 === undefined ? [] : [`    ip6 daddr ${gw6} icmpv6 type echo-request accept`]),
+    ...(policy.hostDns ? [
+      `    ip daddr ${gw4} meta l4proto { tcp, udp } th dport 53 accept`,
+      ...(gw6 === undefined ? [] : [`    ip6 daddr ${gw6} meta l4proto { tcp, udp } th dport 53 accept`]),
+    ] : []),
+    ...(ports.length === 0 ? [] : [
+      `    ip daddr ${gw4} tcp dport { ${ports.join(', ')} } accept`,
+      ...(gw6 === undefined ? [] : [`    ip6 daddr ${gw6} tcp dport { ${ports.join(', ')} } accept`]),
+    ]),
+    '    counter drop',
     '  }',
     '  chain guard {',
     // Policy accept: this chain only decides traffic of this bridge and must
@@ -66,15 +158,127 @@ export function renderNftTable(instanceId: string, bridge: string, v4: AddressPo
     '    type filter hook forward priority filter; policy accept;',
     // Guests are apart on layer 2 (isolated bridge ports); this stops them
     // reaching each other through the host's routing instead.
-    `    iifname ${br} oifname ${br} drop`,
-    `    iifname ${br} accept`,
-    `    oifname ${br} ct state established,related accept`,
-    // Nothing outside may open connections to a guest.
-    `    oifname ${br} drop`,
+    `    ${fromGuest} oifname ${br} drop`,
+    `    ${fromGuest} jump guest_out`,
+    ...(policy.create ? [
+      `    oifname ${br} ct state established,related accept`,
+      // Nothing outside may open connections to a guest.
+      `    oifname ${br} drop`,
+    ] : []),
     '  }',
-  ].join('\n');
-  const fingerprint = createHash('sha256').update(`v1\n${body}`).digest('hex').slice(0, 16);
+    '  chain guest_out {',
+    ...METADATA.map((r) => `    ${r}`),
+    ...policy.egress.map((_, i) => `    ether saddr @members_${i} jump egress_${i}`),
+    '    accept',
+    '  }',
+  );
+  policy.egress.forEach((e, i) => {
+    lines.push(
+      `  chain egress_${i} {`,
+      `    comment ${quote(`egress allow-list of runner definition ${e.definition}`)}`,
+      // A connection already open stays open when a host name's addresses move on.
+      '    ct state established,related accept',
+      `    ip daddr @allow_${i}_4 accept`,
+      `    ip6 daddr @allow_${i}_6 accept`,
+      // The guest's resolvers stay reachable: a name must resolve before an allowed address is of use.
+      ...(dns4.length === 0 ? [] : [`    ip daddr { ${dns4.join(', ')} } meta l4proto { tcp, udp } th dport 53 accept`]),
+      ...(dns6.length === 0 ? [] : [`    ip6 daddr { ${dns6.join(', ')} } meta l4proto { tcp, udp } th dport 53 accept`]),
+      '    counter drop',
+      '  }',
+    );
+  });
+  const body = lines.join('\n');
+  const fingerprint = createHash('sha256').update(`v2\n${body}`).digest('hex').slice(0, 16);
   return { name: nftTableName(instanceId, bridge), fingerprint, body };
+}
+
+/** One VM's place in the policy table: its MAC, and the index of its definition's allow-list (none: no allow-list). */
+export interface PolicyElement {
+  readonly mac: string;
+  readonly egress?: number;
+}
+
+function checkMac(mac: string): string {
+  if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(mac)) throw new RangeError(`not a MAC address: ${JSON.stringify(mac)}`);
+  return mac;
+}
+
+/**
+ * Adds or removes the policy entries of some VMs. Adding also takes the MAC
+ * out of every other definition's member set (a stale entry left by an
+ * earlier VM with the same address must not decide this one's egress);
+ * removal first adds (a no-op for present elements), so that removing absent
+ * ones is not an error.
+ */
+export function policyElementsScript(op: 'add' | 'delete', table: string, egressCount: number, elements: readonly PolicyElement[]): string {
+  const lines: string[] = [];
+  const both = (set: string, mac: string): void => {
+    lines.push(`add element inet ${table} ${set} { ${mac} }`, `delete element inet ${table} ${set} { ${mac} }`);
+  };
+  for (const e of elements) {
+    const mac = checkMac(e.mac);
+    if (op === 'delete') {
+      both('guests', mac);
+      for (let i = 0; i < egressCount; i++) both(`members_${i}`, mac);
+      continue;
+    }
+    lines.push(`add element inet ${table} guests { ${mac} }`);
+    for (let i = 0; i < egressCount; i++) {
+      if (i === e.egress) lines.push(`add element inet ${table} members_${i} { ${mac} }`);
+      else both(`members_${i}`, mac);
+    }
+  }
+  return lines.length === 0 ? '' : `${lines.join('\n')}\n`;
+}
+
+/**
+ * The destinations of one allow-list as non-overlapping ranges, merged: an
+ * interval set refuses overlapping elements, and a resolved address often
+ * lies inside a listed prefix.
+ */
+export function allowRanges(family: IpFamily, targets: readonly string[]): string[] {
+  const bits = family === 4 ? 32 : 128;
+  const spans: Array<[bigint, bigint]> = [];
+  for (const t of targets) {
+    const [addr = '', len] = t.split('/');
+    const a = parseAddress(addr);
+    if (a === undefined) throw new RangeError(`not an address or prefix: ${JSON.stringify(t)}`);
+    if (a.family !== family) continue;
+    const prefix = len === undefined ? bits : Number(len);
+    if (!Number.isInteger(prefix) || prefix < 0 || prefix > bits) throw new RangeError(`not an address or prefix: ${JSON.stringify(t)}`);
+    const host = (1n << BigInt(bits - prefix)) - 1n;
+    spans.push([a.value & ~host, (a.value & ~host) | host]);
+  }
+  spans.sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
+  const merged: Array<[bigint, bigint]> = [];
+  for (const s of spans) {
+    const last = merged[merged.length - 1];
+    if (last !== undefined && s[0] <= last[1] + 1n) {
+      if (s[1] > last[1]) last[1] = s[1];
+    } else {
+      merged.push([s[0], s[1]]);
+    }
+  }
+  return merged.map(([lo, hi]) => (lo === hi ? formatAddress(family, lo) : `${formatAddress(family, lo)}-${formatAddress(family, hi)}`));
+}
+
+/**
+ * Rewrites the allow sets of every definition in one transaction (flush and
+ * fill): a guest never sees a moment with an empty list. `resolved[i]` holds
+ * the addresses the host names of definition `i` resolve to.
+ */
+export function egressSetsScript(table: string, egress: readonly EgressPolicy[], resolved: readonly (readonly string[])[]): string {
+  const lines: string[] = [];
+  egress.forEach((e, i) => {
+    const targets = [...e.cidrs, ...(resolved[i] ?? [])];
+    for (const family of [4, 6] as const) {
+      const set = `allow_${i}_${family}`;
+      lines.push(`flush set inet ${table} ${set}`);
+      const ranges = allowRanges(family, targets);
+      if (ranges.length > 0) lines.push(`add element inet ${table} ${set} { ${ranges.join(', ')} }`);
+    }
+  });
+  return lines.length === 0 ? '' : `${lines.join('\n')}\n`;
 }
 
 export function tableComment(instanceId: string, bridge: string, fingerprint: string): string {

@@ -158,7 +158,11 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
         address: `127.0.0.1:${port}`, network: { name: 'br-flint-demo', v4: `${GATEWAY}/24`, create: true },
         maxRunners: 2, warm: { minIdle: 1, maxRunners: 2 },
       });
-      config = { ...base, runners: base.runners.map((r) => ({ ...r, kernelArgs: `${kernelArgs} ${r.kernelArgs}`.trim() })) };
+      config = {
+        ...base, runners: base.runners.map((r) => ({ ...r, kernelArgs: `${kernelArgs} ${r.kernelArgs}`.trim() })),
+        // The guests reach the simulator on the host's bridge address: the one port the policy lets them use there.
+        networks: base.networks.map((n) => ({ ...n, hostPorts: [sim.port] })),
+      };
       const logger = createLogger({ level: io.env.FLINT_DEMO_LOG_LEVEL === undefined ? 'error' : (io.env.FLINT_DEMO_LOG_LEVEL as 'info'), secrets: new Set([secret]), destination: io.stderr });
       flint = await startFlint({
         config, logger, tickMs: 500,
