@@ -57,6 +57,8 @@ export interface RealSystemOptions {
    * close() releases it. Default: no claims.
    */
   readonly runDir?: string;
+  /** TCP ports of the gateway guests may reach (the network's `hostPorts`); default none. */
+  readonly hostPorts?: readonly number[];
   readonly config?: Partial<SupervisorConfig>;
   /** Replace drivers (the benchmark's stub). */
   readonly drivers?: Partial<Record<'qemu' | 'firecracker', HypervisorDriver>>;
@@ -95,6 +97,7 @@ export async function makeRealSystem(opts: RealSystemOptions): Promise<RealSyste
   const net: NetworkConfig = {
     name: bridgeName(opts), v4: { address: `10.${opts.subnet}.1`, prefixLength: 24 }, create: true, dns: [`10.${opts.subnet}.1`],
     ...(opts.range === undefined ? {} : { range: opts.range }),
+    ...(opts.hostPorts === undefined ? {} : { hostPorts: opts.hostPorts }),
   };
   let claims: BridgeClaims | undefined;
   let network: LinuxHostNetwork;

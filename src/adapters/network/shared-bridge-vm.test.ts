@@ -8,7 +8,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { createServer } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,8 +29,12 @@ const prereqs = [root, privateNetns, program('qemu-system-x86_64'), program('mkf
 
 const SUBNET = '221.10';
 const BRIDGE = 'flbshared';
-/** Not in either range: an address the test puts on the bridge once both guests run (see GUEST_COMMAND). */
-const GATE = `10.${SUBNET}.250`;
+/**
+ * A TCP port of the gateway the test listens on once both guests run (see
+ * GUEST_COMMAND); the network's `hostPorts` opens it to the guests, which
+ * reach nothing else of the host.
+ */
+const GATE_PORT = 7700;
 const RANGES = { lsb1: [2, 9], lsb2: [10, 19] } as const;
 
 /**
@@ -43,7 +47,7 @@ const GUEST_COMMAND = [
   `ping -c 1 -W 5 10.${SUBNET}.1 >/dev/null || exit 1`,
   'ip -4 addr show dev eth0',
   'end=$(($(date +%s) + 180))',
-  `until ping -c 1 -W 1 ${GATE} >/dev/null 2>&1; do [ "$(date +%s)" -lt "$end" ] || exit 2; done`,
+  `until echo | nc -w 1 10.${SUBNET}.1 ${GATE_PORT} >/dev/null 2>&1; do [ "$(date +%s)" -lt "$end" ] || exit 2; sleep 1; done`,
   'exit 7',
 ].join('\n');
 
@@ -70,7 +74,7 @@ test('two Flints on one bridge with disjoint ranges: real guests of both boot at
   });
   for (const [instanceId, [first, last]] of Object.entries(RANGES)) {
     systems.push(await makeRealSystem({
-      instanceId, subnet: SUBNET, bridge: BRIDGE, runDir, range: { first: `10.${SUBNET}.${first}`, last: `10.${SUBNET}.${last}` },
+      instanceId, subnet: SUBNET, bridge: BRIDGE, runDir, hostPorts: [GATE_PORT], range: { first: `10.${SUBNET}.${first}`, last: `10.${SUBNET}.${last}` },
     }));
   }
   const [a, b] = systems;
@@ -95,7 +99,9 @@ test('two Flints on one bridge with disjoint ranges: real guests of both boot at
   assert.ok(lastOctet(addrA) >= RANGES.lsb1[0] && lastOctet(addrA) <= RANGES.lsb1[1], `${addrA} is in lsb1's range`);
   assert.ok(lastOctet(addrB) >= RANGES.lsb2[0] && lastOctet(addrB) <= RANGES.lsb2[1], `${addrB} is in lsb2's range`);
 
-  execFileSync('ip', ['addr', 'add', `${GATE}/32`, 'dev', BRIDGE]);
+  const gate = createServer((socket) => socket.end());
+  t.after(() => new Promise<void>((resolve) => { gate.close(() => resolve()); }));
+  await new Promise<void>((resolve) => gate.listen(GATE_PORT, `10.${SUBNET}.1`, resolve));
   const [endA, endB] = await Promise.all(vms.map((vm) => vm.ended));
   assert.ok(endA !== undefined && endB !== undefined);
   for (const [s, vm, { record }, address] of [[a, vmA, endA, addrA], [b, vmB, endB, addrB]] as const) {
