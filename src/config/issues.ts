@@ -51,6 +51,7 @@ function knownKeysAt(path: readonly PathSegment[], raw: unknown): readonly strin
   if (path.length === 1 && path[0] === 'status') return KNOWN_KEYS.status;
   if (path.length === 2 && path[0] === 'networks') return KNOWN_KEYS.network;
   if (path.length === 2 && (path[0] === 'runners' || path[0] === 'static_runners')) return KNOWN_KEYS.runner;
+  if (path.length === 3 && (path[0] === 'runners' || path[0] === 'static_runners') && path[2] === 'scaleSet') return KNOWN_KEYS.scaleSet;
   if (v !== null && typeof v === 'object' && 'env' in v) return KNOWN_KEYS.env;
   return [];
 }
