@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { parseConfig } from './load.ts';
 import { formatProblem } from './problems.ts';
 import type { FlintConfig } from './types.ts';
+import { summarizeConfig } from './summary.ts';
 
 const noFiles = (path: string): string => {
   throw Object.assign(new Error(`ENOENT: ${path}`), { code: 'ENOENT' });
@@ -34,6 +35,9 @@ test('every definition in scale-set mode: no webhook secret is needed and none i
   const c = ok(file({ top: 'mode: scaleset\n', runners: [runner('small'), runner('big', '    scaleSet: {name: flint-big, runnerGroup: Other}\n')] }));
   assert.deepEqual(c.github.webhookSecrets, []);
   assert.deepEqual(c.runners.map((r) => r.scaleSet), [{ name: 'small', runnerGroup: 'Builders' }, { name: 'flint-big', runnerGroup: 'Other' }]);
+  const summary = summarizeConfig(c).join('\n');
+  assert.match(summary, /no webhook secret: every runner definition listens to a scale set/);
+  assert.match(summary, /big .*scale set flint-big \(runner group Other\)/);
 });
 
 test('scaleSet: alone puts a definition in scale-set mode; mode: webhook overrides the top-level default', () => {

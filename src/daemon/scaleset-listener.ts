@@ -39,7 +39,7 @@ export interface ScaleSetListenerDeps {
   readonly client: Pick<ScaleSetClient, 'openSession' | 'ensureScaleSet' | 'generateJitConfig' | 'removeRunner'>;
   /** `flint-<instance id>`: the session's ownerName and the state row's owner. */
   readonly owner: string;
-  readonly store: Pick<IntakeStore, 'ingest' | 'listJobs'>;
+  readonly store: Pick<IntakeStore, 'ingest' | 'countJobsByDefinition'>;
   readonly state: ScaleSetStateStore;
   readonly clock: { now(): number };
   readonly logger: ListenerLogger;
@@ -138,8 +138,8 @@ export function startScaleSetListener(d: ScaleSetListenerDeps): ScaleSetListener
 
   /** Jobs of this definition not yet completed on record: what its capacity already holds. */
   async function held(): Promise<number> {
-    const [queued, running] = await Promise.all([d.store.listJobs({ status: 'queued' }), d.store.listJobs({ status: 'in_progress' })]);
-    return [...queued, ...running].filter((j) => j.definition === def.name).length;
+    const [queued, running] = await Promise.all([d.store.countJobsByDefinition('queued'), d.store.countJobsByDefinition('in_progress')]);
+    return (queued.get(def.name) ?? 0) + (running.get(def.name) ?? 0);
   }
 
   async function handle(s: MessageSession, m: Extract<PollResult, { kind: 'message' }>): Promise<void> {
