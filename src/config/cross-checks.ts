@@ -14,6 +14,7 @@ import type { ConfigProblem, PathSegment } from './problems.ts';
 import { formatPath } from './problems.ts';
 import type { NetworkShape, ParseContext, RunnerShape } from './schema.ts';
 import { KEY_HINTS, networkSchema, runnerSchema } from './schema.ts';
+import { isScaleSetMode } from './scale-set-mode.ts';
 import { isIpAddress, isLoopbackName, parseListenAddress, v4Range } from './values.ts';
 import { addressPool, formatAddress, parseAddress, restrictPool } from '../core/ipam.ts';
 import type { AddressPool, IpFamily } from '../core/ipam.ts';
@@ -119,6 +120,23 @@ export function crossChecks(raw: Record<string, unknown>, ctx: ParseContext, fil
     if (Array.isArray(rawList)) rawList.forEach((r, i) => runners.push({ path: [list, i], value: partialParse(schema, r) }));
   }
   const count = (k: string) => { const l = raw[k]; return Array.isArray(l) ? l.length : 0; };
+  // Webhooks are needed unless every definition learns of its jobs from a scale set.
+  const topMode = raw['mode'] === 'scaleset' || raw['mode'] === 'webhook' ? raw['mode'] : undefined;
+  const webhookDefs = runners.filter((r) => {
+    const rawRunner = getRaw(raw, r.path);
+    return !isScaleSetMode(isRecord(rawRunner) ? { mode: r.value.mode, scaleSet: rawRunner['scaleSet'] } : {}, topMode);
+  });
+  if (isRecord(gh) && (gh['webhookSecret'] === undefined || gh['webhookSecret'] === null) && (webhookDefs.length > 0 || runners.length === 0)) {
+    const names = webhookDefs.flatMap((r) => (r.value.name === undefined ? [] : [r.value.name]));
+    add('FLINT_ERR_CONFIG_MISSING_KEY', ['github'], 'key', `required key \`webhookSecret\` is missing${names.length > 0 ? ` (runner definitions in webhook mode: ${names.join(', ')})` : ''}`,
+      'add `webhookSecret: {env: FLINT_WEBHOOK_SECRET}` (the App\'s webhook secret), or put every runner definition in scale-set mode (`mode: scaleset`) to need no webhook');
+  }
+  for (const r of runners) {
+    const rawRunner = getRaw(raw, r.path);
+    if (isRecord(rawRunner) && r.value.mode === 'webhook' && rawRunner['scaleSet'] != null) {
+      add('FLINT_ERR_CONFIG_CONFLICT', [...r.path, 'scaleSet'], 'key', '`scaleSet:` is set but `mode` is webhook', 'remove `scaleSet:`, or set `mode: scaleset` (or leave `mode` out)');
+    }
+  }
   if (count('runners') + count('static_runners') === 0) add('FLINT_ERR_CONFIG_MISSING_KEY', ['runners'], 'key', 'no runner is defined', 'add at least one entry under `runners:` (or `static_runners:`)');
 
   const seenRunner = new Map<string, Indexed<unknown>>();

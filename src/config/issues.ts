@@ -55,6 +55,7 @@ function knownKeysAt(path: readonly PathSegment[], raw: unknown): readonly strin
   if (path.length === 2 && (path[0] === 'runners' || path[0] === 'static_runners')) return KNOWN_KEYS.runner;
   if (path.length === 3 && (path[0] === 'runners' || path[0] === 'static_runners') && path[2] === 'rateLimits') return KNOWN_KEYS.rateLimits;
   if (path.length === 3 && (path[0] === 'runners' || path[0] === 'static_runners') && path[2] === 'egress') return KNOWN_KEYS.egress;
+  if (path.length === 3 && (path[0] === 'runners' || path[0] === 'static_runners') && path[2] === 'scaleSet') return KNOWN_KEYS.scaleSet;
   if (v !== null && typeof v === 'object' && 'env' in v) return KNOWN_KEYS.env;
   return [];
 }

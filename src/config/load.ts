@@ -18,6 +18,7 @@ import { posix, resolve } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import { FlintError } from '../core/errors/index.ts';
 import { crossChecks } from './cross-checks.ts';
+import { isScaleSetMode } from './scale-set-mode.ts';
 import { DEFAULTS } from './defaults.ts';
 import { issueToProblems, kindOf } from './issues.ts';
 import type { ConfigLocator } from './locate.ts';
@@ -67,11 +68,13 @@ function rateLimits(r: RunnerShape['rateLimits']): { rateLimits: RateLimits } | 
   return Object.keys(out).length > 0 ? { rateLimits: out } : undefined;
 }
 
-function buildRunner(v: RunnerShape, isStatic: boolean, onlyNetwork: string | undefined): RunnerConfig {
+function buildRunner(v: RunnerShape, isStatic: boolean, onlyNetwork: string | undefined, defaultMode: 'webhook' | 'scaleset' | undefined): RunnerConfig {
   const maxRunners = v.maxRunners ?? DEFAULTS.maxRunners;
+  const group = v.group ?? DEFAULTS.group;
+  const scaleSet = isScaleSetMode(v, defaultMode) ? { scaleSet: { name: v.scaleSet?.name ?? v.name, runnerGroup: v.scaleSet?.runnerGroup ?? group } } : {};
   return {
     name: v.name,
-    group: v.group ?? DEFAULTS.group,
+    group,
     labels: v.labels,
     kernel: v.kernel,
     ...(v.initrd != null ? { initrd: v.initrd } : {}),
@@ -105,8 +108,10 @@ function buildRunner(v: RunnerShape, isStatic: boolean, onlyNetwork: string | un
         hosts: [...new Set(v.egress.allow.flatMap((t) => (t.kind === 'host' ? [t.name] : [])))],
       },
     } : {}),
+    ...scaleSet,
   };
 }
+
 
 /**
  * Parses and validates a configuration. `source` names the file in
@@ -192,8 +197,8 @@ export function parseConfig(
   const onlyNetwork = networks.length === 1 ? networks[0]?.name : undefined;
   const runnerPaths: PathSegment[][] = [];
   const runners: RunnerConfig[] = [];
-  (f.runners ?? []).forEach((r, i) => { runners.push(buildRunner(r, false, onlyNetwork)); runnerPaths.push(['runners', i]); });
-  (f.static_runners ?? []).forEach((r, i) => { runners.push(buildRunner(r, true, onlyNetwork)); runnerPaths.push(['static_runners', i]); });
+  (f.runners ?? []).forEach((r, i) => { runners.push(buildRunner(r, false, onlyNetwork, f.mode ?? undefined)); runnerPaths.push(['runners', i]); });
+  (f.static_runners ?? []).forEach((r, i) => { runners.push(buildRunner(r, true, onlyNetwork, f.mode ?? undefined)); runnerPaths.push(['static_runners', i]); });
   const stateDir = f.stateDir ?? DEFAULTS.stateDir;
   const gh = f.github;
   const config: FlintConfig = {
@@ -214,7 +219,8 @@ export function parseConfig(
     github: {
       appId: gh.appID,
       organization: gh.organization,
-      webhookSecrets: gh.previousWebhookSecret != null ? [gh.webhookSecret, gh.previousWebhookSecret] : [gh.webhookSecret],
+      // crossChecks guarantees a webhookSecret unless every definition is in scale-set mode.
+      webhookSecrets: [gh.webhookSecret, gh.previousWebhookSecret].filter((x): x is string => x != null),
       // crossChecks guarantees exactly one of the two.
       privateKey: gh.privateKey ?? gh.privateKeyFile?.pem ?? '',
       ...(gh.privateKeyFile != null ? { privateKeyFile: gh.privateKeyFile.path } : {}),

@@ -135,7 +135,8 @@ export function githubSchema(c: ParseContext) {
   return z.strictObject({
     appID: z.union([z.number().int().positive(), envString(c)], { error: 'expected the App id: a number, a string, or {env: VARIABLE}' }).transform((v) => String(v)),
     organization: envString(c).pipe(z.string().regex(GITHUB_LOGIN, 'must be a GitHub organization name: letters, digits and single hyphens, up to 39 characters')),
-    webhookSecret: envString(c).pipe(nonEmpty()),
+    // Optional only when every runner definition is in scale-set mode (cross-checks.ts).
+    webhookSecret: envString(c).pipe(nonEmpty()).nullish(),
     previousWebhookSecret: envString(c).pipe(nonEmpty()).nullish(),
     privateKey: envString(c).pipe(nonEmpty()).nullish(),
     privateKeyFile: envString(c)
@@ -216,6 +217,19 @@ export function runnerSchema(c: ParseContext) {
       networkTx: rate().nullish(),
     }).nullish(),
     egress: egressSchema(c).nullish(),
+    mode: modeSchema.nullish(),
+    scaleSet: scaleSetSchema().nullish(),
+  });
+}
+
+/** How a definition learns of jobs: the App's webhooks, or a scale set's message queue (docs/scale-sets.md). */
+const modeSchema = z.enum(['webhook', 'scaleset'], { error: 'expected "webhook" or "scaleset"' });
+
+/** A runner definition's scale set: its name (default: the definition's) and runner group (default: the definition's `group`). */
+export function scaleSetSchema() {
+  return z.strictObject({
+    name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'must start with a letter or digit and use only letters, digits, ".", "_" or "-" (≤ 64)').nullish(),
+    runnerGroup: nonEmpty().nullish(),
   });
 }
 
@@ -371,6 +385,7 @@ export function fileSchema(c: ParseContext) {
     github: githubSchema(c),
     runners: z.array(runnerSchema(c)).nullish(),
     static_runners: z.array(runnerSchema(c)).nullish(),
+    mode: modeSchema.nullish(),
   });
 }
 
@@ -394,6 +409,7 @@ export const KNOWN_KEYS = {
   status: Object.keys(statusSchema(probe).shape),
   store: Object.keys(storeSchema(probe).shape),
   postgres: Object.keys(postgresStoreSchema(probe).in.shape),
+  scaleSet: Object.keys(scaleSetSchema().shape),
   env: ['env'],
 } as const;
 
@@ -448,6 +464,9 @@ export const KEY_HINTS: Readonly<Record<string, string>> = {
   apiUrl: 'GitHub REST API base URL; https://api.github.com, or https://HOST/api/v3 for GitHub Enterprise Server',
   scanBudget: 'GitHub API requests an hour the missed-jobs scan may spend, ≥ 10 (default 1000; a 304 costs none)',
   runners: 'a list of runner definitions (VMs started on demand)',
+  mode: '"webhook" (jobs from the App\'s webhooks, the default) or "scaleset" (jobs from a scale set\'s message queue; no webhook needed); top level: the default of every runner definition',
+  scaleSet: 'the runner definition\'s scale set: name (default the definition\'s name) and runnerGroup (default its group); implies mode: scaleset',
+  runnerGroup: 'the scale set\'s runner group in GitHub, default the definition\'s group',
   static_runners: 'a list of runner definitions kept running at all times',
   group: 'the runner group in GitHub, "Default" if not set',
   labels: 'a non-empty list of runner labels, e.g. [self-hosted, linux, x64]',

@@ -40,7 +40,7 @@ export function summarizeConfig(c: FlintConfig): string[] {
       `store: PostgreSQL at ${withoutPassword(c.store.postgres.url)}${c.store.postgres.password === undefined ? '' : ' (password given apart)'}; address leases in ${c.stateDir}`]),
     ...(c.status === undefined ? [] : [`status page on http://${c.status.address}/ (${c.status.token === undefined ? 'no token: loopback only' : 'token required'})`]),
     `GitHub: organization ${gh.organization}, App ${gh.appId}, API ${gh.apiUrl}`,
-    `  private key ${gh.privateKeyFile !== undefined ? `from ${gh.privateKeyFile}` : 'inline'}; ${gh.webhookSecrets.length} webhook secret(s) accepted`,
+    `  private key ${gh.privateKeyFile !== undefined ? `from ${gh.privateKeyFile}` : 'inline'}; ${gh.webhookSecrets.length === 0 ? 'no webhook secret: every runner definition listens to a scale set' : `${gh.webhookSecrets.length} webhook secret(s) accepted`}`,
     `networks (${c.networks.length}):`,
     ...c.networks.map((n) => `  ${n.name}  ${n.v4.address}/${n.v4.prefixLength}${n.range ? ` range ${n.range.first}-${n.range.last}` : ''}` +
       `${n.v6 ? `  ${n.v6.address}/${n.v6.prefixLength}${n.range6 ? ` range ${n.range6.first}-${n.range6.last}` : ''}` : ''}  dns ${n.dns.join(',')}${n.create ? '  (created if missing)' : ''}`),
@@ -48,7 +48,8 @@ export function summarizeConfig(c: FlintConfig): string[] {
     ...c.runners.map((r) =>
       `  ${r.name}${r.static ? ' (static)' : ''}  labels [${r.labels.join(', ')}]  group ${r.group}  ${r.hypervisor} on ${r.network}  ` +
       `${r.cpuCount} vCPU${r.smt ? ' smt' : ''}, ${bytes(r.memorySize * 2 ** 20)} RAM, ${bytes(r.diskSize)} disk  ` +
-      `max ${r.maxRunners}, warm ${r.minIdle}, timeout ${duration(r.jobTimeoutSeconds)}`),
+      `max ${r.maxRunners}, warm ${r.minIdle}, timeout ${duration(r.jobTimeoutSeconds)}` +
+      `${r.scaleSet === undefined ? '' : `  scale set ${r.scaleSet.name} (runner group ${r.scaleSet.runnerGroup})`}`),
   ];
   return lines;
 }

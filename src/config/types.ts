@@ -48,7 +48,7 @@ export interface GitHubConfig {
   /** The App's id (a number in GitHub; kept as a string as the reference system did). */
   readonly appId: string;
   readonly organization: string;
-  /** Current webhook secret, and optionally the previous one during a rotation. */
+  /** Current webhook secret, and optionally the previous one during a rotation; empty when every definition is in scale-set mode and none is set. */
   readonly webhookSecrets: readonly string[];
   /** PEM of the App's private key (from `privateKey` inline or read from `privateKeyFile`). */
   readonly privateKey: string;
@@ -120,6 +120,19 @@ export interface RunnerConfig {
   readonly static: boolean;
   /** The egress allow-list of this definition's guests; absent: they may reach anything beyond the host. */
   readonly egress?: EgressConfig;
+  /**
+   * Present when the definition is in scale-set mode (`mode: scaleset` or
+   * `scaleSet:`): jobs come from this scale set's message queue, runners are
+   * its JIT runners (docs/scale-sets.md). Absent: webhook mode.
+   */
+  readonly scaleSet?: ScaleSetConfig;
+}
+
+export interface ScaleSetConfig {
+  /** The scale set's name in its runner group; default the definition's name. */
+  readonly name: string;
+  /** Its runner group; default the definition's `group`. */
+  readonly runnerGroup: string;
 }
 
 export interface AcmeConfig {

@@ -345,3 +345,31 @@ test('a paused host starts nothing for any definition; resume of the host clears
   assert.equal(vms.launched.length, 2);
   await scheduler.stop();
 });
+
+test('a definition in scale-set mode registers its runners with the scale set and removes them there; REST is not asked', async () => {
+  const vms = new FakeVms();
+  const calls: string[] = [];
+  const def = runner({ scaleSet: { name: 'flint-default', runnerGroup: 'Default' } });
+  const scheduler = new Scheduler({
+    config: { runners: [def], github: { appId: '1', organization: 'acme', webhookSecrets: [], privateKey: 'k', apiUrl: 'http://x', scanBudget: 1000 } },
+    store: jobListStore([job(1, 'queued')], { afterRead: undefined }),
+    github: {
+      runnerGroupId: async () => { calls.push('rest:group'); return 1; },
+      createJitRunner: async () => { calls.push('rest:jit'); throw new Error('not for scale sets'); },
+      deleteRunner: async () => { calls.push('rest:delete'); },
+    },
+    scaleSets: {
+      createJitRunner: async (definition, name) => { calls.push(`ss:jit:${definition}:${name}`); return { runnerId: 42, runnerName: name, encodedJitConfig: `ss-jit-${name}` }; },
+      deleteRunner: async (definition, id) => { calls.push(`ss:delete:${definition}:${id}`); },
+    },
+    vms, logger: { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined },
+    clock: { now: () => 0 }, random: () => 0.5, budget: () => ({ cpus: 100, memoryMib: 100_000 }),
+  });
+  await scheduler.tick();
+  assert.equal(vms.launched.length, 1);
+  assert.equal(vms.launched[0]?.env.FLINT_JITCONFIG, 'ss-jit-flint-t1-00000');
+  vms.launched[0]?.end();
+  await settle();
+  await scheduler.settled();
+  assert.deepEqual(calls, ['ss:jit:default:flint-t1-00000', 'ss:delete:default:42']);
+});

@@ -31,6 +31,7 @@ import { DEFAULTS } from '../config/defaults.ts';
 import type { FlintConfig, RunnerConfig } from '../config/types.ts';
 import { startLoop, type Loop, type LoopTimers } from './loop.ts';
 import type { GitHubPort, RunnerScope } from './ports/github.ts';
+import type { ScaleSetRunners } from './ports/scaleset-runners.ts';
 import type { IntakeStore, RunnerPhase, RunnerStateStore, StoredJob } from './ports/store.ts';
 import type { Logger, VmHandle, GuestEnv, LaunchOptions } from './vm/supervisor.ts';
 
@@ -56,6 +57,8 @@ export interface SchedulerDeps {
   readonly backoff?: Pick<BackoffPolicy, 'initialMs' | 'maxMs' | 'jitter'>;
   /** Timers of the "scale" loop started by `start()`; default the global ones. */
   readonly timers?: LoopTimers;
+  /** Registration and removal of the runners of definitions in scale-set mode (`scaleSet` set); needed when there are any. */
+  readonly scaleSets?: ScaleSetRunners;
   /** Where each runner's state is kept, so a restarted Flint rebuilds it (`restore()`); none = memory only. */
   readonly runnerStates?: { readonly store: RunnerStateStore; readonly instanceId: string };
 }
@@ -413,7 +416,8 @@ export class Scheduler {
     // Called by the supervisor once the VM has its id, before it boots: the
     // runner is registered under the VM's tagged name.
     const guestEnv = async (vmId: string): Promise<Record<string, string>> => {
-      const register = async () => this.deps.github.createJitRunner({
+      // A scale set's runner gets its JIT config from the scale set (its labels are the scale set's).
+      const register = async () => def.scaleSet !== undefined ? this.scaleSets().createJitRunner(def.name, runnerName(vmId)) : this.deps.github.createJitRunner({
         scope: ORG,
         name: runnerName(vmId),
         runnerGroupId: await this.groupId(def.group),
@@ -442,7 +446,7 @@ export class Scheduler {
       // No VM to follow, so no clean-up will run: a registration already made
       // for it must not linger. (The supervisor registers only after launch()
       // has returned; this guards launchers that register first.)
-      if (registeredVm !== undefined) await this.removeRegistration(registeredVm);
+      if (registeredVm !== undefined) await this.removeRegistration(registeredVm, def);
       this.deps.logger.warn({ runner: def.name, code: isFlintError(err) ? err.code : undefined, err: errText(err) }, 'runner VM could not be launched');
       this.launchFailed(def, round, launchError(err, this.deps.clock.now()));
       return false;
@@ -487,7 +491,7 @@ export class Scheduler {
           code, hint: catalogue[code].hint, message: outcome.record.reason ?? catalogue[code].title, at,
         });
       }
-      await this.removeRegistration(vm.id);
+      await this.removeRegistration(vm.id, def);
       this.poke();
     });
     this.cleanups.add(cleanup);
@@ -520,13 +524,25 @@ export class Scheduler {
    * be). An ephemeral runner that ran a job is already gone; one that never
    * did — its VM failed to boot, or was stopped idle — must not linger.
    */
-  private async removeRegistration(vmId: string): Promise<void> {
+  private async removeRegistration(vmId: string, def: RunnerConfig): Promise<void> {
     const runnerId = this.runnerIds.get(vmId);
     this.runnerIds.delete(vmId);
     if (runnerId === undefined) return;
-    await this.deps.github.deleteRunner(ORG, runnerId).catch((err: unknown) => {
+    await this.deleteRunner(def, runnerId).catch((err: unknown) => {
       this.deps.logger.warn({ err, vm: vmId, runnerId }, 'could not remove the runner registration');
     });
+  }
+
+  /** Removes a runner registration the way the definition registered it (REST, or the scale set's service). */
+  private async deleteRunner(def: RunnerConfig, runnerId: number): Promise<void> {
+    if (def.scaleSet !== undefined) await this.scaleSets().deleteRunner(def.name, runnerId);
+    else await this.deps.github.deleteRunner(ORG, runnerId);
+  }
+
+  private scaleSets(): ScaleSetRunners {
+    const s = this.deps.scaleSets;
+    if (s === undefined) throw new FlintError('FLINT_ERR_INTERNAL', 'a runner definition is in scale-set mode but the scheduler was given no scale-set runners');
+    return s;
   }
 
   private async stopIdle(def: RunnerConfig, n: number, now: number): Promise<void> {
@@ -552,7 +568,7 @@ export class Scheduler {
     if (runnerId === undefined && r.phase !== 'starting') return false;
     if (runnerId !== undefined) {
       try {
-        await this.deps.github.deleteRunner(ORG, runnerId);
+        await this.deleteRunner(r.definition, runnerId);
       } catch (err) {
         if (isFlintError(err)) {
           this.deps.logger.info({ vm: r.vm.id, code: err.code }, 'runner could not be removed (it may have taken a job); keeping it');

@@ -63,6 +63,13 @@ import { createSqliteRunnerStates } from '../adapters/store/runner-states.ts';
 import { openPostgresStores } from '../adapters/store/postgres/index.ts';
 import type { PostgresStores } from '../adapters/store/postgres/index.ts';
 import { createGitHubClient } from '../adapters/github/client.ts';
+import { createScaleSetClient } from '../adapters/github/scaleset-client.ts';
+import type { ScaleSetClient } from '../adapters/github/scaleset-client.ts';
+import { createSqliteScaleSetState } from '../adapters/store/scaleset-state.ts';
+import { scaleSetRunners, startScaleSetListener } from '../daemon/scaleset-listener.ts';
+import type { ScaleSetListener } from '../daemon/scaleset-listener.ts';
+import type { RunnerConfig, ScaleSetConfig } from '../config/types.ts';
+import { setTimeout as sleepFor } from 'node:timers/promises';
 import { FlintError } from '../core/errors/index.ts';
 import type { HostBudget } from '../core/capacity.ts';
 import { Scheduler, type SchedulerDeps } from '../daemon/scheduler.ts';
@@ -133,6 +140,8 @@ export interface FlintOptions extends RootOptions {
   readonly maxMemoryMib?: number;
   /** Timers of the drain (its grace and progress log); default the global ones. */
   readonly timers?: LoopTimers;
+  /** The scale-set client's back-off on a session conflict (tests shorten it); default the client's. */
+  readonly sessionConflict?: { readonly retries?: number; readonly baseMs?: number; readonly maxMs?: number };
   /** How often a drain logs what it waits for (default 30 s). */
   readonly drainProgressMs?: number;
   /** The outside edges; each defaults to its real adapter. Benchmarks give fakes (test/fakes). */
@@ -142,6 +151,8 @@ export interface FlintOptions extends RootOptions {
 /** The host's edges (hypervisor drivers, network, disks) and GitHub. */
 export interface FlintEdges extends VmEdges {
   readonly github?: GitHubPort;
+  /** The Actions service client of definitions in scale-set mode; default one on the GitHub client's installation tokens. */
+  readonly scaleSets?: ScaleSetClient;
 }
 
 /** The webhook intake alone (`flint serve --webhooks-only`). */
@@ -169,6 +180,19 @@ export interface RunningFlint extends RunningWebhooks {
   drain(graceMs?: number): Promise<DrainOutcome>;
   /** Stops at once (cutting a drain short): loops, VMs, intake, database. */
   close(): Promise<void>;
+}
+
+/**
+ * GitHub's web base for an API base: the scale-set registration names the
+ * organization's web URL. `https://api.HOST` → `https://HOST`; a GitHub
+ * Enterprise Server's `https://HOST/api/v3` → `https://HOST`; anything else
+ * (the simulator) is its own.
+ */
+export function githubWebUrl(apiUrl: string): string {
+  const u = new URL(apiUrl);
+  if (u.pathname.replace(/\/+$/, '') === '' && u.hostname.startsWith('api.')) return `${u.protocol}//${u.host.slice(4)}`;
+  if (/\/api\/v3\/?$/.test(u.pathname)) return `${u.protocol}//${u.host}${u.pathname.replace(/\/api\/v3\/?$/, '')}`;
+  return apiUrl.replace(/\/+$/, '');
 }
 
 /** Free host capacity: the limits minus what live VMs hold. */
@@ -328,6 +352,8 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
   const { config, logger } = opts;
   const base = await openState(opts);
   const { db, store, clock, postgres } = base;
+  const scaleSetDefs = config.runners.filter((r): r is RunnerConfig & { readonly scaleSet: ScaleSetConfig } => r.scaleSet !== undefined);
+  const webhookRunners = config.runners.filter((r) => r.scaleSet === undefined);
   let vms: VmSystem | undefined;
   let intake: WebhookIntake | undefined;
   let consoleRetention: Loop | undefined;
@@ -355,8 +381,9 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
       logger.warn({ ...swept }, 'start-up sweep removed what a previous run left behind');
     }
     consoleRetention = vms.supervisor.startConsoleRetention();
+    // Jobs of definitions in scale-set mode come from their listeners only: a webhook for them is no demand here.
     intake = await startWebhooks({
-      config, logger, store, clock: () => clock.now(), health: base.health, onAccepted: (job) => onAccepted(job),
+      config: { ...config, runners: webhookRunners }, logger, store, clock: () => clock.now(), health: base.health, onAccepted: (job) => onAccepted(job),
       ready: readiness({ store: base.health, loops: () => loopStatus(), now: () => clock.now(), github: githubReach, hypervisor }),
       metrics: () => metrics.scrape(), observer: metrics.deliveries,
       ...(opts.maxBodyBytes === undefined ? {} : { maxBodyBytes: opts.maxBodyBytes }),
@@ -382,6 +409,17 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
     github: config.github, log: logger.child({ component: 'github' }), observer: everyObserver(metrics.github, githubReach),
   }) : undefined;
   const github: GitHubPort = ownGithub ?? (opts.edges?.github as GitHubPort);
+  // The listeners exist only further down; the scheduler asks them for the current scale-set id.
+  const listeners = new Map<string, ScaleSetListener>();
+  const ssClient: ScaleSetClient | undefined = scaleSetDefs.length === 0 ? undefined : opts.edges?.scaleSets ?? (ownGithub === undefined ? undefined : createScaleSetClient({
+    apiUrl: config.github.apiUrl, githubUrl: githubWebUrl(config.github.apiUrl), organization: config.github.organization,
+    installationToken: () => ownGithub.installationToken(),
+    ...(opts.sessionConflict === undefined ? {} : { sessionConflict: opts.sessionConflict }),
+    onEvent: (e) => logger.child({ component: 'scaleset' }).info({ ...e }, `scale-set client: ${e.kind}`),
+  }));
+  if (scaleSetDefs.length > 0 && ssClient === undefined) {
+    throw new FlintError('FLINT_ERR_USAGE', 'runner definitions in scale-set mode need the Actions service client: give edges.scaleSets with edges.github');
+  }
   const maxVcpus = opts.maxVcpus ?? availableParallelism() * 2;
   const maxMemoryMib = opts.maxMemoryMib ?? Math.floor(totalmem() / (1 << 20)) - 1024;
   const scheduler = new Scheduler({
@@ -403,6 +441,7 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
     ...(opts.guestExtras === undefined ? {} : { guestExtras: opts.guestExtras }),
     ...(opts.backoff === undefined ? {} : { backoff: opts.backoff }),
     runnerStates: { store: runnerStates, instanceId: config.instanceId },
+    ...(ssClient === undefined ? {} : { scaleSets: scaleSetRunners(ssClient, scaleSetDefs, listeners) }),
   });
   await scheduler.restore(adopted);
   const scale = scheduler.start(opts.tickMs ?? 2000);
@@ -410,8 +449,21 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
     scheduler.poke();
     if (job.action === 'in_progress') void observeJobStarted(records, metrics, job.jobId);
   };
+  if (ssClient !== undefined) {
+    const state = createSqliteScaleSetState(db);
+    for (const def of scaleSetDefs) {
+      listeners.set(def.name, startScaleSetListener({
+        definition: def, client: ssClient, owner: `flint-${config.instanceId}`, store, state, clock,
+        logger: logger.child({ component: 'scaleset-listener' }),
+        // Its whole limit while Flint takes work; nothing while draining or paused.
+        capacity: () => (scheduler.isDraining() || scheduler.paused().host || scheduler.paused().definitions.includes(def.name) ? 0 : def.maxRunners),
+        onChanged: () => scheduler.poke(),
+        sleep: (ms, signal) => sleepFor(ms, undefined, { signal, ref: false }),
+      }));
+    }
+  }
   const reconciler = startReconciler({
-    github, store, runners: config.runners, clock, budgetPerHour: config.github.scanBudget,
+    github, store, runners: webhookRunners, clock, budgetPerHour: config.github.scanBudget,
     logger: logger.child({ component: 'missed-webhooks' }), onRecovered: () => scheduler.poke(),
   }, opts.reconcileMs ?? 60_000);
   const staleDeps = {
@@ -439,7 +491,7 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
     network: system.policy, networks: config.networks, logger: logger.child({ component: 'network-policy' }), now: () => clock.now(),
   })];
   const loops: readonly Loop[] = [scale, reconciler, staleRunners, jobTruth, redeliver, recordRetention, deliveryRetention, consoleRetention, ...networkPolicy];
-  loopStatus = () => [...loops, ...webhooks.loops].map((l) => l.status());
+  loopStatus = () => [...loops, ...webhooks.loops, ...listeners.values()].map((l) => l.status());
   metrics.collectFrom({
     loops: loopStatus,
     jobs: (status) => store.countJobsByDefinition(status),
@@ -455,7 +507,7 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
   let draining: { drain: Drain; closed: Promise<DrainOutcome> } | undefined;
   const source = daemonAdminSource({
     config, scheduler, supervisor: system.supervisor, store, records, clock,
-    loops: () => [...loops, ...webhooks.loops].map((l) => l.status()),
+    loops: () => loopStatus(),
     capacity: () => ({ limit: { cpus: maxVcpus, memoryMib: maxMemoryMib }, free: hostBudget(config, system.supervisor, maxVcpus, maxMemoryMib) }),
     shuttingDown: () => draining !== undefined || closing !== undefined,
   });
@@ -490,6 +542,8 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
         }
         await statusPage?.close();
         await adminServer.close();
+        // The listeners first: no news is taken that nobody acts on; each deletes its session.
+        for (const l of listeners.values()) await l.stop();
         await scheduler.stop();
         for (const loop of loops) await loop.stop();
         await system.supervisor.shutdown();

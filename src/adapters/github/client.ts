@@ -85,6 +85,8 @@ export interface GitHubClient extends GitHubPort {
   blockedUntil(): number | undefined;
   /** Where GitHub sends the App's webhooks (`flint doctor`); the secret itself GitHub never returns. */
   webhookConfig(): Promise<AppWebhookConfig>;
+  /** A valid installation token, from the client's one cache (the scale-set client registers with it). Never log it. */
+  installationToken(): Promise<string>;
 }
 
 export interface AppWebhookConfig {
@@ -522,6 +524,7 @@ export function createGitHubClient(opts: GitHubClientOptions): GitHubClient {
     listFailedDeliveries,
     redeliver,
     webhookConfig,
+    installationToken: () => tokens.get(),
     close: () => lifecycle.close(),
     blockedUntil: () => {
       const until = [app.policy.blockedUntil(), inst.policy.blockedUntil()].filter((t): t is number => t !== undefined);

@@ -26,6 +26,9 @@ import { FlintError, isFlintError } from '../../core/errors/index.ts';
 import { setTimeout as wait } from 'node:timers/promises';
 import { backoffMs } from './wait-policy.ts';
 import { toFlintError } from './errors.ts';
+import type {
+  JitRunner, JobMessage, MessageSession, OpenSessionOptions, ScaleSet, ScaleSetClient, ScaleSetSpec, ScaleSetStatistics,
+} from '../../daemon/ports/scaleset-service.ts';
 
 const API_VERSION = '6.0-preview';
 const SCALE_SETS = '_apis/runtime/runnerscalesets';
@@ -68,90 +71,9 @@ export type ScaleSetClientEvent =
   | { readonly kind: 'session-recreated'; readonly scaleSetId: number }
   | { readonly kind: 'scale-set-recreated'; readonly oldId: number; readonly newId: number };
 
-export interface ScaleSetSpec {
-  readonly name: string;
-  /** Runner group name (`Default` when the config names none). */
-  readonly runnerGroup: string;
-  readonly labels: readonly string[];
-}
-
-export interface ScaleSet {
-  readonly id: number;
-  readonly name: string;
-  readonly runnerGroupId: number;
-  readonly labels: readonly string[];
-}
-
-export interface ScaleSetStatistics {
-  readonly totalAvailableJobs: number;
-  readonly totalAcquiredJobs: number;
-  readonly totalAssignedJobs: number;
-  readonly totalRunningJobs: number;
-  readonly totalRegisteredRunners: number;
-  readonly totalBusyRunners: number;
-  readonly totalIdleRunners: number;
-}
-
-interface JobBase {
-  readonly runnerRequestId: number;
-  readonly jobId: string;
-  readonly repositoryName: string;
-  readonly ownerName: string;
-  readonly workflowRunId: number;
-  readonly jobDisplayName: string;
-  readonly requestLabels: readonly string[];
-}
-
-export type JobMessage =
-  | ({ readonly type: 'JobAvailable' } & JobBase)
-  | ({ readonly type: 'JobAssigned' } & JobBase)
-  | ({ readonly type: 'JobStarted'; readonly runnerId: number; readonly runnerName: string } & JobBase)
-  | ({ readonly type: 'JobCompleted'; readonly result: string; readonly runnerId: number; readonly runnerName: string } & JobBase);
-
-export type PollResult =
-  | { readonly kind: 'none' }
-  | { readonly kind: 'message'; readonly messageId: number; readonly statistics: ScaleSetStatistics; readonly jobs: readonly JobMessage[]; readonly ignoredItems: number };
-
-export interface JitRunner {
-  readonly runnerId: number;
-  readonly runnerName: string;
-  /** Secret: goes to the VM's config drive only. */
-  readonly encodedJitConfig: string;
-}
-
-export interface MessageSession {
-  /** The scale set's id; changes when the service had removed it and the session created it again. */
-  readonly scaleSetId: number;
-  readonly sessionId: string;
-  /** Statistics from the last session answer or message. */
-  readonly statistics: ScaleSetStatistics;
-  /** The message after the last acknowledged one; `none` after the service's long poll (~50 s) without news. */
-  getMessage(o: { readonly maxCapacity: number; readonly signal?: AbortSignal }): Promise<PollResult>;
-  /** Acknowledges a message: the next poll asks for the one after it. */
-  ack(messageId: number): Promise<void>;
-  /** Acquires `JobAvailable` jobs by runnerRequestId; returns those the service granted. */
-  acquire(runnerRequestIds: readonly number[]): Promise<number[]>;
-  /** Refreshes the session (new queue token); creates it again when the service forgot it. */
-  refresh(): Promise<void>;
-  /** Deletes the session (on shutdown); a session the service no longer knows counts as deleted. */
-  close(): Promise<void>;
-}
-
-export interface ScaleSetClient {
-  /** Finds the scale set by name in its runner group, or creates it. */
-  ensureScaleSet(spec: ScaleSetSpec): Promise<ScaleSet>;
-  getScaleSet(id: number): Promise<ScaleSet | undefined>;
-  deleteScaleSet(id: number): Promise<void>;
-  /**
-   * Ensures the scale set and opens its message session. `previousSessionId`
-   * is a session id this Flint recorded as its own (from before a crash): on
-   * a lasting conflict it is deleted and the session created again.
-   */
-  openSession(o: { readonly scaleSet: ScaleSetSpec; readonly ownerName: string; readonly previousSessionId?: string; readonly signal?: AbortSignal }): Promise<MessageSession>;
-  generateJitConfig(scaleSetId: number, o: { readonly name: string; readonly workFolder?: string }): Promise<JitRunner>;
-  /** Removes a runner; `absent` when the service did not know it. Throws FLINT_ERR_GITHUB_RUNNER_BUSY while it runs a job. */
-  removeRunner(runnerId: number): Promise<'removed' | 'absent'>;
-}
+export type {
+  ScaleSetSpec, ScaleSet, ScaleSetStatistics, JobMessage, PollResult, JitRunner, MessageSession, OpenSessionOptions, ScaleSetClient,
+} from '../../daemon/ports/scaleset-service.ts';
 
 interface Answer { readonly status: number; readonly json: unknown; readonly typeName: string; readonly headers: Readonly<Record<string, string>> }
 interface Admin { readonly url: string; readonly token: string; readonly expiresAt: number; readonly renewAt: number }
@@ -198,7 +120,7 @@ function parseJob(v: unknown, operation: string): JobMessage | undefined {
   if (!isObj(v) || typeof v.messageType !== 'string') throw protocol(operation, 'a job message has no messageType');
   if (!JOB_TYPES.has(v.messageType)) return undefined;
   if (!Number.isInteger(v.runnerRequestId)) throw protocol(operation, `${v.messageType} has no runnerRequestId`);
-  const base: JobBase = {
+  const base: Omit<JobMessage & { type: 'JobAvailable' }, 'type'> = {
     runnerRequestId: num(v.runnerRequestId), jobId: String(v.jobId ?? ''), repositoryName: String(v.repositoryName ?? ''),
     ownerName: String(v.ownerName ?? ''), workflowRunId: Number.isInteger(v.workflowRunId) ? num(v.workflowRunId) : 0,
     jobDisplayName: String(v.jobDisplayName ?? ''),
@@ -451,7 +373,7 @@ export function createScaleSetClient(o: ScaleSetClientOptions): ScaleSetClient {
     });
   }
 
-  async function openSession(so: { readonly scaleSet: ScaleSetSpec; readonly ownerName: string; readonly previousSessionId?: string; readonly signal?: AbortSignal }): Promise<MessageSession> {
+  async function openSession(so: OpenSessionOptions): Promise<MessageSession> {
     let scaleSet = await ensureScaleSet(so.scaleSet);
     let raw: RawSession;
     try {
@@ -463,7 +385,7 @@ export function createScaleSetClient(o: ScaleSetClientOptions): ScaleSetClient {
       raw = await createSession(scaleSet.id, so.ownerName, so.previousSessionId, so.signal);
     }
     let statistics = raw.statistics;
-    let lastMessageId = 0;
+    let lastMessageId = so.resumeAfter !== undefined && so.resumeAfter.scaleSetId === scaleSet.id ? so.resumeAfter.messageId : 0;
 
     /** The scale set is gone: create it again (a new id) and a session on it; message ids start over. */
     async function recreateScaleSet(): Promise<void> {

@@ -78,8 +78,11 @@ test('a store that fails gives store-failed with FLINT_ERR_STORE_WRITE_FAILED, a
   assert.equal(again.kind === 'recorded' && again.outcome, 'accepted', 'the failed delivery was not kept, so its redelivery is new');
 });
 
-test('an intake without a webhook secret cannot be built', () => {
-  assert.throws(() => setup({ secrets: [] }), /at least one webhook secret/);
+test('an intake without a webhook secret (every definition in scale-set mode) refuses every delivery', async () => {
+  const { send, store } = setup({ secrets: [] });
+  const r = await send({ jobId: 6, action: 'queued' }, 'none-1');
+  assert.equal(r.kind, 'rejected');
+  assert.equal(await store.countDeliveries(), 0);
 });
 
 test('a failing onAccepted hook does not turn a stored delivery into a failure', async () => {
