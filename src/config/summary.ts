@@ -4,6 +4,7 @@
  * secrets (where they come from) but never shows them.
  */
 import type { FlintConfig } from './types.ts';
+import { withoutPassword } from '../core/url-password.ts';
 
 function bytes(n: number): string {
   for (const [unit, size] of [['TiB', 2 ** 40], ['GiB', 2 ** 30], ['MiB', 2 ** 20]] as const) {
@@ -17,17 +18,6 @@ function duration(s: number): string {
   const m = Math.floor((s % 3600) / 60);
   const sec = s % 60;
   return [h ? `${h}h` : '', m ? `${m}m` : '', sec ? `${sec}s` : ''].join('') || '0s';
-}
-
-/** The store's URL with any password in it shown as `***`. */
-function withoutPassword(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password !== '') u.password = '***';
-    return u.toString();
-  } catch {
-    return '(an unparsable URL)';
-  }
 }
 
 export function summarizeConfig(c: FlintConfig): string[] {

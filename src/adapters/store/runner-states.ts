@@ -19,13 +19,13 @@ CREATE TABLE IF NOT EXISTS runner_states (
 CREATE INDEX IF NOT EXISTS runner_states_instance ON runner_states (instance_id);
 `;
 
-interface Row {
+export interface RunnerStateRow {
   vm_id: string; instance_id: string; definition: string; phase: string; github_runner_id: number | null; idle_since: number | null; started_at: number;
 }
 
 const PHASES: readonly RunnerPhase[] = ['starting', 'idle', 'busy', 'ending'];
 
-function fromRow(r: Row): RunnerState {
+export function fromRow(r: RunnerStateRow): RunnerState {
   // An unknown phase (a newer Flint wrote it) is read as busy: the safest, it is never reaped as idle.
   const phase = PHASES.find((p) => p === r.phase) ?? 'busy';
   return {
@@ -53,7 +53,7 @@ export function createSqliteRunnerStates(db: Db): RunnerStateStore {
       remove.run(vmId);
     },
     async list(instanceId) {
-      return (list.all(instanceId) as Row[]).map(fromRow); // the table's columns are Row
+      return (list.all(instanceId) as RunnerStateRow[]).map(fromRow); // the table's columns are RunnerStateRow
     },
   };
 }

@@ -50,21 +50,21 @@ CREATE TABLE IF NOT EXISTS vms (
 CREATE INDEX IF NOT EXISTS vms_instance_state ON vms (instance_id, state);
 `;
 
-/** Record field → column. The one place the two spellings meet. */
-const COLUMNS = {
+/** Record field → column. The one place the two spellings meet (the PostgreSQL adapter uses it too). */
+export const COLUMNS = {
   state: 'state', reason: 'reason', owner: 'owner', pid: 'pid', vmmStartTime: 'vmm_start_time', controlSocket: 'control_socket', consoleFile: 'console_file', prepareMs: 'prepare_ms', startedAt: 'started_at', bootedAt: 'booted_at',
   runnerStartedAt: 'runner_started_at', endedAt: 'ended_at', runnerExitCode: 'runner_exit_code', vmmExitCode: 'vmm_exit_code',
   vmmSignal: 'vmm_signal',
 } as const satisfies Record<keyof VmRecordPatch, string>;
 
-interface Row {
+export interface VmRow {
   id: string; instance_id: string; runner: string; hypervisor: string; state: string; reason: string | null; work_dir: string; owner: string | null;
   pid: number | null; vmm_start_time: string | null; control_socket: string | null; console_file: string | null; created_at: number; prepare_ms: number | null; started_at: number | null; booted_at: number | null;
   runner_started_at: number | null; ended_at: number | null; runner_exit_code: number | null; vmm_exit_code: number | null;
   vmm_signal: string | null;
 }
 
-function fromRow(r: Row): VmRecord {
+export function fromRow(r: VmRow): VmRecord {
   if (!isVmState(r.state)) {
     throw new FlintError('FLINT_ERR_VM_STATE_CONFLICT', `VM ${r.id} has an unknown stored state "${r.state}"`, { details: { vmId: r.id } });
   }
@@ -93,9 +93,9 @@ export class SqliteVmStore implements VmStore {
   private readonly db: Db;
   private readonly sequence: Database.Statement<[string], { n: number }>;
   private readonly insertRow: Database.Statement<[Record<string, unknown>]>;
-  private readonly selectOne: Database.Statement<[string], Row>;
-  private readonly selectUnfinished: Database.Statement<[string], Row>;
-  private readonly selectRecent: Database.Statement<[string, number], Row>;
+  private readonly selectOne: Database.Statement<[string], VmRow>;
+  private readonly selectUnfinished: Database.Statement<[string], VmRow>;
+  private readonly selectRecent: Database.Statement<[string, number], VmRow>;
   /** UPDATE statements by the patch's columns (a handful of shapes, one per transition). */
   private readonly updates = new Map<string, Database.Statement<[Record<string, unknown>]>>();
   /** State changes of all VMs in one turn share a commit. */

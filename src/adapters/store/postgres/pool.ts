@@ -11,6 +11,7 @@
  */
 import pg from 'pg';
 import { FlintError } from '../../../core/errors/index.ts';
+import { withoutPassword } from '../../../core/url-password.ts';
 
 /** Where the store is and how Flint logs in: the URL and, apart from it, the password. */
 export interface PostgresSettings {
@@ -51,15 +52,7 @@ export function openPostgresPool(settings: PostgresSettings): pg.Pool {
 }
 
 /** `url` with any password replaced by `***`, for logs and messages. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password !== '') u.password = '***';
-    return u.toString();
-  } catch {
-    return '(an unparsable URL)';
-  }
-}
+export const redactUrl = withoutPassword;
 
 /**
  * Runs `work` in one transaction on one client of the pool: committed when

@@ -3,23 +3,10 @@
  * per runner VM still alive, as in the SQLite adapter (../runner-states.ts).
  */
 import type pg from 'pg';
-import type { RunnerPhase, RunnerState, RunnerStateStore } from '../../../daemon/ports/store.ts';
+import type { RunnerStateStore } from '../../../daemon/ports/store.ts';
+import { fromRow } from '../runner-states.ts';
+import type { RunnerStateRow } from '../runner-states.ts';
 import { writeFailed } from './pool.ts';
-
-interface Row {
-  vm_id: string; instance_id: string; definition: string; phase: string; github_runner_id: number | null; idle_since: number | null; started_at: number;
-}
-
-const PHASES: readonly RunnerPhase[] = ['starting', 'idle', 'busy', 'ending'];
-
-function fromRow(r: Row): RunnerState {
-  // An unknown phase (a newer Flint wrote it) is read as busy: the safest, it is never reaped as idle.
-  const phase = PHASES.find((p) => p === r.phase) ?? 'busy';
-  return {
-    vmId: r.vm_id, instanceId: r.instance_id, definition: r.definition, phase, githubRunnerId: r.github_runner_id,
-    idleSince: r.idle_since, startedAt: r.started_at,
-  };
-}
 
 export function createPostgresRunnerStates(pool: pg.Pool): RunnerStateStore {
   return {
@@ -39,7 +26,7 @@ export function createPostgresRunnerStates(pool: pg.Pool): RunnerStateStore {
       await pool.query('DELETE FROM runner_states WHERE vm_id = $1', [vmId]);
     },
     async list(instanceId) {
-      const { rows } = await pool.query<Row>('SELECT * FROM runner_states WHERE instance_id = $1 ORDER BY started_at, vm_id', [instanceId]);
+      const { rows } = await pool.query<RunnerStateRow>('SELECT * FROM runner_states WHERE instance_id = $1 ORDER BY started_at, vm_id', [instanceId]);
       return rows.map(fromRow);
     },
   };

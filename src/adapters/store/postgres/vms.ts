@@ -5,19 +5,14 @@
  * processes and hosts alike.
  */
 import type pg from 'pg';
-import type { HypervisorKind } from '../../../config/types.ts';
-import { isVmState } from '../../../core/vm-state.ts';
 import type { VmState } from '../../../core/vm-state.ts';
-import { FlintError } from '../../../core/errors/index.ts';
 import type { VmRecord, VmRecordPatch, VmStore } from '../../../daemon/vm/vm-store.ts';
 import { writeFailed } from './pool.ts';
+import { COLUMNS, fromRow } from '../vms.ts';
+import type { VmRow } from '../vms.ts';
 
 /** Record field → column, for the fields a patch may change. */
-const PATCH_COLUMNS = {
-  state: 'state', reason: 'reason', owner: 'owner', pid: 'pid', vmmStartTime: 'vmm_start_time', controlSocket: 'control_socket', consoleFile: 'console_file',
-  prepareMs: 'prepare_ms', startedAt: 'started_at', bootedAt: 'booted_at', runnerStartedAt: 'runner_started_at', endedAt: 'ended_at',
-  runnerExitCode: 'runner_exit_code', vmmExitCode: 'vmm_exit_code', vmmSignal: 'vmm_signal',
-} as const satisfies Record<keyof VmRecordPatch, string>;
+const PATCH_COLUMNS = COLUMNS;
 
 const INSERT_COLUMNS = {
   id: 'id', instanceId: 'instance_id', runner: 'runner', hypervisor: 'hypervisor', workDir: 'work_dir', createdAt: 'created_at', ...PATCH_COLUMNS,
@@ -25,26 +20,6 @@ const INSERT_COLUMNS = {
 
 const INSERT_KEYS = Object.keys(INSERT_COLUMNS) as Array<keyof VmRecord>; // the keys of a literal typed by `satisfies` above
 const INSERT_SQL = `INSERT INTO vms (${INSERT_KEYS.map((k) => INSERT_COLUMNS[k]).join(', ')}) VALUES (${INSERT_KEYS.map((_, i) => `$${i + 1}`).join(', ')})`;
-
-interface Row {
-  id: string; instance_id: string; runner: string; hypervisor: string; state: string; reason: string | null; work_dir: string; owner: string | null;
-  pid: number | null; vmm_start_time: string | null; control_socket: string | null; console_file: string | null; created_at: number; prepare_ms: number | null;
-  started_at: number | null; booted_at: number | null; runner_started_at: number | null; ended_at: number | null; runner_exit_code: number | null;
-  vmm_exit_code: number | null; vmm_signal: string | null;
-}
-
-function fromRow(r: Row): VmRecord {
-  if (!isVmState(r.state)) {
-    throw new FlintError('FLINT_ERR_VM_STATE_CONFLICT', `VM ${r.id} has an unknown stored state "${r.state}"`, { details: { vmId: r.id } });
-  }
-  const hypervisor: HypervisorKind = r.hypervisor === 'qemu' ? 'qemu' : 'firecracker';
-  return {
-    id: r.id, instanceId: r.instance_id, runner: r.runner, hypervisor, state: r.state, reason: r.reason, workDir: r.work_dir,
-    owner: r.owner, pid: r.pid, vmmStartTime: r.vmm_start_time, controlSocket: r.control_socket, consoleFile: r.console_file, createdAt: r.created_at,
-    prepareMs: r.prepare_ms, startedAt: r.started_at, bootedAt: r.booted_at, runnerStartedAt: r.runner_started_at, endedAt: r.ended_at,
-    runnerExitCode: r.runner_exit_code, vmmExitCode: r.vmm_exit_code, vmmSignal: r.vmm_signal,
-  };
-}
 
 export class PostgresVmStore implements VmStore {
   private readonly pool: pg.Pool;
@@ -90,18 +65,18 @@ export class PostgresVmStore implements VmStore {
   }
 
   async get(id: string): Promise<VmRecord | undefined> {
-    const { rows } = await this.pool.query<Row>('SELECT * FROM vms WHERE id = $1', [id]);
+    const { rows } = await this.pool.query<VmRow>('SELECT * FROM vms WHERE id = $1', [id]);
     return rows[0] === undefined ? undefined : fromRow(rows[0]);
   }
 
   async listUnfinished(instanceId: string): Promise<VmRecord[]> {
-    const { rows } = await this.pool.query<Row>(
+    const { rows } = await this.pool.query<VmRow>(
       "SELECT * FROM vms WHERE instance_id = $1 AND state NOT IN ('stopped', 'failed') ORDER BY created_at, id", [instanceId]);
     return rows.map(fromRow);
   }
 
   async listRecent(instanceId: string, limit: number): Promise<VmRecord[]> {
-    const { rows } = await this.pool.query<Row>('SELECT * FROM vms WHERE instance_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2', [instanceId, limit]);
+    const { rows } = await this.pool.query<VmRow>('SELECT * FROM vms WHERE instance_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2', [instanceId, limit]);
     return rows.map(fromRow);
   }
 }
