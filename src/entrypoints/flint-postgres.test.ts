@@ -22,6 +22,7 @@ import { postgresPrereqs, startPostgres } from '../../test/helpers/postgres.ts';
 import type { PostgresCluster } from '../../test/helpers/postgres.ts';
 import { requirePrereqs } from '../../test/helpers/prereq.ts';
 import { signedDelivery, workflowJobPayload } from '../../bench/_payload.ts';
+import { MIGRATIONS } from '../adapters/store/postgres/migrations.ts';
 import { startFlint, startWebhooksOnly } from './flint.ts';
 import type { FlintOptions } from './flint.ts';
 
@@ -65,7 +66,7 @@ test('flint on a PostgreSQL store: migrated at start, the job and its VM recorde
 
   const health = await fetch(`${flint.url}/healthz`);
   assert.equal(health.status, 200);
-  assert.deepEqual(await health.json(), { status: 'ok', ok: true, database: 'open', store: 'postgres', schema: 1, local: 'open' });
+  assert.deepEqual(await health.json(), { status: 'ok', ok: true, database: 'open', store: 'postgres', schema: MIGRATIONS.length, local: 'open' });
 
   const d = signedDelivery(SECRET, 'workflow_job', workflowJobPayload({ jobId: 4242, action: 'queued' }));
   assert.equal((await fetch(`${flint.url}/webhook`, { method: 'POST', headers: d.headers, body: d.body })).status, 202);
