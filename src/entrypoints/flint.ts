@@ -450,7 +450,7 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
     if (job.action === 'in_progress') void observeJobStarted(records, metrics, job.jobId);
   };
   if (ssClient !== undefined) {
-    const state = createSqliteScaleSetState(db);
+    const state = postgres?.scaleSetState ?? createSqliteScaleSetState(db);
     for (const def of scaleSetDefs) {
       listeners.set(def.name, startScaleSetListener({
         definition: def, client: ssClient, owner: `flint-${config.instanceId}`, store, state, clock,

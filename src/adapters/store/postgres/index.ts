@@ -11,6 +11,8 @@ import type { IntakeStore, JobRecordStore, RunnerStateStore, TruthStore } from '
 import type { VmStore } from '../../../daemon/vm/vm-store.ts';
 import type { FleetStore } from '../../../daemon/ports/fleet.ts';
 import { createPostgresFleet } from './fleet.ts';
+import type { ScaleSetStateStore } from '../../../daemon/ports/scaleset-store.ts';
+import { createPostgresScaleSetState } from './scaleset-state.ts';
 import { createPostgresIntakeStore } from './intake-store.ts';
 import { createPostgresJobRecords } from './job-records.ts';
 import { migrate } from './migrations.ts';
@@ -31,6 +33,8 @@ export interface PostgresStores {
   readonly vms: VmStore;
   /** The fleet's heartbeats and leases (docs/fleet.md). */
   readonly fleet: FleetStore;
+  /** The scale-set listeners' sessions and last committed messages. */
+  readonly scaleSetState: ScaleSetStateStore;
   /** What the start's migration did. */
   readonly migration: MigrationResult;
   /**
@@ -82,6 +86,7 @@ export function postgresStoresOn(pool: pg.Pool, migration: MigrationResult): Pos
     runnerStates: createPostgresRunnerStates(pool),
     vms: new PostgresVmStore(pool),
     fleet: createPostgresFleet(pool),
+    scaleSetState: createPostgresScaleSetState(pool),
     migration,
     health() {
       if (ended !== undefined) return { ok: false, database: 'closed', store: 'postgres' };

@@ -174,6 +174,23 @@ CREATE TABLE fleet_leases (
 );
 `,
   },
+  {
+    version: 3,
+    name: 'scale-set listener state',
+    sql: `
+-- Per scale set, the listener's message session and last committed message (ScaleSetStateStore).
+CREATE TABLE scaleset_state (
+  runner_group    TEXT NOT NULL,
+  name            TEXT NOT NULL,
+  scale_set_id    BIGINT NOT NULL,
+  session_id      TEXT,
+  last_message_id BIGINT NOT NULL,
+  owner           TEXT NOT NULL,
+  updated_at      BIGINT NOT NULL,
+  PRIMARY KEY (runner_group, name)
+);
+`,
+  },
 ];
 
 export interface MigrationResult {

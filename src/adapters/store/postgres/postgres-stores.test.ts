@@ -13,6 +13,7 @@ import { vmStoreContract } from '../../../../test/contracts/vm-store.contract.ts
 import { runnerStatesContract } from '../../../../test/contracts/runner-states.contract.ts';
 import { jobRecordContract } from '../../../../test/contracts/job-records.contract.ts';
 import { fleetContract } from '../../../../test/contracts/fleet.contract.ts';
+import { scaleSetStateContract } from '../../../../test/contracts/scaleset-state.contract.ts';
 import { postgresPrereqs, startPostgres } from '../../../../test/helpers/postgres.ts';
 import type { PostgresCluster } from '../../../../test/helpers/postgres.ts';
 import { requirePrereqs } from '../../../../test/helpers/prereq.ts';
@@ -84,6 +85,11 @@ function suites(): void {
   fleetContract('postgres', async () => {
     const f = await fresh();
     return { store: f.stores.fleet, other: async () => (await f.reopen()).fleet, dispose: f.dispose };
+  });
+
+  scaleSetStateContract('postgres', async () => {
+    const f = await fresh();
+    return { store: f.stores.scaleSetState, reopen: async () => (await f.reopen()).scaleSetState, dispose: f.dispose };
   });
 
   test('postgres: two hosts starting together both migrate, and each migration is applied once', async (t) => {
