@@ -126,3 +126,65 @@ test('flint serve --webhooks-only on a PostgreSQL store: /readyz checks that sto
   const sessions = await client.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'flint'");
   assert.deepEqual(sessions.rows, [{ n: 0 }]);
 });
+
+test('two Flints on one PostgreSQL store: only the leader runs the once-per-fleet passes, and the other takes over when it closes', async (t) => {
+  if (!requirePrereqs(t, ...postgresPrereqs())) return;
+  const cluster = await (started ??= startPostgres());
+  const url = await cluster.createSchema();
+  t.after(() => cluster.dropSchema(url));
+  const github = new MemoryGitHub({ org: 'flint-pg' });
+  const host = async (instanceId: string) => {
+    const stateDir = mkdtempSync(join(tmpdir(), `flint-pg-${instanceId}-`));
+    t.after(() => rmSync(stateDir, { recursive: true, force: true }));
+    const config = {
+      ...demoConfig({
+        apiUrl: 'http://127.0.0.1:9', appId: 1, privateKey: 'never used: GitHub is in memory', webhookSecret: SECRET, organization: 'flint-pg',
+        kernel: '/nonexistent/vmlinuz', filesystem: '/nonexistent/rootfs.ext4', stateDir, address: '127.0.0.1:0', maxRunners: 2, instanceId,
+      }),
+      store: { postgres: { url } },
+    };
+    const flint = await startFlint({
+      config, logger: createLogger({ level: 'silent' }), synchronous: 'NORMAL', processMetrics: false,
+      // The fleet's passes often, the lease short: a take-over within a fraction of a second.
+      tickMs: HOUR, reconcileMs: 50, staleRunnersMs: 50, jobTruth: { intervalMs: 50 }, redeliver: { intervalMs: 50 },
+      fleet: { heartbeatMs: 100, leaseTtlMs: 600 },
+      maxVcpus: 16, maxMemoryMib: 32_768,
+      edges: { drivers: { qemu: new InstantDriver(() => undefined) }, network: new FakeNetwork(instanceId), disks: new FakeDisks(), github },
+    });
+    let closed = false;
+    t.after(async () => { if (!closed) await flint.close(); });
+    return { id: instanceId, flint, close: async () => { closed = true; await flint.close(); } };
+  };
+  const SINGLETONS = ['missed-webhooks', 'stale-runners', 'job-truth', 'redeliver'];
+  const runsOf = (f: { flint: { loops(): { name: string; runs: number; standby?: boolean }[] } }) =>
+    Object.fromEntries(f.flint.loops().filter((l) => SINGLETONS.includes(l.name)).map((l) => [l.name, { runs: l.runs, standby: l.standby }]));
+  const until = async (what: string, ok: () => boolean | Promise<boolean>): Promise<void> => {
+    const deadline = Date.now() + 15_000;
+    while (!(await ok())) {
+      if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  };
+  const a = await host('fa');
+  const b = await host('fb');
+  const everyRan = (f: typeof a, n: number) => SINGLETONS.every((name) => (runsOf(f)[name]?.runs ?? 0) >= n);
+  await until('a leader running every fleet-wide loop', () => everyRan(a, 3) || everyRan(b, 3));
+  const [leader, follower] = everyRan(a, 3) ? [a, b] : [b, a];
+  // Several of the leader's renewals later, the follower has still run none.
+  await until('more passes of the leader', () => everyRan(leader, 8));
+  for (const name of SINGLETONS) {
+    assert.deepEqual(runsOf(follower)[name], { runs: 0, standby: true }, `${name} on the follower`);
+    assert.equal(runsOf(leader)[name]?.standby, false);
+  }
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  t.after(() => client.end());
+  assert.deepEqual((await client.query('SELECT id, vcpus, vms FROM fleet_hosts ORDER BY id')).rows, [{ id: 'fa', vcpus: 16, vms: 0 }, { id: 'fb', vcpus: 16, vms: 0 }]);
+  assert.deepEqual((await client.query('SELECT holder FROM fleet_leases')).rows, [{ holder: leader.id }]);
+
+  await leader.close();
+  // Released at close: taken at the follower's next renewal (ttl/3), not after the ttl.
+  await until('the other host to take over', () => everyRan(follower, 1));
+  for (const name of SINGLETONS) assert.equal(runsOf(follower)[name]?.standby, false);
+  assert.deepEqual((await client.query('SELECT holder FROM fleet_leases')).rows, [{ holder: follower.id }]);
+});
