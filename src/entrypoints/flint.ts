@@ -42,8 +42,8 @@
  *                           host's row (capacity, VMs, address) (daemon/fleet.ts)
  *        fleet-leadership   PostgreSQL store only, at start and every 10 s: takes
  *                           or renews the 30 s `singletons` lease; missed-webhooks,
- *                           stale-runners, job-truth, redeliver and the scale-set
- *                           listeners run on its holder only (docs/fleet.md)
+ *                           job-truth, redeliver and the scale-set listeners run
+ *                           on its holder only (docs/fleet.md)
  *        network-policy     at start and every 30 s: Flint's nftables tables re-asserted
  *                           (a flushed ruleset comes back with every live VM's
  *                           entries), allow-list host names re-resolved
@@ -512,7 +512,8 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
   };
   const staleRunners = startLoop({
     name: 'stale-runners', intervalMs: opts.staleRunnersMs ?? 10 * 60_000, runAtStart: true,
-    run: () => removeStaleRunners(staleDeps), logger: staleDeps.logger, now: () => clock.now(), ...gate,
+    // Per host, not gated: it removes this instance's registrations only, judged by this host's live VMs.
+    run: () => removeStaleRunners(staleDeps), logger: staleDeps.logger, now: () => clock.now(),
   });
   const jobTruthSettings = { ...JOB_TRUTH_DEFAULTS, ...opts.jobTruth };
   const jobTruth = startJobTruth({
@@ -522,7 +523,7 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
   const redeliver = startRedeliver({
     github, store, truth, settings: { ...REDELIVER_DEFAULTS, ...opts.redeliver }, clock, logger: logger.child({ component: 'redeliver' }), ...gate,
   });
-  gated.push(reconciler, staleRunners, jobTruth, redeliver);
+  gated.push(reconciler, jobTruth, redeliver);
   const recordRetention = startLoop({
     name: 'record-retention', intervalMs: RETENTION_INTERVAL_MS, runAtStart: false, logger: logger.child({ component: 'record-retention' }), now: () => clock.now(),
     run: () => records.prune(clock.now() - RECORD_RETENTION_MS),
