@@ -3,7 +3,8 @@
  * startFlint with the fast fakes of the host's edges and GitHub in memory,
  * against a throw-away cluster (test/helpers/postgres.ts). The schema is
  * migrated at start, a webhook's job and the VM it starts are recorded in
- * PostgreSQL, /healthz reports that store, and close() ends the pool.
+ * PostgreSQL, /healthz reports that store, and close() ends the pool; two
+ * Flints on one schema share the once-per-fleet loops through the lease.
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -23,6 +24,7 @@ import type { PostgresCluster } from '../../test/helpers/postgres.ts';
 import { requirePrereqs } from '../../test/helpers/prereq.ts';
 import { signedDelivery, workflowJobPayload } from '../../bench/_payload.ts';
 import { MIGRATIONS } from '../adapters/store/postgres/migrations.ts';
+import { startSimulator } from '../../tools/github-sim/index.ts';
 import { startFlint, startWebhooksOnly } from './flint.ts';
 import type { FlintOptions } from './flint.ts';
 
@@ -190,4 +192,57 @@ test('two Flints on one PostgreSQL store: only the leader runs the once-per-flee
   await until('the other host to take over', () => everyRan(follower, 1));
   for (const name of SINGLETONS) assert.equal(runsOf(follower)[name]?.standby, false);
   assert.deepEqual((await client.query('SELECT holder FROM fleet_leases')).rows, [{ holder: follower.id }]);
+});
+
+test('two Flints in scale-set mode on one PostgreSQL store: only the leader listens; when it closes the other opens its own session', async (t) => {
+  if (!requirePrereqs(t, ...postgresPrereqs())) return;
+  const cluster = await (started ??= startPostgres());
+  const url = await cluster.createSchema();
+  t.after(() => cluster.dropSchema(url));
+  const sim = await startSimulator({ org: 'flint-pgss' });
+  t.after(() => sim.close());
+  const scaleSet = { name: 'flint-pgss', runnerGroup: 'Default' };
+  const host = async (instanceId: string) => {
+    const stateDir = mkdtempSync(join(tmpdir(), `flint-pg-${instanceId}-`));
+    t.after(() => rmSync(stateDir, { recursive: true, force: true }));
+    const base = demoConfig({
+      apiUrl: sim.apiUrl, appId: sim.appId, privateKey: sim.privateKeyPem, webhookSecret: SECRET, organization: sim.org,
+      kernel: '/nonexistent/vmlinuz', filesystem: '/nonexistent/rootfs.ext4', stateDir, address: '127.0.0.1:0', maxRunners: 2, instanceId,
+    });
+    const config = {
+      ...base, github: { ...base.github, webhookSecrets: [] }, runners: base.runners.map((r) => ({ ...r, scaleSet })), store: { postgres: { url } },
+    };
+    const flint = await startFlint({
+      config, logger: createLogger({ level: 'silent' }), synchronous: 'NORMAL', processMetrics: false,
+      tickMs: HOUR, reconcileMs: HOUR, staleRunnersMs: HOUR, jobTruth: { intervalMs: HOUR }, redeliver: { intervalMs: HOUR },
+      fleet: { heartbeatMs: 100, leaseTtlMs: 600 }, sessionConflict: { retries: 1, baseMs: 100, maxMs: 100 },
+      maxVcpus: 16, maxMemoryMib: 32_768,
+      edges: { drivers: { qemu: new InstantDriver(() => undefined) }, network: new FakeNetwork(instanceId), disks: new FakeDisks() },
+    });
+    let closed = false;
+    t.after(async () => { if (!closed) await flint.close(); });
+    return { id: instanceId, flint, close: async () => { closed = true; await flint.close(); } };
+  };
+  const until = async (what: string, ok: () => boolean): Promise<void> => {
+    const deadline = Date.now() + 20_000;
+    while (!ok()) {
+      if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  };
+  const sessionOwner = (): string | undefined => sim.actions.scaleSets().find((s) => s.name === scaleSet.name)?.session?.ownerName;
+  const listens = (f: { flint: { loops(): { name: string }[] } }): boolean => f.flint.loops().some((l) => l.name.startsWith('scaleset-listener:'));
+  const a = await host('sa');
+  const b = await host('sb');
+  await until('a session at the service', () => sessionOwner() !== undefined);
+  const [leader, follower] = sessionOwner() === 'flint-sa' ? [a, b] : [b, a];
+  assert.equal(sessionOwner(), `flint-${leader.id}`);
+  await new Promise((r) => setTimeout(r, 700)); // more than a ttl: the follower has had every chance to start one
+  assert.equal(listens(leader), true);
+  assert.equal(listens(follower), false, 'no listener on the host that does not lead');
+  assert.equal(sessionOwner(), `flint-${leader.id}`);
+
+  await leader.close();
+  await until('the other host to listen', () => sessionOwner() === `flint-${follower.id}`);
+  assert.equal(listens(follower), true);
 });
