@@ -89,7 +89,8 @@ export function startFleetMembership(d: FleetMembershipDeps): FleetMembership {
   });
   return {
     leader: () => {
-      notice();
+      // Told after the caller's turn: the caller may be a gated loop's pass that the news pokes.
+      queueMicrotask(notice);
       return leader();
     },
     loops: [heartbeat, leadership],
