@@ -45,6 +45,8 @@ export interface JobTruthDeps {
   readonly thresholds: JobTruthThresholds;
   readonly clock: { now(): number };
   readonly logger: Logger;
+  /** Passes run only while this answers true (the fleet's leader; loop.ts `gate`). */
+  readonly gate?: () => boolean;
   /** Called when a job's status changed (the scheduler's poke). */
   readonly onChanged?: () => void;
 }
@@ -94,5 +96,6 @@ export async function confirmOverdueJobs(deps: JobTruthDeps): Promise<JobTruthCh
 
 /** The job-truth loop: `confirmOverdueJobs` every `intervalMs`, never two passes at once. */
 export function startJobTruth(deps: JobTruthDeps, intervalMs: number): Loop {
-  return startLoop({ name: 'job-truth', intervalMs, runAtStart: false, run: () => confirmOverdueJobs(deps), logger: deps.logger, now: () => deps.clock.now() });
+  return startLoop({ name: 'job-truth', intervalMs, runAtStart: false, run: () => confirmOverdueJobs(deps), logger: deps.logger, now: () => deps.clock.now(),
+    ...(deps.gate === undefined ? {} : { gate: deps.gate }) });
 }

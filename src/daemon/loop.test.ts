@@ -156,3 +156,33 @@ test('a retryAt already past does not delay the next pass beyond the interval', 
   assert.equal(loop.status().nextRunAt, 10_100);
   await loop.stop();
 });
+
+test('a gated loop skips its passes while the gate is shut, says so, and runs again once it opens', async () => {
+  const timers = fakeTimers();
+  let open = false;
+  let passes = 0;
+  const loop = startLoop({ name: 'g', intervalMs: 100, runAtStart: true, logger: quiet, now: timers.now, timers, gate: () => open,
+    run: async () => { passes++; } });
+  await flush();
+  timers.advance(100);
+  loop.poke();
+  await flush();
+  assert.equal(passes, 0);
+  assert.equal(loop.status().runs, 0, 'a skipped pass is not counted');
+  assert.equal(loop.status().standby, true);
+  assert.equal(timers.armed(), 1, 'the next pass stays scheduled');
+  open = true;
+  loop.poke();
+  await flush();
+  assert.equal(passes, 1);
+  assert.equal(loop.status().standby, false);
+  await loop.stop();
+  assert.equal(timers.armed(), 0);
+});
+
+test('a loop without a gate has no standby in its status', async () => {
+  const timers = fakeTimers();
+  const loop = startLoop({ name: 'u', intervalMs: 100, runAtStart: false, logger: quiet, now: timers.now, timers, run: async () => undefined });
+  assert.equal('standby' in loop.status(), false);
+  await loop.stop();
+});

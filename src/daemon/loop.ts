@@ -36,6 +36,13 @@ export interface LoopOptions {
   readonly now: () => number;
   /** Default: the global timers. */
   readonly timers?: LoopTimers;
+  /**
+   * When given, a pass runs only while it answers true (a loop that runs
+   * once per fleet runs on the leader only): otherwise the pass is skipped
+   * — not run, not counted — and the next one is due after the interval.
+   * The loop stays listed, with `standby` true.
+   */
+  readonly gate?: () => boolean;
 }
 
 export interface LoopStatus {
@@ -51,6 +58,8 @@ export interface LoopStatus {
   readonly lastError: { readonly code: string; readonly message: string; readonly at: number } | undefined;
   /** Epoch ms the next pass is due, while one is scheduled. */
   readonly nextRunAt: number | undefined;
+  /** Present for a gated loop: true while its gate holds its passes back (another host leads). */
+  readonly standby?: boolean;
 }
 
 export interface Loop {
@@ -131,6 +140,11 @@ export function startLoop(opts: LoopOptions): Loop {
       timer = undefined;
       nextRunAt = undefined;
     }
+    if (opts.gate !== undefined && !opts.gate()) {
+      again = false;
+      schedule(opts.intervalMs);
+      return;
+    }
     lastStartAt = opts.now();
     notBefore = 0; // past by now (checked above)
     pass = (async () => {
@@ -170,6 +184,9 @@ export function startLoop(opts: LoopOptions): Loop {
       nextRunAt = undefined;
       await pass;
     },
-    status: () => ({ name: opts.name, intervalMs: opts.intervalMs, running: pass !== undefined, runs, failures, lastStartAt, lastRunAt, lastError, nextRunAt }),
+    status: () => ({
+      name: opts.name, intervalMs: opts.intervalMs, running: pass !== undefined, runs, failures, lastStartAt, lastRunAt, lastError, nextRunAt,
+      ...(opts.gate === undefined ? {} : { standby: !opts.gate() }),
+    }),
   };
 }

@@ -44,6 +44,8 @@ export interface ReconcilerDeps {
   readonly runners: readonly { readonly name: string; readonly labels: readonly string[] }[];
   readonly clock: { now(): number };
   readonly logger: Logger;
+  /** Passes run only while this answers true (the fleet's leader; loop.ts `gate`). */
+  readonly gate?: () => boolean;
   /** Called when a missed job was recorded (the scheduler's poke). */
   readonly onRecovered?: () => void;
   /** Requests an hour the scan may spend (config `github.scanBudget`). Default 1,000. */
@@ -175,5 +177,6 @@ export function createMissedJobsScan(deps: ReconcilerDeps): MissedJobsScan {
 /** The missed-webhooks loop: a scan pass every `intervalMs`, never two passes at once. */
 export function startReconciler(deps: ReconcilerDeps, intervalMs: number): Loop {
   const scan = createMissedJobsScan(deps);
-  return startLoop({ name: 'missed-webhooks', intervalMs, runAtStart: false, run: () => scan.pass(), logger: deps.logger, now: () => deps.clock.now() });
+  return startLoop({ name: 'missed-webhooks', intervalMs, runAtStart: false, run: () => scan.pass(), logger: deps.logger, now: () => deps.clock.now(),
+    ...(deps.gate === undefined ? {} : { gate: deps.gate }) });
 }

@@ -57,6 +57,8 @@ export interface RedeliverDeps {
   readonly settings: RedeliverSettings;
   readonly clock: { now(): number };
   readonly logger: Logger;
+  /** Passes run only while this answers true (the fleet's leader; loop.ts `gate`). */
+  readonly gate?: () => boolean;
 }
 
 export interface RedeliverPass {
@@ -132,5 +134,6 @@ export async function redeliverFailed(deps: RedeliverDeps): Promise<RedeliverPas
 
 /** The redeliver loop: `redeliverFailed` every interval (first pass at start: a restart asks at once for what failed while Flint was down). */
 export function startRedeliver(deps: RedeliverDeps): Loop {
-  return startLoop({ name: 'redeliver', intervalMs: deps.settings.intervalMs, runAtStart: true, run: () => redeliverFailed(deps), logger: deps.logger, now: () => deps.clock.now() });
+  return startLoop({ name: 'redeliver', intervalMs: deps.settings.intervalMs, runAtStart: true, run: () => redeliverFailed(deps), logger: deps.logger, now: () => deps.clock.now(),
+    ...(deps.gate === undefined ? {} : { gate: deps.gate }) });
 }

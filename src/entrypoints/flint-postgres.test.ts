@@ -3,7 +3,8 @@
  * startFlint with the fast fakes of the host's edges and GitHub in memory,
  * against a throw-away cluster (test/helpers/postgres.ts). The schema is
  * migrated at start, a webhook's job and the VM it starts are recorded in
- * PostgreSQL, /healthz reports that store, and close() ends the pool.
+ * PostgreSQL, /healthz reports that store, and close() ends the pool; two
+ * Flints on one schema share the once-per-fleet loops through the lease.
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -22,6 +23,8 @@ import { postgresPrereqs, startPostgres } from '../../test/helpers/postgres.ts';
 import type { PostgresCluster } from '../../test/helpers/postgres.ts';
 import { requirePrereqs } from '../../test/helpers/prereq.ts';
 import { signedDelivery, workflowJobPayload } from '../../bench/_payload.ts';
+import { MIGRATIONS } from '../adapters/store/postgres/migrations.ts';
+import { startSimulator } from '../../tools/github-sim/index.ts';
 import { startFlint, startWebhooksOnly } from './flint.ts';
 import type { FlintOptions } from './flint.ts';
 
@@ -65,7 +68,7 @@ test('flint on a PostgreSQL store: migrated at start, the job and its VM recorde
 
   const health = await fetch(`${flint.url}/healthz`);
   assert.equal(health.status, 200);
-  assert.deepEqual(await health.json(), { status: 'ok', ok: true, database: 'open', store: 'postgres', schema: 1, local: 'open' });
+  assert.deepEqual(await health.json(), { status: 'ok', ok: true, database: 'open', store: 'postgres', schema: MIGRATIONS.length, local: 'open' });
 
   const d = signedDelivery(SECRET, 'workflow_job', workflowJobPayload({ jobId: 4242, action: 'queued' }));
   assert.equal((await fetch(`${flint.url}/webhook`, { method: 'POST', headers: d.headers, body: d.body })).status, 202);
@@ -124,4 +127,122 @@ test('flint serve --webhooks-only on a PostgreSQL store: /readyz checks that sto
   await flint.close();
   const sessions = await client.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'flint'");
   assert.deepEqual(sessions.rows, [{ n: 0 }]);
+});
+
+test('two Flints on one PostgreSQL store: only the leader runs the once-per-fleet passes, and the other takes over when it closes', async (t) => {
+  if (!requirePrereqs(t, ...postgresPrereqs())) return;
+  const cluster = await (started ??= startPostgres());
+  const url = await cluster.createSchema();
+  t.after(() => cluster.dropSchema(url));
+  const github = new MemoryGitHub({ org: 'flint-pg' });
+  const host = async (instanceId: string) => {
+    const stateDir = mkdtempSync(join(tmpdir(), `flint-pg-${instanceId}-`));
+    t.after(() => rmSync(stateDir, { recursive: true, force: true }));
+    const config = {
+      ...demoConfig({
+        apiUrl: 'http://127.0.0.1:9', appId: 1, privateKey: 'never used: GitHub is in memory', webhookSecret: SECRET, organization: 'flint-pg',
+        kernel: '/nonexistent/vmlinuz', filesystem: '/nonexistent/rootfs.ext4', stateDir, address: '127.0.0.1:0', maxRunners: 2, instanceId,
+      }),
+      store: { postgres: { url } },
+    };
+    const flint = await startFlint({
+      config, logger: createLogger({ level: 'silent' }), synchronous: 'NORMAL', processMetrics: false,
+      // The fleet's passes often, the lease short: a take-over within a fraction of a second.
+      tickMs: HOUR, reconcileMs: 50, staleRunnersMs: 50, jobTruth: { intervalMs: 50 }, redeliver: { intervalMs: 50 },
+      fleet: { heartbeatMs: 100, leaseTtlMs: 600 },
+      maxVcpus: 16, maxMemoryMib: 32_768,
+      edges: { drivers: { qemu: new InstantDriver(() => undefined) }, network: new FakeNetwork(instanceId), disks: new FakeDisks(), github },
+    });
+    let closed = false;
+    t.after(async () => { if (!closed) await flint.close(); });
+    return { id: instanceId, flint, close: async () => { closed = true; await flint.close(); } };
+  };
+  const SINGLETONS = ['missed-webhooks', 'job-truth', 'redeliver'];
+  const runsOf = (f: { flint: { loops(): { name: string; runs: number; standby?: boolean }[] } }) =>
+    Object.fromEntries(f.flint.loops().filter((l) => SINGLETONS.includes(l.name)).map((l) => [l.name, { runs: l.runs, standby: l.standby }]));
+  const until = async (what: string, ok: () => boolean | Promise<boolean>): Promise<void> => {
+    const deadline = Date.now() + 15_000;
+    while (!(await ok())) {
+      if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  };
+  const a = await host('fa');
+  const b = await host('fb');
+  const everyRan = (f: typeof a, n: number) => SINGLETONS.every((name) => (runsOf(f)[name]?.runs ?? 0) >= n);
+  await until('a leader running every fleet-wide loop', () => everyRan(a, 3) || everyRan(b, 3));
+  const [leader, follower] = everyRan(a, 3) ? [a, b] : [b, a];
+  // Several of the leader's renewals later, the follower has still run none.
+  await until('more passes of the leader', () => everyRan(leader, 8));
+  for (const name of SINGLETONS) {
+    assert.deepEqual(runsOf(follower)[name], { runs: 0, standby: true }, `${name} on the follower`);
+    assert.equal(runsOf(leader)[name]?.standby, false);
+  }
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  t.after(() => client.end());
+  assert.deepEqual((await client.query('SELECT id, vcpus, vms FROM fleet_hosts ORDER BY id')).rows, [{ id: 'fa', vcpus: 16, vms: 0 }, { id: 'fb', vcpus: 16, vms: 0 }]);
+  assert.deepEqual((await client.query('SELECT holder FROM fleet_leases')).rows, [{ holder: leader.id }]);
+
+  // stale-runners is each host's own (its instance's registrations): it runs on both.
+  await until('stale-runners on both hosts', () => [a, b].every((f) => (f.flint.loops().find((l) => l.name === 'stale-runners')?.runs ?? 0) >= 1));
+
+  await leader.close();
+  // Released at close: taken at the follower's next renewal (ttl/3), not after the ttl.
+  await until('the other host to take over', () => everyRan(follower, 1));
+  for (const name of SINGLETONS) assert.equal(runsOf(follower)[name]?.standby, false);
+  assert.deepEqual((await client.query('SELECT holder FROM fleet_leases')).rows, [{ holder: follower.id }]);
+});
+
+test('two Flints in scale-set mode on one PostgreSQL store: only the leader listens; when it closes the other opens its own session', async (t) => {
+  if (!requirePrereqs(t, ...postgresPrereqs())) return;
+  const cluster = await (started ??= startPostgres());
+  const url = await cluster.createSchema();
+  t.after(() => cluster.dropSchema(url));
+  const sim = await startSimulator({ org: 'flint-pgss' });
+  t.after(() => sim.close());
+  const scaleSet = { name: 'flint-pgss', runnerGroup: 'Default' };
+  const host = async (instanceId: string) => {
+    const stateDir = mkdtempSync(join(tmpdir(), `flint-pg-${instanceId}-`));
+    t.after(() => rmSync(stateDir, { recursive: true, force: true }));
+    const base = demoConfig({
+      apiUrl: sim.apiUrl, appId: sim.appId, privateKey: sim.privateKeyPem, webhookSecret: SECRET, organization: sim.org,
+      kernel: '/nonexistent/vmlinuz', filesystem: '/nonexistent/rootfs.ext4', stateDir, address: '127.0.0.1:0', maxRunners: 2, instanceId,
+    });
+    const config = {
+      ...base, github: { ...base.github, webhookSecrets: [] }, runners: base.runners.map((r) => ({ ...r, scaleSet })), store: { postgres: { url } },
+    };
+    const flint = await startFlint({
+      config, logger: createLogger({ level: 'silent' }), synchronous: 'NORMAL', processMetrics: false,
+      tickMs: HOUR, reconcileMs: HOUR, staleRunnersMs: HOUR, jobTruth: { intervalMs: HOUR }, redeliver: { intervalMs: HOUR },
+      fleet: { heartbeatMs: 100, leaseTtlMs: 600 }, sessionConflict: { retries: 1, baseMs: 100, maxMs: 100 },
+      maxVcpus: 16, maxMemoryMib: 32_768,
+      edges: { drivers: { qemu: new InstantDriver(() => undefined) }, network: new FakeNetwork(instanceId), disks: new FakeDisks() },
+    });
+    let closed = false;
+    t.after(async () => { if (!closed) await flint.close(); });
+    return { id: instanceId, flint, close: async () => { closed = true; await flint.close(); } };
+  };
+  const until = async (what: string, ok: () => boolean): Promise<void> => {
+    const deadline = Date.now() + 20_000;
+    while (!ok()) {
+      if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  };
+  const sessionOwner = (): string | undefined => sim.actions.scaleSets().find((s) => s.name === scaleSet.name)?.session?.ownerName;
+  const listens = (f: { flint: { loops(): { name: string }[] } }): boolean => f.flint.loops().some((l) => l.name.startsWith('scaleset-listener:'));
+  const a = await host('sa');
+  const b = await host('sb');
+  await until('a session at the service', () => sessionOwner() !== undefined);
+  const [leader, follower] = sessionOwner() === 'flint-sa' ? [a, b] : [b, a];
+  assert.equal(sessionOwner(), `flint-${leader.id}`);
+  await new Promise((r) => setTimeout(r, 700)); // more than a ttl: the follower has had every chance to start one
+  assert.equal(listens(leader), true);
+  assert.equal(listens(follower), false, 'no listener on the host that does not lead');
+  assert.equal(sessionOwner(), `flint-${leader.id}`);
+
+  await leader.close();
+  await until('the other host to listen', () => sessionOwner() === `flint-${follower.id}`);
+  assert.equal(listens(follower), true);
 });

@@ -38,6 +38,12 @@
  *                           than a week (GitHub redelivers for 3 days)
  *        console-retention  at start and every 15 min: old VM console logs
  *                           (the supervisor)
+ *        fleet-heartbeat    PostgreSQL store only, at start and every 10 s: this
+ *                           host's row (capacity, VMs, address) (daemon/fleet.ts)
+ *        fleet-leadership   PostgreSQL store only, at start and every 10 s: takes
+ *                           or renews the 30 s `singletons` lease; missed-webhooks,
+ *                           job-truth, redeliver and the scale-set listeners run
+ *                           on its holder only (docs/fleet.md)
  *        network-policy     at start and every 30 s: Flint's nftables tables re-asserted
  *                           (a flushed ruleset comes back with every live VM's
  *                           entries), allow-list host names re-resolved
@@ -79,6 +85,7 @@ import { globalTimers, startLoop } from '../daemon/loop.ts';
 import { startNetworkPolicy } from '../daemon/network-policy.ts';
 import type { Loop, LoopStatus, LoopTimers } from '../daemon/loop.ts';
 import { startDrain } from '../daemon/drain.ts';
+import { startFleetMembership } from '../daemon/fleet.ts';
 import type { Drain, DrainOutcome } from '../daemon/drain.ts';
 import { DEFAULTS } from '../config/defaults.ts';
 import { JOB_TRUTH_DEFAULTS, startJobTruth } from '../daemon/job-truth.ts';
@@ -144,6 +151,8 @@ export interface FlintOptions extends RootOptions {
   readonly sessionConflict?: { readonly retries?: number; readonly baseMs?: number; readonly maxMs?: number };
   /** How often a drain logs what it waits for (default 30 s). */
   readonly drainProgressMs?: number;
+  /** The fleet's heartbeat and lease (PostgreSQL store only); defaults FLEET_DEFAULTS. Tests shorten them. */
+  readonly fleet?: { readonly heartbeatMs?: number; readonly leaseTtlMs?: number };
   /** The outside edges; each defaults to its real adapter. Benchmarks give fakes (test/fakes). */
   readonly edges?: FlintEdges;
 }
@@ -449,11 +458,14 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
     scheduler.poke();
     if (job.action === 'in_progress') void observeJobStarted(records, metrics, job.jobId);
   };
-  if (ssClient !== undefined) {
-    const state = createSqliteScaleSetState(db);
+  const ssState = ssClient === undefined ? undefined : postgres?.scaleSetState ?? createSqliteScaleSetState(db);
+  /** Starts a listener per scale-set definition (on the fleet's leader only; at once on SQLite). */
+  const startListeners = (): void => {
+    if (ssClient === undefined || ssState === undefined) return;
     for (const def of scaleSetDefs) {
+      if (listeners.has(def.name)) continue;
       listeners.set(def.name, startScaleSetListener({
-        definition: def, client: ssClient, owner: `flint-${config.instanceId}`, store, state, clock,
+        definition: def, client: ssClient, owner: `flint-${config.instanceId}`, store, state: ssState, clock,
         logger: logger.child({ component: 'scaleset-listener' }),
         // Its whole limit while Flint takes work; nothing while draining or paused.
         capacity: () => (scheduler.isDraining() || scheduler.paused().host || scheduler.paused().definitions.includes(def.name) ? 0 : def.maxRunners),
@@ -461,10 +473,38 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
         sleep: (ms, signal) => sleepFor(ms, undefined, { signal, ref: false }),
       }));
     }
-  }
+  };
+  /** Stops every listener (each deletes its session, so the next leader opens its own). */
+  const stopListeners = async (): Promise<void> => {
+    for (const [name, l] of [...listeners]) {
+      await l.stop();
+      listeners.delete(name);
+    }
+  };
+  // On a PostgreSQL store the loops that must run once per fleet run on the
+  // holder of the `singletons` lease only (daemon/fleet.ts); on SQLite this
+  // host is the whole fleet and nothing is gated.
+  const gated: Loop[] = [];
+  let listenerChange: Promise<void> = Promise.resolve();
+  const membership = postgres === undefined ? undefined : startFleetMembership({
+    fleet: postgres.fleet, clock, logger: logger.child({ component: 'fleet' }),
+    host: () => ({
+      id: config.instanceId, capacity: { vcpus: maxVcpus, memoryMib: maxMemoryMib }, vms: system.supervisor.list().length, address: webhooks.url,
+    }),
+    ...opts.fleet,
+    onLeadership: (leads) => {
+      // A new leader runs the fleet's passes at once rather than after an interval.
+      if (leads) for (const l of gated) l.poke();
+      listenerChange = listenerChange.then(() => (leads ? startListeners() : stopListeners())).catch((err: unknown) => {
+        logger.error({ err }, 'fleet: starting or stopping the scale-set listeners failed');
+      });
+    },
+  });
+  const gate = membership === undefined ? {} : { gate: () => membership.leader() };
+  if (membership === undefined) startListeners();
   const reconciler = startReconciler({
     github, store, runners: webhookRunners, clock, budgetPerHour: config.github.scanBudget,
-    logger: logger.child({ component: 'missed-webhooks' }), onRecovered: () => scheduler.poke(),
+    logger: logger.child({ component: 'missed-webhooks' }), onRecovered: () => scheduler.poke(), ...gate,
   }, opts.reconcileMs ?? 60_000);
   const staleDeps = {
     github, instanceId: config.instanceId, logger: logger.child({ component: 'stale-runners' }),
@@ -472,16 +512,18 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
   };
   const staleRunners = startLoop({
     name: 'stale-runners', intervalMs: opts.staleRunnersMs ?? 10 * 60_000, runAtStart: true,
+    // Per host, not gated: it removes this instance's registrations only, judged by this host's live VMs.
     run: () => removeStaleRunners(staleDeps), logger: staleDeps.logger, now: () => clock.now(),
   });
   const jobTruthSettings = { ...JOB_TRUTH_DEFAULTS, ...opts.jobTruth };
   const jobTruth = startJobTruth({
     github, store, truth, thresholds: jobTruthSettings, clock,
-    logger: logger.child({ component: 'job-truth' }), onChanged: () => scheduler.poke(),
+    logger: logger.child({ component: 'job-truth' }), onChanged: () => scheduler.poke(), ...gate,
   }, jobTruthSettings.intervalMs);
   const redeliver = startRedeliver({
-    github, store, truth, settings: { ...REDELIVER_DEFAULTS, ...opts.redeliver }, clock, logger: logger.child({ component: 'redeliver' }),
+    github, store, truth, settings: { ...REDELIVER_DEFAULTS, ...opts.redeliver }, clock, logger: logger.child({ component: 'redeliver' }), ...gate,
   });
+  gated.push(reconciler, jobTruth, redeliver);
   const recordRetention = startLoop({
     name: 'record-retention', intervalMs: RETENTION_INTERVAL_MS, runAtStart: false, logger: logger.child({ component: 'record-retention' }), now: () => clock.now(),
     run: () => records.prune(clock.now() - RECORD_RETENTION_MS),
@@ -490,7 +532,8 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
   const networkPolicy = system.policy === undefined ? [] : [startNetworkPolicy({
     network: system.policy, networks: config.networks, logger: logger.child({ component: 'network-policy' }), now: () => clock.now(),
   })];
-  const loops: readonly Loop[] = [scale, reconciler, staleRunners, jobTruth, redeliver, recordRetention, deliveryRetention, consoleRetention, ...networkPolicy];
+  const loops: readonly Loop[] = [scale, reconciler, staleRunners, jobTruth, redeliver, recordRetention, deliveryRetention, consoleRetention, ...networkPolicy,
+    ...(membership?.loops ?? [])];
   loopStatus = () => [...loops, ...webhooks.loops, ...listeners.values()].map((l) => l.status());
   metrics.collectFrom({
     loops: loopStatus,
@@ -543,7 +586,11 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
         await statusPage?.close();
         await adminServer.close();
         // The listeners first: no news is taken that nobody acts on; each deletes its session.
-        for (const l of listeners.values()) await l.stop();
+        await listenerChange;
+        await stopListeners();
+        // Then the lease is given up: another host leads at its next renewal, not after the ttl.
+        await membership?.stop();
+        await listenerChange;
         await scheduler.stop();
         for (const loop of loops) await loop.stop();
         await system.supervisor.shutdown();

@@ -1,4 +1,4 @@
-/** The contract every ScaleSetStateStore keeps (SQLite, memory; PostgreSQL later). */
+/** The contract every ScaleSetStateStore keeps (SQLite, memory, PostgreSQL). */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ScaleSetListenerState, ScaleSetStateStore } from '../../src/daemon/ports/scaleset-store.ts';
@@ -6,22 +6,22 @@ import type { ScaleSetListenerState, ScaleSetStateStore } from '../../src/daemon
 export interface ScaleSetStateUnderTest {
   readonly store: ScaleSetStateStore;
   /** A second store on the same durable storage (a restarted Flint); undefined for stores without any. */
-  readonly reopen?: () => ScaleSetStateStore;
+  readonly reopen?: () => ScaleSetStateStore | Promise<ScaleSetStateStore>;
   readonly dispose: () => void | Promise<void>;
 }
 
 const key = { runnerGroup: 'Default', name: 'flint-small' };
 const base: ScaleSetListenerState = { ...key, scaleSetId: 7, sessionId: 's-1', lastMessageId: 0, owner: 'flint-ab1', updatedAt: 1000 };
 
-export function scaleSetStateContract(name: string, make: () => ScaleSetStateUnderTest): void {
+export function scaleSetStateContract(name: string, make: () => ScaleSetStateUnderTest | Promise<ScaleSetStateUnderTest>): void {
   test(`${name}: nothing is on record for a scale set never listened to`, async (t) => {
-    const s = make();
+    const s = await make();
     t.after(() => s.dispose());
     assert.equal(await s.store.get(key), undefined);
   });
 
   test(`${name}: a put is read back and replaces the earlier state; scale sets are told apart by group and name`, async (t) => {
-    const s = make();
+    const s = await make();
     t.after(() => s.dispose());
     await s.store.put(base);
     await s.store.put({ ...base, runnerGroup: 'Other', scaleSetId: 9 });
@@ -33,7 +33,7 @@ export function scaleSetStateContract(name: string, make: () => ScaleSetStateUnd
   });
 
   test(`${name}: advance records the last committed message for the owner's session only`, async (t) => {
-    const s = make();
+    const s = await make();
     t.after(() => s.dispose());
     assert.equal(await s.store.advance(key, { owner: 'flint-ab1', sessionId: 's-1', scaleSetId: 7, lastMessageId: 3, at: 1500 }), false, 'no row: nothing to advance');
     await s.store.put(base);
@@ -45,7 +45,7 @@ export function scaleSetStateContract(name: string, make: () => ScaleSetStateUnd
   });
 
   test(`${name}: clearSession forgets the owner's session and leaves another owner's alone`, async (t) => {
-    const s = make();
+    const s = await make();
     t.after(() => s.dispose());
     await s.store.put(base);
     await s.store.clearSession(key, 'flint-zz9', 1700);
@@ -57,10 +57,10 @@ export function scaleSetStateContract(name: string, make: () => ScaleSetStateUnd
   });
 
   test(`${name}: the state survives a restart`, async (t) => {
-    const s = make();
+    const s = await make();
     t.after(() => s.dispose());
     if (s.reopen === undefined) return t.skip('no durable storage');
     await s.store.put({ ...base, lastMessageId: 12 });
-    assert.deepEqual(await s.reopen().get(key), { ...base, lastMessageId: 12 });
+    assert.deepEqual(await (await s.reopen()).get(key), { ...base, lastMessageId: 12 });
   });
 }

@@ -5,7 +5,7 @@
  * which listener owns it. A restarted Flint reads it back to resume after
  * that message and to delete its own stale session (the client deletes
  * only a session id it can prove it recorded). The SQLite adapter, the
- * memory one and (later) PostgreSQL run test/contracts/scaleset-state.contract.ts.
+ * memory one and the PostgreSQL one run test/contracts/scaleset-state.contract.ts.
  */
 
 /** Names a scale set across the fleet: its name within its runner group (its id changes when the service recreates it). */

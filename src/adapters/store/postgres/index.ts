@@ -9,6 +9,10 @@ import type pg from 'pg';
 import { FlintError } from '../../../core/errors/index.ts';
 import type { IntakeStore, JobRecordStore, RunnerStateStore, TruthStore } from '../../../daemon/ports/store.ts';
 import type { VmStore } from '../../../daemon/vm/vm-store.ts';
+import type { FleetStore } from '../../../daemon/ports/fleet.ts';
+import { createPostgresFleet } from './fleet.ts';
+import type { ScaleSetStateStore } from '../../../daemon/ports/scaleset-store.ts';
+import { createPostgresScaleSetState } from './scaleset-state.ts';
 import { createPostgresIntakeStore } from './intake-store.ts';
 import { createPostgresJobRecords } from './job-records.ts';
 import { migrate } from './migrations.ts';
@@ -27,6 +31,10 @@ export interface PostgresStores {
   readonly records: JobRecordStore;
   readonly runnerStates: RunnerStateStore;
   readonly vms: VmStore;
+  /** The fleet's heartbeats and leases (docs/fleet.md). */
+  readonly fleet: FleetStore;
+  /** The scale-set listeners' sessions and last committed messages. */
+  readonly scaleSetState: ScaleSetStateStore;
   /** What the start's migration did. */
   readonly migration: MigrationResult;
   /**
@@ -77,6 +85,8 @@ export function postgresStoresOn(pool: pg.Pool, migration: MigrationResult): Pos
     records: createPostgresJobRecords(pool),
     runnerStates: createPostgresRunnerStates(pool),
     vms: new PostgresVmStore(pool),
+    fleet: createPostgresFleet(pool),
+    scaleSetState: createPostgresScaleSetState(pool),
     migration,
     health() {
       if (ended !== undefined) return { ok: false, database: 'closed', store: 'postgres' };

@@ -152,6 +152,45 @@ CREATE TABLE runner_states (
 CREATE INDEX runner_states_instance ON runner_states (instance_id, started_at);
 `,
   },
+  {
+    version: 2,
+    name: 'fleet heartbeats and leases',
+    sql: `
+-- One row per host of the fleet (FleetStore.heartbeat): what it holds and when it last spoke.
+CREATE TABLE fleet_hosts (
+  id                TEXT PRIMARY KEY,  -- the host's instance id
+  vcpus             INTEGER NOT NULL,
+  memory_mib        BIGINT NOT NULL,
+  vms               INTEGER NOT NULL,
+  address           TEXT,
+  first_seen_at     BIGINT NOT NULL,
+  last_heartbeat_at BIGINT NOT NULL
+);
+-- Named leases with an expiry (FleetStore.acquireLeadership): the holder runs the loops that run once per fleet.
+CREATE TABLE fleet_leases (
+  name       TEXT PRIMARY KEY,
+  holder     TEXT NOT NULL,
+  expires_at BIGINT NOT NULL
+);
+`,
+  },
+  {
+    version: 3,
+    name: 'scale-set listener state',
+    sql: `
+-- Per scale set, the listener's message session and last committed message (ScaleSetStateStore).
+CREATE TABLE scaleset_state (
+  runner_group    TEXT NOT NULL,
+  name            TEXT NOT NULL,
+  scale_set_id    BIGINT NOT NULL,
+  session_id      TEXT,
+  last_message_id BIGINT NOT NULL,
+  owner           TEXT NOT NULL,
+  updated_at      BIGINT NOT NULL,
+  PRIMARY KEY (runner_group, name)
+);
+`,
+  },
 ];
 
 export interface MigrationResult {

@@ -12,6 +12,8 @@ import { truthStoreContract } from '../truth-store.contract.ts';
 import { vmStoreContract } from '../../../../test/contracts/vm-store.contract.ts';
 import { runnerStatesContract } from '../../../../test/contracts/runner-states.contract.ts';
 import { jobRecordContract } from '../../../../test/contracts/job-records.contract.ts';
+import { fleetContract } from '../../../../test/contracts/fleet.contract.ts';
+import { scaleSetStateContract } from '../../../../test/contracts/scaleset-state.contract.ts';
 import { postgresPrereqs, startPostgres } from '../../../../test/helpers/postgres.ts';
 import type { PostgresCluster } from '../../../../test/helpers/postgres.ts';
 import { requirePrereqs } from '../../../../test/helpers/prereq.ts';
@@ -78,6 +80,16 @@ function suites(): void {
   jobRecordContract('postgres', async () => {
     const f = await fresh();
     return { intake: f.stores.intake, vms: f.stores.vms, records: f.stores.records, dispose: f.dispose };
+  });
+
+  fleetContract('postgres', async () => {
+    const f = await fresh();
+    return { store: f.stores.fleet, other: async () => (await f.reopen()).fleet, dispose: f.dispose };
+  });
+
+  scaleSetStateContract('postgres', async () => {
+    const f = await fresh();
+    return { store: f.stores.scaleSetState, reopen: async () => (await f.reopen()).scaleSetState, dispose: f.dispose };
   });
 
   test('postgres: two hosts starting together both migrate, and each migration is applied once', async (t) => {

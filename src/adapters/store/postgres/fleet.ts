@@ -1,0 +1,58 @@
+/**
+ * The FleetStore port on PostgreSQL: tables `fleet_hosts` and
+ * `fleet_leases` (migration 2), shared by every host of the fleet.
+ *
+ * A lease is taken or renewed by one statement: the insert creates the
+ * row when there is none; on a conflict the update applies only when the
+ * row has expired or is the caller's own, and RETURNING yields a row only
+ * when the insert or the update happened. Two hosts contending at once
+ * serialize on the row's lock (the second re-checks the WHERE against the
+ * first's new row under READ COMMITTED), so exactly one wins.
+ */
+import type pg from 'pg';
+import type { FleetStore } from '../../../daemon/ports/fleet.ts';
+import { hostFromRow } from '../fleet.ts';
+import type { HostRow } from '../fleet.ts';
+import { writeFailed } from './pool.ts';
+
+export function createPostgresFleet(pool: pg.Pool): FleetStore {
+  return {
+    async heartbeat(host, now) {
+      try {
+        await pool.query(
+          `INSERT INTO fleet_hosts (id, vcpus, memory_mib, vms, address, first_seen_at, last_heartbeat_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $6)
+           ON CONFLICT (id) DO UPDATE SET vcpus = excluded.vcpus, memory_mib = excluded.memory_mib, vms = excluded.vms,
+             address = excluded.address, last_heartbeat_at = excluded.last_heartbeat_at`,
+          [host.id, host.capacity.vcpus, host.capacity.memoryMib, host.vms, host.address ?? null, now]);
+      } catch (err) {
+        throw writeFailed(`the heartbeat of host ${host.id}`, err);
+      }
+    },
+    async hosts() {
+      const { rows } = await pool.query<HostRow>('SELECT * FROM fleet_hosts ORDER BY id');
+      return rows.map(hostFromRow);
+    },
+    async acquireLeadership(name, hostId, now, ttlMs) {
+      try {
+        const { rows } = await pool.query(
+          `INSERT INTO fleet_leases AS l (name, holder, expires_at) VALUES ($1, $2, $3)
+           ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+           WHERE l.expires_at <= $4 OR l.holder = excluded.holder
+           RETURNING holder`,
+          [name, hostId, now + ttlMs, now]);
+        return rows.length === 1;
+      } catch (err) {
+        throw writeFailed(`the lease ${name}`, err);
+      }
+    },
+    async releaseLeadership(name, hostId) {
+      await pool.query('DELETE FROM fleet_leases WHERE name = $1 AND holder = $2', [name, hostId]);
+    },
+    async lease(name) {
+      const { rows } = await pool.query<{ name: string; holder: string; expires_at: number }>('SELECT name, holder, expires_at FROM fleet_leases WHERE name = $1', [name]);
+      const r = rows[0];
+      return r === undefined ? undefined : { name: r.name, holder: r.holder, expiresAt: r.expires_at };
+    },
+  };
+}

@@ -1,0 +1,57 @@
+/**
+ * The fleet: many hosts on one PostgreSQL store (docs/fleet.md). Each host
+ * records a heartbeat (what it is, what it holds, when it last spoke), and
+ * the loops that must run once per fleet run on the holder of a named lease
+ * — a row with an expiry, taken when free, expired or already ours, and
+ * renewed by its holder well before it expires. A holder that dies stops
+ * renewing; after the lease's ttl another host takes it. No clock of the
+ * database is read: every time is the caller's injected clock, so hosts'
+ * clocks must agree to well within a ttl (NTP does).
+ *
+ * Adapters: memory, SQLite (one file: one host in practice, but the same
+ * lease rows), PostgreSQL; all run test/contracts/fleet.contract.ts.
+ */
+
+/** What a host reports on each heartbeat. */
+export interface FleetHost {
+  /** The host's instance id (unique per host of a fleet). */
+  readonly id: string;
+  /** What the host may hand to VMs. */
+  readonly capacity: { readonly vcpus: number; readonly memoryMib: number };
+  /** Its live VMs now. */
+  readonly vms: number;
+  /** Where an operator reaches it (its webhook URL), when known. */
+  readonly address?: string;
+}
+
+export interface FleetHostRecord extends FleetHost {
+  /** Epoch ms of its first heartbeat on record. */
+  readonly firstSeenAt: number;
+  /** Epoch ms of its latest heartbeat. */
+  readonly lastHeartbeatAt: number;
+}
+
+export interface FleetLease {
+  readonly name: string;
+  readonly holder: string;
+  /** Epoch ms it lapses unless renewed. */
+  readonly expiresAt: number;
+}
+
+export interface FleetStore {
+  /** Records (or refreshes) `host`'s row with `now` as its heartbeat. */
+  heartbeat(host: FleetHost, now: number): Promise<void>;
+  /** Every host on record, by id, with its latest heartbeat (a dead host's last one stays). */
+  hosts(): Promise<FleetHostRecord[]>;
+  /**
+   * Takes the lease `name` for `hostId` until `now + ttlMs` when it is
+   * free, expired (`expiresAt <= now`) or already held by `hostId` (a
+   * renewal); true when `hostId` holds it afterwards. Atomic: of hosts
+   * contending at once, exactly one gets true.
+   */
+  acquireLeadership(name: string, hostId: string, now: number, ttlMs: number): Promise<boolean>;
+  /** Gives up the lease when `hostId` holds it (another host may take it at once); otherwise nothing. */
+  releaseLeadership(name: string, hostId: string): Promise<void>;
+  /** The lease `name` as recorded (possibly expired), for status surfaces. */
+  lease(name: string): Promise<FleetLease | undefined>;
+}
