@@ -18,11 +18,11 @@ CREATE TABLE IF NOT EXISTS scaleset_state (
 );
 `;
 
-interface Row {
+export interface ScaleSetStateRow {
   runner_group: string; name: string; scale_set_id: number; session_id: string | null; last_message_id: number; owner: string; updated_at: number;
 }
 
-function fromRow(r: Row): ScaleSetListenerState {
+export function fromRow(r: ScaleSetStateRow): ScaleSetListenerState {
   return {
     runnerGroup: r.runner_group, name: r.name, scaleSetId: r.scale_set_id, sessionId: r.session_id,
     lastMessageId: r.last_message_id, owner: r.owner, updatedAt: r.updated_at,
@@ -46,7 +46,7 @@ export function createSqliteScaleSetState(db: Db): ScaleSetStateStore {
   // Async to match the port; SQLite answers synchronously.
   return {
     async get(key) {
-      const row = get.get(key.runnerGroup, key.name) as Row | undefined; // the table's columns are Row
+      const row = get.get(key.runnerGroup, key.name) as ScaleSetStateRow | undefined; // the table's columns are ScaleSetStateRow
       return row === undefined ? undefined : fromRow(row);
     },
     async put(state) {

@@ -6,24 +6,15 @@
  * another owner (another host) cannot write over that owner's row.
  */
 import type pg from 'pg';
-import type { ScaleSetListenerState, ScaleSetStateStore } from '../../../daemon/ports/scaleset-store.ts';
+import type { ScaleSetStateStore } from '../../../daemon/ports/scaleset-store.ts';
+import { fromRow } from '../scaleset-state.ts';
+import type { ScaleSetStateRow } from '../scaleset-state.ts';
 import { writeFailed } from './pool.ts';
-
-interface Row {
-  runner_group: string; name: string; scale_set_id: number; session_id: string | null; last_message_id: number; owner: string; updated_at: number;
-}
-
-function fromRow(r: Row): ScaleSetListenerState {
-  return {
-    runnerGroup: r.runner_group, name: r.name, scaleSetId: r.scale_set_id, sessionId: r.session_id,
-    lastMessageId: r.last_message_id, owner: r.owner, updatedAt: r.updated_at,
-  };
-}
 
 export function createPostgresScaleSetState(pool: pg.Pool): ScaleSetStateStore {
   return {
     async get(key) {
-      const { rows } = await pool.query<Row>('SELECT * FROM scaleset_state WHERE runner_group = $1 AND name = $2', [key.runnerGroup, key.name]);
+      const { rows } = await pool.query<ScaleSetStateRow>('SELECT * FROM scaleset_state WHERE runner_group = $1 AND name = $2', [key.runnerGroup, key.name]);
       const r = rows[0];
       return r === undefined ? undefined : fromRow(r);
     },
