@@ -95,7 +95,13 @@ test('the status page shows a real job live in Chromium: definition, its VM whil
   const { jobId } = await sim.queueJob({ repo: 'app', labels: ['self-hosted', 'linux'], name: XSS_NAME });
   // The VM appears, running the job, without a reload.
   const vmRow = '#vms tr[data-id]';
-  await untilCells(page, 'the VM running the job on the page', '#vms tr[data-id] td', 3 * MINUTES, (cells) => cells.includes(XSS_NAME));
+  await untilCells(page, 'the VM running the job on the page', '#vms tr[data-id] td', 3 * MINUTES, (cells) => cells.includes(XSS_NAME)).catch(async (err: unknown) => {
+    // What the page, Flint and the simulator saw, to tell a slow boot from a page that stopped updating.
+    t.diagnostic(`page VM cells: ${JSON.stringify(await page.$$eval('#vms tr[data-id] td', (els) => els.map((el) => el.textContent ?? '')))}; live: ${String(await page.$('#live.on') !== null)}`);
+    t.diagnostic(`Flint's VMs: ${JSON.stringify(flint.supervisor.list().map((vm) => vm.id))}; the job: ${JSON.stringify(sim.jobs().find((j) => j.id === jobId))}`);
+    t.diagnostic(`Flint's log (tail): ${e2e.logText().slice(-3000)}`);
+    throw err;
+  });
   const vm = await rowText(page, vmRow);
   const vmId = await page.getAttribute(vmRow, 'data-id');
   assert.ok(vmId !== null && flint.supervisor.list().some((v) => v.id === vmId), `the row is a live VM: ${String(vmId)}`);

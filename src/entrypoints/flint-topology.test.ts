@@ -7,7 +7,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startE2eFlint, until, type E2e } from '../../test/helpers/e2e-flint.ts';
@@ -94,6 +94,8 @@ test('static runners are kept: a static definition of size 1 has its VM with no 
 test('a broken kernel backs off and marks its definition unhealthy for a few JIT registrations; fixed, it recovers and the queued job runs', { timeout: 10 * MINUTES }, async (t) => {
   const image = await ensureTestImage();
   const dir = mkdtempSync(join(tmpdir(), 'flint-kernel-'));
+  // The VMM runs as the definition's uid, not root: it must be able to read the kernel here.
+  chmodSync(dir, 0o755);
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const kernel = join(dir, 'vmlinuz');
   writeFileSync(kernel, 'this is not a kernel\n'.repeat(64));

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildKernel } from './kernel.ts';
@@ -24,7 +24,8 @@ import { bootAndWait, buildStubRunnerRootfs, GUEST_GATEWAY, imageTestConfig, qui
 let work: string;
 let sim: Simulator | undefined;
 
-before(() => { work = mkdtempSync(join(tmpdir(), 'flint-kernel-test-')); });
+// 0711: the VMM runs as the definition's uid and opens its files below here by path.
+before(() => { work = mkdtempSync(join(tmpdir(), 'flint-kernel-test-')); chmodSync(work, 0o711); });
 after(async () => {
   await sim?.close();
   rmSync(work, { recursive: true, force: true });

@@ -8,7 +8,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildVmSystem } from '../entrypoints/vm-system.ts';
@@ -28,7 +28,8 @@ let rootfsBuild: Promise<string> | undefined;
 /** One image for every test here, built on first use (after the prerequisite check). */
 const stubRootfs = (): Promise<string> => (rootfsBuild ??= buildStubRunnerRootfs(work));
 
-before(() => { work = mkdtempSync(join(tmpdir(), 'flint-rootfs-test-')); });
+// 0711: the VMM runs as the definition's uid and opens its files below here by path.
+before(() => { work = mkdtempSync(join(tmpdir(), 'flint-rootfs-test-')); chmodSync(work, 0o711); });
 after(async () => {
   await sim?.close();
   rmSync(work, { recursive: true, force: true });

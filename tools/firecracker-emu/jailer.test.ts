@@ -168,7 +168,18 @@ describe('emulated jailer: the jail', () => {
         process.kill(pid, 'SIGKILL');
       } catch { /* already gone */ }
       await waitFor(() => !alive(pid), 10000);
-      for (const d of cgroupDirs(host, 'firecracker', id)) rmdirSync(d);
+      // A killed task leaves its cgroup a moment after it is gone from /proc: EBUSY until then.
+      for (const d of cgroupDirs(host, 'firecracker', id)) {
+        await waitFor(() => {
+          try {
+            rmdirSync(d);
+            return true;
+          } catch (err) {
+            if ((err as NodeJS.ErrnoException).code === 'EBUSY') return false;
+            throw err;
+          }
+        }, 10000);
+      }
       rmSync(join(dir, 'jail', 'firecracker', id), { recursive: true, force: true });
     });
     assert.deepEqual(rlimit(pid, 'Max open files'), { soft: '321', hard: '321' });
