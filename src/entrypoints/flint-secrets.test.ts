@@ -203,7 +203,7 @@ test('QEMU: no secret on a command line, in an environment, a log, a status answ
 
 test('Firecracker (emulated, through the jailer): no secret on a command line, in an environment, a log, a status answer or a file others may read; the config drive is owner-only and gone after', { timeout: 12 * MINUTES }, async (t) => {
   await noSecretsLeak(t, {
-    org: 'flint-secrets-fc', instanceId: 'secfc', bridge: 'br-flint-secfc', gateway: '10.216.7.1',
+    org: 'flint-secrets-fc', instanceId: 'secfc', bridge: 'br-flint-secfc', gateway: '10.216.8.1',
     runner: { hypervisor: 'firecracker', jailer: EMULATED_JAILER, firecracker: EMULATED_FIRECRACKER },
   });
 });

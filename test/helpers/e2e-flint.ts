@@ -10,6 +10,7 @@
  *   const e2e = await startE2eFlint(t, { org: 'flint-e2e', instanceId: 'e2e', bridge: 'br-flint-e2e', gateway: '10.214.0.1' });
  *   if (e2e === undefined) return;   // prerequisites missing (skipped, or failed under CI)
  */
+import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +21,7 @@ import type { FlintConfig, RunnerConfig, StatusPageConfig } from '../../src/conf
 import { createLogger } from '../../src/adapters/log/logger.ts';
 import { packageRoot } from '../../src/images/paths.ts';
 import { startFlint } from '../../src/entrypoints/flint.ts';
+import { guardTableName, nftTableName } from '../../src/adapters/network/nft-rules.ts';
 import type { FlintOptions, RunningFlint } from '../../src/entrypoints/flint.ts';
 import { fakeRunnerCommand } from '../../src/entrypoints/commands/demo.ts';
 import { program, requirePrereqs, root } from './prereq.ts';
@@ -99,6 +101,12 @@ export async function e2eSetup(t: Scope, opts: Omit<E2eOptions, 'flint'>): Promi
       for (const close of closers.reverse()) await close();
       await opened.topology?.close();
     } finally {
+      // Flint keeps its bridge and rules when it stops (VMs may outlive it): the test removes them,
+      // so no later test in this namespace meets a stale route to its subnet.
+      for (const [family, table] of [['inet', nftTableName(opts.instanceId, opts.bridge)], ['bridge', guardTableName(opts.instanceId, opts.bridge)]] as const) {
+        try { execFileSync('nft', ['delete', 'table', family, table], { stdio: 'ignore' }); } catch { /* never made */ }
+      }
+      try { execFileSync('ip', ['link', 'del', opts.bridge], { stdio: 'ignore' }); } catch { /* never made */ }
       rmSync(work, { recursive: true, force: true });
     }
   });

@@ -41,7 +41,7 @@ export function systemCommandRunner(options: { timeoutMs?: number } = {}): Comma
   return {
     run(program, args, opts = {}) {
       return new Promise((resolve, reject) => {
-        const child = execFile(program, [...args], { timeout, env: { ...process.env, PATH: path, LC_ALL: 'C' }, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+        const child = execFile(program, [...args], { timeout, env: { PATH: path, LC_ALL: 'C' }, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
           if (err) {
             // execFile's error carries the exit code as a number, or a string
             // like 'ENOENT' when the program could not be started at all.
