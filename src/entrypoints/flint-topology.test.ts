@@ -155,7 +155,8 @@ test('lost in_progress and completed deliveries leave no phantom VM: job truth r
 
   await until('Flint to record the job completed', 2 * MINUTES, async () => (await flint.records.getJobRecord(jobId))?.status === 'completed');
   assert.equal((await flint.records.getJobRecord(jobId))?.conclusion, 'success');
-  assert.match(e2e.logText(), /job-truth: GitHub says this job is completed/, 'job truth, not a delivery, recorded the end');
+  // The log line follows the commit the record shows: wait for it rather than read it at one instant.
+  await until('job truth to say it recorded the end', MINUTES, () => /job-truth: GitHub says this job is completed/.test(e2e.logText()));
   await until('every VM to be gone', 2 * MINUTES, () => flint.supervisor.list().length === 0);
   await staysWithoutVms(e2e, 5000);
   assert.equal(flint.scheduler.snapshot().demo, undefined, 'no runner of the definition is live');
