@@ -191,6 +191,17 @@ CREATE TABLE scaleset_state (
 );
 `,
   },
+  {
+    version: 4,
+    name: 'claims on queued jobs',
+    sql: `
+-- WorkClaims: which host provides a runner for a queued job, until when.
+ALTER TABLE jobs ADD COLUMN claimed_by TEXT;
+ALTER TABLE jobs ADD COLUMN claim_expires_at BIGINT;
+CREATE INDEX jobs_queued_claims ON jobs (definition, first_seen_at, id) WHERE status = 'queued';
+CREATE INDEX jobs_claimed_by ON jobs (claimed_by) WHERE claimed_by IS NOT NULL;
+`,
+  },
 ];
 
 export interface MigrationResult {
