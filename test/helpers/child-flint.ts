@@ -21,6 +21,8 @@ export interface ChildFlintArgs {
   readonly flint?: ChildFlintOptions;
   /** More environment for the child (not sent to it as settings), e.g. secrets as an operator's `{env: VARIABLE}` would hold them. */
   readonly env?: Readonly<Record<string, string>>;
+  /** Runs the child in the network namespace of this process (`nsenter -t <pid> -n`), e.g. a fleet host's. */
+  readonly netnsPid?: number;
 }
 
 /** Resolves once the process has ended (at once if it already has). */
@@ -39,8 +41,12 @@ export function exited(proc: ChildProcess): Promise<void> {
  */
 export async function startChildFlint(closeFirst: (close: () => unknown) => void, args: ChildFlintArgs): Promise<{ proc: ChildProcess; url: string; statusUrl: string | undefined }> {
   // The arguments hold the App's key and the webhook secret: on stdin, never on a command line.
-  const { env, ...settings } = args;
-  const proc = spawn(process.execPath, ['--import', 'tsx', CHILD], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...env } });
+  const { env, netnsPid, ...settings } = args;
+  const node = [process.execPath, '--import', 'tsx', CHILD];
+  // nsenter enters the namespace and execs node: the child's pid is Flint's own, as a signal to it needs.
+  const [cmd, ...argv] = netnsPid === undefined ? node : ['nsenter', '-t', String(netnsPid), '-n', '--', ...node];
+  if (cmd === undefined) throw new Error('no command');
+  const proc = spawn(cmd, argv, { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...env } });
   proc.stdin?.end(JSON.stringify(settings));
   closeFirst(async () => {
     if (proc.exitCode !== null || proc.signalCode !== null) return;

@@ -9,7 +9,7 @@
  * private key and the webhook secret, which no command line may show.
  *
  * `flint` (optional): more options of startFlint that JSON can carry (loop
- * intervals, jobTruth, redeliver, backoff).
+ * intervals, jobTruth, redeliver, backoff, fleet timings).
  */
 import { createWriteStream } from 'node:fs';
 import { text } from 'node:stream/consumers';
@@ -18,7 +18,7 @@ import type { FlintConfig } from '../../src/config/types.ts';
 import { startFlint } from '../../src/entrypoints/flint.ts';
 import type { FlintOptions } from '../../src/entrypoints/flint.ts';
 
-export type ChildFlintOptions = Pick<FlintOptions, 'tickMs' | 'reconcileMs' | 'staleRunnersMs' | 'jobTruth' | 'redeliver' | 'backoff'>;
+export type ChildFlintOptions = Pick<FlintOptions, 'tickMs' | 'reconcileMs' | 'staleRunnersMs' | 'jobTruth' | 'redeliver' | 'backoff' | 'fleet'>;
 
 const opts = JSON.parse(await text(process.stdin)) as { config: FlintConfig; guestExtras: Record<string, string>; logFile: string; secret: string; flint?: ChildFlintOptions }; // written by the test that spawns us
 const logger = createLogger({ level: 'info', destination: createWriteStream(opts.logFile, { flags: 'a' }), secrets: new Set([opts.secret]) });
