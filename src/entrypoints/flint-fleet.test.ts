@@ -225,6 +225,8 @@ test('three hosts: an idle fleet asks GitHub no more than one host does; jobs sp
     t.diagnostic(`jobs by host: ${JSON.stringify(done().map((j) => hostOf(j.runnerName)))}`);
     assert.ok(ranOn.size >= 2, `jobs ran on at least two hosts: ${[...ranOn].join(', ')}`);
     for (const h of ranOn) assert.ok([a.id, b.id, c.id].includes(h ?? ''), `a runner of a fleet host: ${h}`);
+    // Deliveries went round the hosts, and each host took its share.
+    for (const h of [a, b, c]) assert.ok((fleet.lb.served().get(h.url) ?? 0) > 0, `${h.id} accepted deliveries: ${JSON.stringify([...fleet.lb.served()])}`);
     // Every VM gone, then a while with none started: one VM per job, none beyond demand.
     await until('every VM to be gone', 2 * MINUTES, async () => (await db.query<{ n: number }>('SELECT coalesce(sum(vms), 0)::int AS n FROM fleet_hosts')).rows[0]?.n === 0);
     await sleep(3000);

@@ -9,7 +9,7 @@
  *   const lb = await roundRobin(t, '198.18.0.1');
  *   lb.add('http://198.19.201.2:41000');   // each host as it comes up
  *   sim.setWebhook({ url: `${lb.url}/webhook`, secret });
- *   lb.served();   // how many requests each target answered
+ *   lb.served();   // how many requests each target accepted (2xx)
  */
 import { createServer, request, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -19,7 +19,7 @@ export interface RoundRobin {
   readonly url: string;
   /** Puts a target (a base URL) behind the balancer. */
   add(target: string): void;
-  /** Requests each target answered, by target URL. */
+  /** Requests each target accepted (answered 2xx), by target URL. */
   served(): ReadonlyMap<string, number>;
 }
 
@@ -54,7 +54,7 @@ export async function roundRobin(t: Scope, address: string): Promise<RoundRobin>
           if (target === undefined) continue;
           try {
             const answer = await forward(target, req.method ?? 'POST', req.url ?? '/', req.headers, body);
-            served.set(target, (served.get(target) ?? 0) + 1);
+            if (answer.status >= 200 && answer.status < 300) served.set(target, (served.get(target) ?? 0) + 1);
             res.writeHead(answer.status, { 'content-type': answer.headers['content-type'] ?? 'text/plain' });
             res.end(answer.body);
             return;
