@@ -52,6 +52,12 @@ export function crossChecks(raw: Record<string, unknown>, ctx: ParseContext, fil
     }
   }
 
+  // A fleet is hosts sharing a PostgreSQL store: on SQLite there is one host and its timings would mean nothing.
+  const store = raw['store'];
+  if (raw['fleet'] !== undefined && raw['fleet'] !== null && !(isRecord(store) && store['postgres'] !== undefined && store['postgres'] !== null)) {
+    add('FLINT_ERR_CONFIG_CONFLICT', ['fleet'], 'key', '`fleet` sets the timings of hosts that share a PostgreSQL store, and there is none', 'add `store: {postgres: {url: …}}` (docs/fleet.md), or remove `fleet:` for a single host');
+  }
+
   // github: exactly one of privateKey / privateKeyFile.
   const gh = raw['github'];
   if (isRecord(gh)) {

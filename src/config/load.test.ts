@@ -626,6 +626,22 @@ test('store: SQLite unless store.postgres is set; the PostgreSQL password comes 
   assert.equal(only(problems(`store: {postgres: {uri: "${url}"}}\n${BASE}`)).path.startsWith('store.postgres'), true);
 });
 
+test('fleet: the heartbeat and the lease ttl of hosts on a PostgreSQL store, in seconds; refused without one, or with a ttl under 3 s', () => {
+  const pg = 'store: {postgres: {url: "postgresql://flint@db.example:5432/flint"}}\n';
+  assert.equal(ok(`${pg}${BASE}`).fleet, undefined, 'absent: the defaults');
+  assert.deepEqual(ok(`${pg}fleet: {heartbeat: 5s, leaseTtl: 1m}\n${BASE}`).fleet, { heartbeatSeconds: 5, leaseTtlSeconds: 60 });
+  assert.deepEqual(ok(`${pg}fleet: {leaseTtl: 3}\n${BASE}`).fleet, { leaseTtlSeconds: 3 });
+  const short = only(problems(`${pg}fleet: {leaseTtl: 2s}\n${BASE}`));
+  assert.equal(short.path, 'fleet.leaseTtl');
+  assert.match(short.message, /at least 3 seconds/);
+  assert.equal(only(problems(`${pg}fleet: {heartbeat: soon}\n${BASE}`)).path, 'fleet.heartbeat');
+  assert.equal(only(problems(`${pg}fleet: {ttl: 30s}\n${BASE}`)).path, 'fleet.ttl');
+  const alone = only(problems(`fleet: {leaseTtl: 15s}\n${BASE}`));
+  assert.equal(alone.code, 'FLINT_ERR_CONFIG_CONFLICT');
+  assert.equal(alone.path, 'fleet');
+  assert.match(alone.hint, /store: \{postgres/);
+});
+
 test('egress allow-lists: prefixes are made canonical, host names kept apart; hostDns defaults to off', () => {
   const c = ok(edit('    network: br-flint\n', '    network: br-flint\n    egress:\n      allow: [140.82.112.9/20, "2606:50c0::/32", API.GitHub.com, 192.0.2.7, api.github.com]\n'));
   assert.deepEqual(c.runners[0]?.egress, { cidrs: ['140.82.112.0/20', '2606:50c0::/32', '192.0.2.7/32'], hosts: ['api.github.com'] });

@@ -214,6 +214,9 @@ export function parseConfig(
     shutdownGraceSeconds: f.shutdownGrace ?? DEFAULTS.shutdownGraceSeconds,
     ...(f.admin != null ? { admin: { ...(f.admin.socket != null ? { socket: f.admin.socket } : {}), ...(f.admin.group != null ? { group: f.admin.group } : {}) } } : {}),
     ...(f.store?.postgres != null ? { store: { postgres: f.store.postgres } } : {}),
+    ...(f.fleet != null ? {
+      fleet: { ...(f.fleet.heartbeat != null ? { heartbeatSeconds: f.fleet.heartbeat } : {}), ...(f.fleet.leaseTtl != null ? { leaseTtlSeconds: f.fleet.leaseTtl } : {}) },
+    } : {}),
     ...(f.status != null ? { status: { address: f.status.address ?? DEFAULTS.statusAddress, ...(f.status.token != null ? { token: f.status.token } : {}) } } : {}),
     networks,
     github: {

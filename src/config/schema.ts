@@ -302,6 +302,20 @@ export function statusSchema(c: ParseContext) {
   });
 }
 
+/** A duration in whole seconds ("30s", "1m", 30), as shutdownGrace. */
+function durationSchema() {
+  return z.union([z.number(), z.string()], { error: 'expected seconds or a duration like "30s"' }).transform(fromParsed(parseDuration));
+}
+
+/** The fleet's timings (docs/fleet.md): how often a host heartbeats, how long the leader's lease lasts. */
+export function fleetSchema() {
+  return z.strictObject({
+    heartbeat: durationSchema().nullish(),
+    // Renewed every third of it, in whole seconds or more: below 3 s a renewal would come more than once a second.
+    leaseTtl: durationSchema().refine((v) => v >= 3, 'must be at least 3 seconds (the lease is renewed every third of it)').nullish(),
+  });
+}
+
 /** A secret read from a file named in the configuration: read once at load; one trailing newline is not part of it. */
 function secretFile(c: ParseContext) {
   return pathString(c).transform((path, ctx) => {
@@ -381,6 +395,7 @@ export function fileSchema(c: ParseContext) {
     admin: adminSchema(c).nullish(),
     status: statusSchema(c).nullish(),
     store: storeSchema(c).nullish(),
+    fleet: fleetSchema().nullish(),
     networks: z.array(networkSchema(c)).min(1),
     github: githubSchema(c),
     runners: z.array(runnerSchema(c)).nullish(),
@@ -408,6 +423,7 @@ export const KNOWN_KEYS = {
   admin: Object.keys(adminSchema(probe).shape),
   status: Object.keys(statusSchema(probe).shape),
   store: Object.keys(storeSchema(probe).shape),
+  fleet: Object.keys(fleetSchema().shape),
   postgres: Object.keys(postgresStoreSchema(probe).in.shape),
   scaleSet: Object.keys(scaleSetSchema().shape),
   env: ['env'],
@@ -441,6 +457,9 @@ export const KEY_HINTS: Readonly<Record<string, string>> = {
   token: 'the status page\'s access token, ≥ 16 characters, inline or {env: VARIABLE}; needed when status.address is not loopback',
   store: 'where the state lives: absent for SQLite in stateDir (one host), or {postgres: {url, passwordFile | passwordEnv}} for a fleet',
   postgres: 'the PostgreSQL store shared by a fleet: url, and passwordFile or passwordEnv',
+  fleet: 'the timings of a fleet on a PostgreSQL store: heartbeat (default 10s) and leaseTtl (default 30s)',
+  heartbeat: 'how often this host writes its heartbeat row, seconds or a duration like "10s"',
+  leaseTtl: 'how long the leader\'s lease lasts after its last renewal (renewed every third of it), at least 3 seconds; a dead leader\'s loops move within it and a third',
   url: 'the PostgreSQL URL, postgresql://USER@HOST:5432/DATABASE (a unix socket: ?host=/run/postgresql); inline or {env: VARIABLE}',
   passwordFile: 'a file holding the PostgreSQL password (one trailing newline is ignored)',
   passwordEnv: 'the name of an environment variable holding the PostgreSQL password',

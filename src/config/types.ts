@@ -180,9 +180,16 @@ export interface FlintConfig {
   readonly status?: StatusPageConfig;
   /** Where the stores live; absent: SQLite in stateDir. */
   readonly store?: StoreConfig;
+  /** A fleet's timings (docs/fleet.md); only a PostgreSQL store has a fleet. Absent: the defaults of daemon/fleet.ts. */
+  readonly fleet?: FleetConfig;
   readonly networks: readonly NetworkConfig[];
   readonly github: GitHubConfig;
   readonly runners: readonly RunnerConfig[];
+}
+
+export interface FleetConfig {
+  readonly heartbeatSeconds?: number;
+  readonly leaseTtlSeconds?: number;
 }
 
 export interface StoreConfig {

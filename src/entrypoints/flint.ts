@@ -151,7 +151,7 @@ export interface FlintOptions extends RootOptions {
   readonly sessionConflict?: { readonly retries?: number; readonly baseMs?: number; readonly maxMs?: number };
   /** How often a drain logs what it waits for (default 30 s). */
   readonly drainProgressMs?: number;
-  /** The fleet's heartbeat and lease (PostgreSQL store only); defaults FLEET_DEFAULTS. Tests shorten them. */
+  /** The fleet's heartbeat and lease (PostgreSQL store only), over the configuration's `fleet:`; defaults FLEET_DEFAULTS. Tests shorten them below a second. */
   readonly fleet?: { readonly heartbeatMs?: number; readonly leaseTtlMs?: number };
   /** The outside edges; each defaults to its real adapter. Benchmarks give fakes (test/fakes). */
   readonly edges?: FlintEdges;
@@ -197,6 +197,15 @@ export interface RunningFlint extends RunningWebhooks {
  * Enterprise Server's `https://HOST/api/v3` → `https://HOST`; anything else
  * (the simulator) is its own.
  */
+/** The fleet's timings from the configuration (`fleet:`), in the membership's milliseconds; absent keys keep its defaults. */
+export function fleetTimings(config: Pick<FlintConfig, 'fleet'>): { heartbeatMs?: number; leaseTtlMs?: number } {
+  const f = config.fleet;
+  return {
+    ...(f?.heartbeatSeconds === undefined ? {} : { heartbeatMs: f.heartbeatSeconds * 1000 }),
+    ...(f?.leaseTtlSeconds === undefined ? {} : { leaseTtlMs: f.leaseTtlSeconds * 1000 }),
+  };
+}
+
 export function githubWebUrl(apiUrl: string): string {
   const u = new URL(apiUrl);
   if (u.pathname.replace(/\/+$/, '') === '' && u.hostname.startsWith('api.')) return `${u.protocol}//${u.host.slice(4)}`;
@@ -491,6 +500,7 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
     host: () => ({
       id: config.instanceId, capacity: { vcpus: maxVcpus, memoryMib: maxMemoryMib }, vms: system.supervisor.list().length, address: webhooks.url,
     }),
+    ...fleetTimings(config),
     ...opts.fleet,
     onLeadership: (leads) => {
       // A new leader runs the fleet's passes at once rather than after an interval.
