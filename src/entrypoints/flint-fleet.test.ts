@@ -9,7 +9,8 @@
  * (test/helpers/round-robin.ts), so every host takes deliveries.
  *
  * Each host runs at most one VM, so a handful of jobs has to spread. The
- * lease is short (3 s ttl, renewed every second) so a fail-over is seconds.
+ * lease is as short as the configuration allows (`fleet: {leaseTtl: 3s}`,
+ * renewed every second) so a fail-over takes seconds.
  * Each test builds its own fleet on a schema of its own.
  */
 import { after, test, type TestContext } from 'node:test';
@@ -36,9 +37,9 @@ import type { ChildProcess } from 'node:child_process';
 
 const LABELS = ['self-hosted', 'linux'];
 const MINUTES = 60_000;
-/** The lease: taken over at most ttl + ttl/3 after the leader's last renewal. */
-const LEASE_TTL_MS = 3000;
-const FLEET = { heartbeatMs: 500, leaseTtlMs: LEASE_TTL_MS };
+/** The lease (`fleet.leaseTtl`, its shortest): taken over at most ttl + ttl/3 after the leader's last renewal. */
+const LEASE_TTL_S = 3;
+const LEASE_TTL_MS = LEASE_TTL_S * 1000;
 
 let cluster: Promise<PostgresCluster> | undefined;
 after(async () => {
@@ -119,13 +120,15 @@ async function startFleet(t: TestContext, opts: { readonly org: string; readonly
       stateDir, kernel: image.kernel, initrd: image.initrd, filesystem: image.rootfs,
       address: `${ns.address}:0`, network: { name: `br-${id}`, v4: ns.bridgeV4, create: true }, instanceId: id, maxRunners: 1,
     });
-    const config: FlintConfig = { ...base, store: { postgres: { url } }, runners: base.runners.map((r) => ({ ...r, kernelArgs })) };
+    const config: FlintConfig = {
+      ...base, store: { postgres: { url } }, fleet: { heartbeatSeconds: 1, leaseTtlSeconds: LEASE_TTL_S }, runners: base.runners.map((r) => ({ ...r, kernelArgs })),
+    };
     const logFile = join(work, `${id}.log`);
     logFiles.push(logFile);
     const child = await startChildFlint((close) => { flints.push(async () => { await close(); }); }, {
       config, guestExtras, logFile, secret, netnsPid: ns.pid,
       // stale-runners at its default (10 min): it is a per-host loop, see the idle-period check.
-      flint: { tickMs: 300, reconcileMs: 2000, staleRunnersMs: 10 * MINUTES, fleet: FLEET },
+      flint: { tickMs: 300, reconcileMs: 2000, staleRunnersMs: 10 * MINUTES },
     });
     lb.add(child.url);
     const kill = async (): Promise<void> => {
