@@ -167,6 +167,12 @@ function hostOf(runnerName: string | null | undefined): string | undefined {
   return vm === undefined ? undefined : parseVmId(vm)?.instanceId;
 }
 
+/** The live VMs of every host, as their latest heartbeats reported them. */
+async function vmsInFleet(db: pg.Client): Promise<number> {
+  const { rows } = await db.query<{ n: number }>('SELECT coalesce(sum(vms), 0)::int AS n FROM fleet_hosts');
+  return rows[0]?.n ?? -1;
+}
+
 /** The live VMs a host reported at its latest heartbeat. */
 async function vmsOf(db: pg.Client, host: string): Promise<number> {
   const { rows } = await db.query<{ vms: number }>('SELECT vms FROM fleet_hosts WHERE id = $1', [host]);
@@ -190,7 +196,7 @@ async function withLogs(t: TestContext, fleet: Fleet, body: () => Promise<void>)
   }
 }
 
-test('three hosts: an idle fleet asks GitHub no more than one host does; jobs spread over the hosts with one VM per job', { timeout: 6 * MINUTES }, async (t) => {
+test('three hosts: an idle fleet asks GitHub no more than one host does; a lone job gets one VM, not one per host; six jobs spread over the hosts with one VM each', { timeout: 6 * MINUTES }, async (t) => {
   const fleet = await startFleet(t, { org: 'flint-fleet', first: 0 });
   if (fleet === undefined) return;
   const { sim, db } = fleet;
@@ -216,6 +222,14 @@ test('three hosts: an idle fleet asks GitHub no more than one host does; jobs sp
     assert.ok(three <= Math.ceil(one * 1.25), `idle calls with three hosts (${three}) are not more than with one (${one}) beyond a pass`);
     assert.equal(await fleet.leader(), a.id, 'the first host still leads');
 
+    // A lone job in an idle fleet of three: one VM for it, not one on every host that has room.
+    const jitLone = jitRegistrations(sim);
+    const { jobId: lone } = await sim.queueJob({ repo: 'app', labels: LABELS, name: 'a lone job' });
+    await until('the lone job to complete', 3 * MINUTES, () => sim.jobs().find((j) => j.id === lone)?.status === 'completed');
+    // Every host that started a VM for it registered its runner before the VM booted: all are counted by now.
+    assert.equal(jitRegistrations(sim) - jitLone, 1, 'one runner (one VM) for one job in a fleet of three idle hosts');
+    await until('every VM to be gone', 2 * MINUTES, async () => (await vmsInFleet(db)) === 0);
+
     const JOBS = 6;
     const jitBefore = jitRegistrations(sim);
     const callsBefore = restCalls(sim);
@@ -231,7 +245,7 @@ test('three hosts: an idle fleet asks GitHub no more than one host does; jobs sp
     // Deliveries went round the hosts, and each host took its share.
     for (const h of [a, b, c]) assert.ok((fleet.lb.served().get(h.url) ?? 0) > 0, `${h.id} accepted deliveries: ${JSON.stringify([...fleet.lb.served()])}`);
     // Every VM gone, then a while with none started: one VM per job, none beyond demand.
-    await until('every VM to be gone', 2 * MINUTES, async () => (await db.query<{ n: number }>('SELECT coalesce(sum(vms), 0)::int AS n FROM fleet_hosts')).rows[0]?.n === 0);
+    await until('every VM to be gone', 2 * MINUTES, async () => (await vmsInFleet(db)) === 0);
     await sleep(3000);
     assert.equal(jitRegistrations(sim) - jitBefore, JOBS, 'one runner (one VM) per job across the fleet');
     t.diagnostic(`GitHub REST calls per job with three hosts: ${((restCalls(sim) - callsBefore) / JOBS).toFixed(1)}`);
