@@ -631,6 +631,7 @@ test('fleet: the heartbeat and the lease ttl of hosts on a PostgreSQL store, in 
   assert.equal(ok(`${pg}${BASE}`).fleet, undefined, 'absent: the defaults');
   assert.deepEqual(ok(`${pg}fleet: {heartbeat: 5s, leaseTtl: 1m}\n${BASE}`).fleet, { heartbeatSeconds: 5, leaseTtlSeconds: 60 });
   assert.deepEqual(ok(`${pg}fleet: {leaseTtl: 3}\n${BASE}`).fleet, { leaseTtlSeconds: 3 });
+  assert.match(summarizeConfig(ok(`${pg}fleet: {leaseTtl: 15s}\n${BASE}`)).join('\n'), /fleet: heartbeat every 10s, leader lease 15s/);
   const short = only(problems(`${pg}fleet: {leaseTtl: 2s}\n${BASE}`));
   assert.equal(short.path, 'fleet.leaseTtl');
   assert.match(short.message, /at least 3 seconds/);
