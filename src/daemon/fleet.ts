@@ -24,6 +24,8 @@ export const FLEET_DEFAULTS = {
   /** Lease lifetime: a dead leader's loops resume on another host within this. */
   leaseTtlMs: 30_000,
   leaseName: 'singletons',
+  /** Lifetime of a claim on a queued job (renewed every scale tick): a dead host's jobs go to others within this. */
+  claimTtlMs: 30_000,
 } as const;
 
 export interface FleetLogger {

@@ -85,7 +85,7 @@ import { globalTimers, startLoop } from '../daemon/loop.ts';
 import { startNetworkPolicy } from '../daemon/network-policy.ts';
 import type { Loop, LoopStatus, LoopTimers } from '../daemon/loop.ts';
 import { startDrain } from '../daemon/drain.ts';
-import { startFleetMembership } from '../daemon/fleet.ts';
+import { FLEET_DEFAULTS, startFleetMembership } from '../daemon/fleet.ts';
 import type { Drain, DrainOutcome } from '../daemon/drain.ts';
 import { DEFAULTS } from '../config/defaults.ts';
 import { JOB_TRUTH_DEFAULTS, startJobTruth } from '../daemon/job-truth.ts';
@@ -151,8 +151,8 @@ export interface FlintOptions extends RootOptions {
   readonly sessionConflict?: { readonly retries?: number; readonly baseMs?: number; readonly maxMs?: number };
   /** How often a drain logs what it waits for (default 30 s). */
   readonly drainProgressMs?: number;
-  /** The fleet's heartbeat and lease (PostgreSQL store only), over the configuration's `fleet:`; defaults FLEET_DEFAULTS. Tests shorten them below a second. */
-  readonly fleet?: { readonly heartbeatMs?: number; readonly leaseTtlMs?: number };
+  /** The fleet's heartbeat, lease and work-claim ttl (PostgreSQL store only), over the configuration's `fleet:`; defaults FLEET_DEFAULTS. Tests shorten them below a second. */
+  readonly fleet?: { readonly heartbeatMs?: number; readonly leaseTtlMs?: number; readonly claimTtlMs?: number };
   /** The outside edges; each defaults to its real adapter. Benchmarks give fakes (test/fakes). */
   readonly edges?: FlintEdges;
 }
@@ -459,10 +459,17 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
     ...(opts.guestExtras === undefined ? {} : { guestExtras: opts.guestExtras }),
     ...(opts.backoff === undefined ? {} : { backoff: opts.backoff }),
     runnerStates: { store: runnerStates, instanceId: config.instanceId },
+    // In a fleet this host serves the queued jobs it claims (ports/work-claims.ts).
+    ...(postgres === undefined ? {} : { claims: { store: postgres.claims, host: config.instanceId, ttlMs: opts.fleet?.claimTtlMs ?? FLEET_DEFAULTS.claimTtlMs } }),
     ...(ssClient === undefined ? {} : { scaleSets: scaleSetRunners(ssClient, scaleSetDefs, listeners) }),
   });
   await scheduler.restore(adopted);
   const scale = scheduler.start(opts.tickMs ?? 2000);
+  // Another host stored a queued job or gave claims up: claim at once rather than at the next tick.
+  const unlisten = await postgres?.claims.subscribe?.(() => scheduler.poke()).catch((err: unknown) => {
+    logger.warn({ err }, 'fleet: cannot listen for work announced by other hosts; claiming at each scale tick only');
+    return undefined;
+  });
   onAccepted = (job) => {
     scheduler.poke();
     if (job.action === 'in_progress') void observeJobStarted(records, metrics, job.jobId);
@@ -601,6 +608,7 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
         // Then the lease is given up: another host leads at its next renewal, not after the ttl.
         await membership?.stop();
         await listenerChange;
+        await unlisten?.();
         await scheduler.stop();
         for (const loop of loops) await loop.stop();
         await system.supervisor.shutdown();
