@@ -215,7 +215,9 @@ export function parseConfig(
     ...(f.admin != null ? { admin: { ...(f.admin.socket != null ? { socket: f.admin.socket } : {}), ...(f.admin.group != null ? { group: f.admin.group } : {}) } } : {}),
     ...(f.store?.postgres != null ? { store: { postgres: f.store.postgres } } : {}),
     ...(f.fleet != null ? {
-      fleet: { ...(f.fleet.heartbeat != null ? { heartbeatSeconds: f.fleet.heartbeat } : {}), ...(f.fleet.leaseTtl != null ? { leaseTtlSeconds: f.fleet.leaseTtl } : {}) },
+      fleet: { ...(f.fleet.heartbeat != null ? { heartbeatSeconds: f.fleet.heartbeat } : {}),  ...(f.fleet.leaseTtl != null ? { leaseTtlSeconds: f.fleet.leaseTtl } : {}),
+        ...(f.fleet.claimTtl != null ? { claimTtlSeconds: f.fleet.claimTtl } : {}),
+      },
     } : {}),
     ...(f.status != null ? { status: { address: f.status.address ?? DEFAULTS.statusAddress, ...(f.status.token != null ? { token: f.status.token } : {}) } } : {}),
     networks,

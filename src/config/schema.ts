@@ -313,6 +313,8 @@ export function fleetSchema() {
     heartbeat: durationSchema().nullish(),
     // Renewed every third of it, in whole seconds or more: below 3 s a renewal would come more than once a second.
     leaseTtl: durationSchema().refine((v) => v >= 3, 'must be at least 3 seconds (the lease is renewed every third of it)').nullish(),
+    // Renewed at every scale tick (2 s): 10 s outlasts a few slow ticks.
+    claimTtl: durationSchema().refine((v) => v >= 10, 'must be at least 10 seconds (claims are renewed every scale tick, 2 s)').nullish(),
   });
 }
 
@@ -457,9 +459,10 @@ export const KEY_HINTS: Readonly<Record<string, string>> = {
   token: 'the status page\'s access token, ≥ 16 characters, inline or {env: VARIABLE}; needed when status.address is not loopback',
   store: 'where the state lives: absent for SQLite in stateDir (one host), or {postgres: {url, passwordFile | passwordEnv}} for a fleet',
   postgres: 'the PostgreSQL store shared by a fleet: url, and passwordFile or passwordEnv',
-  fleet: 'the timings of a fleet on a PostgreSQL store: heartbeat (default 10s) and leaseTtl (default 30s)',
+  fleet: 'the timings of a fleet on a PostgreSQL store: heartbeat (default 10s), leaseTtl (default 30s) and claimTtl (default 30s)',
   heartbeat: 'how often this host writes its heartbeat row, seconds or a duration like "10s"',
   leaseTtl: 'how long the leader\'s lease lasts after its last renewal (renewed every third of it), at least 3 seconds; a dead leader\'s loops move within it and a third',
+  claimTtl: 'how long a host\'s claim on a queued job lasts without renewal, at least 10 seconds; a dead host\'s claimed jobs go to other hosts within it',
   url: 'the PostgreSQL URL, postgresql://USER@HOST:5432/DATABASE (a unix socket: ?host=/run/postgresql); inline or {env: VARIABLE}',
   passwordFile: 'a file holding the PostgreSQL password (one trailing newline is ignored)',
   passwordEnv: 'the name of an environment variable holding the PostgreSQL password',

@@ -190,6 +190,7 @@ export interface FlintConfig {
 export interface FleetConfig {
   readonly heartbeatSeconds?: number;
   readonly leaseTtlSeconds?: number;
+  readonly claimTtlSeconds?: number;
 }
 
 export interface StoreConfig {

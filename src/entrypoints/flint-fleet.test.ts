@@ -9,8 +9,8 @@
  * (test/helpers/round-robin.ts), so every host takes deliveries.
  *
  * Each host runs at most one VM, so a handful of jobs has to spread. The
- * lease is as short as the configuration allows (`fleet: {leaseTtl: 3s}`,
- * renewed every second) so a fail-over takes seconds.
+ * lease and the claims are as short as the configuration allows (`fleet:
+ * {leaseTtl: 3s, claimTtl: 10s}`) so a fail-over takes seconds.
  * Each test builds its own fleet on a schema of its own.
  */
 import { after, test, type TestContext } from 'node:test';
@@ -121,7 +121,7 @@ async function startFleet(t: TestContext, opts: { readonly org: string; readonly
       address: `${ns.address}:0`, network: { name: `br-${id}`, v4: ns.bridgeV4, create: true }, instanceId: id, maxRunners: 1,
     });
     const config: FlintConfig = {
-      ...base, store: { postgres: { url } }, fleet: { heartbeatSeconds: 1, leaseTtlSeconds: LEASE_TTL_S }, runners: base.runners.map((r) => ({ ...r, kernelArgs })),
+      ...base, store: { postgres: { url } }, fleet: { heartbeatSeconds: 1, leaseTtlSeconds: LEASE_TTL_S, claimTtlSeconds: 10 }, runners: base.runners.map((r) => ({ ...r, kernelArgs })),
     };
     const logFile = join(work, `${id}.log`);
     logFiles.push(logFile);

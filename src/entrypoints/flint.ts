@@ -198,11 +198,12 @@ export interface RunningFlint extends RunningWebhooks {
  * (the simulator) is its own.
  */
 /** The fleet's timings from the configuration (`fleet:`), in the membership's milliseconds; absent keys keep its defaults. */
-export function fleetTimings(config: Pick<FlintConfig, 'fleet'>): { heartbeatMs?: number; leaseTtlMs?: number } {
+export function fleetTimings(config: Pick<FlintConfig, 'fleet'>): { heartbeatMs?: number; leaseTtlMs?: number; claimTtlMs?: number } {
   const f = config.fleet;
   return {
     ...(f?.heartbeatSeconds === undefined ? {} : { heartbeatMs: f.heartbeatSeconds * 1000 }),
     ...(f?.leaseTtlSeconds === undefined ? {} : { leaseTtlMs: f.leaseTtlSeconds * 1000 }),
+    ...(f?.claimTtlSeconds === undefined ? {} : { claimTtlMs: f.claimTtlSeconds * 1000 }),
   };
 }
 
@@ -460,7 +461,7 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
     ...(opts.backoff === undefined ? {} : { backoff: opts.backoff }),
     runnerStates: { store: runnerStates, instanceId: config.instanceId },
     // In a fleet this host serves the queued jobs it claims (ports/work-claims.ts).
-    ...(postgres === undefined ? {} : { claims: { store: postgres.claims, host: config.instanceId, ttlMs: opts.fleet?.claimTtlMs ?? FLEET_DEFAULTS.claimTtlMs } }),
+    ...(postgres === undefined ? {} : { claims: { store: postgres.claims, host: config.instanceId, ttlMs: opts.fleet?.claimTtlMs ?? fleetTimings(config).claimTtlMs ?? FLEET_DEFAULTS.claimTtlMs } }),
     ...(ssClient === undefined ? {} : { scaleSets: scaleSetRunners(ssClient, scaleSetDefs, listeners) }),
   });
   await scheduler.restore(adopted);
