@@ -192,6 +192,11 @@ async function withLogs(t: TestContext, fleet: Fleet, body: () => Promise<void>)
     await body();
   } catch (err) {
     t.diagnostic(fleet.logs());
+    const said = (f: () => unknown): string => { try { return JSON.stringify(f()); } catch (e) { return String(e); } };
+    t.diagnostic(`simulator jobs: ${said(() => fleet.sim.jobs().map((j) => [j.id, j.status, j.runnerName]))}`);
+    t.diagnostic(`simulator runners: ${said(() => fleet.sim.runners().map((r) => [r.id, r.name, r.status, r.busy]))}`);
+    const rows = await fleet.db.query('SELECT id::int AS id, status, claimed_by, claim_expires_at::text AS expires FROM jobs ORDER BY id').catch((e: unknown) => ({ rows: [String(e)] }));
+    t.diagnostic(`jobs in PostgreSQL: ${JSON.stringify(rows.rows)}`);
     throw err;
   }
 }
