@@ -84,7 +84,7 @@ function suites(): void {
 
   fleetContract('postgres', async () => {
     const f = await fresh();
-    return { store: f.stores.fleet, other: async () => (await f.reopen()).fleet, dispose: f.dispose };
+    return { store: f.stores.fleet, records: { vms: f.stores.vms, runnerStates: f.stores.runnerStates }, other: async () => (await f.reopen()).fleet, dispose: f.dispose };
   });
 
   scaleSetStateContract('postgres', async () => {
@@ -117,7 +117,7 @@ function suites(): void {
     assert.deepEqual((await f.reopen()).migration.applied, []);
     const pool = openPostgresPool({ url: f.url });
     t.after(() => pool.end());
-    const next = { version: MIGRATIONS.length + 1, name: 'a later one', sql: 'ALTER TABLE jobs ADD COLUMN claimed_by TEXT' };
+    const next = { version: MIGRATIONS.length + 1, name: 'a later one', sql: 'ALTER TABLE jobs ADD COLUMN a_later_column TEXT' };
     assert.deepEqual(await migrate(pool, [...MIGRATIONS, next]), { applied: [next.version], version: next.version });
     // The stores keep working on the wider table.
     assert.deepEqual(await f.stores.intake.ingest([delivery(1, 'queued')]), ['accepted']);
