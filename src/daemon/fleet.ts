@@ -24,6 +24,8 @@ export const FLEET_DEFAULTS = {
   /** Lease lifetime: a dead leader's loops resume on another host within this. */
   leaseTtlMs: 30_000,
   leaseName: 'singletons',
+  /** A host silent this long (three lease ttls) is marked lost by the leader's fleet-reaper. */
+  hostLostMs: 90_000,
 } as const;
 
 export interface FleetLogger {
