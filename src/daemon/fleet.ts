@@ -26,6 +26,8 @@ export const FLEET_DEFAULTS = {
   leaseName: 'singletons',
   /** Lifetime of a claim on a queued job (renewed every scale tick): a dead host's jobs go to others within this. */
   claimTtlMs: 30_000,
+  /** A host silent this long (three lease ttls) is marked lost by the leader's fleet-reaper. */
+  hostLostMs: 90_000,
 } as const;
 
 export interface FleetLogger {

@@ -4,7 +4,8 @@
  * against a throw-away cluster (test/helpers/postgres.ts). The schema is
  * migrated at start, a webhook's job and the VM it starts are recorded in
  * PostgreSQL, /healthz reports that store, and close() ends the pool; two
- * Flints on one schema share the once-per-fleet loops through the lease.
+ * Flints on one schema share the once-per-fleet loops through the lease;
+ * a host that stops heartbeating is marked lost by the leader.
  */
 import { after, test } from 'node:test';
 import type { TestContext } from 'node:test';
@@ -25,6 +26,8 @@ import type { PostgresCluster } from '../../test/helpers/postgres.ts';
 import { requirePrereqs } from '../../test/helpers/prereq.ts';
 import { signedDelivery, workflowJobPayload } from '../../bench/_payload.ts';
 import { MIGRATIONS } from '../adapters/store/postgres/migrations.ts';
+import { openPostgresStores } from '../adapters/store/postgres/index.ts';
+import { newVmRecord } from '../daemon/vm/vm-store.ts';
 import { startSimulator } from '../../tools/github-sim/index.ts';
 import { startFlint, startWebhooksOnly } from './flint.ts';
 import type { FlintOptions } from './flint.ts';
@@ -299,4 +302,70 @@ test('two Flints in scale-set mode on one PostgreSQL store: only the leader list
   await leader.close();
   await until('the other host to listen', () => sessionOwner() === `flint-${follower.id}`);
   assert.equal(listens(follower), true);
+});
+
+test('a host of the fleet that dies is marked lost by the leader: its VM records fail, its runner states go, its registrations are deleted', async (t) => {
+  if (!requirePrereqs(t, ...postgresPrereqs())) return;
+  const cluster = await (started ??= startPostgres());
+  const url = await cluster.createSchema();
+  t.after(() => cluster.dropSchema(url));
+  const github = new MemoryGitHub({ org: 'flint-pg' });
+  const stateDir = mkdtempSync(join(tmpdir(), 'flint-pg-la-'));
+  t.after(() => rmSync(stateDir, { recursive: true, force: true }));
+  const config = {
+    ...demoConfig({
+      apiUrl: 'http://127.0.0.1:9', appId: 1, privateKey: 'never used: GitHub is in memory', webhookSecret: SECRET, organization: 'flint-pg',
+      kernel: '/nonexistent/vmlinuz', filesystem: '/nonexistent/rootfs.ext4', stateDir, address: '127.0.0.1:0', maxRunners: 2, instanceId: 'la',
+    }),
+    store: { postgres: { url } },
+  };
+  const definition = config.runners[0]?.name ?? 'default';
+  // Host lb as it was when it died: two runner VMs, one registered and idle, one still preparing; one VM ended before.
+  const lb = await openPostgresStores({ url });
+  t.after(() => lb.close());
+  const jit = await github.createJitRunner({ scope: { kind: 'organization' }, name: 'flint-lb-0', runnerGroupId: 1, labels: ['flint'] });
+  for (const [id, state] of [['lb-0', 'running'], ['lb-1', 'preparing'], ['lb-2', 'stopped']] as const) {
+    await lb.vms.insert(newVmRecord({ id, instanceId: 'lb', runner: definition, hypervisor: 'qemu', workDir: `/state/vms/${id}`, createdAt: Date.now() }));
+    if (state !== 'preparing') await lb.vms.update(id, 'preparing', { state, ...(state === 'stopped' ? { reason: 'runner exited', endedAt: Date.now() } : {}) });
+  }
+  await lb.runnerStates.put({ vmId: 'lb-0', instanceId: 'lb', definition, phase: 'idle', githubRunnerId: jit.runnerId, idleSince: Date.now(), startedAt: Date.now() });
+  await lb.runnerStates.put({ vmId: 'lb-1', instanceId: 'lb', definition, phase: 'starting', githubRunnerId: null, idleSince: null, startedAt: Date.now() });
+  await lb.fleet.heartbeat({ id: 'lb', capacity: { vcpus: 16, memoryMib: 32_768 }, vms: 2 }, Date.now());
+  // Its last word: from here on lb is silent.
+  const diedAt = Date.now();
+
+  const flint = await startFlint({
+    config, logger: createLogger({ level: 'silent' }), synchronous: 'NORMAL', processMetrics: false,
+    tickMs: HOUR, reconcileMs: HOUR, staleRunnersMs: HOUR, jobTruth: { intervalMs: HOUR }, redeliver: { intervalMs: HOUR },
+    fleet: { heartbeatMs: 100, leaseTtlMs: 600, hostLostMs: 1500 },
+    maxVcpus: 16, maxMemoryMib: 32_768,
+    edges: { drivers: { qemu: new InstantDriver(() => undefined) }, network: new FakeNetwork('la'), disks: new FakeDisks(), github },
+  });
+  t.after(() => flint.close());
+  const until = async (what: string, ok: () => Promise<boolean>): Promise<void> => {
+    const deadline = Date.now() + 15_000;
+    while (!(await ok())) {
+      if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  };
+  const lbRow = async () => (await lb.fleet.hosts()).find((h) => h.id === 'lb');
+  await until('lb marked lost', async () => (await lbRow())?.lostAt !== undefined);
+  const lostAt = (await lbRow())?.lostAt ?? 0;
+  assert.ok(lostAt - diedAt >= 1500, `marked ${lostAt - diedAt} ms after its last heartbeat, not before hostLostMs`);
+  assert.equal((await lb.fleet.lease('singletons'))?.holder, 'la', 'by the leader');
+  const rec = await lb.vms.get('lb-0');
+  assert.deepEqual([rec?.state, rec?.reason, rec?.endedAt], ['failed', 'host lb lost: it stopped heartbeating', lostAt]);
+  assert.equal((await lb.vms.get('lb-1'))?.state, 'failed');
+  assert.equal((await lb.vms.get('lb-2'))?.reason, 'runner exited', 'a VM that had ended is left as it was');
+  assert.deepEqual(await lb.vms.listUnfinished('lb'), []);
+  assert.deepEqual(await lb.runnerStates.list('lb'), []);
+  assert.deepEqual(await github.listRunners({ kind: 'organization' }), [], 'its registration is deleted');
+  const la = flint.loops().find((l) => l.name === 'fleet-reaper');
+  assert.equal(la?.standby, false);
+  assert.equal((await lb.fleet.hosts()).find((h) => h.id === 'la')?.lostAt, undefined, 'the leader itself is not lost');
+
+  // lb comes back: its heartbeat clears the mark.
+  await lb.fleet.heartbeat({ id: 'lb', capacity: { vcpus: 16, memoryMib: 32_768 }, vms: 0 }, Date.now());
+  assert.equal((await lbRow())?.lostAt, undefined);
 });
