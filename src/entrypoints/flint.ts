@@ -85,7 +85,8 @@ import { globalTimers, startLoop } from '../daemon/loop.ts';
 import { startNetworkPolicy } from '../daemon/network-policy.ts';
 import type { Loop, LoopStatus, LoopTimers } from '../daemon/loop.ts';
 import { startDrain } from '../daemon/drain.ts';
-import { startFleetMembership } from '../daemon/fleet.ts';
+import { FLEET_DEFAULTS, startFleetMembership } from '../daemon/fleet.ts';
+import { HOST_LOST_AFTER_MS } from '../daemon/status.ts';
 import type { Drain, DrainOutcome } from '../daemon/drain.ts';
 import { DEFAULTS } from '../config/defaults.ts';
 import { JOB_TRUTH_DEFAULTS, startJobTruth } from '../daemon/job-truth.ts';
@@ -553,6 +554,11 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
     loops: () => loopStatus(),
     capacity: () => ({ limit: { cpus: maxVcpus, memoryMib: maxMemoryMib }, free: hostBudget(config, system.supervisor, maxVcpus, maxMemoryMib) }),
     shuttingDown: () => draining !== undefined || closing !== undefined,
+    // The fleet's hosts and lease are read from the store at each snapshot.
+    ...(postgres === undefined ? {} : { fleet: {
+      store: postgres.fleet, leaseName: FLEET_DEFAULTS.leaseName,
+      heartbeatMs: opts.fleet?.heartbeatMs ?? FLEET_DEFAULTS.heartbeatMs, lostAfterMs: HOST_LOST_AFTER_MS,
+    } }),
   });
   adminTarget.source = source;
   let statusPage: RunningStatusPage | undefined;
