@@ -536,7 +536,7 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
   })];
   // The fleet's hosts and lease, read from the store at each snapshot and scrape.
   const fleetSource: FleetSourceDeps | undefined = postgres === undefined ? undefined : {
-    store: postgres.fleet, leaseName: FLEET_DEFAULTS.leaseName,
+    store: postgres.fleet, leaseName: FLEET_DEFAULTS.leaseName, claims: postgres.claims,
     heartbeatMs: opts.fleet?.heartbeatMs ?? FLEET_DEFAULTS.heartbeatMs, lostAfterMs: HOST_LOST_AFTER_MS,
   };
   const loops: readonly Loop[] = [scale, reconciler, staleRunners, jobTruth, redeliver, recordRetention, deliveryRetention, consoleRetention, ...networkPolicy,
