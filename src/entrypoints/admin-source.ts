@@ -76,30 +76,30 @@ function unique(jobs: readonly JobRecord[]): JobRecord[] {
 
 export function daemonAdminSource(deps: AdminSourceDeps): AdminSource {
   const { scheduler, supervisor, records, clock } = deps;
-  const inputs = async (jobLimit: number): Promise<StatusInputs> => {
+  const inputs = async (jobLimit: number, withFleet: boolean): Promise<StatusInputs> => {
     const now = clock.now();
-    const fleet = deps.fleet === undefined ? undefined : await readFleet(deps.fleet, now);
+    const fleet = deps.fleet === undefined || !withFleet ? undefined : await readFleet(deps.fleet, now);
     return {
-    now,
-    instanceId: deps.config.instanceId,
-    shuttingDown: deps.shuttingDown() || scheduler.isDraining(),
-    paused: scheduler.paused(),
-    definitions: deps.config.runners,
-    queued: await deps.store.countJobsByDefinition('queued'),
-    runners: scheduler.snapshot(),
-    health: scheduler.health(),
-    vms: supervisor.describe(),
-    runnerPhases: scheduler.runnerPhases(),
-    // The newest jobs, and every running one (a long job's VM still shows what it runs).
-    jobs: unique([...await records.listJobRecords({ limit: jobLimit }), ...await records.listJobRecords({ status: 'in_progress' })]),
-    loops: deps.loops(),
-    capacity: deps.capacity(),
-    ...(fleet === undefined ? {} : { fleet }),
+      now,
+      instanceId: deps.config.instanceId,
+      shuttingDown: deps.shuttingDown() || scheduler.isDraining(),
+      paused: scheduler.paused(),
+      definitions: deps.config.runners,
+      queued: await deps.store.countJobsByDefinition('queued'),
+      runners: scheduler.snapshot(),
+      health: scheduler.health(),
+      vms: supervisor.describe(),
+      runnerPhases: scheduler.runnerPhases(),
+      // The newest jobs, and every running one (a long job's VM still shows what it runs).
+      jobs: unique([...await records.listJobRecords({ limit: jobLimit }), ...await records.listJobRecords({ status: 'in_progress' })]),
+      loops: deps.loops(),
+      capacity: deps.capacity(),
+      ...(fleet === undefined ? {} : { fleet }),
     };
   };
   return {
-    status: async () => buildStatus(await inputs(STATUS_JOBS)),
-    vms: async () => vmViews(await inputs(STATUS_JOBS)),
+    status: async () => buildStatus(await inputs(STATUS_JOBS, true)),
+    vms: async () => vmViews(await inputs(STATUS_JOBS, false)),
     hosts: async () => {
       if (deps.fleet === undefined) return null;
       const now = clock.now();
