@@ -24,6 +24,8 @@ import { MemoryGitHub } from '../../test/fakes/memory-github.ts';
 import { postgresPrereqs, startPostgres } from '../../test/helpers/postgres.ts';
 import type { PostgresCluster } from '../../test/helpers/postgres.ts';
 import { requirePrereqs } from '../../test/helpers/prereq.ts';
+import type { FleetView, StatusSnapshot } from '../daemon/status.ts';
+import { adminCall } from './admin-client.ts';
 import { signedDelivery, workflowJobPayload } from '../../bench/_payload.ts';
 import { MIGRATIONS } from '../adapters/store/postgres/migrations.ts';
 import { openPostgresStores } from '../adapters/store/postgres/index.ts';
@@ -368,4 +370,77 @@ test('a host of the fleet that dies is marked lost by the leader: its VM records
   // lb comes back: its heartbeat clears the mark.
   await lb.fleet.heartbeat({ id: 'lb', capacity: { vcpus: 16, memoryMib: 32_768 }, vms: 0 }, Date.now());
   assert.equal((await lbRow())?.lostAt, undefined);
+});
+
+test('two Flints on one PostgreSQL store: each one\'s status and flint hosts list both hosts, exactly one leader, itself as this host; a closed host turns late', async (t) => {
+  if (!requirePrereqs(t, ...postgresPrereqs())) return;
+  const cluster = await (started ??= startPostgres());
+  const url = await cluster.createSchema();
+  t.after(() => cluster.dropSchema(url));
+  const github = new MemoryGitHub({ org: 'flint-pg' });
+  const host = async (instanceId: string) => {
+    const stateDir = mkdtempSync(join(tmpdir(), `flint-pg-${instanceId}-`));
+    t.after(() => rmSync(stateDir, { recursive: true, force: true }));
+    const config = {
+      ...demoConfig({
+        apiUrl: 'http://127.0.0.1:9', appId: 1, privateKey: 'never used: GitHub is in memory', webhookSecret: SECRET, organization: 'flint-pg',
+        kernel: '/nonexistent/vmlinuz', filesystem: '/nonexistent/rootfs.ext4', stateDir, address: '127.0.0.1:0', maxRunners: 2, instanceId,
+      }),
+      store: { postgres: { url } },
+    };
+    const flint = await startFlint({
+      config, logger: createLogger({ level: 'silent' }), synchronous: 'NORMAL', processMetrics: false,
+      tickMs: HOUR, reconcileMs: HOUR, staleRunnersMs: HOUR, jobTruth: { intervalMs: HOUR }, redeliver: { intervalMs: HOUR },
+      fleet: { heartbeatMs: 100, leaseTtlMs: 600 },
+      maxVcpus: instanceId === 'va' ? 16 : 8, maxMemoryMib: 32_768,
+      edges: { drivers: { qemu: new InstantDriver(() => undefined) }, network: new FakeNetwork(instanceId), disks: new FakeDisks(), github },
+    });
+    let closed = false;
+    t.after(async () => { if (!closed) await flint.close(); });
+    const socket = join(config.runDir, 'admin.sock');
+    return {
+      id: instanceId, flint, close: async () => { closed = true; await flint.close(); },
+      status: async () => await adminCall(socket, 'GET', '/status') as StatusSnapshot, // the daemon's /status answer
+      hosts: async () => await adminCall(socket, 'GET', '/hosts') as FleetView | null, // the daemon's /hosts answer
+      metrics: async () => await (await fetch(`${flint.url}/metrics`)).text(),
+    };
+  };
+  const until = async (what: string, ok: () => Promise<boolean>): Promise<void> => {
+    const deadline = Date.now() + 15_000;
+    while (!(await ok())) {
+      if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  };
+  const a = await host('va');
+  const b = await host('vb');
+  await until('both hosts on record and a leader', async () => {
+    const f = (await a.status()).fleet;
+    return f?.hosts.length === 2 && f.leader !== null;
+  });
+  const leaderId = (await a.status()).fleet?.leader;
+  for (const f of [a, b]) {
+    const fleet = (await f.status()).fleet;
+    assert.ok(fleet !== null, `${f.id}: a fleet on a PostgreSQL store`);
+    // No job queued: no claim held; the column is there because the PostgreSQL store shares work through claims.
+    assert.deepEqual(fleet.hosts.map((h) => [h.id, h.capacity.vcpus, h.vms, h.state, h.self, h.claims]), [['va', 16, 0, 'up', f.id === 'va', 0], ['vb', 8, 0, 'up', f.id === 'vb', 0]]);
+    assert.deepEqual(fleet.hosts.filter((h) => h.leader).map((h) => h.id), [leaderId], `${f.id}: exactly one leader, the same for both`);
+    assert.equal(fleet.leader, leaderId);
+    for (const h of fleet.hosts) assert.match(h.address ?? '', /^http:\/\/127\.0\.0\.1:\d+$/);
+    const hosts = await f.hosts();
+    assert.deepEqual(hosts?.hosts.map((h) => [h.id, h.self, h.leader]), fleet.hosts.map((h) => [h.id, h.self, h.leader]), `${f.id}: GET /hosts agrees`);
+    const metrics = await f.metrics();
+    assert.match(metrics, /^flint_fleet_hosts\{state="up"\} 2$/m);
+    assert.match(metrics, new RegExp(`^flint_fleet_leader ${f.id === leaderId ? 1 : 0}$`, 'm'));
+  }
+  const [leader, follower] = leaderId === 'va' ? [a, b] : [b, a];
+
+  await leader.close();
+  // Its row stays with its last heartbeat: two intervals (200 ms) later it is late; the lease it gave up goes to the other.
+  await until('the closed host late and the other leading', async () => {
+    const f = (await follower.status()).fleet;
+    return f?.leader === follower.id && f.hosts.find((h) => h.id === leader.id)?.state === 'late';
+  });
+  assert.deepEqual((await follower.hosts())?.hosts.map((h) => [h.id, h.leader, h.self]).sort(), [[follower.id, true, true], [leader.id, false, false]].sort());
+  assert.match(await follower.metrics(), /^flint_fleet_leader 1$/m);
 });

@@ -91,6 +91,7 @@ import type { Loop, LoopStatus, LoopTimers } from '../daemon/loop.ts';
 import { startDrain } from '../daemon/drain.ts';
 import { FLEET_DEFAULTS, startFleetMembership } from '../daemon/fleet.ts';
 import { startFleetReaper } from '../daemon/fleet-reaper.ts';
+import { fleetView } from '../daemon/status.ts';
 import type { Drain, DrainOutcome } from '../daemon/drain.ts';
 import { DEFAULTS } from '../config/defaults.ts';
 import { JOB_TRUTH_DEFAULTS, startJobTruth } from '../daemon/job-truth.ts';
@@ -110,7 +111,8 @@ import { countedJitRunners, everyObserver, observeJobStarted, observedLauncher }
 import { runnerName } from '../core/ids.ts';
 import { startAdminServer } from './http/admin.ts';
 import type { AdminServer, AdminSource } from './http/admin.ts';
-import { adminSocketSettings, daemonAdminSource } from './admin-source.ts';
+import { adminSocketSettings, daemonAdminSource, readFleet } from './admin-source.ts';
+import type { FleetSourceDeps } from './admin-source.ts';
 import type { WebhookIntake, WebhookOptions } from './http/webhooks.ts';
 import { startStatusPage } from './http/status-page.ts';
 import type { RunningStatusPage } from './http/status-page.ts';
@@ -554,6 +556,11 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
   const networkPolicy = system.policy === undefined ? [] : [startNetworkPolicy({
     network: system.policy, networks: config.networks, logger: logger.child({ component: 'network-policy' }), now: () => clock.now(),
   })];
+  // The fleet's hosts and lease, read from the store at each snapshot and scrape.
+  const fleetSource: FleetSourceDeps | undefined = postgres === undefined ? undefined : {
+    store: postgres.fleet, leaseName: FLEET_DEFAULTS.leaseName, claims: postgres.claims,
+    heartbeatMs: opts.fleet?.heartbeatMs ?? FLEET_DEFAULTS.heartbeatMs, lostAfterMs: opts.fleet?.hostLostMs ?? FLEET_DEFAULTS.hostLostMs,
+  };
   const loops: readonly Loop[] = [scale, reconciler, staleRunners, jobTruth, redeliver, recordRetention, deliveryRetention, consoleRetention, ...networkPolicy,
     ...(membership?.loops ?? []), ...(reaper === undefined ? [] : [reaper])];
   loopStatus = () => [...loops, ...webhooks.loops, ...listeners.values()].map((l) => l.status());
@@ -567,6 +574,14 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
       const free = hostBudget(config, system.supervisor, maxVcpus, maxMemoryMib);
       return { vcpus: maxVcpus, vcpusUsed: maxVcpus - free.cpus, memoryBytes: maxMemoryMib * 2 ** 20, memoryUsedBytes: (maxMemoryMib - free.memoryMib) * 2 ** 20 };
     },
+    ...(fleetSource === undefined || membership === undefined ? {} : { fleet: async () => {
+      const now = clock.now();
+      const view = fleetView(await readFleet(fleetSource, now), now, config.instanceId);
+      const hosts: Record<string, number> = {};
+      for (const h of view.hosts) hosts[h.state] = (hosts[h.state] ?? 0) + 1;
+      // What gates this host's once-per-fleet loops, not the row alone.
+      return { hosts, leader: membership.leader() };
+    } }),
   });
   let closing: Promise<void> | undefined;
   let draining: { drain: Drain; closed: Promise<DrainOutcome> } | undefined;
@@ -575,6 +590,7 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
     loops: () => loopStatus(),
     capacity: () => ({ limit: { cpus: maxVcpus, memoryMib: maxMemoryMib }, free: hostBudget(config, system.supervisor, maxVcpus, maxMemoryMib) }),
     shuttingDown: () => draining !== undefined || closing !== undefined,
+    ...(fleetSource === undefined ? {} : { fleet: fleetSource }),
   });
   adminTarget.source = source;
   let statusPage: RunningStatusPage | undefined;
