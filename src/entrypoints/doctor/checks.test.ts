@@ -114,7 +114,7 @@ function workDir(t: { after: (fn: () => void) => void }): string {
 }
 
 /** A configuration with one Firecracker runner (and optionally a QEMU one) for `sim`. */
-function input(dir: string, sim: Simulator | undefined, extra: { group?: string; address?: string; create?: boolean; store?: string; env?: Record<string, string> } = {}): DoctorInput {
+function input(dir: string, sim: Simulator | undefined, extra: { group?: string; address?: string; create?: boolean; store?: string; env?: Record<string, string>; scaleSetGroup?: string } = {}): DoctorInput {
   const keyFile = join(dir, 'app.pem');
   writeFileSync(keyFile, sim?.privateKeyPem ?? 'no key', { mode: 0o600 });
   const text = `address: "${extra.address ?? '127.0.0.1:9'}"
@@ -127,8 +127,7 @@ networks:
 github:
   appID: ${sim?.appId ?? 4242}
   organization: ${sim?.org ?? 'acme'}
-  webhookSecret: ${SECRET}
-  privateKeyFile: ${keyFile}
+${extra.scaleSetGroup === undefined ? `  webhookSecret: ${SECRET}\n` : ''}  privateKeyFile: ${keyFile}
   apiUrl: ${sim?.apiUrl ?? 'http://127.0.0.1:9'}
 runners:
   - name: fc
@@ -139,7 +138,7 @@ runners:
     jailer: ${dir}/jailer
     firecracker: ${dir}/firecracker
     network: br-flint
-${extra.store ?? ''}`;
+${extra.scaleSetGroup === undefined ? '' : `    scaleSet: {runnerGroup: ${extra.scaleSetGroup}}\n`}${extra.store ?? ''}`;
   const file = join(dir, 'config.yaml');
   writeFileSync(file, text);
   chmodSync(file, 0o600);
@@ -346,6 +345,27 @@ test('the App\'s webhook URL as GitHub reports it, against where Flint listens',
   assert.match(hookAt('https://flint.example.com/webhook', { insecureSsl: true }).detail, /without checking its TLS certificate/);
   assert.ok(!hookAt('https://u:p@flint.example.com/hooks?token=x').detail.includes('token=x'), 'no query string (it may carry a token) in the report');
   assert.equal(webhookUrlCheck({ address: '127.0.0.1:8080' }, { url: 'https://ci.example.org/webhook/flint', insecureSsl: false, hasSecret: true }).status, 'ok', 'behind a proxy any host goes');
+});
+
+test('every runner definition on a scale set: no webhook URL, secret or endpoint is asked for, and the group checked is the scale set\'s', async (t) => {
+  const dir = workDir(t);
+  // An App without a webhook URL: a warning in webhook mode, irrelevant here.
+  const sim = await simulator(t);
+  const logger = createLogger({ level: 'silent', destination: { write: () => undefined }, secrets: new Set() });
+  // A Flint with some other secret listens where the configuration points: the ping would be refused.
+  const other = input(dir, sim, { address: '127.0.0.1:0' });
+  const serving = await startWebhooksOnly({ config: { ...other.config, stateDir: join(dir, 'state-other'), github: { ...other.config.github, webhookSecrets: ['another-secret'] } }, logger });
+  t.after(() => serving.close());
+  const inp = input(dir, sim, { group: 'no-such-group', scaleSetGroup: 'Default', address: new URL(serving.url).host });
+  assert.deepEqual(inp.config.github.webhookSecrets, [], 'scale-set mode needs no webhook secret');
+  const results = await runDoctor(inp, probes(healthyHost(dir)));
+  assert.deepEqual(results.filter((r) => r.status === 'fail' || r.status === 'warn'), []);
+  for (const name of ['github: webhook URL', 'webhook']) {
+    const r = byName(results, name);
+    assert.deepEqual([r.status, r.detail], ['skip', 'not needed: every runner definition takes its jobs from a scale set\'s message queue, not from webhooks']);
+  }
+  assert.equal(byName(results, 'github: runner group Default').status, 'ok');
+  assert.ok(!results.some((r) => r.name === 'github: runner group no-such-group'), 'the definition\'s own group is not where its scale set\'s runners go');
 });
 
 let cluster: Promise<PostgresCluster> | undefined;

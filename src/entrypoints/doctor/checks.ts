@@ -151,7 +151,7 @@ export async function runDoctor(input: DoctorInput, probes: DoctorProbes, option
     } else {
       results.push(...await githubChecks(config, probes));
     }
-    results.push(await webhookCheck(config, probes));
+    results.push(scaleSetsOnly(config) ? result('webhook', 'skip', NO_WEBHOOK, '') : await webhookCheck(config, probes));
   }
   return results;
 }
@@ -379,6 +379,17 @@ async function clockCheck(config: FlintConfig, probes: DoctorProbes): Promise<Ch
   return ok(name, text);
 }
 
+const NO_WEBHOOK = 'not needed: every runner definition takes its jobs from a scale set\'s message queue, not from webhooks';
+
+/**
+ * True when no runner definition is in webhook mode: jobs then come from
+ * scale sets' message queues, and the App's webhook URL and secret (and
+ * Flint's /webhook endpoint) play no part.
+ */
+function scaleSetsOnly(config: Pick<FlintConfig, 'runners'>): boolean {
+  return config.runners.length > 0 && config.runners.every((r) => r.scaleSet !== undefined);
+}
+
 async function githubChecks(config: FlintConfig, probes: DoctorProbes): Promise<CheckResult[]> {
   const gh = probes.github(config);
   const fromError = (name: string, err: unknown): CheckResult =>
@@ -391,17 +402,22 @@ async function githubChecks(config: FlintConfig, probes: DoctorProbes): Promise<
       return [fromError('github: app installation', err)];
     }
     const out = [ok('github: app installation', `App ${config.github.appId} is installed on ${config.github.organization} (installation ${installation}) with the permissions Flint needs`)];
-    for (const group of [...new Set(config.runners.map((r) => r.group))]) {
+    // A scale set's runners join the scale set's group (by default the definition's).
+    for (const group of [...new Set(config.runners.map((r) => r.scaleSet?.runnerGroup ?? r.group))]) {
       try {
         out.push(ok(`github: runner group ${group}`, `id ${await gh.runnerGroupId(group)}`));
       } catch (err) {
         out.push(fromError(`github: runner group ${group}`, err));
       }
     }
-    try {
-      out.push(webhookUrlCheck(config, await gh.webhookConfig()));
-    } catch (err) {
-      out.push(fromError('github: webhook URL', err));
+    if (scaleSetsOnly(config)) {
+      out.push(result('github: webhook URL', 'skip', NO_WEBHOOK, ''));
+    } else {
+      try {
+        out.push(webhookUrlCheck(config, await gh.webhookConfig()));
+      } catch (err) {
+        out.push(fromError('github: webhook URL', err));
+      }
     }
     return out;
   } finally {
