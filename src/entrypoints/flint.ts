@@ -27,7 +27,9 @@
  *        missed-webhooks    every reconcileMs: queued jobs GitHub has and Flint
  *                           does not (reconciler.ts)
  *        stale-runners      at start and every staleRunnersMs: this instance's
- *                           runner registrations with no live VM (stale-runners.ts)
+ *                           runner registrations with no live VM; in a fleet,
+ *                           every host's, by every host's VM records, on the
+ *                           leader only (stale-runners.ts)
  *        job-truth          every jobTruth.intervalMs: held jobs whose news is
  *                           overdue, confirmed against GitHub (job-truth.ts)
  *        redeliver          at start and every redeliver.intervalMs: failed
@@ -84,7 +86,7 @@ import { FlintError } from '../core/errors/index.ts';
 import type { HostBudget } from '../core/capacity.ts';
 import { Scheduler, type SchedulerDeps } from '../daemon/scheduler.ts';
 import { startReconciler } from '../daemon/reconciler.ts';
-import { removeStaleRunners } from '../daemon/stale-runners.ts';
+import { fleetStaleView, removeStaleRunners } from '../daemon/stale-runners.ts';
 import { globalTimers, startLoop } from '../daemon/loop.ts';
 import { startNetworkPolicy } from '../daemon/network-policy.ts';
 import type { Loop, LoopStatus, LoopTimers } from '../daemon/loop.ts';
@@ -524,11 +526,12 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
   const staleDeps = {
     github, instanceId: config.instanceId, logger: logger.child({ component: 'stale-runners' }),
     liveVmIds: () => new Set(system.supervisor.list().map((vm) => vm.id)),
+    // In a fleet the leader judges every host's registrations by every host's VM records: one listing per fleet.
+    ...(postgres === undefined ? {} : { fleet: fleetStaleView(postgres.fleet, postgres.vms) }),
   };
   const staleRunners = startLoop({
     name: 'stale-runners', intervalMs: opts.staleRunnersMs ?? 10 * 60_000, runAtStart: true,
-    // Per host, not gated: it removes this instance's registrations only, judged by this host's live VMs.
-    run: () => removeStaleRunners(staleDeps), logger: staleDeps.logger, now: () => clock.now(),
+    run: () => removeStaleRunners(staleDeps), logger: staleDeps.logger, now: () => clock.now(), ...gate,
   });
   const jobTruthSettings = { ...JOB_TRUTH_DEFAULTS, ...opts.jobTruth };
   const jobTruth = startJobTruth({
@@ -547,7 +550,7 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
     ...(fleetTimes.heartbeatMs === undefined ? {} : { intervalMs: fleetTimes.heartbeatMs }),
     gate: () => membership.leader(),
   });
-  gated.push(reconciler, jobTruth, redeliver, ...(reaper === undefined ? [] : [reaper]));
+  gated.push(reconciler, staleRunners, jobTruth, redeliver, ...(reaper === undefined ? [] : [reaper]));
   const recordRetention = startLoop({
     name: 'record-retention', intervalMs: RETENTION_INTERVAL_MS, runAtStart: false, logger: logger.child({ component: 'record-retention' }), now: () => clock.now(),
     run: () => records.prune(clock.now() - RECORD_RETENTION_MS),

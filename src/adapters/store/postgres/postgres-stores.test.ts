@@ -25,6 +25,8 @@ import type { PostgresStores } from './index.ts';
 import { migrate, MIGRATIONS } from './migrations.ts';
 import type { Migration } from './migrations.ts';
 import { openPostgresPool } from './pool.ts';
+import { newVmRecord } from '../../../daemon/vm/vm-store.ts';
+import { fleetStaleView, removeStaleRunners } from '../../../daemon/stale-runners.ts';
 
 if (postgresPrereqs().some((p) => !p.ok())) {
   // Skipped with what to install, or (CI=true) failed: CI installs PostgreSQL.
@@ -266,6 +268,32 @@ function suites(): void {
     const other = await f.reopen();
     const got = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? f.stores : other).vms.nextSequence('ab1')));
     assert.deepEqual([...got].sort((a, b) => a - b), Array.from({ length: 20 }, (_, i) => i));
+  });
+
+  test('postgres: the leader\'s stale-runners pass sees both hosts\' VM records and removes only registrations without one', async (t) => {
+    const f = await fresh();
+    t.after(f.dispose);
+    const [leader, other] = [f.stores, await f.reopen()];
+    for (const [s, id] of [[leader, 'pa'], [other, 'pb']] as const) await s.fleet.heartbeat({ id, capacity: { vcpus: 2, memoryMib: 4096 }, vms: 1 }, 1_000);
+    const record = (id: string) => newVmRecord({ id, instanceId: id.slice(0, 2), runner: 'small', hypervisor: 'qemu', workDir: `/w/${id}`, createdAt: 5 });
+    // Each host writes its own VMs' records; pb's second VM has ended.
+    await leader.vms.insert(record('pa-00001'));
+    await other.vms.insert(record('pb-00001'));
+    await other.vms.insert(record('pb-00002'));
+    assert.equal(await other.vms.update('pb-00002', 'preparing', { state: 'failed', reason: 'boot failed', endedAt: 9 }), true);
+    const runner = (id: number, name: string) => ({ id, name, os: 'linux', status: 'offline', busy: false, ephemeral: true, runnerGroupId: 1, labels: [] });
+    const deleted: number[] = [];
+    const removed = await removeStaleRunners({
+      github: {
+        listRunners: async () => [runner(1, 'flint-pa-00001'), runner(2, 'flint-pb-00001'), runner(3, 'flint-pb-00002'), runner(4, 'flint-pb-00003'), runner(5, 'flint-pc-00001')],
+        deleteRunner: async (_s, id) => { deleted.push(id); },
+      },
+      // The leader's supervisor holds nothing in memory here: its own VM counts through its record.
+      instanceId: 'pa', liveVmIds: () => new Set(), fleet: fleetStaleView(leader.fleet, leader.vms),
+      logger: { debug() {}, info() {}, warn() {}, error() {} },
+    });
+    assert.deepEqual(removed, ['flint-pb-00002', 'flint-pb-00003'], 'pc is no host of this fleet');
+    assert.deepEqual(deleted, [3, 4]);
   });
 
   test('postgres: health reports the latest round trip and says closed after close', async (t) => {
