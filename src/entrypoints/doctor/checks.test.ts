@@ -24,7 +24,6 @@ import { postgresPrereqs, startPostgres, type PostgresCluster } from '../../../t
 import { requirePrereqs } from '../../../test/helpers/prereq.ts';
 import { openPostgresPool } from '../../adapters/store/postgres/pool.ts';
 import { migrate, MIGRATIONS } from '../../adapters/store/postgres/migrations.ts';
-import { createPostgresFleet } from '../../adapters/store/postgres/fleet.ts';
 
 const SECRET = 'doctor-webhook-secret-0815';
 const GIB = 2 ** 30;
@@ -404,9 +403,11 @@ test('doctor on a PostgreSQL store: the server\'s version, an empty schema, an o
   t.after(() => pool.end());
   await migrate(pool, MIGRATIONS.filter((m) => m.version <= 2));
   const now = Date.now();
-  const fleet = createPostgresFleet(pool);
-  await fleet.heartbeat({ id: 'doc1', capacity: { vcpus: 8, memoryMib: 16_384 }, vms: 2 }, now - 4_000);
-  await fleet.heartbeat({ id: 'h2', capacity: { vcpus: 8, memoryMib: 16_384 }, vms: 0 }, now - 3 * 3_600_000);
+  // Rows as a host of that older schema wrote them (today's heartbeat writes columns of later migrations).
+  const beat = (id: string, vms: number, at: number) => pool.query(
+    'INSERT INTO fleet_hosts (id, vcpus, memory_mib, vms, first_seen_at, last_heartbeat_at) VALUES ($1, 8, 16384, $2, $3, $3)', [id, vms, at]);
+  await beat('doc1', 2, now - 4_000);
+  await beat('h2', 0, now - 3 * 3_600_000);
   [store, ...rest] = await pgChecks(dir, url);
   assert.deepEqual([store?.status, store?.detail.replace(/^.*: schema/, 'schema')], ['ok', `schema version 2; \`flint serve\` migrates it to ${known} at start`]);
   assert.equal(rest.length, 1);
