@@ -114,6 +114,8 @@ function forwardingGitHub(): { port: GitHubPort; reply(m: Extract<ToHost, { type
 }
 
 async function main(): Promise<void> {
+  // The parent gone (killed, or ended without closing this host): so is this host; nothing of the bench outlives it.
+  process.once('disconnect', () => process.exit(1));
   const start = await new Promise<HostOptions>((resolve) => {
     const first = (m: ToHost): void => {
       if (m.type !== 'start') return;
@@ -181,7 +183,7 @@ async function main(): Promise<void> {
         void (async () => {
           await flint.close();
           send({ type: 'closed' });
-          process.disconnect();
+          process.exit(0);
         })();
         return;
       case 'start': return;

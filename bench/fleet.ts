@@ -97,6 +97,8 @@ export interface FleetOptions {
   /** Give up waiting for the jobs to complete after this long. */
   readonly timeoutMs: number;
   readonly logLevel: LogLevel;
+  /** Aborted (SIGINT, SIGTERM): stop waiting, close everything, answer what was measured. */
+  readonly signal?: AbortSignal;
 }
 
 export const FLEET_DEFAULTS: FleetOptions = {
@@ -291,7 +293,7 @@ export async function runFleet(o: FleetOptions): Promise<FleetResult> {
       h.pool = new Pool(h.url, { connections: Math.max(1, Math.ceil(o.connections / hosts.length)), pipelining: 1 });
     });
     const waitCompleted = async (want: ReadonlySet<number>, deadline: number): Promise<boolean> => {
-      while (Date.now() < deadline) {
+      while (Date.now() < deadline && o.signal?.aborted !== true) {
         if ([...want].every((j) => completedJobs.has(j))) return true;
         await sleep(20);
       }
@@ -320,6 +322,7 @@ export async function runFleet(o: FleetOptions): Promise<FleetResult> {
       for (let i = sent++; i < o.jobs; i = sent++) {
         const due = t0 + (i * o.windowMs) / o.jobs;
         if (due > Date.now()) await sleep(due - Date.now());
+        if (o.signal?.aborted === true) return;
         // GitHub knows the job before it tells anyone.
         const jobId = queue();
         burst.push(jobId);
@@ -368,7 +371,7 @@ export async function runFleet(o: FleetOptions): Promise<FleetResult> {
     let sendingDone = false;
     void sending.then(() => { sendingDone = true; });
     let finished = false;
-    while (Date.now() < t0 + o.timeoutMs) {
+    while (Date.now() < t0 + o.timeoutMs && o.signal?.aborted !== true) {
       await killAndWatch();
       if (sendingDone && burst.every((j) => completedJobs.has(j))) {
         finished = true;
@@ -379,7 +382,7 @@ export async function runFleet(o: FleetOptions): Promise<FleetResult> {
     await sending;
     const drainMs = Date.now() - t0;
     // The lease may move after the last job: keep watching, within the deadline.
-    while (tKill !== 0 && newLeader === '' && Date.now() < t0 + o.timeoutMs) {
+    while (tKill !== 0 && newLeader === '' && Date.now() < t0 + o.timeoutMs && o.signal?.aborted !== true) {
       await killAndWatch();
       await sleep(100);
     }
@@ -489,8 +492,19 @@ export default async function bench(argv: string[]): Promise<void> {
     logLevel: process.env.FLINT_BENCH_LOG_LEVEL === 'info' || process.env.FLINT_BENCH_LOG_LEVEL === 'debug' ? process.env.FLINT_BENCH_LOG_LEVEL : d.logLevel,
   };
   const killAfter = o.killAfter ?? Math.floor(o.jobs / 3);
+  // Interrupted: close the hosts and the cluster before ending, as at the end of a run.
+  const abort = new AbortController();
+  const interrupt = (): void => { abort.abort(); };
+  process.once('SIGINT', interrupt);
+  process.once('SIGTERM', interrupt);
   console.log(`fleet: ${o.hosts} hosts (processes) on one PostgreSQL; ${o.jobs} queued deliveries round robin over ${o.windowMs} ms on ${o.connections} connections; maxRunners ${o.maxRunners} per host (${o.maxRunners * o.hosts} in all); each fake job runs ${o.jobMs} ms; the lease holder killed after ${killAfter} completed; lease ttl 30 s, heartbeat 10 s (defaults)`);
-  const r = await runFleet(o);
+  let r: FleetResult;
+  try {
+    r = await runFleet({ ...o, signal: abort.signal });
+  } finally {
+    process.off('SIGINT', interrupt);
+    process.off('SIGTERM', interrupt);
+  }
   const f = (n: number): string => n.toFixed(1);
   const perJob = r.githubCalls / r.jobs;
   console.log(`  sent ${r.jobs} in ${r.sendMs} ms, accepted ${r.accepted}; ${r.completed} completed, all after ${r.drainMs} ms; VM starts ${r.starts} (${Object.entries(r.startsByHost).map(([h, n]) => `${h} ${n}`).join(', ')}); ${r.liveVmsAfter} VMs alive after`);
