@@ -11,6 +11,8 @@ import type { IntakeStore, JobRecordStore, RunnerStateStore, TruthStore } from '
 import type { VmStore } from '../../../daemon/vm/vm-store.ts';
 import type { FleetStore } from '../../../daemon/ports/fleet.ts';
 import { createPostgresFleet } from './fleet.ts';
+import type { WorkClaims } from '../../../daemon/ports/work-claims.ts';
+import { createPostgresWorkClaims } from './work-claims.ts';
 import type { ScaleSetStateStore } from '../../../daemon/ports/scaleset-store.ts';
 import { createPostgresScaleSetState } from './scaleset-state.ts';
 import { createPostgresIntakeStore } from './intake-store.ts';
@@ -33,6 +35,8 @@ export interface PostgresStores {
   readonly vms: VmStore;
   /** The fleet's heartbeats and leases (docs/fleet.md). */
   readonly fleet: FleetStore;
+  /** Claims on queued jobs: how the fleet's hosts share work (docs/fleet.md). */
+  readonly claims: WorkClaims;
   /** The scale-set listeners' sessions and last committed messages. */
   readonly scaleSetState: ScaleSetStateStore;
   /** What the start's migration did. */
@@ -86,6 +90,7 @@ export function postgresStoresOn(pool: pg.Pool, migration: MigrationResult): Pos
     runnerStates: createPostgresRunnerStates(pool),
     vms: new PostgresVmStore(pool),
     fleet: createPostgresFleet(pool),
+    claims: createPostgresWorkClaims(pool),
     scaleSetState: createPostgresScaleSetState(pool),
     migration,
     health() {

@@ -17,7 +17,9 @@ import type { DeliveryOutcome, JobConclusion, JobStatus } from '../../../core/jo
 import { decideJobTransition, outcomeOf } from '../../../core/jobs.ts';
 import type { ErrorCode } from '../../../core/errors/index.ts';
 import type { IntakeStore, JobDelivery, RecordedOutcome, StoredDelivery, StoredJob, StoredUnparsable, UnparsableState } from '../../../daemon/ports/store.ts';
+import { parseVmId, vmIdFromRunnerName } from '../../../core/ids.ts';
 import { inTransaction, writeFailed } from './pool.ts';
+import { WORK_CHANNEL } from './work-claims.ts';
 
 /** First key of the per-job advisory locks (two-key form; the second is the job id's hash). */
 export const JOB_LOCK_SPACE = 1;
@@ -57,15 +59,40 @@ async function ingestOne(client: pg.PoolClient, d: JobDelivery): Promise<Deliver
     await client.query(`INSERT INTO jobs (${JOB_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)`,
       [j.id, j.runId, j.runAttempt, j.repository, j.name, j.workflowName, JSON.stringify(j.labels), d.definition, c.action, conclusion, runnerName, d.receivedAt]);
   } else {
+    if (onRecord === 'queued' && c.action !== 'queued') await passClaimOn(client, c.job.id, runnerName);
     // COALESCE: a `completed` that lost the runner's name (a job cancelled before it started) keeps the one in_progress named.
-    await client.query('UPDATE jobs SET status = $1, conclusion = $2, runner_name = COALESCE($3, runner_name), updated_at = $4 WHERE id = $5',
-      [c.action, conclusion, runnerName, d.receivedAt, c.job.id]);
+    // A job that leaves `queued` is nobody's claim any more (work-claims.ts).
+    await client.query(`UPDATE jobs SET status = $1, conclusion = $2, runner_name = COALESCE($3, runner_name), updated_at = $4,
+      claimed_by = CASE WHEN $1 = 'queued' THEN claimed_by END, claim_expires_at = CASE WHEN $1 = 'queued' THEN claim_expires_at END
+      WHERE id = $5`, [c.action, conclusion, runnerName, d.receivedAt, c.job.id]);
   }
   if (c.action !== 'waiting') {
     const column = STAMP[c.action];
     await client.query(`UPDATE jobs SET ${column} = COALESCE(${column}, $1) WHERE id = $2`, [d.receivedAt, c.job.id]);
   }
   return outcome;
+}
+
+/**
+ * Keeps claims matched to runners when GitHub gives a claimed job to
+ * another host's runner (runners are not bound to jobs). Host A claimed
+ * job J and started runner a for it; host B's runner b, started for B's
+ * claim on job K, took J. Left alone, A's runner a would stand idle while
+ * B, its runner gone, started another for K: one VM beyond demand. So B's
+ * newest claim of J's definition passes to A, whose runner a is the one
+ * left for it. The runner's host is the instance id in its name
+ * (`flint-<instance>-<n>`); a runner Flint did not name passes nothing.
+ */
+async function passClaimOn(client: pg.PoolClient, jobId: number, runnerName: string | null): Promise<void> {
+  const vmId = runnerName === null ? undefined : vmIdFromRunnerName(runnerName);
+  const runnerHost = vmId === undefined ? undefined : parseVmId(vmId)?.instanceId;
+  if (runnerHost === undefined) return;
+  await client.query(
+    `UPDATE jobs SET claimed_by = j.claimed_by FROM (SELECT claimed_by, definition FROM jobs WHERE id = $1) AS j
+     WHERE jobs.id = (
+       SELECT id FROM jobs WHERE status = 'queued' AND claimed_by = $2 AND definition = j.definition AND id <> $1
+       ORDER BY first_seen_at DESC, id DESC LIMIT 1 FOR UPDATE SKIP LOCKED)
+     AND j.claimed_by IS NOT NULL AND j.claimed_by <> $2`, [jobId, runnerHost]);
 }
 
 /** Takes the batch's job locks, in the order of their keys (volatile calls run after the sort). */
@@ -84,6 +111,8 @@ export function createPostgresIntakeStore(pool: pg.Pool): IntakeStore {
           await lockJobs(client, batch.filter((d) => d.definition !== undefined).map((d) => d.command.job.id));
           const outcomes: DeliveryOutcome[] = [];
           for (const d of batch) outcomes.push(await ingestOne(client, d));
+          // A queued job is work for any host of the fleet: wake their schedulers (delivered at commit).
+          if (batch.some((d, i) => d.command.action === 'queued' && outcomes[i] === 'accepted')) await client.query(`SELECT pg_notify('${WORK_CHANNEL}', '')`);
           return outcomes;
         });
       } catch (err) {

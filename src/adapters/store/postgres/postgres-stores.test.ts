@@ -13,6 +13,7 @@ import { vmStoreContract } from '../../../../test/contracts/vm-store.contract.ts
 import { runnerStatesContract } from '../../../../test/contracts/runner-states.contract.ts';
 import { jobRecordContract } from '../../../../test/contracts/job-records.contract.ts';
 import { fleetContract } from '../../../../test/contracts/fleet.contract.ts';
+import { workClaimsContract } from '../../../../test/contracts/work-claims.contract.ts';
 import { scaleSetStateContract } from '../../../../test/contracts/scaleset-state.contract.ts';
 import { postgresPrereqs, startPostgres } from '../../../../test/helpers/postgres.ts';
 import type { PostgresCluster } from '../../../../test/helpers/postgres.ts';
@@ -87,6 +88,36 @@ function suites(): void {
     return { store: f.stores.fleet, other: async () => (await f.reopen()).fleet, dispose: f.dispose };
   });
 
+  workClaimsContract('postgres', async () => {
+    const f = await fresh();
+    return { intake: f.stores.intake, claims: f.stores.claims, other: async () => (await f.reopen()).claims, dispose: f.dispose };
+  });
+
+  test('postgres: a claimed job taken by another host\'s runner passes that host\'s newest claim to the first, so no runner is left over', async (t) => {
+    const f = await fresh();
+    t.after(f.dispose);
+    const { intake, claims } = f.stores;
+    for (const id of [1, 2, 3]) await intake.ingest([delivery(id, 'queued', { at: 1000 + id })]);
+    // a1 holds job 1 (its runner flint-a1-…1 starts for it), b2 holds jobs 2 and 3.
+    assert.deepEqual([...await claims.claim('aaaa', new Map([['default', 1]]), 10_000, 30_000)], [['default', 1]]);
+    assert.deepEqual([...await claims.claim('bbbb', new Map([['default', 2]]), 10_000, 30_000)], [['default', 2]]);
+    // GitHub gives job 1 (a1's) to b2's runner: b2's newest claim (job 3) passes to a1, whose runner is still free.
+    await intake.ingest([delivery(1, 'in_progress', { runner: 'flint-bbbb-00001' })]);
+    assert.deepEqual(Object.fromEntries(await claims.claimsByHost(10_001)), { aaaa: 1, bbbb: 1 });
+    const held = await f.stores.intake.listJobs({ status: 'queued' });
+    assert.deepEqual(held.map((j) => j.id), [2, 3]);
+    const reader = openPostgresPool({ url: f.url });
+    t.after(() => reader.end());
+    const owner = async (id: number) => (await reader.query<{ claimed_by: string | null }>('SELECT claimed_by FROM jobs WHERE id = $1', [id])).rows[0]?.claimed_by;
+    assert.equal(await owner(3), 'aaaa');
+    assert.equal(await owner(2), 'bbbb');
+    assert.equal(await owner(1), null, 'a job that left queued holds no claim');
+    // A job taken by its own claimant's runner, or by a runner Flint did not name, passes nothing.
+    await intake.ingest([delivery(2, 'in_progress', { runner: 'flint-bbbb-00002' })]);
+    await intake.ingest([delivery(3, 'in_progress', { runner: 'laptop' })]);
+    assert.deepEqual(Object.fromEntries(await claims.claimsByHost(10_002)), {});
+  });
+
   scaleSetStateContract('postgres', async () => {
     const f = await fresh();
     return { store: f.stores.scaleSetState, reopen: async () => (await f.reopen()).scaleSetState, dispose: f.dispose };
@@ -117,7 +148,7 @@ function suites(): void {
     assert.deepEqual((await f.reopen()).migration.applied, []);
     const pool = openPostgresPool({ url: f.url });
     t.after(() => pool.end());
-    const next = { version: MIGRATIONS.length + 1, name: 'a later one', sql: 'ALTER TABLE jobs ADD COLUMN claimed_by TEXT' };
+    const next = { version: MIGRATIONS.length + 1, name: 'a later one', sql: 'ALTER TABLE jobs ADD COLUMN later_column TEXT' };
     assert.deepEqual(await migrate(pool, [...MIGRATIONS, next]), { applied: [next.version], version: next.version });
     // The stores keep working on the wider table.
     assert.deepEqual(await f.stores.intake.ingest([delivery(1, 'queued')]), ['accepted']);

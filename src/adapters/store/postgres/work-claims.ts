@@ -1,0 +1,142 @@
+/**
+ * The WorkClaims port on PostgreSQL: the columns `jobs.claimed_by` and
+ * `jobs.claim_expires_at` (migration 4), shared by every host of the fleet.
+ *
+ * A host's claim pass is three statements, each atomic on its own:
+ *   1. renew: every claim it holds on a queued job gets the new expiry, and
+ *      the jobs come back (oldest first) so it knows what it holds;
+ *   2. give up the newest ones beyond what it wants now;
+ *   3. per definition still short, take unclaimed or expired queued jobs,
+ *      oldest first, `FOR UPDATE SKIP LOCKED`: rows another host is
+ *      claiming at this instant are passed over rather than waited for, and
+ *      the UPDATE re-checks the condition on the locked row, so no job is
+ *      held by two hosts.
+ * When claims are given up, or a queued job is stored (intake-store.ts),
+ * `NOTIFY flint_work` wakes the other hosts' schedulers (`subscribe`).
+ */
+import type pg from 'pg';
+import type { WorkClaims } from '../../../daemon/ports/work-claims.ts';
+import { writeFailed } from './pool.ts';
+
+/** The channel hosts LISTEN on for work that may be theirs to claim. */
+export const WORK_CHANNEL = 'flint_work';
+
+/** How long `subscribe` waits before listening again after its connection broke. */
+const RELISTEN_MS = 1000;
+
+export function createPostgresWorkClaims(pool: pg.Pool): WorkClaims {
+  return {
+    async claim(host, wanted, now, ttlMs) {
+      const expires = now + ttlMs;
+      try {
+        const held = await pool.query<{ id: number; definition: string }>(
+          `UPDATE jobs SET claim_expires_at = $2 WHERE claimed_by = $1 AND status = 'queued'
+           RETURNING id, definition, first_seen_at`, [host, expires]);
+        const byDefinition = new Map<string, { id: number; firstSeenAt: number }[]>();
+        for (const r of held.rows as { id: number; definition: string; first_seen_at: number }[]) {
+          const list = byDefinition.get(r.definition) ?? [];
+          list.push({ id: r.id, firstSeenAt: r.first_seen_at });
+          byDefinition.set(r.definition, list);
+        }
+        const counts = new Map<string, number>();
+        const giveUp: number[] = [];
+        for (const [definition, jobs] of byDefinition) {
+          jobs.sort((a, b) => a.firstSeenAt - b.firstSeenAt || a.id - b.id);
+          const keep = Math.min(jobs.length, Math.max(0, wanted.get(definition) ?? 0));
+          giveUp.push(...jobs.slice(keep).map((j) => j.id));
+          if (keep > 0) counts.set(definition, keep);
+        }
+        if (giveUp.length > 0) await giveUpClaims(pool, 'id = ANY($2::bigint[])', [host, giveUp]);
+        for (const [definition, want] of wanted) {
+          const need = want - (counts.get(definition) ?? 0);
+          if (need <= 0) continue;
+          const taken = await pool.query(
+            `WITH picked AS (
+               SELECT id FROM jobs WHERE status = 'queued' AND definition = $3 AND (claimed_by IS NULL OR claim_expires_at <= $4)
+               ORDER BY first_seen_at, id LIMIT $5 FOR UPDATE SKIP LOCKED)
+             UPDATE jobs SET claimed_by = $1, claim_expires_at = $2 FROM picked WHERE jobs.id = picked.id`,
+            [host, expires, definition, now, need]);
+          const n = (counts.get(definition) ?? 0) + (taken.rowCount ?? 0);
+          if (n > 0) counts.set(definition, n);
+        }
+        return counts;
+      } catch (err) {
+        throw writeFailed(`the work claims of host ${host}`, err);
+      }
+    },
+    async releaseAll(host) {
+      try {
+        await giveUpClaims(pool, 'true', [host]);
+      } catch (err) {
+        throw writeFailed(`the release of host ${host}'s work claims`, err);
+      }
+    },
+    async claimsByHost(now) {
+      const { rows } = await pool.query<{ host: string; n: number }>(
+        `SELECT claimed_by AS host, count(*)::int AS n FROM jobs
+         WHERE status = 'queued' AND claimed_by IS NOT NULL AND claim_expires_at > $1 GROUP BY claimed_by ORDER BY claimed_by`, [now]);
+      return new Map(rows.map((r) => [r.host, r.n]));
+    },
+    subscribe: (onWork) => listen(pool, onWork),
+  };
+}
+
+/** Clears `host`'s claims matching `where` ($1 is the host) and, when there were any, tells the other hosts. */
+async function giveUpClaims(pool: pg.Pool, where: string, params: unknown[]): Promise<void> {
+  await pool.query(
+    `WITH freed AS (UPDATE jobs SET claimed_by = NULL, claim_expires_at = NULL WHERE claimed_by = $1 AND ${where} RETURNING id)
+     SELECT pg_notify('${WORK_CHANNEL}', '') FROM (SELECT 1 FROM freed LIMIT 1) AS any_freed`, params);
+}
+
+/**
+ * LISTENs on one connection of its own, taken from the pool for as long as
+ * it listens; a broken connection is replaced after RELISTEN_MS (meanwhile
+ * the scheduler's own ticks still find the work).
+ */
+async function listen(pool: pg.Pool, onWork: () => void): Promise<() => Promise<void>> {
+  let stopped = false;
+  let client: pg.PoolClient | undefined;
+  let retry: NodeJS.Timeout | undefined;
+  const notified = (msg: pg.Notification): void => {
+    if (msg.channel === WORK_CHANNEL) onWork();
+  };
+  const relisten = (): void => {
+    if (stopped) return;
+    // Work may have been announced while nobody listened: the scheduler is woken once it listens again.
+    retry = setTimeout(() => { retry = undefined; connect().then(onWork, relisten); }, RELISTEN_MS);
+  };
+  const connect = async (): Promise<void> => {
+    const c = await pool.connect();
+    c.on('notification', notified);
+    c.once('error', () => {
+      // The server went away: this client is done; listen again on a fresh one.
+      c.removeListener('notification', notified);
+      c.release(true);
+      if (client === c) client = undefined;
+      relisten();
+    });
+    try {
+      await c.query(`LISTEN ${WORK_CHANNEL}`);
+    } catch (err) {
+      c.removeListener('notification', notified);
+      c.release(true);
+      throw err;
+    }
+    if (stopped) {
+      c.release(true);
+      return;
+    }
+    client = c;
+  };
+  await connect();
+  return async () => {
+    stopped = true;
+    if (retry !== undefined) clearTimeout(retry);
+    const c = client;
+    client = undefined;
+    if (c === undefined) return;
+    c.removeListener('notification', notified);
+    // Destroyed rather than returned: a pooled connection must not keep listening.
+    c.release(true);
+  };
+}
