@@ -7,6 +7,8 @@ import type { RunnerConfig } from '../config/types.ts';
 import type { StoredJob } from './ports/store.ts';
 import type { GuestEnv, VmHandle, VmOutcome } from './vm/supervisor.ts';
 import type { ConsoleMarker } from '../core/guest-contract.ts';
+import type { WorkClaims } from './ports/work-claims.ts';
+import { MemoryWorkClaims } from '../../test/fakes/memory-work-claims.ts';
 
 const runner = (over: Partial<RunnerConfig> = {}): RunnerConfig => ({
   name: 'default', group: 'Default', labels: ['self-hosted', 'linux'], kernel: '/k', filesystem: '/r', jailer: '/j', firecracker: '/f',
@@ -34,10 +36,15 @@ class FakeVms implements VmLauncher {
   autoOnline = false;
   launchCalls = 0;
   private n = 0;
+  /** The instance part of the VM ids (each host of a fleet has its own). */
+  private readonly instance: string;
+  constructor(instance = 't1') {
+    this.instance = instance;
+  }
   async launch(_runner: RunnerConfig, guestEnv: GuestEnv): Promise<VmHandle> {
     this.launchCalls += 1;
     if (this.mode === 'throws') throw new FlintError('FLINT_ERR_VM_UNKNOWN_NETWORK', 'runner "default" uses network "br9", which is not configured');
-    const id = `t1-${String(this.n++).padStart(5, '0')}`;
+    const id = `${this.instance}-${String(this.n++).padStart(5, '0')}`;
     const markers: ((m: ConsoleMarker, at: number) => void)[] = [];
     let resolveEnded!: (o: VmOutcome) => void;
     const ended = new Promise<VmOutcome>((r) => { resolveEnded = r; });
@@ -72,12 +79,15 @@ class FakeVms implements VmLauncher {
 
 interface Line { level: string; obj: Record<string, unknown>; msg: string }
 
-function setup(jobs: StoredJob[], runners = [runner()]) {
-  const vms = new FakeVms();
+interface FleetSetup { readonly claims: WorkClaims; readonly host: string; readonly clock: { t: number; now(): number }; readonly budgetVms?: number }
+
+function setup(jobs: StoredJob[], runners = [runner()], fleet?: FleetSetup) {
+  const vms = new FakeVms(fleet?.host);
   const deleted: number[] = [];
   const created: string[] = [];
   const lines: Line[] = [];
-  const clock = { t: 0, now: () => clock.t };
+  const ownClock = { t: 0, now: () => ownClock.t };
+  const clock = fleet?.clock ?? ownClock;
   const github = { jitError: undefined as Error | undefined };
   /** Runs after every store read: a commit landing between two reads of one tick. */
   const hooks: { afterRead: (() => void) | undefined } = { afterRead: undefined };
@@ -101,8 +111,13 @@ function setup(jobs: StoredJob[], runners = [runner()]) {
     clock,
     // The shortest delays jitter allows: the worst case for the number of attempts.
     random: () => 0.999,
-    budget: () => ({ cpus: 100, memoryMib: 100_000 }),
+    budget: () => {
+      if (fleet?.budgetVms === undefined) return { cpus: 100, memoryMib: 100_000 };
+      const left = fleet.budgetVms - vms.launched.filter((v) => v.stopped.length === 0).length;
+      return { cpus: 2 * left, memoryMib: 1024 * left };
+    },
     guestExtras: { FLINT_RUNNER_COMMAND: 'true' },
+    ...(fleet === undefined ? {} : { claims: { store: fleet.claims, host: fleet.host, ttlMs: 30_000 } }),
   });
   return { scheduler, vms, deleted, created, jobs, config, clock, github, lines, hooks };
 }
@@ -372,4 +387,68 @@ test('a definition in scale-set mode registers its runners with the scale set an
   await settle();
   await scheduler.settled();
   assert.deepEqual(calls, ['ss:jit:default:flint-t1-00000', 'ss:delete:default:42']);
+});
+
+test('a fleet: each host claims the queued jobs it can serve and starts VMs for those only, so the fleet starts one per job', async () => {
+  const jobs = [1, 2, 3, 4, 5].map((id) => job(id, 'queued'));
+  const claims = new MemoryWorkClaims(jobListStore(jobs));
+  const clock = { t: 1000, now: () => clock.t };
+  const a = setup(jobs, [runner({ maxRunners: 3 })], { claims, host: 'ha', clock });
+  const b = setup(jobs, [runner({ maxRunners: 3 })], { claims, host: 'hb', clock });
+  await a.scheduler.tick();
+  await b.scheduler.tick();
+  assert.equal(a.vms.launched.length, 3, 'host a serves what its maxRunners allows');
+  assert.equal(b.vms.launched.length, 2, 'host b the rest');
+  await a.scheduler.tick();
+  await b.scheduler.tick();
+  assert.equal(a.vms.launched.length + b.vms.launched.length, 5, 'renewed claims start nothing more');
+  assert.deepEqual(Object.fromEntries(await claims.claimsByHost(clock.now())), { ha: 3, hb: 2 });
+  // A job is taken by host a's runner: a's claims drop with it, and nothing new starts anywhere.
+  a.vms.launched[0]?.marker({ kind: 'runner-started' });
+  jobs[0] = job(1, 'in_progress', `flint-${a.vms.launched[0]?.id ?? ''}`);
+  await a.scheduler.tick();
+  await b.scheduler.tick();
+  assert.equal(a.vms.launched.length + b.vms.launched.length, 5);
+});
+
+test('a fleet: a host claims only what its free capacity holds, and a dead host\'s claims go to another after their ttl', async () => {
+  const jobs = [1, 2, 3, 4].map((id) => job(id, 'queued'));
+  const claims = new MemoryWorkClaims(jobListStore(jobs));
+  const clock = { t: 1000, now: () => clock.t };
+  const a = setup(jobs, [runner({ maxRunners: 10 })], { claims, host: 'ha', clock, budgetVms: 1 });
+  const b = setup(jobs, [runner({ maxRunners: 10 })], { claims, host: 'hb', clock, budgetVms: 2 });
+  await a.scheduler.tick();
+  await b.scheduler.tick();
+  assert.equal(a.vms.launched.length, 1, 'room for one VM: one claim');
+  assert.equal(b.vms.launched.length, 2);
+  assert.deepEqual(Object.fromEntries(await claims.claimsByHost(clock.now())), { ha: 1, hb: 2 });
+  // Host a dies (it ticks no more); a third host with room waits for a's claim to lapse.
+  const c = setup(jobs, [runner({ maxRunners: 10 })], { claims, host: 'hc', clock });
+  await c.scheduler.tick();
+  assert.equal(c.vms.launched.length, 1, 'only the unclaimed job');
+  clock.t += 29_999;
+  await b.scheduler.tick();
+  await c.scheduler.tick();
+  assert.equal(c.vms.launched.length, 1, 'a\'s claim holds until its ttl');
+  clock.t += 1;
+  await c.scheduler.tick();
+  assert.equal(c.vms.launched.length, 2, 'then its job is served by another host');
+  assert.equal(b.vms.launched.length, 2);
+});
+
+test('a fleet: a paused definition and a stopped scheduler give their claims up at once', async () => {
+  const jobs = [1, 2].map((id) => job(id, 'queued'));
+  const claims = new MemoryWorkClaims(jobListStore(jobs));
+  const clock = { t: 1000, now: () => clock.t };
+  const a = setup(jobs, [runner()], { claims, host: 'ha', clock });
+  await a.scheduler.tick();
+  assert.deepEqual(Object.fromEntries(await claims.claimsByHost(clock.now())), { ha: 2 });
+  a.scheduler.pause('default');
+  await a.scheduler.tick();
+  assert.deepEqual(Object.fromEntries(await claims.claimsByHost(clock.now())), {}, 'paused: nothing served, nothing claimed');
+  a.scheduler.resume('default');
+  await a.scheduler.tick();
+  assert.deepEqual(Object.fromEntries(await claims.claimsByHost(clock.now())), { ha: 2 }, 'its runners are still there to serve them');
+  await a.scheduler.stop();
+  assert.deepEqual(Object.fromEntries(await claims.claimsByHost(clock.now())), {});
 });

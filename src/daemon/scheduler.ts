@@ -32,6 +32,7 @@ import type { FlintConfig, RunnerConfig } from '../config/types.ts';
 import { startLoop, type Loop, type LoopTimers } from './loop.ts';
 import type { GitHubPort, RunnerScope } from './ports/github.ts';
 import type { ScaleSetRunners } from './ports/scaleset-runners.ts';
+import type { WorkClaims } from './ports/work-claims.ts';
 import type { IntakeStore, RunnerPhase, RunnerStateStore, StoredJob } from './ports/store.ts';
 import type { Logger, VmHandle, GuestEnv, LaunchOptions } from './vm/supervisor.ts';
 
@@ -59,6 +60,12 @@ export interface SchedulerDeps {
   readonly timers?: LoopTimers;
   /** Registration and removal of the runners of definitions in scale-set mode (`scaleSet` set); needed when there are any. */
   readonly scaleSets?: ScaleSetRunners;
+  /**
+   * With a fleet (PostgreSQL store): this host's demand is the queued jobs
+   * it holds claims on, claimed each tick up to what it can serve now
+   * (ports/work-claims.ts). None: every queued job on record is this host's.
+   */
+  readonly claims?: { readonly store: Pick<WorkClaims, 'claim' | 'releaseAll'>; readonly host: string; readonly ttlMs: number };
   /** Where each runner's state is kept, so a restarted Flint rebuilds it (`restore()`); none = memory only. */
   readonly runnerStates?: { readonly store: RunnerStateStore; readonly instanceId: string };
 }
@@ -175,9 +182,16 @@ export class Scheduler {
     return this.loop;
   }
 
+  /** Stops the loop; with a fleet, gives this host's claims up so other hosts take those jobs at once. */
   async stop(): Promise<void> {
     this.stopped = true;
     await this.loop?.stop();
+    const claims = this.deps.claims;
+    if (claims !== undefined) {
+      await claims.store.releaseAll(claims.host).catch((err: unknown) => {
+        this.deps.logger.warn({ err: errText(err) }, 'could not give this host\'s work claims up; they expire on their own');
+      });
+    }
   }
 
   /**
@@ -297,12 +311,15 @@ export class Scheduler {
     // AND as its runner's busy mark, which would start a VM nobody needs.
     // Read this way it counts at most once too few, which the in_progress
     // delivery's poke corrects at once. (SQLite answers both from one state.)
-    const [running, queued] = await Promise.all([
+    const claims = this.deps.claims;
+    const [running, counted] = await Promise.all([
       this.deps.store.listJobs({ status: 'in_progress' }),
-      this.deps.store.countJobsByDefinition('queued'),
+      claims === undefined ? this.deps.store.countJobsByDefinition('queued') : undefined,
     ]);
     this.markBusy(running);
     const now = this.deps.clock.now();
+    // In a fleet the claim comes after the in-progress read, for the same reason.
+    const queued = counted ?? await claims?.store.claim(claims.host, this.servable(now), now, claims.ttlMs) ?? new Map<string, number>();
     const demand = this.demand(queued, now);
     const plan = planScale(demand, this.deps.budget());
     if (plan.deferredForBudget > 0) {
@@ -315,6 +332,19 @@ export class Scheduler {
       const excess = plan.stopIdle.get(def.name) ?? 0;
       if (excess > 0) await this.stopIdle(def, excess, now);
     }
+  }
+
+  /**
+   * How many queued jobs of each definition this host can serve now: its
+   * runners that can still take a job (starting, idle) plus what it could
+   * start at once within its free capacity, maxRunners and launch health.
+   * What it claims in a fleet; nothing for a paused definition.
+   */
+  private servable(now: number): Map<string, number> {
+    const saturated = new Map(this.deps.config.runners.map((d) => [d.name, d.maxRunners]));
+    const demand = this.demand(saturated, now);
+    const plan = planScale(demand, this.deps.budget());
+    return new Map(demand.map((d) => [d.name, this.isPaused(d.name) ? 0 : d.starting + d.idle + (plan.start.get(d.name) ?? 0)]));
   }
 
   private demand(queued: ReadonlyMap<string, number>, now: number): DefinitionDemand[] {

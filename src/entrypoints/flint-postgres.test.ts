@@ -4,9 +4,11 @@
  * against a throw-away cluster (test/helpers/postgres.ts). The schema is
  * migrated at start, a webhook's job and the VM it starts are recorded in
  * PostgreSQL, /healthz reports that store, and close() ends the pool; two
- * Flints on one schema share the once-per-fleet loops through the lease.
+ * Flints on one schema share the once-per-fleet loops through the lease;
+ * a host that stops heartbeating is marked lost by the leader.
  */
 import { after, test } from 'node:test';
+import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,6 +26,8 @@ import type { PostgresCluster } from '../../test/helpers/postgres.ts';
 import { requirePrereqs } from '../../test/helpers/prereq.ts';
 import { signedDelivery, workflowJobPayload } from '../../bench/_payload.ts';
 import { MIGRATIONS } from '../adapters/store/postgres/migrations.ts';
+import { openPostgresStores } from '../adapters/store/postgres/index.ts';
+import { newVmRecord } from '../daemon/vm/vm-store.ts';
 import { startSimulator } from '../../tools/github-sim/index.ts';
 import { startFlint, startWebhooksOnly } from './flint.ts';
 import type { FlintOptions } from './flint.ts';
@@ -142,34 +146,74 @@ test('flint serve --webhooks-only on a PostgreSQL store: /readyz checks that sto
   assert.equal(await flintSessionsAfterClose(client), 0, 'close() ended the pool');
 });
 
+/**
+ * One host of a test fleet on the schema at `url`: startFlint with fake
+ * edges and the shared in-memory GitHub; the fleet's passes often and the
+ * lease short, so that a take-over happens within a fraction of a second.
+ */
+async function fleetHost(t: TestContext, o: { url: string; github: MemoryGitHub; instanceId: string; reconcileMs?: number; maxRunners?: number }) {
+  const { instanceId } = o;
+  const stateDir = mkdtempSync(join(tmpdir(), `flint-pg-${instanceId}-`));
+  t.after(() => rmSync(stateDir, { recursive: true, force: true }));
+  const config = {
+    ...demoConfig({
+      apiUrl: 'http://127.0.0.1:9', appId: 1, privateKey: 'never used: GitHub is in memory', webhookSecret: SECRET, organization: 'flint-pg',
+      kernel: '/nonexistent/vmlinuz', filesystem: '/nonexistent/rootfs.ext4', stateDir, address: '127.0.0.1:0', maxRunners: o.maxRunners ?? 2, instanceId,
+    }),
+    store: { postgres: { url: o.url } },
+  };
+  const driver = new InstantDriver(() => undefined);
+  const flint = await startFlint({
+    config, logger: createLogger({ level: 'silent' }), synchronous: 'NORMAL', processMetrics: false,
+    tickMs: HOUR, reconcileMs: o.reconcileMs ?? HOUR, staleRunnersMs: 50, jobTruth: { intervalMs: 50 }, redeliver: { intervalMs: 50 },
+    fleet: { heartbeatMs: 100, leaseTtlMs: 600 },
+    maxVcpus: 16, maxMemoryMib: 32_768,
+    edges: { drivers: { qemu: driver }, network: new FakeNetwork(instanceId), disks: new FakeDisks(), github: o.github },
+  });
+  let closed = false;
+  t.after(async () => { if (!closed) await flint.close(); });
+  return { id: instanceId, flint, driver, close: async () => { closed = true; await flint.close(); } };
+}
+
+test('two Flints on one PostgreSQL store share the queue: a webhook to one host starts VMs on both, one per job, each within its maxRunners', async (t) => {
+  if (!requirePrereqs(t, ...postgresPrereqs())) return;
+  const cluster = await (started ??= startPostgres());
+  const url = await cluster.createSchema();
+  const github = new MemoryGitHub({ org: 'flint-pg' });
+  // No scale tick but the first: every later start comes from a webhook's poke or another host's NOTIFY.
+  const a = await fleetHost(t, { url, github, instanceId: 'sa', maxRunners: 2 });
+  const b = await fleetHost(t, { url, github, instanceId: 'sb', maxRunners: 3 });
+  // After both hosts have closed (hooks run in the order they were added).
+  t.after(() => cluster.dropSchema(url));
+  for (const jobId of [501, 502, 503, 504]) {
+    const d = signedDelivery(SECRET, 'workflow_job', workflowJobPayload({ jobId, action: 'queued' }));
+    assert.equal((await fetch(`${a.flint.url}/webhook`, { method: 'POST', headers: d.headers, body: d.body })).status, 202);
+  }
+  const deadline = Date.now() + 15_000;
+  while (a.driver.starts.length + b.driver.starts.length < 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  // A moment more: a host that would start a VM beyond demand would have done so by now.
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(a.driver.starts.length, 2, 'the receiving host serves what its maxRunners allows');
+  assert.equal(b.driver.starts.length, 2, 'the other host, woken by the database, serves the rest');
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  t.after(() => client.end());
+  const held = await client.query("SELECT claimed_by, count(*)::int AS n FROM jobs WHERE status = 'queued' GROUP BY claimed_by ORDER BY claimed_by");
+  assert.deepEqual(held.rows, [{ claimed_by: 'sa', n: 2 }, { claimed_by: 'sb', n: 2 }]);
+  // A closing host gives its claims up, and the other takes them at once (it has room for one more).
+  await a.close();
+  const until = Date.now() + 15_000;
+  while (b.driver.starts.length < 3 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(b.driver.starts.length, 3);
+});
+
 test('two Flints on one PostgreSQL store: only the leader runs the once-per-fleet passes, and the other takes over when it closes', async (t) => {
   if (!requirePrereqs(t, ...postgresPrereqs())) return;
   const cluster = await (started ??= startPostgres());
   const url = await cluster.createSchema();
   t.after(() => cluster.dropSchema(url));
   const github = new MemoryGitHub({ org: 'flint-pg' });
-  const host = async (instanceId: string) => {
-    const stateDir = mkdtempSync(join(tmpdir(), `flint-pg-${instanceId}-`));
-    t.after(() => rmSync(stateDir, { recursive: true, force: true }));
-    const config = {
-      ...demoConfig({
-        apiUrl: 'http://127.0.0.1:9', appId: 1, privateKey: 'never used: GitHub is in memory', webhookSecret: SECRET, organization: 'flint-pg',
-        kernel: '/nonexistent/vmlinuz', filesystem: '/nonexistent/rootfs.ext4', stateDir, address: '127.0.0.1:0', maxRunners: 2, instanceId,
-      }),
-      store: { postgres: { url } },
-    };
-    const flint = await startFlint({
-      config, logger: createLogger({ level: 'silent' }), synchronous: 'NORMAL', processMetrics: false,
-      // The fleet's passes often, the lease short: a take-over within a fraction of a second.
-      tickMs: HOUR, reconcileMs: 50, staleRunnersMs: 50, jobTruth: { intervalMs: 50 }, redeliver: { intervalMs: 50 },
-      fleet: { heartbeatMs: 100, leaseTtlMs: 600 },
-      maxVcpus: 16, maxMemoryMib: 32_768,
-      edges: { drivers: { qemu: new InstantDriver(() => undefined) }, network: new FakeNetwork(instanceId), disks: new FakeDisks(), github },
-    });
-    let closed = false;
-    t.after(async () => { if (!closed) await flint.close(); });
-    return { id: instanceId, flint, close: async () => { closed = true; await flint.close(); } };
-  };
+  const host = (instanceId: string) => fleetHost(t, { url, github, instanceId, reconcileMs: 50 });
   const SINGLETONS = ['missed-webhooks', 'job-truth', 'redeliver'];
   const runsOf = (f: { flint: { loops(): { name: string; runs: number; standby?: boolean }[] } }) =>
     Object.fromEntries(f.flint.loops().filter((l) => SINGLETONS.includes(l.name)).map((l) => [l.name, { runs: l.runs, standby: l.standby }]));
@@ -258,4 +302,70 @@ test('two Flints in scale-set mode on one PostgreSQL store: only the leader list
   await leader.close();
   await until('the other host to listen', () => sessionOwner() === `flint-${follower.id}`);
   assert.equal(listens(follower), true);
+});
+
+test('a host of the fleet that dies is marked lost by the leader: its VM records fail, its runner states go, its registrations are deleted', async (t) => {
+  if (!requirePrereqs(t, ...postgresPrereqs())) return;
+  const cluster = await (started ??= startPostgres());
+  const url = await cluster.createSchema();
+  t.after(() => cluster.dropSchema(url));
+  const github = new MemoryGitHub({ org: 'flint-pg' });
+  const stateDir = mkdtempSync(join(tmpdir(), 'flint-pg-la-'));
+  t.after(() => rmSync(stateDir, { recursive: true, force: true }));
+  const config = {
+    ...demoConfig({
+      apiUrl: 'http://127.0.0.1:9', appId: 1, privateKey: 'never used: GitHub is in memory', webhookSecret: SECRET, organization: 'flint-pg',
+      kernel: '/nonexistent/vmlinuz', filesystem: '/nonexistent/rootfs.ext4', stateDir, address: '127.0.0.1:0', maxRunners: 2, instanceId: 'la',
+    }),
+    store: { postgres: { url } },
+  };
+  const definition = config.runners[0]?.name ?? 'default';
+  // Host lb as it was when it died: two runner VMs, one registered and idle, one still preparing; one VM ended before.
+  const lb = await openPostgresStores({ url });
+  t.after(() => lb.close());
+  const jit = await github.createJitRunner({ scope: { kind: 'organization' }, name: 'flint-lb-0', runnerGroupId: 1, labels: ['flint'] });
+  for (const [id, state] of [['lb-0', 'running'], ['lb-1', 'preparing'], ['lb-2', 'stopped']] as const) {
+    await lb.vms.insert(newVmRecord({ id, instanceId: 'lb', runner: definition, hypervisor: 'qemu', workDir: `/state/vms/${id}`, createdAt: Date.now() }));
+    if (state !== 'preparing') await lb.vms.update(id, 'preparing', { state, ...(state === 'stopped' ? { reason: 'runner exited', endedAt: Date.now() } : {}) });
+  }
+  await lb.runnerStates.put({ vmId: 'lb-0', instanceId: 'lb', definition, phase: 'idle', githubRunnerId: jit.runnerId, idleSince: Date.now(), startedAt: Date.now() });
+  await lb.runnerStates.put({ vmId: 'lb-1', instanceId: 'lb', definition, phase: 'starting', githubRunnerId: null, idleSince: null, startedAt: Date.now() });
+  await lb.fleet.heartbeat({ id: 'lb', capacity: { vcpus: 16, memoryMib: 32_768 }, vms: 2 }, Date.now());
+  // Its last word: from here on lb is silent.
+  const diedAt = Date.now();
+
+  const flint = await startFlint({
+    config, logger: createLogger({ level: 'silent' }), synchronous: 'NORMAL', processMetrics: false,
+    tickMs: HOUR, reconcileMs: HOUR, staleRunnersMs: HOUR, jobTruth: { intervalMs: HOUR }, redeliver: { intervalMs: HOUR },
+    fleet: { heartbeatMs: 100, leaseTtlMs: 600, hostLostMs: 1500 },
+    maxVcpus: 16, maxMemoryMib: 32_768,
+    edges: { drivers: { qemu: new InstantDriver(() => undefined) }, network: new FakeNetwork('la'), disks: new FakeDisks(), github },
+  });
+  t.after(() => flint.close());
+  const until = async (what: string, ok: () => Promise<boolean>): Promise<void> => {
+    const deadline = Date.now() + 15_000;
+    while (!(await ok())) {
+      if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  };
+  const lbRow = async () => (await lb.fleet.hosts()).find((h) => h.id === 'lb');
+  await until('lb marked lost', async () => (await lbRow())?.lostAt !== undefined);
+  const lostAt = (await lbRow())?.lostAt ?? 0;
+  assert.ok(lostAt - diedAt >= 1500, `marked ${lostAt - diedAt} ms after its last heartbeat, not before hostLostMs`);
+  assert.equal((await lb.fleet.lease('singletons'))?.holder, 'la', 'by the leader');
+  const rec = await lb.vms.get('lb-0');
+  assert.deepEqual([rec?.state, rec?.reason, rec?.endedAt], ['failed', 'host lb lost: it stopped heartbeating', lostAt]);
+  assert.equal((await lb.vms.get('lb-1'))?.state, 'failed');
+  assert.equal((await lb.vms.get('lb-2'))?.reason, 'runner exited', 'a VM that had ended is left as it was');
+  assert.deepEqual(await lb.vms.listUnfinished('lb'), []);
+  assert.deepEqual(await lb.runnerStates.list('lb'), []);
+  assert.deepEqual(await github.listRunners({ kind: 'organization' }), [], 'its registration is deleted');
+  const la = flint.loops().find((l) => l.name === 'fleet-reaper');
+  assert.equal(la?.standby, false);
+  assert.equal((await lb.fleet.hosts()).find((h) => h.id === 'la')?.lostAt, undefined, 'the leader itself is not lost');
+
+  // lb comes back: its heartbeat clears the mark.
+  await lb.fleet.heartbeat({ id: 'lb', capacity: { vcpus: 16, memoryMib: 32_768 }, vms: 0 }, Date.now());
+  assert.equal((await lbRow())?.lostAt, undefined);
 });

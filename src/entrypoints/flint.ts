@@ -44,6 +44,10 @@
  *                           or renews the 30 s `singletons` lease; missed-webhooks,
  *                           job-truth, redeliver and the scale-set listeners run
  *                           on its holder only (docs/fleet.md)
+ *        fleet-reaper       PostgreSQL store, leader only, at start and every 10 s:
+ *                           other hosts silent for 90 s are marked lost, their
+ *                           VM records failed, their registrations removed
+ *                           (daemon/fleet-reaper.ts)
  *        network-policy     at start and every 30 s: Flint's nftables tables re-asserted
  *                           (a flushed ruleset comes back with every live VM's
  *                           entries), allow-list host names re-resolved
@@ -85,7 +89,8 @@ import { globalTimers, startLoop } from '../daemon/loop.ts';
 import { startNetworkPolicy } from '../daemon/network-policy.ts';
 import type { Loop, LoopStatus, LoopTimers } from '../daemon/loop.ts';
 import { startDrain } from '../daemon/drain.ts';
-import { startFleetMembership } from '../daemon/fleet.ts';
+import { FLEET_DEFAULTS, startFleetMembership } from '../daemon/fleet.ts';
+import { startFleetReaper } from '../daemon/fleet-reaper.ts';
 import type { Drain, DrainOutcome } from '../daemon/drain.ts';
 import { DEFAULTS } from '../config/defaults.ts';
 import { JOB_TRUTH_DEFAULTS, startJobTruth } from '../daemon/job-truth.ts';
@@ -151,8 +156,8 @@ export interface FlintOptions extends RootOptions {
   readonly sessionConflict?: { readonly retries?: number; readonly baseMs?: number; readonly maxMs?: number };
   /** How often a drain logs what it waits for (default 30 s). */
   readonly drainProgressMs?: number;
-  /** The fleet's heartbeat and lease (PostgreSQL store only); defaults FLEET_DEFAULTS. Tests shorten them. */
-  readonly fleet?: { readonly heartbeatMs?: number; readonly leaseTtlMs?: number };
+  /** The fleet's heartbeat, lease, claim ttl and lost-host timeout (PostgreSQL store only); defaults FLEET_DEFAULTS. Tests shorten them. */
+  readonly fleet?: { readonly heartbeatMs?: number; readonly leaseTtlMs?: number; readonly claimTtlMs?: number; readonly hostLostMs?: number };
   /** The outside edges; each defaults to its real adapter. Benchmarks give fakes (test/fakes). */
   readonly edges?: FlintEdges;
 }
@@ -450,10 +455,17 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
     ...(opts.guestExtras === undefined ? {} : { guestExtras: opts.guestExtras }),
     ...(opts.backoff === undefined ? {} : { backoff: opts.backoff }),
     runnerStates: { store: runnerStates, instanceId: config.instanceId },
+    // In a fleet this host serves the queued jobs it claims (ports/work-claims.ts).
+    ...(postgres === undefined ? {} : { claims: { store: postgres.claims, host: config.instanceId, ttlMs: opts.fleet?.claimTtlMs ?? FLEET_DEFAULTS.claimTtlMs } }),
     ...(ssClient === undefined ? {} : { scaleSets: scaleSetRunners(ssClient, scaleSetDefs, listeners) }),
   });
   await scheduler.restore(adopted);
   const scale = scheduler.start(opts.tickMs ?? 2000);
+  // Another host stored a queued job or gave claims up: claim at once rather than at the next tick.
+  const unlisten = await postgres?.claims.subscribe?.(() => scheduler.poke()).catch((err: unknown) => {
+    logger.warn({ err }, 'fleet: cannot listen for work announced by other hosts; claiming at each scale tick only');
+    return undefined;
+  });
   onAccepted = (job) => {
     scheduler.poke();
     if (job.action === 'in_progress') void observeJobStarted(records, metrics, job.jobId);
@@ -486,12 +498,13 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
   // host is the whole fleet and nothing is gated.
   const gated: Loop[] = [];
   let listenerChange: Promise<void> = Promise.resolve();
+  const { hostLostMs, ...fleetTimes } = opts.fleet ?? {};
   const membership = postgres === undefined ? undefined : startFleetMembership({
     fleet: postgres.fleet, clock, logger: logger.child({ component: 'fleet' }),
     host: () => ({
       id: config.instanceId, capacity: { vcpus: maxVcpus, memoryMib: maxMemoryMib }, vms: system.supervisor.list().length, address: webhooks.url,
     }),
-    ...opts.fleet,
+    ...fleetTimes,
     onLeadership: (leads) => {
       // A new leader runs the fleet's passes at once rather than after an interval.
       if (leads) for (const l of gated) l.poke();
@@ -523,7 +536,16 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
   const redeliver = startRedeliver({
     github, store, truth, settings: { ...REDELIVER_DEFAULTS, ...opts.redeliver }, clock, logger: logger.child({ component: 'redeliver' }), ...gate,
   });
-  gated.push(reconciler, jobTruth, redeliver);
+  // Marks the hosts that stopped heartbeating lost and removes their registrations (leader only).
+  const reaper = postgres === undefined || membership === undefined ? undefined : startFleetReaper({
+    fleet: postgres.fleet, hostId: config.instanceId, github, clock, logger: logger.child({ component: 'fleet-reaper' }),
+    ...(ssClient === undefined ? {} : { scaleSets: scaleSetRunners(ssClient, scaleSetDefs, listeners) }),
+    isScaleSet: (name) => scaleSetDefs.some((d) => d.name === name),
+    ...(hostLostMs === undefined ? {} : { hostLostMs }),
+    ...(fleetTimes.heartbeatMs === undefined ? {} : { intervalMs: fleetTimes.heartbeatMs }),
+    gate: () => membership.leader(),
+  });
+  gated.push(reconciler, jobTruth, redeliver, ...(reaper === undefined ? [] : [reaper]));
   const recordRetention = startLoop({
     name: 'record-retention', intervalMs: RETENTION_INTERVAL_MS, runAtStart: false, logger: logger.child({ component: 'record-retention' }), now: () => clock.now(),
     run: () => records.prune(clock.now() - RECORD_RETENTION_MS),
@@ -533,7 +555,7 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
     network: system.policy, networks: config.networks, logger: logger.child({ component: 'network-policy' }), now: () => clock.now(),
   })];
   const loops: readonly Loop[] = [scale, reconciler, staleRunners, jobTruth, redeliver, recordRetention, deliveryRetention, consoleRetention, ...networkPolicy,
-    ...(membership?.loops ?? [])];
+    ...(membership?.loops ?? []), ...(reaper === undefined ? [] : [reaper])];
   loopStatus = () => [...loops, ...webhooks.loops, ...listeners.values()].map((l) => l.status());
   metrics.collectFrom({
     loops: loopStatus,
@@ -591,6 +613,7 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
         // Then the lease is given up: another host leads at its next renewal, not after the ttl.
         await membership?.stop();
         await listenerChange;
+        await unlisten?.();
         await scheduler.stop();
         for (const loop of loops) await loop.stop();
         await system.supervisor.shutdown();

@@ -283,8 +283,14 @@ export class ManagedVm implements VmHandle {
     if (this.record.state === 'preparing' && this.vm === undefined) return; // lifecycle() notices
     void this.serial(async () => {
       if (this.record.state !== 'booting' && this.record.state !== 'running') return;
-      await this.transitionNow('stopping', { reason: req.reason }, req.reason);
-      this.deps.logger.info({ vmId: this.id, reason: req.reason }, 'vm stopping');
+      try {
+        await this.transitionNow('stopping', { reason: req.reason }, req.reason);
+        this.deps.logger.info({ vmId: this.id, reason: req.reason }, 'vm stopping');
+      } catch (err) {
+        // The store is failing (or another host marked this VM lost): the VM
+        // is stopped all the same — a shutdown must not wait on the database.
+        this.deps.logger.warn({ vmId: this.id, reason: req.reason, err: errText(err) }, 'vm stopping; the stop could not be recorded');
+      }
       const vm = this.vm;
       if (vm === undefined) return;
       const grace = this.deps.config.stopGraceMs;

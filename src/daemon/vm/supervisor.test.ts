@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeRig, testRunner } from '../../../test/fakes/rig.ts';
+import { MemoryVmStore } from '../../../test/fakes/memory-vm-store.ts';
 import { newVmRecord } from './vm-store.ts';
 import { isFlintError } from '../../core/errors/index.ts';
 import { ProcHostProcesses } from '../../adapters/host/proc-host-processes.ts';
@@ -181,6 +182,18 @@ test('shutdown stops every VM, and launches after it are refused', async (t) => 
   assert.deepEqual(outcomes.map((o) => o.record.state), ['stopped', 'stopped']);
   await assert.rejects(rig.supervisor.launch(testRunner(), {}), (e: unknown) => isFlintError(e, 'FLINT_ERR_VM_SUPERVISOR_CLOSED'));
   assert.equal(rig.network.leases.size, 0);
+});
+
+test('shutdown ends every VM even when the store fails every write: it never waits on the database', async (t) => {
+  const store = new MemoryVmStore();
+  const rig = makeRig({ bootMs: 50 }, { store });
+  t.after(() => rig.close());
+  const vm = await rig.supervisor.launch(testRunner(), {});
+  await new Promise<void>((resolve) => { const off = vm.onState((s) => { if (s === 'running') { off(); resolve(); } }); });
+  store.update = async () => { throw new Error('the database is gone'); };
+  const outcomes = await rig.supervisor.shutdown('flint is stopping');
+  assert.equal(outcomes.length, 1);
+  assert.equal(rig.network.leases.size, 0, 'torn down all the same');
 });
 
 test('a runner on an unknown network is refused before anything is made', async (t) => {

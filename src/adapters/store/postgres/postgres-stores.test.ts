@@ -7,6 +7,7 @@
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
+import pg from 'pg';
 import { intakeStoreContract, delivery } from '../intake-store.contract.ts';
 import { truthStoreContract } from '../truth-store.contract.ts';
 import { vmStoreContract } from '../../../../test/contracts/vm-store.contract.ts';
@@ -85,7 +86,7 @@ function suites(): void {
 
   fleetContract('postgres', async () => {
     const f = await fresh();
-    return { store: f.stores.fleet, other: async () => (await f.reopen()).fleet, dispose: f.dispose };
+    return { store: f.stores.fleet, records: { vms: f.stores.vms, runnerStates: f.stores.runnerStates }, other: async () => (await f.reopen()).fleet, dispose: f.dispose };
   });
 
   workClaimsContract('postgres', async () => {
@@ -116,6 +117,34 @@ function suites(): void {
     await intake.ingest([delivery(2, 'in_progress', { runner: 'flint-bbbb-00002' })]);
     await intake.ingest([delivery(3, 'in_progress', { runner: 'laptop' })]);
     assert.deepEqual(Object.fromEntries(await claims.claimsByHost(10_002)), {});
+  });
+
+  test('postgres: a heartbeat in flight when the leader marks its host lost wins: the mark waits for it and then finds the host fresh', async (t) => {
+    const f = await fresh();
+    t.after(f.dispose);
+    const cap = { vcpus: 4, memoryMib: 4096 };
+    await f.stores.fleet.heartbeat({ id: 'h1', capacity: cap, vms: 1 }, 1000);
+    await f.stores.runnerStates.put({ vmId: 'h1-0', instanceId: 'h1', definition: 'small', phase: 'idle', githubRunnerId: 5, idleSince: 1000, startedAt: 1000 });
+    // The host's heartbeat, as its own statement would run it, held open in a transaction of its own.
+    const beat = new pg.Client({ connectionString: f.url });
+    await beat.connect();
+    t.after(() => beat.end());
+    await beat.query('BEGIN');
+    await beat.query('UPDATE fleet_hosts SET last_heartbeat_at = 95000, lost_at = NULL WHERE id = $1', ['h1']);
+    let settled = false;
+    const mark = f.stores.fleet.markLost('h1', 5000, 96_000).finally(() => { settled = true; });
+    // Until the server shows the mark's statement waiting on a lock (the host's row).
+    for (let i = 0; ; i++) {
+      const { rows } = await beat.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE fleet_hosts SET lost_at%'");
+      if ((rows[0]?.n ?? 0) === 1) break;
+      assert.ok(i < 200 && !settled, 'the mark waits on the host\'s row');
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    assert.equal(settled, false);
+    await beat.query('COMMIT');
+    assert.equal(await mark, undefined);
+    assert.equal((await f.stores.runnerStates.list('h1')).length, 1);
+    assert.equal((await f.stores.fleet.hosts())[0]?.lostAt, undefined);
   });
 
   scaleSetStateContract('postgres', async () => {
