@@ -466,7 +466,7 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
   await scheduler.restore(adopted);
   const scale = scheduler.start(opts.tickMs ?? 2000);
   // Another host stored a queued job or gave claims up: claim at once rather than at the next tick.
-  const unlisten = await postgres?.claims.subscribe?.(() => scheduler.poke()).catch((err: unknown) => {
+  const unlisten = await postgres?.claims.subscribe?.(() => scheduler.pokeForWork()).catch((err: unknown) => {
     logger.warn({ err }, 'fleet: cannot listen for work announced by other hosts; claiming at each scale tick only');
     return undefined;
   });
