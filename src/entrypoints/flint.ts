@@ -23,7 +23,9 @@
  *   4. the loops start, every one on the loop primitive (daemon/loop.ts),
  *      each named, with its trigger and interval, and listed by `loops()`:
  *        scale              every tickMs, and soon after a queued job arrives:
- *                           demand counts → VMs with JIT runners (scheduler.ts)
+ *                           demand counts → VMs with JIT runners (scheduler.ts);
+ *                           on PostgreSQL the demand is the queued jobs this
+ *                           host claims (docs/fleet.md, "Sharing the work")
  *        missed-webhooks    every reconcileMs: queued jobs GitHub has and Flint
  *                           does not (reconciler.ts)
  *        stale-runners      at start and every staleRunnersMs: this instance's
@@ -42,10 +44,11 @@
  *                           (the supervisor)
  *        fleet-heartbeat    PostgreSQL store only, at start and every 10 s: this
  *                           host's row (capacity, VMs, address) (daemon/fleet.ts)
- *        fleet-leadership   PostgreSQL store only, at start and every 10 s: takes
- *                           or renews the 30 s `singletons` lease; missed-webhooks,
- *                           job-truth, redeliver and the scale-set listeners run
- *                           on its holder only (docs/fleet.md)
+ *        fleet-leadership   PostgreSQL store only, at start and every 6.7 s: takes
+ *                           or renews the 20 s `singletons` lease; missed-webhooks,
+ *                           stale-runners, job-truth, redeliver, fleet-reaper and
+ *                           the scale-set listeners run on its holder only
+ *                           (docs/fleet.md)
  *        fleet-reaper       PostgreSQL store, leader only, at start and every 10 s:
  *                           other hosts silent for 90 s are marked lost, their
  *                           VM records failed, their registrations removed
