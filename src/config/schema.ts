@@ -459,7 +459,7 @@ export const KEY_HINTS: Readonly<Record<string, string>> = {
   token: 'the status page\'s access token, ≥ 16 characters, inline or {env: VARIABLE}; needed when status.address is not loopback',
   store: 'where the state lives: absent for SQLite in stateDir (one host), or {postgres: {url, passwordFile | passwordEnv}} for a fleet',
   postgres: 'the PostgreSQL store shared by a fleet: url, and passwordFile or passwordEnv',
-  fleet: 'the timings of a fleet on a PostgreSQL store: heartbeat (default 10s), leaseTtl (default 30s) and claimTtl (default 30s)',
+  fleet: 'the timings of a fleet on a PostgreSQL store: heartbeat (default 10s), leaseTtl (default 20s) and claimTtl (default 30s)',
   heartbeat: 'how often this host writes its heartbeat row, seconds or a duration like "10s"',
   leaseTtl: 'how long the leader\'s lease lasts after its last renewal (renewed every third of it), at least 3 seconds; a dead leader\'s loops move within it and a third',
   claimTtl: 'how long a host\'s claim on a queued job lasts without renewal, at least 10 seconds; a dead host\'s claimed jobs go to other hosts within it',

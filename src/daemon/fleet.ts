@@ -22,10 +22,12 @@ import type { Loop, LoopTimers } from './loop.ts';
 export const FLEET_DEFAULTS = {
   heartbeatMs: 10_000,
   /** Lease lifetime: a dead leader's loops resume on another host within this. */
-  leaseTtlMs: 30_000,
+  leaseTtlMs: 20_000,
   leaseName: 'singletons',
   /** Lifetime of a claim on a queued job (renewed every scale tick): a dead host's jobs go to others within this. */
   claimTtlMs: 30_000,
+  /** A host silent this long (90 s, several lease ttls) is marked lost by the leader's fleet-reaper. */
+  hostLostMs: 90_000,
 } as const;
 
 export interface FleetLogger {

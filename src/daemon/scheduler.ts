@@ -132,6 +132,8 @@ export class Scheduler {
   private persisting: Promise<void> = Promise.resolve();
   /** Operator pauses (`flint drain` / `flint resume`): no new runner, idle ones removed. In memory: a restart resumes. */
   private hostPaused = false;
+  /** In a fleet: the last claim pass held less than this host can serve (see pokeForWork). */
+  private roomForClaims = true;
   private readonly pausedDefinitions = new Set<string>();
 
   constructor(deps: SchedulerDeps) {
@@ -245,6 +247,17 @@ export class Scheduler {
     if (!this.stopped) this.loop?.poke();
   }
 
+  /**
+   * Another host announced work (a queued job stored, claims given up): a
+   * tick soon, unless this host's last claim pass already held all it can
+   * serve — then there is nothing it could claim, and a VM that ends pokes
+   * the scheduler anyway. Keeps a full host from ticking for every webhook
+   * the fleet receives.
+   */
+  pokeForWork(): void {
+    if (this.roomForClaims) this.poke();
+  }
+
   /** Launch health of every definition, for the status surfaces. */
   health(): Record<string, DefinitionHealthView> {
     const out: Record<string, DefinitionHealthView> = {};
@@ -319,7 +332,12 @@ export class Scheduler {
     this.markBusy(running);
     const now = this.deps.clock.now();
     // In a fleet the claim comes after the in-progress read, for the same reason.
-    const queued = counted ?? await claims?.store.claim(claims.host, this.servable(now), now, claims.ttlMs) ?? new Map<string, number>();
+    let queued = counted ?? new Map<string, number>();
+    if (claims !== undefined) {
+      const servable = this.servable(now);
+      queued = await claims.store.claim(claims.host, servable, now, claims.ttlMs);
+      this.roomForClaims = [...servable].some(([name, n]) => n > (queued.get(name) ?? 0));
+    }
     const demand = this.demand(queued, now);
     const plan = planScale(demand, this.deps.budget());
     if (plan.deferredForBudget > 0) {

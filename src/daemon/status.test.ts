@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildStatus, jobViews } from './status.ts';
 import type { StatusInputs } from './status.ts';
-import { loop, statusInputs as inputs, T } from '../../test/fixtures/status-inputs.ts';
+import { fleetInputs, loop, statusInputs as inputs, T } from '../../test/fixtures/status-inputs.ts';
 
 test('definitions show demand, runners, limits and launch health; a paused one says so before its health', () => {
   const s = buildStatus(inputs({ paused: { host: false, definitions: ['big'] } }));
@@ -47,4 +47,34 @@ test('the snapshot carries only named fields: nothing handed in beyond them reac
   const vm = { ...inputs().vms[0], guestEnv: { FLINT_JITCONFIG: 'SECRET-JIT' } } as unknown as StatusInputs['vms'][number];
   const text = JSON.stringify(buildStatus(inputs({ vms: [vm] })));
   assert.ok(!text.includes('SECRET-JIT'));
+});
+
+test('the fleet: every host by id with its heartbeat age and state (up, late after two beats, lost after the timeout or when the store says), the leader and this host', () => {
+  const f = buildStatus(inputs({ fleet: fleetInputs() })).fleet;
+  assert.ok(f !== null);
+  assert.equal(f.leader, 'ab');
+  assert.equal(f.leaseExpiresAt, T + 20_000);
+  assert.deepEqual(f.hosts.map((h) => [h.id, h.state, h.heartbeatAgeMs, h.self, h.leader, h.lostAt, h.claims]), [
+    ['ab', 'up', 1_000, true, true, null, null],
+    ['cd', 'late', 25_000, false, false, null, null],
+    ['ef', 'lost', 95_000, false, false, null, null],
+    ['gh', 'lost', 30_000, false, false, T - 5_000, null],
+  ]);
+  assert.deepEqual(f.hosts[0], {
+    id: 'ab', address: 'http://ab.internal:8080', capacity: { vcpus: 16, memoryMib: 30_000 }, vms: 2, firstSeenAt: T - 3600_000, lastHeartbeatAt: T - 1_000,
+    heartbeatAgeMs: 1_000, state: 'up', lostAt: null, self: true, leader: true, claims: null,
+  });
+  // Exactly two intervals is still up; one ms more is late.
+  const edge = buildStatus(inputs({ fleet: fleetInputs({ hosts: [{ ...fleetInputs().hosts[1]!, lastHeartbeatAt: T - 20_000 }] }) })).fleet;
+  assert.equal(edge?.hosts[0]?.state, 'up');
+});
+
+test('the fleet: an expired lease means no leader; claims per host when work claims are wired (0 for a host with none); no fleet on SQLite', () => {
+  const lapsed = buildStatus(inputs({ fleet: fleetInputs({ lease: { name: 'singletons', holder: 'ab', expiresAt: T } }) })).fleet;
+  assert.equal(lapsed?.leader, null);
+  assert.equal(lapsed?.leaseExpiresAt, null);
+  assert.deepEqual(lapsed?.hosts.filter((h) => h.leader), []);
+  const claimed = buildStatus(inputs({ fleet: fleetInputs({ claims: new Map([['cd', 3]]) }) })).fleet;
+  assert.deepEqual(claimed?.hosts.map((h) => [h.id, h.claims]), [['ab', 0], ['cd', 3], ['ef', 0], ['gh', 0]]);
+  assert.equal(buildStatus(inputs()).fleet, null);
 });

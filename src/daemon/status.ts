@@ -13,6 +13,7 @@ import type { HealthState } from '../core/launch-health.ts';
 import type { HostBudget } from '../core/capacity.ts';
 import type { VmState } from '../core/vm-state.ts';
 import type { LoopStatus } from './loop.ts';
+import type { FleetHostRecord, FleetLease } from './ports/fleet.ts';
 import type { JobRecord } from './ports/store.ts';
 import type { DefinitionHealthView, PausedView, RunnerPhase } from './scheduler.ts';
 import type { VmInfo } from './vm/supervisor.ts';
@@ -48,6 +49,59 @@ export interface StatusInputs {
   readonly loops: readonly LoopStatus[];
   /** What this host may hand to VMs, and what is still free. */
   readonly capacity: { readonly limit: HostBudget; readonly free: HostBudget };
+  /** The fleet as the store has it when the snapshot is taken; absent on SQLite (this host is the whole fleet). */
+  readonly fleet?: FleetInputs;
+}
+
+/** A host's row; `lostAt` is shown when the store records that the host was declared lost. */
+export type FleetHostInput = FleetHostRecord & { readonly lostAt?: number | null };
+
+export interface FleetInputs {
+  readonly hosts: readonly FleetHostInput[];
+  /** The `singletons` lease as recorded (possibly expired). */
+  readonly lease: FleetLease | undefined;
+  /** Unexpired claims on queued jobs by host; absent when no work claims are wired. */
+  readonly claims?: ReadonlyMap<string, number>;
+  /** The heartbeat interval: a heartbeat older than two of them is `late`. */
+  readonly heartbeatMs: number;
+  /** A heartbeat older than this is `lost`. */
+  readonly lostAfterMs: number;
+}
+
+/**
+ * up: heartbeat within two intervals; late: older (one missed beat is a
+ * slow database, two a host in trouble); lost: older than the host-lost
+ * timeout, or declared lost in the store.
+ */
+export type FleetHostState = 'up' | 'late' | 'lost';
+
+export interface FleetHostView {
+  readonly id: string;
+  readonly address: string | null;
+  readonly capacity: { readonly vcpus: number; readonly memoryMib: number };
+  readonly vms: number;
+  readonly firstSeenAt: number;
+  readonly lastHeartbeatAt: number;
+  readonly heartbeatAgeMs: number;
+  readonly state: FleetHostState;
+  /** When the store declared it lost; null when it has not. */
+  readonly lostAt: number | null;
+  /** This is the host answering. */
+  readonly self: boolean;
+  /** It holds the unexpired `singletons` lease. */
+  readonly leader: boolean;
+  /** Unexpired claims on queued jobs it holds; null when work claims are not wired. */
+  readonly claims: number | null;
+}
+
+export interface FleetView {
+  /** The holder of the unexpired lease; null between leaders. */
+  readonly leader: string | null;
+  readonly leaseExpiresAt: number | null;
+  readonly heartbeatMs: number;
+  readonly lostAfterMs: number;
+  /** By id. */
+  readonly hosts: readonly FleetHostView[];
 }
 
 export type DefinitionState = 'active' | 'paused' | 'backing-off' | 'unhealthy';
@@ -122,6 +176,8 @@ export interface StatusSnapshot {
   readonly vms: readonly VmStatus[];
   readonly jobs: readonly JobStatusView[];
   readonly loops: readonly LoopView[];
+  /** Every host of the fleet (PostgreSQL store); null on SQLite, where this host is the whole fleet. */
+  readonly fleet: FleetView | null;
 }
 
 function diff(from: number | null | undefined, to: number | null | undefined): number | null {
@@ -176,6 +232,22 @@ function loopView(l: LoopStatus, now: number): LoopView {
   };
 }
 
+export function fleetView(f: FleetInputs, now: number, self: string): FleetView {
+  const lease = f.lease !== undefined && f.lease.expiresAt > now ? f.lease : undefined;
+  const hosts = [...f.hosts].sort((a, b) => a.id.localeCompare(b.id)).map((h): FleetHostView => {
+    const ageMs = Math.max(0, now - h.lastHeartbeatAt);
+    const lostAt = h.lostAt ?? null;
+    const state: FleetHostState = lostAt !== null || ageMs > f.lostAfterMs ? 'lost' : ageMs > 2 * f.heartbeatMs ? 'late' : 'up';
+    return {
+      id: h.id, address: h.address ?? null, capacity: { vcpus: h.capacity.vcpus, memoryMib: h.capacity.memoryMib }, vms: h.vms,
+      firstSeenAt: h.firstSeenAt, lastHeartbeatAt: h.lastHeartbeatAt, heartbeatAgeMs: ageMs, state, lostAt,
+      self: h.id === self, leader: lease?.holder === h.id,
+      claims: f.claims === undefined ? null : f.claims.get(h.id) ?? 0,
+    };
+  });
+  return { leader: lease?.holder ?? null, leaseExpiresAt: lease?.expiresAt ?? null, heartbeatMs: f.heartbeatMs, lostAfterMs: f.lostAfterMs, hosts };
+}
+
 export function buildStatus(inputs: StatusInputs): StatusSnapshot {
   const { now, paused } = inputs;
   const pausedNames = new Set(paused.definitions);
@@ -203,5 +275,6 @@ export function buildStatus(inputs: StatusInputs): StatusSnapshot {
     vms: vmViews(inputs),
     jobs: jobViews(inputs.jobs),
     loops: inputs.loops.map((l) => loopView(l, now)),
+    fleet: inputs.fleet === undefined ? null : fleetView(inputs.fleet, now, inputs.instanceId),
   };
 }

@@ -2,7 +2,7 @@
  * How the operator commands print the daemon's answers for a terminal:
  * aligned tables, ages like "3m12s". Pure; `--json` bypasses all of it.
  */
-import type { DefinitionStatus, JobStatusView, LoopView, StatusSnapshot, VmStatus } from '../daemon/status.ts';
+import type { DefinitionStatus, FleetView, JobStatusView, LoopView, StatusSnapshot, VmStatus } from '../daemon/status.ts';
 
 /** "850ms", "45s", "3m12s", "2h05m", "3d04h". */
 export function age(ms: number | null | undefined): string {
@@ -51,6 +51,25 @@ export function formatJobs(jobs: readonly JobStatusView[], now: number): string 
   ]));
 }
 
+/** The fleet's hosts; null is a SQLite store, where this host is the whole fleet. */
+export function formatFleet(fleet: FleetView | null): string {
+  if (fleet === null) return 'no fleet: the store is SQLite, this host is the whole fleet\n';
+  if (fleet.hosts.length === 0) return 'no host on record yet\n';
+  const claims = fleet.hosts.some((h) => h.claims !== null);
+  const headers = ['HOST', 'STATE', 'ROLE', 'VCPUS', 'MEMORY', 'VMS', ...(claims ? ['CLAIMS'] : []), 'HEARTBEAT', 'ADDRESS'];
+  const rows = fleet.hosts.map((h) => {
+    const role = [h.leader ? 'leader' : '', h.self ? 'this host' : ''].filter((r) => r !== '').join(', ');
+    // The snapshot's time is the heartbeat's plus its age.
+    const state = h.lostAt === null ? h.state : `${h.state} (declared ${age(h.lastHeartbeatAt + h.heartbeatAgeMs - h.lostAt)} ago)`;
+    return [
+      h.id, state, role === '' ? '-' : role, String(h.capacity.vcpus), `${h.capacity.memoryMib} MiB`, String(h.vms),
+      ...(claims ? [h.claims === null ? '-' : String(h.claims)] : []), `${age(h.heartbeatAgeMs)} ago`, h.address ?? '-',
+    ];
+  });
+  const leader = fleet.leader === null ? 'no leader now (the lease lapsed; a host takes it at its next renewal)\n' : '';
+  return table(headers, rows) + leader;
+}
+
 function formatLoops(loops: readonly LoopView[], now: number): string {
   return table(['LOOP', 'STATE', 'EVERY', 'RUNS', 'FAILURES', 'LAST', 'NEXT', 'LAST ERROR'], loops.map((l) => [
     l.name, l.running ? 'running' : l.healthy ? 'ok' : 'FAILING', age(l.intervalMs), String(l.runs), String(l.failures),
@@ -71,6 +90,7 @@ export function formatStatus(s: StatusSnapshot): string {
     formatJobs(s.jobs.slice(0, 10), s.at),
     'Loops',
     formatLoops(s.loops, s.at),
+    ...(s.fleet === null ? [] : [`Fleet (${s.fleet.hosts.length} hosts)`, formatFleet(s.fleet)]),
   ];
   return out.join('\n');
 }

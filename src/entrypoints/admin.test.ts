@@ -152,6 +152,14 @@ test('status, vms, jobs and logs over the admin socket: tables for a terminal, J
   const vmsJson = JSON.parse((await flintCli('vms', '--json', '--socket', socket)).out) as VmStatus[];
   assert.deepEqual(vmsJson.map((v) => v.id), [vm.id]);
 
+  // SQLite store: this host is the whole fleet; no Fleet table, and flint hosts says why.
+  assert.equal(snap.fleet, null);
+  assert.doesNotMatch(status.out, /^Fleet/m);
+  const hosts = await flintCli('hosts', '--socket', socket);
+  assert.equal(hosts.code, 0, hosts.err);
+  assert.equal(hosts.out, 'no fleet: the store is SQLite, this host is the whole fleet\n');
+  assert.equal(JSON.parse((await flintCli('hosts', '--json', '--socket', socket)).out), null);
+
   const jobs = await flintCli('jobs', '--socket', socket);
   assert.equal(jobs.code, 0, jobs.err);
   assert.match(jobs.out, /^4242 +acme\/widgets +\S.* +demo +queued +\d+\S* ago/m);

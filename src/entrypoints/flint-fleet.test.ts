@@ -127,8 +127,8 @@ async function startFleet(t: TestContext, opts: { readonly org: string; readonly
     logFiles.push(logFile);
     const child = await startChildFlint((close) => { flints.push(async () => { await close(); }); }, {
       config, guestExtras, logFile, secret, netnsPid: ns.pid,
-      // stale-runners at its default (10 min): it is a per-host loop, see the idle-period check.
-      flint: { tickMs: 300, reconcileMs: 2000, staleRunnersMs: 10 * MINUTES },
+      // The leader's scans every 2 s: missed-webhooks and stale-runners (one listing per fleet), seen in the idle period.
+      flint: { tickMs: 300, reconcileMs: 2000, staleRunnersMs: 2000 },
     });
     lb.add(child.url);
     const kill = async (): Promise<void> => {

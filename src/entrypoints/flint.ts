@@ -23,11 +23,15 @@
  *   4. the loops start, every one on the loop primitive (daemon/loop.ts),
  *      each named, with its trigger and interval, and listed by `loops()`:
  *        scale              every tickMs, and soon after a queued job arrives:
- *                           demand counts → VMs with JIT runners (scheduler.ts)
+ *                           demand counts → VMs with JIT runners (scheduler.ts);
+ *                           on PostgreSQL the demand is the queued jobs this
+ *                           host claims (docs/fleet.md, "Sharing the work")
  *        missed-webhooks    every reconcileMs: queued jobs GitHub has and Flint
  *                           does not (reconciler.ts)
  *        stale-runners      at start and every staleRunnersMs: this instance's
- *                           runner registrations with no live VM (stale-runners.ts)
+ *                           runner registrations with no live VM; in a fleet,
+ *                           every host's, by every host's VM records, on the
+ *                           leader only (stale-runners.ts)
  *        job-truth          every jobTruth.intervalMs: held jobs whose news is
  *                           overdue, confirmed against GitHub (job-truth.ts)
  *        redeliver          at start and every redeliver.intervalMs: failed
@@ -40,10 +44,15 @@
  *                           (the supervisor)
  *        fleet-heartbeat    PostgreSQL store only, at start and every 10 s: this
  *                           host's row (capacity, VMs, address) (daemon/fleet.ts)
- *        fleet-leadership   PostgreSQL store only, at start and every 10 s: takes
- *                           or renews the 30 s `singletons` lease; missed-webhooks,
- *                           job-truth, redeliver and the scale-set listeners run
- *                           on its holder only (docs/fleet.md)
+ *        fleet-leadership   PostgreSQL store only, at start and every 6.7 s: takes
+ *                           or renews the 20 s `singletons` lease; missed-webhooks,
+ *                           stale-runners, job-truth, redeliver, fleet-reaper and
+ *                           the scale-set listeners run on its holder only
+ *                           (docs/fleet.md)
+ *        fleet-reaper       PostgreSQL store, leader only, at start and every 10 s:
+ *                           other hosts silent for 90 s are marked lost, their
+ *                           VM records failed, their registrations removed
+ *                           (daemon/fleet-reaper.ts)
  *        network-policy     at start and every 30 s: Flint's nftables tables re-asserted
  *                           (a flushed ruleset comes back with every live VM's
  *                           entries), allow-list host names re-resolved
@@ -80,12 +89,14 @@ import { FlintError } from '../core/errors/index.ts';
 import type { HostBudget } from '../core/capacity.ts';
 import { Scheduler, type SchedulerDeps } from '../daemon/scheduler.ts';
 import { startReconciler } from '../daemon/reconciler.ts';
-import { removeStaleRunners } from '../daemon/stale-runners.ts';
+import { fleetStaleView, removeStaleRunners } from '../daemon/stale-runners.ts';
 import { globalTimers, startLoop } from '../daemon/loop.ts';
 import { startNetworkPolicy } from '../daemon/network-policy.ts';
 import type { Loop, LoopStatus, LoopTimers } from '../daemon/loop.ts';
 import { startDrain } from '../daemon/drain.ts';
 import { FLEET_DEFAULTS, startFleetMembership } from '../daemon/fleet.ts';
+import { startFleetReaper } from '../daemon/fleet-reaper.ts';
+import { fleetView } from '../daemon/status.ts';
 import type { Drain, DrainOutcome } from '../daemon/drain.ts';
 import { DEFAULTS } from '../config/defaults.ts';
 import { JOB_TRUTH_DEFAULTS, startJobTruth } from '../daemon/job-truth.ts';
@@ -105,7 +116,8 @@ import { countedJitRunners, everyObserver, observeJobStarted, observedLauncher }
 import { runnerName } from '../core/ids.ts';
 import { startAdminServer } from './http/admin.ts';
 import type { AdminServer, AdminSource } from './http/admin.ts';
-import { adminSocketSettings, daemonAdminSource } from './admin-source.ts';
+import { adminSocketSettings, daemonAdminSource, readFleet } from './admin-source.ts';
+import type { FleetSourceDeps } from './admin-source.ts';
 import type { WebhookIntake, WebhookOptions } from './http/webhooks.ts';
 import { startStatusPage } from './http/status-page.ts';
 import type { RunningStatusPage } from './http/status-page.ts';
@@ -151,8 +163,8 @@ export interface FlintOptions extends RootOptions {
   readonly sessionConflict?: { readonly retries?: number; readonly baseMs?: number; readonly maxMs?: number };
   /** How often a drain logs what it waits for (default 30 s). */
   readonly drainProgressMs?: number;
-  /** The fleet's heartbeat, lease and work-claim ttl (PostgreSQL store only), over the configuration's `fleet:`; defaults FLEET_DEFAULTS. Tests shorten them below a second. */
-  readonly fleet?: { readonly heartbeatMs?: number; readonly leaseTtlMs?: number; readonly claimTtlMs?: number };
+  /** The fleet's heartbeat, lease, claim ttl and lost-host timeout (PostgreSQL store only), over the configuration's `fleet:`; defaults FLEET_DEFAULTS. Tests shorten them below a second. */
+  readonly fleet?: { readonly heartbeatMs?: number; readonly leaseTtlMs?: number; readonly claimTtlMs?: number; readonly hostLostMs?: number };
   /** The outside edges; each defaults to its real adapter. Benchmarks give fakes (test/fakes). */
   readonly edges?: FlintEdges;
 }
@@ -467,7 +479,7 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
   await scheduler.restore(adopted);
   const scale = scheduler.start(opts.tickMs ?? 2000);
   // Another host stored a queued job or gave claims up: claim at once rather than at the next tick.
-  const unlisten = await postgres?.claims.subscribe?.(() => scheduler.poke()).catch((err: unknown) => {
+  const unlisten = await postgres?.claims.subscribe?.(() => scheduler.pokeForWork()).catch((err: unknown) => {
     logger.warn({ err }, 'fleet: cannot listen for work announced by other hosts; claiming at each scale tick only');
     return undefined;
   });
@@ -503,13 +515,13 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
   // host is the whole fleet and nothing is gated.
   const gated: Loop[] = [];
   let listenerChange: Promise<void> = Promise.resolve();
+  const { hostLostMs, ...fleetTimes } = { ...fleetTimings(config), ...opts.fleet };
   const membership = postgres === undefined ? undefined : startFleetMembership({
     fleet: postgres.fleet, clock, logger: logger.child({ component: 'fleet' }),
     host: () => ({
       id: config.instanceId, capacity: { vcpus: maxVcpus, memoryMib: maxMemoryMib }, vms: system.supervisor.list().length, address: webhooks.url,
     }),
-    ...fleetTimings(config),
-    ...opts.fleet,
+    ...fleetTimes,
     onLeadership: (leads) => {
       // A new leader runs the fleet's passes at once rather than after an interval.
       if (leads) for (const l of gated) l.poke();
@@ -527,11 +539,12 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
   const staleDeps = {
     github, instanceId: config.instanceId, logger: logger.child({ component: 'stale-runners' }),
     liveVmIds: () => new Set(system.supervisor.list().map((vm) => vm.id)),
+    // In a fleet the leader judges every host's registrations by every host's VM records: one listing per fleet.
+    ...(postgres === undefined ? {} : { fleet: fleetStaleView(postgres.fleet, postgres.vms) }),
   };
   const staleRunners = startLoop({
     name: 'stale-runners', intervalMs: opts.staleRunnersMs ?? 10 * 60_000, runAtStart: true,
-    // Per host, not gated: it removes this instance's registrations only, judged by this host's live VMs.
-    run: () => removeStaleRunners(staleDeps), logger: staleDeps.logger, now: () => clock.now(),
+    run: () => removeStaleRunners(staleDeps), logger: staleDeps.logger, now: () => clock.now(), ...gate,
   });
   const jobTruthSettings = { ...JOB_TRUTH_DEFAULTS, ...opts.jobTruth };
   const jobTruth = startJobTruth({
@@ -541,7 +554,16 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
   const redeliver = startRedeliver({
     github, store, truth, settings: { ...REDELIVER_DEFAULTS, ...opts.redeliver }, clock, logger: logger.child({ component: 'redeliver' }), ...gate,
   });
-  gated.push(reconciler, jobTruth, redeliver);
+  // Marks the hosts that stopped heartbeating lost and removes their registrations (leader only).
+  const reaper = postgres === undefined || membership === undefined ? undefined : startFleetReaper({
+    fleet: postgres.fleet, hostId: config.instanceId, github, clock, logger: logger.child({ component: 'fleet-reaper' }),
+    ...(ssClient === undefined ? {} : { scaleSets: scaleSetRunners(ssClient, scaleSetDefs, listeners) }),
+    isScaleSet: (name) => scaleSetDefs.some((d) => d.name === name),
+    ...(hostLostMs === undefined ? {} : { hostLostMs }),
+    ...(fleetTimes.heartbeatMs === undefined ? {} : { intervalMs: fleetTimes.heartbeatMs }),
+    gate: () => membership.leader(),
+  });
+  gated.push(reconciler, staleRunners, jobTruth, redeliver, ...(reaper === undefined ? [] : [reaper]));
   const recordRetention = startLoop({
     name: 'record-retention', intervalMs: RETENTION_INTERVAL_MS, runAtStart: false, logger: logger.child({ component: 'record-retention' }), now: () => clock.now(),
     run: () => records.prune(clock.now() - RECORD_RETENTION_MS),
@@ -550,8 +572,13 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
   const networkPolicy = system.policy === undefined ? [] : [startNetworkPolicy({
     network: system.policy, networks: config.networks, logger: logger.child({ component: 'network-policy' }), now: () => clock.now(),
   })];
+  // The fleet's hosts and lease, read from the store at each snapshot and scrape.
+  const fleetSource: FleetSourceDeps | undefined = postgres === undefined ? undefined : {
+    store: postgres.fleet, leaseName: FLEET_DEFAULTS.leaseName, claims: postgres.claims,
+    heartbeatMs: fleetTimes.heartbeatMs ?? FLEET_DEFAULTS.heartbeatMs, lostAfterMs: hostLostMs ?? FLEET_DEFAULTS.hostLostMs,
+  };
   const loops: readonly Loop[] = [scale, reconciler, staleRunners, jobTruth, redeliver, recordRetention, deliveryRetention, consoleRetention, ...networkPolicy,
-    ...(membership?.loops ?? [])];
+    ...(membership?.loops ?? []), ...(reaper === undefined ? [] : [reaper])];
   loopStatus = () => [...loops, ...webhooks.loops, ...listeners.values()].map((l) => l.status());
   metrics.collectFrom({
     loops: loopStatus,
@@ -563,6 +590,14 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
       const free = hostBudget(config, system.supervisor, maxVcpus, maxMemoryMib);
       return { vcpus: maxVcpus, vcpusUsed: maxVcpus - free.cpus, memoryBytes: maxMemoryMib * 2 ** 20, memoryUsedBytes: (maxMemoryMib - free.memoryMib) * 2 ** 20 };
     },
+    ...(fleetSource === undefined || membership === undefined ? {} : { fleet: async () => {
+      const now = clock.now();
+      const view = fleetView(await readFleet(fleetSource, now), now, config.instanceId);
+      const hosts: Record<string, number> = {};
+      for (const h of view.hosts) hosts[h.state] = (hosts[h.state] ?? 0) + 1;
+      // What gates this host's once-per-fleet loops, not the row alone.
+      return { hosts, leader: membership.leader() };
+    } }),
   });
   let closing: Promise<void> | undefined;
   let draining: { drain: Drain; closed: Promise<DrainOutcome> } | undefined;
@@ -571,6 +606,7 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
     loops: () => loopStatus(),
     capacity: () => ({ limit: { cpus: maxVcpus, memoryMib: maxMemoryMib }, free: hostBudget(config, system.supervisor, maxVcpus, maxMemoryMib) }),
     shuttingDown: () => draining !== undefined || closing !== undefined,
+    ...(fleetSource === undefined ? {} : { fleet: fleetSource }),
   });
   adminTarget.source = source;
   let statusPage: RunningStatusPage | undefined;

@@ -16,7 +16,8 @@ export class FakeNetwork implements HostNetwork {
   /** Makes attach slow (a busy `ip`), to expose races with teardown. */
   attachDelayMs = 0;
   private readonly instanceId: string;
-  private nextHost = 2;
+  /** Host numbers in use, per network (its first three octets): a detached VM's address is handed out again, as the real network's leases are. */
+  private readonly used = new Map<string, Set<number>>();
 
   constructor(instanceId: string) {
     this.instanceId = instanceId;
@@ -30,7 +31,13 @@ export class FakeNetwork implements HostNetwork {
     if (this.attachDelayMs > 0) await new Promise((r) => setTimeout(r, this.attachDelayMs));
     if (this.failAttach) throw new Error('fake network: no address left');
     const base = net.v4.address.split('.').slice(0, 3).join('.');
-    const address = `${base}.${this.nextHost++}`;
+    let used = this.used.get(base);
+    if (used === undefined) this.used.set(base, used = new Set());
+    let host = 2;
+    while (used.has(host)) host++;
+    if (host > 254) throw new Error('fake network: no address left');
+    used.add(host);
+    const address = `${base}.${host}`;
     // The MAC follows the address, as the real network's does (core/mac.ts).
     const lease: NetworkLease = {
       vmId, tap: tapName(vmId), mac: macFromIpv4(address),
@@ -41,14 +48,22 @@ export class FakeNetwork implements HostNetwork {
   }
 
   async detach(vmId: string): Promise<void> {
+    this.release(vmId);
+  }
+
+  private release(vmId: string): void {
+    const address = this.leases.get(vmId)?.guest.ipv4.address;
     this.leases.delete(vmId);
+    if (address === undefined) return;
+    const dot = address.lastIndexOf('.');
+    this.used.get(address.slice(0, dot))?.delete(Number(address.slice(dot + 1)));
   }
 
   async sweep(live: ReadonlySet<string>): Promise<string[]> {
     const removed: string[] = [];
     for (const id of [...this.leases.keys()]) {
       if (parseVmId(id)?.instanceId === this.instanceId && !live.has(id)) {
-        this.leases.delete(id);
+        this.release(id);
         removed.push(id);
       }
     }

@@ -97,6 +97,14 @@ export class MemoryGitHub implements GitHubPort {
     this.touched(j.repo);
   }
 
+  /**
+   * An ephemeral runner finished its job: GitHub removes its registration
+   * (a later deleteRunner finds it gone, which counts as removed).
+   */
+  runnerDone(runnerId: number): void {
+    this.runners.delete(runnerId);
+  }
+
   /** The job ends (a runner finished it, or a user cancelled it while queued). */
   completeJob(jobId: number, conclusion: WorkflowJob['conclusion']): void {
     const j = this.jobs.get(jobId);

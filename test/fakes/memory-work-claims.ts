@@ -27,7 +27,7 @@ export class MemoryWorkClaims implements WorkClaims {
       if (c?.host !== host) continue;
       const n = counts.get(job.definition) ?? 0;
       if (n < (wanted.get(job.definition) ?? 0)) {
-        c.expiresAt = now + ttlMs;
+        if (c.expiresAt < now + ttlMs / 2) c.expiresAt = now + ttlMs;
         counts.set(job.definition, n + 1);
       } else {
         this.claims.delete(job.id);

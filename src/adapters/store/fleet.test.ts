@@ -6,6 +6,10 @@ import { openDatabase } from './db.ts';
 import type { Db } from './db.ts';
 import { createSqliteFleet } from './fleet.ts';
 import { createMemoryFleet } from './memory-fleet.ts';
+import { createMemoryRunnerStates } from './memory-runner-states.ts';
+import { createSqliteRunnerStates } from './runner-states.ts';
+import { SqliteVmStore } from './vms.ts';
+import { MemoryVmStore } from '../../../test/fakes/memory-vm-store.ts';
 
 // Two connections on one file: two processes of the same host.
 fleetContract('sqlite', () => {
@@ -14,6 +18,7 @@ fleetContract('sqlite', () => {
   const dbs: Db[] = [first];
   return {
     store: createSqliteFleet(first),
+    records: { vms: new SqliteVmStore(first), runnerStates: createSqliteRunnerStates(first) },
     other: () => {
       const db = openDatabase(dir);
       dbs.push(db);
@@ -27,6 +32,7 @@ fleetContract('sqlite', () => {
 });
 
 fleetContract('memory', () => {
-  const store = createMemoryFleet();
-  return { store, other: () => store, dispose: () => undefined };
+  const records = { vms: new MemoryVmStore(), runnerStates: createMemoryRunnerStates() };
+  const store = createMemoryFleet(records);
+  return { store, records, other: () => store, dispose: () => undefined };
 });

@@ -6,7 +6,10 @@
  * shape.
  */
 import type { Db } from './db.ts';
-import type { FleetHostRecord, FleetStore } from '../../daemon/ports/fleet.ts';
+import type { FleetHostRecord, FleetStore, LostHost } from '../../daemon/ports/fleet.ts';
+import { lostHostReason } from '../../daemon/ports/fleet.ts';
+import { ensureRunnerStateSchema } from './runner-states.ts';
+import { ensureVmSchema } from './vms.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS fleet_hosts (
@@ -16,7 +19,8 @@ CREATE TABLE IF NOT EXISTS fleet_hosts (
   vms               INTEGER NOT NULL,
   address           TEXT,
   first_seen_at     INTEGER NOT NULL,
-  last_heartbeat_at INTEGER NOT NULL
+  last_heartbeat_at INTEGER NOT NULL,
+  lost_at           INTEGER
 );
 CREATE TABLE IF NOT EXISTS fleet_leases (
   name       TEXT PRIMARY KEY,
@@ -26,23 +30,31 @@ CREATE TABLE IF NOT EXISTS fleet_leases (
 `;
 
 export interface HostRow {
-  id: string; vcpus: number; memory_mib: number; vms: number; address: string | null; first_seen_at: number; last_heartbeat_at: number;
+  id: string; vcpus: number; memory_mib: number; vms: number; address: string | null; first_seen_at: number; last_heartbeat_at: number; lost_at: number | null;
 }
+
+/** The VM states markLost fails: every one that is not terminal. */
+export const UNFINISHED_VM_STATES = ['preparing', 'booting', 'running', 'stopping'] as const;
 
 export function hostFromRow(r: HostRow): FleetHostRecord {
   return {
     id: r.id, capacity: { vcpus: r.vcpus, memoryMib: r.memory_mib }, vms: r.vms, ...(r.address === null ? {} : { address: r.address }),
-    firstSeenAt: r.first_seen_at, lastHeartbeatAt: r.last_heartbeat_at,
+    firstSeenAt: r.first_seen_at, lastHeartbeatAt: r.last_heartbeat_at, ...(r.lost_at === null ? {} : { lostAt: r.lost_at }),
   };
 }
 
 export function createSqliteFleet(db: Db): FleetStore {
   db.exec(SCHEMA);
+  // Files made before hosts could be marked lost get the column (NULL = not lost).
+  const columns = db.prepare('PRAGMA table_info(fleet_hosts)').all() as Array<{ name: string }>; // PRAGMA table_info rows carry `name`
+  if (!columns.some((c) => c.name === 'lost_at')) db.exec('ALTER TABLE fleet_hosts ADD COLUMN lost_at INTEGER');
+  ensureVmSchema(db);
+  ensureRunnerStateSchema(db);
   const beat = db.prepare(
     `INSERT INTO fleet_hosts (id, vcpus, memory_mib, vms, address, first_seen_at, last_heartbeat_at)
      VALUES (@id, @vcpus, @memoryMib, @vms, @address, @now, @now)
      ON CONFLICT (id) DO UPDATE SET vcpus = excluded.vcpus, memory_mib = excluded.memory_mib, vms = excluded.vms,
-       address = excluded.address, last_heartbeat_at = excluded.last_heartbeat_at`,
+       address = excluded.address, last_heartbeat_at = excluded.last_heartbeat_at, lost_at = NULL`,
   );
   const list = db.prepare('SELECT * FROM fleet_hosts ORDER BY id');
   // One statement: SQLite runs it alone, so two contenders cannot both win.
@@ -53,6 +65,22 @@ export function createSqliteFleet(db: Db): FleetStore {
   );
   const release = db.prepare('DELETE FROM fleet_leases WHERE name = ? AND holder = ?');
   const get = db.prepare('SELECT name, holder, expires_at FROM fleet_leases WHERE name = ?');
+  const unfinished = UNFINISHED_VM_STATES.map((s) => `'${s}'`).join(', ');
+  const mark = db.prepare<[number, string, number], { last_heartbeat_at: number }>(
+    'UPDATE fleet_hosts SET lost_at = ? WHERE id = ? AND last_heartbeat_at < ? AND lost_at IS NULL RETURNING last_heartbeat_at');
+  const failVms = db.prepare<[string, number, string], { id: string }>(
+    `UPDATE vms SET state = 'failed', reason = ?, ended_at = ? WHERE instance_id = ? AND state IN (${unfinished}) RETURNING id`);
+  const takeRunners = db.prepare<[string], { vm_id: string; definition: string; github_runner_id: number | null }>(
+    'DELETE FROM runner_states WHERE instance_id = ? RETURNING vm_id, definition, github_runner_id');
+  // One transaction: the heartbeat check and the changes it allows commit together.
+  const markLost = db.transaction((hostId: string, heartbeatBefore: number, now: number): LostHost | undefined => {
+    const row = mark.get(now, hostId, heartbeatBefore);
+    if (row === undefined) return undefined;
+    const failedVms = failVms.all(lostHostReason(hostId), now, hostId).map((r) => r.id).sort();
+    const runners = takeRunners.all(hostId).map((r) => ({ vmId: r.vm_id, definition: r.definition, githubRunnerId: r.github_runner_id }))
+      .sort((a, b) => (a.vmId < b.vmId ? -1 : a.vmId > b.vmId ? 1 : 0));
+    return { hostId, lastHeartbeatAt: row.last_heartbeat_at, failedVms, runners };
+  });
   // Async to match the port; SQLite answers synchronously.
   return {
     async heartbeat(host, now) {
@@ -70,6 +98,9 @@ export function createSqliteFleet(db: Db): FleetStore {
     async lease(name) {
       const r = get.get(name) as { name: string; holder: string; expires_at: number } | undefined; // the table's columns
       return r === undefined ? undefined : { name: r.name, holder: r.holder, expiresAt: r.expires_at };
+    },
+    async markLost(hostId, heartbeatBefore, now) {
+      return markLost.immediate(hostId, heartbeatBefore, now);
     },
   };
 }

@@ -34,8 +34,13 @@ export function fromRow(r: RunnerStateRow): RunnerState {
   };
 }
 
-export function createSqliteRunnerStates(db: Db): RunnerStateStore {
+/** Creates the runner_states table when missing; idempotent. Other modules that query it call it first. */
+export function ensureRunnerStateSchema(db: Db): void {
   db.exec(SCHEMA);
+}
+
+export function createSqliteRunnerStates(db: Db): RunnerStateStore {
+  ensureRunnerStateSchema(db);
   const put = db.prepare(
     `INSERT INTO runner_states (vm_id, instance_id, definition, phase, github_runner_id, idle_since, started_at)
      VALUES (@vmId, @instanceId, @definition, @phase, @githubRunnerId, @idleSince, @startedAt)

@@ -8,6 +8,11 @@
  * database is read: every time is the caller's injected clock, so hosts'
  * clocks must agree to well within a ttl (NTP does).
  *
+ * A host that stops heartbeating is marked lost (markLost) by the leader:
+ * its unfinished VM records become failed and its runners' rows are handed
+ * back, in one transaction that re-checks the heartbeat, so a host that
+ * came back in between is left alone. Its next heartbeat clears the mark.
+ *
  * Adapters: memory, SQLite (one file: one host in practice, but the same
  * lease rows), PostgreSQL; all run test/contracts/fleet.contract.ts.
  */
@@ -29,6 +34,33 @@ export interface FleetHostRecord extends FleetHost {
   readonly firstSeenAt: number;
   /** Epoch ms of its latest heartbeat. */
   readonly lastHeartbeatAt: number;
+  /** Epoch ms it was marked lost (markLost), absent while it heartbeats; its next heartbeat clears it. */
+  readonly lostAt?: number;
+}
+
+/** A runner of a lost host whose row markLost removed: its registration, if any, is the caller's to delete. */
+export interface LostRunner {
+  readonly vmId: string;
+  /** The runner definition it was started for. */
+  readonly definition: string;
+  /** GitHub's id of its registration; null when it was never registered. */
+  readonly githubRunnerId: number | null;
+}
+
+/** What markLost changed. */
+export interface LostHost {
+  readonly hostId: string;
+  /** Its last heartbeat (older than the cut-off). */
+  readonly lastHeartbeatAt: number;
+  /** Its VM records that were unfinished and are now failed. */
+  readonly failedVms: readonly string[];
+  /** Its runners' rows, removed. */
+  readonly runners: readonly LostRunner[];
+}
+
+/** The reason written on the VM records of a lost host. */
+export function lostHostReason(hostId: string): string {
+  return `host ${hostId} lost: it stopped heartbeating`;
 }
 
 export interface FleetLease {
@@ -54,4 +86,15 @@ export interface FleetStore {
   releaseLeadership(name: string, hostId: string): Promise<void>;
   /** The lease `name` as recorded (possibly expired), for status surfaces. */
   lease(name: string): Promise<FleetLease | undefined>;
+  /**
+   * Marks `hostId` lost at `now` — only when its last heartbeat is older
+   * than `heartbeatBefore` and it is not marked already, checked in the
+   * same transaction that changes anything, so a heartbeat that lands
+   * first leaves the host untouched. Marking fails its unfinished VM
+   * records (`instanceId` = the host; preparing, booting, running,
+   * stopping) with lostHostReason and `endedAt = now`, and removes and
+   * returns its runner states. Undefined when nothing was marked (unknown,
+   * fresh or already lost host); a second call is therefore a no-op.
+   */
+  markLost(hostId: string, heartbeatBefore: number, now: number): Promise<LostHost | undefined>;
 }

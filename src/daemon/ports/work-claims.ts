@@ -20,10 +20,11 @@
 export interface WorkClaims {
   /**
    * Makes `host` hold claims on at most `wanted.get(d)` queued jobs of each
-   * definition `d` (definitions absent from `wanted`: none), each valid until
-   * `now + ttlMs`: keeps and renews its oldest claims up to that count, gives
-   * up the rest, then claims unclaimed or expired queued jobs, oldest first,
-   * to make up the difference. Returns how many queued jobs of each
+   * definition `d` (definitions absent from `wanted`: none), each valid for
+   * at least `ttlMs / 2` more: keeps its oldest claims up to that count
+   * (renewing until `now + ttlMs` those past half their life), gives up the
+   * rest, then claims unclaimed or expired queued jobs, oldest first, until
+   * `now + ttlMs`, to make up the difference. Returns how many queued jobs of each
    * definition `host` holds afterwards (definitions with none absent).
    */
   claim(host: string, wanted: ReadonlyMap<string, number>, now: number, ttlMs: number): Promise<ReadonlyMap<string, number>>;

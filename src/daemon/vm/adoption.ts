@@ -114,7 +114,8 @@ export async function sweepLeftovers(ctx: StartupContext): Promise<SweepReport> 
     logger.warn({ vmId: rec.id, stateWas: rec.state, killed: pids }, 'vm left by a previous run cleaned up');
   }
   // Work dirs of this instance with no unfinished record (e.g. a teardown
-  // that died between removing the record's resources and the dir).
+  // that died between removing the record's resources and the dir, or a VM
+  // whose record the fleet's leader failed when it marked this host lost).
   const liveIds = new Set([...ctx.live.keys(), ...report.others]);
   const vmsDir = join(config.stateDir, VMS_DIR);
   for (const name of await files.list(vmsDir)) {
@@ -122,6 +123,12 @@ export async function sweepLeftovers(ctx: StartupContext): Promise<SweepReport> 
     const rec = await store.get(name);
     if (rec !== undefined && !isTerminal(rec.state)) continue;
     const dir = join(vmsDir, name);
+    // A VMM may still run behind a record that ended without it: the fleet's
+    // leader marked this host lost (fleet-reaper) while it was cut off or down.
+    const pids = processes.findVm(name);
+    for (const pid of pids) processes.kill(pid);
+    await waitUntil(ctx.deps.timers ?? keepAliveTimers, () => pids.every((p) => !processes.isAlive(p)), 10_000);
+    report.killed.push(...pids);
     const driver = rec === undefined ? undefined : ctx.deps.drivers[rec.hypervisor];
     await bestEffort(logger, name, 'driver cleanup', () => driver?.cleanup(name, dir));
     await bestEffort(logger, name, 'disk removal', () => disks.remove(name, dir));

@@ -13,6 +13,7 @@ import type { TestContext } from 'node:test';
 import { procStat } from '../../adapters/hypervisor/vmm-process.ts';
 import { ProcHostProcesses } from '../../adapters/host/proc-host-processes.ts';
 import { newVmRecord } from './vm-store.ts';
+import { lostHostReason } from '../ports/fleet.ts';
 import type { VmState } from '../../core/vm-state.ts';
 import { makeRig, testNetwork, testRunner } from '../../../test/fakes/rig.ts';
 import type { Rig } from '../../../test/fakes/rig.ts';
@@ -65,6 +66,21 @@ test('flint restarted while VMs run: the live one is adopted and keeps its lease
   assert.ok(!rig.network.leases.has('t1-00001'), 'its teardown released the lease');
   assert.ok(!existsSync(join(rig.stateDir, 'vms', 't1-00001')));
   assert.ok(rig.driver.cleaned.includes('t1-00001'));
+});
+
+test('a VM whose record the fleet failed while its VMM ran (the host was marked lost) is not adopted: the sweep kills its VMM and removes its work dir, tap and lease', async (t) => {
+  const rig = makeRig(forever);
+  t.after(() => rig.close());
+  const left = await leftRunning(t, rig, 't1-00003', 'running');
+  assert.equal(await rig.store.update('t1-00003', 'running', { state: 'failed', reason: lostHostReason('t1'), endedAt: Date.now() }), true);
+
+  assert.deepEqual(await rig.supervisor.adopt([testRunner()]), []);
+  const report = await rig.supervisor.sweep();
+  assert.deepEqual([report.vms, report.strayDirs, report.killed], [[], ['t1-00003'], [left.pid]]);
+  assert.ok(!existsSync(`/proc/${left.pid}`) || (await procStat(left.pid))?.state === 'Z', 'the VMM is gone');
+  assert.ok(!existsSync(join(rig.stateDir, 'vms', 't1-00003')));
+  assert.ok(!rig.network.leases.has('t1-00003'));
+  assert.equal((await rig.store.get('t1-00003'))?.reason, lostHostReason('t1'), 'the record stays as the leader wrote it');
 });
 
 test('an adopted VM whose VMM ends on its own (the guest powered off) is torn down and recorded stopped', async (t) => {

@@ -1,7 +1,7 @@
 /**
  * The operator commands, each a client of the running daemon's admin
  * socket (entrypoints/http/admin.ts): `flint status`, `flint vms`,
- * `flint jobs`, `flint logs`, `flint drain` and `flint resume`. Each prints
+ * `flint hosts`, `flint jobs`, `flint logs`, `flint drain` and `flint resume`. Each prints
  * a table for a terminal, or with `--json` the daemon's answer as it is.
  *
  *   exit 0  done
@@ -12,10 +12,10 @@ import { parseArgs } from 'node:util';
 import { parseDuration } from '../../config/values.ts';
 import { FlintError } from '../../core/errors/index.ts';
 import type { PausedView } from '../../daemon/scheduler.ts';
-import type { JobStatusView, StatusSnapshot, VmStatus } from '../../daemon/status.ts';
+import type { FleetView, JobStatusView, StatusSnapshot, VmStatus } from '../../daemon/status.ts';
 import type { CommandIo } from '../io.ts';
 import { adminCall, adminSocket, adminStream, DEFAULT_ADMIN_SOCKET } from '../admin-client.ts';
-import { formatJobs, formatStatus, formatVms } from '../admin-format.ts';
+import { formatFleet, formatJobs, formatStatus, formatVms } from '../admin-format.ts';
 
 export interface AdminCommand {
   readonly HELP: string;
@@ -44,7 +44,8 @@ export const status: AdminCommand = {
   HELP: `Usage: flint status [--json] [--socket PATH]
 
 What the running Flint is doing: each runner definition with its queued
-jobs, runners, limits and launch health; live VMs; recent jobs; the loops.
+jobs, runners, limits and launch health; live VMs; recent jobs; the loops;
+on a PostgreSQL store, the fleet's hosts (see flint hosts).
 
 ${COMMON}`,
   async run(argv, io) {
@@ -70,6 +71,26 @@ ${COMMON}`,
     const list = await adminCall(adminSocket(values.socket, io.env), 'GET', '/vms') as VmStatus[]; // the daemon's /vms answer
     if (values.json === true) json(io, list);
     else io.stdout.write(formatVms(list));
+    return 0;
+  },
+};
+
+export const hosts: AdminCommand = {
+  HELP: `Usage: flint hosts [--json] [--socket PATH]
+
+The hosts of the fleet sharing this Flint's PostgreSQL store: address,
+capacity, live VMs, claimed jobs, last heartbeat and state (up; late: no
+heartbeat for two intervals; lost: none for the host-lost timeout), which
+host leads the fleet's loops and which one answers. On a SQLite store this
+host is the whole fleet: it says so (--json: null).
+
+${COMMON}`,
+  async run(argv, io) {
+    const { values } = parseArgs({ args: argv, options: COMMON_OPTIONS, strict: true, allowPositionals: false });
+    if (values.help === true) return help(io, hosts.HELP);
+    const fleet = await adminCall(adminSocket(values.socket, io.env), 'GET', '/hosts') as FleetView | null; // the daemon's /hosts answer
+    if (values.json === true) json(io, fleet);
+    else io.stdout.write(formatFleet(fleet));
     return 0;
   },
 };

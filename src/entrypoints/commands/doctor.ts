@@ -26,7 +26,9 @@ firecracker and jailer with their versions, cgroup v2 controllers, bridges
 and their addresses, nftables, mkfs.ext4 and ip, free disk under the state
 and jail directories, kernels and root filesystems (readable by the jailer's
 uid/gid), the clock against GitHub's, the App's credentials, installation and
-runner groups, and the webhook endpoint (a signed ping, when Flint listens).
+runner groups, the webhook endpoint (a signed ping, when Flint listens), and
+with \`store: {postgres: …}\` the store: login, server version, schema version
+and the fleet's hosts with their heartbeats.
 
   --config FILE   configuration (default: $FLINT_CONFIG or ${DEFAULT_CONFIG_PATH})
   --json          one JSON document: {"ok": bool, "checks": [{name, status, detail, hint}]}

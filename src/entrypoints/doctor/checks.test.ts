@@ -5,7 +5,7 @@
  * credentials, installation, runner groups and the clock's Date header, and
  * a real Flint webhook intake for the signed ping.
  */
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,6 +19,11 @@ import { createLogger } from '../../adapters/log/logger.ts';
 import { startSimulator, type Simulator } from '../../../tools/github-sim/index.ts';
 import { startWebhooksOnly } from '../flint.ts';
 import { localWebhookUrl, runDoctor, webhookUrlCheck, type CheckResult, type DoctorInput, type DoctorProbes } from './checks.ts';
+import { readPostgresFacts } from './probes.ts';
+import { postgresPrereqs, startPostgres, type PostgresCluster } from '../../../test/helpers/postgres.ts';
+import { requirePrereqs } from '../../../test/helpers/prereq.ts';
+import { openPostgresPool } from '../../adapters/store/postgres/pool.ts';
+import { migrate, MIGRATIONS } from '../../adapters/store/postgres/migrations.ts';
 
 const SECRET = 'doctor-webhook-secret-0815';
 const GIB = 2 ** 30;
@@ -97,6 +102,7 @@ function probes(host: Host): DoctorProbes {
     now: () => Date.now() + host.skewMs,
     fetch: globalThis.fetch,
     github: (config) => createGitHubClient({ github: config.github, retries: 0, requestTimeoutMs: 5_000 }),
+    postgres: (store) => readPostgresFacts(store, 5_000),
   };
 }
 
@@ -107,7 +113,7 @@ function workDir(t: { after: (fn: () => void) => void }): string {
 }
 
 /** A configuration with one Firecracker runner (and optionally a QEMU one) for `sim`. */
-function input(dir: string, sim: Simulator | undefined, extra: { group?: string; address?: string; create?: boolean } = {}): DoctorInput {
+function input(dir: string, sim: Simulator | undefined, extra: { group?: string; address?: string; create?: boolean; store?: string; env?: Record<string, string>; scaleSetGroup?: string } = {}): DoctorInput {
   const keyFile = join(dir, 'app.pem');
   writeFileSync(keyFile, sim?.privateKeyPem ?? 'no key', { mode: 0o600 });
   const text = `address: "${extra.address ?? '127.0.0.1:9'}"
@@ -120,8 +126,7 @@ networks:
 github:
   appID: ${sim?.appId ?? 4242}
   organization: ${sim?.org ?? 'acme'}
-  webhookSecret: ${SECRET}
-  privateKeyFile: ${keyFile}
+${extra.scaleSetGroup === undefined ? `  webhookSecret: ${SECRET}\n` : ''}  privateKeyFile: ${keyFile}
   apiUrl: ${sim?.apiUrl ?? 'http://127.0.0.1:9'}
 runners:
   - name: fc
@@ -132,11 +137,11 @@ runners:
     jailer: ${dir}/jailer
     firecracker: ${dir}/firecracker
     network: br-flint
-`;
+${extra.scaleSetGroup === undefined ? '' : `    scaleSet: {runnerGroup: ${extra.scaleSetGroup}}\n`}${extra.store ?? ''}`;
   const file = join(dir, 'config.yaml');
   writeFileSync(file, text);
   chmodSync(file, 0o600);
-  const parsed = parseConfig(text, file, {}, (p) => (p === keyFile ? sim?.privateKeyPem ?? 'no key' : ''), { baseDir: dir });
+  const parsed = parseConfig(text, file, extra.env ?? {}, (p) => (p === keyFile ? sim?.privateKeyPem ?? 'no key' : ''), { baseDir: dir });
   if (!parsed.ok) throw new Error(JSON.stringify(parsed.problems));
   return { config: parsed.config, locate: parsed.locate, runnerPaths: parsed.runnerPaths, raw: parse(text) };
 }
@@ -339,4 +344,109 @@ test('the App\'s webhook URL as GitHub reports it, against where Flint listens',
   assert.match(hookAt('https://flint.example.com/webhook', { insecureSsl: true }).detail, /without checking its TLS certificate/);
   assert.ok(!hookAt('https://u:p@flint.example.com/hooks?token=x').detail.includes('token=x'), 'no query string (it may carry a token) in the report');
   assert.equal(webhookUrlCheck({ address: '127.0.0.1:8080' }, { url: 'https://ci.example.org/webhook/flint', insecureSsl: false, hasSecret: true }).status, 'ok', 'behind a proxy any host goes');
+});
+
+test('every runner definition on a scale set: no webhook URL, secret or endpoint is asked for, and the group checked is the scale set\'s', async (t) => {
+  const dir = workDir(t);
+  // An App without a webhook URL: a warning in webhook mode, irrelevant here.
+  const sim = await simulator(t);
+  const logger = createLogger({ level: 'silent', destination: { write: () => undefined }, secrets: new Set() });
+  // A Flint with some other secret listens where the configuration points: the ping would be refused.
+  const other = input(dir, sim, { address: '127.0.0.1:0' });
+  const serving = await startWebhooksOnly({ config: { ...other.config, stateDir: join(dir, 'state-other'), github: { ...other.config.github, webhookSecrets: ['another-secret'] } }, logger });
+  t.after(() => serving.close());
+  const inp = input(dir, sim, { group: 'no-such-group', scaleSetGroup: 'Default', address: new URL(serving.url).host });
+  assert.deepEqual(inp.config.github.webhookSecrets, [], 'scale-set mode needs no webhook secret');
+  const results = await runDoctor(inp, probes(healthyHost(dir)));
+  assert.deepEqual(results.filter((r) => r.status === 'fail' || r.status === 'warn'), []);
+  for (const name of ['github: webhook URL', 'webhook']) {
+    const r = byName(results, name);
+    assert.deepEqual([r.status, r.detail], ['skip', 'not needed: every runner definition takes its jobs from a scale set\'s message queue, not from webhooks']);
+  }
+  assert.equal(byName(results, 'github: runner group Default').status, 'ok');
+  assert.ok(!results.some((r) => r.name === 'github: runner group no-such-group'), 'the definition\'s own group is not where its scale set\'s runners go');
+});
+
+let cluster: Promise<PostgresCluster> | undefined;
+after(async () => {
+  const c = await cluster?.catch(() => undefined);
+  await c?.stop();
+});
+
+const PASSWORD = 'pg-password-never-shown-4711';
+
+/** A configuration whose store is `url`, with the password from the environment (the test cluster trusts its socket: any password logs in). */
+function pgInput(dir: string, url: string): DoctorInput {
+  return input(dir, undefined, { store: `store:\n  postgres:\n    url: "${url}"\n    passwordEnv: FLINT_PGPASSWORD\n`, env: { FLINT_PGPASSWORD: PASSWORD } });
+}
+
+async function pgChecks(dir: string, url: string): Promise<CheckResult[]> {
+  const results = await runDoctor(pgInput(dir, url), probes(healthyHost(dir)), { offline: true });
+  assert.ok(!JSON.stringify(results).includes(PASSWORD), 'the password is in no check');
+  return results.filter((r) => r.name.startsWith('store: '));
+}
+
+test('doctor on a PostgreSQL store: the server\'s version, an empty schema, an older one Flint will migrate, the fleet\'s hosts and their heartbeats', async (t) => {
+  if (!requirePrereqs(t, ...postgresPrereqs())) return;
+  const c = await (cluster ??= startPostgres());
+  const dir = workDir(t);
+  const known = Math.max(...MIGRATIONS.map((m) => m.version));
+  const url = await c.createSchema();
+  t.after(() => c.dropSchema(url));
+
+  let [store, ...rest] = await pgChecks(dir, url);
+  assert.equal(store?.status, 'ok');
+  assert.match(store?.detail ?? '', new RegExp(`^PostgreSQL \\d+\\.\\d+.* at postgresql://flint@localhost/.*: no Flint tables yet; \`flint serve\` creates them \\(schema version ${known}\\)$`));
+  assert.deepEqual(rest, [], 'no fleet table yet: no fleet check');
+
+  const pool = openPostgresPool({ url });
+  t.after(() => pool.end());
+  await migrate(pool, MIGRATIONS.filter((m) => m.version <= 2));
+  const now = Date.now();
+  // Rows as a host of that older schema wrote them (today's heartbeat writes columns of later migrations).
+  const beat = (id: string, vms: number, at: number) => pool.query(
+    'INSERT INTO fleet_hosts (id, vcpus, memory_mib, vms, first_seen_at, last_heartbeat_at) VALUES ($1, 8, 16384, $2, $3, $3)', [id, vms, at]);
+  await beat('doc1', 2, now - 4_000);
+  await beat('h2', 0, now - 3 * 3_600_000);
+  [store, ...rest] = await pgChecks(dir, url);
+  assert.deepEqual([store?.status, store?.detail.replace(/^.*: schema/, 'schema')], ['ok', `schema version 2; \`flint serve\` migrates it to ${known} at start`]);
+  assert.equal(rest.length, 1);
+  assert.equal(rest[0]?.name, 'store: fleet');
+  assert.match(rest[0]?.detail ?? '', /^2 host\(s\) on record, 1 heartbeating: doc1 \(heartbeat [45] s ago, this configuration's instanceId\), h2 \(heartbeat 3 h ago, silent: stopped or gone\)$/);
+
+  await migrate(pool);
+  [store] = await pgChecks(dir, url);
+  assert.match(store?.detail ?? '', new RegExp(`: schema version ${known} \\(current\\)$`));
+});
+
+test('doctor on a PostgreSQL store whose schema is newer than this Flint: FLINT_ERR_STORE_SCHEMA_NEWER, with the upgrade hint', async (t) => {
+  if (!requirePrereqs(t, ...postgresPrereqs())) return;
+  const c = await (cluster ??= startPostgres());
+  const dir = workDir(t);
+  const url = await c.createSchema();
+  t.after(() => c.dropSchema(url));
+  const pool = openPostgresPool({ url });
+  t.after(() => pool.end());
+  await migrate(pool);
+  await pool.query("INSERT INTO schema_migrations (version, name) VALUES (999, 'from a newer Flint')");
+  const [store] = await pgChecks(dir, url);
+  assert.equal(store?.status, 'fail');
+  assert.match(store?.detail ?? '', /^FLINT_ERR_STORE_SCHEMA_NEWER: .*schema version 999, newer than this Flint knows/);
+  assert.match(store?.hint ?? '', /upgrade Flint on this host/);
+});
+
+test('doctor on a PostgreSQL store it cannot log in to, or cannot reach: each fails with what to check', async (t) => {
+  if (!requirePrereqs(t, ...postgresPrereqs())) return;
+  const c = await (cluster ??= startPostgres());
+  const dir = workDir(t);
+  const refused = (await pgChecks(dir, `postgresql://nobody@localhost/flint_test?host=${encodeURIComponent(c.socketDir)}`))[0];
+  assert.equal(refused?.status, 'fail');
+  assert.match(refused?.detail ?? '', /refused the login: .*role "nobody" does not exist/);
+  assert.match(refused?.hint ?? '', /passwordFile or passwordEnv/);
+
+  const nowhere = join(dir, 'no-server-here');
+  const down = (await pgChecks(dir, `postgresql://flint@localhost/flint_test?host=${encodeURIComponent(nowhere)}`))[0];
+  assert.equal(down?.status, 'fail');
+  assert.match(down?.detail ?? '', /^FLINT_ERR_STORE_UNREACHABLE: cannot reach the PostgreSQL store at postgresql:\/\/flint@localhost\/flint_test/);
+  assert.match(down?.hint ?? '', /pg_hba\.conf/);
 });

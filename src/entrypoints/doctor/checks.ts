@@ -16,15 +16,19 @@
  */
 import { createHmac } from 'node:crypto';
 import declared from '../../prerequisites.json' with { type: 'json' };
-import type { FlintConfig } from '../../config/types.ts';
+import type { FlintConfig, PostgresStoreConfig } from '../../config/types.ts';
 import { checkUsable, type HostProbe } from '../../config/usable.ts';
 import type { ConfigProblem, PathSegment } from '../../config/problems.ts';
 import { formatPath } from '../../config/problems.ts';
 import type { ConfigLocator } from '../../config/locate.ts';
 import { secretFileWarning, inlineSecrets } from '../../config/file-mode.ts';
-import { isFlintError } from '../../core/errors/index.ts';
+import { catalogue, isFlintError } from '../../core/errors/index.ts';
 import type { CommandRunner } from '../../adapters/network/command.ts';
 import type { AppWebhookConfig } from '../../adapters/github/client.ts';
+import type { FleetHostRecord } from '../../daemon/ports/fleet.ts';
+import { withoutPassword } from '../../core/url-password.ts';
+// The migrations' list only (it loads no driver): the schema version this Flint knows.
+import { MIGRATIONS } from '../../adapters/store/postgres/migrations.ts';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
 
@@ -52,6 +56,16 @@ export interface DoctorGitHub {
   close(): void;
 }
 
+/** What doctor reads of a PostgreSQL store (probes.ts connects, reads, disconnects). */
+export interface PostgresFacts {
+  /** `server_version`, e.g. "16.4 (Debian 16.4-1)". */
+  readonly serverVersion: string;
+  /** The newest version in `schema_migrations`; undefined when Flint has not made its tables yet. */
+  readonly schemaVersion: number | undefined;
+  /** The fleet's hosts with their latest heartbeat; undefined before the fleet's table exists. */
+  readonly hosts: readonly FleetHostRecord[] | undefined;
+}
+
 export interface DoctorProbes {
   /** Files: exists, readable, executable, readable by the jailer's uid/gid (config/host-probe.ts). */
   readonly files: HostProbe;
@@ -67,6 +81,12 @@ export interface DoctorProbes {
   readonly now: () => number;
   readonly fetch: typeof fetch;
   github(config: FlintConfig): DoctorGitHub;
+  /**
+   * Connects to the store as Flint would (the password given apart from the
+   * URL), reads its facts and disconnects. Rejects as the driver does: a
+   * server error carries its SQLSTATE in `code`, a socket error Node's code.
+   */
+  postgres(store: PostgresStoreConfig): Promise<PostgresFacts>;
 }
 
 export interface DoctorInput {
@@ -81,6 +101,9 @@ export interface DoctorOptions {
   /** Skip the checks that call GitHub or the webhook endpoint. */
   readonly offline?: boolean;
 }
+
+/** A host silent for longer than this has stopped (three heartbeats missed; daemon/fleet.ts beats every 10 s). */
+export const HEARTBEAT_SILENT_MS = 30_000;
 
 /** Clock skew beyond which GitHub rejects App JWTs (it accepts `iat` up to 60 s in the future). */
 export const SKEW_FAIL_MS = 60_000;
@@ -103,6 +126,7 @@ export function installHint(program: string): string {
 
 export async function runDoctor(input: DoctorInput, probes: DoctorProbes, options: DoctorOptions = {}): Promise<CheckResult[]> {
   const { config } = input;
+  const knownSchema = Math.max(0, ...MIGRATIONS.map((m) => m.version));
   const results: CheckResult[] = [];
   results.push(configFileCheck(config.source, input.raw, probes));
   if (config.github.privateKeyFile !== undefined) results.push(keyFileCheck(config.github.privateKeyFile, probes));
@@ -114,6 +138,7 @@ export async function runDoctor(input: DoctorInput, probes: DoctorProbes, option
   results.push(...await bridgeChecks(config, probes));
   results.push(await nftablesCheck(probes));
   results.push(...diskChecks(config, probes));
+  if (config.store?.postgres !== undefined) results.push(...await postgresChecks(config.store.postgres, config.instanceId, probes, knownSchema));
   if (options.offline === true) {
     results.push(result('github: clock', 'skip', 'not checked (--offline)', ''), result('github: app', 'skip', 'not checked (--offline)', ''), result('webhook', 'skip', 'not checked (--offline)', ''));
   } else {
@@ -126,7 +151,7 @@ export async function runDoctor(input: DoctorInput, probes: DoctorProbes, option
     } else {
       results.push(...await githubChecks(config, probes));
     }
-    results.push(await webhookCheck(config, probes));
+    results.push(scaleSetsOnly(config) ? result('webhook', 'skip', NO_WEBHOOK, '') : await webhookCheck(config, probes));
   }
   return results;
 }
@@ -354,6 +379,17 @@ async function clockCheck(config: FlintConfig, probes: DoctorProbes): Promise<Ch
   return ok(name, text);
 }
 
+const NO_WEBHOOK = 'not needed: every runner definition takes its jobs from a scale set\'s message queue, not from webhooks';
+
+/**
+ * True when no runner definition is in webhook mode: jobs then come from
+ * scale sets' message queues, and the App's webhook URL and secret (and
+ * Flint's /webhook endpoint) play no part.
+ */
+function scaleSetsOnly(config: Pick<FlintConfig, 'runners'>): boolean {
+  return config.runners.length > 0 && config.runners.every((r) => r.scaleSet !== undefined);
+}
+
 async function githubChecks(config: FlintConfig, probes: DoctorProbes): Promise<CheckResult[]> {
   const gh = probes.github(config);
   const fromError = (name: string, err: unknown): CheckResult =>
@@ -366,17 +402,22 @@ async function githubChecks(config: FlintConfig, probes: DoctorProbes): Promise<
       return [fromError('github: app installation', err)];
     }
     const out = [ok('github: app installation', `App ${config.github.appId} is installed on ${config.github.organization} (installation ${installation}) with the permissions Flint needs`)];
-    for (const group of [...new Set(config.runners.map((r) => r.group))]) {
+    // A scale set's runners join the scale set's group (by default the definition's).
+    for (const group of [...new Set(config.runners.map((r) => r.scaleSet?.runnerGroup ?? r.group))]) {
       try {
         out.push(ok(`github: runner group ${group}`, `id ${await gh.runnerGroupId(group)}`));
       } catch (err) {
         out.push(fromError(`github: runner group ${group}`, err));
       }
     }
-    try {
-      out.push(webhookUrlCheck(config, await gh.webhookConfig()));
-    } catch (err) {
-      out.push(fromError('github: webhook URL', err));
+    if (scaleSetsOnly(config)) {
+      out.push(result('github: webhook URL', 'skip', NO_WEBHOOK, ''));
+    } else {
+      try {
+        out.push(webhookUrlCheck(config, await gh.webhookConfig()));
+      } catch (err) {
+        out.push(fromError('github: webhook URL', err));
+      }
     }
     return out;
   } finally {
@@ -460,4 +501,54 @@ async function webhookCheck(config: FlintConfig, probes: DoctorProbes): Promise<
   if (status === 200) return ok(name, `${url} took a signed ping (the webhook secret matches). ${beyond}`);
   if (status === 401) return result(name, 'fail', `${url} refused the ping's signature: the server there has another webhook secret`, 'make `github.webhookSecret` the secret set on the App (and restart Flint)');
   return result(name, 'warn', `${url} answered the ping with HTTP ${status}; is it Flint?`, `check what listens on ${config.address}. ${beyond}`);
+}
+
+/** SQLSTATEs of a refused login: wrong password, or no such role / not allowed by pg_hba.conf. */
+const AUTH_STATES = new Set(['28P01', '28000']);
+
+/**
+ * The PostgreSQL store: can this host log in, which server is it, is its
+ * schema one this Flint can run on, and which hosts of the fleet have
+ * heartbeat there. The password is never in a result: the URL is shown
+ * without it and the driver's messages do not carry it.
+ */
+async function postgresChecks(store: PostgresStoreConfig, instanceId: string, probes: DoctorProbes, known: number): Promise<CheckResult[]> {
+  const name = 'store: postgres';
+  const url = withoutPassword(store.url);
+  let facts: PostgresFacts;
+  try {
+    facts = await probes.postgres(store);
+  } catch (err) {
+    const code = (err as { code?: unknown } | null)?.code; // pg's DatabaseError and Node's system errors both carry `code`
+    const why = err instanceof Error ? (err.message || (err as { code?: string }).code || err.name) : String(err);
+    if (typeof code === 'string' && AUTH_STATES.has(code)) {
+      return [result(name, 'fail', `${url} refused the login: ${why}`,
+        `check the user in store.postgres.url and the password (passwordFile or passwordEnv, as \`flint serve\` gets it), and that pg_hba.conf lets this host in as that user`)];
+    }
+    if (code === '3D000') return [result(name, 'fail', `${url}: ${why}`, 'create the database (`createdb -O USER NAME`) or correct the database in store.postgres.url')];
+    return [result(name, 'fail', `FLINT_ERR_STORE_UNREACHABLE: cannot reach the PostgreSQL store at ${url}: ${why}`, catalogue.FLINT_ERR_STORE_UNREACHABLE.hint)];
+  }
+  const server = `PostgreSQL ${facts.serverVersion} at ${url}`;
+  const out: CheckResult[] = [];
+  const v = facts.schemaVersion;
+  if (v === undefined) out.push(ok(name, `${server}: no Flint tables yet; \`flint serve\` creates them (schema version ${known})`));
+  else if (v > known) {
+    out.push(result(name, 'fail', `FLINT_ERR_STORE_SCHEMA_NEWER: ${server}: schema version ${v}, newer than this Flint knows (${known})`, catalogue.FLINT_ERR_STORE_SCHEMA_NEWER.hint));
+  } else if (v < known) out.push(ok(name, `${server}: schema version ${v}; \`flint serve\` migrates it to ${known} at start`));
+  else out.push(ok(name, `${server}: schema version ${v} (current)`));
+  if (facts.hosts !== undefined) out.push(fleetCheck(facts.hosts, instanceId, probes.now()));
+  return out;
+}
+
+function fleetCheck(hosts: readonly FleetHostRecord[], instanceId: string, now: number): CheckResult {
+  const name = 'store: fleet';
+  if (hosts.length === 0) return ok(name, 'no host has heartbeat yet');
+  const age = (ms: number): string => (ms < 120_000 ? `${Math.max(0, Math.round(ms / 1000))} s` : ms < 7_200_000 ? `${Math.round(ms / 60_000)} min` : `${Math.round(ms / 3_600_000)} h`);
+  const shown = hosts.map((h) => {
+    const since = now - h.lastHeartbeatAt;
+    const self = h.id === instanceId ? ', this configuration\'s instanceId' : '';
+    return `${h.id} (heartbeat ${age(since)} ago${since > HEARTBEAT_SILENT_MS ? ', silent: stopped or gone' : ''}${self})`;
+  });
+  const live = hosts.filter((h) => now - h.lastHeartbeatAt <= HEARTBEAT_SILENT_MS).length;
+  return ok(name, `${hosts.length} host(s) on record, ${live} heartbeating: ${shown.join(', ')}`);
 }

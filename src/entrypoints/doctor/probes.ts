@@ -6,7 +6,35 @@ import type { FlintConfig } from '../../config/types.ts';
 import { systemCommandRunner } from '../../adapters/network/command.ts';
 import { createGitHubClient } from '../../adapters/github/client.ts';
 import { kvmDeviceUsable, probeKvm } from '../../adapters/hypervisor/qemu-host.ts';
-import type { DoctorProbes } from './checks.ts';
+import { openPostgresPool } from '../../adapters/store/postgres/pool.ts';
+import { createPostgresFleet } from '../../adapters/store/postgres/fleet.ts';
+import type { PostgresStoreConfig } from '../../config/types.ts';
+import type { DoctorProbes, PostgresFacts } from './checks.ts';
+
+/**
+ * Logs in to the store as `flint serve` would (same pool settings, the
+ * password apart from the URL) on one connection, reads the server's
+ * version, the schema's version and the fleet's hosts, and disconnects.
+ * Reads only: doctor never migrates.
+ */
+export async function readPostgresFacts(store: PostgresStoreConfig, connectTimeoutMs = 10_000): Promise<PostgresFacts> {
+  const pool = openPostgresPool({ url: store.url, ...(store.password === undefined ? {} : { password: store.password }), maxConnections: 1, connectTimeoutMs });
+  try {
+    const version = await pool.query<{ server_version: string }>('SHOW server_version');
+    // to_regclass follows the connection's search_path, as Flint's own queries do.
+    const tables = await pool.query<{ migrations: boolean; hosts: boolean }>(
+      "SELECT to_regclass('schema_migrations') IS NOT NULL AS migrations, to_regclass('fleet_hosts') IS NOT NULL AS hosts");
+    const has = tables.rows[0];
+    const schema = has?.migrations === true ? (await pool.query<{ v: number | null }>('SELECT max(version) AS v FROM schema_migrations')).rows[0]?.v ?? undefined : undefined;
+    return {
+      serverVersion: version.rows[0]?.server_version ?? 'of unknown version',
+      schemaVersion: schema ?? undefined,
+      hosts: has?.hosts === true ? await createPostgresFleet(pool).hosts() : undefined,
+    };
+  } finally {
+    await pool.end();
+  }
+}
 
 export function hostDoctorProbes(): DoctorProbes {
   return {
@@ -46,5 +74,6 @@ export function hostDoctorProbes(): DoctorProbes {
     fetch: globalThis.fetch,
     // One attempt per call, short timeouts: a doctor reports, it does not wait out an outage.
     github: (config: FlintConfig) => createGitHubClient({ github: config.github, retries: 0, requestTimeoutMs: 10_000, maxRateLimitRetries: 0 }),
+    postgres: (store) => readPostgresFacts(store),
   };
 }

@@ -1,13 +1,14 @@
 /**
  * The admin socket: HTTP with JSON over a unix socket that only root (and
  * the group named by `admin.group`) may use, for `flint status`, `flint
- * vms`, `flint jobs`, `flint logs`, `flint drain` and `flint resume` — and
+ * vms`, `flint hosts`, `flint jobs`, `flint logs`, `flint drain` and `flint resume` — and
  * anyone with `curl --unix-socket`. Only local, privileged users reach it,
  * so it needs no authentication of its own: the file mode is the access
  * control (the host's other users are untrusted).
  *
  *   GET  /status                 the status snapshot (daemon/status.ts)
  *   GET  /vms                    live VMs
+ *   GET  /hosts                  the fleet's hosts (null on a SQLite store)
  *   GET  /jobs?since=EPOCH_MS    recent jobs, newest first
  *   GET  /vms/ID/log?follow=1    a VM's console log; with follow, streamed
  *                                until the VM ends or the client goes
@@ -28,12 +29,14 @@ import { FlintError, isFlintError } from '../../core/errors/index.ts';
 import type { ErrorCode } from '../../core/errors/index.ts';
 import { parseVmId } from '../../core/ids.ts';
 import type { PausedView } from '../../daemon/scheduler.ts';
-import type { JobStatusView, StatusSnapshot, VmStatus } from '../../daemon/status.ts';
+import type { FleetView, JobStatusView, StatusSnapshot, VmStatus } from '../../daemon/status.ts';
 
 /** What the admin socket serves; the composition root implements it on the running daemon. */
 export interface AdminSource {
   status(): Promise<StatusSnapshot>;
   vms(): Promise<readonly VmStatus[]>;
+  /** The fleet's hosts; null when the store is SQLite (this host is the whole fleet). */
+  hosts(): Promise<FleetView | null>;
   jobs(since: number | undefined): Promise<readonly JobStatusView[]>;
   /** A VM's console log file, and while the VM lives its output as it comes. */
   consoleLog(id: string): { readonly path: string; readonly live: LiveConsole | undefined };
@@ -232,6 +235,10 @@ async function handle(sourceOf: () => AdminSource | undefined, req: IncomingMess
     want('GET');
     onlyParams(url, []);
     sendJson(res, 200, await source.vms());
+  } else if (route === '/hosts') {
+    want('GET');
+    onlyParams(url, []);
+    sendJson(res, 200, await source.hosts());
   } else if (route === '/jobs') {
     want('GET');
     onlyParams(url, ['since']);

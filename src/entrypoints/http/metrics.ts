@@ -33,7 +33,18 @@ export interface MetricsSources {
   readonly definitions?: () => Readonly<Record<string, { readonly state: string; readonly consecutiveFailures: number }>>;
   /** The host's limits for VMs and what live VMs hold. */
   readonly capacity?: () => HostCapacity;
+  /** The fleet's hosts as the store has them now (PostgreSQL store only). */
+  readonly fleet?: () => Promise<FleetMetrics>;
 }
+
+export interface FleetMetrics {
+  /** Hosts on record by state (up, late, lost). */
+  readonly hosts: Readonly<Record<string, number>>;
+  /** This host holds the fleet's lease. */
+  readonly leader: boolean;
+}
+
+const FLEET_STATES = ['up', 'late', 'lost'] as const;
 
 export interface HostCapacity {
   readonly vcpus: number;
@@ -223,5 +234,27 @@ function registerStateMetrics(registers: Registry[], s: MetricsSources): void {
     new Gauge({ name: 'flint_host_vcpus_used', help: 'vCPUs live VMs hold.', registers, collect: read((c) => c.vcpusUsed) });
     new Gauge({ name: 'flint_host_memory_bytes', help: 'Memory this host may hand to VMs.', registers, collect: read((c) => c.memoryBytes) });
     new Gauge({ name: 'flint_host_memory_used_bytes', help: 'Memory live VMs hold.', registers, collect: read((c) => c.memoryUsedBytes) });
+  }
+  const fleet = s.fleet;
+  if (fleet !== undefined) {
+    // Both gauges share a read of the store while it is in flight (prom-client collects a scrape's metrics together).
+    let pending: Promise<FleetMetrics> | undefined;
+    const read = (): Promise<FleetMetrics> => {
+      pending ??= fleet().finally(() => { pending = undefined; });
+      return pending;
+    };
+    new Gauge({
+      name: 'flint_fleet_hosts', help: 'Hosts of the fleet on record, by state (up; late: no heartbeat for two intervals; lost: none for the host-lost timeout).',
+      labelNames: ['state'] as const, registers,
+      async collect() {
+        const f = await read();
+        this.reset();
+        for (const state of FLEET_STATES) this.set({ state }, f.hosts[state] ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'flint_fleet_leader', help: '1 while this host holds the fleet\'s lease and runs the once-per-fleet loops, else 0.', registers,
+      async collect() { this.set((await read()).leader ? 1 : 0); },
+    });
   }
 }

@@ -29,9 +29,9 @@ table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: .25em .6em; border-bottom: 1px solid var(--line); white-space: nowrap; }
 th { color: var(--muted); font-weight: 600; }
 td.wrap { white-space: normal; word-break: break-word; }
-.state-active, .state-success, .state-healthy, .state-running, .state-true { color: var(--ok); font-weight: 600; }
-.state-paused, .state-backing-off, .state-queued, .state-in_progress, .state-booting, .state-starting { color: var(--warn); font-weight: 600; }
-.state-unhealthy, .state-failure, .state-cancelled, .state-false, .state-failed { color: var(--bad); font-weight: 600; }
+.state-up, .state-active, .state-success, .state-healthy, .state-running, .state-true { color: var(--ok); font-weight: 600; }
+.state-late, .state-paused, .state-backing-off, .state-queued, .state-in_progress, .state-booting, .state-starting { color: var(--warn); font-weight: 600; }
+.state-lost, .state-unhealthy, .state-failure, .state-cancelled, .state-false, .state-failed { color: var(--bad); font-weight: 600; }
 .empty { color: var(--muted); font-style: italic; }
 button { font: inherit; padding: .1em .6em; border: 1px solid var(--accent); background: #fff; color: var(--accent); border-radius: 4px; cursor: pointer; }
 pre { margin: 0; max-height: 24em; overflow: auto; background: #0f1622; color: #d8e1ee; padding: .6em; border-radius: 4px; font: 12px/1.35 ui-monospace, monospace; white-space: pre-wrap; }
@@ -156,6 +156,21 @@ function render(s) {
     cell(row, time(l.lastRunAt));
     cell(row, l.lastError ? l.lastError.code + ' ' + l.lastError.message : '', 'wrap');
   });
+  // No fleet (SQLite store): this host is the whole fleet and the section stays hidden.
+  $('fleet-section').hidden = s.fleet === null;
+  const hosts = s.fleet === null ? [] : s.fleet.hosts;
+  $('fleet-leader').textContent = s.fleet === null ? '' : s.fleet.leader === null ? '(no leader now)' : '(leader: ' + s.fleet.leader + ')';
+  fill('fleet', hosts, 8, (row, h) => {
+    row.dataset.id = h.id;
+    cell(row, h.id);
+    stateCell(row, h.state);
+    cell(row, [h.leader ? 'leader' : '', h.self ? 'this host' : ''].filter((r) => r !== '').join(', '));
+    cell(row, h.capacity.vcpus + ' vCPU, ' + h.capacity.memoryMib + ' MiB');
+    cell(row, h.vms);
+    cell(row, h.claims);
+    cell(row, ms(h.heartbeatAgeMs) + ' ago' + (h.lostAt === null ? '' : ', lost at ' + time(h.lostAt)));
+    cell(row, h.address, 'wrap');
+  });
   loadConsole();
 }
 function connect() {
@@ -192,6 +207,8 @@ export const STATUS_PAGE_HTML = `<!doctype html>
 ${table('definitions', 'Runner definitions', ['definition', 'labels', 'state', 'queued', 'starting', 'idle', 'busy', 'min idle / max', 'health'])}
 ${table('vms', 'Live VMs', ['VM', 'definition', 'phase', 'runner', 'address', 'age', 'repository', 'job', 'timings', ''])}
 ${table('jobs', 'Recent jobs', ['job', 'repository', 'name', 'definition', 'outcome', 'queued', 'wait', 'run', ''])}
+<section id="fleet-section" hidden><h2>Fleet <span id="fleet-leader"></span></h2><table id="fleet"><thead><tr>${
+  ['host', 'state', 'role', 'capacity', 'VMs', 'claims', 'heartbeat', 'address'].map((h) => `<th>${h}</th>`).join('')}</tr></thead><tbody></tbody></table></section>
 ${table('loops', 'Loops', ['loop', 'health', 'interval', 'passes', 'last pass', 'last error'])}
 <section><h2>Console <span id="console-vm">(press "console" on a VM or job)</span></h2><pre id="console"></pre></section>
 </main>

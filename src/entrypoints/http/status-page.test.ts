@@ -31,6 +31,13 @@ function snapshot(n: number): StatusSnapshot {
     vms: [],
     jobs: [{ id: 7, repository: 'o/r', name: XSS, definition: 'demo', status: 'queued', conclusion: null, runnerName: null, vmId: null, queuedAt: 900, waitMs: null, runMs: null, at: { queued: 900 } } as StatusSnapshot['jobs'][number]],
     loops: [],
+    fleet: {
+      leader: 'tst', leaseExpiresAt: 20_000, heartbeatMs: 10_000, lostAfterMs: 90_000,
+      hosts: [
+        { id: 'tst', address: 'http://127.0.0.1:8080', capacity: { vcpus: 4, memoryMib: 8192 }, vms: 0, firstSeenAt: 0, lastHeartbeatAt: 1_000, heartbeatAgeMs: n, state: 'up', lostAt: null, self: true, leader: true, claims: null },
+        { id: XSS, address: null, capacity: { vcpus: 8, memoryMib: 16384 }, vms: 2, firstSeenAt: 0, lastHeartbeatAt: 0, heartbeatAgeMs: 1_000 + n, state: 'up', lostAt: null, self: false, leader: false, claims: null },
+      ],
+    },
   };
 }
 
@@ -143,6 +150,17 @@ test('/api/status is the snapshot as JSON; a job name with markup stays a string
   const s = JSON.parse(r.body) as StatusSnapshot;
   assert.equal(s.instanceId, 'tst');
   assert.equal(s.jobs[0]?.name, XSS);
+  assert.deepEqual(s.fleet?.hosts.map((h) => [h.id, h.self, h.leader]), [['tst', true, true], [XSS, false, false]]);
+});
+
+test('the Fleet section is in the page, hidden until a snapshot carries a fleet, and drawn from the snapshot like the other tables', async (t) => {
+  const { port } = await page(t);
+  const body = (await get(port, '/')).body;
+  assert.match(body, /<section id="fleet-section" hidden><h2>Fleet <span id="fleet-leader"><\/span><\/h2><table id="fleet">/);
+  for (const head of ['host', 'state', 'role', 'capacity', 'VMs', 'claims', 'heartbeat', 'address']) assert.match(body, new RegExp(`<th>${head}</th>`));
+  // Shown only with a fleet (PostgreSQL store); its rows are filled on each event with text cells like the rest.
+  assert.match(body, /\$\('fleet-section'\)\.hidden = s\.fleet === null;/);
+  assert.match(body, /fill\('fleet', hosts, 8,/);
 });
 
 test('the event stream sends a snapshot at once and on every tick; one timer for all clients, disarmed when the last goes and on shutdown', async (t) => {

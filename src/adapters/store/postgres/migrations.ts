@@ -202,6 +202,14 @@ CREATE INDEX jobs_queued_claims ON jobs (definition, first_seen_at, id) WHERE st
 CREATE INDEX jobs_claimed_by ON jobs (claimed_by) WHERE claimed_by IS NOT NULL;
 `,
   },
+  {
+    version: 5,
+    name: 'hosts marked lost',
+    sql: `
+-- FleetStore.markLost: when the leader marked the host lost (its heartbeat stopped); its next heartbeat clears it.
+ALTER TABLE fleet_hosts ADD COLUMN lost_at BIGINT;
+`,
+  },
 ];
 
 export interface MigrationResult {

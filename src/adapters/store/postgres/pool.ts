@@ -21,6 +21,8 @@ export interface PostgresSettings {
   readonly password?: string;
   /** Most connections this process holds (default 10). */
   readonly maxConnections?: number;
+  /** Gives up on a connection the server does not answer within this many ms (default: waits as long as the OS does). */
+  readonly connectTimeoutMs?: number;
 }
 
 const INT8_OID = 20;
@@ -41,6 +43,7 @@ export function openPostgresPool(settings: PostgresSettings): pg.Pool {
     connectionString: settings.url,
     ...(settings.password === undefined ? {} : { password: settings.password }),
     max: settings.maxConnections ?? 10,
+    ...(settings.connectTimeoutMs === undefined ? {} : { connectionTimeoutMillis: settings.connectTimeoutMs }),
     types,
     application_name: 'flint',
   });

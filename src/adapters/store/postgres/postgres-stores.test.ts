@@ -7,6 +7,7 @@
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
+import pg from 'pg';
 import { intakeStoreContract, delivery } from '../intake-store.contract.ts';
 import { truthStoreContract } from '../truth-store.contract.ts';
 import { vmStoreContract } from '../../../../test/contracts/vm-store.contract.ts';
@@ -24,6 +25,8 @@ import type { PostgresStores } from './index.ts';
 import { migrate, MIGRATIONS } from './migrations.ts';
 import type { Migration } from './migrations.ts';
 import { openPostgresPool } from './pool.ts';
+import { newVmRecord } from '../../../daemon/vm/vm-store.ts';
+import { fleetStaleView, removeStaleRunners } from '../../../daemon/stale-runners.ts';
 
 if (postgresPrereqs().some((p) => !p.ok())) {
   // Skipped with what to install, or (CI=true) failed: CI installs PostgreSQL.
@@ -85,7 +88,7 @@ function suites(): void {
 
   fleetContract('postgres', async () => {
     const f = await fresh();
-    return { store: f.stores.fleet, other: async () => (await f.reopen()).fleet, dispose: f.dispose };
+    return { store: f.stores.fleet, records: { vms: f.stores.vms, runnerStates: f.stores.runnerStates }, other: async () => (await f.reopen()).fleet, dispose: f.dispose };
   });
 
   workClaimsContract('postgres', async () => {
@@ -116,6 +119,34 @@ function suites(): void {
     await intake.ingest([delivery(2, 'in_progress', { runner: 'flint-bbbb-00002' })]);
     await intake.ingest([delivery(3, 'in_progress', { runner: 'laptop' })]);
     assert.deepEqual(Object.fromEntries(await claims.claimsByHost(10_002)), {});
+  });
+
+  test('postgres: a heartbeat in flight when the leader marks its host lost wins: the mark waits for it and then finds the host fresh', async (t) => {
+    const f = await fresh();
+    t.after(f.dispose);
+    const cap = { vcpus: 4, memoryMib: 4096 };
+    await f.stores.fleet.heartbeat({ id: 'h1', capacity: cap, vms: 1 }, 1000);
+    await f.stores.runnerStates.put({ vmId: 'h1-0', instanceId: 'h1', definition: 'small', phase: 'idle', githubRunnerId: 5, idleSince: 1000, startedAt: 1000 });
+    // The host's heartbeat, as its own statement would run it, held open in a transaction of its own.
+    const beat = new pg.Client({ connectionString: f.url });
+    await beat.connect();
+    t.after(() => beat.end());
+    await beat.query('BEGIN');
+    await beat.query('UPDATE fleet_hosts SET last_heartbeat_at = 95000, lost_at = NULL WHERE id = $1', ['h1']);
+    let settled = false;
+    const mark = f.stores.fleet.markLost('h1', 5000, 96_000).finally(() => { settled = true; });
+    // Until the server shows the mark's statement waiting on a lock (the host's row).
+    for (let i = 0; ; i++) {
+      const { rows } = await beat.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE fleet_hosts SET lost_at%'");
+      if ((rows[0]?.n ?? 0) === 1) break;
+      assert.ok(i < 200 && !settled, 'the mark waits on the host\'s row');
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    assert.equal(settled, false);
+    await beat.query('COMMIT');
+    assert.equal(await mark, undefined);
+    assert.equal((await f.stores.runnerStates.list('h1')).length, 1);
+    assert.equal((await f.stores.fleet.hosts())[0]?.lostAt, undefined);
   });
 
   scaleSetStateContract('postgres', async () => {
@@ -237,6 +268,32 @@ function suites(): void {
     const other = await f.reopen();
     const got = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? f.stores : other).vms.nextSequence('ab1')));
     assert.deepEqual([...got].sort((a, b) => a - b), Array.from({ length: 20 }, (_, i) => i));
+  });
+
+  test('postgres: the leader\'s stale-runners pass sees both hosts\' VM records and removes only registrations without one', async (t) => {
+    const f = await fresh();
+    t.after(f.dispose);
+    const [leader, other] = [f.stores, await f.reopen()];
+    for (const [s, id] of [[leader, 'pa'], [other, 'pb']] as const) await s.fleet.heartbeat({ id, capacity: { vcpus: 2, memoryMib: 4096 }, vms: 1 }, 1_000);
+    const record = (id: string) => newVmRecord({ id, instanceId: id.slice(0, 2), runner: 'small', hypervisor: 'qemu', workDir: `/w/${id}`, createdAt: 5 });
+    // Each host writes its own VMs' records; pb's second VM has ended.
+    await leader.vms.insert(record('pa-00001'));
+    await other.vms.insert(record('pb-00001'));
+    await other.vms.insert(record('pb-00002'));
+    assert.equal(await other.vms.update('pb-00002', 'preparing', { state: 'failed', reason: 'boot failed', endedAt: 9 }), true);
+    const runner = (id: number, name: string) => ({ id, name, os: 'linux', status: 'offline', busy: false, ephemeral: true, runnerGroupId: 1, labels: [] });
+    const deleted: number[] = [];
+    const removed = await removeStaleRunners({
+      github: {
+        listRunners: async () => [runner(1, 'flint-pa-00001'), runner(2, 'flint-pb-00001'), runner(3, 'flint-pb-00002'), runner(4, 'flint-pb-00003'), runner(5, 'flint-pc-00001')],
+        deleteRunner: async (_s, id) => { deleted.push(id); },
+      },
+      // The leader's supervisor holds nothing in memory here: its own VM counts through its record.
+      instanceId: 'pa', liveVmIds: () => new Set(), fleet: fleetStaleView(leader.fleet, leader.vms),
+      logger: { debug() {}, info() {}, warn() {}, error() {} },
+    });
+    assert.deepEqual(removed, ['flint-pb-00002', 'flint-pb-00003'], 'pc is no host of this fleet');
+    assert.deepEqual(deleted, [3, 4]);
   });
 
   test('postgres: health reports the latest round trip and says closed after close', async (t) => {

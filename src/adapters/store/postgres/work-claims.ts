@@ -2,9 +2,14 @@
  * The WorkClaims port on PostgreSQL: the columns `jobs.claimed_by` and
  * `jobs.claim_expires_at` (migration 4), shared by every host of the fleet.
  *
- * A host's claim pass is three statements, each atomic on its own:
- *   1. renew: every claim it holds on a queued job gets the new expiry, and
- *      the jobs come back (oldest first) so it knows what it holds;
+ * A host's claim pass is three statements, each atomic on its own, and none
+ * waits for a row lock (`SKIP LOCKED` throughout): a webhook batch moving
+ * those jobs holds their rows, and a claim pass that waited for them while
+ * holding others could deadlock with it. A row skipped now — its job is
+ * most likely leaving `queued` — is seen again at the next tick.
+ *   1. renew: every claim it holds on a queued job that is past half its
+ *      life gets the new expiry, and the jobs it holds come back so it
+ *      knows what it holds;
  *   2. give up the newest ones beyond what it wants now;
  *   3. per definition still short, take unclaimed or expired queued jobs,
  *      oldest first, `FOR UPDATE SKIP LOCKED`: rows another host is
@@ -29,9 +34,13 @@ export function createPostgresWorkClaims(pool: pg.Pool): WorkClaims {
     async claim(host, wanted, now, ttlMs) {
       const expires = now + ttlMs;
       try {
+        // Renewed once past half their life, not at every tick: a busy fleet ticks
+        // often, and each renewal is a new row version for the database to vacuum.
         const held = await pool.query<{ id: number; definition: string }>(
-          `UPDATE jobs SET claim_expires_at = $2 WHERE claimed_by = $1 AND status = 'queued'
-           RETURNING id, definition, first_seen_at`, [host, expires]);
+          `WITH due AS (
+             SELECT id FROM jobs WHERE claimed_by = $1 AND status = 'queued' AND claim_expires_at < $3 FOR UPDATE SKIP LOCKED),
+           renewed AS (UPDATE jobs SET claim_expires_at = $2 FROM due WHERE jobs.id = due.id)
+           SELECT id, definition, first_seen_at FROM jobs WHERE claimed_by = $1 AND status = 'queued'`, [host, expires, now + ttlMs / 2]);
         const byDefinition = new Map<string, { id: number; firstSeenAt: number }[]>();
         for (const r of held.rows as { id: number; definition: string; first_seen_at: number }[]) {
           const list = byDefinition.get(r.definition) ?? [];
@@ -84,7 +93,8 @@ export function createPostgresWorkClaims(pool: pg.Pool): WorkClaims {
 /** Clears `host`'s claims matching `where` ($1 is the host) and, when there were any, tells the other hosts. */
 async function giveUpClaims(pool: pg.Pool, where: string, params: unknown[]): Promise<void> {
   await pool.query(
-    `WITH freed AS (UPDATE jobs SET claimed_by = NULL, claim_expires_at = NULL WHERE claimed_by = $1 AND ${where} RETURNING id)
+    `WITH mine AS (SELECT id FROM jobs WHERE claimed_by = $1 AND ${where} FOR UPDATE SKIP LOCKED),
+     freed AS (UPDATE jobs SET claimed_by = NULL, claim_expires_at = NULL FROM mine WHERE jobs.id = mine.id RETURNING jobs.id)
      SELECT pg_notify('${WORK_CHANNEL}', '') FROM (SELECT 1 FROM freed LIMIT 1) AS any_freed`, params);
 }
 
