@@ -61,6 +61,7 @@
  * Targets: all completed, zero duplicate starts, failover under 30 s,
  * p99 ≤ 100 ms. Figures: docs/operations.md.
  */
+import { FLEET_DEFAULTS as FLEET_TIMES } from '../src/daemon/fleet.ts';
 import { randomBytes } from 'node:crypto';
 import { fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -497,7 +498,7 @@ export default async function bench(argv: string[]): Promise<void> {
   const interrupt = (): void => { abort.abort(); };
   process.once('SIGINT', interrupt);
   process.once('SIGTERM', interrupt);
-  console.log(`fleet: ${o.hosts} hosts (processes) on one PostgreSQL; ${o.jobs} queued deliveries round robin over ${o.windowMs} ms on ${o.connections} connections; maxRunners ${o.maxRunners} per host (${o.maxRunners * o.hosts} in all); each fake job runs ${o.jobMs} ms; the lease holder killed after ${killAfter} completed; lease ttl 30 s, heartbeat 10 s (defaults)`);
+  console.log(`fleet: ${o.hosts} hosts (processes) on one PostgreSQL; ${o.jobs} queued deliveries round robin over ${o.windowMs} ms on ${o.connections} connections; maxRunners ${o.maxRunners} per host (${o.maxRunners * o.hosts} in all); each fake job runs ${o.jobMs} ms; the lease holder killed after ${killAfter} completed; lease ttl ${FLEET_TIMES.leaseTtlMs / 1000} s, heartbeat ${FLEET_TIMES.heartbeatMs / 1000} s, claim ttl ${FLEET_TIMES.claimTtlMs / 1000} s (defaults)`);
   let r: FleetResult;
   try {
     r = await runFleet({ ...o, signal: abort.signal });
