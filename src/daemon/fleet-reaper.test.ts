@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { fakeTime } from '../../test/fakes/fake-time.ts';
 import assert from 'node:assert/strict';
 import { createMemoryFleet } from '../adapters/store/memory-fleet.ts';
 import { createMemoryRunnerStates } from '../adapters/store/memory-runner-states.ts';
@@ -7,34 +8,9 @@ import { MemoryVmStore } from '../../test/fakes/memory-vm-store.ts';
 import { FLEET_DEFAULTS } from './fleet.ts';
 import { reapLostHosts, startFleetReaper } from './fleet-reaper.ts';
 import type { FleetReaperDeps } from './fleet-reaper.ts';
-import type { LoopTimers } from './loop.ts';
 import { lostHostReason } from './ports/fleet.ts';
 import type { ScaleSetRunners } from './ports/scaleset-runners.ts';
 import { newVmRecord } from './vm/vm-store.ts';
-
-/** A clock and its timers: nothing fires until `advance`. */
-function fakeTime(): LoopTimers & { now: () => number; advance(ms: number): Promise<void> } {
-  let now = 1_000_000;
-  let next = 1;
-  const pending = new Map<number, { at: number; fn: () => void }>();
-  return {
-    now: () => now,
-    setTimeout: (fn, ms) => { const id = next++; pending.set(id, { at: now + ms, fn }); return id; },
-    clearTimeout: (h) => { pending.delete(h as number); },
-    async advance(ms) {
-      const end = now + ms;
-      for (;;) {
-        const due = [...pending].filter(([, t]) => t.at <= end).sort((a, b) => a[1].at - b[1].at)[0];
-        if (due === undefined) break;
-        now = Math.max(now, due[1].at);
-        pending.delete(due[0]);
-        due[1].fn();
-        for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
-      }
-      now = end;
-    },
-  };
-}
 
 const cap = { vcpus: 4, memoryMib: 4096 };
 

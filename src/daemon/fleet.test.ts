@@ -1,33 +1,9 @@
 import { test } from 'node:test';
+import { fakeTime } from '../../test/fakes/fake-time.ts';
 import assert from 'node:assert/strict';
 import { createMemoryFleet } from '../adapters/store/memory-fleet.ts';
 import type { FleetStore } from './ports/fleet.ts';
 import { startFleetMembership } from './fleet.ts';
-import type { LoopTimers } from './loop.ts';
-
-/** One clock and its timers for every host of the test: nothing fires until `advance`. */
-function fakeTime(): LoopTimers & { now: () => number; advance(ms: number): Promise<void> } {
-  let now = 1_000_000;
-  let next = 1;
-  const pending = new Map<number, { at: number; fn: () => void }>();
-  return {
-    now: () => now,
-    setTimeout: (fn, ms) => { const id = next++; pending.set(id, { at: now + ms, fn }); return id; },
-    clearTimeout: (h) => { pending.delete(h as number); },
-    async advance(ms) {
-      const end = now + ms;
-      for (;;) {
-        const due = [...pending].filter(([, t]) => t.at <= end).sort((a, b) => a[1].at - b[1].at)[0];
-        if (due === undefined) break;
-        now = Math.max(now, due[1].at);
-        pending.delete(due[0]);
-        due[1].fn();
-        await new Promise((r) => setImmediate(r));
-      }
-      now = end;
-    },
-  };
-}
 
 const quiet = { info: () => undefined, warn: () => undefined };
 const cap = { vcpus: 4, memoryMib: 4096 };

@@ -17,24 +17,14 @@
  * 198.18.0.0/15 (RFC 2544, benchmarking) and exist only in the test's
  * namespaces; the internet learns a route back to the hosts' links.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readlinkSync, rmdirSync, writeFileSync } from 'node:fs';
-import { promisify } from 'node:util';
 import { hostCgroupLayout, vmCgroupDirs } from '../../src/adapters/hypervisor/vm-cgroup.ts';
 import type { Scope } from './prereq.ts';
-import { inPrivateNetns } from './netns.ts';
+import { inPrivateNetns, run } from './netns.ts';
 import { exited } from './child-flint.ts';
 
-const execFileP = promisify(execFile);
 
-async function run(cmd: string, args: readonly string[]): Promise<void> {
-  try {
-    await execFileP(cmd, args);
-  } catch (err) {
-    const e = err as { stderr?: string; message: string }; // child_process error shape
-    throw new Error(`${cmd} ${args.join(' ')}: ${e.stderr?.trim() || e.message}`, { cause: err });
-  }
-}
 
 export interface HostNamespace {
   readonly index: number;

@@ -21,15 +21,14 @@
  *   …
  *   probeResults(consoleLog).get('sim')?.result === 'reached';  (await target.seen()).udp
  */
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { promisify } from 'node:util';
 import { packageRoot } from '../../src/images/paths.ts';
 import type { Scope } from './prereq.ts';
+import { run } from './netns.ts';
 import type { Topology } from './topology.ts';
 import type { Seen } from './probe-target.ts';
 
-const execFileP = promisify(execFile);
 
 /** The target's ports in the internet namespace (nothing else listens there but the simulator, on 8080). */
 export const TARGET_PORTS = { http: 7000, tcp: 7100, udp: 7200, metadata: 80 } as const;
@@ -52,14 +51,6 @@ export interface ProbeTarget {
   close(): Promise<void>;
 }
 
-async function run(cmd: string, args: readonly string[]): Promise<void> {
-  try {
-    await execFileP(cmd, args);
-  } catch (err) {
-    const e = err as { stderr?: string; message: string }; // child_process error shape
-    throw new Error(`${cmd} ${args.join(' ')}: ${e.stderr?.trim() || e.message}`, { cause: err });
-  }
-}
 
 function exited(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => {

@@ -17,6 +17,16 @@ import { promisify } from 'node:util';
 
 const execFileP = promisify(execFile);
 
+/** Runs a command (ip, nsenter…); a failure names the command and carries its stderr. */
+export async function run(cmd: string, args: readonly string[]): Promise<void> {
+  try {
+    await execFileP(cmd, args);
+  } catch (err) {
+    const e = err as { stderr?: string; message: string }; // child_process error shape
+    throw new Error(`${cmd} ${args.join(' ')}: ${e.stderr?.trim() || e.message}`, { cause: err });
+  }
+}
+
 /**
  * True when this process provably runs in a network namespace of its own.
  * Proof: its namespace differs from PID 1's; where PID 1's is not readable

@@ -20,15 +20,13 @@
  *   const net = await startTopology(t, { org: 'acme' });
  *   net.sim.queueJob(…);  net.hostAddress;  net.simUrl
  */
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Scope } from './prereq.ts';
-import { promisify } from 'node:util';
 import { packageRoot } from '../../src/images/paths.ts';
-import { inPrivateNetns } from './netns.ts';
+import { inPrivateNetns, run } from './netns.ts';
 import { remoteSimulator, type RemoteSimulator } from './remote-sim.ts';
 
-const execFileP = promisify(execFile);
 
 /** The simulator's port in its own namespace: nothing else listens there. */
 const SIM_PORT = 8080;
@@ -50,14 +48,6 @@ export interface Topology {
   close(): Promise<void>;
 }
 
-async function run(cmd: string, args: readonly string[]): Promise<void> {
-  try {
-    await execFileP(cmd, args);
-  } catch (err) {
-    const e = err as { stderr?: string; message: string }; // child_process error shape
-    throw new Error(`${cmd} ${args.join(' ')}: ${e.stderr?.trim() || e.message}`, { cause: err });
-  }
-}
 
 /** Topologies started by this process: each gets its own /30 and veth names. */
 let started = 0;
