@@ -629,8 +629,10 @@ test('store: SQLite unless store.postgres is set; the PostgreSQL password comes 
 test('fleet: the heartbeat, the lease ttl and the claim ttl of hosts on a PostgreSQL store, in seconds; refused without one, or with a ttl too short', () => {
   const pg = 'store: {postgres: {url: "postgresql://flint@db.example:5432/flint"}}\n';
   assert.equal(ok(`${pg}${BASE}`).fleet, undefined, 'absent: the defaults');
-  assert.deepEqual(ok(`${pg}fleet: {heartbeat: 5s, leaseTtl: 1m, claimTtl: 20s}\n${BASE}`).fleet, { heartbeatSeconds: 5, leaseTtlSeconds: 60, claimTtlSeconds: 20 });
+  assert.deepEqual(ok(`${pg}fleet: {heartbeat: 5s, leaseTtl: 1m, claimTtl: 20s, hostLost: 2m}\n${BASE}`).fleet,
+    { heartbeatSeconds: 5, leaseTtlSeconds: 60, claimTtlSeconds: 20, hostLostSeconds: 120 });
   assert.match(only(problems(`${pg}fleet: {claimTtl: 5s}\n${BASE}`)).message, /at least 10 seconds/);
+  assert.match(only(problems(`${pg}fleet: {hostLost: 20s}\n${BASE}`)).message, /at least 30 seconds/);
   assert.deepEqual(ok(`${pg}fleet: {leaseTtl: 3}\n${BASE}`).fleet, { leaseTtlSeconds: 3 });
   assert.match(summarizeConfig(ok(`${pg}fleet: {leaseTtl: 15s}\n${BASE}`)).join('\n'), /fleet: heartbeat every 10s, leader lease 15s, claims on queued jobs 30s/);
   const short = only(problems(`${pg}fleet: {leaseTtl: 2s}\n${BASE}`));

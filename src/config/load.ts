@@ -217,6 +217,7 @@ export function parseConfig(
     ...(f.fleet != null ? {
       fleet: { ...(f.fleet.heartbeat != null ? { heartbeatSeconds: f.fleet.heartbeat } : {}),  ...(f.fleet.leaseTtl != null ? { leaseTtlSeconds: f.fleet.leaseTtl } : {}),
         ...(f.fleet.claimTtl != null ? { claimTtlSeconds: f.fleet.claimTtl } : {}),
+        ...(f.fleet.hostLost != null ? { hostLostSeconds: f.fleet.hostLost } : {}),
       },
     } : {}),
     ...(f.status != null ? { status: { address: f.status.address ?? DEFAULTS.statusAddress, ...(f.status.token != null ? { token: f.status.token } : {}) } } : {}),

@@ -315,6 +315,8 @@ export function fleetSchema() {
     leaseTtl: durationSchema().refine((v) => v >= 3, 'must be at least 3 seconds (the lease is renewed every third of it)').nullish(),
     // Renewed at every scale tick (2 s): 10 s outlasts a few slow ticks.
     claimTtl: durationSchema().refine((v) => v >= 10, 'must be at least 10 seconds (claims are renewed every scale tick, 2 s)').nullish(),
+    // Marked by the leader's reaper, which runs every heartbeat interval: a few missed heartbeats are a slow host, not a lost one.
+    hostLost: durationSchema().refine((v) => v >= 30, 'must be at least 30 seconds (a host marked lost loses its starting VMs)').nullish(),
   });
 }
 
@@ -459,9 +461,10 @@ export const KEY_HINTS: Readonly<Record<string, string>> = {
   token: 'the status page\'s access token, ≥ 16 characters, inline or {env: VARIABLE}; needed when status.address is not loopback',
   store: 'where the state lives: absent for SQLite in stateDir (one host), or {postgres: {url, passwordFile | passwordEnv}} for a fleet',
   postgres: 'the PostgreSQL store shared by a fleet: url, and passwordFile or passwordEnv',
-  fleet: 'the timings of a fleet on a PostgreSQL store: heartbeat (default 10s), leaseTtl (default 20s) and claimTtl (default 30s)',
+  fleet: 'the timings of a fleet on a PostgreSQL store: heartbeat (default 10s), leaseTtl (default 20s), claimTtl (default 30s) and hostLost (default 90s)',
   heartbeat: 'how often this host writes its heartbeat row, seconds or a duration like "10s"',
   leaseTtl: 'how long the leader\'s lease lasts after its last renewal (renewed every third of it), at least 3 seconds; a dead leader\'s loops move within it and a third',
+  hostLost: 'how long a host may go without a heartbeat before the leader marks it lost (its unfinished VM records failed, its idle registrations removed), at least 30 seconds',
   claimTtl: 'how long a host\'s claim on a queued job lasts without renewal, at least 10 seconds; a dead host\'s claimed jobs go to other hosts within it',
   url: 'the PostgreSQL URL, postgresql://USER@HOST:5432/DATABASE (a unix socket: ?host=/run/postgresql); inline or {env: VARIABLE}',
   passwordFile: 'a file holding the PostgreSQL password (one trailing newline is ignored)',

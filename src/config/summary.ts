@@ -30,7 +30,8 @@ export function summarizeConfig(c: FlintConfig): string[] {
     ...(c.store?.postgres === undefined ? [] : [
       `store: PostgreSQL at ${withoutPassword(c.store.postgres.url)}${c.store.postgres.password === undefined ? '' : ' (password given apart)'}; address leases in ${c.stateDir}`,
       `fleet: heartbeat every ${duration(c.fleet?.heartbeatSeconds ?? FLEET_DEFAULTS.heartbeatMs / 1000)}, leader lease ${duration(c.fleet?.leaseTtlSeconds ?? FLEET_DEFAULTS.leaseTtlMs / 1000)}, ` +
-        `claims on queued jobs ${duration(c.fleet?.claimTtlSeconds ?? FLEET_DEFAULTS.claimTtlMs / 1000)}`]),
+        `claims on queued jobs ${duration(c.fleet?.claimTtlSeconds ?? FLEET_DEFAULTS.claimTtlMs / 1000)}, ` +
+        `a silent host lost after ${duration(c.fleet?.hostLostSeconds ?? FLEET_DEFAULTS.hostLostMs / 1000)}`]),
     ...(c.status === undefined ? [] : [`status page on http://${c.status.address}/ (${c.status.token === undefined ? 'no token: loopback only' : 'token required'})`]),
     `GitHub: organization ${gh.organization}, App ${gh.appId}, API ${gh.apiUrl}`,
     `  private key ${gh.privateKeyFile !== undefined ? `from ${gh.privateKeyFile}` : 'inline'}; ${gh.webhookSecrets.length === 0 ? 'no webhook secret: every runner definition listens to a scale set' : `${gh.webhookSecrets.length} webhook secret(s) accepted`}`,

@@ -191,6 +191,7 @@ export interface FleetConfig {
   readonly heartbeatSeconds?: number;
   readonly leaseTtlSeconds?: number;
   readonly claimTtlSeconds?: number;
+  readonly hostLostSeconds?: number;
 }
 
 export interface StoreConfig {

@@ -210,12 +210,13 @@ export interface RunningFlint extends RunningWebhooks {
  * (the simulator) is its own.
  */
 /** The fleet's timings from the configuration (`fleet:`), in the membership's milliseconds; absent keys keep its defaults. */
-export function fleetTimings(config: Pick<FlintConfig, 'fleet'>): { heartbeatMs?: number; leaseTtlMs?: number; claimTtlMs?: number } {
+export function fleetTimings(config: Pick<FlintConfig, 'fleet'>): { heartbeatMs?: number; leaseTtlMs?: number; claimTtlMs?: number; hostLostMs?: number } {
   const f = config.fleet;
   return {
     ...(f?.heartbeatSeconds === undefined ? {} : { heartbeatMs: f.heartbeatSeconds * 1000 }),
     ...(f?.leaseTtlSeconds === undefined ? {} : { leaseTtlMs: f.leaseTtlSeconds * 1000 }),
     ...(f?.claimTtlSeconds === undefined ? {} : { claimTtlMs: f.claimTtlSeconds * 1000 }),
+    ...(f?.hostLostSeconds === undefined ? {} : { hostLostMs: f.hostLostSeconds * 1000 }),
   };
 }
 
