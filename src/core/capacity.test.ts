@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { planScale, type DefinitionDemand } from './capacity.ts';
+import { planScale, runnersHostCanHold, type DefinitionDemand } from './capacity.ts';
 
 const def = (over: Partial<DefinitionDemand> = {}): DefinitionDemand => ({
   name: 'default', maxRunners: 10, minIdle: 0, cpuCount: 2, memoryMib: 2048, queued: 0, starting: 0, idle: 0, busy: 0, ...over,
@@ -101,4 +101,13 @@ test('property: with an unbounded budget, demand up to maxRunners and the launch
     const want = d.queued + d.minIdle;
     assert.equal(s, Math.min(Math.max(0, want - d.starting - d.idle), Math.max(0, d.maxRunners - up), d.maxStart));
   }));
+});
+
+test('runnersHostCanHold: the runners a host has plus what fits in its free capacity, at most maxRunners', () => {
+  const d = { maxRunners: 10, cpuCount: 2, memoryMib: 1024 };
+  assert.equal(runnersHostCanHold(d, 0, { cpus: 8, memoryMib: 16_384 }), 4, 'vCPUs bound it');
+  assert.equal(runnersHostCanHold(d, 3, { cpus: 8, memoryMib: 2048 }), 5, 'memory bounds it; live runners count');
+  assert.equal(runnersHostCanHold(d, 9, { cpus: 64, memoryMib: 65_536 }), 10, 'never beyond maxRunners');
+  assert.equal(runnersHostCanHold(d, 2, { cpus: 1, memoryMib: 512 }), 2, 'no room: what it has');
+  assert.equal(runnersHostCanHold(d, 0, { cpus: -2, memoryMib: 0 }), 0);
 });

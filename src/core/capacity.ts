@@ -92,3 +92,14 @@ export function planScale(defs: readonly DefinitionDemand[], budget: HostBudget)
   for (const n of deficit.values()) deferredForBudget += n;
   return { start, stopIdle, deferredForBudget };
 }
+
+/**
+ * How many runners of a definition this host can hold now: those it
+ * already runs, plus as many more as fit in its free vCPUs and memory, at
+ * most `maxRunners`. A scale set's listener offers this as its capacity, so
+ * the service does not hand it jobs the host has no room to start.
+ */
+export function runnersHostCanHold(d: Pick<DefinitionDemand, 'maxRunners' | 'cpuCount' | 'memoryMib'>, live: number, budget: HostBudget): number {
+  const fits = Math.floor(Math.min(budget.cpus / d.cpuCount, budget.memoryMib / d.memoryMib));
+  return Math.max(0, Math.min(d.maxRunners, live + Math.max(0, fits)));
+}

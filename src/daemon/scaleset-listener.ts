@@ -43,7 +43,7 @@ export interface ScaleSetListenerDeps {
   readonly state: ScaleSetStateStore;
   readonly clock: { now(): number };
   readonly logger: ListenerLogger;
-  /** Runners this definition may hold now (its maxRunners; 0 while draining or paused): the poll's X-ScaleSetMaxCapacity. */
+  /** Runners this definition may hold now (what the host can hold, at most maxRunners; 0 while draining or paused): the poll's X-ScaleSetMaxCapacity. */
   readonly capacity: () => number;
   /** Told after news changed the store (the scheduler's poke). */
   readonly onChanged: () => void;

@@ -86,7 +86,7 @@ import type { ScaleSetListener } from '../daemon/scaleset-listener.ts';
 import type { RunnerConfig, ScaleSetConfig } from '../config/types.ts';
 import { setTimeout as sleepFor } from 'node:timers/promises';
 import { FlintError } from '../core/errors/index.ts';
-import type { HostBudget } from '../core/capacity.ts';
+import { runnersHostCanHold, type HostBudget } from '../core/capacity.ts';
 import { Scheduler, type SchedulerDeps } from '../daemon/scheduler.ts';
 import { startReconciler } from '../daemon/reconciler.ts';
 import { fleetStaleView, removeStaleRunners } from '../daemon/stale-runners.ts';
@@ -498,7 +498,12 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
         definition: def, client: ssClient, owner: `flint-${config.instanceId}`, store, state: ssState, clock,
         logger: logger.child({ component: 'scaleset-listener' }),
         // Its whole limit while Flint takes work; nothing while draining or paused.
-        capacity: () => (scheduler.isDraining() || scheduler.paused().host || scheduler.paused().definitions.includes(def.name) ? 0 : def.maxRunners),
+        // Alone, what this host can hold (its runners plus what fits in its free
+        // capacity); in a fleet, whose other hosts it cannot see here, maxRunners.
+        capacity: () => (scheduler.isDraining() || scheduler.paused().host || scheduler.paused().definitions.includes(def.name) ? 0
+          : postgres !== undefined ? def.maxRunners
+            : runnersHostCanHold({ maxRunners: def.maxRunners, cpuCount: def.cpuCount, memoryMib: def.memorySize },
+              system.supervisor.list().filter((vm) => vm.runner === def.name).length, hostBudget(config, system.supervisor, maxVcpus, maxMemoryMib))),
         onChanged: () => scheduler.poke(),
         sleep: (ms, signal) => sleepFor(ms, undefined, { signal, ref: false }),
       }));
