@@ -3,6 +3,7 @@
  * records: table `runner_states`, one row per runner VM still alive. A
  * restarted Flint reads them back for the VMs it adopted.
  */
+import { relaxedWrite } from './db.ts';
 import type { Db } from './db.ts';
 import type { RunnerPhase, RunnerState, RunnerStateStore } from '../../daemon/ports/store.ts';
 
@@ -49,13 +50,17 @@ export function createSqliteRunnerStates(db: Db): RunnerStateStore {
   );
   const remove = db.prepare('DELETE FROM runner_states WHERE vm_id = ?');
   const list = db.prepare('SELECT * FROM runner_states WHERE instance_id = ? ORDER BY started_at, vm_id');
-  // Async to match the port; SQLite answers synchronously.
+  // Like the VM rows they sit beside, these describe VMs on this host, which
+  // a power loss or kernel crash ends with them: they commit with NORMAL
+  // (db.ts relaxedWrite), not a fsync each; a crash of Flint alone loses
+  // none. Not batched per turn: the scheduler writes them one after another
+  // (each after the previous one settled), so a batch would cost a turn each.
   return {
     async put(state) {
-      put.run({ ...state });
+      relaxedWrite(db, () => put.run({ ...state }));
     },
     async remove(vmId) {
-      remove.run(vmId);
+      relaxedWrite(db, () => remove.run(vmId));
     },
     async list(instanceId) {
       return (list.all(instanceId) as RunnerStateRow[]).map(fromRow); // the table's columns are RunnerStateRow
