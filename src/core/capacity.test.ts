@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { planScale, runnersHostCanHold, type DefinitionDemand } from './capacity.ts';
+import { fleetRunnersCanHold, planScale, runnersHostCanHold, type DefinitionDemand, type HostRoom } from './capacity.ts';
 
 const def = (over: Partial<DefinitionDemand> = {}): DefinitionDemand => ({
   name: 'default', maxRunners: 10, minIdle: 0, cpuCount: 2, memoryMib: 2048, queued: 0, starting: 0, idle: 0, busy: 0, ...over,
@@ -110,4 +110,47 @@ test('runnersHostCanHold: the runners a host has plus what fits in its free capa
   assert.equal(runnersHostCanHold(d, 9, { cpus: 64, memoryMib: 65_536 }), 10, 'never beyond maxRunners');
   assert.equal(runnersHostCanHold(d, 2, { cpus: 1, memoryMib: 512 }), 2, 'no room: what it has');
   assert.equal(runnersHostCanHold(d, 0, { cpus: -2, memoryMib: 0 }), 0);
+});
+
+test('fleetRunnersCanHold: the sum of what the live hosts can hold, stale and lost hosts left out', () => {
+  const now = 100_000;
+  const fresh = 20_000;
+  const hosts: HostRoom[] = [
+    { id: 'a', lastHeartbeatAt: now - 1_000, canHold: { small: 3, large: 1 } },
+    { id: 'b', lastHeartbeatAt: now - fresh, canHold: { small: 4 } }, // exactly two intervals old: still up
+    { id: 'c', lastHeartbeatAt: now - fresh - 1, canHold: { small: 5 } }, // late: it may be dead
+    { id: 'd', lastHeartbeatAt: now - 500, lostAt: now - 400, canHold: { small: 6 } }, // marked lost
+    { id: 'e', lastHeartbeatAt: now - 500 }, // publishes nothing (an older Flint)
+    { id: 'f', lastHeartbeatAt: now - 500, canHold: { large: 2 } }, // nothing of this definition on record
+  ];
+  assert.equal(fleetRunnersCanHold('small', hosts, now, fresh), 7);
+  assert.equal(fleetRunnersCanHold('large', hosts, now, fresh), 3);
+  assert.equal(fleetRunnersCanHold('small', [], now, fresh), 0, 'no host: no room');
+  assert.equal(fleetRunnersCanHold('constructor', hosts, now, fresh), 0, 'only the names a host published count');
+  // Each host's figure is bounded by its own maxRunners: three hosts of maxRunners 1 hold three, not one.
+  const three: HostRoom[] = ['x', 'y', 'z'].map((id) => ({ id, lastHeartbeatAt: now, canHold: { small: 1 } }));
+  assert.equal(fleetRunnersCanHold('small', three, now, fresh), 3);
+});
+
+test('fleetRunnersCanHold: the caller counts with what it can hold now, in place of its heartbeat, even before its first one', () => {
+  const hosts: HostRoom[] = [
+    { id: 'a', lastHeartbeatAt: 1000, canHold: { small: 4 } },
+    { id: 'b', lastHeartbeatAt: 1000, canHold: { small: 2 } },
+  ];
+  assert.equal(fleetRunnersCanHold('small', hosts, 1000, 2000, { id: 'a', canHold: 1 }), 3, 'a is full now: its heartbeat\'s 4 does not count');
+  assert.equal(fleetRunnersCanHold('small', hosts, 1000, 2000, { id: 'z', canHold: 2 }), 8, 'a host not yet on record');
+  assert.equal(fleetRunnersCanHold('small', hosts, 9000, 2000, { id: 'a', canHold: 2 }), 2, 'everyone else late: the caller alone');
+});
+
+test('property: fleetRunnersCanHold is the sum over live hosts only, never negative', () => {
+  const host = fc.record({
+    id: fc.constantFrom('a', 'b', 'c', 'd'), age: fc.integer({ min: 0, max: 50 }), lost: fc.boolean(), n: fc.integer({ min: -2, max: 30 }),
+  });
+  fc.assert(fc.property(fc.array(host, { maxLength: 6 }), fc.integer({ min: 0, max: 50 }), (raw, freshMs) => {
+    const now = 1000;
+    const hosts: HostRoom[] = raw.map((h) => ({ id: h.id, lastHeartbeatAt: now - h.age, canHold: { x: h.n }, ...(h.lost ? { lostAt: now } : {}) }));
+    const all = fleetRunnersCanHold('x', hosts, now, freshMs);
+    const live = raw.filter((h) => !h.lost && h.age <= freshMs);
+    assert.equal(all, live.reduce((sum, h) => sum + Math.max(0, h.n), 0));
+  }));
 });

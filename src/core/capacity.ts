@@ -103,3 +103,45 @@ export function runnersHostCanHold(d: Pick<DefinitionDemand, 'maxRunners' | 'cpu
   const fits = Math.floor(Math.min(budget.cpus / d.cpuCount, budget.memoryMib / d.memoryMib));
   return Math.max(0, Math.min(d.maxRunners, live + Math.max(0, fits)));
 }
+
+/** What the fleet's store says of one host, as far as the fleet's capacity goes. */
+export interface HostRoom {
+  readonly id: string;
+  /** Epoch ms of its latest heartbeat. */
+  readonly lastHeartbeatAt: number;
+  /** Set once the leader marked it lost. */
+  readonly lostAt?: number;
+  /** Runners of each definition it could hold at that heartbeat (runnersHostCanHold); absent: it publishes none. */
+  readonly canHold?: Readonly<Record<string, number>>;
+}
+
+/**
+ * How many runners of a definition the whole fleet can hold: the sum of
+ * what each live host published with its heartbeat. Each host's figure is
+ * already bounded by its own `maxRunners` (a per-host limit, as is the
+ * capacity), so the fleet's is at most their sum and is not capped again:
+ * capping it at one host's `maxRunners` would let a fleet of many hosts
+ * take no more work than one. A host counts while it is not marked lost
+ * and its heartbeat is at most `freshMs` old (two heartbeat intervals: the
+ * status surfaces call an older one `late`), so a host that died adds
+ * nothing long before it is marked lost. `self`, when given, replaces the
+ * caller's own row with what it can hold right now, so the caller's figure
+ * is never a heartbeat old and counts before its first heartbeat is on
+ * record.
+ */
+export function fleetRunnersCanHold(
+  definition: string,
+  hosts: readonly HostRoom[],
+  now: number,
+  freshMs: number,
+  self?: { readonly id: string; readonly canHold: number },
+): number {
+  let sum = self === undefined ? 0 : Math.max(0, Math.floor(self.canHold));
+  for (const h of hosts) {
+    if (h.id === self?.id || h.lostAt !== undefined || now - h.lastHeartbeatAt > freshMs) continue;
+    // Own keys only: a definition's name is the operator's text, not a safe property name.
+    const n = h.canHold !== undefined && Object.hasOwn(h.canHold, definition) ? h.canHold[definition] : undefined;
+    if (n !== undefined && Number.isFinite(n) && n > 0) sum += Math.floor(n);
+  }
+  return sum;
+}

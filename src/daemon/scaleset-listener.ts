@@ -43,8 +43,13 @@ export interface ScaleSetListenerDeps {
   readonly state: ScaleSetStateStore;
   readonly clock: { now(): number };
   readonly logger: ListenerLogger;
-  /** Runners this definition may hold now (what the host can hold, at most maxRunners; 0 while draining or paused): the poll's X-ScaleSetMaxCapacity. */
-  readonly capacity: () => number;
+  /**
+   * Runners this definition may hold now (what the host — in a fleet, the
+   * live hosts together — can hold, at most maxRunners; 0 while draining or
+   * paused): the poll's X-ScaleSetMaxCapacity. Asked before each poll and
+   * each acquisition.
+   */
+  readonly capacity: () => number | Promise<number>;
   /** Told after news changed the store (the scheduler's poke). */
   readonly onChanged: () => void;
   /** Waits before retrying after a failure; rejects when `signal` aborts. */
@@ -146,7 +151,7 @@ export function startScaleSetListener(d: ScaleSetListenerDeps): ScaleSetListener
     await followRecovery(s);
     const offered = m.jobs.filter((j) => j.type === 'JobAvailable').map((j) => j.runnerRequestId);
     if (offered.length > 0) {
-      const free = Math.max(0, d.capacity() - (await held()));
+      const free = Math.max(0, (await d.capacity()) - (await held()));
       const granted = free === 0 ? [] : await s.acquire(offered.slice(0, free));
       d.logger.info({ runner: def.name, offered: offered.length, free, acquired: granted.length }, 'scale-set listener: jobs acquired');
     }
@@ -168,7 +173,7 @@ export function startScaleSetListener(d: ScaleSetListenerDeps): ScaleSetListener
       try {
         session ??= await open();
         const s = session;
-        const polled = await s.getMessage({ maxCapacity: Math.max(0, d.capacity()), signal: ctl.signal });
+        const polled = await s.getMessage({ maxCapacity: Math.max(0, await d.capacity()), signal: ctl.signal });
         st.lastStartAt = d.clock.now();
         st.running = true;
         if (polled.kind === 'message') await handle(s, polled);

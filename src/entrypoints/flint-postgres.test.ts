@@ -259,12 +259,13 @@ test('two Flints on one PostgreSQL store: only the leader runs the once-per-flee
   assert.deepEqual((await client.query('SELECT holder FROM fleet_leases')).rows, [{ holder: follower.id }]);
 });
 
-test('two Flints in scale-set mode on one PostgreSQL store: only the leader listens; when it closes the other opens its own session', async (t) => {
+test('two Flints in scale-set mode on one PostgreSQL store: only the leader listens, offering both hosts\' room; when it closes the other opens its own session and offers its own', async (t) => {
   if (!requirePrereqs(t, ...postgresPrereqs())) return;
   const cluster = await (started ??= startPostgres());
   const url = await cluster.createSchema();
   t.after(() => cluster.dropSchema(url));
-  const sim = await startSimulator({ org: 'flint-pgss' });
+  // Short polls: each one carries the listener's X-ScaleSetMaxCapacity as it is now.
+  const sim = await startSimulator({ org: 'flint-pgss', messagePollSeconds: 0.1 });
   t.after(() => sim.close());
   const scaleSet = { name: 'flint-pgss', runnerGroup: 'Default' };
   const host = async (instanceId: string) => {
@@ -296,6 +297,7 @@ test('two Flints in scale-set mode on one PostgreSQL store: only the leader list
     }
   };
   const sessionOwner = (): string | undefined => sim.actions.scaleSets().find((s) => s.name === scaleSet.name)?.session?.ownerName;
+  const offered = (): number | null | undefined => sim.actions.scaleSets().find((s) => s.name === scaleSet.name)?.lastMaxCapacity;
   const listens = (f: { flint: { loops(): { name: string }[] } }): boolean => f.flint.loops().some((l) => l.name.startsWith('scaleset-listener:'));
   const a = await host('sa');
   const b = await host('sb');
@@ -307,9 +309,20 @@ test('two Flints in scale-set mode on one PostgreSQL store: only the leader list
   assert.equal(listens(follower), false, 'no listener on the host that does not lead');
   assert.equal(sessionOwner(), `flint-${leader.id}`);
 
+  // Each host can hold its maxRunners (2) of the definition: the leader offers the fleet's 4, not its own 2.
+  const def = 'demo';
+  await until('the leader to offer both hosts\' room', () => offered() === 4);
+  // The follower pauses the definition: its next heartbeat says it holds none, and the leader offers its own 2.
+  assert.equal(follower.flint.scheduler.pause(def), true);
+  await until('the leader to offer its own room only', () => offered() === 2);
+  follower.flint.scheduler.resume(def);
+  await until('the leader to offer both again', () => offered() === 4);
+
   await leader.close();
   await until('the other host to listen', () => sessionOwner() === `flint-${follower.id}`);
   assert.equal(listens(follower), true);
+  // The closed host's heartbeat goes stale within two intervals: its room no longer counts.
+  await until('the new leader to offer its own room only', () => sessionOwner() === `flint-${follower.id}` && offered() === 2);
 });
 
 test('a host of the fleet that dies is marked lost by the leader: its VM records fail, its runner states go, its registrations are deleted', async (t) => {

@@ -86,7 +86,7 @@ import type { ScaleSetListener } from '../daemon/scaleset-listener.ts';
 import type { RunnerConfig, ScaleSetConfig } from '../config/types.ts';
 import { setTimeout as sleepFor } from 'node:timers/promises';
 import { FlintError } from '../core/errors/index.ts';
-import { runnersHostCanHold, type HostBudget } from '../core/capacity.ts';
+import { fleetRunnersCanHold, runnersHostCanHold, type HostBudget } from '../core/capacity.ts';
 import { Scheduler, type SchedulerDeps } from '../daemon/scheduler.ts';
 import { startReconciler } from '../daemon/reconciler.ts';
 import { fleetStaleView, removeStaleRunners } from '../daemon/stale-runners.ts';
@@ -488,6 +488,33 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
     scheduler.poke();
     if (job.action === 'in_progress') void observeJobStarted(records, metrics, job.jobId);
   };
+  /** Runners of `def` this host can hold now: its own plus what fits in its free capacity, at most maxRunners; 0 while draining or paused. */
+  const canHold = (def: RunnerConfig): number => (scheduler.isDraining() || scheduler.paused().host || scheduler.paused().definitions.includes(def.name) ? 0
+    : runnersHostCanHold({ maxRunners: def.maxRunners, cpuCount: def.cpuCount, memoryMib: def.memorySize },
+      system.supervisor.list().filter((vm) => vm.runner === def.name).length, hostBudget(config, system.supervisor, maxVcpus, maxMemoryMib)));
+  /** What the fleet holds, per definition, when the last read of the hosts' rows failed: the listener keeps polling with it. */
+  const lastFleetCanHold = new Map<string, number>();
+  /**
+   * Runners of `def` the fleet can hold: on a PostgreSQL store, what every
+   * live host published with its heartbeat, each at most its maxRunners
+   * (this host's own figure taken now; core/capacity.ts
+   * fleetRunnersCanHold); on SQLite, this host's. Zero while this host
+   * drains: its listener stops.
+   */
+  const scaleSetCapacity = async (def: RunnerConfig): Promise<number> => {
+    const own = canHold(def);
+    if (postgres === undefined || scheduler.isDraining()) return own;
+    try {
+      const hosts = await postgres.fleet.hosts();
+      const freshMs = 2 * (fleetTimes.heartbeatMs ?? FLEET_DEFAULTS.heartbeatMs);
+      const n = fleetRunnersCanHold(def.name, hosts, clock.now(), freshMs, { id: config.instanceId, canHold: own });
+      lastFleetCanHold.set(def.name, n);
+      return n;
+    } catch (err) {
+      logger.warn({ err, runner: def.name }, 'scale-set listener: cannot read the fleet\'s hosts; offering the capacity last read');
+      return lastFleetCanHold.get(def.name) ?? own;
+    }
+  };
   const ssState = ssClient === undefined ? undefined : postgres?.scaleSetState ?? createSqliteScaleSetState(db);
   /** Starts a listener per scale-set definition (on the fleet's leader only; at once on SQLite). */
   const startListeners = (): void => {
@@ -497,13 +524,8 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
       listeners.set(def.name, startScaleSetListener({
         definition: def, client: ssClient, owner: `flint-${config.instanceId}`, store, state: ssState, clock,
         logger: logger.child({ component: 'scaleset-listener' }),
-        // Its whole limit while Flint takes work; nothing while draining or paused.
-        // Alone, what this host can hold (its runners plus what fits in its free
-        // capacity); in a fleet, whose other hosts it cannot see here, maxRunners.
-        capacity: () => (scheduler.isDraining() || scheduler.paused().host || scheduler.paused().definitions.includes(def.name) ? 0
-          : postgres !== undefined ? def.maxRunners
-            : runnersHostCanHold({ maxRunners: def.maxRunners, cpuCount: def.cpuCount, memoryMib: def.memorySize },
-              system.supervisor.list().filter((vm) => vm.runner === def.name).length, hostBudget(config, system.supervisor, maxVcpus, maxMemoryMib))),
+        // Alone, what this host can hold; in a fleet, what the live hosts can hold together.
+        capacity: () => scaleSetCapacity(def),
         onChanged: () => scheduler.poke(),
         sleep: (ms, signal) => sleepFor(ms, undefined, { signal, ref: false }),
       }));
@@ -526,6 +548,8 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
     fleet: postgres.fleet, clock, logger: logger.child({ component: 'fleet' }),
     host: () => ({
       id: config.instanceId, capacity: { vcpus: maxVcpus, memoryMib: maxMemoryMib }, vms: system.supervisor.list().length, address: webhooks.url,
+      // The leader's scale-set listeners offer the sum of these over the live hosts.
+      canHold: Object.fromEntries(config.runners.map((def) => [def.name, canHold(def)])),
     }),
     ...fleetTimes,
     onLeadership: (leads) => {

@@ -34,6 +34,26 @@ export function fleetContract(name: string, make: () => FleetUnderTest | Promise
     ]);
   });
 
+  test(`${name}: what a host can hold per definition is stored with its heartbeat, replaced by the next, and read by every host`, async (t) => {
+    const s = await make();
+    t.after(() => s.dispose());
+    const other = await s.other();
+    await s.store.heartbeat({ id: 'a1', capacity: cap, vms: 1, canHold: { small: 3, large: 0 } }, 1000);
+    await other.heartbeat({ id: 'b2', capacity: cap, vms: 0, canHold: { small: 2 } }, 1000);
+    await other.heartbeat({ id: 'c3', capacity: cap, vms: 0 }, 1000); // publishes none
+    const read = async (): Promise<Record<string, unknown>> => Object.fromEntries((await other.hosts()).map((h) => [h.id, h.canHold]));
+    assert.deepEqual(await read(), { a1: { small: 3, large: 0 }, b2: { small: 2 }, c3: undefined });
+    // Each heartbeat replaces the whole map: a definition gone from the host's configuration leaves no room behind.
+    await s.store.heartbeat({ id: 'a1', capacity: cap, vms: 4, canHold: { large: 1 } }, 2000);
+    await other.heartbeat({ id: 'b2', capacity: cap, vms: 0 }, 2000);
+    assert.deepEqual(await read(), { a1: { large: 1 }, b2: undefined, c3: undefined });
+    // markLost keeps the last published room: readers leave a lost host out by its mark.
+    await s.store.heartbeat({ id: 'b2', capacity: cap, vms: 0, canHold: { small: 5 } }, 3000);
+    assert.notEqual(await s.store.markLost('b2', 4000, 5000), undefined);
+    const b2 = (await other.hosts()).find((h) => h.id === 'b2');
+    assert.deepEqual([b2?.lostAt, b2?.canHold], [5000, { small: 5 }]);
+  });
+
   test(`${name}: two hosts contending for a free lease at once: exactly one leads`, async (t) => {
     const s = await make();
     t.after(() => s.dispose());

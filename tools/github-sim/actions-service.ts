@@ -38,6 +38,8 @@ export interface SimScaleSet {
   /** The active session's id and owner, if any (stale ones included until they expire). */
   readonly session: { readonly id: string; readonly ownerName: string } | null;
   readonly statistics: ScaleSetStatistics;
+  /** The X-ScaleSetMaxCapacity of the latest message poll, null before the first. */
+  readonly lastMaxCapacity: number | null;
 }
 
 export interface ActionsServiceOptions {
@@ -86,6 +88,8 @@ interface ScaleSetRec {
   pending: Item[];
   /** Jobs whose JobAvailable (with the current request id) went out. */
   offered: Set<number>;
+  /** The X-ScaleSetMaxCapacity of the latest poll. */
+  lastMaxCapacity: number | null;
 }
 interface JobTrack { requestId: number; reassigned: number; startedSent: boolean; completedSent: boolean }
 
@@ -315,7 +319,7 @@ export function actionsService(d: ActionsServiceDeps, opts: ActionsServiceOption
         const s: ScaleSetRec = {
           id: nextScaleSetId++, name, group, labels: (labels as Record<string, unknown>[]).map((l) => ({ name: String(l.name), type: String(l.type) })),
           createdOn: new Date(d.now()).toISOString(), disableUpdate: isObject(setting) && setting.disableUpdate === true,
-          session: null, nextMessageId: 1, messages: [], pending: [], offered: new Set(),
+          session: null, nextMessageId: 1, messages: [], pending: [], offered: new Set(), lastMaxCapacity: null,
         };
         scaleSets.set(s.id, s);
         wake();
@@ -387,6 +391,7 @@ export function actionsService(d: ActionsServiceDeps, opts: ActionsServiceOption
           const x = s.session;
           if (x === null || x.id !== url.searchParams.get('sessionId') || x.forgotten || !x.queueTokenValid) return { status: 401 };
           x.lastSeen = d.now();
+          s.lastMaxCapacity = capacity;
           const msg = nextMessage(s, Number(lastRaw), capacity);
           if (msg !== undefined) {
             return { status: 200, body: { messageId: msg.messageId, messageType: 'RunnerScaleSetJobMessages', body: JSON.stringify(msg.items), statistics: statistics(s) } };
@@ -530,6 +535,7 @@ export function actionsService(d: ActionsServiceDeps, opts: ActionsServiceOption
     scaleSets: () => [...scaleSets.values()].map((s) => ({
       id: s.id, name: s.name, runnerGroupId: s.group.id, labels: s.labels.map((l) => l.name),
       session: s.session === null || s.session.forgotten ? null : { id: s.session.id, ownerName: s.session.ownerName }, statistics: statistics(s),
+      lastMaxCapacity: s.lastMaxCapacity,
     })),
     staleSession: (id, ownerName) => {
       const s = scaleSets.get(id);

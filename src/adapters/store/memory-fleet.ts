@@ -20,12 +20,12 @@ export interface MemoryFleetRecords {
 export function createMemoryFleet(records?: MemoryFleetRecords): FleetStore {
   const hosts = new Map<string, FleetHostRecord>();
   const leases = new Map<string, FleetLease>();
-  const copy = (h: FleetHostRecord): FleetHostRecord => ({ ...h, capacity: { ...h.capacity } });
+  const copy = (h: FleetHostRecord): FleetHostRecord => ({ ...h, capacity: { ...h.capacity }, ...(h.canHold === undefined ? {} : { canHold: { ...h.canHold } }) });
   return {
     async heartbeat(host, now) {
       const prev = hosts.get(host.id);
       // A heartbeat clears the lost mark: the host came back.
-      hosts.set(host.id, { ...host, capacity: { ...host.capacity }, firstSeenAt: prev?.firstSeenAt ?? now, lastHeartbeatAt: now });
+      hosts.set(host.id, copy({ ...host, firstSeenAt: prev?.firstSeenAt ?? now, lastHeartbeatAt: now }));
     },
     async hosts() {
       return [...hosts.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)).map(copy);

@@ -27,6 +27,16 @@ export interface FleetHost {
   readonly vms: number;
   /** Where an operator reaches it (its webhook URL), when known. */
   readonly address?: string;
+  /**
+   * Per runner definition (by name), how many runners of it the host can
+   * hold now: those it runs plus as many more as fit in its free vCPUs and
+   * memory, at most the definition's `maxRunners` (core/capacity.ts
+   * runnersHostCanHold); 0 while it drains or the definition is paused.
+   * The leader's scale-set listeners offer the sum over live hosts
+   * (fleetRunnersCanHold). Absent when the host publishes none (a Flint
+   * from before it did): such a host adds nothing to that sum.
+   */
+  readonly canHold?: Readonly<Record<string, number>>;
 }
 
 export interface FleetHostRecord extends FleetHost {

@@ -9,6 +9,9 @@
  * serialize on the row's lock (the second re-checks the WHERE against the
  * first's new row under READ COMMITTED), so exactly one wins.
  *
+ * What a host can hold per runner definition (FleetHost.canHold) is the
+ * JSONB column `can_hold` (migration 6).
+ *
  * markLost (column `lost_at`, migration 5) is one transaction whose first
  * statement sets the mark only while the heartbeat is still old: it locks
  * the host's row, so a heartbeat racing it either committed first (the
@@ -18,7 +21,7 @@
 import type pg from 'pg';
 import type { FleetStore } from '../../../daemon/ports/fleet.ts';
 import { lostHostReason } from '../../../daemon/ports/fleet.ts';
-import { hostFromRow, UNFINISHED_VM_STATES } from '../fleet.ts';
+import { canHoldText, hostFromRow, UNFINISHED_VM_STATES } from '../fleet.ts';
 import type { HostRow } from '../fleet.ts';
 import { inTransaction, writeFailed } from './pool.ts';
 
@@ -27,11 +30,11 @@ export function createPostgresFleet(pool: pg.Pool): FleetStore {
     async heartbeat(host, now) {
       try {
         await pool.query(
-          `INSERT INTO fleet_hosts (id, vcpus, memory_mib, vms, address, first_seen_at, last_heartbeat_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $6)
+          `INSERT INTO fleet_hosts (id, vcpus, memory_mib, vms, address, first_seen_at, last_heartbeat_at, can_hold)
+           VALUES ($1, $2, $3, $4, $5, $6, $6, $7::jsonb)
            ON CONFLICT (id) DO UPDATE SET vcpus = excluded.vcpus, memory_mib = excluded.memory_mib, vms = excluded.vms,
-             address = excluded.address, last_heartbeat_at = excluded.last_heartbeat_at, lost_at = NULL`,
-          [host.id, host.capacity.vcpus, host.capacity.memoryMib, host.vms, host.address ?? null, now]);
+             address = excluded.address, last_heartbeat_at = excluded.last_heartbeat_at, lost_at = NULL, can_hold = excluded.can_hold`,
+          [host.id, host.capacity.vcpus, host.capacity.memoryMib, host.vms, host.address ?? null, now, canHoldText(host.canHold)]);
       } catch (err) {
         throw writeFailed(`the heartbeat of host ${host.id}`, err);
       }

@@ -210,6 +210,14 @@ CREATE INDEX jobs_claimed_by ON jobs (claimed_by) WHERE claimed_by IS NOT NULL;
 ALTER TABLE fleet_hosts ADD COLUMN lost_at BIGINT;
 `,
   },
+  {
+    version: 6,
+    name: 'room each host publishes per runner definition',
+    sql: `
+-- FleetHost.canHold: {definition: runners the host can hold now}, written with each heartbeat; NULL from a Flint that publishes none.
+ALTER TABLE fleet_hosts ADD COLUMN can_hold JSONB;
+`,
+  },
 ];
 
 export interface MigrationResult {
