@@ -19,10 +19,20 @@
  *
  * `stop` asks the server for a fast shutdown (SIGINT), waits for it to
  * exit and removes the directory: nothing is left behind.
+ *
+ * A test process killed outright (SIGKILL, a crash) runs no `stop`: a
+ * watchdog does it then. It is a small shell started detached (its own
+ * session, so a signal to the test's process group spares it) with a pipe
+ * on its stdin whose only writer is the test process; when that process
+ * is gone, however it went, the kernel closes the pipe, the watchdog reads
+ * end-of-file, stops the server (`pg_ctl stop -m immediate`) and removes
+ * the directory. `stop` tells it the cluster is already gone and it exits.
+ * It is unref'd: it never keeps the test process alive.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -58,8 +68,10 @@ export function postgresPrereqs(): Prerequisite[] {
 }
 
 export interface PostgresCluster {
-  /** The directory holding the server's unix socket. */
+  /** The directory holding the server's unix socket (and its data directory): the whole cluster. */
   readonly socketDir: string;
+  /** The server's (postmaster's) pid. */
+  readonly pid: number;
   /** The URL of the cluster's test database (schema `public`). */
   readonly url: string;
   /** Creates an empty schema with a fresh name and returns a URL whose connections use it (search_path). */
@@ -91,8 +103,11 @@ export async function startPostgres(): Promise<PostgresCluster> {
   const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C', TZ: 'UTC' };
   let server: ChildProcess | undefined;
   let admin: pg.Client | undefined;
+  let watchdog: Watchdog | undefined;
   try {
     if (user !== undefined) chownSync(dir, user.uid, user.gid);
+    // Before anything is in the directory: a test process killed from here on leaves nothing.
+    watchdog = startWatchdog(join(bin, 'pg_ctl'), dataDir, dir, ids, env);
     const init = spawnSync(join(bin, 'initdb'), ['-D', dataDir, '-U', USER, '--auth=trust', '--no-sync', '-E', 'UTF8', '--locale=C'], { ...ids, env, encoding: 'utf8' });
     if (init.status !== 0) throw new Error(`initdb failed (${init.status ?? init.signal}): ${init.stderr}`);
     // A test cluster: no fsync (a crash of the machine loses a test run, not data), small memory, socket only.
@@ -114,15 +129,20 @@ export async function startPostgres(): Promise<PostgresCluster> {
     await admin?.end().catch(() => undefined);
     if (server !== undefined) await stopServer(server);
     rmSync(dir, { recursive: true, force: true });
+    watchdog?.release();
     throw err;
   }
   const adminClient = admin;
   const running = server;
+  const guard = watchdog;
+  // The server's pid is known once it is spawned (ready() rejects if the spawn failed).
+  const pid = running.pid ?? -1;
   let n = 0;
   let stopped: Promise<void> | undefined;
   const base = `postgresql://${USER}@localhost/${DATABASE}?host=${encodeURIComponent(dir)}`;
   return {
     socketDir: dir,
+    pid,
     url: base,
     async createSchema() {
       const name = `case_${++n}`;
@@ -139,6 +159,7 @@ export async function startPostgres(): Promise<PostgresCluster> {
         await adminClient.end().catch(() => undefined);
         await stopServer(running);
         rmSync(dir, { recursive: true, force: true });
+        guard.release();
       })();
       return stopped;
     },
@@ -173,4 +194,36 @@ async function stopServer(server: ChildProcess): Promise<void> {
   const exited = new Promise<void>((resolve) => server.once('exit', () => resolve()));
   server.kill('SIGINT');
   await exited;
+}
+
+interface Watchdog {
+  /** The cluster is stopped and removed: the watchdog exits without doing anything. */
+  release(): void;
+}
+
+/**
+ * The watchdog of a cluster (see the top of this file): waits for its
+ * stdin to close, and unless it read `released` first, stops the server in
+ * `dataDir` at once and removes `dir`. It runs as the server's user, who
+ * owns both.
+ */
+function startWatchdog(pgCtl: string, dataDir: string, dir: string, ids: { uid?: number; gid?: number }, env: NodeJS.ProcessEnv): Watchdog {
+  const script = 'IFS= read -r said; [ "$said" = released ] && exit 0; "$1" stop -D "$2" -m immediate -w -t 60 >/dev/null 2>&1; rm -rf -- "$3"';
+  const child = spawn('sh', ['-c', script, 'flint-pg-watchdog', pgCtl, dataDir, dir], {
+    ...ids, env, detached: true, stdio: ['pipe', 'ignore', 'ignore'],
+  });
+  // A watchdog that could not start (no sh) only loses the clean-up after a kill; stop() still cleans up.
+  child.on('error', () => undefined);
+  child.stdin?.on('error', () => undefined);
+  child.unref();
+  // The pipe's write end is this process's alone (Node opens it close-on-exec): it closes when this process ends.
+  if (child.stdin instanceof Socket) child.stdin.unref();
+  let released = false;
+  return {
+    release() {
+      if (released) return;
+      released = true;
+      child.stdin?.end('released\n');
+    },
+  };
 }
