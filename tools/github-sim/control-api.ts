@@ -168,7 +168,13 @@ export async function handleControl(d: ControlDeps, req: IncomingMessage, res: S
       if (r.busy) return fail(res, 409, 'runner is busy with a job');
       const waitRaw = Number(body.wait_seconds ?? 0);
       const deadline = d.now() + Math.min(MAX_WAIT_SECONDS, Number.isFinite(waitRaw) && waitRaw > 0 ? waitRaw : 0) * 1000;
+      // A runner killed mid-poll (its VM stopped) leaves this loop waiting on a
+      // connection nobody reads; it must hand that runner no job, or the job
+      // runs nowhere and stays in progress for good. Checked before each hand-out.
+      let gone = false;
+      res.once('close', () => { gone = true; });
       for (;;) {
+        if (gone || res.destroyed || req.socket.destroyed) return;
         if (!d.world.runners.has(r.id)) return fail(res, 404, 'the runner was deleted');
         const j = d.world.nextJobFor(r);
         if (j !== undefined) {

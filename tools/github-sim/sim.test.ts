@@ -559,3 +559,20 @@ test('issuedSecrets lists every installation token and JIT config handed out and
   s.setWebhook(undefined);
   assert.equal(s.issuedSecrets().webhookSecret, null);
 });
+
+test('a runner long poll whose client went away takes no job: one queued afterwards waits for a runner that is listening', async (t) => {
+  const s = await sim(t);
+  const tok = await installationToken(s);
+  const { json } = await jit(s, tok, 'gone', ['flint']);
+  const session = ((await call(s, 'POST', '/_sim/runner/connect', undefined, { jitconfig: json.encoded_jit_config })).json as { session: string }).session;
+  // The runner's process is killed mid-poll (its VM asked to stop): its connection closes, the runner stays registered.
+  const abort = new AbortController();
+  const poll = fetch(`${s.apiUrl}/_sim/runner/acquire`, { method: 'POST', body: JSON.stringify({ session, wait_seconds: 40 }), signal: abort.signal }).then(() => 'answered', () => 'aborted');
+  await sleep(200);
+  abort.abort();
+  assert.equal(await poll, 'aborted');
+  const { jobId } = await s.queueJob({ repo: 'app', labels: ['flint'] });
+  await sleep(400); // several of the poll's 100 ms rounds
+  assert.equal(s.jobs().find((j) => j.id === jobId)?.status, 'queued', 'not handed to a poll nobody reads');
+  assert.equal(s.runners().find((r) => r.name === 'gone')?.busy, false);
+});
