@@ -46,13 +46,15 @@
  * started twice. rss_mb: peak resident set of this process (Flint with its
  * fake edges and the idle simulator; the sender is in its own process),
  * taken before teardown. cpu_ms_per_job: this process's CPU time (user +
- * system) from the first delivery sent until all done, per job.
+ * system) from the first delivery sent until all done, per job;
+ * loop_cpu_ms_per_job: the same for its event-loop thread alone (Linux).
  *
  * Prints its figures, then as the LAST line one JSON object:
- *   {"bench":"burst","sent":…,"accepted":…,"duplicate_starts":…,"p50_ms":…,"p99_ms":…,"rss_mb":…,"cpu_ms_per_job":…}
+ *   {"bench":"burst","sent":…,"accepted":…,"duplicate_starts":…,"p50_ms":…,"p99_ms":…,"rss_mb":…,"cpu_ms_per_job":…,"loop_cpu_ms_per_job":…}
  * Targets: all accepted, zero duplicate starts, p99 ≤ 50 ms, RSS ≤ 200 MB.
- * Figures (2-core host at load 11 – 12, docs/operations.md): all accepted,
- * no duplicate, p99 4.0 – 4.5 s, RSS 155 – 159 MB, 4.6 – 5.0 ms CPU per job.
+ * Figures (2-core host at load 6 – 7, docs/operations.md "Third round"):
+ * all accepted, no duplicate, p99 2.3 – 6.6 s, RSS 160 – 165 MB,
+ * 6.9 – 7.8 ms CPU per job, 3.2 – 3.5 ms of it on the event loop.
  */
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
