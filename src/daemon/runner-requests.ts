@@ -25,7 +25,8 @@ export function recordingRunnerRequests(createJitRunner: GitHubPort['createJitRu
     const jit = await createJitRunner(req);
     const vmId = vmIdFromRunnerName(req.name);
     if (vmId !== undefined) {
-      await deps.records.recordRunnerRequest({ runnerName: req.name, vmId, requestedAt, githubRunnerId: jit.runnerId }).catch((err: unknown) => {
+      // Not awaited: nothing acts on the record, so the launch does not wait for its commit.
+      void deps.records.recordRunnerRequest({ runnerName: req.name, vmId, requestedAt, githubRunnerId: jit.runnerId }).catch((err: unknown) => {
         deps.logger.warn({ runner: req.name, code: isFlintError(err) ? err.code : undefined, err }, 'could not record the runner registration; its job records lack "runner requested"');
       });
     }

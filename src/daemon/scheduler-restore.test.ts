@@ -158,3 +158,34 @@ test('states of VMs that were not adopted are dropped; an adopted VM without a s
   await after.scheduler.settled();
   assert.deepEqual(await states.list('t1'), []);
 });
+
+test('runner states changed while an earlier write is under way are written in the next flush, each runner once with its latest state', async () => {
+  const rows = createMemoryRunnerStates();
+  const log: string[] = [];
+  // Writes wait while the gate is shut, as a slow store's would.
+  let shut = true;
+  const waiting: (() => void)[] = [];
+  const gate = async (): Promise<void> => { if (shut) await new Promise<void>((r) => waiting.push(r)); };
+  const slow: RunnerStateStore = {
+    list: (i) => rows.list(i),
+    put: async (st) => { log.push(`${st.vmId} ${st.phase}`); await gate(); await rows.put(st); },
+    remove: async (id) => { log.push(`${id} removed`); await gate(); await rows.remove(id); },
+  };
+  const clock = { t: 0, now: () => clock.t };
+  const { scheduler, launcher } = flint([job(1, 'queued'), job(2, 'queued')], slow, clock);
+  await scheduler.tick();
+  await settle();
+  assert.deepEqual(log, ['t1-00000 starting'], 'the first write is under way; the second runner\'s waits for the next flush');
+  const [a, b] = launcher.vms;
+  assert.ok(a && b);
+  b.marker({ kind: 'runner-started' });
+  a.marker({ kind: 'runner-started' });
+  a.marker({ kind: 'runner-exited', code: 0 });
+  await settle();
+  assert.equal(log.length, 1, 'nothing more is written while the first write is under way');
+  shut = false;
+  for (const r of waiting.splice(0)) r();
+  await settle();
+  assert.deepEqual(log.slice(1).sort(), ['t1-00000 ending', 't1-00001 idle'], 'then one write per runner, with its latest state');
+  assert.deepEqual((await rows.list('t1')).map((st) => [st.vmId, st.phase]).sort(), [['t1-00000', 'ending'], ['t1-00001', 'idle']]);
+});

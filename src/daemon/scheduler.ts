@@ -33,7 +33,7 @@ import { startLoop, type Loop, type LoopTimers } from './loop.ts';
 import type { GitHubPort, RunnerScope } from './ports/github.ts';
 import type { ScaleSetRunners } from './ports/scaleset-runners.ts';
 import type { WorkClaims } from './ports/work-claims.ts';
-import type { IntakeStore, RunnerPhase, RunnerStateStore, StoredJob } from './ports/store.ts';
+import type { IntakeStore, RunnerPhase, RunnerState, RunnerStateStore, StoredJob } from './ports/store.ts';
 import type { Logger, VmHandle, GuestEnv, LaunchOptions } from './vm/supervisor.ts';
 
 /** What the scheduler needs of the VM supervisor. */
@@ -128,8 +128,10 @@ export class Scheduler {
   private readonly cleanups = new Set<Promise<void>>();
   private stopped = false;
   private draining = false;
-  /** Runner-state writes, one at a time in order (the last write of a runner wins). */
+  /** Runner-state writes: one flush at a time, in order (the last write of a runner wins). */
   private persisting: Promise<void> = Promise.resolve();
+  /** Each runner's latest state (null: forget it) not yet handed to a flush. */
+  private readonly unpersisted = new Map<string, RunnerState | null>();
   /** Operator pauses (`flint drain` / `flint resume`): no new runner, idle ones removed. In memory: a restart resumes. */
   private hostPaused = false;
   /** In a fleet: the last claim pass held less than this host can serve (see pokeForWork). */
@@ -550,20 +552,39 @@ export class Scheduler {
   private persist(r: LiveRunner): void {
     const persisted = this.deps.runnerStates;
     if (persisted === undefined) return;
-    const state = {
+    this.queueState(r.vm.id, {
       vmId: r.vm.id, instanceId: persisted.instanceId, definition: r.definition.name, phase: r.phase,
       githubRunnerId: this.runnerIds.get(r.vm.id) ?? null, idleSince: r.idleSince ?? null, startedAt: r.startedAt,
-    };
-    this.persisting = this.persisting.then(() => persisted.store.put(state)).catch((err: unknown) => {
-      this.deps.logger.warn({ vm: r.vm.id, err: errText(err) }, 'could not store the runner\'s state; a restart may not adopt it');
     });
   }
 
   private forget(vmId: string): void {
+    this.queueState(vmId, null);
+  }
+
+  /**
+   * Queues a runner's state for the next flush. Changes made while a flush
+   * runs wait for the next one; a runner changed twice before its flush is
+   * written once, with its latest state. A flush hands every runner's write
+   * to the store at once (different runners, so their order does not
+   * matter; a store may commit them together) and waits for all.
+   */
+  private queueState(vmId: string, state: RunnerState | null): void {
     const persisted = this.deps.runnerStates;
     if (persisted === undefined) return;
-    this.persisting = this.persisting.then(() => persisted.store.remove(vmId)).catch((err: unknown) => {
-      this.deps.logger.warn({ vm: vmId, err: errText(err) }, 'could not forget the runner\'s state; the next restart drops it');
+    const flushQueued = this.unpersisted.size > 0;
+    // Re-inserted: the map's order stays the order of the latest changes.
+    this.unpersisted.delete(vmId);
+    this.unpersisted.set(vmId, state);
+    if (flushQueued) return;
+    this.persisting = this.persisting.then(async () => {
+      const batch = [...this.unpersisted];
+      this.unpersisted.clear();
+      await Promise.all(batch.map(([id, st]) => (st === null ? persisted.store.remove(id) : persisted.store.put(st)).catch((err: unknown) => {
+        this.deps.logger.warn({ vm: id, err: errText(err) }, st === null
+          ? 'could not forget the runner\'s state; the next restart drops it'
+          : 'could not store the runner\'s state; a restart may not adopt it');
+      })));
     });
   }
 

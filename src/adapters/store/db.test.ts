@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { coalescingSync, DB_FILE, durableWrite, openDatabase, relaxedBatch, relaxedWrite, syncWal } from './db.ts';
+import { coalescingSync, DB_FILE, durableWrite, openDatabase, relaxedBatch, relaxedWrite, sharedRelaxedBatch, syncWal } from './db.ts';
 import type { Db } from './db.ts';
 
 function open(t: { after: (fn: () => void) => void }, synchronous: 'FULL' | 'NORMAL' = 'FULL'): Db {
@@ -156,6 +156,40 @@ test('batched relaxed writes of one turn commit in one NORMAL transaction after 
   assert.equal(level(db), 2);
   assert.deepEqual(db.prepare('SELECT v FROM t ORDER BY id').pluck().all(), ['a', 'b']);
   assert.equal(await insert(3, 'c'), 1, 'a later turn gets a commit of its own');
+});
+
+test('every store\'s batched writes on one connection share its one batch: the writes of a turn, whoever asked, are one commit', async (t) => {
+  const db = open(t);
+  assert.equal(sharedRelaxedBatch(db), sharedRelaxedBatch(db), 'one batch per connection');
+  const other = open(t);
+  assert.notEqual(sharedRelaxedBatch(db), sharedRelaxedBatch(other), 'connections do not share');
+  // Two "stores" taking the shared batch each on their own, as vms.ts and runner-states.ts do.
+  const first = sharedRelaxedBatch(db);
+  const second = sharedRelaxedBatch(db);
+  const before = db.prepare('SELECT count(*) FROM t').pluck();
+  let inside = 0;
+  const write = (batch: typeof first, id: number) => batch(() => {
+    // A savepoint name only the enclosing transaction knows: it exists in every write of one commit.
+    if (id === 1) db.exec('SAVEPOINT shared');
+    else db.exec('RELEASE shared');
+    inside += 1;
+    return db.prepare('INSERT INTO t (id, v) VALUES (?, ?)').run(id, 'x').changes;
+  });
+  const a = write(first, 1);
+  const b = write(second, 2);
+  assert.equal(before.get(), 0);
+  assert.deepEqual(await Promise.all([a, b]), [1, 1], 'the savepoint opened by the first write was still there for the second');
+  assert.equal(inside, 2);
+  assert.equal(before.get(), 2);
+});
+
+test('the connection\'s level is read once: a relaxed write puts back the level the file was opened with', (t) => {
+  const db = open(t, 'NORMAL');
+  relaxedWrite(db, () => db.prepare("INSERT INTO t (id, v) VALUES (1, 'a')").run());
+  assert.equal(level(db), 1, 'NORMAL stays NORMAL');
+  const full = open(t);
+  for (let i = 0; i < 3; i += 1) relaxedWrite(full, () => full.prepare('INSERT INTO t (id, v) VALUES (?, ?)').run(i, 'a'));
+  assert.equal(level(full), 2, 'FULL after every relaxed write');
 });
 
 test('the database and its WAL files are readable by Flint alone; a file an older Flint left readable by others is narrowed', (t) => {

@@ -59,6 +59,41 @@ export function openDatabase(stateDirOrFile: string, options: { file?: boolean; 
 }
 
 /**
+ * The connection's own `synchronous` level (0 OFF, 1 NORMAL, 2 FULL, 3
+ * EXTRA), read once per connection: Flint sets it when it opens the file
+ * (openDatabase) and never changes it afterwards, other than for the
+ * length of a relaxed write, which puts it back. Reading it with a fresh
+ * PRAGMA before every commit cost as much as a small commit.
+ */
+const levels = new WeakMap<Db, number | undefined>();
+
+function baseLevel(db: Db): number | undefined {
+  if (levels.has(db)) return levels.get(db);
+  const level = db.pragma('synchronous', { simple: true });
+  const known = typeof level === 'number' ? level : undefined;
+  levels.set(db, known);
+  return known;
+}
+
+/**
+ * One transaction function per connection, running whatever it is given:
+ * better-sqlite3 builds a new wrapper (and looks up its BEGIN/COMMIT
+ * statements) for every `db.transaction(fn)`, which, per commit, cost
+ * about as much as a small commit's own work.
+ */
+const runners = new WeakMap<Db, (write: () => unknown) => unknown>();
+
+function inTransaction<T>(db: Db, write: () => T): T {
+  let run = runners.get(db);
+  if (run === undefined) {
+    run = db.transaction((w: () => unknown) => w());
+    runners.set(db, run);
+  }
+  // The runner hands back exactly what `write` returned.
+  return run(write) as T;
+}
+
+/**
  * Runs `write` as one transaction committed with `synchronous = NORMAL`,
  * then puts the connection's own setting back. For records whose loss in a
  * power failure or kernel crash costs nothing (see docs/webhooks.md,
@@ -77,14 +112,14 @@ export function openDatabase(stateDirOrFile: string, options: { file?: boolean; 
  */
 export function relaxedWrite<T>(db: Db, write: () => T): T {
   if (db.inTransaction) return write();
-  // Read and set with fresh statements: SQLite applies a PRAGMA when it
-  // compiles it, so a prepared one re-run would neither read nor set anything.
-  const level = db.pragma('synchronous', { simple: true });
+  const level = baseLevel(db);
   // Already NORMAL (1) or OFF (0): nothing to relax, nothing to restore.
-  if (typeof level !== 'number' || level <= 1) return db.transaction(write)();
+  if (level === undefined || level <= 1) return inTransaction(db, write);
+  // Set with fresh statements: SQLite applies a PRAGMA when it compiles
+  // it, so a prepared one re-run would set nothing.
   db.exec('PRAGMA synchronous = NORMAL');
   try {
-    return db.transaction(write)();
+    return inTransaction(db, write);
   } finally {
     db.exec(`PRAGMA synchronous = ${level}`);
   }
@@ -107,8 +142,8 @@ export function relaxedWrite<T>(db: Db, write: () => T): T {
  */
 export async function durableWrite<T>(db: Db, write: () => T, sync: (db: Db) => Promise<void> = syncWal): Promise<T> {
   if (db.inTransaction) return write();
-  const level = db.pragma('synchronous', { simple: true });
-  if (typeof level !== 'number' || level < 2 || !isWal(db)) return db.transaction(write)();
+  const level = baseLevel(db);
+  if (level === undefined || level < 2 || !isWal(db)) return inTransaction(db, write);
   const result = relaxedWrite(db, write);
   await sync(db);
   return result;
@@ -197,7 +232,25 @@ async function fsyncPath(path: string, dataOnly: boolean): Promise<void> {
  * Writes run in the order they were asked for. One that throws rejects its
  * own caller only (SQLite undoes just that statement); the others commit.
  */
-export function relaxedBatch(db: Db): <T>(write: () => T) => Promise<T> {
+export type RelaxedBatch = <T>(write: () => T) => Promise<T>;
+
+const batches = new WeakMap<Db, RelaxedBatch>();
+
+/**
+ * The connection's one batch (see `relaxedBatch`): every store on it that
+ * batches — the VM rows, the runner states, the runner requests — shares
+ * it, so their writes of one turn share one commit.
+ */
+export function sharedRelaxedBatch(db: Db): RelaxedBatch {
+  let batch = batches.get(db);
+  if (batch === undefined) {
+    batch = relaxedBatch(db);
+    batches.set(db, batch);
+  }
+  return batch;
+}
+
+export function relaxedBatch(db: Db): RelaxedBatch {
   let queue: Array<{ readonly write: () => unknown; readonly resolve: (v: unknown) => void; readonly reject: (e: unknown) => void }> = [];
   const flush = (): void => {
     const batch = queue;

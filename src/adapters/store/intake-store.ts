@@ -12,7 +12,8 @@
  */
 import { durableWrite } from './db.ts';
 import type { Db } from './db.ts';
-import type { DeliveryOutcome, JobConclusion, JobStatus } from '../../core/jobs.ts';
+import type Database from 'better-sqlite3';
+import type { DeliveryOutcome, JobAction, JobConclusion, JobStatus } from '../../core/jobs.ts';
 import { decideJobTransition, outcomeOf } from '../../core/jobs.ts';
 import { FlintError } from '../../core/errors/index.ts';
 import type { ErrorCode } from '../../core/errors/index.ts';
@@ -98,19 +99,22 @@ export function createSqliteIntakeStore(db: Db): IntakeStore {
   const insertDelivery = db.prepare<[string, string, string, number, number, string]>(
     'INSERT INTO deliveries (id, event, action, job_id, received_at, outcome) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING');
   const statusOf = db.prepare<[number], { status: JobStatus }>('SELECT status FROM jobs WHERE id = ?');
-  const insertJob = db.prepare<[number, number, number, string, string, string | null, string, string, string, string | null, string | null, number, number]>(
-    `INSERT INTO jobs (id, run_id, run_attempt, repository, name, workflow_name, labels, definition, status, conclusion, runner_name, first_seen_at, updated_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+  // The first delivery of each status sets its time column (JOB_TIME_COLUMNS)
+  // in the same statement that records the status; nothing moves it later.
+  const insertJob = db.prepare<[number, number, number, string, string, string | null, string, string, string, string | null, string | null, number, number,
+    number | null, number | null, number | null]>(
+    `INSERT INTO jobs (id, run_id, run_attempt, repository, name, workflow_name, labels, definition, status, conclusion, runner_name, first_seen_at, updated_at,
+       queued_at, started_at, completed_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
   // COALESCE: an `in_progress` names the runner; a later `completed` that
   // lost it (GitHub sends null for jobs cancelled before they started) keeps it.
-  const advanceJob = db.prepare<[string, string | null, string | null, number, number]>(
-    'UPDATE jobs SET status = ?, conclusion = ?, runner_name = COALESCE(?, runner_name), updated_at = ? WHERE id = ?');
-  // The first delivery of each status sets its time; nothing moves it later.
-  const stampJob = {
-    queued: db.prepare<[number, number]>('UPDATE jobs SET queued_at = COALESCE(queued_at, ?) WHERE id = ?'),
-    in_progress: db.prepare<[number, number]>('UPDATE jobs SET started_at = COALESCE(started_at, ?) WHERE id = ?'),
-    completed: db.prepare<[number, number]>('UPDATE jobs SET completed_at = COALESCE(completed_at, ?) WHERE id = ?'),
-  } as const satisfies Record<keyof typeof JOB_TIME_COLUMNS, unknown>;
+  const advance = 'UPDATE jobs SET status = @status, conclusion = @conclusion, runner_name = COALESCE(@runnerName, runner_name), updated_at = @at';
+  type Advance = { status: string; conclusion: string | null; runnerName: string | null; at: number; id: number };
+  const stamped = (column: string) => db.prepare<[Advance]>(`${advance}, ${column} = COALESCE(${column}, @at) WHERE id = @id`);
+  const advanceJob: Record<JobAction, Database.Statement<[Advance]>> = {
+    waiting: db.prepare<[Advance]>(`${advance} WHERE id = @id`),
+    queued: stamped(JOB_TIME_COLUMNS.queued), in_progress: stamped(JOB_TIME_COLUMNS.in_progress), completed: stamped(JOB_TIME_COLUMNS.completed),
+  };
   const selectJob = db.prepare<[number], JobRow>('SELECT * FROM jobs WHERE id = ?');
   const selectJobs = db.prepare<[], JobRow>('SELECT * FROM jobs ORDER BY first_seen_at, id');
   const selectJobsByStatus = db.prepare<[string], JobRow>('SELECT * FROM jobs WHERE status = ? ORDER BY first_seen_at, id');
@@ -149,12 +153,12 @@ export function createSqliteIntakeStore(db: Db): IntakeStore {
     const runnerName = c.action === 'in_progress' || c.action === 'completed' ? (c.runner?.name ?? null) : null;
     if (onRecord === 'absent') {
       const j = c.job;
+      const at = (action: JobAction): number | null => (c.action === action ? d.receivedAt : null);
       insertJob.run(j.id, j.runId, j.runAttempt, j.repository, j.name, j.workflowName, JSON.stringify(j.labels), d.definition,
-        c.action, conclusion, runnerName, d.receivedAt, d.receivedAt);
+        c.action, conclusion, runnerName, d.receivedAt, d.receivedAt, at('queued'), at('in_progress'), at('completed'));
     } else {
-      advanceJob.run(c.action, conclusion, runnerName, d.receivedAt, c.job.id);
+      advanceJob[c.action].run({ status: c.action, conclusion, runnerName, at: d.receivedAt, id: c.job.id });
     }
-    if (c.action !== 'waiting') stampJob[c.action].run(d.receivedAt, c.job.id);
     return outcome;
   };
   const ingestBatch = (batch: readonly JobDelivery[]): Promise<DeliveryOutcome[]> => durableWrite(db, () => batch.map(ingestOne));

@@ -9,7 +9,7 @@
  * (core/ids.ts), so `vms.id` is the name without its prefix. A job taken by
  * a runner that is not Flint's keeps its job times and has no VM.
  */
-import { relaxedWrite } from './db.ts';
+import { sharedRelaxedBatch } from './db.ts';
 import type { Db } from './db.ts';
 import { ensureIntakeSchema } from './intake-store.ts';
 import { ensureVmSchema } from './vms.ts';
@@ -43,12 +43,15 @@ export function createSqliteJobRecords(db: Db): JobRecordStore {
   const byStatus = db.prepare<[string], Row>(`${SELECT} WHERE j.status = ? ORDER BY j.first_seen_at, j.id`);
   const prune = db.prepare<[number]>('DELETE FROM runner_requests WHERE requested_at < ?');
 
+  const batched = sharedRelaxedBatch(db);
+
   return {
     async recordRunnerRequest(r) {
       try {
         // NORMAL: the registration lives on GitHub, and a power loss that
-        // drops this row leaves it to the stale-runners loop (db.ts relaxedWrite).
-        relaxedWrite(db, () => insert.run(r.runnerName, r.vmId, r.requestedAt, r.githubRunnerId));
+        // drops this row leaves it to the stale-runners loop (db.ts
+        // relaxedWrite); committed with the other relaxed writes of its turn.
+        await batched(() => insert.run(r.runnerName, r.vmId, r.requestedAt, r.githubRunnerId));
       } catch (err) {
         throw new FlintError('FLINT_ERR_STORE_WRITE_FAILED', `could not record the runner registration ${r.runnerName}: ${(err instanceof Error ? err.message : String(err))}`, { cause: err });
       }

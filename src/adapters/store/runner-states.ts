@@ -3,7 +3,7 @@
  * records: table `runner_states`, one row per runner VM still alive. A
  * restarted Flint reads them back for the VMs it adopted.
  */
-import { relaxedWrite } from './db.ts';
+import { sharedRelaxedBatch } from './db.ts';
 import type { Db } from './db.ts';
 import type { RunnerPhase, RunnerState, RunnerStateStore } from '../../daemon/ports/store.ts';
 
@@ -53,14 +53,17 @@ export function createSqliteRunnerStates(db: Db): RunnerStateStore {
   // Like the VM rows they sit beside, these describe VMs on this host, which
   // a power loss or kernel crash ends with them: they commit with NORMAL
   // (db.ts relaxedWrite), not a fsync each; a crash of Flint alone loses
-  // none. Not batched per turn: the scheduler writes them one after another
-  // (each after the previous one settled), so a batch would cost a turn each.
+  // none. Batched per turn with the VM rows (db.ts sharedRelaxedBatch):
+  // nothing waits on these writes to act (the scheduler queues them and
+  // hands all runners' changes over at once), so a burst of runner changes
+  // costs one commit per turn, not one per change.
+  const batched = sharedRelaxedBatch(db);
   return {
     async put(state) {
-      relaxedWrite(db, () => put.run({ ...state }));
+      await batched(() => put.run({ ...state }));
     },
     async remove(vmId) {
-      relaxedWrite(db, () => remove.run(vmId));
+      await batched(() => remove.run(vmId));
     },
     async list(instanceId) {
       return (list.all(instanceId) as RunnerStateRow[]).map(fromRow); // the table's columns are RunnerStateRow

@@ -11,7 +11,7 @@
  * with the VMs they describe (docs/webhooks.md, "Durability").
  */
 import type Database from 'better-sqlite3';
-import { relaxedBatch, relaxedWrite } from './db.ts';
+import { relaxedWrite, sharedRelaxedBatch } from './db.ts';
 import type { Db } from './db.ts';
 import type { HypervisorKind } from '../../config/types.ts';
 import { isVmState } from '../../core/vm-state.ts';
@@ -98,12 +98,12 @@ export class SqliteVmStore implements VmStore {
   private readonly selectRecent: Database.Statement<[string, number], VmRow>;
   /** UPDATE statements by the patch's columns (a handful of shapes, one per transition). */
   private readonly updates = new Map<string, Database.Statement<[Record<string, unknown>]>>();
-  /** State changes of all VMs in one turn share a commit. */
+  /** State changes of all VMs in one turn share a commit (with the connection's other batched writes). */
   private readonly batched: <T>(write: () => T) => Promise<T>;
 
   constructor(db: Db) {
     this.db = db;
-    this.batched = relaxedBatch(db);
+    this.batched = sharedRelaxedBatch(db);
     ensureVmSchema(db);
     // One statement, atomic even with a second process on the same file.
     this.sequence = db.prepare(
