@@ -47,7 +47,10 @@
  *
  * completed: burst jobs GitHub's side saw `completed`. The bench waits for
  * all of them until `--timeout-ms` (300 s) and prints what is missing.
- * duplicate_starts: VM starts (all hosts) beyond the jobs queued, plus
+ * duplicate_starts: VMs started during the burst (all hosts) whose runner
+ * never ran a job — beyond demand — except those the killed host had started
+ * and not yet given a job at the kill (their jobs went to VMs of the other
+ * hosts, as they must; printed apart), plus
  * runner names started twice. github_calls_per_job: every host's GitHub
  * calls from the first burst delivery until all completed, divided by the
  * jobs. p99_ms: per burst job, VM start requested (the driver of the host
@@ -55,6 +58,9 @@
  * `queued` receipt, from whichever host took the delivery), as burst
  * defines it: a job taken by a runner already up counts 0. Both times are
  * this machine's clock.
+ *
+ * FLINT_BENCH_CPU_PROF=<dir>: each host process writes a V8 CPU profile
+ * (--cpu-prof) there when it ends (not the killed one).
  *
  * Prints its figures, then as the LAST line one JSON object:
  *   {"bench":"fleet","hosts":3,"jobs":…,"completed":…,"duplicate_starts":…,"github_calls_per_job":…,"failover_s":…,"p99_ms":…}
@@ -111,7 +117,10 @@ export interface FleetResult {
   readonly jobs: number;
   readonly accepted: number;
   readonly completed: number;
+  /** VMs started during the burst whose runner never ran a job, not counting those lost with the killed host; plus runner names started twice. */
   readonly duplicateStarts: number;
+  /** VMs the killed host had started whose runner had no job yet at the kill. */
+  readonly lostUnused: number;
   readonly starts: number;
   readonly startsByHost: Readonly<Record<string, number>>;
   readonly githubCalls: number;
@@ -180,7 +189,7 @@ export async function runFleet(o: FleetOptions): Promise<FleetResult> {
       // The VMs' files would be the runner uid's: the state dir lets it pass, as in burst.
       chmodSync(stateDir, 0o711);
       const child = fork(fileURLToPath(new URL('./_fleet-host.ts', import.meta.url)), [], {
-        execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        execArgv: ['--import', 'tsx', ...(process.env.FLINT_BENCH_CPU_PROF === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${process.env.FLINT_BENCH_CPU_PROF}`])], stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       });
       const exited = new Promise<void>((resolve) => { child.once('exit', () => resolve()); });
       const host: Host = { id, child, stateDir, url: '', alive: true, pool: undefined, exited, listeners: new Set() };
@@ -234,6 +243,8 @@ export async function runFleet(o: FleetOptions): Promise<FleetResult> {
     const runnerHost = new Map<string, Host>();
     const starts: { host: string; runner: string; at: number }[] = [];
     const running = new Map<number, string>(); // job → runner
+    /** Runners that took a job. */
+    const ranJob = new Set<string>();
     const completedJobs = new Set<number>();
     let dispatchErrors = 0;
     let rr = 0;
@@ -256,6 +267,7 @@ export async function runFleet(o: FleetOptions): Promise<FleetResult> {
     };
     const runJob = async (runner: string, jobId: number): Promise<void> => {
       running.set(jobId, runner);
+      ranJob.add(runner);
       const runnerId = runnerIds.get(runner);
       if (runnerId !== undefined) github.takeJob(runnerId, jobId);
       let ok = (await deliver(jobId, 'in_progress', runner)) < 300;
@@ -429,7 +441,12 @@ export async function runFleet(o: FleetOptions): Promise<FleetResult> {
     }
     latencies.sort((a, b) => a - b);
     const burstStarts = starts.slice(startsBefore);
-    const duplicateStarts = Math.max(0, burstStarts.length - o.jobs) + (starts.length - new Set(starts.map((s) => s.runner)).size);
+    // A VM that never ran a job: lost with the killed host (started for a job it
+    // claimed, the host died before GitHub gave the runner one: its job went to
+    // another host's VM, as it must), or beyond demand: a duplicate start.
+    const unused = burstStarts.filter((s) => !ranJob.has(s.runner));
+    const lostUnused = unused.filter((s) => s.host === killed && s.at <= tKill).length;
+    const duplicateStarts = unused.length - lostUnused + (starts.length - new Set(starts.map((s) => s.runner)).size);
     const startsByHost: Record<string, number> = {};
     for (const s of burstStarts) startsByHost[s.host] = (startsByHost[s.host] ?? 0) + 1;
     const githubCallsByHost: Record<string, Record<string, number>> = {};
@@ -443,7 +460,7 @@ export async function runFleet(o: FleetOptions): Promise<FleetResult> {
     const leftoverRunners = (await github.listRunners({ kind: 'organization' })).length;
     return {
       hosts: o.hosts, jobs: o.jobs, accepted, completed: burst.filter((j) => completedJobs.has(j)).length,
-      duplicateStarts, starts: burstStarts.length, startsByHost, githubCalls, githubCallsByHost,
+      duplicateStarts, lostUnused, starts: burstStarts.length, startsByHost, githubCalls, githubCallsByHost,
       failoverS, killed, newLeader, runningAtKill,
       p50Ms: percentile(latencies, 0.5), p99Ms: percentile(latencies, 0.99), maxMs: latencies.at(-1) ?? NaN, measured: latencies.length, foundIdle,
       sendMs, drainMs, liveVmsAfter, leftoverRunners, dispatchErrors,
@@ -512,7 +529,7 @@ export default async function bench(argv: string[]): Promise<void> {
   console.log(`  killed ${r.killed || 'nobody'} (lease holder; ${r.runningAtKill} jobs were running on its VMs); lease taken by ${r.newLeader || 'nobody'} ${f(r.failoverS)} s after the kill (target < 30 s)`);
   console.log(`  received → VM start requested: p50 ${f(r.p50Ms)} ms  p99 ${f(r.p99Ms)} ms  max ${f(r.maxMs)} ms  (target p99 ≤ 100 ms; ${r.measured} jobs measured, ${r.foundIdle} found a runner already up)`);
   console.log(`  GitHub calls ${r.githubCalls} (${perJob.toFixed(2)} per job): ${Object.entries(r.githubCallsByHost).map(([h, k]) => `${h} {${Object.entries(k).map(([m, n]) => `${m} ${n}`).join(', ')}}`).join('; ')}`);
-  console.log(`  duplicate starts ${r.duplicateStarts}; deliveries no host took ${r.dispatchErrors}; runner registrations left at GitHub ${r.leftoverRunners}`);
+  console.log(`  duplicate starts ${r.duplicateStarts} (VMs whose runner ran no job, beyond the ${r.lostUnused} the killed host had started and lost unused); deliveries no host took ${r.dispatchErrors}; runner registrations left at GitHub ${r.leftoverRunners}`);
   console.log(JSON.stringify({
     bench: 'fleet', hosts: r.hosts, jobs: r.jobs, completed: r.completed, duplicate_starts: r.duplicateStarts,
     github_calls_per_job: Number(perJob.toFixed(2)), failover_s: Number(f(r.failoverS)), p99_ms: Number(f(r.p99Ms)),
