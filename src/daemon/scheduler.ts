@@ -33,7 +33,7 @@ import { startLoop, type Loop, type LoopTimers } from './loop.ts';
 import type { GitHubPort, RunnerScope } from './ports/github.ts';
 import type { ScaleSetRunners } from './ports/scaleset-runners.ts';
 import type { WorkClaims } from './ports/work-claims.ts';
-import type { IntakeStore, RunnerPhase, RunnerStateStore, StoredJob } from './ports/store.ts';
+import type { IntakeStore, RunnerPhase, RunnerState, RunnerStateStore, StoredJob } from './ports/store.ts';
 import type { Logger, VmHandle, GuestEnv, LaunchOptions } from './vm/supervisor.ts';
 
 /** What the scheduler needs of the VM supervisor. */
@@ -130,6 +130,13 @@ export class Scheduler {
   private draining = false;
   /** Runner-state writes, one at a time in order (the last write of a runner wins). */
   private persisting: Promise<void> = Promise.resolve();
+  /**
+   * The newest state of each runner whose write is queued and not yet begun
+   * (null: forget it). A runner's phase changes faster than the store takes
+   * writes under load; the queued write takes the newest state when its turn
+   * comes, so the steps in between cost nothing.
+   */
+  private readonly unwritten = new Map<string, RunnerState | null>();
   /** Operator pauses (`flint drain` / `flint resume`): no new runner, idle ones removed. In memory: a restart resumes. */
   private hostPaused = false;
   /** In a fleet: the last claim pass held less than this host can serve (see pokeForWork). */
@@ -557,20 +564,33 @@ export class Scheduler {
   private persist(r: LiveRunner): void {
     const persisted = this.deps.runnerStates;
     if (persisted === undefined) return;
-    const state = {
+    this.write(persisted.store, r.vm.id, {
       vmId: r.vm.id, instanceId: persisted.instanceId, definition: r.definition.name, phase: r.phase,
       githubRunnerId: this.runnerIds.get(r.vm.id) ?? null, idleSince: r.idleSince ?? null, startedAt: r.startedAt,
-    };
-    this.persisting = this.persisting.then(() => persisted.store.put(state)).catch((err: unknown) => {
-      this.deps.logger.warn({ vm: r.vm.id, err: errText(err) }, 'could not store the runner\'s state; a restart may not adopt it');
     });
   }
 
   private forget(vmId: string): void {
     const persisted = this.deps.runnerStates;
-    if (persisted === undefined) return;
-    this.persisting = this.persisting.then(() => persisted.store.remove(vmId)).catch((err: unknown) => {
-      this.deps.logger.warn({ vm: vmId, err: errText(err) }, 'could not forget the runner\'s state; the next restart drops it');
+    if (persisted !== undefined) this.write(persisted.store, vmId, null);
+  }
+
+  /** Queues a runner's state (null: its removal); a write of it already queued and not begun takes this one instead. */
+  private write(store: RunnerStateStore, vmId: string, state: RunnerState | null): void {
+    const queued = this.unwritten.has(vmId);
+    this.unwritten.set(vmId, state);
+    if (queued) return;
+    this.persisting = this.persisting.then(async () => {
+      const newest = this.unwritten.get(vmId) ?? null;
+      this.unwritten.delete(vmId);
+      try {
+        if (newest === null) await store.remove(vmId);
+        else await store.put(newest);
+      } catch (err) {
+        this.deps.logger.warn({ vm: vmId, err: errText(err) }, newest === null
+          ? 'could not forget the runner\'s state; the next restart drops it'
+          : 'could not store the runner\'s state; a restart may not adopt it');
+      }
     });
   }
 
