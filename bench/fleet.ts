@@ -121,6 +121,8 @@ export interface FleetResult {
   readonly duplicateStarts: number;
   /** VMs the killed host had started whose runner had no job yet at the kill. */
   readonly lostUnused: number;
+  /** The VMs counted in duplicateStarts (at most 10): host, runner name, ms after the first burst delivery. */
+  readonly beyondDemand: readonly string[];
   readonly starts: number;
   readonly startsByHost: Readonly<Record<string, number>>;
   readonly githubCalls: number;
@@ -447,6 +449,7 @@ export async function runFleet(o: FleetOptions): Promise<FleetResult> {
     const unused = burstStarts.filter((s) => !ranJob.has(s.runner));
     const lostUnused = unused.filter((s) => s.host === killed && s.at <= tKill).length;
     const duplicateStarts = unused.length - lostUnused + (starts.length - new Set(starts.map((s) => s.runner)).size);
+    const beyondDemand = unused.filter((s) => !(s.host === killed && s.at <= tKill)).slice(0, 10).map((s) => `${s.runner} at ${s.at - t0} ms`);
     const startsByHost: Record<string, number> = {};
     for (const s of burstStarts) startsByHost[s.host] = (startsByHost[s.host] ?? 0) + 1;
     const githubCallsByHost: Record<string, Record<string, number>> = {};
@@ -460,7 +463,7 @@ export async function runFleet(o: FleetOptions): Promise<FleetResult> {
     const leftoverRunners = (await github.listRunners({ kind: 'organization' })).length;
     return {
       hosts: o.hosts, jobs: o.jobs, accepted, completed: burst.filter((j) => completedJobs.has(j)).length,
-      duplicateStarts, lostUnused, starts: burstStarts.length, startsByHost, githubCalls, githubCallsByHost,
+      duplicateStarts, lostUnused, beyondDemand, starts: burstStarts.length, startsByHost, githubCalls, githubCallsByHost,
       failoverS, killed, newLeader, runningAtKill,
       p50Ms: percentile(latencies, 0.5), p99Ms: percentile(latencies, 0.99), maxMs: latencies.at(-1) ?? NaN, measured: latencies.length, foundIdle,
       sendMs, drainMs, liveVmsAfter, leftoverRunners, dispatchErrors,
@@ -530,6 +533,7 @@ export default async function bench(argv: string[]): Promise<void> {
   console.log(`  received → VM start requested: p50 ${f(r.p50Ms)} ms  p99 ${f(r.p99Ms)} ms  max ${f(r.maxMs)} ms  (target p99 ≤ 100 ms; ${r.measured} jobs measured, ${r.foundIdle} found a runner already up)`);
   console.log(`  GitHub calls ${r.githubCalls} (${perJob.toFixed(2)} per job): ${Object.entries(r.githubCallsByHost).map(([h, k]) => `${h} {${Object.entries(k).map(([m, n]) => `${m} ${n}`).join(', ')}}`).join('; ')}`);
   console.log(`  duplicate starts ${r.duplicateStarts} (VMs whose runner ran no job, beyond the ${r.lostUnused} the killed host had started and lost unused); deliveries no host took ${r.dispatchErrors}; runner registrations left at GitHub ${r.leftoverRunners}`);
+  if (r.beyondDemand.length > 0) console.log(`  VMs whose runner ran no job: ${r.beyondDemand.join(', ')}`);
   console.log(JSON.stringify({
     bench: 'fleet', hosts: r.hosts, jobs: r.jobs, completed: r.completed, duplicate_starts: r.duplicateStarts,
     github_calls_per_job: Number(perJob.toFixed(2)), failover_s: Number(f(r.failoverS)), p99_ms: Number(f(r.p99Ms)),
