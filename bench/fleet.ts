@@ -48,10 +48,12 @@
  * completed: burst jobs GitHub's side saw `completed`. The bench waits for
  * all of them until `--timeout-ms` (300 s) and prints what is missing.
  * duplicate_starts: VMs started during the burst (all hosts) whose runner
- * never ran a job — beyond demand — except those the killed host had started
- * and not yet given a job at the kill (their jobs went to VMs of the other
- * hosts, as they must; printed apart), plus
- * runner names started twice. github_calls_per_job: every host's GitHub
+ * never ran a job, plus runner names started twice. The dispatch gives a
+ * runner that comes online the oldest job waiting at once, so a runner
+ * without a job came online when no job was left for it: a VM beyond
+ * demand, also one the killed host held idle at the kill (those are
+ * printed apart). Counted per runner, not as starts minus jobs, so an idle
+ * warm-up runner that took a burst job cannot hide one. github_calls_per_job: every host's GitHub
  * calls from the first burst delivery until all completed, divided by the
  * jobs. p99_ms: per burst job, VM start requested (the driver of the host
  * that started the runner which took it) − received (the job record's
@@ -117,9 +119,9 @@ export interface FleetResult {
   readonly jobs: number;
   readonly accepted: number;
   readonly completed: number;
-  /** VMs started during the burst whose runner never ran a job, not counting those lost with the killed host; plus runner names started twice. */
+  /** VMs started during the burst whose runner never ran a job, plus runner names started twice. */
   readonly duplicateStarts: number;
-  /** VMs the killed host had started whose runner had no job yet at the kill. */
+  /** Of those VMs, the ones the killed host held idle at the kill. */
   readonly lostUnused: number;
   /** The VMs counted in duplicateStarts (at most 10): host, runner name, ms after the first burst delivery. */
   readonly beyondDemand: readonly string[];
@@ -443,13 +445,11 @@ export async function runFleet(o: FleetOptions): Promise<FleetResult> {
     }
     latencies.sort((a, b) => a - b);
     const burstStarts = starts.slice(startsBefore);
-    // A VM that never ran a job: lost with the killed host (started for a job it
-    // claimed, the host died before GitHub gave the runner one: its job went to
-    // another host's VM, as it must), or beyond demand: a duplicate start.
+    // A runner that came online while no job waited never ran one: its VM was beyond demand.
     const unused = burstStarts.filter((s) => !ranJob.has(s.runner));
     const lostUnused = unused.filter((s) => s.host === killed && s.at <= tKill).length;
-    const duplicateStarts = unused.length - lostUnused + (starts.length - new Set(starts.map((s) => s.runner)).size);
-    const beyondDemand = unused.filter((s) => !(s.host === killed && s.at <= tKill)).slice(0, 10).map((s) => `${s.runner} at ${s.at - t0} ms`);
+    const duplicateStarts = unused.length + (starts.length - new Set(starts.map((s) => s.runner)).size);
+    const beyondDemand = unused.slice(0, 10).map((s) => `${s.runner} at ${s.at - t0} ms${s.host === killed && s.at <= tKill ? ' (killed host)' : ''}`);
     const startsByHost: Record<string, number> = {};
     for (const s of burstStarts) startsByHost[s.host] = (startsByHost[s.host] ?? 0) + 1;
     const githubCallsByHost: Record<string, Record<string, number>> = {};
@@ -532,7 +532,7 @@ export default async function bench(argv: string[]): Promise<void> {
   console.log(`  killed ${r.killed || 'nobody'} (lease holder; ${r.runningAtKill} jobs were running on its VMs); lease taken by ${r.newLeader || 'nobody'} ${f(r.failoverS)} s after the kill (target < 30 s)`);
   console.log(`  received → VM start requested: p50 ${f(r.p50Ms)} ms  p99 ${f(r.p99Ms)} ms  max ${f(r.maxMs)} ms  (target p99 ≤ 100 ms; ${r.measured} jobs measured, ${r.foundIdle} found a runner already up)`);
   console.log(`  GitHub calls ${r.githubCalls} (${perJob.toFixed(2)} per job): ${Object.entries(r.githubCallsByHost).map(([h, k]) => `${h} {${Object.entries(k).map(([m, n]) => `${m} ${n}`).join(', ')}}`).join('; ')}`);
-  console.log(`  duplicate starts ${r.duplicateStarts} (VMs whose runner ran no job, beyond the ${r.lostUnused} the killed host had started and lost unused); deliveries no host took ${r.dispatchErrors}; runner registrations left at GitHub ${r.leftoverRunners}`);
+  console.log(`  duplicate starts ${r.duplicateStarts} (VMs whose runner ran no job; ${r.lostUnused} of them idle on the killed host at the kill); deliveries no host took ${r.dispatchErrors}; runner registrations left at GitHub ${r.leftoverRunners}`);
   if (r.beyondDemand.length > 0) console.log(`  VMs whose runner ran no job: ${r.beyondDemand.join(', ')}`);
   console.log(JSON.stringify({
     bench: 'fleet', hosts: r.hosts, jobs: r.jobs, completed: r.completed, duplicate_starts: r.duplicateStarts,
