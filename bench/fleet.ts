@@ -47,14 +47,22 @@
  *
  * completed: burst jobs GitHub's side saw `completed`. The bench waits for
  * all of them until `--timeout-ms` (300 s) and prints what is missing.
- * duplicate_starts: VM starts (all hosts) beyond the jobs queued, plus
- * runner names started twice. github_calls_per_job: every host's GitHub
+ * duplicate_starts: VMs started during the burst (all hosts) whose runner
+ * never ran a job, plus runner names started twice. The dispatch gives a
+ * runner that comes online the oldest job waiting at once, so a runner
+ * without a job came online when no job was left for it: a VM beyond
+ * demand, also one the killed host held idle at the kill (those are
+ * printed apart). Counted per runner, not as starts minus jobs, so an idle
+ * warm-up runner that took a burst job cannot hide one. github_calls_per_job: every host's GitHub
  * calls from the first burst delivery until all completed, divided by the
  * jobs. p99_ms: per burst job, VM start requested (the driver of the host
  * that started the runner which took it) − received (the job record's
  * `queued` receipt, from whichever host took the delivery), as burst
  * defines it: a job taken by a runner already up counts 0. Both times are
  * this machine's clock.
+ *
+ * FLINT_BENCH_CPU_PROF=<dir>: each host process writes a V8 CPU profile
+ * (--cpu-prof) there when it ends (not the killed one).
  *
  * Prints its figures, then as the LAST line one JSON object:
  *   {"bench":"fleet","hosts":3,"jobs":…,"completed":…,"duplicate_starts":…,"github_calls_per_job":…,"failover_s":…,"p99_ms":…}
@@ -111,7 +119,12 @@ export interface FleetResult {
   readonly jobs: number;
   readonly accepted: number;
   readonly completed: number;
+  /** VMs started during the burst whose runner never ran a job, plus runner names started twice. */
   readonly duplicateStarts: number;
+  /** Of those VMs, the ones the killed host held idle at the kill. */
+  readonly lostUnused: number;
+  /** The VMs counted in duplicateStarts (at most 10): host, runner name, ms after the first burst delivery. */
+  readonly beyondDemand: readonly string[];
   readonly starts: number;
   readonly startsByHost: Readonly<Record<string, number>>;
   readonly githubCalls: number;
@@ -180,7 +193,7 @@ export async function runFleet(o: FleetOptions): Promise<FleetResult> {
       // The VMs' files would be the runner uid's: the state dir lets it pass, as in burst.
       chmodSync(stateDir, 0o711);
       const child = fork(fileURLToPath(new URL('./_fleet-host.ts', import.meta.url)), [], {
-        execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        execArgv: ['--import', 'tsx', ...(process.env.FLINT_BENCH_CPU_PROF === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${process.env.FLINT_BENCH_CPU_PROF}`])], stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       });
       const exited = new Promise<void>((resolve) => { child.once('exit', () => resolve()); });
       const host: Host = { id, child, stateDir, url: '', alive: true, pool: undefined, exited, listeners: new Set() };
@@ -234,6 +247,8 @@ export async function runFleet(o: FleetOptions): Promise<FleetResult> {
     const runnerHost = new Map<string, Host>();
     const starts: { host: string; runner: string; at: number }[] = [];
     const running = new Map<number, string>(); // job → runner
+    /** Runners that took a job. */
+    const ranJob = new Set<string>();
     const completedJobs = new Set<number>();
     let dispatchErrors = 0;
     let rr = 0;
@@ -256,6 +271,7 @@ export async function runFleet(o: FleetOptions): Promise<FleetResult> {
     };
     const runJob = async (runner: string, jobId: number): Promise<void> => {
       running.set(jobId, runner);
+      ranJob.add(runner);
       const runnerId = runnerIds.get(runner);
       if (runnerId !== undefined) github.takeJob(runnerId, jobId);
       let ok = (await deliver(jobId, 'in_progress', runner)) < 300;
@@ -429,7 +445,11 @@ export async function runFleet(o: FleetOptions): Promise<FleetResult> {
     }
     latencies.sort((a, b) => a - b);
     const burstStarts = starts.slice(startsBefore);
-    const duplicateStarts = Math.max(0, burstStarts.length - o.jobs) + (starts.length - new Set(starts.map((s) => s.runner)).size);
+    // A runner that came online while no job waited never ran one: its VM was beyond demand.
+    const unused = burstStarts.filter((s) => !ranJob.has(s.runner));
+    const lostUnused = unused.filter((s) => s.host === killed && s.at <= tKill).length;
+    const duplicateStarts = unused.length + (starts.length - new Set(starts.map((s) => s.runner)).size);
+    const beyondDemand = unused.slice(0, 10).map((s) => `${s.runner} at ${s.at - t0} ms${s.host === killed && s.at <= tKill ? ' (killed host)' : ''}`);
     const startsByHost: Record<string, number> = {};
     for (const s of burstStarts) startsByHost[s.host] = (startsByHost[s.host] ?? 0) + 1;
     const githubCallsByHost: Record<string, Record<string, number>> = {};
@@ -443,7 +463,7 @@ export async function runFleet(o: FleetOptions): Promise<FleetResult> {
     const leftoverRunners = (await github.listRunners({ kind: 'organization' })).length;
     return {
       hosts: o.hosts, jobs: o.jobs, accepted, completed: burst.filter((j) => completedJobs.has(j)).length,
-      duplicateStarts, starts: burstStarts.length, startsByHost, githubCalls, githubCallsByHost,
+      duplicateStarts, lostUnused, beyondDemand, starts: burstStarts.length, startsByHost, githubCalls, githubCallsByHost,
       failoverS, killed, newLeader, runningAtKill,
       p50Ms: percentile(latencies, 0.5), p99Ms: percentile(latencies, 0.99), maxMs: latencies.at(-1) ?? NaN, measured: latencies.length, foundIdle,
       sendMs, drainMs, liveVmsAfter, leftoverRunners, dispatchErrors,
@@ -512,7 +532,8 @@ export default async function bench(argv: string[]): Promise<void> {
   console.log(`  killed ${r.killed || 'nobody'} (lease holder; ${r.runningAtKill} jobs were running on its VMs); lease taken by ${r.newLeader || 'nobody'} ${f(r.failoverS)} s after the kill (target < 30 s)`);
   console.log(`  received → VM start requested: p50 ${f(r.p50Ms)} ms  p99 ${f(r.p99Ms)} ms  max ${f(r.maxMs)} ms  (target p99 ≤ 100 ms; ${r.measured} jobs measured, ${r.foundIdle} found a runner already up)`);
   console.log(`  GitHub calls ${r.githubCalls} (${perJob.toFixed(2)} per job): ${Object.entries(r.githubCallsByHost).map(([h, k]) => `${h} {${Object.entries(k).map(([m, n]) => `${m} ${n}`).join(', ')}}`).join('; ')}`);
-  console.log(`  duplicate starts ${r.duplicateStarts}; deliveries no host took ${r.dispatchErrors}; runner registrations left at GitHub ${r.leftoverRunners}`);
+  console.log(`  duplicate starts ${r.duplicateStarts} (VMs whose runner ran no job; ${r.lostUnused} of them idle on the killed host at the kill); deliveries no host took ${r.dispatchErrors}; runner registrations left at GitHub ${r.leftoverRunners}`);
+  if (r.beyondDemand.length > 0) console.log(`  VMs whose runner ran no job: ${r.beyondDemand.join(', ')}`);
   console.log(JSON.stringify({
     bench: 'fleet', hosts: r.hosts, jobs: r.jobs, completed: r.completed, duplicate_starts: r.duplicateStarts,
     github_calls_per_job: Number(perJob.toFixed(2)), failover_s: Number(f(r.failoverS)), p99_ms: Number(f(r.p99Ms)),

@@ -189,3 +189,38 @@ test('runner states changed while an earlier write is under way are written in t
   assert.deepEqual(log.slice(1).sort(), ['t1-00000 ending', 't1-00001 idle'], 'then one write per runner, with its latest state');
   assert.deepEqual((await rows.list('t1')).map((st) => [st.vmId, st.phase]).sort(), [['t1-00000', 'ending'], ['t1-00001', 'idle']]);
 });
+
+test('phase changes queued behind a slow store are written once, newest state last; a removal queued after them wins', async () => {
+  const memory = createMemoryRunnerStates();
+  const writes: string[] = [];
+  let release: (() => void) | undefined;
+  // Each write waits until the test lets it through: the store is busy.
+  const states: RunnerStateStore = {
+    put: async (st) => { writes.push(`put ${st.phase}`); await new Promise<void>((r) => { release = r; }); await memory.put(st); },
+    remove: async (id) => { writes.push('remove'); await memory.remove(id); },
+    list: (instance) => memory.list(instance),
+  };
+  const clock = { t: 1000, now: () => clock.t };
+  const jobs = [job(1, 'queued')];
+  const { scheduler, launcher } = flint(jobs, states, clock);
+  await scheduler.tick();
+  await settle();
+  const vm = launcher.vms[0];
+  assert.ok(vm);
+  assert.deepEqual(writes, ['put starting'], 'the first write is under way');
+  vm.marker({ kind: 'runner-started' });
+  jobs[0] = job(1, 'in_progress', 'flint-t1-00000');
+  await scheduler.tick();
+  release?.();
+  await settle();
+  assert.deepEqual(writes, ['put starting', 'put busy'], 'idle and busy came while the store was busy: only the newest is written');
+  release?.();
+  await settle();
+  assert.deepEqual((await memory.list('t1')).map((s) => [s.phase, s.githubRunnerId]), [['busy', 500]]);
+  vm.marker({ kind: 'runner-exited', code: 0 });
+  vm.end();
+  await settle();
+  release?.();
+  await scheduler.settled();
+  assert.deepEqual(await memory.list('t1'), [], 'the removal came last and won');
+});

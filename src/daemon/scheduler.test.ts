@@ -35,6 +35,8 @@ class FakeVms implements VmLauncher {
   mode: Mode = 'ok';
   autoOnline = false;
   launchCalls = 0;
+  /** When set, each launch waits on it before its VM exists (the store handing out the VM's id and record). */
+  hold: (() => Promise<void>) | undefined;
   private n = 0;
   /** The instance part of the VM ids (each host of a fleet has its own). */
   private readonly instance: string;
@@ -44,6 +46,7 @@ class FakeVms implements VmLauncher {
   async launch(_runner: RunnerConfig, guestEnv: GuestEnv): Promise<VmHandle> {
     this.launchCalls += 1;
     if (this.mode === 'throws') throw new FlintError('FLINT_ERR_VM_UNKNOWN_NETWORK', 'runner "default" uses network "br9", which is not configured');
+    if (this.hold !== undefined) await this.hold();
     const id = `${this.instance}-${String(this.n++).padStart(5, '0')}`;
     const markers: ((m: ConsoleMarker, at: number) => void)[] = [];
     let resolveEnded!: (o: VmOutcome) => void;
@@ -266,6 +269,22 @@ test('a launch refused at once stops the round: one attempt, not one per queued 
   assert.equal(scheduler.health().default?.lastError?.code, 'FLINT_ERR_VM_UNKNOWN_NETWORK');
   await scheduler.tick();
   assert.equal(vms.launchCalls, 1, 'backing off: the next tick starts nothing');
+  await scheduler.stop();
+});
+
+test('once the first launch of a round went through, the others launch together, not one after another', async () => {
+  const { scheduler, vms } = setup([job(1, 'queued'), job(2, 'queued'), job(3, 'queued')]);
+  const held: (() => void)[] = [];
+  vms.hold = () => new Promise((resolve) => { held.push(resolve); });
+  const ticking = scheduler.tick();
+  await settle();
+  assert.equal(vms.launchCalls, 1, 'the first launch alone: one refused at once would stop the round');
+  held.shift()?.();
+  await settle();
+  assert.equal(vms.launchCalls, 3, 'the other two at once, neither waiting on the other');
+  for (const release of held.splice(0)) release();
+  await ticking;
+  assert.equal(vms.launched.length, 3);
   await scheduler.stop();
 });
 

@@ -117,7 +117,7 @@ const ORG: RunnerScope = { kind: 'organization' };
 export class Scheduler {
   private readonly deps: SchedulerDeps;
   private readonly live = new Map<string, LiveRunner>();
-  private readonly groupIds = new Map<string, number>();
+  private readonly groupIds = new Map<string, Promise<number>>();
   /** GitHub's id of the runner registered for each VM (set while the VM is being prepared). */
   private readonly runnerIds = new Map<string, number>();
   /** Why the JIT registration of a VM failed, when it did: a better launch error than "prepare failed". */
@@ -347,8 +347,12 @@ export class Scheduler {
     }
     for (const def of this.deps.config.runners) {
       const n = plan.start.get(def.name) ?? 0;
-      // A launch that fails at once stops this definition's round: its health now holds the rest back.
-      for (let i = 0; i < n && !this.stopped && !this.isPaused(def.name); i += 1) if (!(await this.startOne(def))) break;
+      const go = (): boolean => !this.stopped && !this.isPaused(def.name);
+      // The first launch alone: one that fails at once stops this definition's
+      // round, its health now holds the rest back. Once one went through, the
+      // rest go together: each waits on the store for its VM's id and record,
+      // not on the launches before it.
+      if (n > 0 && go() && await this.startOne(def)) await Promise.all(Array.from({ length: n - 1 }, async () => go() && this.startOne(def)));
       const excess = plan.stopIdle.get(def.name) ?? 0;
       if (excess > 0) await this.stopIdle(def, excess, now);
     }
@@ -450,11 +454,14 @@ export class Scheduler {
     }
   }
 
-  private async groupId(name: string): Promise<number> {
+  /** The runner group's id, asked of GitHub once: VMs registering at the same moment share the one question. */
+  private groupId(name: string): Promise<number> {
     let id = this.groupIds.get(name);
     if (id === undefined) {
-      id = await this.deps.github.runnerGroupId(name);
+      id = this.deps.github.runnerGroupId(name);
       this.groupIds.set(name, id);
+      // A failed lookup is not kept: the next registration asks again.
+      id.catch(() => { if (this.groupIds.get(name) === id) this.groupIds.delete(name); });
     }
     return id;
   }

@@ -54,6 +54,17 @@ export function workClaimsContract(name: string, make: () => ClaimsUnderTest | P
     assert.deepEqual(plain(await s.claims.claim('a1', want({ default: 2 }), 30_000 + TTL + 1, TTL)), {}, 'a1 comes back too late');
   });
 
+  test(`${name}: a holder back after its claims expired, before anyone took them, renews them and counts them once`, async (t) => {
+    const s = await make();
+    t.after(() => s.dispose());
+    const b = await s.other();
+    await queue(s.intake, [1, 2, 3]);
+    assert.deepEqual(plain(await s.claims.claim('a1', want({ default: 2 }), 10_000, TTL)), { default: 2 });
+    assert.deepEqual(plain(await s.claims.claim('a1', want({ default: 3 }), 10_000 + TTL + 5, TTL)), { default: 3 }, 'its two renewed, one more taken');
+    assert.deepEqual(plain(await b.claim('b2', want({ default: 3 }), 10_000 + TTL + 6, TTL)), {}, 'all three held again');
+    assert.deepEqual(plain(await s.claims.claimsByHost(10_000 + TTL + 6)), { a1: 3 });
+  });
+
   test(`${name}: a job that leaves queued is nobody's claim; wanting none gives every claim up; releaseAll frees them at once`, async (t) => {
     const s = await make();
     t.after(() => s.dispose());

@@ -87,6 +87,16 @@ export function intakeStoreContract(name: string, make: () => StoreUnderTest | P
     assert.deepEqual(await store.ingest([delivery(5, 'queued', { id: 'ign', definition: null })]), ['duplicate']);
   });
 
+  test(`${name}: a delivery id already on record changes no job, also one that would create or move it`, async (t) => {
+    const store = await setup(t);
+    assert.deepEqual(await store.ingest([delivery(6, 'queued', { id: 'seen', definition: null })]), ['ignored']);
+    assert.deepEqual(await store.ingest([delivery(6, 'queued', { id: 'seen' })]), ['duplicate']);
+    assert.equal(await store.getJob(6), undefined, 'no job created under a known delivery id');
+    await store.ingest([delivery(7, 'queued', { id: 'q7' }), delivery(7, 'in_progress', { id: 'p7', runner: 'flint-a-00001' })]);
+    assert.deepEqual(await store.ingest([delivery(7, 'completed', { id: 'q7' })]), ['duplicate']);
+    assert.equal((await store.getJob(7))?.status, 'in_progress', 'not moved under a known delivery id');
+  });
+
   test(`${name}: listJobs filters by status, oldest first`, async (t) => {
     const store = await setup(t);
     await store.ingest([delivery(12, 'queued', { at: 20 }), delivery(11, 'queued', { at: 10 }), delivery(13, 'in_progress', { at: 5 })]);

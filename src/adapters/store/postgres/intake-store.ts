@@ -39,37 +39,64 @@ const JOB_COLUMNS = 'id, run_id, run_attempt, repository, name, workflow_name, l
 /** The column each status stamps with the time of its first delivery. */
 const STAMP = { queued: 'queued_at', in_progress: 'started_at', completed: 'completed_at' } as const;
 
-async function ingestOne(client: pg.PoolClient, d: JobDelivery): Promise<DeliveryOutcome> {
+/** The delivery row, as a statement of its own or as the first part of one ($1 – $6). */
+const INSERT_DELIVERY = 'INSERT INTO deliveries (id, event, action, job_id, received_at, outcome) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING';
+
+/**
+ * Moves one job for one delivery: the delivery row (its primary key is the
+ * dedupe: a duplicate changes nothing, not even the job) and the job's
+ * status with that status's stamp, in one statement whose job part runs
+ * only when the delivery row went in. `statuses` holds the batch's jobs as
+ * they stand, read once under the batch's locks and kept current here. A
+ * job leaving `queued` takes three statements: its claim may pass on
+ * (passClaimOn), which must read the job's claim before the move clears it
+ * and only once the delivery is known to be new.
+ */
+async function ingestOne(client: pg.PoolClient, d: JobDelivery, statuses: Map<number, JobStatus>): Promise<DeliveryOutcome> {
   const { command: c } = d;
-  const insertDelivery = (outcome: RecordedOutcome) => client.query(
-    'INSERT INTO deliveries (id, event, action, job_id, received_at, outcome) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING',
-    [d.deliveryId, 'workflow_job', c.action, c.job.id, d.receivedAt, outcome]);
-  if (d.definition === undefined) return (await insertDelivery('ignored')).rowCount === 0 ? 'duplicate' : 'ignored';
-  const found = await client.query<{ status: JobStatus }>('SELECT status FROM jobs WHERE id = $1', [c.job.id]);
-  const onRecord = found.rows[0]?.status ?? 'absent';
+  const delivery = (outcome: RecordedOutcome): unknown[] => [d.deliveryId, 'workflow_job', c.action, c.job.id, d.receivedAt, outcome];
+  const insertDelivery = async (outcome: RecordedOutcome): Promise<boolean> => ((await client.query(INSERT_DELIVERY, delivery(outcome))).rowCount ?? 0) > 0;
+  if (d.definition === undefined) return (await insertDelivery('ignored')) ? 'ignored' : 'duplicate';
+  const onRecord = statuses.get(c.job.id) ?? 'absent';
   const transition = decideJobTransition(onRecord, c.action);
   const outcome = outcomeOf(transition);
-  // The delivery row first: its primary key is the dedupe, and a duplicate changes nothing, not even the job.
-  if ((await insertDelivery(outcome)).rowCount === 0) return 'duplicate';
-  if (transition !== 'advance') return outcome;
+  if (transition !== 'advance') return (await insertDelivery(outcome)) ? outcome : 'duplicate';
   const conclusion = c.action === 'completed' ? c.conclusion : null;
   const runnerName = c.action === 'in_progress' || c.action === 'completed' ? (c.runner?.name ?? null) : null;
+  // The column stamped with the time of this status's first delivery (none for `waiting`).
+  const stamp = c.action === 'waiting' ? undefined : STAMP[c.action];
+  let moved: boolean;
   if (onRecord === 'absent') {
     const j = c.job;
-    await client.query(`INSERT INTO jobs (${JOB_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)`,
-      [j.id, j.runId, j.runAttempt, j.repository, j.name, j.workflowName, JSON.stringify(j.labels), d.definition, c.action, conclusion, runnerName, d.receivedAt]);
+    // Typed: the values are selected, not inserted as VALUES, so nothing else gives them their column's type.
+    const r = await client.query(`WITH d AS (${INSERT_DELIVERY} RETURNING 1)
+      INSERT INTO jobs (${JOB_COLUMNS}${stamp === undefined ? '' : `, ${stamp}`})
+      SELECT $4::bigint, $7::bigint, $8::integer, $9::text, $10::text, $11::text, $12::jsonb, $13::text, $3::text, $14::text, $15::text,
+        $5::bigint, $5::bigint${stamp === undefined ? '' : ', $5::bigint'} FROM d`,
+    [...delivery(outcome), j.runId, j.runAttempt, j.repository, j.name, j.workflowName, JSON.stringify(j.labels), d.definition, conclusion, runnerName]);
+    moved = (r.rowCount ?? 0) > 0;
   } else {
-    if (onRecord === 'queued' && c.action !== 'queued') await passClaimOn(client, c.job.id, runnerName);
+    // Parameter numbers: status, time, conclusion, runner's name.
+    const set = (st: string, at: string, conc: string, runner: string): string => `status = ${st}, conclusion = ${conc},
+      runner_name = COALESCE(${runner}, runner_name), updated_at = ${at},
+      claimed_by = CASE WHEN ${st} = 'queued' THEN claimed_by END, claim_expires_at = CASE WHEN ${st} = 'queued' THEN claim_expires_at END
+      ${stamp === undefined ? '' : `, ${stamp} = COALESCE(${stamp}, ${at})`}`;
     // COALESCE: a `completed` that lost the runner's name (a job cancelled before it started) keeps the one in_progress named.
     // A job that leaves `queued` is nobody's claim any more (work-claims.ts).
-    await client.query(`UPDATE jobs SET status = $1, conclusion = $2, runner_name = COALESCE($3, runner_name), updated_at = $4,
-      claimed_by = CASE WHEN $1 = 'queued' THEN claimed_by END, claim_expires_at = CASE WHEN $1 = 'queued' THEN claim_expires_at END
-      WHERE id = $5`, [c.action, conclusion, runnerName, d.receivedAt, c.job.id]);
+    if (onRecord === 'queued' && c.action !== 'queued') {
+      if (!(await insertDelivery(outcome))) return 'duplicate';
+      await passClaimOn(client, c.job.id, runnerName);
+      await client.query(`UPDATE jobs SET ${set('$1', '$3', '$4', '$5')} WHERE id = $2`, [c.action, c.job.id, d.receivedAt, conclusion, runnerName]);
+      moved = true;
+    } else {
+      // The delivery's own parameters are $1 – $6 ($3 its action, $4 its job, $5 its time).
+      const r = await client.query(`WITH d AS (${INSERT_DELIVERY} RETURNING 1) UPDATE jobs SET ${set('$3', '$5', '$7', '$8')} WHERE id = $4 AND EXISTS (SELECT 1 FROM d)`,
+        [...delivery(outcome), conclusion, runnerName]);
+      moved = (r.rowCount ?? 0) > 0;
+    }
   }
-  if (c.action !== 'waiting') {
-    const column = STAMP[c.action];
-    await client.query(`UPDATE jobs SET ${column} = COALESCE(${column}, $1) WHERE id = $2`, [d.receivedAt, c.job.id]);
-  }
+  if (!moved) return 'duplicate';
+  statuses.set(c.job.id, c.action);
   return outcome;
 }
 
@@ -108,9 +135,16 @@ export function createPostgresIntakeStore(pool: pg.Pool): IntakeStore {
       if (batch.length === 0) return [];
       try {
         return await inTransaction(pool, async (client) => {
-          await lockJobs(client, batch.filter((d) => d.definition !== undefined).map((d) => d.command.job.id));
+          const jobIds = batch.filter((d) => d.definition !== undefined).map((d) => d.command.job.id);
+          await lockJobs(client, jobIds);
+          // Read after the locks: no other batch moves these jobs until this one commits.
+          const statuses = new Map<number, JobStatus>();
+          if (jobIds.length > 0) {
+            const found = await client.query<{ id: number; status: JobStatus }>('SELECT id, status FROM jobs WHERE id = ANY($1::bigint[])', [jobIds]);
+            for (const r of found.rows) statuses.set(r.id, r.status);
+          }
           const outcomes: DeliveryOutcome[] = [];
-          for (const d of batch) outcomes.push(await ingestOne(client, d));
+          for (const d of batch) outcomes.push(await ingestOne(client, d, statuses));
           // A queued job is work for any host of the fleet: wake their schedulers (delivered at commit).
           if (batch.some((d, i) => d.command.action === 'queued' && outcomes[i] === 'accepted')) await client.query(`SELECT pg_notify('${WORK_CHANNEL}', '')`);
           return outcomes;

@@ -2,20 +2,20 @@
  * The WorkClaims port on PostgreSQL: the columns `jobs.claimed_by` and
  * `jobs.claim_expires_at` (migration 4), shared by every host of the fleet.
  *
- * A host's claim pass is three statements, each atomic on its own, and none
- * waits for a row lock (`SKIP LOCKED` throughout): a webhook batch moving
- * those jobs holds their rows, and a claim pass that waited for them while
- * holding others could deadlock with it. A row skipped now — its job is
- * most likely leaving `queued` — is seen again at the next tick.
- *   1. renew: every claim it holds on a queued job that is past half its
- *      life gets the new expiry, and the jobs it holds come back so it
- *      knows what it holds;
- *   2. give up the newest ones beyond what it wants now;
- *   3. per definition still short, take unclaimed or expired queued jobs,
- *      oldest first, `FOR UPDATE SKIP LOCKED`: rows another host is
- *      claiming at this instant are passed over rather than waited for, and
- *      the UPDATE re-checks the condition on the locked row, so no job is
- *      held by two hosts.
+ * A host's claim pass is one statement (a second only when it gives claims
+ * up), and it waits for no row lock (`SKIP LOCKED` throughout): a webhook
+ * batch moving those jobs holds their rows, and a claim pass that waited
+ * for them while holding others could deadlock with it. A row skipped now
+ * — its job is most likely leaving `queued` — is seen again at the next
+ * tick. The statement, on one snapshot:
+ *   1. renews every claim it holds on a queued job that is past half its
+ *      life, and hands back the jobs it holds so it knows what it holds;
+ *   2. per definition still short, takes unclaimed or expired queued jobs
+ *      (not its own: those it renews), oldest first, `FOR UPDATE SKIP
+ *      LOCKED`: rows another host is claiming at this instant are passed
+ *      over rather than waited for, and the UPDATE re-checks the condition
+ *      on the locked row, so no job is held by two hosts.
+ * Then, if it holds more than it wants now, it gives up the newest.
  * When claims are given up, or a queued job is stored (intake-store.ts),
  * `NOTIFY flint_work` wakes the other hosts' schedulers (`subscribe`).
  */
@@ -34,19 +34,43 @@ export function createPostgresWorkClaims(pool: pg.Pool): WorkClaims {
     async claim(host, wanted, now, ttlMs) {
       const expires = now + ttlMs;
       try {
-        // Renewed once past half their life, not at every tick: a busy fleet ticks
-        // often, and each renewal is a new row version for the database to vacuum.
-        const held = await pool.query<{ id: number; definition: string }>(
-          `WITH due AS (
+        // One statement, one round trip: the claims this host holds (renewed once
+        // past half their life, not at every tick: a busy fleet ticks often, and each
+        // renewal is a new row version for the database to vacuum), and, per
+        // definition, as many more as it is short of, taken from rows that are
+        // unclaimed or whose claim expired (not its own: those are renewed). Every
+        // part reads the statement's one snapshot, so what is held is counted
+        // before anything is taken.
+        const definitions = [...wanted.keys()];
+        const { rows } = await pool.query<{ id: number | null; definition: string; first_seen_at: number | null }>(
+          `WITH held AS (
+             SELECT id, definition, first_seen_at FROM jobs WHERE claimed_by = $1 AND status = 'queued'),
+           due AS (
              SELECT id FROM jobs WHERE claimed_by = $1 AND status = 'queued' AND claim_expires_at < $3 FOR UPDATE SKIP LOCKED),
-           renewed AS (UPDATE jobs SET claim_expires_at = $2 FROM due WHERE jobs.id = due.id)
-           SELECT id, definition, first_seen_at FROM jobs WHERE claimed_by = $1 AND status = 'queued'`, [host, expires, now + ttlMs / 2]);
+           renewed AS (UPDATE jobs SET claim_expires_at = $2 FROM due WHERE jobs.id = due.id),
+           picked AS (
+             SELECT p.id FROM unnest($5::text[], $6::int[]) AS w(definition, want) CROSS JOIN LATERAL (
+               SELECT id FROM jobs
+               WHERE status = 'queued' AND definition = w.definition AND (claimed_by IS NULL OR claim_expires_at <= $4) AND claimed_by IS DISTINCT FROM $1
+               ORDER BY first_seen_at, id
+               LIMIT greatest(0, w.want - (SELECT count(*) FROM held WHERE held.definition = w.definition))
+               FOR UPDATE SKIP LOCKED) AS p),
+           taken AS (UPDATE jobs SET claimed_by = $1, claim_expires_at = $2 FROM picked WHERE jobs.id = picked.id RETURNING jobs.definition)
+           SELECT id, definition, first_seen_at FROM held
+           UNION ALL SELECT NULL, definition, NULL FROM taken`,
+          [host, expires, now + ttlMs / 2, now, definitions, definitions.map((d) => Math.max(0, Math.floor(wanted.get(d) ?? 0)))]);
         const byDefinition = new Map<string, { id: number; firstSeenAt: number }[]>();
-        for (const r of held.rows as { id: number; definition: string; first_seen_at: number }[]) {
+        const taken = new Map<string, number>();
+        for (const r of rows) {
+          if (r.id === null) {
+            taken.set(r.definition, (taken.get(r.definition) ?? 0) + 1);
+            continue;
+          }
           const list = byDefinition.get(r.definition) ?? [];
-          list.push({ id: r.id, firstSeenAt: r.first_seen_at });
+          list.push({ id: r.id, firstSeenAt: r.first_seen_at ?? 0 });
           byDefinition.set(r.definition, list);
         }
+        // Held beyond what is wanted now (its capacity shrank): the newest are given up.
         const counts = new Map<string, number>();
         const giveUp: number[] = [];
         for (const [definition, jobs] of byDefinition) {
@@ -56,18 +80,7 @@ export function createPostgresWorkClaims(pool: pg.Pool): WorkClaims {
           if (keep > 0) counts.set(definition, keep);
         }
         if (giveUp.length > 0) await giveUpClaims(pool, 'id = ANY($2::bigint[])', [host, giveUp]);
-        for (const [definition, want] of wanted) {
-          const need = want - (counts.get(definition) ?? 0);
-          if (need <= 0) continue;
-          const taken = await pool.query(
-            `WITH picked AS (
-               SELECT id FROM jobs WHERE status = 'queued' AND definition = $3 AND (claimed_by IS NULL OR claim_expires_at <= $4)
-               ORDER BY first_seen_at, id LIMIT $5 FOR UPDATE SKIP LOCKED)
-             UPDATE jobs SET claimed_by = $1, claim_expires_at = $2 FROM picked WHERE jobs.id = picked.id`,
-            [host, expires, definition, now, need]);
-          const n = (counts.get(definition) ?? 0) + (taken.rowCount ?? 0);
-          if (n > 0) counts.set(definition, n);
-        }
+        for (const [definition, n] of taken) counts.set(definition, (counts.get(definition) ?? 0) + n);
         return counts;
       } catch (err) {
         throw writeFailed(`the work claims of host ${host}`, err);
