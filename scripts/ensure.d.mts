@@ -11,4 +11,5 @@ export function haveProgram(program: string): boolean;
 export function haveFile(pattern: string): boolean;
 export function missingPrerequisites(purposes: readonly string[]): DeclaredPrerequisite[];
 export function ensureSystemPackages(purposes: readonly string[]): void;
+export function localNodeHeaders(execPath?: string, version?: string): string | undefined;
 export function ensureNodeModules(dir?: string): void;

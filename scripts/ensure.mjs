@@ -76,12 +76,39 @@ export function ensureSystemPackages(purposes) {
   }
 }
 
+/**
+ * The directory whose `include/node/` holds the headers of exactly the node
+ * that runs this script (Debian's and NodeSource's packages install them
+ * beside the binary: /usr/include/node), or undefined. better-sqlite3 is
+ * compiled when no prebuilt binary can be downloaded from GitHub, and
+ * node-gyp then downloads the headers from the Node.js site unless it is
+ * given a `nodedir`: with these, the compile needs nothing beyond the
+ * package registry.
+ */
+export function localNodeHeaders(execPath = process.execPath, version = process.versions.node) {
+  const prefix = dirname(dirname(execPath));
+  const header = join(prefix, 'include', 'node', 'node_version.h');
+  let text;
+  try {
+    text = readFileSync(header, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const part = (name) => new RegExp(`^#define NODE_${name}_VERSION (\\d+)\\s*$`, 'm').exec(text)?.[1];
+  const found = `${part('MAJOR')}.${part('MINOR')}.${part('PATCH')}`;
+  if (found !== version || !existsSync(join(prefix, 'include', 'node', 'common.gypi'))) return undefined;
+  return prefix;
+}
+
 export function ensureNodeModules(dir = root) {
   const lock = join(dir, 'package-lock.json');
   const marker = join(dir, 'node_modules', '.package-lock.json');
   if (existsSync(marker) && statSync(marker).mtimeMs >= statSync(lock).mtimeMs) return;
   console.error('ensure: installing npm dependencies (npm ci)');
-  run('npm', ['ci', '--no-audit', '--no-fund'], { cwd: dir });
+  const env = { ...process.env };
+  const headers = localNodeHeaders();
+  if (env.npm_config_nodedir === undefined && headers !== undefined) env.npm_config_nodedir = headers;
+  run('npm', ['ci', '--no-audit', '--no-fund'], { cwd: dir, env });
 }
 
 /**

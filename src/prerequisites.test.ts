@@ -6,7 +6,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { packageRoot } from './images/paths.ts';
 import declared from './prerequisites.json' with { type: 'json' };
@@ -73,4 +74,20 @@ test('.ci/run and the development commands install from the declaration, not fro
   for (const script of ['test.mjs', 'demo.mjs', 'bench.mjs']) {
     assert.match(readFileSync(join(root, 'scripts', script), 'utf8'), /ensureSystemPackages\(/, `scripts/${script} installs what it needs`);
   }
+});
+
+test('npm ci compiles better-sqlite3 against the running node\'s own headers, never downloading them', async (t) => {
+  const { localNodeHeaders } = await import('../scripts/ensure.mjs');
+  const prefix = mkdtempSync(join(tmpdir(), 'flint-node-headers-'));
+  t.after(() => rmSync(prefix, { recursive: true, force: true }));
+  const node = join(prefix, 'bin', 'node');
+  assert.equal(localNodeHeaders(node, '20.20.2'), undefined, 'a node without headers beside it: node-gyp fetches them as usual');
+  mkdirSync(join(prefix, 'include', 'node'), { recursive: true });
+  writeFileSync(join(prefix, 'include', 'node', 'node_version.h'),
+    '#define NODE_MAJOR_VERSION 20\n#define NODE_MINOR_VERSION 20\n#define NODE_PATCH_VERSION 2\n');
+  assert.equal(localNodeHeaders(node, '20.20.2'), undefined, 'headers without common.gypi cannot build an addon');
+  writeFileSync(join(prefix, 'include', 'node', 'common.gypi'), '{}\n');
+  assert.equal(localNodeHeaders(node, '20.20.2'), prefix);
+  assert.equal(localNodeHeaders(node, '20.20.1'), undefined, 'headers of another node version are not used');
+  assert.equal(localNodeHeaders(node, '22.20.2'), undefined);
 });

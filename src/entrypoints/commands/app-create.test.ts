@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { request } from 'node:http';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { startSimulator, type Simulator } from '../../../tools/github-sim/index.ts';
 import { loadSpecChecker } from '../../../tools/github-sim/openapi-check.ts';
@@ -194,6 +195,26 @@ test('a code GitHub no longer converts (used, expired) fails with FLINT_ERR_GITH
   assert.equal((await fetch(`${sim.apiUrl}/app-manifests/${back.searchParams.get('code') ?? ''}/conversions`, { method: 'POST' })).status, 201);
   const failed = assert.rejects(done, (err: unknown) => isFlintError(err, 'FLINT_ERR_GITHUB_APP_MANIFEST_FAILED') && /404/.test(err.message));
   assert.equal((await fetch(back)).status, 502);
+  await failed;
+  assert.equal(readFileSync(file, 'utf8'), CONFIG);
+});
+
+test('GitHub out of reach during the exchange: the error says it could not be reached (not "answered 500") and nothing is written', async (t) => {
+  const sim = await startSimulator();
+  t.after(() => sim.close());
+  const { file, options } = setup(t, sim, CONFIG);
+  // A loopback port nothing listens on: the connection is refused, as on a host without a way to GitHub.
+  const closed = createNetServer();
+  await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+  const { port } = closed.address() as AddressInfo; // listening on a TCP port: an AddressInfo
+  await new Promise<void>((r) => closed.close(() => r()));
+  const apiUrl = `http://127.0.0.1:${port}`;
+  const run = capture();
+  const done = appCreate({ ...options, apiUrl }, run.io);
+  const { res } = await submitPage(await run.pageUrl);
+  const failed = assert.rejects(done, (err: unknown) => isFlintError(err, 'FLINT_ERR_GITHUB_APP_MANIFEST_FAILED')
+    && err.message.includes(`GitHub could not be reached at ${apiUrl}`) && !/answered/.test(err.message));
+  assert.equal((await fetch(new URL(res.headers.get('location') ?? ''))).status, 502);
   await failed;
   assert.equal(readFileSync(file, 'utf8'), CONFIG);
 });

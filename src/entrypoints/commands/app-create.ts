@@ -234,8 +234,11 @@ async function convert(apiUrl: string, code: string, fetchImpl: typeof fetch | u
     const { data } = await octokit.rest.apps.createFromManifest({ code });
     return { id: data.id, slug: data.slug ?? String(data.id), htmlUrl: data.html_url, pem: data.pem, webhookSecret: data.webhook_secret };
   } catch (err) {
-    const status = (err as { status?: unknown }).status; // Octokit's RequestError carries the HTTP status
-    const why = typeof status === 'number' ? `GitHub answered ${status}` : `GitHub could not be reached at ${apiUrl} (${err instanceof Error ? err.message : String(err)})`;
+    // Octokit's RequestError carries the HTTP status, and its response when
+    // there was one: a connection that failed (no DNS, refused, reset) is a
+    // RequestError with status 500 and no response — GitHub said nothing.
+    const { status, response } = err as { status?: unknown; response?: unknown };
+    const why = typeof status === 'number' && response !== undefined ? `GitHub answered ${status}` : `GitHub could not be reached at ${apiUrl} (${err instanceof Error ? err.message : String(err)})`;
     throw new FlintError('FLINT_ERR_GITHUB_APP_MANIFEST_FAILED', `exchanging the manifest code failed: ${why}`, { cause: err });
   }
 }

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from './image-build.ts';
@@ -48,4 +48,21 @@ test('flint image build kernel twice: built, then reported as reused from the ca
   assert.equal(await run(argv, second.io), 0);
   assert.match(second.out.join(''), /^kernel reused from cache/);
   assert.match(second.err.join(''), /is cached in/);
+});
+
+test('flint image build all without a runner tarball on a host that cannot fetch one fails before compiling the kernel', async (t) => {
+  if (!requirePrereqs(t, ...declaredFor('kernel-build'), ...declaredFor('rootfs-build'))) return;
+  const dir = mkdtempSync(join(tmpdir(), 'flint-image-cli-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const tree = join(dir, 'pkg', 'linux-source-9.9');
+  mkdirSync(tree, { recursive: true });
+  writeFileSync(join(tree, 'Makefile'), 'allnoconfig vmlinux bzImage:\n\ttouch $@\n');
+  const source = join(dir, 'linux-source-9.9.tar.xz');
+  execFileSync('tar', ['-cJf', source, '-C', join(dir, 'pkg'), 'linux-source-9.9']);
+  const cache = join(dir, 'cache');
+  const argv = ['all', '--no-install', '--source', source, '--cache-dir', cache, '--runner-tarball', join(dir, 'no-such-runner.tar.gz')];
+  const s = io();
+  await assert.rejects(run(argv, s.io), (err) => isFlintError(err, 'FLINT_ERR_RUNNER_TARBALL_UNAVAILABLE'));
+  assert.doesNotMatch(s.err.join(''), /unpacking|compiling/, 'the kernel was not started');
+  assert.throws(() => readdirSync(join(cache, 'kernel')), { code: 'ENOENT' });
 });

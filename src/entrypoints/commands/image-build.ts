@@ -103,22 +103,9 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
   if (what === 'kernel' || what === 'all') purposes.push('kernel-build', ...(values.source === undefined ? ['kernel-source' as const] : []));
   if (what === 'rootfs' || what === 'all') purposes.push('rootfs-build');
   ensurePrerequisites(purposes, { install: values['no-install'] !== true, progress });
-  if (what === 'kernel' || what === 'all') {
-    const result = await buildKernel({
-      configFile: values['kernel-config'] ?? join(packageRoot(), 'images', 'kernel', `microvm-${arch}.config`),
-      cacheDir,
-      arch,
-      ...(values.source === undefined ? {} : { sourceTarball: values.source }),
-      ...(jobs === undefined ? {} : { jobs }),
-      progress,
-    });
-    io.stdout.write([
-      `kernel ${result.cached ? 'reused from cache' : `built in ${Math.round(result.seconds)} s`} (config hash ${result.hash})`,
-      `  vmlinux   ${result.vmlinux}  ${formatBytes(statSync(result.vmlinux).size)}  (Firecracker)`,
-      `  ${arch === 'x86_64' ? 'bzImage' : 'Image  '}   ${result.bootImage}  ${formatBytes(statSync(result.bootImage).size)}  (QEMU)`,
-      '',
-    ].join('\n'));
-  }
+  // `all` builds the root filesystem first: it checks the Actions runner
+  // tarball in its first second, so a host that cannot reach GitHub learns
+  // it needs --runner-tarball before the kernel's 20-minute compile, not after.
   if (what === 'rootfs' || what === 'all') {
     const suite = values.suite ?? 'bookworm';
     const opt = <T,>(key: string, value: T | undefined): Record<string, T> => (value === undefined ? {} : { [key]: value });
@@ -142,6 +129,22 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
       `root filesystem built in ${Math.round(result.seconds)} s${result.baseCached ? ' (base system from cache)' : ''}`,
       `  image     ${result.image}  ${formatBytes(result.sizeBytes)} (content ${formatBytes(result.contentBytes)})`,
       `  runner    ${result.runnerVersion}${values.debug ? '\n  DEBUG IMAGE: SSH server and password login enabled' : ''}`,
+      '',
+    ].join('\n'));
+  }
+  if (what === 'kernel' || what === 'all') {
+    const result = await buildKernel({
+      configFile: values['kernel-config'] ?? join(packageRoot(), 'images', 'kernel', `microvm-${arch}.config`),
+      cacheDir,
+      arch,
+      ...(values.source === undefined ? {} : { sourceTarball: values.source }),
+      ...(jobs === undefined ? {} : { jobs }),
+      progress,
+    });
+    io.stdout.write([
+      `kernel ${result.cached ? 'reused from cache' : `built in ${Math.round(result.seconds)} s`} (config hash ${result.hash})`,
+      `  vmlinux   ${result.vmlinux}  ${formatBytes(statSync(result.vmlinux).size)}  (Firecracker)`,
+      `  ${arch === 'x86_64' ? 'bzImage' : 'Image  '}   ${result.bootImage}  ${formatBytes(statSync(result.bootImage).size)}  (QEMU)`,
       '',
     ].join('\n'));
   }

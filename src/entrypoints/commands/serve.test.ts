@@ -14,6 +14,7 @@ import { createSqliteIntakeStore } from '../../adapters/store/intake-store.ts';
 import { signedDelivery, workflowJobPayload } from '../../../bench/_payload.ts';
 import { listenPlan } from '../http/listen.ts';
 import { startWebhooksOnly } from '../flint.ts';
+import { unusableOnThisHost } from './serve.ts';
 
 const SECRET = 'serve-test-secret-value';
 const root = fileURLToPath(new URL('../../../', import.meta.url));
@@ -166,4 +167,15 @@ test('flint serve --help, and unknown or bad options are usage errors (exit 2)',
     assert.equal(r.code, 2, argv.join(' '));
     assert.match(r.err, /FLINT_ERR_USAGE/);
   }
+});
+
+test('what flint serve warns about at start: the settings flint config check calls not usable on this host (missing kernel and image, a key that does not parse)', (t) => {
+  const dir = tempDir(t);
+  const configPath = writeConfig(dir);
+  const env = { FLINT_TEST_WEBHOOK_SECRET: SECRET };
+  const found = unusableOnThisHost(configPath, env);
+  assert.deepEqual(found.map((p) => p.path).sort(), ['github.privateKey', 'runners[0].filesystem', 'runners[0].kernel']);
+  assert.match(found.find((p) => p.path === 'runners[0].kernel')?.message ?? '', /\/srv\/flint\/vmlinux does not exist/);
+  const present = { check: () => undefined };
+  assert.deepEqual(unusableOnThisHost(configPath, env, present).map((p) => p.path), ['github.privateKey'], 'files present: only the key is left');
 });

@@ -14,7 +14,10 @@
  */
 import { FlintError } from '../../core/errors/index.ts';
 import { configFileWarning, referencedFileWarnings } from '../../config/file-mode.ts';
-import { DEFAULT_CONFIG_PATH, loadConfigFile } from '../../config/load.ts';
+import { DEFAULT_CONFIG_PATH, loadConfigFile, parseConfigFile } from '../../config/load.ts';
+import { nodeHostProbe } from '../../config/host-probe.ts';
+import type { ConfigProblem } from '../../config/problems.ts';
+import { checkUsable, type HostProbe } from '../../config/usable.ts';
 import { createLogger, logLevelFrom } from '../../adapters/log/logger.ts';
 import type { Synchronous } from '../../adapters/store/db.ts';
 import { DEFAULT_MAX_BODY_BYTES } from '../http/server.ts';
@@ -87,6 +90,12 @@ function parseArgs(argv: readonly string[]): Args {
   return { config, synchronous, maxBodyBytes, webhooksOnly, now, help };
 }
 
+/** What `flint config check` would call not usable on this host yet: missing or unreadable kernels, images and binaries, a key that does not parse. */
+export function unusableOnThisHost(path: string, env: Readonly<Record<string, string | undefined>>, probe: HostProbe = nodeHostProbe): ConfigProblem[] {
+  const parsed = parseConfigFile(path, env);
+  return parsed.ok ? checkUsable(parsed.config, parsed, probe) : [];
+}
+
 export async function run(argv: string[], io: CommandIo): Promise<number> {
   const args = parseArgs(argv);
   if (args.help) {
@@ -98,6 +107,14 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
   const logger = createLogger({ level: logLevelFrom(argv, config.logLevel), secrets: new Set([...config.github.webhookSecrets, ...(config.status?.token === undefined ? [] : [config.status.token]), ...(config.store?.postgres?.password === undefined ? [] : [config.store.postgres.password])]), destination: io.stdout });
   const readable = configFileWarning(path);
   for (const w of [...(readable === undefined ? [] : [readable]), ...referencedFileWarnings(config)]) logger.warn({ code: w.code, hint: w.hint }, w.message);
+  if (!args.webhooksOnly) {
+    // Started anyway (the files may be on their way), but the operator hears
+    // at once why every launch of a definition will fail, not only from its
+    // launch errors and back-off.
+    for (const p of unusableOnThisHost(path, io.env)) {
+      logger.warn({ code: p.code, key: p.path, hint: p.hint }, `${p.message}: VMs that need it cannot start until this is fixed (\`flint config check\` lists every such setting)`);
+    }
+  }
   const options = { config, logger, synchronous: args.synchronous, maxBodyBytes: args.maxBodyBytes };
   const serving: Stoppable = args.webhooksOnly ? await startWebhooksOnly(options) : await startFlint(options);
   await stopOnSignals(serving, process, { now: args.now, logger });

@@ -6,7 +6,7 @@
  * enable it. It never starts, enables or reloads anything itself.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, realpathSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, realpathSync, renameSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { FlintError } from '../../core/errors/index.ts';
 import { DEFAULT_CONFIG_PATH, loadConfigFile } from '../../config/load.ts';
@@ -77,7 +77,12 @@ function currentRuntime(): Runtime {
   return { node: process.execPath, flint: realpathSync(script) };
 }
 
-export async function run(argv: string[], io: CommandIo, runtime: Runtime = currentRuntime()): Promise<number> {
+/** Whether systemd manages this host now (sd_booted(3): the directory exists only while systemd is PID 1). */
+function systemdRunning(): boolean {
+  return existsSync('/run/systemd/system');
+}
+
+export async function run(argv: string[], io: CommandIo, runtime: Runtime = currentRuntime(), systemd: () => boolean = systemdRunning): Promise<number> {
   const args = parseArgs(argv);
   if (args.help) {
     io.stdout.write(HELP);
@@ -109,6 +114,10 @@ export async function run(argv: string[], io: CommandIo, runtime: Runtime = curr
       return 1;
     }
     io.stdout.write(checked.ran ? 'systemd-analyze verify: no problems\n' : 'systemd-analyze is not installed: the unit was not verified\n');
+  }
+  if (!systemd()) {
+    // A container or chroot: the unit is right, but nothing here will read it.
+    io.stdout.write(`systemd is not running on this host (no /run/systemd/system): ${target} takes effect on a host booted with systemd; here, run \`flint serve --config ${configFile}\` yourself\n`);
   }
   io.stdout.write([
     '',

@@ -130,3 +130,15 @@ test('--dry-run prints the unit and writes nothing', async (t) => {
   assert.throws(() => statSync(join(dir, 'units')), { code: 'ENOENT' });
   assert.throws(() => statSync(join(dir, 'state')), { code: 'ENOENT' });
 });
+
+test('on a host systemd does not run (a container, a chroot) the unit is written and the output says it takes effect only under systemd', async (t) => {
+  const { dir, file } = tempConfig(t);
+  const without = capture();
+  assert.equal(await run(['--config', file, '--unit-dir', join(dir, 'units'), '--no-verify'], { ...without.io, env: ENV }, { node: '/usr/bin/node', flint: FLINT_BIN }, () => false), 0);
+  assert.ok(statSync(join(dir, 'units', 'flint.service')).isFile());
+  assert.match(without.out(), /systemd is not running on this host .*takes effect on a host booted with systemd; here, run `flint serve --config /);
+  const booted = capture();
+  assert.equal(await run(['--config', file, '--unit-dir', join(dir, 'units'), '--no-verify'], { ...booted.io, env: ENV }, { node: '/usr/bin/node', flint: FLINT_BIN }, () => true), 0);
+  assert.doesNotMatch(booted.out(), /systemd is not running/);
+  assert.match(booted.out(), /systemctl daemon-reload/);
+});
