@@ -11,6 +11,9 @@
  * - a batch first takes a transaction-level advisory lock per job it
  *   touches, in one sorted order (no deadlock between two batches), so the
  *   job's status read and its move happen with no other host between them.
+ * No statement of a batch waits for a row lock another batch may hold
+ * (`SKIP LOCKED`): a claim hand-over it cannot make that way is owed, and
+ * made after the batch commits (settleOwed).
  */
 import type pg from 'pg';
 import type { DeliveryOutcome, JobConclusion, JobStatus } from '../../../core/jobs.ts';
@@ -42,6 +45,15 @@ const STAMP = { queued: 'queued_at', in_progress: 'started_at', completed: 'comp
 /** The delivery row, as a statement of its own or as the first part of one ($1 – $6). */
 const INSERT_DELIVERY = 'INSERT INTO deliveries (id, event, action, job_id, received_at, outcome) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING';
 
+/** A claim of `definition` that host `from` owes host `to`: its runner took a job `to` had claimed (passClaimOn). */
+interface OwedClaim { readonly from: string; readonly to: string; readonly definition: string }
+
+/** How long an owed hand-over waits for its row, per attempt, and how many attempts it makes. */
+const OWED_LOCK_TIMEOUT_MS = 500;
+const OWED_ATTEMPTS = 3;
+/** SQLSTATE lock_not_available: `lock_timeout` expired. */
+const LOCK_NOT_AVAILABLE = '55P03';
+
 /**
  * Moves one job for one delivery: the delivery row (its primary key is the
  * dedupe: a duplicate changes nothing, not even the job) and the job's
@@ -50,9 +62,10 @@ const INSERT_DELIVERY = 'INSERT INTO deliveries (id, event, action, job_id, rece
  * they stand, read once under the batch's locks and kept current here. A
  * job leaving `queued` takes three statements: its claim may pass on
  * (passClaimOn), which must read the job's claim before the move clears it
- * and only once the delivery is known to be new.
+ * and only once the delivery is known to be new. A hand-over it could not
+ * make goes to `owed`.
  */
-async function ingestOne(client: pg.PoolClient, d: JobDelivery, statuses: Map<number, JobStatus>): Promise<DeliveryOutcome> {
+async function ingestOne(client: pg.PoolClient, d: JobDelivery, statuses: Map<number, JobStatus>, owed: OwedClaim[]): Promise<DeliveryOutcome> {
   const { command: c } = d;
   const delivery = (outcome: RecordedOutcome): unknown[] => [d.deliveryId, 'workflow_job', c.action, c.job.id, d.receivedAt, outcome];
   const insertDelivery = async (outcome: RecordedOutcome): Promise<boolean> => ((await client.query(INSERT_DELIVERY, delivery(outcome))).rowCount ?? 0) > 0;
@@ -85,7 +98,8 @@ async function ingestOne(client: pg.PoolClient, d: JobDelivery, statuses: Map<nu
     // A job that leaves `queued` is nobody's claim any more (work-claims.ts).
     if (onRecord === 'queued' && c.action !== 'queued') {
       if (!(await insertDelivery(outcome))) return 'duplicate';
-      await passClaimOn(client, c.job.id, runnerName);
+      const debt = await passClaimOn(client, c.job.id, runnerName);
+      if (debt !== undefined) owed.push(debt);
       await client.query(`UPDATE jobs SET ${set('$1', '$3', '$4', '$5')} WHERE id = $2`, [c.action, c.job.id, d.receivedAt, conclusion, runnerName]);
       moved = true;
     } else {
@@ -109,17 +123,70 @@ async function ingestOne(client: pg.PoolClient, d: JobDelivery, statuses: Map<nu
  * newest claim of J's definition passes to A, whose runner a is the one
  * left for it. The runner's host is the instance id in its name
  * (`flint-<instance>-<n>`); a runner Flint did not name passes nothing.
+ *
+ * B's claim is taken `SKIP LOCKED`: the batch holds its jobs' locks, and
+ * waiting here for a row another batch holds could deadlock with it. When
+ * every claim B holds of that definition is locked at this instant (another
+ * batch is moving it), the hand-over is returned as owed rather than lost
+ * (lost, B would start a VM for its claim while A's runner stood idle), and
+ * settleOwed makes it once this batch has committed.
  */
-async function passClaimOn(client: pg.PoolClient, jobId: number, runnerName: string | null): Promise<void> {
+async function passClaimOn(client: pg.PoolClient, jobId: number, runnerName: string | null): Promise<OwedClaim | undefined> {
   const vmId = runnerName === null ? undefined : vmIdFromRunnerName(runnerName);
   const runnerHost = vmId === undefined ? undefined : parseVmId(vmId)?.instanceId;
-  if (runnerHost === undefined) return;
-  await client.query(
-    `UPDATE jobs SET claimed_by = j.claimed_by FROM (SELECT claimed_by, definition FROM jobs WHERE id = $1) AS j
-     WHERE jobs.id = (
-       SELECT id FROM jobs WHERE status = 'queued' AND claimed_by = $2 AND definition = j.definition AND id <> $1
-       ORDER BY first_seen_at DESC, id DESC LIMIT 1 FOR UPDATE SKIP LOCKED)
-     AND j.claimed_by IS NOT NULL AND j.claimed_by <> $2`, [jobId, runnerHost]);
+  if (runnerHost === undefined) return undefined;
+  // `held`: B holds a claim of the definition, locked or not (a plain read waits for no lock).
+  const { rows } = await client.query<{ claimant: string; definition: string; passed: boolean; held: boolean }>(
+    `WITH j AS (SELECT claimed_by, definition FROM jobs WHERE id = $1 AND claimed_by IS NOT NULL AND claimed_by <> $2),
+     passed AS (
+       UPDATE jobs SET claimed_by = j.claimed_by FROM j
+       WHERE jobs.id = (
+         SELECT id FROM jobs WHERE status = 'queued' AND claimed_by = $2 AND definition = j.definition AND id <> $1
+         ORDER BY first_seen_at DESC, id DESC LIMIT 1 FOR UPDATE SKIP LOCKED)
+       RETURNING jobs.id)
+     SELECT j.claimed_by AS claimant, j.definition, EXISTS (SELECT 1 FROM passed) AS passed,
+       EXISTS (SELECT 1 FROM jobs WHERE status = 'queued' AND claimed_by = $2 AND definition = j.definition AND id <> $1) AS held
+     FROM j`, [jobId, runnerHost]);
+  const r = rows[0];
+  return r === undefined || r.passed || !r.held ? undefined : { from: runnerHost, to: r.claimant, definition: r.definition };
+}
+
+/**
+ * Makes the hand-overs a committed batch owed, each in a short transaction
+ * of its own that may wait for its row: it holds no other lock while it
+ * waits, so it cannot deadlock, and `lock_timeout` bounds the wait. The row
+ * is read without a lock, then updated only if it is still a queued job
+ * claimed by the debtor (re-checked on the row once locked); when it moved
+ * meanwhile the hand-over is tried again on the debtor's newest claim then.
+ * A debtor with no claim of the definition left owes nothing (its claims
+ * left `queued` or went elsewhere, and so no VM of its is beyond demand).
+ * Best effort: the batch is committed either way, and a hand-over still not
+ * made after OWED_ATTEMPTS leaves what an unswapped claim leaves, one idle
+ * runner, reaped after its idle grace.
+ */
+async function settleOwed(pool: pg.Pool, owed: readonly OwedClaim[]): Promise<void> {
+  for (const o of owed) {
+    for (let attempt = 1; attempt <= OWED_ATTEMPTS; attempt++) {
+      try {
+        const done = await inTransaction(pool, async (client) => {
+          await client.query(`SET LOCAL lock_timeout = ${OWED_LOCK_TIMEOUT_MS}`);
+          const { rows } = await client.query<{ held: boolean; passed: boolean }>(
+            `WITH k AS (
+               SELECT id FROM jobs WHERE status = 'queued' AND claimed_by = $2 AND definition = $3
+               ORDER BY first_seen_at DESC, id DESC LIMIT 1),
+             passed AS (
+               UPDATE jobs SET claimed_by = $1 FROM k
+               WHERE jobs.id = k.id AND jobs.status = 'queued' AND jobs.claimed_by = $2 RETURNING jobs.id)
+             SELECT EXISTS (SELECT 1 FROM k) AS held, EXISTS (SELECT 1 FROM passed) AS passed`, [o.to, o.from, o.definition]);
+          const r = rows[0];
+          return r === undefined || !r.held || r.passed;
+        });
+        if (done) break;
+      } catch (err) {
+        if ((err as { code?: unknown }).code !== LOCK_NOT_AVAILABLE) break;
+      }
+    }
+  }
 }
 
 /** Takes the batch's job locks, in the order of their keys (volatile calls run after the sort). */
@@ -133,8 +200,11 @@ export function createPostgresIntakeStore(pool: pg.Pool): IntakeStore {
   return {
     async ingest(batch) {
       if (batch.length === 0) return [];
+      // Filled by the batch, made after its commit (a batch rolled back throws, and owes nothing).
+      const owed: OwedClaim[] = [];
+      let outcomes: DeliveryOutcome[];
       try {
-        return await inTransaction(pool, async (client) => {
+        outcomes = await inTransaction(pool, async (client) => {
           const jobIds = batch.filter((d) => d.definition !== undefined).map((d) => d.command.job.id);
           await lockJobs(client, jobIds);
           // Read after the locks: no other batch moves these jobs until this one commits.
@@ -143,15 +213,17 @@ export function createPostgresIntakeStore(pool: pg.Pool): IntakeStore {
             const found = await client.query<{ id: number; status: JobStatus }>('SELECT id, status FROM jobs WHERE id = ANY($1::bigint[])', [jobIds]);
             for (const r of found.rows) statuses.set(r.id, r.status);
           }
-          const outcomes: DeliveryOutcome[] = [];
-          for (const d of batch) outcomes.push(await ingestOne(client, d, statuses));
+          const results: DeliveryOutcome[] = [];
+          for (const d of batch) results.push(await ingestOne(client, d, statuses, owed));
           // A queued job is work for any host of the fleet: wake their schedulers (delivered at commit).
-          if (batch.some((d, i) => d.command.action === 'queued' && outcomes[i] === 'accepted')) await client.query(`SELECT pg_notify('${WORK_CHANNEL}', '')`);
-          return outcomes;
+          if (batch.some((d, i) => d.command.action === 'queued' && results[i] === 'accepted')) await client.query(`SELECT pg_notify('${WORK_CHANNEL}', '')`);
+          return results;
         });
       } catch (err) {
         throw writeFailed(`${batch.length} webhook deliveries`, err);
       }
+      if (owed.length > 0) await settleOwed(pool, owed);
+      return outcomes;
     },
     async getJob(id) {
       const { rows } = await pool.query<JobRow>(`SELECT ${JOB_COLUMNS} FROM jobs WHERE id = $1`, [id]);

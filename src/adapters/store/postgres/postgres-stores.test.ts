@@ -6,6 +6,7 @@
  * news of the same job at once.
  */
 import { after, test } from 'node:test';
+import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
 import { intakeStoreContract, delivery } from '../intake-store.contract.ts';
@@ -119,6 +120,68 @@ function suites(): void {
     await intake.ingest([delivery(2, 'in_progress', { runner: 'flint-bbbb-00002' })]);
     await intake.ingest([delivery(3, 'in_progress', { runner: 'laptop' })]);
     assert.deepEqual(Object.fromEntries(await claims.claimsByHost(10_002)), {});
+  });
+
+  /**
+   * Host aaaa claimed job 1, host bbbb job 2; bbbb's runner takes job 1 while another batch holds job 2's row
+   * (`holder`, an open transaction: a webhook batch moving job 2 at that instant). Resolves to the ingest, still
+   * running, once the hand-over waits on job 2's row (or once it settled without waiting).
+   */
+  const takenWhileLocked = async (t: TestContext) => {
+    const f = await fresh();
+    const holder = new pg.Client({ connectionString: f.url });
+    // Watches from outside any transaction: within one, PostgreSQL shows the activity as it was at its first look.
+    const watcher = openPostgresPool({ url: f.url });
+    await holder.connect();
+    // The holder first: its open transaction would keep the schema from being dropped.
+    t.after(async () => { await holder.end(); await watcher.end(); await f.dispose(); });
+    const { intake, claims } = f.stores;
+    for (const id of [1, 2]) await intake.ingest([delivery(id, 'queued', { at: 1000 + id })]);
+    assert.deepEqual([...await claims.claim('aaaa', new Map([['default', 1]]), 10_000, 30_000)], [['default', 1]]);
+    assert.deepEqual([...await claims.claim('bbbb', new Map([['default', 1]]), 10_000, 30_000)], [['default', 1]]);
+    await holder.query('BEGIN');
+    await holder.query('SELECT id FROM jobs WHERE id = 2 FOR UPDATE');
+    let settled = false;
+    const ingest = intake.ingest([delivery(1, 'in_progress', { runner: 'flint-bbbb-00001' })]).finally(() => { settled = true; });
+    for (let i = 0; !settled; i++) {
+      const { rows } = await watcher.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'WITH k AS%'");
+      if ((rows[0]?.n ?? 0) === 1) break;
+      assert.ok(i < 200, 'the hand-over neither waits on job 2\'s row nor settles');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const owner = async (id: number) => (await holder.query<{ claimed_by: string | null }>('SELECT claimed_by FROM jobs WHERE id = $1', [id])).rows[0]?.claimed_by;
+    return { stores: f.stores, holder, ingest, owner, isSettled: () => settled };
+  };
+
+  test('postgres: a claim hand-over whose row another batch holds is owed, and made once that batch commits', async (t) => {
+    const { stores, holder, ingest, owner, isSettled } = await takenWhileLocked(t);
+    assert.equal(isSettled(), false, 'the ingest waits, after its commit, for the row it owes');
+    // The batch itself committed without waiting: job 1 moved while job 2's row was still held.
+    assert.equal((await holder.query<{ status: string }>('SELECT status FROM jobs WHERE id = 1')).rows[0]?.status, 'in_progress');
+    await holder.query('COMMIT');
+    assert.deepEqual(await ingest, ['accepted']);
+    // bbbb's runner took aaaa's job: bbbb's claim on job 2 went to aaaa, whose runner is still free for it.
+    assert.equal(await owner(2), 'aaaa');
+    assert.equal(await owner(1), null);
+    assert.deepEqual(Object.fromEntries(await stores.claims.claimsByHost(10_001)), { aaaa: 1 });
+  });
+
+  test('postgres: an owed hand-over whose claim left queued meanwhile owes nothing', async (t) => {
+    const { stores, holder, ingest, owner } = await takenWhileLocked(t);
+    // The other batch moved job 2 itself (a runner took it): bbbb holds no claim any more.
+    await holder.query("UPDATE jobs SET status = 'in_progress', claimed_by = NULL, claim_expires_at = NULL WHERE id = 2");
+    await holder.query('COMMIT');
+    assert.deepEqual(await ingest, ['accepted']);
+    assert.equal(await owner(2), null);
+    assert.deepEqual(Object.fromEntries(await stores.claims.claimsByHost(10_001)), {});
+  });
+
+  test('postgres: an owed hand-over whose row stays held gives up after its bounded waits; the batch stands', async (t) => {
+    const { stores, holder, ingest, owner } = await takenWhileLocked(t);
+    assert.deepEqual(await ingest, ['accepted'], 'resolved while job 2\'s row is still held');
+    await holder.query('ROLLBACK');
+    assert.equal(await owner(2), 'bbbb');
+    assert.equal((await stores.intake.getJob(1))?.status, 'in_progress');
   });
 
   test('postgres: a heartbeat in flight when the leader marks its host lost wins: the mark waits for it and then finds the host fresh', async (t) => {
