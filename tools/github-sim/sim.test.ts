@@ -571,6 +571,10 @@ test('a runner long poll whose client went away takes no job: one queued afterwa
   await sleep(200);
   abort.abort();
   assert.equal(await poll, 'aborted');
+  // The simulator runs in this process: its socket learns of the close in a
+  // later turn's I/O phase. Queued in the same turn, the job could meet the
+  // poll's next round first, before any server could know the client left.
+  await sleep(200);
   const { jobId } = await s.queueJob({ repo: 'app', labels: ['flint'] });
   await sleep(400); // several of the poll's 100 ms rounds
   assert.equal(s.jobs().find((j) => j.id === jobId)?.status, 'queued', 'not handed to a poll nobody reads');
