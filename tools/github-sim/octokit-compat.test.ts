@@ -45,13 +45,17 @@ test('Octokit retry and throttling plugins see the simulated 5xx, primary and se
 });
 
 test('an expired installation token answers 401 until the client asks auth-app for a fresh one (it caches tokens for 59 minutes whatever expires_at says)', async (t) => {
-  const sim = await startSimulator({ tokenTtlSeconds: 1 });
+  // The simulator's clock moves past the token's expiry at once, instead of
+  // the test sleeping through a one-second lifetime that the whole-second
+  // rounding of expires_at can shorten to a millisecond.
+  let ahead = 0;
+  const sim = await startSimulator({ tokenTtlSeconds: 60, now: () => Date.now() + ahead });
   t.after(() => sim.close());
   const auth = createAppAuth({ appId: sim.appId, privateKey: sim.privateKeyPem, installationId: sim.installationId, request: new Octokit({ baseUrl: sim.apiUrl }).request });
   const first = await auth({ type: 'installation' });
   const get = (token: string): Promise<Response> => fetch(`${sim.apiUrl}/installation/repositories`, { headers: { authorization: `token ${token}` } });
   assert.equal((await get(first.token)).status, 200);
-  await new Promise((r) => setTimeout(r, Math.max(0, Date.parse(first.expiresAt) - Date.now()) + 50));
+  ahead = Date.parse(first.expiresAt) - Date.now() + 1000;
   assert.equal((await get(first.token)).status, 401);
   assert.equal((await auth({ type: 'installation' })).token, first.token, 'auth-app hands out the cached, expired token');
   const fresh = await auth({ type: 'installation', refresh: true });

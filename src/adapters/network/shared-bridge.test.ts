@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { mkdtempSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -210,13 +210,17 @@ test('an address a veth end on the bridge holds is never handed to a guest (ARP 
   // The neighbour table knows .2 now; with the veth gone from the bridge
   // (all ports are Flint taps again, so nothing is probed) the table alone
   // keeps .2 out of the pool.
-  sh('ip', ['link', 'set', `${w.bridge}v`, 'nomaster']);
+  //
   // Its last port with a carrier gone, the bridge's link goes down up to a
-  // second later, and the kernel then flushes its learned neighbour entries
-  // (under the same lock `ip neigh` takes): wait for the operational state
-  // to leave "up" first, or the flush would take the entry this test is about.
-  const operstate = (): string => { try { return readFileSync(`/sys/class/net/${w.bridge}/operstate`, 'utf8').trim(); } catch { return 'down'; } };
-  for (const deadline = Date.now() + 3000; operstate() === 'up' && Date.now() < deadline;) await delay(20);
+  // second later (more on a loaded host), and the kernel then flushes its
+  // learned neighbour entries. The operational state changes just before
+  // that flush, so it is no sign the flush is over: a learned sentinel entry
+  // is, once it is gone. Only then is the entry this test is about added.
+  const sentinel = `${w.subnet}.250`;
+  sh('ip', ['neigh', 'replace', sentinel, 'lladdr', '02:00:00:00:00:fa', 'dev', w.bridge, 'nud', 'reachable']);
+  sh('ip', ['link', 'set', `${w.bridge}v`, 'nomaster']);
+  const sentinelThere = (): boolean => sh('ip', ['neigh', 'show', 'to', sentinel, 'dev', w.bridge]).includes('lladdr');
+  for (const deadline = Date.now() + 15_000; sentinelThere() && Date.now() < deadline;) await delay(20);
   sh('ip', ['neigh', 'replace', `${w.subnet}.5`, 'lladdr', '02:00:00:00:00:05', 'dev', w.bridge, 'nud', 'reachable']);
   const third = await a.net.attach(vmId(a.inst, 3), 'h', cfg);
   assert.equal(third.guest.ipv4.address, `${w.subnet}.6`, '.5 answers according to the neighbour table: skipped');
