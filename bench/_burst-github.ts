@@ -2,20 +2,23 @@
  * GitHub's side of the burst benchmark (bench/burst.ts), in a child process
  * of its own so that it does not share Flint's event loop, heap or RSS:
  * sends the signed `queued` deliveries, hands each runner that comes online
- * the oldest job nobody took yet, and sends that job's `in_progress` and,
- * `jobMs` later, its `completed`.
+ * the oldest job nobody took yet, and sends that job's `in_progress`; the
+ * job runs `jobMs` from that delivery's answer, then its runner ends and
+ * its `completed` is sent.
  *
  * Talks to the parent over the IPC channel only (no shared memory):
  *   parent → child: ToGitHub (start, warmup, burst, runners-online, close)
- *   child → parent: FromGitHub (warmed, sent, jobs-done, closed)
- * `jobs-done` tells the parent that the job on a runner completed; the parent
- * (which plays the guest, in Flint's process as InstantDriver's VMs are)
- * then prints `runner-exited` and ends that VM.
+ *   child → parent: FromGitHub (warmed, sent, runners-ended, jobs-done, closed)
+ * `runners-ended` tells the parent that the job on a runner ended: the
+ * parent (which plays the guest, in Flint's process as InstantDriver's VMs
+ * are) then prints `runner-exited` and ends that VM. `jobs-done` tells it
+ * that the job's `completed` was delivered.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
 import type { JobAction } from '../src/core/jobs.ts';
 import { signedDelivery, workflowJobPayload } from './_payload.ts';
+import type { SignedDelivery } from './_payload.ts';
 
 export interface GitHubSideOptions {
   readonly url: string;
@@ -35,7 +38,9 @@ export type ToGitHub =
 export type FromGitHub =
   | { readonly type: 'warmed'; readonly refused: number }
   | { readonly type: 'sent'; readonly accepted: number; readonly sendMs: number }
-  /** Runners whose job completed, all of one turn of this process in one message. */
+  /** Runners whose job ended (they exit now), all of one turn of this process in one message. */
+  | { readonly type: 'runners-ended'; readonly runners: readonly string[] }
+  /** Runners whose job's `completed` was delivered, all of one turn of this process in one message. */
   | { readonly type: 'jobs-done'; readonly done: ReadonlyArray<{ readonly runner: string; readonly ok: boolean }> }
   | { readonly type: 'closed'; readonly dispatchErrors: number };
 
@@ -55,28 +60,56 @@ function main(): void {
     });
   };
   let options: GitHubSideOptions | undefined;
-  let pool: Pool | undefined;
+  // The queued deliveries and the in_progress/completed ones go on pools of
+  // their own (GitHub sends from many machines at once): a dispatch waiting
+  // for a connection never holds back a queued delivery due now, nor the
+  // other way round.
+  let pools: { readonly queued: Pool; readonly dispatch: Pool } | undefined;
   // Jobs no runner took yet (oldest first); runners online with nothing to do.
   const waiting: number[] = [];
   const idleRunners: string[] = [];
   let dispatchErrors = 0;
 
-  const post = async (jobId: number, action: JobAction, runner?: string): Promise<number> => {
-    if (pool === undefined) throw new Error('no connection pool: start first');
-    const d = signedDelivery(options?.secret ?? '', 'workflow_job', workflowJobPayload({ jobId, action, ...(runner === undefined ? {} : { runnerName: runner }) }));
+  const sign = (jobId: number, action: JobAction, runner?: string): SignedDelivery =>
+    signedDelivery(options?.secret ?? '', 'workflow_job', workflowJobPayload({ jobId, action, ...(runner === undefined ? {} : { runnerName: runner }) }));
+  const post = async (jobId: number, action: JobAction, runner?: string, signed?: SignedDelivery): Promise<number> => {
+    if (pools === undefined) throw new Error('no connection pool: start first');
+    const pool = action === 'queued' ? pools.queued : pools.dispatch;
+    const d = signed ?? sign(jobId, action, runner);
     const res = await pool.request({ path: '/webhook', method: 'POST', headers: d.headers, body: d.body });
     await res.body.dump();
     return res.statusCode;
   };
+  // The runner's end: its job is over and it exits, whatever became of the
+  // webhooks (GitHub sends them on its own; a runner never waits for one).
+  let ended: string[] = [];
+  const runnerEnded = (runner: string): void => {
+    ended.push(runner);
+    if (ended.length > 1) return;
+    setImmediate(() => {
+      const runners = ended;
+      ended = [];
+      send({ type: 'runners-ended', runners });
+    });
+  };
   const runJob = async (runner: string, jobId: number): Promise<void> => {
     let ok = true;
+    let over = false;
     try {
+      // A real job outlasts its in_progress delivery (jobs take seconds,
+      // the delivery milliseconds): with jobs of a few ms, the job runs
+      // from the delivery's answer on, so Flint learns which runner took it
+      // before that runner ends, as it would.
       if (await post(jobId, 'in_progress', runner) >= 300) ok = false;
       await sleep(options?.jobMs ?? 0);
+      // The runner exits as its job ends; `completed` is delivered beside that.
+      over = true;
+      runnerEnded(runner);
       if (await post(jobId, 'completed', runner) >= 300) ok = false;
     } catch {
       ok = false;
     }
+    if (!over) runnerEnded(runner);
     if (!ok) dispatchErrors++;
     jobDone(runner, ok);
   };
@@ -94,6 +127,10 @@ function main(): void {
   const burst = async (firstJobId: number, jobs: number, windowMs: number, connections: number): Promise<void> => {
     // Job i is sent at t0 + i·windowMs/jobs, by whichever of the connections
     // is free (more are opened while the server is slow).
+    // Signed before the clock starts, as GitHub's are made on GitHub's
+    // machines: building and signing a thousand 6 KB bodies is not work of
+    // the host under test, and this process shares its cores.
+    const signed = Array.from({ length: jobs }, (_, i) => sign(firstJobId + i, 'queued'));
     let accepted = 0;
     let next = 0;
     const t0 = Date.now();
@@ -106,7 +143,7 @@ function main(): void {
         // GitHub knows the job before it tells anyone.
         jobQueued(jobId);
         try {
-          const status = await post(jobId, 'queued');
+          const status = await post(jobId, 'queued', undefined, signed[i]);
           if (status >= 200 && status < 300) accepted++;
         } catch {
           // Counted as not accepted.
@@ -122,7 +159,10 @@ function main(): void {
     switch (m.type) {
       case 'start':
         options = m.options;
-        pool = new Pool(m.options.url, { connections: m.options.connections, pipelining: 1 });
+        pools = {
+          queued: new Pool(m.options.url, { connections: m.options.connections, pipelining: 1 }),
+          dispatch: new Pool(m.options.url, { connections: m.options.connections, pipelining: 1 }),
+        };
         return;
       case 'warmup':
         void (async () => {
@@ -142,7 +182,7 @@ function main(): void {
         return;
       case 'close':
         void (async () => {
-          await pool?.close();
+          await Promise.all([pools?.queued.close(), pools?.dispatch.close()]);
           send({ type: 'closed', dispatchErrors });
           process.disconnect();
         })();

@@ -6,7 +6,10 @@
  * Only the outside edges are fakes or stand-ins:
  *   - the hypervisor is InstantDriver (test/fakes): VMs live in this process,
  *     print their markers at once and run no VMM;
- *   - host network and disks are FakeNetwork and FakeDisks (test/fakes);
+ *   - host network and disks are FakeNetwork and InstantDisks (test/fakes),
+ *     both in memory: the VMs never read a disk, and what a real VM's disks
+ *     and tap cost is measured apart (bench/scratch-disk.ts,
+ *     bench/net-attach.ts);
  *   - GitHub is MemoryGitHub (test/fakes, the GitHubPort contract suite
  *     runs against it and the real client), or with `--github sim` the
  *     simulator (tools/github-sim) over HTTP through Flint's real client.
@@ -20,9 +23,16 @@
  *     the signed `queued` deliveries (bench/_payload.ts shape,
  *     X-Hub-Signature-256 with the configured secret), hands each runner
  *     that comes online (told over IPC) the oldest job nobody took yet, and
- *     sends that job's `in_progress` (naming the runner) and, `--job-ms`
- *     later, `completed`; then it tells this process, where the guest prints
- *     `runner-exited` and its VM ends, which frees a place under maxRunners.
+ *     sends that job's `in_progress` (naming the runner). The job runs
+ *     `--job-ms` from that delivery's answer (a real job outlasts its
+ *     in_progress delivery, so Flint knows who took it before the runner
+ *     ends); then the runner ends — it tells this process, where the guest
+ *     prints `runner-exited` and its VM ends, which frees a place under
+ *     maxRunners — and beside that the job's `completed` is sent. A runner
+ *     never waits for a webhook to be answered: GitHub sends them on its
+ *     own. The queued deliveries are signed before the clock starts and go
+ *     on connections of their own, apart from in_progress/completed, so
+ *     they leave on schedule.
  *
  * After a small warm-up (not counted: GitHub token, the simulator's runner
  * key, JIT compilation), `--jobs` (1,000) distinct queued deliveries are
@@ -70,7 +80,7 @@ import { createLogger } from '../src/adapters/log/logger.ts';
 import type { LogLevel } from '../src/config/types.ts';
 import { startFlint } from '../src/entrypoints/flint.ts';
 import { startSimulator } from '../tools/github-sim/index.ts';
-import { FakeDisks } from '../test/fakes/fake-disks.ts';
+import { InstantDisks } from '../test/fakes/instant-disks.ts';
 import { FakeNetwork } from '../test/fakes/fake-network.ts';
 import { InstantDriver } from '../test/fakes/instant-driver.ts';
 import { MemoryGitHub } from '../test/fakes/memory-github.ts';
@@ -171,15 +181,15 @@ export async function runBurst(o: BurstOptions): Promise<BurstResult> {
   const github = startGitHubSide();
   let completed = 0;
   const guests = new Map<string, InstantGuest>();
-  github.on('jobs-done', (m) => {
-    for (const { runner } of m.done) {
-      completed++;
+  github.on('runners-ended', (m) => {
+    for (const runner of m.runners) {
       const guest = guests.get(runner);
       guests.delete(runner);
       guest?.say('FLINT-MARKER runner-exited code=0');
       guest?.exit();
     }
   });
+  github.on('jobs-done', (m) => { completed += m.done.length; });
   // The runners that came online in one turn go to GitHub's side in one
   // message (each message costs this process a write on its event loop:
   // the bench's cost, not Flint's).
@@ -201,6 +211,7 @@ export async function runBurst(o: BurstOptions): Promise<BurstResult> {
     runnerOnline(name);
   });
   const network = new FakeNetwork(config.instanceId);
+  const disks = new InstantDisks();
   const hour = 3600_000;
   let flint: Awaited<ReturnType<typeof startFlint>>;
   try {
@@ -210,7 +221,7 @@ export async function runBurst(o: BurstOptions): Promise<BurstResult> {
       reconcileMs: hour, staleRunnersMs: hour, jobTruth: { intervalMs: hour }, redeliver: { intervalMs: hour },
       // The fakes hold no vCPU or memory: only maxRunners limits the VMs.
       maxVcpus: 1_000_000, maxMemoryMib: 1_000_000_000,
-      edges: { drivers: { qemu: driver }, network, disks: new FakeDisks(), ...(memory === undefined ? {} : { github: memory }) },
+      edges: { drivers: { qemu: driver }, network, disks, ...(memory === undefined ? {} : { github: memory }) },
     });
   } catch (err) {
     await github.close();
