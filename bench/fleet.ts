@@ -19,12 +19,13 @@
  *     runner a second. Every call is counted here, by host and method.
  *   - GitHub's dispatch as in burst, here too: a runner that comes online
  *     (its host tells this process when its driver starts the VM) takes the
- *     oldest job nobody took yet; that job's `in_progress` and, `--job-ms`
- *     later, its `completed` are delivered, signed, to the hosts in turn
- *     (a load balancer's round robin; a host that fails the request is
- *     skipped and the next one tried); then the runner's registration goes
+ *     oldest job nobody took yet; that job's `in_progress` is delivered,
+ *     signed, to the hosts in turn (a load balancer's round robin; a host
+ *     that fails the request is skipped and the next one tried). `--job-ms`
+ *     after its answer the job ends: the runner's registration goes
  *     (ephemeral) and its host is told, where the guest prints
- *     `runner-exited` and its VM ends.
+ *     `runner-exited` and its VM ends; beside that, the job's `completed` is
+ *     delivered the same way (a runner never waits for a webhook).
  *
  * After a warm-up of one job per host (not counted), `--jobs` (2,000)
  * queued deliveries go round robin to the three hosts' webhook endpoints,
@@ -274,16 +275,18 @@ export async function runFleet(o: FleetOptions): Promise<FleetResult> {
       ranJob.add(runner);
       const runnerId = runnerIds.get(runner);
       if (runnerId !== undefined) github.takeJob(runnerId, jobId);
+      // As in burst: the job runs from its in_progress delivery's answer on,
+      // and the runner ends with it; `completed` is delivered beside that.
       let ok = (await deliver(jobId, 'in_progress', runner)) < 300;
       await sleep(o.jobMs);
       github.completeJob(jobId, 'success');
       if (runnerId !== undefined) github.runnerDone(runnerId);
+      const h = runnerHost.get(runner);
+      if (h !== undefined) tell(h, { type: 'job-done', runner });
       ok = (await deliver(jobId, 'completed', runner)) < 300 && ok;
       if (!ok) dispatchErrors++;
       running.delete(jobId);
       completedJobs.add(jobId);
-      const h = runnerHost.get(runner);
-      if (h !== undefined) tell(h, { type: 'job-done', runner });
     };
     const jobQueued = (jobId: number): void => {
       const r = idle.shift();

@@ -124,12 +124,19 @@ async function ingestOne(client: pg.PoolClient, d: JobDelivery, statuses: Map<nu
  * left for it. The runner's host is the instance id in its name
  * (`flint-<instance>-<n>`); a runner Flint did not name passes nothing.
  *
- * B's claim is taken `SKIP LOCKED`: the batch holds its jobs' locks, and
- * waiting here for a row another batch holds could deadlock with it. When
- * every claim B holds of that definition is locked at this instant (another
- * batch is moving it), the hand-over is returned as owed rather than lost
- * (lost, B would start a VM for its claim while A's runner stood idle), and
- * settleOwed makes it once this batch has committed.
+ * B's claim is taken only if this batch can take that job's lock too, at
+ * once (`pg_try_advisory_xact_lock`), and its row is not locked: the batch
+ * holds its own jobs' locks, and waiting for a job another batch holds
+ * could deadlock with it. The job lock matters as much as the row's: a
+ * batch that took B's claim K by its row alone, while another batch held
+ * K's job lock and had not yet touched K's row, would make that batch wait
+ * for K; and if that batch had just handed over, the same way, the job this
+ * one is moving, each would wait for the other (two runners taking each
+ * other's host's claimed jobs at once). When every claim B holds of that
+ * definition is locked at this instant (another batch is moving it), the
+ * hand-over is returned as owed rather than lost (lost, B would start a VM
+ * for its claim while A's runner stood idle), and settleOwed makes it once
+ * this batch has committed.
  */
 async function passClaimOn(client: pg.PoolClient, jobId: number, runnerName: string | null): Promise<OwedClaim | undefined> {
   const vmId = runnerName === null ? undefined : vmIdFromRunnerName(runnerName);
@@ -138,15 +145,23 @@ async function passClaimOn(client: pg.PoolClient, jobId: number, runnerName: str
   // `held`: B holds a claim of the definition, locked or not (a plain read waits for no lock).
   const { rows } = await client.query<{ claimant: string; definition: string; passed: boolean; held: boolean }>(
     `WITH j AS (SELECT claimed_by, definition FROM jobs WHERE id = $1 AND claimed_by IS NOT NULL AND claimed_by <> $2),
+     k AS (
+       -- Newest first, the first whose job lock is free now; rows are pulled one at a time, so
+       -- the locks tried are those up to the one taken. Then its row, if no one holds it.
+       SELECT id FROM jobs WHERE id = (
+         SELECT c.id FROM (
+           SELECT q.id, q.first_seen_at FROM jobs AS q, j
+           WHERE q.status = 'queued' AND q.claimed_by = $2 AND q.definition = j.definition AND q.id <> $1
+           ORDER BY q.first_seen_at DESC, q.id DESC) AS c
+         WHERE pg_try_advisory_xact_lock($3, hashint8(c.id)) LIMIT 1)
+       AND status = 'queued' AND claimed_by = $2
+       FOR UPDATE SKIP LOCKED),
      passed AS (
-       UPDATE jobs SET claimed_by = j.claimed_by FROM j
-       WHERE jobs.id = (
-         SELECT id FROM jobs WHERE status = 'queued' AND claimed_by = $2 AND definition = j.definition AND id <> $1
-         ORDER BY first_seen_at DESC, id DESC LIMIT 1 FOR UPDATE SKIP LOCKED)
+       UPDATE jobs SET claimed_by = j.claimed_by FROM j, k WHERE jobs.id = k.id
        RETURNING jobs.id)
      SELECT j.claimed_by AS claimant, j.definition, EXISTS (SELECT 1 FROM passed) AS passed,
        EXISTS (SELECT 1 FROM jobs WHERE status = 'queued' AND claimed_by = $2 AND definition = j.definition AND id <> $1) AS held
-     FROM j`, [jobId, runnerHost]);
+     FROM j`, [jobId, runnerHost, JOB_LOCK_SPACE]);
   const r = rows[0];
   return r === undefined || r.passed || !r.held ? undefined : { from: runnerHost, to: r.claimant, definition: r.definition };
 }

@@ -22,6 +22,7 @@ import type { PostgresCluster } from '../../../../test/helpers/postgres.ts';
 import { requirePrereqs } from '../../../../test/helpers/prereq.ts';
 import type { JobAction } from '../../../core/jobs.ts';
 import { openPostgresStores } from './index.ts';
+import { JOB_LOCK_SPACE } from './intake-store.ts';
 import type { PostgresStores } from './index.ts';
 import { migrate, MIGRATIONS } from './migrations.ts';
 import type { Migration } from './migrations.ts';
@@ -182,6 +183,42 @@ function suites(): void {
     await holder.query('ROLLBACK');
     assert.equal(await owner(2), 'bbbb');
     assert.equal((await stores.intake.getJob(1))?.status, 'in_progress');
+  });
+
+  test('postgres: two runners taking each other\'s host\'s claimed jobs at once: the two batches do not deadlock', async (t) => {
+    const f = await fresh();
+    const other = new pg.Client({ connectionString: f.url });
+    const watcher = openPostgresPool({ url: f.url });
+    await other.connect();
+    t.after(async () => { await other.end(); await watcher.end(); await f.dispose(); });
+    const { intake, claims } = f.stores;
+    for (const id of [1, 2]) await intake.ingest([delivery(id, 'queued', { at: 1000 + id })]);
+    assert.deepEqual([...await claims.claim('aaaa', new Map([['default', 1]]), 10_000, 30_000)], [['default', 1]]);
+    assert.deepEqual([...await claims.claim('bbbb', new Map([['default', 1]]), 10_000, 30_000)], [['default', 1]]);
+    // `other` plays the batch for job 2, taken by aaaa's runner, up to its hand-over: job 2's lock, then
+    // aaaa's claim (job 1) passed to bbbb, which locks job 1's row. Job 2's row it has not touched yet.
+    const otherPid = (await other.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid;
+    await other.query('BEGIN');
+    await other.query('SELECT pg_advisory_xact_lock($1, hashint8($2::bigint))', [JOB_LOCK_SPACE, 2]);
+    await other.query("UPDATE jobs SET claimed_by = 'bbbb' WHERE id = 1");
+    // The batch for job 1, taken by bbbb's runner: it must not take job 2 (its job lock is held), so it only
+    // waits for job 1's row.
+    const ingest = intake.ingest([delivery(1, 'in_progress', { runner: 'flint-bbbb-00001' })]);
+    for (let i = 0; ; i++) {
+      const { rows } = await watcher.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> $1", [otherPid]);
+      if ((rows[0]?.n ?? 0) >= 1) break;
+      assert.ok(i < 300, 'the batch for job 1 never waits for job 1\'s row');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    // Now `other` moves its own job 2. Had the batch taken job 2's row for its hand-over, each would wait
+    // for the other: PostgreSQL would end one with "deadlock detected".
+    await other.query("UPDATE jobs SET status = 'in_progress', claimed_by = NULL, claim_expires_at = NULL WHERE id = 2");
+    await other.query('COMMIT');
+    assert.deepEqual(await ingest, ['accepted']);
+    const status = async (id: number) => (await watcher.query<{ status: string }>('SELECT status FROM jobs WHERE id = $1', [id])).rows[0]?.status;
+    assert.equal(await status(1), 'in_progress');
+    assert.equal(await status(2), 'in_progress');
+    assert.deepEqual(Object.fromEntries(await claims.claimsByHost(10_001)), {}, 'no claim is left on a job that left queued');
   });
 
   test('postgres: a heartbeat in flight when the leader marks its host lost wins: the mark waits for it and then finds the host fresh', async (t) => {
