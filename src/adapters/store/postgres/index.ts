@@ -19,7 +19,7 @@ import { createPostgresIntakeStore } from './intake-store.ts';
 import { createPostgresJobRecords } from './job-records.ts';
 import { migrate } from './migrations.ts';
 import type { MigrationResult } from './migrations.ts';
-import { openPostgresPool, redactUrl } from './pool.ts';
+import { openConnections, openPostgresPool, redactUrl } from './pool.ts';
 import type { PostgresSettings } from './pool.ts';
 import { createPostgresRunnerStates } from './runner-states.ts';
 import { createPostgresTruthStore } from './truth-store.ts';
@@ -68,6 +68,7 @@ export async function openPostgresStores(settings: PostgresSettings): Promise<Po
     await pool.end();
     throw err;
   }
+  await openConnections(pool);
   return postgresStoresOn(pool, migration);
 }
 

@@ -19,7 +19,7 @@ export interface PostgresSettings {
   readonly url: string;
   /** Taken over any password in the URL; kept out of the URL so the URL can be logged. */
   readonly password?: string;
-  /** Most connections this process holds (default 10). */
+  /** Connections this process holds: opened at start (openConnections) and kept open (default 10). */
   readonly maxConnections?: number;
   /** Gives up on a connection the server does not answer within this many ms (default: waits as long as the OS does). */
   readonly connectTimeoutMs?: number;
@@ -43,6 +43,11 @@ export function openPostgresPool(settings: PostgresSettings): pg.Pool {
     connectionString: settings.url,
     ...(settings.password === undefined ? {} : { password: settings.password }),
     max: settings.maxConnections ?? 10,
+    // Kept open once opened (pg-pool closes idle connections only above
+    // `min`): a burst after a quiet spell finds them there rather than
+    // waiting for the server to start a backend for each, as a pool that
+    // shrank to nothing would.
+    min: settings.maxConnections ?? 10,
     ...(settings.connectTimeoutMs === undefined ? {} : { connectionTimeoutMillis: settings.connectTimeoutMs }),
     types,
     application_name: 'flint',
@@ -52,6 +57,27 @@ export function openPostgresPool(settings: PostgresSettings): pg.Pool {
   // query takes a fresh connection and fails or succeeds on its own.
   pool.on('error', () => undefined);
   return pool;
+}
+
+/**
+ * Opens the pool's connections up to its size now, at start, each with one
+ * round trip so the server has started its backend: the first burst of work
+ * then waits for no connection. Best effort: a connection the server refuses
+ * now (its `max_connections` reached) is opened later, when work needs it,
+ * and fails or succeeds then.
+ */
+export async function openConnections(pool: pg.Pool): Promise<void> {
+  const clients = await Promise.all(Array.from({ length: pool.options.max }, () => pool.connect().then(async (c) => {
+    try {
+      await c.query('SELECT 1');
+      return c;
+    } catch {
+      c.release(true);
+      return undefined;
+    }
+  }, () => undefined)));
+  // Released after all are open: released at once, one connection would serve every other `connect`.
+  for (const c of clients) c?.release();
 }
 
 /** `url` with any password replaced by `***`, for logs and messages. */

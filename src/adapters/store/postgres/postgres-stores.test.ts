@@ -396,6 +396,23 @@ function suites(): void {
     assert.deepEqual(deleted, [3, 4]);
   });
 
+  test('postgres: the stores open their pool\'s connections at start, each with its backend running', async (t) => {
+    const c = await cluster();
+    const url = await c.createSchema();
+    const watcher = openPostgresPool({ url, maxConnections: 1 });
+    t.after(async () => { await watcher.end(); await c.dropSchema(url); });
+    const since = (await watcher.query<{ t: Date }>('SELECT now() AS t')).rows[0]?.t;
+    const stores = await openPostgresStores({ url, maxConnections: 4 });
+    try {
+      // Before any work: the first burst waits for no backend to start.
+      const { rows } = await watcher.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'flint' AND backend_start >= $1 AND pid <> pg_backend_pid()", [since]);
+      assert.equal(rows[0]?.n, 4);
+    } finally {
+      await stores.close();
+    }
+  });
+
   test('postgres: health reports the latest round trip and says closed after close', async (t) => {
     const f = await fresh();
     t.after(f.dispose);
