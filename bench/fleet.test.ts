@@ -8,7 +8,7 @@ test('npm run bench -- fleet with 60 jobs: three hosts complete every job, no st
   if (!requirePrereqs(t, ...postgresPrereqs())) return;
   const lines: string[] = [];
   t.mock.method(console, 'log', (line: unknown) => { lines.push(String(line)); });
-  await bench(['--jobs', '60', '--window-ms', '500', '--max-runners', '5', '--timeout-ms', '120000']);
+  await bench(['--jobs', '60', '--window-ms', '500', '--max-runners', '5', '--warmup', '3', '--pause-ms', '0', '--timeout-ms', '120000']);
   t.mock.restoreAll();
   const last = JSON.parse(lines.at(-1) ?? '{}') as Record<string, unknown>;
   assert.deepEqual(Object.keys(last), ['bench', 'hosts', 'jobs', 'completed', 'duplicate_starts', 'github_calls_per_job', 'failover_s', 'p99_ms']);

@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- fleet [--jobs N] [--window-ms MS] [--job-ms MS] [--max-runners N] [--connections N] [--kill-after N] [--timeout-ms MS]`
+ * `npm run bench -- fleet [--jobs N] [--window-ms MS] [--job-ms MS] [--max-runners N] [--connections N] [--warmup N] [--pause-ms MS] [--kill-after N] [--timeout-ms MS]`
  *
  * A fleet of three Flint hosts on one PostgreSQL under a burst of queued
  * jobs, with the leader killed mid-run. The model is bench/burst.ts (one
@@ -27,13 +27,23 @@
  *     `runner-exited` and its VM ends; beside that, the job's `completed` is
  *     delivered the same way (a runner never waits for a webhook).
  *
- * After a warm-up of one job per host (not counted), `--jobs` (2,000)
- * queued deliveries go round robin to the three hosts' webhook endpoints,
- * spread evenly over `--window-ms` (4,000 ms, i.e. 500/s), on
- * `--connections` keep-alive connections. Each host may run `--max-runners`
- * (40) VMs: 120 for the fleet, more than the burst needs at its rate with
- * jobs of a few ms, so that waiting on a free place measures the hosts'
- * pace, not a limit of the bench.
+ * After a warm-up of `--warmup` (150) jobs at the same pace, waited for
+ * and not counted (each host's hot paths compiled and its statements
+ * prepared, as on a Flint that has been up: with one job per host the first
+ * seconds measured V8's compiler), and a quiet spell of `--pause-ms`
+ * (10,000: work comes in waves, and a host must be as quick after a lull;
+ * see keepHeapWhenQuiet in src/entrypoints/flint.ts), `--jobs` (2,000) queued deliveries go
+ * round robin to the three hosts' webhook endpoints, spread evenly over
+ * `--window-ms` (40,000 ms, i.e. 50/s), on `--connections` keep-alive
+ * connections. 50 jobs a second is a busy fleet's steady load, kept up
+ * through the leader's failover (the kill comes a third of the way in, the
+ * lease moves 20 – 40 s later, while jobs still arrive). Three hosts,
+ * PostgreSQL and the bench share this machine's cores: at 500/s (4,000 ms)
+ * they run out of CPU and every stage waits for one (docs/fleet.md, "Where
+ * a job's time goes"); a single host's burst is bench/burst.ts. Each host
+ * may run `--max-runners` (40) VMs: 120 for the fleet, more than the jobs
+ * need at this rate with jobs of a few ms, so that waiting on a free place
+ * measures the hosts' pace, not a limit of the bench.
  *
  * Once `--kill-after` jobs completed (a third), the host holding the
  * `singletons` lease (FleetStore, `fleet_leases`) is killed with SIGKILL.
@@ -102,6 +112,10 @@ export interface FleetOptions {
   readonly maxRunners: number;
   /** Keep-alive connections of the sender, over all hosts. */
   readonly connections: number;
+  /** Jobs sent before the measured ones, at their pace, and waited for; not counted. */
+  readonly warmup: number;
+  /** Quiet time between the warm-up's end and the first measured job. */
+  readonly pauseMs: number;
   /** Kill the lease holder once this many burst jobs completed; undefined: a third of them. */
   readonly killAfter?: number;
   /** Give up waiting for the jobs to complete after this long. */
@@ -112,7 +126,7 @@ export interface FleetOptions {
 }
 
 export const FLEET_DEFAULTS: FleetOptions = {
-  hosts: 3, jobs: 2000, windowMs: 4000, jobMs: 5, maxRunners: 40, connections: 24, timeoutMs: 300_000, logLevel: 'warn',
+  hosts: 3, jobs: 2000, windowMs: 40_000, jobMs: 5, maxRunners: 40, connections: 24, warmup: 150, pauseMs: 10_000, timeoutMs: 300_000, logLevel: 'warn',
 };
 
 export interface FleetResult {
@@ -320,15 +334,23 @@ export async function runFleet(o: FleetOptions): Promise<FleetResult> {
       return false;
     };
 
-    // Warm-up: one job per host (JIT compilation, first queries), not counted.
+    // Warm-up, not counted: jobs at the burst's pace (at least one per
+    // host), so each host's hot paths are compiled and its statements
+    // prepared before anything is measured, as on a Flint that has been up.
     const warm = new Set<number>();
-    for (let i = 0; i < hosts.length; i++) {
+    const warmJobs = Math.max(hosts.length, o.warmup);
+    const warmGapMs = o.windowMs / Math.max(1, o.jobs);
+    const tw = Date.now();
+    await Promise.all(Array.from({ length: warmJobs }, async (_, i) => {
+      await sleep(Math.max(0, tw + i * warmGapMs - Date.now()));
       const jobId = queue();
       warm.add(jobId);
       jobQueued(jobId);
       if (await deliver(jobId, 'queued') >= 300) throw new Error('a warm-up delivery was refused');
-    }
+    }));
     if (!(await waitCompleted(warm, Date.now() + 60_000))) throw new Error('the warm-up jobs did not complete within 60 s');
+    // A quiet spell before the measured jobs, as a fleet has between waves of work.
+    await sleep(o.pauseMs);
     const startsBefore = starts.length;
     counting = true;
 
@@ -498,7 +520,7 @@ export default async function bench(argv: string[]): Promise<void> {
     args: argv,
     options: {
       'jobs': { type: 'string' }, 'window-ms': { type: 'string' }, 'job-ms': { type: 'string' }, 'max-runners': { type: 'string' },
-      'connections': { type: 'string' }, 'kill-after': { type: 'string' }, 'timeout-ms': { type: 'string' },
+      'connections': { type: 'string' }, 'kill-after': { type: 'string' }, 'timeout-ms': { type: 'string' }, 'warmup': { type: 'string' }, 'pause-ms': { type: 'string' },
     },
   });
   const num = (v: string | undefined, dflt: number): number => {
@@ -511,7 +533,7 @@ export default async function bench(argv: string[]): Promise<void> {
     ...d,
     jobs: num(values.jobs, d.jobs), windowMs: num(values['window-ms'], d.windowMs), jobMs: num(values['job-ms'], d.jobMs),
     maxRunners: num(values['max-runners'], d.maxRunners), connections: num(values.connections, d.connections),
-    timeoutMs: num(values['timeout-ms'], d.timeoutMs),
+    timeoutMs: num(values['timeout-ms'], d.timeoutMs), warmup: num(values.warmup, d.warmup), pauseMs: num(values['pause-ms'], d.pauseMs),
     ...(values['kill-after'] === undefined ? {} : { killAfter: num(values['kill-after'], 0) }),
     logLevel: process.env.FLINT_BENCH_LOG_LEVEL === 'info' || process.env.FLINT_BENCH_LOG_LEVEL === 'debug' ? process.env.FLINT_BENCH_LOG_LEVEL : d.logLevel,
   };

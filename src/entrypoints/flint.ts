@@ -67,6 +67,7 @@
  * busy runners finishing).
  */
 import { availableParallelism, totalmem } from 'node:os';
+import { setFlagsFromString } from 'node:v8';
 import type { FlintConfig } from '../config/types.ts';
 import type { Logger } from '../adapters/log/logger.ts';
 import { openDatabase } from '../adapters/store/db.ts';
@@ -380,7 +381,22 @@ export async function startWebhooksOnly(opts: RootOptions): Promise<RunningWebho
   };
 }
 
+/**
+ * Keeps the heap a busy spell grew. V8's memory reducer shrinks the heap
+ * of a process that has gone quiet for some seconds; work that comes after
+ * (a wave of jobs after a lull, the ordinary day of a runner manager) then
+ * runs with GC limits far below what it needs, and every job's path was
+ * 5 – 8 times slower for the next 10 s and more (fleet bench after a 10 s
+ * pause: p50 118 ms against 12 ms; docs/operations.md). Flint is a daemon
+ * whose peak heap is its working size. Read by V8 when it would start a
+ * reduction, so setting it here, before any work, holds.
+ */
+function keepHeapWhenQuiet(): void {
+  setFlagsFromString('--no-memory-reducer');
+}
+
 export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
+  keepHeapWhenQuiet();
   const { config, logger } = opts;
   const base = await openState(opts);
   const { db, store, clock, postgres } = base;
