@@ -62,9 +62,10 @@
  * Prints its figures, then as the LAST line one JSON object:
  *   {"bench":"burst","sent":…,"accepted":…,"duplicate_starts":…,"p50_ms":…,"p99_ms":…,"rss_mb":…,"cpu_ms_per_job":…,"loop_cpu_ms_per_job":…}
  * Targets: all accepted, zero duplicate starts, p99 ≤ 50 ms, RSS ≤ 200 MB.
- * Figures (2-core host at load 6 – 7, docs/operations.md "Third round"):
- * all accepted, no duplicate, p99 2.3 – 6.6 s, RSS 160 – 165 MB,
- * 6.9 – 7.8 ms CPU per job, 3.2 – 3.5 ms of it on the event loop.
+ * Figures (quiet 2-core host, docs/operations.md "Fourth round: the bench's runner, and
+ * what is left"): all accepted, no duplicate, p99 549 – 1,089 ms, RSS
+ * 159 – 165 MB, 3.2 – 4.3 ms CPU per job, 1.7 – 2.1 ms of it on the event
+ * loop.
  */
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
