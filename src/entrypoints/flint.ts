@@ -644,6 +644,7 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
       // What gates this host's once-per-fleet loops, not the row alone.
       return { hosts, leader: membership.leader() };
     } }),
+    ...(postgres === undefined ? {} : { claimHandOvers: () => ({ ...postgres.intake.claimHandOvers() }) }),
   });
   let closing: Promise<void> | undefined;
   let draining: { drain: Drain; closed: Promise<DrainOutcome> } | undefined;

@@ -26,3 +26,19 @@ test('no fleet source (SQLite store): no fleet gauge at all', async () => {
   metrics.collectFrom({ loops: () => [] });
   assert.doesNotMatch((await metrics.scrape()).body, /flint_fleet_/);
 });
+
+test('claim hand-overs: a counter per result, as the store counts them at each scrape; none without a PostgreSQL store', async () => {
+  const metrics = createMetrics({ processMetrics: false });
+  let counts = { passed: 3, owed: 1, settled: 1, cleared: 0, dropped: 0 };
+  metrics.collectFrom({ loops: () => [], claimHandOvers: () => counts });
+  const first = (await metrics.scrape()).body;
+  assert.match(first, /^# TYPE flint_claim_handovers_total counter$/m);
+  assert.match(first, /^flint_claim_handovers_total\{result="passed"\} 3$/m);
+  assert.match(first, /^flint_claim_handovers_total\{result="owed"\} 1$/m);
+  assert.match(first, /^flint_claim_handovers_total\{result="dropped"\} 0$/m);
+  counts = { ...counts, passed: 5 };
+  assert.match((await metrics.scrape()).body, /^flint_claim_handovers_total\{result="passed"\} 5$/m, 'the total now, not added to the last scrape');
+  const sqlite = createMetrics({ processMetrics: false });
+  sqlite.collectFrom({ loops: () => [] });
+  assert.doesNotMatch((await sqlite.scrape()).body, /flint_claim_handovers/);
+});

@@ -35,6 +35,8 @@ export interface MetricsSources {
   readonly capacity?: () => HostCapacity;
   /** The fleet's hosts as the store has them now (PostgreSQL store only). */
   readonly fleet?: () => Promise<FleetMetrics>;
+  /** Claim hand-overs since start, by result (PostgreSQL store only: PostgresIntakeStore.claimHandOvers). */
+  readonly claimHandOvers?: () => Readonly<Record<string, number>>;
 }
 
 export interface FleetMetrics {
@@ -255,6 +257,18 @@ function registerStateMetrics(registers: Registry[], s: MetricsSources): void {
     new Gauge({
       name: 'flint_fleet_leader', help: '1 while this host holds the fleet\'s lease and runs the once-per-fleet loops, else 0.', registers,
       async collect() { this.set((await read()).leader ? 1 : 0); },
+    });
+  }
+  const handOvers = s.claimHandOvers;
+  if (handOvers !== undefined) {
+    new Counter({
+      name: 'flint_claim_handovers_total',
+      help: 'Claims passed to the host whose claimed job another host\'s runner took, by result: passed (in the webhook batch), owed (deferred to after its commit), and of those settled, cleared (nothing owed any more) or dropped (given up: a runner may stand idle until its grace ends).',
+      labelNames: ['result'] as const, registers,
+      collect() {
+        this.reset();
+        for (const [result, n] of Object.entries(handOvers())) this.inc({ result }, n);
+      },
     });
   }
 }

@@ -7,7 +7,7 @@
  */
 import type pg from 'pg';
 import { FlintError } from '../../../core/errors/index.ts';
-import type { IntakeStore, JobRecordStore, RunnerStateStore, TruthStore } from '../../../daemon/ports/store.ts';
+import type { JobRecordStore, RunnerStateStore, TruthStore } from '../../../daemon/ports/store.ts';
 import type { VmStore } from '../../../daemon/vm/vm-store.ts';
 import type { FleetStore } from '../../../daemon/ports/fleet.ts';
 import { createPostgresFleet } from './fleet.ts';
@@ -16,6 +16,7 @@ import { createPostgresWorkClaims } from './work-claims.ts';
 import type { ScaleSetStateStore } from '../../../daemon/ports/scaleset-store.ts';
 import { createPostgresScaleSetState } from './scaleset-state.ts';
 import { createPostgresIntakeStore } from './intake-store.ts';
+import type { PostgresIntakeStore } from './intake-store.ts';
 import { createPostgresJobRecords } from './job-records.ts';
 import { migrate } from './migrations.ts';
 import type { MigrationResult } from './migrations.ts';
@@ -28,7 +29,7 @@ import { PostgresVmStore } from './vms.ts';
 export type { PostgresSettings } from './pool.ts';
 
 export interface PostgresStores {
-  readonly intake: IntakeStore;
+  readonly intake: PostgresIntakeStore;
   readonly truth: TruthStore;
   readonly records: JobRecordStore;
   readonly runnerStates: RunnerStateStore;

@@ -48,6 +48,29 @@ const INSERT_DELIVERY = 'INSERT INTO deliveries (id, event, action, job_id, rece
 /** A claim of `definition` that host `from` owes host `to`: its runner took a job `to` had claimed (passClaimOn). */
 interface OwedClaim { readonly from: string; readonly to: string; readonly definition: string }
 
+/**
+ * Claim hand-overs since the store opened (passClaimOn, settleOwed): made
+ * inside their webhook batch (`passed`), owed by it (`owed`), and of those
+ * owed, made after its commit (`settled`), found owed no more (`cleared`:
+ * the debtor held no claim of the definition any more) or given up after
+ * every try (`dropped`: one runner may stand idle until its grace ends).
+ */
+export interface ClaimHandOvers {
+  readonly passed: number;
+  readonly owed: number;
+  readonly settled: number;
+  readonly cleared: number;
+  readonly dropped: number;
+}
+
+/** The PostgreSQL intake, with its count of claim hand-overs (for /metrics). */
+export interface PostgresIntakeStore extends IntakeStore {
+  claimHandOvers(): ClaimHandOvers;
+}
+
+/** A batch's hand-overs: counted once it has committed. */
+interface BatchHandOvers { passed: number; readonly owed: OwedClaim[] }
+
 /** How long an owed hand-over waits for its row, per attempt, and how many attempts it makes. */
 const OWED_LOCK_TIMEOUT_MS = 500;
 const OWED_ATTEMPTS = 3;
@@ -65,7 +88,7 @@ const LOCK_NOT_AVAILABLE = '55P03';
  * and only once the delivery is known to be new. A hand-over it could not
  * make goes to `owed`.
  */
-async function ingestOne(client: pg.PoolClient, d: JobDelivery, statuses: Map<number, JobStatus>, owed: OwedClaim[]): Promise<DeliveryOutcome> {
+async function ingestOne(client: pg.PoolClient, d: JobDelivery, statuses: Map<number, JobStatus>, handOvers: BatchHandOvers): Promise<DeliveryOutcome> {
   const { command: c } = d;
   const delivery = (outcome: RecordedOutcome): unknown[] => [d.deliveryId, 'workflow_job', c.action, c.job.id, d.receivedAt, outcome];
   const insertDelivery = async (outcome: RecordedOutcome): Promise<boolean> => ((await client.query(INSERT_DELIVERY, delivery(outcome))).rowCount ?? 0) > 0;
@@ -98,8 +121,9 @@ async function ingestOne(client: pg.PoolClient, d: JobDelivery, statuses: Map<nu
     // A job that leaves `queued` is nobody's claim any more (work-claims.ts).
     if (onRecord === 'queued' && c.action !== 'queued') {
       if (!(await insertDelivery(outcome))) return 'duplicate';
-      const debt = await passClaimOn(client, c.job.id, runnerName);
-      if (debt !== undefined) owed.push(debt);
+      const handOver = await passClaimOn(client, c.job.id, runnerName);
+      if (handOver === 'passed') handOvers.passed++;
+      else if (handOver !== undefined) handOvers.owed.push(handOver);
       await client.query(`UPDATE jobs SET ${set('$1', '$3', '$4', '$5')} WHERE id = $2`, [c.action, c.job.id, d.receivedAt, conclusion, runnerName]);
       moved = true;
     } else {
@@ -138,7 +162,7 @@ async function ingestOne(client: pg.PoolClient, d: JobDelivery, statuses: Map<nu
  * for its claim while A's runner stood idle), and settleOwed makes it once
  * this batch has committed.
  */
-async function passClaimOn(client: pg.PoolClient, jobId: number, runnerName: string | null): Promise<OwedClaim | undefined> {
+async function passClaimOn(client: pg.PoolClient, jobId: number, runnerName: string | null): Promise<'passed' | OwedClaim | undefined> {
   const vmId = runnerName === null ? undefined : vmIdFromRunnerName(runnerName);
   const runnerHost = vmId === undefined ? undefined : parseVmId(vmId)?.instanceId;
   if (runnerHost === undefined) return undefined;
@@ -163,7 +187,8 @@ async function passClaimOn(client: pg.PoolClient, jobId: number, runnerName: str
        EXISTS (SELECT 1 FROM jobs WHERE status = 'queued' AND claimed_by = $2 AND definition = j.definition AND id <> $1) AS held
      FROM j`, [jobId, runnerHost, JOB_LOCK_SPACE]);
   const r = rows[0];
-  return r === undefined || r.passed || !r.held ? undefined : { from: runnerHost, to: r.claimant, definition: r.definition };
+  if (r === undefined || !(r.passed || r.held)) return undefined;
+  return r.passed ? 'passed' : { from: runnerHost, to: r.claimant, definition: r.definition };
 }
 
 /**
@@ -179,11 +204,13 @@ async function passClaimOn(client: pg.PoolClient, jobId: number, runnerName: str
  * made after OWED_ATTEMPTS leaves what an unswapped claim leaves, one idle
  * runner, reaped after its idle grace.
  */
-async function settleOwed(pool: pg.Pool, owed: readonly OwedClaim[]): Promise<void> {
+async function settleOwed(pool: pg.Pool, owed: readonly OwedClaim[]): Promise<{ settled: number; cleared: number; dropped: number }> {
+  const tally = { settled: 0, cleared: 0, dropped: 0 };
   for (const o of owed) {
+    let outcome: 'settled' | 'cleared' | 'dropped' = 'dropped';
     for (let attempt = 1; attempt <= OWED_ATTEMPTS; attempt++) {
       try {
-        const done = await inTransaction(pool, async (client) => {
+        const done = await inTransaction(pool, async (client): Promise<'settled' | 'cleared' | undefined> => {
           await client.query(`SET LOCAL lock_timeout = ${OWED_LOCK_TIMEOUT_MS}`);
           const { rows } = await client.query<{ held: boolean; passed: boolean }>(
             `WITH k AS (
@@ -194,14 +221,20 @@ async function settleOwed(pool: pg.Pool, owed: readonly OwedClaim[]): Promise<vo
                WHERE jobs.id = k.id AND jobs.status = 'queued' AND jobs.claimed_by = $2 RETURNING jobs.id)
              SELECT EXISTS (SELECT 1 FROM k) AS held, EXISTS (SELECT 1 FROM passed) AS passed`, [o.to, o.from, o.definition]);
           const r = rows[0];
-          return r === undefined || !r.held || r.passed;
+          if (r === undefined || !r.held) return 'cleared';
+          return r.passed ? 'settled' : undefined;
         });
-        if (done) break;
+        if (done !== undefined) {
+          outcome = done;
+          break;
+        }
       } catch (err) {
         if ((err as { code?: unknown }).code !== LOCK_NOT_AVAILABLE) break;
       }
     }
+    tally[outcome]++;
   }
+  return tally;
 }
 
 /** Takes the batch's job locks, in the order of their keys (volatile calls run after the sort). */
@@ -211,12 +244,15 @@ async function lockJobs(client: pg.PoolClient, jobIds: readonly number[]): Promi
     [JOB_LOCK_SPACE, jobIds]);
 }
 
-export function createPostgresIntakeStore(pool: pg.Pool): IntakeStore {
+export function createPostgresIntakeStore(pool: pg.Pool): PostgresIntakeStore {
+  const handOvers = { passed: 0, owed: 0, settled: 0, cleared: 0, dropped: 0 };
   return {
+    claimHandOvers: () => ({ ...handOvers }),
     async ingest(batch) {
       if (batch.length === 0) return [];
       // Filled by the batch, made after its commit (a batch rolled back throws, and owes nothing).
-      const owed: OwedClaim[] = [];
+      const batchHandOvers: BatchHandOvers = { passed: 0, owed: [] };
+      const { owed } = batchHandOvers;
       let outcomes: DeliveryOutcome[];
       try {
         outcomes = await inTransaction(pool, async (client) => {
@@ -229,7 +265,7 @@ export function createPostgresIntakeStore(pool: pg.Pool): IntakeStore {
             for (const r of found.rows) statuses.set(r.id, r.status);
           }
           const results: DeliveryOutcome[] = [];
-          for (const d of batch) results.push(await ingestOne(client, d, statuses, owed));
+          for (const d of batch) results.push(await ingestOne(client, d, statuses, batchHandOvers));
           // A queued job is work for any host of the fleet: wake their schedulers (delivered at commit).
           if (batch.some((d, i) => d.command.action === 'queued' && results[i] === 'accepted')) await client.query(`SELECT pg_notify('${WORK_CHANNEL}', '')`);
           return results;
@@ -237,7 +273,14 @@ export function createPostgresIntakeStore(pool: pg.Pool): IntakeStore {
       } catch (err) {
         throw writeFailed(`${batch.length} webhook deliveries`, err);
       }
-      if (owed.length > 0) await settleOwed(pool, owed);
+      handOvers.passed += batchHandOvers.passed;
+      handOvers.owed += owed.length;
+      if (owed.length > 0) {
+        const settled = await settleOwed(pool, owed);
+        handOvers.settled += settled.settled;
+        handOvers.cleared += settled.cleared;
+        handOvers.dropped += settled.dropped;
+      }
       return outcomes;
     },
     async getJob(id) {

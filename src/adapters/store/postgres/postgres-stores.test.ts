@@ -121,6 +121,7 @@ function suites(): void {
     await intake.ingest([delivery(2, 'in_progress', { runner: 'flint-bbbb-00002' })]);
     await intake.ingest([delivery(3, 'in_progress', { runner: 'laptop' })]);
     assert.deepEqual(Object.fromEntries(await claims.claimsByHost(10_002)), {});
+    assert.deepEqual(intake.claimHandOvers(), { passed: 1, owed: 0, settled: 0, cleared: 0, dropped: 0 });
   });
 
   /**
@@ -165,6 +166,7 @@ function suites(): void {
     assert.equal(await owner(2), 'aaaa');
     assert.equal(await owner(1), null);
     assert.deepEqual(Object.fromEntries(await stores.claims.claimsByHost(10_001)), { aaaa: 1 });
+    assert.deepEqual(stores.intake.claimHandOvers(), { passed: 0, owed: 1, settled: 1, cleared: 0, dropped: 0 });
   });
 
   test('postgres: an owed hand-over whose claim left queued meanwhile owes nothing', async (t) => {
@@ -175,6 +177,7 @@ function suites(): void {
     assert.deepEqual(await ingest, ['accepted']);
     assert.equal(await owner(2), null);
     assert.deepEqual(Object.fromEntries(await stores.claims.claimsByHost(10_001)), {});
+    assert.deepEqual(stores.intake.claimHandOvers(), { passed: 0, owed: 1, settled: 0, cleared: 1, dropped: 0 });
   });
 
   test('postgres: an owed hand-over whose row stays held gives up after its bounded waits; the batch stands', async (t) => {
@@ -183,6 +186,7 @@ function suites(): void {
     await holder.query('ROLLBACK');
     assert.equal(await owner(2), 'bbbb');
     assert.equal((await stores.intake.getJob(1))?.status, 'in_progress');
+    assert.deepEqual(stores.intake.claimHandOvers(), { passed: 0, owed: 1, settled: 0, cleared: 0, dropped: 1 });
   });
 
   test('postgres: two runners taking each other\'s host\'s claimed jobs at once: the two batches do not deadlock', async (t) => {
