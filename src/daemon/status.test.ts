@@ -62,8 +62,11 @@ test('the fleet: every host by id with its heartbeat age and state (up, late aft
   ]);
   assert.deepEqual(f.hosts[0], {
     id: 'ab', address: 'http://ab.internal:8080', capacity: { vcpus: 16, memoryMib: 30_000 }, vms: 2, firstSeenAt: T - 3600_000, lastHeartbeatAt: T - 1_000,
-    heartbeatAgeMs: 1_000, state: 'up', lostAt: null, self: true, leader: true, claims: null,
+    heartbeatAgeMs: 1_000, state: 'up', lostAt: null, self: true, leader: true, claims: null, room: null,
   });
+  // A host that publishes its room per definition with its heartbeat shows it.
+  const roomy = buildStatus(inputs({ fleet: fleetInputs({ hosts: [{ ...fleetInputs().hosts[0]!, canHold: { small: 3, large: 0 } }] }) })).fleet;
+  assert.deepEqual(roomy?.hosts[0]?.room, { small: 3, large: 0 });
   // Exactly two intervals is still up; one ms more is late.
   const edge = buildStatus(inputs({ fleet: fleetInputs({ hosts: [{ ...fleetInputs().hosts[1]!, lastHeartbeatAt: T - 20_000 }] }) })).fleet;
   assert.equal(edge?.hosts[0]?.state, 'up');

@@ -92,6 +92,12 @@ export interface FleetHostView {
   readonly leader: boolean;
   /** Unexpired claims on queued jobs it holds; null when work claims are not wired. */
   readonly claims: number | null;
+  /**
+   * Runners it could still take per definition (its starting and idle ones
+   * plus what it could start now), as it published with its last heartbeat;
+   * null when it publishes none. The fleet's scale-set offer is their sum.
+   */
+  readonly room: Readonly<Record<string, number>> | null;
 }
 
 export interface FleetView {
@@ -243,6 +249,7 @@ export function fleetView(f: FleetInputs, now: number, self: string): FleetView 
       firstSeenAt: h.firstSeenAt, lastHeartbeatAt: h.lastHeartbeatAt, heartbeatAgeMs: ageMs, state, lostAt,
       self: h.id === self, leader: lease?.holder === h.id,
       claims: f.claims === undefined ? null : f.claims.get(h.id) ?? 0,
+      room: h.canHold === undefined ? null : { ...h.canHold },
     };
   });
   return { leader: lease?.holder ?? null, leaseExpiresAt: lease?.expiresAt ?? null, heartbeatMs: f.heartbeatMs, lostAfterMs: f.lostAfterMs, hosts };

@@ -29,4 +29,10 @@ test('the Fleet table: one row per host with state, role, capacity, VMs and hear
   assert.match(leaderless, /^ab +up +this host /m);
   assert.match(leaderless, /^no leader now/m);
   assert.equal(formatFleet(null), 'no fleet: the store is SQLite, this host is the whole fleet\n');
+  // Hosts that publish their room per definition: a ROOM column, `-` for one that publishes none.
+  const byId = (id: string) => fleetInputs().hosts.find((h) => h.id === id)!;
+  const roomy = formatFleet(buildStatus(inputs({ fleet: fleetInputs({ hosts: [{ ...byId('ab'), canHold: { small: 3, large: 0 } }, byId('cd')] }) })).fleet);
+  assert.match(roomy, /^HOST +STATE +ROLE +VCPUS +MEMORY +VMS +ROOM +HEARTBEAT +ADDRESS$/m);
+  assert.match(roomy, /^ab +up +leader, this host +16 +30000 MiB +2 +large=0,small=3 +1s ago /m);
+  assert.match(roomy, /^cd +late +- +16 +30000 MiB +2 +- +25s ago /m);
 });

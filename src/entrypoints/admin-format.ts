@@ -56,18 +56,26 @@ export function formatFleet(fleet: FleetView | null): string {
   if (fleet === null) return 'no fleet: the store is SQLite, this host is the whole fleet\n';
   if (fleet.hosts.length === 0) return 'no host on record yet\n';
   const claims = fleet.hosts.some((h) => h.claims !== null);
-  const headers = ['HOST', 'STATE', 'ROLE', 'VCPUS', 'MEMORY', 'VMS', ...(claims ? ['CLAIMS'] : []), 'HEARTBEAT', 'ADDRESS'];
+  const room = fleet.hosts.some((h) => h.room !== null);
+  const headers = ['HOST', 'STATE', 'ROLE', 'VCPUS', 'MEMORY', 'VMS', ...(claims ? ['CLAIMS'] : []), ...(room ? ['ROOM'] : []), 'HEARTBEAT', 'ADDRESS'];
   const rows = fleet.hosts.map((h) => {
     const role = [h.leader ? 'leader' : '', h.self ? 'this host' : ''].filter((r) => r !== '').join(', ');
     // The snapshot's time is the heartbeat's plus its age.
     const state = h.lostAt === null ? h.state : `${h.state} (declared ${age(h.lastHeartbeatAt + h.heartbeatAgeMs - h.lostAt)} ago)`;
     return [
       h.id, state, role === '' ? '-' : role, String(h.capacity.vcpus), `${h.capacity.memoryMib} MiB`, String(h.vms),
-      ...(claims ? [h.claims === null ? '-' : String(h.claims)] : []), `${age(h.heartbeatAgeMs)} ago`, h.address ?? '-',
+      ...(claims ? [h.claims === null ? '-' : String(h.claims)] : []), ...(room ? [roomText(h.room)] : []), `${age(h.heartbeatAgeMs)} ago`, h.address ?? '-',
     ];
   });
   const leader = fleet.leader === null ? 'no leader now (the lease lapsed; a host takes it at its next renewal)\n' : '';
   return table(headers, rows) + leader;
+}
+
+/** Runners a host could still take, per definition: `small=3,large=0`; `-` when it publishes none. */
+function roomText(room: Readonly<Record<string, number>> | null): string {
+  if (room === null) return '-';
+  const parts = Object.entries(room).sort(([a], [b]) => a.localeCompare(b)).map(([name, n]) => `${name}=${n}`);
+  return parts.length === 0 ? '-' : parts.join(',');
 }
 
 function formatLoops(loops: readonly LoopView[], now: number): string {

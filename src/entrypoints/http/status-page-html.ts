@@ -160,7 +160,7 @@ function render(s) {
   $('fleet-section').hidden = s.fleet === null;
   const hosts = s.fleet === null ? [] : s.fleet.hosts;
   $('fleet-leader').textContent = s.fleet === null ? '' : s.fleet.leader === null ? '(no leader now)' : '(leader: ' + s.fleet.leader + ')';
-  fill('fleet', hosts, 8, (row, h) => {
+  fill('fleet', hosts, 9, (row, h) => {
     row.dataset.id = h.id;
     cell(row, h.id);
     stateCell(row, h.state);
@@ -168,6 +168,7 @@ function render(s) {
     cell(row, h.capacity.vcpus + ' vCPU, ' + h.capacity.memoryMib + ' MiB');
     cell(row, h.vms);
     cell(row, h.claims);
+    cell(row, h.room === null ? '' : Object.keys(h.room).sort().map((name) => name + ' ' + h.room[name]).join(', '), 'wrap');
     cell(row, ms(h.heartbeatAgeMs) + ' ago' + (h.lostAt === null ? '' : ', lost at ' + time(h.lostAt)));
     cell(row, h.address, 'wrap');
   });
@@ -208,7 +209,7 @@ ${table('definitions', 'Runner definitions', ['definition', 'labels', 'state', '
 ${table('vms', 'Live VMs', ['VM', 'definition', 'phase', 'runner', 'address', 'age', 'repository', 'job', 'timings', ''])}
 ${table('jobs', 'Recent jobs', ['job', 'repository', 'name', 'definition', 'outcome', 'queued', 'wait', 'run', ''])}
 <section id="fleet-section" hidden><h2>Fleet <span id="fleet-leader"></span></h2><table id="fleet"><thead><tr>${
-  ['host', 'state', 'role', 'capacity', 'VMs', 'claims', 'heartbeat', 'address'].map((h) => `<th>${h}</th>`).join('')}</tr></thead><tbody></tbody></table></section>
+  ['host', 'state', 'role', 'capacity', 'VMs', 'claims', 'room', 'heartbeat', 'address'].map((h) => `<th>${h}</th>`).join('')}</tr></thead><tbody></tbody></table></section>
 ${table('loops', 'Loops', ['loop', 'health', 'interval', 'passes', 'last pass', 'last error'])}
 <section><h2>Console <span id="console-vm">(press "console" on a VM or job)</span></h2><pre id="console"></pre></section>
 </main>

@@ -34,8 +34,8 @@ function snapshot(n: number): StatusSnapshot {
     fleet: {
       leader: 'tst', leaseExpiresAt: 20_000, heartbeatMs: 10_000, lostAfterMs: 90_000,
       hosts: [
-        { id: 'tst', address: 'http://127.0.0.1:8080', capacity: { vcpus: 4, memoryMib: 8192 }, vms: 0, firstSeenAt: 0, lastHeartbeatAt: 1_000, heartbeatAgeMs: n, state: 'up', lostAt: null, self: true, leader: true, claims: null },
-        { id: XSS, address: null, capacity: { vcpus: 8, memoryMib: 16384 }, vms: 2, firstSeenAt: 0, lastHeartbeatAt: 0, heartbeatAgeMs: 1_000 + n, state: 'up', lostAt: null, self: false, leader: false, claims: null },
+        { id: 'tst', address: 'http://127.0.0.1:8080', capacity: { vcpus: 4, memoryMib: 8192 }, vms: 0, firstSeenAt: 0, lastHeartbeatAt: 1_000, heartbeatAgeMs: n, state: 'up', lostAt: null, self: true, leader: true, claims: null, room: { demo: 2 } },
+        { id: XSS, address: null, capacity: { vcpus: 8, memoryMib: 16384 }, vms: 2, firstSeenAt: 0, lastHeartbeatAt: 0, heartbeatAgeMs: 1_000 + n, state: 'up', lostAt: null, self: false, leader: false, claims: null, room: null },
       ],
     },
   };
@@ -160,7 +160,7 @@ test('the Fleet section is in the page, hidden until a snapshot carries a fleet,
   for (const head of ['host', 'state', 'role', 'capacity', 'VMs', 'claims', 'heartbeat', 'address']) assert.match(body, new RegExp(`<th>${head}</th>`));
   // Shown only with a fleet (PostgreSQL store); its rows are filled on each event with text cells like the rest.
   assert.match(body, /\$\('fleet-section'\)\.hidden = s\.fleet === null;/);
-  assert.match(body, /fill\('fleet', hosts, 8,/);
+  assert.match(body, /fill\('fleet', hosts, 9,/);
 });
 
 test('the event stream sends a snapshot at once and on every tick; one timer for all clients, disarmed when the last goes and on shutdown', async (t) => {
