@@ -9,6 +9,7 @@ import type { GuestEnv, VmHandle, VmOutcome } from './vm/supervisor.ts';
 import type { ConsoleMarker } from '../core/guest-contract.ts';
 import { MemoryGitHub } from '../../test/fakes/memory-github.ts';
 import { MemoryLogger, testRunner } from '../../test/fakes/rig.ts';
+import { jobListStore } from '../../test/fakes/job-list-store.ts';
 
 /** Timers and a clock that move only when the test says so: no test waits on the wall clock. */
 class ManualTime implements LoopTimers {
@@ -94,14 +95,7 @@ async function setup(queued: number) {
   const jobs: StoredJob[] = Array.from({ length: queued }, (_, i) => job(i + 1, 'queued'));
   const scheduler = new Scheduler({
     config: { runners: [testRunner({ maxRunners: 5 })], github: { appId: '1', organization: 'acme', webhookSecrets: ['s'], privateKey: 'k', apiUrl: 'http://x', scanBudget: 1000 } },
-    store: {
-      listJobs: async (f) => jobs.filter((j) => f?.status === undefined || j.status === f.status),
-      countJobsByDefinition: async (status) => {
-        const counts = new Map<string, number>();
-        for (const j of jobs) if (j.status === status) counts.set(j.definition, (counts.get(j.definition) ?? 0) + 1);
-        return counts;
-      },
-    },
+    store: jobListStore(jobs),
     github, vms, logger, clock: time.clock, random: () => 0.5,
     budget: () => ({ cpus: 100, memoryMib: 100_000 }),
     timers: time,

@@ -33,7 +33,7 @@ import { startLoop, type Loop, type LoopTimers } from './loop.ts';
 import type { GitHubPort, RunnerScope } from './ports/github.ts';
 import type { ScaleSetRunners } from './ports/scaleset-runners.ts';
 import type { WorkClaims } from './ports/work-claims.ts';
-import type { IntakeStore, RunnerPhase, RunnerState, RunnerStateStore, StoredJob } from './ports/store.ts';
+import type { IntakeStore, RunnerPhase, RunnerState, RunnerStateStore } from './ports/store.ts';
 import type { Logger, VmHandle, GuestEnv, LaunchOptions } from './vm/supervisor.ts';
 
 /** What the scheduler needs of the VM supervisor. */
@@ -43,7 +43,7 @@ export interface VmLauncher {
 
 export interface SchedulerDeps {
   readonly config: Pick<FlintConfig, 'runners' | 'github'>;
-  readonly store: Pick<IntakeStore, 'listJobs' | 'countJobsByDefinition'>;
+  readonly store: Pick<IntakeStore, 'busyRunnerNames' | 'countJobsByDefinition'>;
   readonly github: Pick<GitHubPort, 'runnerGroupId' | 'createJitRunner' | 'deleteRunner'>;
   readonly vms: VmLauncher;
   readonly logger: Logger;
@@ -210,7 +210,7 @@ export class Scheduler {
     this.draining = true;
     // After this no tick runs and none is under way: no launch is in flight.
     await this.stop();
-    this.markBusy(await this.deps.store.listJobs({ status: 'in_progress' }));
+    this.markBusy(await this.deps.store.busyRunnerNames());
     let deregistered = 0;
     for (const r of [...this.live.values()]) {
       if (r.phase !== 'idle' && r.phase !== 'starting') continue;
@@ -328,7 +328,7 @@ export class Scheduler {
     // delivery's poke corrects at once. (SQLite answers both from one state.)
     const claims = this.deps.claims;
     const [running, counted] = await Promise.all([
-      this.deps.store.listJobs({ status: 'in_progress' }),
+      this.deps.store.busyRunnerNames(),
       claims === undefined ? this.deps.store.countJobsByDefinition('queued') : undefined,
     ]);
     this.markBusy(running);
@@ -402,8 +402,7 @@ export class Scheduler {
   }
 
   /** A runner named in an in-progress job is busy; jobs are matched to runners by name only. */
-  private markBusy(running: readonly StoredJob[]): void {
-    const busyNames = new Set(running.map((j) => j.runnerName).filter((n): n is string => n !== null));
+  private markBusy(busyNames: ReadonlySet<string>): void {
     for (const r of this.live.values()) {
       if ((r.phase === 'idle' || r.phase === 'starting') && busyNames.has(runnerName(r.vm.id))) {
         r.phase = 'busy';

@@ -74,6 +74,7 @@ export async function startThreadedIntakeStore(stateDir: string, options: { sync
     getJob: (id) => call('getJob', id),
     listJobs: (filter) => call('listJobs', filter),
     countJobsByDefinition: (status) => call('countJobsByDefinition', status),
+    busyRunnerNames: () => call('busyRunnerNames'),
     getDelivery: (id) => call('getDelivery', id),
     countDeliveries: () => call('countDeliveries'),
     keepUnparsable: (batch) => call('keepUnparsable', batch),

@@ -118,6 +118,18 @@ export function intakeStoreContract(name: string, make: () => StoreUnderTest | P
     assert.deepEqual(await store.countJobsByDefinition('completed'), new Map([['large', 1]]));
   });
 
+  test(`${name}: busyRunnerNames names each runner of a job in progress once, and follows the jobs' moves`, async (t) => {
+    const store = await setup(t);
+    assert.deepEqual(await store.busyRunnerNames(), new Set());
+    await store.ingest([
+      delivery(41, 'queued'), delivery(42, 'in_progress', { runner: 'r1' }), delivery(43, 'in_progress', { runner: 'r2' }),
+      delivery(44, 'in_progress', { runner: 'r2', definition: 'large' }), delivery(45, 'completed', { runner: 'r3' }),
+    ]);
+    assert.deepEqual(await store.busyRunnerNames(), new Set(['r1', 'r2']));
+    await store.ingest([delivery(42, 'completed', { runner: 'r1' }), delivery(41, 'in_progress', { runner: 'r4' })]);
+    assert.deepEqual(await store.busyRunnerNames(), new Set(['r2', 'r4']));
+  });
+
   test(`${name}: prune forgets old deliveries and old completed jobs only`, async (t) => {
     const store = await setup(t);
     await store.ingest([delivery(21, 'completed', { at: 10 }), delivery(22, 'queued', { at: 10 }), delivery(23, 'completed', { at: 100 })]);

@@ -118,6 +118,7 @@ export function createSqliteIntakeStore(db: Db): IntakeStore {
   const selectJob = db.prepare<[number], JobRow>('SELECT * FROM jobs WHERE id = ?');
   const selectJobs = db.prepare<[], JobRow>('SELECT * FROM jobs ORDER BY first_seen_at, id');
   const selectJobsByStatus = db.prepare<[string], JobRow>('SELECT * FROM jobs WHERE status = ? ORDER BY first_seen_at, id');
+  const selectBusyNames = db.prepare<[], string>("SELECT DISTINCT runner_name FROM jobs WHERE status = 'in_progress' AND runner_name IS NOT NULL").pluck();
   const countByDefinition = db.prepare<[string], { definition: string; n: number }>(
     'SELECT definition, count(*) AS n FROM jobs WHERE status = ? GROUP BY definition');
   const selectDelivery = db.prepare<[string], DeliveryRow>('SELECT * FROM deliveries WHERE id = ?');
@@ -182,6 +183,9 @@ export function createSqliteIntakeStore(db: Db): IntakeStore {
     },
     async countJobsByDefinition(status) {
       return new Map(countByDefinition.all(status).map((r) => [r.definition, r.n]));
+    },
+    async busyRunnerNames() {
+      return new Set(selectBusyNames.all());
     },
     async getDelivery(id) {
       const row = selectDelivery.get(id);

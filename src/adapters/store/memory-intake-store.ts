@@ -86,6 +86,11 @@ export function createMemoryIntakeStore(): MemoryIntakeStore {
       for (const j of jobs.values()) if (j.status === status) counts.set(j.definition, (counts.get(j.definition) ?? 0) + 1);
       return counts;
     },
+    async busyRunnerNames() {
+      const names = new Set<string>();
+      for (const j of jobs.values()) if (j.status === 'in_progress' && j.runnerName !== null) names.add(j.runnerName);
+      return names;
+    },
     async getDelivery(id) {
       return deliveries.get(id);
     },

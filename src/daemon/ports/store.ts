@@ -102,6 +102,11 @@ export interface IntakeStore {
    * tick: a count, not a listing, so a long queue costs a tick little.
    */
   countJobsByDefinition(status: JobStatus): Promise<ReadonlyMap<string, number>>;
+  /**
+   * The runner names that jobs in progress name (each once): which runners
+   * are busy. Read by the scheduler every tick, so names only, not jobs.
+   */
+  busyRunnerNames(): Promise<ReadonlySet<string>>;
   getDelivery(id: string): Promise<StoredDelivery | undefined>;
   countDeliveries(): Promise<number>;
   /**

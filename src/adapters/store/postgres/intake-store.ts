@@ -298,6 +298,11 @@ export function createPostgresIntakeStore(pool: pg.Pool): PostgresIntakeStore {
         'SELECT definition, count(*) AS n FROM jobs WHERE status = $1 GROUP BY definition', [status]);
       return new Map(rows.map((r) => [r.definition, r.n]));
     },
+    async busyRunnerNames() {
+      const { rows } = await pool.query<{ runner_name: string }>(
+        "SELECT DISTINCT runner_name FROM jobs WHERE status = 'in_progress' AND runner_name IS NOT NULL");
+      return new Set(rows.map((r) => r.runner_name));
+    },
     async getDelivery(id) {
       const { rows } = await pool.query<DeliveryRow>('SELECT * FROM deliveries WHERE id = $1', [id]);
       return rows[0] === undefined ? undefined : toDelivery(rows[0]);
