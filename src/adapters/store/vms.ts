@@ -4,14 +4,14 @@
  * using this file) and `vm_sequences` (the persisted per-instance counter
  * behind VM ids, so an id is never reused, even after a restart).
  *
- * Writes commit with synchronous=NORMAL (db.ts relaxedWrite; the state
- * changes of all VMs in one turn of the event loop in one commit,
- * relaxedBatch): a crash of
+ * Writes commit with synchronous=NORMAL (db.ts relaxedWrite; the ids
+ * taken, rows inserted and state changes of all VMs in one turn of the
+ * event loop in one commit, relaxedBatch): a crash of
  * Flint loses none of them; a power loss may lose the last few, together
  * with the VMs they describe (docs/webhooks.md, "Durability").
  */
 import type Database from 'better-sqlite3';
-import { relaxedWrite, sharedRelaxedBatch } from './db.ts';
+import { sharedRelaxedBatch } from './db.ts';
 import type { Db } from './db.ts';
 import type { HypervisorKind } from '../../config/types.ts';
 import { isVmState } from '../../core/vm-state.ts';
@@ -125,14 +125,15 @@ export class SqliteVmStore implements VmStore {
   // Methods are async to match the port (a networked store comes later);
   // SQLite itself answers synchronously.
   async nextSequence(instanceId: string): Promise<number> {
-    // RETURNING always yields exactly one row here.
-    const row = relaxedWrite(this.db, () => this.sequence.get(instanceId));
+    // RETURNING always yields exactly one row here. In the turn's batch: a
+    // burst of launches shares commits with the VMs' state changes.
+    const row = await this.batched(() => this.sequence.get(instanceId));
     if (row === undefined) throw new Error('vm_sequences: the upsert returned no row');
     return row.n;
   }
 
   async insert(rec: VmRecord): Promise<void> {
-    relaxedWrite(this.db, () => this.insertRow.run({ ...rec }));
+    await this.batched(() => this.insertRow.run({ ...rec }));
   }
 
   async update(id: string, expected: VmState, patch: VmRecordPatch): Promise<boolean> {
