@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { jobListStore } from '../../test/fakes/job-list-store.ts';
+import { fakeTime } from '../../test/fakes/fake-time.ts';
 import { Scheduler, type VmLauncher } from './scheduler.ts';
 import { FlintError } from '../core/errors/index.ts';
 import type { RunnerConfig } from '../config/types.ts';
@@ -91,7 +92,8 @@ function setup(jobs: StoredJob[], runners = [runner()], fleet?: FleetSetup) {
   const lines: Line[] = [];
   const ownClock = { t: 0, now: () => ownClock.t };
   const clock = fleet?.clock ?? ownClock;
-  const github = { jitError: undefined as Error | undefined };
+  const github = { jitError: undefined as Error | undefined, removal: Promise.resolve() };
+  const time = fakeTime();
   /** Runs after every store read: a commit landing between two reads of one tick. */
   const hooks: { afterRead: (() => void) | undefined } = { afterRead: undefined };
   let nextRunnerId = 100;
@@ -107,11 +109,12 @@ function setup(jobs: StoredJob[], runners = [runner()], fleet?: FleetSetup) {
         if (github.jitError) throw github.jitError;
         return { runnerId: nextRunnerId++, runnerName: req.name, encodedJitConfig: `jit-for-${req.name}` };
       },
-      deleteRunner: async (_scope, id) => { deleted.push(id); },
+      deleteRunner: async (_scope, id) => { deleted.push(id); await github.removal; },
     },
     vms,
     logger: { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') },
     clock,
+    timers: time,
     // The shortest delays jitter allows: the worst case for the number of attempts.
     random: () => 0.999,
     budget: () => {
@@ -122,7 +125,7 @@ function setup(jobs: StoredJob[], runners = [runner()], fleet?: FleetSetup) {
     guestExtras: { FLINT_RUNNER_COMMAND: 'true' },
     ...(fleet === undefined ? {} : { claims: { store: fleet.claims, host: fleet.host, ttlMs: 30_000 } }),
   });
-  return { scheduler, vms, deleted, created, jobs, config, clock, github, lines, hooks };
+  return { scheduler, vms, deleted, created, jobs, config, clock, github, lines, hooks, time };
 }
 
 /** Lets VM ends and their clean-ups (fake timers of the fake launcher: setImmediate) run. */
@@ -184,6 +187,24 @@ test('a VM that ends has its runner registration removed and frees its place', a
   await new Promise((r) => setImmediate(r));
   assert.deepEqual(deleted, [100]);
   assert.equal(scheduler.snapshot().default, undefined);
+  await scheduler.stop();
+});
+
+test('a VM that ends makes room at once: the next queued job gets a VM while GitHub has not yet answered the old registration\'s removal', async () => {
+  const { scheduler, vms, deleted, jobs, github } = setup([1, 2, 3, 4].map((id) => job(id, 'queued')));
+  let answer = (): void => {};
+  github.removal = new Promise<void>((r) => { answer = r; });
+  scheduler.start(60_000);
+  await settle();
+  assert.equal(vms.launched.length, 3, 'maxRunners');
+  vms.launched[0]?.marker({ kind: 'runner-started' });
+  jobs[0] = job(1, 'completed', 'flint-t1-00000');
+  vms.launched[0]?.marker({ kind: 'runner-exited', code: 0 });
+  vms.launched[0]?.end();
+  await settle();
+  assert.deepEqual(deleted, [100], 'the removal was asked for');
+  assert.equal(vms.launched.length, 4, 'and the fourth job did not wait for its answer');
+  answer();
   await scheduler.stop();
 });
 

@@ -547,8 +547,10 @@ export class Scheduler {
           code, hint: catalogue[code].hint, message: outcome.record.reason ?? catalogue[code].title, at,
         });
       }
-      await this.removeRegistration(vm.id, def);
+      // Its place is free now: a replacement need not wait for GitHub to
+      // answer the registration's removal.
       this.poke();
+      await this.removeRegistration(vm.id, def);
     });
     this.cleanups.add(cleanup);
     void cleanup.finally(() => this.cleanups.delete(cleanup));
