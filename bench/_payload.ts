@@ -119,7 +119,11 @@ export interface SignedDelivery {
 
 /** Headers and body of a signed delivery, as GitHub's hookshot sends them. */
 export function signedDelivery(secret: string, event: string, payload: unknown, deliveryId: string = randomUUID()): SignedDelivery {
-  const body = JSON.stringify(payload);
+  return signedBody(secret, event, JSON.stringify(payload), deliveryId);
+}
+
+/** The same, for a body already serialized. */
+export function signedBody(secret: string, event: string, body: string, deliveryId: string = randomUUID()): SignedDelivery {
   return {
     body,
     headers: {
