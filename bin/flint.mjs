@@ -3,6 +3,7 @@
 // has been built (`npm run build`, done by `npm install` through `prepare`),
 // and otherwise the TypeScript sources through tsx, so a fresh checkout
 // works either way.
+import '../scripts/node-version.mjs'; // first: a node too old stops here, with the version it needs
 import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 

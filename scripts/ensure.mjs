@@ -6,9 +6,12 @@
 //  - the npm dependencies from the lockfile when node_modules is missing or
 //    older than the lockfile.
 // Plain JavaScript with no dependencies: it runs before anything is installed.
+// It first turns away a node older than package.json's engines.node
+// (scripts/node-version.mjs), naming the version needed.
 //
 //   node scripts/ensure.mjs PURPOSE...      install the packages of these purposes
 //   node scripts/ensure.mjs --node-modules  install the npm dependencies
+import './node-version.mjs'; // first: a node too old stops here, with the version it needs
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';

@@ -5,6 +5,7 @@
  * cannot require a program that `npm test` and `.ci/run` do not install.
  */
 import { test } from 'node:test';
+import { spawnSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -90,4 +91,24 @@ test('npm ci compiles better-sqlite3 against the running node\'s own headers, ne
   assert.equal(localNodeHeaders(node, '20.20.2'), prefix);
   assert.equal(localNodeHeaders(node, '20.20.1'), undefined, 'headers of another node version are not used');
   assert.equal(localNodeHeaders(node, '22.20.2'), undefined);
+});
+
+test('a node older than package.json\'s engines.node is turned away first, naming the version it needs', async () => {
+  const { nodeVersionProblem } = await import('../scripts/node-version.mjs');
+  const engines = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { engines: { node: string } }).engines.node;
+  assert.equal(engines, '>=20.11');
+  for (const ok of ['20.11.0', '20.20.2', '22.0.0', '24.1.0']) assert.equal(nodeVersionProblem(ok, engines), undefined, ok);
+  for (const old of ['18.19.0', '20.10.9', '12.22.12']) assert.match(nodeVersionProblem(old, engines) ?? '', /^Flint needs Node\.js 20\.11 or later .*; this is Node\.js \d/, old);
+  assert.match(nodeVersionProblem('18.19.0', engines) ?? '', /Debian 13 packages Node\.js 20: apt-get install nodejs npm/);
+  // The commands themselves: a node that says it is 18 stops at once, before installing anything.
+  const pretend = 'data:text/javascript,Object.defineProperty(process.versions,"node",{value:"18.19.0"})';
+  for (const script of [['scripts/test.mjs', '--no-install', '--no-prepare', 'no-such.test.ts'], ['scripts/ensure.mjs', '--help'], ['bin/flint.mjs', '--help']]) {
+    const r = spawnSync(process.execPath, ['--import', pretend, ...script], { cwd: root, encoding: 'utf8' });
+    assert.equal(r.status, 1, script.join(' '));
+    assert.match(r.stderr, /^Flint needs Node\.js 20\.11 or later/, script.join(' '));
+    assert.equal(r.stdout, '', `${script.join(' ')} printed nothing else`);
+  }
+  for (const script of ['test.mjs', 'demo.mjs', 'bench.mjs']) {
+    assert.match(readFileSync(join(root, 'scripts', script), 'utf8'), /^import \{[^}]*\} from '\.\/ensure\.mjs';$/m, `scripts/${script} starts through ensure.mjs`);
+  }
 });

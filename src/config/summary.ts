@@ -3,6 +3,7 @@
  * check` and the first lines `flint serve` prints. Invariant: it names
  * secrets (where they come from) but never shows them.
  */
+import { describeListening } from './listen-plan.ts';
 import type { FlintConfig } from './types.ts';
 import { withoutPassword } from '../core/url-password.ts';
 import { FLEET_DEFAULTS } from '../daemon/fleet.ts';
@@ -25,8 +26,7 @@ export function summarizeConfig(c: FlintConfig): string[] {
   const gh = c.github;
   const lines = [
     `instance ${c.instanceId}, state in ${c.stateDir}, log level ${c.logLevel}`,
-    `listen ${c.address} (${c.tls !== undefined ? `HTTPS with the certificate in ${c.tls.certFile}, re-read when it changes`
-      : c.address.endsWith(':443') ? `HTTPS via ACME from ${c.acme.directoryUrl}, contact ${c.email ?? '?'}, renewed automatically; port 80 answers challenges and redirects` : 'HTTP'})`,
+    `listen ${c.address} (${describeListening(c)})`,
     ...(c.store?.postgres === undefined ? [] : [
       `store: PostgreSQL at ${withoutPassword(c.store.postgres.url)}${c.store.postgres.password === undefined ? '' : ' (password given apart)'}; address leases in ${c.stateDir}`,
       `fleet: heartbeat every ${duration(c.fleet?.heartbeatSeconds ?? FLEET_DEFAULTS.heartbeatMs / 1000)}, leader lease ${duration(c.fleet?.leaseTtlSeconds ?? FLEET_DEFAULTS.leaseTtlMs / 1000)}, ` +

@@ -16,8 +16,14 @@ import type { FlintConfig } from './types.ts';
 
 export type FileNeed =
   | { readonly kind: 'read' }
-  /** Readable by the given uid/gid too (the jailer drops privileges before opening the drive). */
-  | { readonly kind: 'read-as'; readonly uid: number; readonly gid: number }
+  /**
+   * Readable by the given uid/gid too: the VMM opens the kernel, initrd and
+   * base image after dropping to the runner definition's uid/gid. `via`
+   * says how it reaches the file: `jail`, a hard link (or copy) that root
+   * puts into the jail, so only the file's own bits count; `path`, at the
+   * path itself (QEMU), so every directory above it must let uid/gid pass.
+   */
+  | { readonly kind: 'read-as'; readonly uid: number; readonly gid: number; readonly via: 'jail' | 'path' }
   | { readonly kind: 'exec' };
 
 export interface HostProbe {
@@ -68,10 +74,23 @@ export function checkUsable(
       if (why !== undefined) add('FLINT_ERR_CONFIG_PATH_UNUSABLE', [...base, key], `${what} ${path} ${why}`, hintFor(key));
     };
     const firecracker = r.hypervisor === 'firecracker';
-    need('kernel', r.kernel, { kind: 'read' }, 'kernel');
-    if (r.initrd !== undefined) need('initrd', r.initrd, { kind: 'read' }, 'initrd');
-    // Under the jailer the VMM opens the base image as uid/gid, not as root.
-    need('filesystem', r.filesystem, firecracker ? { kind: 'read-as', uid: r.uid, gid: r.gid } : { kind: 'read' }, 'root filesystem');
+    // Both VMMs open the shared images as the definition's uid/gid, not as
+    // root: the jailer after its chroot, QEMU after setpriv (uid 0 reads anything).
+    const opener = firecracker ? 'the jailer runs Firecracker' : 'QEMU runs';
+    const shared = (key: string, path: string, what: string) => {
+      const why = probe.check(path, { kind: 'read' });
+      if (why !== undefined) {
+        add('FLINT_ERR_CONFIG_PATH_UNUSABLE', [...base, key], `${what} ${path} ${why}`, hintFor(key));
+        return;
+      }
+      if (r.uid === 0) return;
+      const via = firecracker ? 'jail' : 'path';
+      const denied = probe.check(path, { kind: 'read-as', uid: r.uid, gid: r.gid, via });
+      if (denied !== undefined) add('FLINT_ERR_CONFIG_PATH_UNUSABLE', [...base, key], `${what} ${path} ${denied}, which ${opener} as`, readAsHint(path, r.uid, r.gid, via));
+    };
+    shared('kernel', r.kernel, 'kernel');
+    if (r.initrd !== undefined) shared('initrd', r.initrd, 'initrd');
+    shared('filesystem', r.filesystem, 'root filesystem');
     if (firecracker) {
       need('jailer', r.jailer, { kind: 'exec' }, 'jailer');
       need('firecracker', r.firecracker, { kind: 'exec' }, 'firecracker binary');
@@ -80,6 +99,12 @@ export function checkUsable(
     }
   });
   return problems;
+}
+
+/** How to let uid/gid read a shared image without handing it over (a hard link shares the inode: Flint never chmods it). */
+function readAsHint(path: string, uid: number, gid: number, via: 'jail' | 'path'): string {
+  const file = `make it readable by uid ${uid} / gid ${gid} without changing its owner: \`chmod o+r ${path}\`, or \`chgrp ${gid} ${path} && chmod g+r ${path}\``;
+  return via === 'jail' ? file : `${file}; and let them through every directory above it: \`chmod o+x DIR\` (search only, no listing), or \`chgrp ${gid} DIR && chmod g+x DIR\``;
 }
 
 function hintFor(key: string): string {

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildStatus } from '../daemon/status.ts';
 import { fleetInputs, statusInputs as inputs, T } from '../../test/fixtures/status-inputs.ts';
-import { age, formatFleet, formatStatus, table } from './admin-format.ts';
+import { age, consoleJsonLines, formatFleet, formatStatus, table } from './admin-format.ts';
 
 test('ages read like 850ms, 45s, 3m12s, 2h05m, 3d04h; tables align their columns', () => {
   assert.deepEqual([850, 45_000, 192_000, 7_500_000, 273_600_000, null].map(age), ['850ms', '45s', '3m12s', '2h05m', '3d04h', '-']);
@@ -35,4 +35,20 @@ test('the Fleet table: one row per host with state, role, capacity, VMs and hear
   assert.match(roomy, /^HOST +STATE +ROLE +VCPUS +MEMORY +VMS +ROOM +HEARTBEAT +ADDRESS$/m);
   assert.match(roomy, /^ab +up +leader, this host +16 +30000 MiB +2 +large=0,small=3 +1s ago /m);
   assert.match(roomy, /^cd +late +- +16 +30000 MiB +2 +- +25s ago /m);
+});
+
+test('console bytes become one JSON line per console line: split chunks, a split UTF-8 character, CRLF and an unfinished last line', () => {
+  const lines = consoleJsonLines('ab-0000f');
+  const text = Buffer.from('FLINT-MARKER booted\r\nhalf a li', 'utf8');
+  const euro = Buffer.from('ne \u20ac\nlast, no newline', 'utf8');
+  const cut = euro.indexOf(0xe2) + 1; // inside the three bytes of the euro sign
+  const out = [lines.push(text), lines.push(euro.subarray(0, cut)), lines.push(euro.subarray(cut)), lines.end()].join('');
+  assert.deepEqual(out.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as unknown), [
+    { vm: 'ab-0000f', line: 'FLINT-MARKER booted' },
+    { vm: 'ab-0000f', line: 'half a line \u20ac' },
+    { vm: 'ab-0000f', line: 'last, no newline' },
+  ]);
+  assert.equal(consoleJsonLines('ab-0000f').end(), '', 'an empty log is no line');
+  // Blank console lines are lines too; quotes and control characters stay inside the JSON.
+  assert.equal(consoleJsonLines('x').push(Buffer.from('\n"q"\t\n')), '{"vm":"x","line":""}\n{"vm":"x","line":"\\"q\\"\\t"}\n');
 });

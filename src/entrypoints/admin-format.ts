@@ -1,7 +1,10 @@
 /**
  * How the operator commands print the daemon's answers for a terminal:
- * aligned tables, ages like "3m12s". Pure; `--json` bypasses all of it.
+ * aligned tables, ages like "3m12s". Pure; `--json` bypasses all of it,
+ * except for console logs, which the daemon sends as bytes: `flint logs
+ * --json` turns them into JSON lines here (consoleJsonLines).
  */
+import { StringDecoder } from 'node:string_decoder';
 import type { DefinitionStatus, FleetView, JobStatusView, LoopView, StatusSnapshot, VmStatus } from '../daemon/status.ts';
 
 /** "850ms", "45s", "3m12s", "2h05m", "3d04h". */
@@ -101,4 +104,35 @@ export function formatStatus(s: StatusSnapshot): string {
     ...(s.fleet === null ? [] : [`Fleet (${s.fleet.hosts.length} hosts)`, formatFleet(s.fleet)]),
   ];
   return out.join('\n');
+}
+
+/** One console line of `flint logs --json`. */
+export interface ConsoleLine {
+  readonly vm: string;
+  readonly line: string;
+}
+
+/**
+ * A VM's console bytes, as they come in chunks, to JSON lines: one
+ * `{"vm","line"}` object per console line, emitted once the line is whole.
+ * A chunk may end inside a line or inside a UTF-8 character; both are held
+ * until the rest arrives. The serial console ends lines with CRLF: the CR
+ * goes. `end()` gives the last line when the log does not end with one.
+ */
+export function consoleJsonLines(vm: string): { push(chunk: Buffer): string; end(): string } {
+  const decoder = new StringDecoder('utf8');
+  let partial = '';
+  const emit = (lines: readonly string[]): string => lines.map((l) => `${JSON.stringify({ vm, line: l.endsWith('\r') ? l.slice(0, -1) : l } satisfies ConsoleLine)}\n`).join('');
+  return {
+    push(chunk) {
+      const lines = (partial + decoder.write(chunk)).split('\n');
+      partial = lines.pop() ?? '';
+      return emit(lines);
+    },
+    end() {
+      const rest = partial + decoder.end();
+      partial = '';
+      return rest === '' ? '' : emit([rest]);
+    },
+  };
 }

@@ -171,6 +171,12 @@ test('status, vms, jobs and logs over the admin socket: tables for a terminal, J
   const logs = await flintCli('logs', vm.id, '--socket', socket);
   assert.equal(logs.code, 0, logs.err);
   assert.match(logs.out, /hello from the guest console/);
+  const logsJson = await flintCli('logs', vm.id, '--json', '--socket', socket);
+  assert.equal(logsJson.code, 0, logsJson.err);
+  const lines = logsJson.out.trimEnd().split('\n').map((l) => JSON.parse(l) as { vm: string; line: string });
+  assert.ok(lines.every((l) => l.vm === vm.id), 'every line names its VM');
+  assert.deepEqual(lines.map((l) => l.line).filter((l) => l.startsWith('FLINT-MARKER') || l.startsWith('hello')),
+    ['FLINT-MARKER booted', 'hello from the guest console', 'FLINT-MARKER runner-started']);
   assert.equal(guests.length, 1);
 });
 
@@ -188,6 +194,25 @@ test('logs --follow streams the console as it comes and ends when the VM ends', 
   guests[0]?.exit();
   assert.equal(await following, 0);
   assert.equal(out.join('').split('a line printed while followed').length, 2, 'each line once');
+});
+
+test('logs --follow --json: JSON lines, the live ones as they come, until the VM ends', async (t) => {
+  const { flint, socket, guests } = await rig(t);
+  await queue(flint, 8);
+  await until('a guest', () => guests.length === 1 && flint.supervisor.list().length === 1);
+  const id = flint.supervisor.list()[0]?.id ?? '';
+  const out: string[] = [];
+  const io: CommandIo = { stdout: { write: (s: string) => out.push(s) }, stderr: { write: (s: string) => out.push(s) }, env: { FLINT_ADMIN_SOCKET: socket } };
+  const following = main(['logs', id, '--follow', '--json'], io);
+  const live = JSON.stringify({ vm: id, line: 'a line printed while followed' });
+  await until('the head of the log', () => out.join('').includes(JSON.stringify({ vm: id, line: 'hello from the guest console' })));
+  guests[0]?.say('a line printed while followed');
+  await until('the live line', () => out.join('').includes(live));
+  guests[0]?.exit();
+  assert.equal(await following, 0);
+  const lines = out.join('').trimEnd().split('\n');
+  assert.ok(lines.every((l) => (JSON.parse(l) as { vm: string }).vm === id), 'only JSON lines, each naming the VM');
+  assert.equal(lines.filter((l) => l === live).length, 1, 'each line once');
 });
 
 test('drain a definition: its idle runner goes and a queued job starts no VM; resume: the job gets one', async (t) => {

@@ -1,6 +1,8 @@
 /**
  * /metrics and /readyz of the running daemon: startFlint with the fast
- * fakes of the host's edges (test/fakes) and GitHub in memory. The
+ * fakes of the host's edges (test/fakes) and GitHub in memory, or, for the
+ * GitHub request metrics, Flint's own client against the GitHub simulator
+ * (tools/github-sim), which answers with rate-limit headers. The
  * exposition is read with a strict parser of the text format
  * (test/helpers/prom-text.ts), so every scrape here also checks that it parses.
  */
@@ -18,8 +20,9 @@ import { InstantDriver } from '../../test/fakes/instant-driver.ts';
 import { MemoryGitHub } from '../../test/fakes/memory-github.ts';
 import { parsePrometheusText, sampleValue } from '../../test/helpers/prom-text.ts';
 import { signedDelivery, workflowJobPayload } from '../../bench/_payload.ts';
+import { startSimulator } from '../../tools/github-sim/index.ts';
 import { databaseHealth, startFlint, startWebhooksOnly } from './flint.ts';
-import type { FlintOptions } from './flint.ts';
+import type { FlintOptions, RunningFlint } from './flint.ts';
 import type { GitHubPort } from '../daemon/ports/github.ts';
 import { readiness } from './http/readiness.ts';
 
@@ -115,6 +118,54 @@ test('the counters move as a job runs: deliveries, JIT registration, VM prepare 
 
   await vm.stop('test over');
   await until('the VM end counted', async () => sampleValue(await scrape(flint.url), 'flint_vms_ended_total', { definition: DEF, state: 'stopped' }) === 1);
+});
+
+test('GitHub calls through the real client move flint_github_requests_total{outcome} and flint_github_rate_limit_remaining{resource}', async (t) => {
+  const sim = await startSimulator({ org: 'flint-metrics', repos: ['widgets'], rateLimit: 200 });
+  const started: { flint?: RunningFlint } = {};
+  // Flint first: its shutdown still talks to GitHub (the idle runners' registrations).
+  t.after(async () => {
+    await started.flint?.close();
+    await sim.close();
+  });
+  const stateDir = mkdtempSync(join(tmpdir(), 'flint-metrics-gh-'));
+  t.after(() => rmSync(stateDir, { recursive: true, force: true }));
+  const config = demoConfig({
+    apiUrl: sim.apiUrl, appId: sim.appId, privateKey: sim.privateKeyPem, webhookSecret: SECRET, organization: sim.org,
+    kernel: '/nonexistent/vmlinuz', filesystem: '/nonexistent/rootfs.ext4', stateDir, address: '127.0.0.1:0', maxRunners: 2, instanceId: 'mg',
+  });
+  const driver = new InstantDriver((guest) => { guest.say('FLINT-MARKER booted'); });
+  // No github edge: startFlint makes its own client, observed by the metrics, against the simulator.
+  const flint = await startFlint({
+    config, logger: createLogger({ level: 'silent' }), synchronous: 'NORMAL',
+    tickMs: HOUR, reconcileMs: HOUR, staleRunnersMs: HOUR, jobTruth: { intervalMs: HOUR }, redeliver: { intervalMs: HOUR },
+    maxVcpus: 64, maxMemoryMib: 65536,
+    edges: { drivers: { qemu: driver }, network: new FakeNetwork(config.instanceId), disks: new FakeDisks() },
+  });
+  started.flint = flint;
+  sim.setWebhook({ url: `${flint.url}/webhook`, secret: SECRET });
+  const ok = async (): Promise<number> => sampleValue(await scrape(flint.url), 'flint_github_requests_total', { outcome: 'ok' }) ?? 0;
+  const jitAsked = (): number => sim.requests().filter((r) => r.path.endsWith('/generate-jitconfig')).length;
+
+  const before = await ok();
+  await sim.queueJob({ repo: 'widgets', labels: ['self-hosted', 'flint-demo'] });
+  await until('a JIT runner registered with the simulator', () => jitAsked() === 1);
+  await until('the answers counted', async () => (await ok()) > before);
+  const first = await scrape(flint.url);
+  const answered = sim.requests().filter((r) => r.status < 400).length;
+  assert.ok((sampleValue(first, 'flint_github_requests_total', { outcome: 'ok' }) ?? 0) >= 2, 'the installation token and the JIT registration at least');
+  assert.ok((sampleValue(first, 'flint_github_requests_total', { outcome: 'ok' }) ?? 0) <= answered, 'never more than the simulator answered');
+  assert.equal(sampleValue(first, 'flint_github_rate_limit', { resource: 'core' }), 200);
+  const left = sampleValue(first, 'flint_github_rate_limit_remaining', { resource: 'core' }) ?? -1;
+  assert.ok(left >= 0 && left < 200, `remaining ${left} of 200 after calls`);
+
+  // A second job: one more JIT registration on the same installation token, so the window's remainder drops.
+  await sim.queueJob({ repo: 'widgets', labels: ['self-hosted', 'flint-demo'] });
+  await until('a second JIT registration', () => jitAsked() === 2);
+  await until('its answer counted', async () => (sampleValue(await scrape(flint.url), 'flint_github_rate_limit_remaining', { resource: 'core' }) ?? 200) < left);
+  const second = await scrape(flint.url);
+  assert.ok((sampleValue(second, 'flint_github_requests_total', { outcome: 'ok' }) ?? 0) > (sampleValue(first, 'flint_github_requests_total', { outcome: 'ok' }) ?? 0));
+  assert.equal(sampleValue(second, 'flint_github_requests_total', { outcome: 'server-error' }), undefined, 'no outcome without a request');
 });
 
 test('/readyz answers 200 with every check when Flint can work', async (t) => {

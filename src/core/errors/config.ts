@@ -68,6 +68,6 @@ export const configErrors = {
   },
   FLINT_ERR_CONFIG_PATH_UNUSABLE: {
     title: 'A file the configuration names does not exist or cannot be used',
-    hint: 'Build or download the file (kernels and root filesystems: `flint image build`), or correct the path; programs must be executable.',
+    hint: 'Build or download the file (kernels and root filesystems: `flint image build`), or correct the path; programs must be executable, and kernels and images readable by the runner definition\'s uid/gid (`chmod o+r FILE`).',
   },
 } as const satisfies Record<string, CatalogueEntry>;

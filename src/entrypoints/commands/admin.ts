@@ -2,7 +2,8 @@
  * The operator commands, each a client of the running daemon's admin
  * socket (entrypoints/http/admin.ts): `flint status`, `flint vms`,
  * `flint hosts`, `flint jobs`, `flint logs`, `flint drain` and `flint resume`. Each prints
- * a table for a terminal, or with `--json` the daemon's answer as it is.
+ * a table for a terminal, or with `--json` the daemon's answer as it is;
+ * `flint logs` prints the console as it is, or with `--json` JSON lines.
  *
  *   exit 0  done
  *   exit 1  no daemon on the socket, no permission on it, or a refusal
@@ -15,7 +16,7 @@ import type { PausedView } from '../../daemon/scheduler.ts';
 import type { FleetView, JobStatusView, StatusSnapshot, VmStatus } from '../../daemon/status.ts';
 import type { CommandIo } from '../io.ts';
 import { adminCall, adminSocket, adminStream, DEFAULT_ADMIN_SOCKET } from '../admin-client.ts';
-import { formatFleet, formatJobs, formatStatus, formatVms } from '../admin-format.ts';
+import { consoleJsonLines, formatFleet, formatJobs, formatStatus, formatVms } from '../admin-format.ts';
 
 export interface AdminCommand {
   readonly HELP: string;
@@ -126,26 +127,40 @@ ${COMMON}`,
 };
 
 export const logs: AdminCommand = {
-  HELP: `Usage: flint logs VM [--follow] [--socket PATH]
+  HELP: `Usage: flint logs VM [--follow] [--json] [--socket PATH]
 
 A VM's serial console log (kept a day after the VM ended). With --follow,
 goes on printing the console as it comes until the VM ends (or Ctrl-C).
 
   -f, --follow    stream until the VM ends
+  --json          JSON lines instead of the raw console: one {"vm", "line"}
+                  object per console line (with --follow, each as it comes)
   --socket PATH   the daemon's admin socket (default $FLINT_ADMIN_SOCKET or ${DEFAULT_ADMIN_SOCKET})
   -h, --help      this text
 
 Needs root, or membership of the group named by admin.group in the configuration.
+See docs/operations.md, "Operating a running Flint".
 `,
   async run(argv, io) {
     const { values, positionals } = parseArgs({
-      args: argv, options: { socket: COMMON_OPTIONS.socket, help: COMMON_OPTIONS.help, follow: { type: 'boolean', short: 'f' } }, strict: true, allowPositionals: true,
+      args: argv, options: { ...COMMON_OPTIONS, follow: { type: 'boolean', short: 'f' } }, strict: true, allowPositionals: true,
     });
     if (values.help === true) return help(io, logs.HELP);
     if (positionals.length !== 1) throw new FlintError('FLINT_ERR_USAGE', 'flint logs takes one VM id (see flint vms)');
     const id = positionals[0] ?? '';
     const path = `/vms/${encodeURIComponent(id)}/log${values.follow === true ? '?follow=1' : ''}`;
-    await adminStream(adminSocket(values.socket, io.env), path, (chunk) => { io.stdout.write(chunk.toString('utf8')); });
+    const socket = adminSocket(values.socket, io.env);
+    if (values.json !== true) {
+      await adminStream(socket, path, (chunk) => { io.stdout.write(chunk.toString('utf8')); });
+      return 0;
+    }
+    const lines = consoleJsonLines(id);
+    await adminStream(socket, path, (chunk) => {
+      const out = lines.push(chunk);
+      if (out !== '') io.stdout.write(out);
+    });
+    const last = lines.end();
+    if (last !== '') io.stdout.write(last);
     return 0;
   },
 };

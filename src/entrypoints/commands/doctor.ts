@@ -24,8 +24,8 @@ Checks every host prerequisite of \`flint serve\` for a configuration and says
 how to fix each failure: KVM (and whether only software emulation works),
 firecracker and jailer with their versions, cgroup v2 controllers, bridges
 and their addresses, nftables, mkfs.ext4 and ip, free disk under the state
-and jail directories, kernels and root filesystems (readable by the jailer's
-uid/gid), the clock against GitHub's, the App's credentials, installation and
+and jail directories, kernels and root filesystems (readable by the uid/gid
+the VMM runs as), the clock against GitHub's, the App's credentials, installation and
 runner groups, the webhook endpoint (a signed ping, when Flint listens), and
 with \`store: {postgres: …}\` the store: login, server version, schema version
 and the fleet's hosts with their heartbeats.

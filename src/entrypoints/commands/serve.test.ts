@@ -12,7 +12,7 @@ import { createLogger } from '../../adapters/log/logger.ts';
 import { openDatabase } from '../../adapters/store/db.ts';
 import { createSqliteIntakeStore } from '../../adapters/store/intake-store.ts';
 import { signedDelivery, workflowJobPayload } from '../../../bench/_payload.ts';
-import { listenPlan } from '../http/listen.ts';
+import { listenPlan } from '../../config/listen-plan.ts';
 import { startWebhooksOnly } from '../flint.ts';
 import { unusableOnThisHost } from './serve.ts';
 

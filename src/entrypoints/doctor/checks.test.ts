@@ -31,7 +31,7 @@ const GIB = 2 ** 30;
 interface Host {
   /** Programs on PATH. */
   programs: Set<string>;
-  /** Files that exist, and whether the jailer's uid may read them. */
+  /** Files that exist, and whether the runner's uid may read them (unless said otherwise, it may). */
   files: Map<string, { exec?: boolean; jailerReadable?: boolean }>;
   /** `--version` output per program path. */
   versions: Map<string, string>;
@@ -49,7 +49,7 @@ function healthyHost(dir: string): Host {
   return {
     programs: new Set(['ip', 'nft', 'mkfs.ext4', 'dumpe2fs', 'fsck.ext4', 'setpriv', 'qemu-system-x86_64']),
     files: new Map([
-      [`${dir}/vmlinux`, {}], [`${dir}/rootfs.ext4`, { jailerReadable: true }],
+      [`${dir}/vmlinux`, {}], [`${dir}/rootfs.ext4`, {}],
       [`${dir}/jailer`, { exec: true }], [`${dir}/firecracker`, { exec: true }],
     ]),
     versions: new Map([[`${dir}/jailer`, 'Jailer v1.12.1'], [`${dir}/firecracker`, 'Firecracker v1.12.1\n\nSupported snapshot data format versions: v6.0.0']]),
@@ -90,7 +90,7 @@ function probes(host: Host): DoctorProbes {
         const f = host.files.get(path);
         if (f === undefined) return 'does not exist';
         if (need.kind === 'exec' && f.exec !== true) return 'is not executable';
-        if (need.kind === 'read-as' && f.jailerReadable !== true) return `is not readable by uid ${need.uid} / gid ${need.gid}, which the jailer runs the VM as`;
+        if (need.kind === 'read-as' && f.jailerReadable === false) return `is not readable by uid ${need.uid} / gid ${need.gid} (owner 0:0, mode 0600)`;
         return undefined;
       },
     },
@@ -200,7 +200,8 @@ test('a host without firecracker, KVM, cgroup controllers, nftables or the bridg
   assert.equal(fc.status, 'fail');
   assert.match(fc.detail, /firecracker binary .*\/firecracker does not exist/);
   assert.match(fc.hint, /install Firecracker/);
-  assert.match(byName(results, 'runner fc: filesystem').detail, /not readable by uid 123 \/ gid 100/);
+  assert.match(byName(results, 'runner fc: filesystem').detail, /not readable by uid 123 \/ gid 100 .*, which the jailer runs Firecracker as/);
+  assert.match(byName(results, 'runner fc: filesystem').hint, /chmod o\+r .*rootfs\.ext4/);
   const mkfs = byName(results, 'program mkfs.ext4');
   assert.deepEqual([mkfs.status, mkfs.hint], ['fail', 'apt-get install e2fsprogs'], 'the package from src/prerequisites.json');
   const kvm = byName(results, 'kvm');

@@ -206,9 +206,10 @@ async function versionOf(probes: DoctorProbes, program: string): Promise<{ ok: b
 }
 
 /**
- * Per runner definition: kernel, initrd, rootfs (readable by the jailer's
- * uid/gid under Firecracker), firecracker and jailer (with versions) or the
- * QEMU program, through the same rules as `flint config check`.
+ * Per runner definition: kernel, initrd, rootfs (readable by the
+ * definition's uid/gid, which the jailer and QEMU alike run the VMM as),
+ * firecracker and jailer (with versions) or the QEMU program, through the
+ * same rules as `flint config check`.
  */
 async function hypervisorChecks(input: DoctorInput, probes: DoctorProbes): Promise<CheckResult[]> {
   const { config } = input;
@@ -230,7 +231,7 @@ async function hypervisorChecks(input: DoctorInput, probes: DoctorProbes): Promi
         continue;
       }
       let detail = path;
-      if (key === 'filesystem' && r.hypervisor === 'firecracker') detail += ` (readable by uid ${r.uid} / gid ${r.gid})`;
+      if ((key === 'kernel' || key === 'initrd' || key === 'filesystem') && r.uid !== 0) detail += ` (readable by uid ${r.uid} / gid ${r.gid})`;
       if ((key === 'firecracker' || key === 'jailer') && !seen.has(path)) {
         seen.add(path);
         const v = await versionOf(probes, path);

@@ -1,5 +1,6 @@
 /**
- * Where and how Flint's webhook endpoint listens, from the configuration:
+ * Where and how Flint's webhook endpoint listens, from the configuration
+ * (the plan: config/listen-plan.ts):
  *
  *   tls: set            HTTPS on `address` with the operator's certificate;
  *                       the files are re-read when they change (tls-files loop)
@@ -22,8 +23,7 @@ import type { RequestListener, Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import type { FlintConfig } from '../../config/types.ts';
-import { parseListenAddress } from '../../config/values.ts';
+import type { ListenPlan } from '../../config/listen-plan.ts';
 import { FlintError } from '../../core/errors/index.ts';
 import { startLoop } from '../../daemon/loop.ts';
 import type { Loop, LoopTimers } from '../../daemon/loop.ts';
@@ -36,46 +36,8 @@ import { createRenewal, inspectCertificate, startRenewalLoop } from '../../adapt
 import type { CertificateInUse, Renewal, RenewalLogger } from '../../adapters/acme/renewal.ts';
 import { limitSlowSenders } from './server.ts';
 
-export type ListenPlan =
-  | { readonly kind: 'http'; readonly host: string; readonly port: number }
-  | { readonly kind: 'tls-files'; readonly host: string; readonly port: number; readonly certFile: string; readonly keyFile: string }
-  | {
-    readonly kind: 'acme'; readonly domain: string; readonly port: number; readonly challengePort: number;
-    readonly email: string; readonly directoryUrl: string; readonly caFile?: string;
-  };
-
-export const ACME_PORT = 443;
-export const CHALLENGE_PORT = 80;
 const TLS_FILES_INTERVAL_MS = 60_000;
 const DRAIN_TIMEOUT_MS = 10_000;
-
-/** The listening mode the configuration asks for (pure). */
-export function listenPlan(config: Pick<FlintConfig, 'address' | 'email' | 'acme' | 'tls'>): ListenPlan {
-  const parsed = parseListenAddress(config.address);
-  if (!parsed.ok) throw new FlintError('FLINT_ERR_LISTEN_FAILED', parsed.message);
-  // "[::1]" → "::1" for listen(); "" → all interfaces.
-  const host = parsed.value.host.startsWith('[') ? parsed.value.host.slice(1, -1) : parsed.value.host;
-  const { port } = parsed.value;
-  if (config.tls !== undefined) return { kind: 'tls-files', host, port, certFile: config.tls.certFile, keyFile: config.tls.keyFile };
-  if (port !== ACME_PORT) return { kind: 'http', host, port };
-  // The loader's cross-checks require both; a hand-built configuration may not have them.
-  if (host === '' || config.email === undefined) {
-    throw new FlintError('FLINT_ERR_CONFIG_CONFLICT', `address ${config.address}: port 443 means HTTPS with an ACME certificate, which needs a host name and \`email\``);
-  }
-  return {
-    kind: 'acme', domain: host.toLowerCase(), port, challengePort: CHALLENGE_PORT, email: config.email,
-    directoryUrl: config.acme.directoryUrl, ...(config.acme.caFile === undefined ? {} : { caFile: config.acme.caFile }),
-  };
-}
-
-/** One line for `flint config check` and the start-up log. */
-export function describePlan(plan: ListenPlan): string {
-  switch (plan.kind) {
-    case 'http': return 'HTTP';
-    case 'tls-files': return `HTTPS with the certificate in ${plan.certFile}`;
-    case 'acme': return `HTTPS via ACME for ${plan.domain} from ${plan.directoryUrl}, contact ${plan.email}; port ${plan.challengePort} answers challenges and redirects`;
-  }
-}
 
 export interface ListenLogger extends RenewalLogger {
   error(obj: object, msg: string): void;

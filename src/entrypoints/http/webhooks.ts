@@ -13,7 +13,8 @@ import type { IntakeStore } from '../../daemon/ports/store.ts';
 import type { Loop } from '../../daemon/loop.ts';
 import { buildRequestHandler } from './server.ts';
 import type { ServerDeps } from './server.ts';
-import { describePlan, listenPlan, startListening } from './listen.ts';
+import { describePlan, listenPlan } from '../../config/listen-plan.ts';
+import { startListening } from './listen.ts';
 import type { ListenOptions } from './listen.ts';
 
 export interface WebhookOptions {
