@@ -532,3 +532,41 @@ test('NDP from a guest may claim only its own addresses; router advertisements a
   playFrames(a.tap, forged.slice(0, 1), 0.2);
   assert.match(neighbour(f.bridge, other) ?? '', new RegExp(`lladdr ${a.mac} `));
 });
+
+test('a network-policy pass deletes this instance\'s tables of a network no longer configured once no VM of it is left, never another instance\'s', async (t) => {
+  if (!requirePrereqs(t, ...prereqs)) return;
+  const f = fixture(t);
+  const gone = `${f.bridge}g`;
+  const other = `${f.inst}x`;
+  const otherDb = openDatabase(f.dir);
+  const otherNet = createLinuxNetwork({ instanceId: other, leases: openLeaseStore(otherDb) });
+  t.after(() => {
+    for (const tap of taps(`f${f.inst}-`)) trySh('ip', ['link', 'del', 'dev', tap]);
+    trySh('ip', ['link', 'del', 'dev', gone]);
+    for (const inst of [f.inst, other]) {
+      trySh('nft', ['delete', 'table', 'inet', nftTableName(inst, gone)]);
+      trySh('nft', ['delete', 'table', 'bridge', guardTableName(inst, gone)]);
+    }
+    otherDb.close();
+  });
+  const kept = netConfig(f.bridge, {}, false);
+  const dropped = netConfig(gone, { v4: { address: '10.214.0.1', prefixLength: 24 }, dns: [] }, false);
+  await f.net.ensureNetwork(kept);
+  await f.net.ensureNetwork(dropped);
+  // Another instance (whose id starts with ours) on the dropped network, and a VM of ours still on it.
+  await otherNet.ensureNetwork(dropped);
+  const vm = vmId(f.inst, 1);
+  await f.net.attach(vm, 'h', dropped);
+  const tables = (): string[] => sh('nft', ['list', 'tables']).split('\n').filter((l) => l.includes('flint_')).sort();
+  const mine = [`table bridge ${guardTableName(f.inst, gone)}`, `table inet ${nftTableName(f.inst, gone)}`];
+  const theirs = [`table bridge ${guardTableName(other, gone)}`, `table inet ${nftTableName(other, gone)}`];
+  const keptTables = [`table bridge ${guardTableName(f.inst, f.bridge)}`, `table inet ${nftTableName(f.inst, f.bridge)}`];
+
+  await f.net.reassert([kept]);
+  assert.deepEqual(tables(), [...mine, ...theirs, ...keptTables].sort(), 'a VM still on the dropped network keeps its guard and policy');
+  await f.net.detach(vm);
+  await f.net.reassert([kept]);
+  assert.deepEqual(tables(), [...theirs, ...keptTables].sort(), 'gone once its last VM is');
+  await f.net.reassert([kept]);
+  assert.deepEqual(tables(), [...theirs, ...keptTables].sort(), 'a second pass finds nothing to do');
+});
