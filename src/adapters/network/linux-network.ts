@@ -310,11 +310,14 @@ export function createLinuxNetwork(deps: LinuxNetworkDeps): LinuxHostNetwork {
 
   /** Addresses each host name resolved to last; a failed lookup keeps the previous answer. */
   const resolvedHosts = new Map<string, readonly string[]>();
+  /** Names looked up at least once, answered or not: a name that does not resolve is asked once a pass, not once a step. */
+  const lookedUp = new Set<string>();
 
   async function resolveHosts(names: readonly string[]): Promise<void> {
     const resolver = deps.resolver;
     if (resolver === undefined) return;
     await Promise.all([...new Set(names)].map(async (name) => {
+      lookedUp.add(name);
       try {
         const addrs = (await resolver.lookup(name)).map((a) => canonicalAddress(a)).filter((a): a is string => a !== undefined);
         resolvedHosts.set(name, [...new Set(addrs)].sort());
@@ -352,7 +355,7 @@ export function createLinuxNetwork(deps: LinuxNetworkDeps): LinuxHostNetwork {
     const policy = bridgePolicy(net);
     const egress = egressOf(net.name);
     // Host names never looked up yet (first start, `flint run`): before the first guest needs them.
-    const unresolved = hostsOf(egress).filter((h) => !resolvedHosts.has(h));
+    const unresolved = hostsOf(egress).filter((h) => !lookedUp.has(h));
     if (unresolved.length > 0) await resolveHosts(unresolved);
     const table = renderNftTable(instanceId, net.name, v4, v6, policy);
     let listing = '';
