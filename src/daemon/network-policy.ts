@@ -4,7 +4,8 @@
  * included, comes back with every live VM's entries) and re-resolves the host
  * names of the egress allow-lists, rewriting their sets atomically. The
  * tables' fingerprints make a pass over an untouched host a few `nft list`
- * calls.
+ * calls. It also deletes this instance's tables of networks that left the
+ * configuration, once no VM of this instance is on them.
  */
 import type { NetworkConfig } from '../config/types.ts';
 import { startLoop } from './loop.ts';

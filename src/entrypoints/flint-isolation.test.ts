@@ -278,8 +278,8 @@ for (const [i, d] of DRIVERS.entries()) {
   });
 
   test(`${d.driver}: with an egress allow-list a guest reaches only what is listed`, { timeout: 12 * MINUTES }, async (t) => {
-    // The per-definition allow-list of the network policy (a Flint without the key ignores it). It lists
-    // the simulator's address, known once the topology is up: filled in below, before Flint starts.
+    // The per-definition allow-list of the network policy. It lists the simulator's
+    // address, known once the topology is up: filled in below, before Flint starts.
     const allowList = { egress: { cidrs: [] as string[], hosts: [] as string[] } };
     const run = await isolationFlint(t, {
       driver: d, tag: `a${i}`, subnet: 30 + i, runner: { maxRunners: 1, ...allowList },

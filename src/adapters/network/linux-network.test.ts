@@ -20,7 +20,7 @@ import { vmId } from '../../core/ids.ts';
 import { addressPool } from '../../core/ipam.ts';
 import { program, requirePrereqs, root } from '../../../test/helpers/prereq.ts';
 import type { Prerequisite } from '../../../test/helpers/prereq.ts';
-import { GUEST_LISTEN, GUEST_PING } from '../../../test/helpers/guest-frames.ts';
+import { GUEST_FRAMES, GUEST_LISTEN, GUEST_PING, arpFrame, ipv6Bytes, linkLocalOf, ndFrame } from '../../../test/helpers/guest-frames.ts';
 
 const privateNetns: Prerequisite = {
   what: 'the private network namespace of scripts/test.mjs',
@@ -417,4 +417,156 @@ test('a guard table that is missing or outdated is rebuilt with the entries of t
   const listing = sh('nft', ['list', 'table', 'bridge', guard]);
   assert.ok(listing.includes(`"${lease.tap}" . ${lease.mac} . ${lease.guest.ipv4.address}`), listing);
   assert.ok(listing.includes(`"${lease.tap}" . ${lease.mac} . ${String(lease.guest.ipv6?.address)}`), listing);
+});
+
+/** Writes `frames` on the tap as its guest, and returns what the tap received within `seconds` (as hex). */
+function playFrames(tap: string, frames: readonly string[], seconds = 0.6): string[] {
+  return sh('python3', ['-c', GUEST_FRAMES, tap, String(seconds), ...frames]).split('\n').filter((l) => l !== '');
+}
+/** The link-layer address of `address` in the host's neighbour table of the bridge, and its state. */
+function neighbour(bridge: string, address: string): string | undefined {
+  const line = sh('ip', ['neigh', 'show', 'dev', bridge]).split('\n').find((l) => l.startsWith(`${address} `));
+  return line?.replace(`${address} `, '').trim();
+}
+const guardDrops = (f: Fixture): number => [...sh('nft', ['list', 'table', 'bridge', guardTableName(f.inst, f.bridge)]).matchAll(/counter packets (\d+)/g)]
+  .reduce((sum, m) => sum + Number(m[1]), 0);
+const isArpReplyFrom = (hex: string, ip: string): boolean => hex.slice(24, 28) === '0806' && hex.slice(40, 44) === '0002'
+  && hex.slice(56, 64) === Buffer.from(ip.split('.').map(Number)).toString('hex');
+const isAdvertOf = (hex: string, target: string): boolean => hex.slice(24, 28) === '86dd' && hex.slice(40, 42) === '3a'
+  && hex.slice(108, 110) === '88' && hex.slice(124, 156) === ipv6Bytes(target).toString('hex');
+
+test('ARP from a guest must name its own MAC and address: forged replies, announcements and probes are dropped and teach the host nothing', async (t) => {
+  if (!requirePrereqs(t, ...prereqs, program('python3'))) return;
+  const f = fixture(t);
+  const cfg = netConfig(f.bridge, {}, false);
+  await f.net.ensureNetwork(cfg);
+  const a = await f.net.attach(vmId(f.inst, 1), 'a', cfg);
+  const b = await f.net.attach(vmId(f.inst, 2), 'b', cfg);
+  const gw = '10.213.0.1';
+  const bridgeMac = String(linkJson(f.bridge)?.address);
+  const bcast = 'ff:ff:ff:ff:ff:ff';
+  // An address no guest holds, with an entry the host learned from a device on the bridge.
+  sh('ip', ['neigh', 'replace', '10.213.0.60', 'lladdr', '02:00:00:00:00:60', 'dev', f.bridge, 'nud', 'stale']);
+  // Positive control: the guest's own request is answered.
+  const own = arpFrame({ dst: bcast, src: a.mac, op: 1, senderMac: a.mac, senderIp: a.guest.ipv4.address, targetIp: gw });
+  assert.ok(playFrames(a.tap, [own]).some((h) => isArpReplyFrom(h, gw)), 'the gateway answers the guest\'s own ARP request');
+  const probe = arpFrame({ dst: bcast, src: a.mac, op: 1, senderMac: a.mac, senderIp: '0.0.0.0', targetIp: gw });
+  assert.ok(playFrames(a.tap, [probe]).some((h) => isArpReplyFrom(h, gw)), 'and its address probe (RFC 5227)');
+
+  const before = guardDrops(f);
+  const forged = [
+    // A request to the gateway from an address it does not hold: the host would learn 10.213.0.50 → a.
+    arpFrame({ dst: bcast, src: a.mac, op: 1, senderMac: a.mac, senderIp: '10.213.0.50', targetIp: gw }),
+    // A reply claiming b's address.
+    arpFrame({ dst: bridgeMac, src: a.mac, op: 2, senderMac: a.mac, senderIp: b.guest.ipv4.address, targetMac: bridgeMac, targetIp: gw }),
+    // A gratuitous announcement of the address the host knows another device by.
+    arpFrame({ dst: bcast, src: a.mac, op: 1, senderMac: a.mac, senderIp: '10.213.0.60', targetIp: '10.213.0.60' }),
+    // Its own address with b's MAC as sender hardware address, and a probe naming b's MAC (the answer would go to b).
+    arpFrame({ dst: bcast, src: a.mac, op: 1, senderMac: b.mac, senderIp: a.guest.ipv4.address, targetIp: gw }),
+    arpFrame({ dst: bcast, src: a.mac, op: 1, senderMac: b.mac, senderIp: '0.0.0.0', targetIp: gw }),
+  ];
+  assert.deepEqual(playFrames(a.tap, forged).filter((h) => isArpReplyFrom(h, gw)), [], 'no forged request is answered');
+  assert.equal(guardDrops(f), before + forged.length, 'each forged frame is counted by the guard');
+  assert.equal(neighbour(f.bridge, '10.213.0.50'), undefined);
+  assert.match(neighbour(f.bridge, b.guest.ipv4.address) ?? '', new RegExp(`lladdr ${b.mac} PERMANENT`));
+  assert.match(neighbour(f.bridge, '10.213.0.60') ?? '', /lladdr 02:00:00:00:00:60 /);
+  assert.match(neighbour(f.bridge, a.guest.ipv4.address) ?? '', new RegExp(`lladdr ${a.mac} PERMANENT`));
+
+  // Without the guard the same frames poison the host: the test sees the rules, not an accident.
+  sh('nft', ['delete', 'table', 'bridge', guardTableName(f.inst, f.bridge)]);
+  playFrames(a.tap, forged.slice(0, 3), 0.2);
+  assert.match(neighbour(f.bridge, '10.213.0.50') ?? '', new RegExp(`lladdr ${a.mac} `));
+  assert.match(neighbour(f.bridge, '10.213.0.60') ?? '', new RegExp(`lladdr ${a.mac} `));
+});
+
+test('NDP from a guest may claim only its own addresses; router advertisements and other link-local traffic are dropped', async (t) => {
+  if (!requirePrereqs(t, ...prereqs, program('python3'))) return;
+  const f = fixture(t);
+  const cfg = netConfig(f.bridge);
+  await f.net.ensureNetwork(cfg);
+  const a = await f.net.attach(vmId(f.inst, 1), 'a', cfg);
+  const b = await f.net.attach(vmId(f.inst, 2), 'b', cfg);
+  const a6 = String(a.guest.ipv6?.address);
+  const b6 = String(b.guest.ipv6?.address);
+  const gw6 = 'fd00:f1:213::1';
+  const bridgeMac = String(linkJson(f.bridge)?.address);
+  const ll = linkLocalOf(a.mac);
+  const allNodes = { dst: '33:33:00:00:00:01', to: 'ff02::1' };
+  const solicitGw = { dst: '33:33:ff:00:00:01', to: 'ff02::1:ff00:1', type: 135 as const, target: gw6, lladdr: a.mac, src: a.mac };
+  // An address no guest holds, known to the host as another device's.
+  const other = 'fd00:f1:213::60';
+  sh('ip', ['-6', 'neigh', 'replace', other, 'lladdr', '02:00:00:00:00:60', 'dev', f.bridge, 'nud', 'stale']);
+  // Positive controls: the gateway answers the guest's solicitation from its
+  // own address and from its link-local one; its advertisement of its own
+  // address, from either, and duplicate detection (from ::) pass the guard.
+  assert.ok(playFrames(a.tap, [ndFrame({ ...solicitGw, from: a6 })]).some((h) => isAdvertOf(h, gw6)), 'solicitation from the leased address');
+  assert.ok(playFrames(a.tap, [ndFrame({ ...solicitGw, from: ll })]).some((h) => isAdvertOf(h, gw6)), 'solicitation from the link-local address');
+  const before = guardDrops(f);
+  playFrames(a.tap, [
+    ndFrame({ ...allNodes, src: a.mac, from: a6, type: 136, target: a6, lladdr: a.mac }),
+    ndFrame({ ...allNodes, src: a.mac, from: ll, type: 136, target: a6, lladdr: a.mac }),
+    ndFrame({ ...allNodes, src: a.mac, from: ll, type: 136, target: ll, lladdr: a.mac }),
+    ndFrame({ dst: '33:33:ff:00:00:02', to: 'ff02::1:ff00:2', src: a.mac, from: '::', type: 135, target: a6, lladdr: a.mac }),
+  ], 0.2);
+  assert.equal(guardDrops(f), before, 'nothing of the guest\'s own neighbour discovery is dropped');
+
+  const forged = [
+    // Advertisements of an address the guest does not hold, from its link-local, its leased and the unspecified address.
+    ndFrame({ ...allNodes, src: a.mac, from: ll, type: 136, target: other, lladdr: a.mac }),
+    ndFrame({ ...allNodes, src: a.mac, from: a6, type: 136, target: other, lladdr: a.mac }),
+    ndFrame({ ...allNodes, src: a.mac, from: a6, type: 136, target: b6, lladdr: a.mac }),
+    ndFrame({ ...allNodes, src: a.mac, from: '::', type: 136, target: other, lladdr: a.mac }),
+    // A router advertisement (what a router on an operator's bridge would follow).
+    ndFrame({ ...allNodes, src: a.mac, from: ll, type: 134, lladdr: a.mac }),
+    // And a plain echo request from the link-local address.
+  ];
+  const echo = (): string => sh('python3', ['-c', GUEST_PING, a.tap, a.mac, ll, bridgeMac, gw6]).trim();
+  playFrames(a.tap, forged, 0.2);
+  assert.equal(echo(), 'none', 'no other traffic from the link-local address');
+  assert.equal(guardDrops(f), before + forged.length + 1, 'each forged frame is counted by the guard');
+  assert.match(neighbour(f.bridge, other) ?? '', /lladdr 02:00:00:00:00:60 /, 'the host still knows the other device by its own MAC');
+  assert.match(neighbour(f.bridge, b6) ?? '', new RegExp(`lladdr ${b.mac} PERMANENT`));
+
+  // Without the guard the first advertisement moves the host's entry to the forger.
+  sh('nft', ['delete', 'table', 'bridge', guardTableName(f.inst, f.bridge)]);
+  playFrames(a.tap, forged.slice(0, 1), 0.2);
+  assert.match(neighbour(f.bridge, other) ?? '', new RegExp(`lladdr ${a.mac} `));
+});
+
+test('a network-policy pass deletes this instance\'s tables of a network no longer configured once no VM of it is left, never another instance\'s', async (t) => {
+  if (!requirePrereqs(t, ...prereqs)) return;
+  const f = fixture(t);
+  const gone = `${f.bridge}g`;
+  const other = `${f.inst}x`;
+  const otherDb = openDatabase(f.dir);
+  const otherNet = createLinuxNetwork({ instanceId: other, leases: openLeaseStore(otherDb) });
+  t.after(() => {
+    for (const tap of taps(`f${f.inst}-`)) trySh('ip', ['link', 'del', 'dev', tap]);
+    trySh('ip', ['link', 'del', 'dev', gone]);
+    for (const inst of [f.inst, other]) {
+      trySh('nft', ['delete', 'table', 'inet', nftTableName(inst, gone)]);
+      trySh('nft', ['delete', 'table', 'bridge', guardTableName(inst, gone)]);
+    }
+    otherDb.close();
+  });
+  const kept = netConfig(f.bridge, {}, false);
+  const dropped = netConfig(gone, { v4: { address: '10.214.0.1', prefixLength: 24 }, dns: [] }, false);
+  await f.net.ensureNetwork(kept);
+  await f.net.ensureNetwork(dropped);
+  // Another instance (whose id starts with ours) on the dropped network, and a VM of ours still on it.
+  await otherNet.ensureNetwork(dropped);
+  const vm = vmId(f.inst, 1);
+  await f.net.attach(vm, 'h', dropped);
+  const tables = (): string[] => sh('nft', ['list', 'tables']).split('\n').filter((l) => l.includes('flint_')).sort();
+  const mine = [`table bridge ${guardTableName(f.inst, gone)}`, `table inet ${nftTableName(f.inst, gone)}`];
+  const theirs = [`table bridge ${guardTableName(other, gone)}`, `table inet ${nftTableName(other, gone)}`];
+  const keptTables = [`table bridge ${guardTableName(f.inst, f.bridge)}`, `table inet ${nftTableName(f.inst, f.bridge)}`];
+
+  await f.net.reassert([kept]);
+  assert.deepEqual(tables(), [...mine, ...theirs, ...keptTables].sort(), 'a VM still on the dropped network keeps its guard and policy');
+  await f.net.detach(vm);
+  await f.net.reassert([kept]);
+  assert.deepEqual(tables(), [...theirs, ...keptTables].sort(), 'gone once its last VM is');
+  await f.net.reassert([kept]);
+  assert.deepEqual(tables(), [...theirs, ...keptTables].sort(), 'a second pass finds nothing to do');
 });

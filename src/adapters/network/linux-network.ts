@@ -82,7 +82,11 @@ export interface EgressDefinition {
 }
 
 export interface LinuxHostNetwork extends HostNetwork {
-  /** Deletes the nft tables (NAT and guard) this instance owns for the bridge; the bridge itself stays. Idempotent. */
+  /**
+   * Deletes the nft tables (NAT and policy, and guard) this instance owns
+   * for the bridge; the bridge itself stays. Idempotent. `reassert` does it
+   * for bridges that left the configuration.
+   */
   removeNat(bridge: string): Promise<void>;
   /**
    * Claims the network's bridge host-wide (no-op without `claims`); throws
@@ -95,8 +99,10 @@ export interface LinuxHostNetwork extends HostNetwork {
    * One pass of the `network-policy` loop: re-resolves the allow-lists'
    * host names, then for each network does what ensureNetwork does (a table
    * someone flushed comes back, re-filled from the leases) and rewrites the
-   * per-VM entries and allow sets in one transaction each. Every network is
-   * tried; the first failure is thrown after.
+   * per-VM entries and allow sets in one transaction each. Then it deletes
+   * this instance's tables of bridges that are not in `nets` and hold none
+   * of its leases (a network dropped from the configuration, its VMs
+   * gone). Every network is tried; the first failure is thrown after.
    */
   reassert(nets: readonly NetworkConfig[]): Promise<void>;
 }
@@ -304,11 +310,14 @@ export function createLinuxNetwork(deps: LinuxNetworkDeps): LinuxHostNetwork {
 
   /** Addresses each host name resolved to last; a failed lookup keeps the previous answer. */
   const resolvedHosts = new Map<string, readonly string[]>();
+  /** Names looked up at least once, answered or not: a name that does not resolve is asked once a pass, not once a step. */
+  const lookedUp = new Set<string>();
 
   async function resolveHosts(names: readonly string[]): Promise<void> {
     const resolver = deps.resolver;
     if (resolver === undefined) return;
     await Promise.all([...new Set(names)].map(async (name) => {
+      lookedUp.add(name);
       try {
         const addrs = (await resolver.lookup(name)).map((a) => canonicalAddress(a)).filter((a): a is string => a !== undefined);
         resolvedHosts.set(name, [...new Set(addrs)].sort());
@@ -346,7 +355,7 @@ export function createLinuxNetwork(deps: LinuxNetworkDeps): LinuxHostNetwork {
     const policy = bridgePolicy(net);
     const egress = egressOf(net.name);
     // Host names never looked up yet (first start, `flint run`): before the first guest needs them.
-    const unresolved = hostsOf(egress).filter((h) => !resolvedHosts.has(h));
+    const unresolved = hostsOf(egress).filter((h) => !lookedUp.has(h));
     if (unresolved.length > 0) await resolveHosts(unresolved);
     const table = renderNftTable(instanceId, net.name, v4, v6, policy);
     let listing = '';
@@ -417,6 +426,43 @@ export function createLinuxNetwork(deps: LinuxNetworkDeps): LinuxHostNetwork {
         ip(['-force', '-batch', '-'], `${neigh}\n`).catch(() => undefined),
       ]);
     }));
+  }
+
+  /**
+   * Deletes this instance's tables of bridges neither in `nets` nor holding
+   * one of its leases. The name decides whose a table is: `flint_<instance>_`
+   * (an instance id has no "_", so `flint_ab_…` is never `flint_abc_…`'s);
+   * another instance's tables, and anything not Flint's, are never touched.
+   * A VM still on a dropped network (adopted, or started by another process
+   * sharing the state file) keeps its guard and policy until it is gone.
+   */
+  async function removeStaleTables(nets: readonly NetworkConfig[]): Promise<void> {
+    const keep = new Set<string>();
+    for (const bridge of new Set([...nets.map((n) => n.name), ...leases.ofInstance(instanceId).map((l) => l.network)])) {
+      keep.add(`inet ${nftTableName(instanceId, bridge)}`);
+      keep.add(`bridge ${guardTableName(instanceId, bridge)}`);
+    }
+    let listing: string;
+    try {
+      listing = (await commands.run('nft', ['list', 'tables'])).stdout;
+    } catch (err) {
+      throw commandFailed(err, 'could not list the nftables tables');
+    }
+    const prefix = `flint_${instanceId}_`;
+    const removed: string[] = [];
+    for (const line of listing.split('\n')) {
+      const m = /^table (inet|bridge) (\S+)$/.exec(line.trim());
+      const family = m?.[1];
+      const name = m?.[2];
+      if (family === undefined || name === undefined || !name.startsWith(prefix) || keep.has(`${family} ${name}`)) continue;
+      try {
+        await commands.run('nft', ['delete', 'table', family, name]);
+        removed.push(`${family} ${name}`);
+      } catch (err) {
+        if (!isNoSuchTable(err)) throw commandFailed(err, `could not delete nftables table ${name}`);
+      }
+    }
+    if (removed.length > 0) deps.log?.info({ removed }, 'deleted the nftables tables of networks no longer configured');
   }
 
   function wantedAddresses(net: NetworkConfig, v6: AddressPool | undefined): Array<{ family: 'inet' | 'inet6'; address: string; prefixLength: number }> {
@@ -524,6 +570,12 @@ export function createLinuxNetwork(deps: LinuxNetworkDeps): LinuxHostNetwork {
           deps.log?.warn({ network: net.name, err: err instanceof Error ? err.message : String(err) }, 'could not re-assert the network policy');
           first ??= err;
         }
+      }
+      try {
+        await removeStaleTables(nets);
+      } catch (err) {
+        deps.log?.warn({ err: err instanceof Error ? err.message : String(err) }, 'could not delete the tables of networks no longer configured');
+        first ??= err;
       }
       if (first !== undefined) throw first;
     },

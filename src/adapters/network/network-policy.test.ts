@@ -4,7 +4,14 @@
 //
 //   guest ns ── veth "f<inst>-…" ── bridge ── host ns (Flint's, via nsenter) ── veth ── outside ns
 //   10.215.0.x                     10.215.0.1         198.51.100.1          198.51.100.2, 203.0.113.2,
-//                                                                           169.254.169.254
+//   fd00:f1:215::x                 fd00:f1:215::1     2001:db8:1::1         169.254.169.254,
+//                                                                           2001:db8:1::2, 2001:db8:2::2,
+//                                                                           fd00:ec2::254
+//
+// With `operator`, the bridge is one the operator made (`create: false`)
+// and holds a second port besides the guests': a veth to the outside
+// namespace, which then also sits on the guests' subnet as 10.215.0.254 —
+// a router on the operator's LAN.
 //
 // The guest end of the VM's port is a veth in the guest namespace instead of
 // a tap (no VM is booted): same name, same bridge, same isolated port, and
@@ -66,7 +73,7 @@ const PROBE = String.raw`
 import socket, sys
 proto, a, p = sys.argv[1], sys.argv[2], int(sys.argv[3])
 if proto == 'tcp':
-    s = socket.socket(); s.settimeout(1)
+    s = socket.socket(socket.AF_INET6 if ':' in a else socket.AF_INET); s.settimeout(1)
     try: s.connect((a, p)); print('open')
     except ConnectionRefusedError: print('refused')
     except OSError: print('blocked')
@@ -116,7 +123,17 @@ interface World {
 
 const BRIDGE = 'fpolbr';
 
-async function world(t: TestContext, opts: { hostDns?: boolean; hostPorts?: number[]; egress?: EgressDefinition['egress'] } = {}): Promise<World> {
+interface WorldOptions {
+  readonly hostDns?: boolean;
+  readonly hostPorts?: number[];
+  readonly egress?: EgressDefinition['egress'];
+  /** The network has the IPv6 prefix fd00:f1:215::/64, and the uplink IPv6 addresses. */
+  readonly v6?: boolean;
+  /** The bridge is the operator's, with a port to a router on the guests' subnet (see above). */
+  readonly operator?: boolean;
+}
+
+async function world(t: TestContext, opts: WorldOptions = {}): Promise<World> {
   const inst = `p${randomBytes(2).toString('hex')}`;
   const host = namespace(t);
   const outside = namespace(t);
@@ -134,18 +151,38 @@ async function world(t: TestContext, opts: { hostDns?: boolean; hostPorts?: numb
   out('addr', 'add', '203.0.113.2/32', 'dev', 'lo');
   out('addr', 'add', '169.254.169.254/32', 'dev', 'lo');
   out('link', 'set', 'o0', 'up');
+  if (opts.v6 === true) {
+    inNs(host, 'sysctl', ['-qw', 'net.ipv6.conf.all.forwarding=1']);
+    sh('addr', 'add', '2001:db8:1::1/64', 'dev', 'up0', 'nodad');
+    out('addr', 'add', '2001:db8:1::2/64', 'dev', 'o0', 'nodad');
+    out('addr', 'add', '2001:db8:2::2/128', 'dev', 'lo');
+    out('addr', 'add', 'fd00:ec2::254/128', 'dev', 'lo');
+  }
+  if (opts.operator === true) {
+    sh('link', 'add', BRIDGE, 'address', '06:00:0a:d7:00:01', 'type', 'bridge');
+    sh('addr', 'add', '10.215.0.1/24', 'dev', BRIDGE);
+    sh('link', 'set', BRIDGE, 'up');
+    sh('link', 'add', 'lan0', 'type', 'veth', 'peer', 'name', 'r0', 'netns', outside);
+    sh('link', 'set', 'lan0', 'master', BRIDGE);
+    sh('link', 'set', 'lan0', 'up');
+    out('addr', 'add', '10.215.0.254/24', 'dev', 'r0');
+    out('link', 'set', 'r0', 'up');
+  }
   const listen = (ns: string, ...targets: string[]): Promise<void> => {
     const p = spawn('nsenter', ['-t', ns, '-n', 'python3', '-c', LISTEN, ...targets], { stdio: ['pipe', 'pipe', 'inherit'], env });
     t.after(() => { p.kill('SIGKILL'); });
     return new Promise((resolve) => p.stdout.once('data', () => resolve()));
   };
-  await listen(outside, '0.0.0.0:8080');
+  await listen(outside, '0.0.0.0:8080', ...(opts.v6 === true ? ['2001:db8:1::2:8080', '2001:db8:2::2:8080', 'fd00:ec2::254:8080'] : []));
 
   const dir = mkdtempSync(join(tmpdir(), 'flint-policy-'));
   const db = openDatabase(dir);
   t.after(() => { db.close(); rmSync(dir, { recursive: true, force: true }); });
   const hosts = new Map<string, string[]>();
-  const cfg: NetworkConfig = { name: BRIDGE, v4: { address: '10.215.0.1', prefixLength: 24 }, create: true, dns: ['198.51.100.53'], ...(opts.hostDns === true ? { hostDns: true } : {}), ...(opts.hostPorts === undefined ? {} : { hostPorts: opts.hostPorts }) };
+  const cfg: NetworkConfig = {
+    name: BRIDGE, v4: { address: '10.215.0.1', prefixLength: 24 }, create: opts.operator !== true, dns: ['198.51.100.53'],
+    ...(opts.v6 === true ? { v6: { address: 'fd00:f1:215::1', prefixLength: 64 } } : {}),
+    ...(opts.hostDns === true ? { hostDns: true } : {}), ...(opts.hostPorts === undefined ? {} : { hostPorts: opts.hostPorts }) };
   const net = createLinuxNetwork({
     instanceId: inst, leases: openLeaseStore(db), commands: nsCommands(host),
     definitions: [{ name: 'small', network: BRIDGE, ...(opts.egress === undefined ? {} : { egress: opts.egress }) }],
@@ -154,7 +191,7 @@ async function world(t: TestContext, opts: { hostDns?: boolean; hostPorts?: numb
   });
   await net.ensureNetwork(cfg);
   // Services on the host: on the gateway address and on the uplink address.
-  await listen(host, '10.215.0.1:8080', '10.215.0.1:53', '198.51.100.1:8080');
+  await listen(host, '10.215.0.1:8080', '10.215.0.1:53', '198.51.100.1:8080', ...(opts.v6 === true ? ['fd00:f1:215::1:8080', '2001:db8:1::1:8080'] : []));
   return {
     host, net, cfg, hosts,
     async guest(n) {
@@ -170,6 +207,10 @@ async function world(t: TestContext, opts: { hostDns?: boolean; hostPorts?: numb
       inNs(ns, 'ip', ['addr', 'add', `${lease.guest.ipv4.address}/24`, 'dev', 'eth0']);
       inNs(ns, 'ip', ['link', 'set', 'eth0', 'up']);
       inNs(ns, 'ip', ['route', 'add', 'default', 'via', '10.215.0.1']);
+      if (lease.guest.ipv6 !== undefined) {
+        inNs(ns, 'ip', ['addr', 'add', `${lease.guest.ipv6.address}/64`, 'dev', 'eth0', 'nodad']);
+        inNs(ns, 'ip', ['-6', 'route', 'add', 'default', 'via', lease.guest.ipv6.gateway]);
+      }
       return { ns, lease };
     },
     probe: (ns, proto, address, port) => inNs(ns, 'python3', ['-c', PROBE, proto, address, String(port)]).trim(),
@@ -253,4 +294,61 @@ test('nft flush ruleset: the next network-policy pass restores the tables with e
   assert.equal(w.probe(ns, 'tcp', '10.215.0.1', 8080), 'blocked', 'the host is out of reach again');
   assert.equal(w.probe(ns, 'tcp', '203.0.113.2', 8080), 'blocked', 'the VM is under its allow-list again');
   assert.equal(w.probe(ns, 'tcp', '198.51.100.2', 8080), 'open', 'and gets out through NAT where the list allows');
+});
+
+test('IPv6: a guest gets out through NAT, but reaches neither fd00:ec2::254 (though a route leads there) nor a service on the host\'s IPv6 addresses', async (t) => {
+  if (!requirePrereqs(t, ...prereqs)) return;
+  const w = await world(t, { v6: true });
+  inNs(w.host, 'ip', ['-6', 'route', 'add', 'fd00:ec2::254/128', 'via', '2001:db8:1::2']);
+  inNs(w.host, 'ip', ['-6', 'route', 'add', '2001:db8:2::2/128', 'via', '2001:db8:1::2']);
+  const { ns } = await w.guest(1);
+  // Positive controls: the host reaches its own listener, the guest reaches the outside over IPv6.
+  assert.equal(inNs(w.host, 'python3', ['-c', PROBE, 'tcp', 'fd00:f1:215::1', '8080']).trim(), 'open');
+  assert.equal(w.probe(ns, 'tcp', '2001:db8:1::2', 8080), 'open', 'the outside, on the uplink\'s IPv6 subnet');
+  assert.equal(w.probe(ns, 'tcp', '2001:db8:2::2', 8080), 'open', 'the same listener on another outside address, routed');
+  assert.equal(w.probe(ns, 'tcp', 'fd00:ec2::254', 8080), 'blocked', 'the IPv6 metadata address');
+  assert.equal(w.probe(ns, 'tcp', 'fd00:f1:215::1', 8080), 'blocked', 'a service on the gateway\'s IPv6 address');
+  assert.equal(w.probe(ns, 'tcp', '2001:db8:1::1', 8080), 'blocked', 'a service on the uplink\'s IPv6 address');
+  inNs(w.host, 'nft', ['flush', 'ruleset']);
+  assert.equal(w.probe(ns, 'tcp', 'fd00:f1:215::1', 8080), 'open', 'without Flint\'s tables the same guest reaches it');
+});
+
+test('an egress allow-list holds over IPv6: the listed prefix only', async (t) => {
+  if (!requirePrereqs(t, ...prereqs)) return;
+  const w = await world(t, { v6: true, egress: { cidrs: ['2001:db8:1::/64'], hosts: [] } });
+  inNs(w.host, 'ip', ['-6', 'route', 'add', '2001:db8:2::2/128', 'via', '2001:db8:1::2']);
+  const { ns } = await w.guest(1);
+  assert.equal(w.probe(ns, 'tcp', '2001:db8:1::2', 8080), 'open', 'in the listed prefix');
+  assert.equal(w.probe(ns, 'tcp', '2001:db8:2::2', 8080), 'blocked', 'outside it');
+});
+
+// br_netfilter is per network namespace (net.bridge.bridge-nf-call-iptables):
+// each case sets it in the test's host namespace only.
+test('on an operator\'s bridge without br_netfilter a guest reaches a router on the bridge, but not the metadata address through it', async (t) => {
+  if (!requirePrereqs(t, ...prereqs)) return;
+  const w = await world(t, { operator: true });
+  inNs(w.host, 'sysctl', ['-qw', 'net.bridge.bridge-nf-call-iptables=0']);
+  const { ns } = await w.guest(1);
+  // The hostile guest picks the LAN router as its next hop: the frame is bridged, the host routes nothing.
+  inNs(ns, 'ip', ['route', 'add', '169.254.169.254/32', 'via', '10.215.0.254']);
+  assert.equal(w.probe(ns, 'tcp', '10.215.0.254', 8080), 'open', 'the router answers on the guests\' subnet');
+  assert.equal(w.probe(ns, 'tcp', '169.254.169.254', 8080), 'blocked');
+  // Only the address guard (bridge family) sees the frame: without it the metadata address answers.
+  const guard = inNs(w.host, 'nft', ['list', 'tables']).split('\n').find((l) => l.startsWith('table bridge flint_'));
+  assert.ok(guard !== undefined);
+  inNs(w.host, 'nft', ['delete', ...guard.split(' ')]);
+  assert.equal(w.probe(ns, 'tcp', '169.254.169.254', 8080), 'open');
+});
+
+test('on an operator\'s bridge with br_netfilter, what a guest sends to other ports of the bridge passes the forward hook and is dropped: it reaches only what the host routes', async (t) => {
+  if (!requirePrereqs(t, ...prereqs)) return;
+  const w = await world(t, { operator: true });
+  inNs(w.host, 'sysctl', ['-qw', 'net.bridge.bridge-nf-call-iptables=1']);
+  inNs(w.host, 'ip', ['route', 'add', '203.0.113.2/32', 'via', '198.51.100.2']);
+  const { ns } = await w.guest(1);
+  // The outside has no route back to the guests' subnet but through r0, its leg on the bridge.
+  assert.equal(w.probe(ns, 'tcp', '203.0.113.2', 8080), 'open', 'routed by the host (gateway 10.215.0.1)');
+  assert.equal(w.probe(ns, 'tcp', '10.215.0.254', 8080), 'blocked', 'bridged to the router: in and out interface are the bridge');
+  inNs(w.host, 'nft', ['flush', 'ruleset']);
+  assert.equal(w.probe(ns, 'tcp', '10.215.0.254', 8080), 'open', 'Flint\'s rules, not the topology');
 });

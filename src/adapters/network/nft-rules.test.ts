@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { allowRanges, egressSetsScript, fingerprintOf, isUniqueLocal, nftTableName, policyElementsScript, renderNftTable, replaceScript } from './nft-rules.ts';
+import {
+  allowRanges, egressSetsScript, fingerprintOf, guardElementsScript, isUniqueLocal, nftTableName, policyElementsScript, renderGuardTable, renderNftTable, replaceScript,
+} from './nft-rules.ts';
 import type { BridgePolicy } from './nft-rules.ts';
 import { addressPool } from '../../core/ipam.ts';
 
@@ -109,4 +111,26 @@ test('allow sets are flushed and filled in one script; a VM\'s entries take its 
   assert.match(policyElementsScript('delete', 'T', 1, [{ mac: '06:00:0a:00:00:05' }]), /delete element inet T guests .*\n.*\n.*delete element inet T members_0/);
   assert.equal(policyElementsScript('add', 'T', 0, []), '');
   assert.throws(() => policyElementsScript('add', 'T', 0, [{ mac: '06:00:0a:00:00:05 } ; flush ruleset' }]), RangeError);
+});
+
+test('the address guard: ARP and neighbour advertisements claim only the tap\'s own addresses, link-local sources only for neighbour discovery, metadata dropped', () => {
+  const body = renderGuardTable('h7k2', 'br0').body;
+  const rules = body.split('\n').map((l) => l.trim());
+  const at = (prefix: string): number => rules.findIndex((r) => r.startsWith(prefix));
+  assert.ok(at('ip daddr 169.254.0.0/16 counter drop') > at('iifname . ether saddr != @macs'), 'metadata dropped on the bridge too, after the MAC check');
+  assert.ok(rules.includes('ip6 daddr fd00:ec2::254 counter drop'));
+  assert.ok(rules.some((r) => r.includes('arp saddr ip 0.0.0.0 iifname . arp saddr ether @macs accept')), 'a probe names the guest\'s own MAC');
+  const na = at('icmpv6 type nd-neighbor-advert');
+  assert.ok(na !== -1 && na < at('ether type ip6 iifname . ether saddr . ip6 saddr @guests6 accept'), 'the target check comes before any IPv6 accept');
+  assert.match(rules[na] ?? '', /@th,64,10 != 0x3fa .*@th,64,128 != @targets6 counter drop$/);
+  assert.ok(!rules.some((r) => /^ether type ip6 ip6 saddr \{ ::, fe80::\/10 \} accept$/.test(r)), 'no longer every frame from a link-local source');
+  assert.match(body, /ip6 saddr fe80::\/10 icmpv6 type \{ nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert, mld-listener-report, mld-listener-done, mld2-listener-report \} accept/);
+  assert.match(body, /ip6 saddr :: icmpv6 type \{ nd-neighbor-solicit, mld2-listener-report \} accept/);
+  assert.equal(guardElementsScript('add', 't', [{ tap: 'fh7k2-00001', mac: '06:00:0a:00:00:02', ipv4: '10.0.0.2', ipv6: 'fd00:1::2' }]), [
+    'add element bridge t macs { "fh7k2-00001" . 06:00:0a:00:00:02 }',
+    'add element bridge t guests4 { "fh7k2-00001" . 06:00:0a:00:00:02 . 10.0.0.2 }',
+    'add element bridge t guests6 { "fh7k2-00001" . 06:00:0a:00:00:02 . fd00:1::2 }',
+    'add element bridge t targets6 { "fh7k2-00001" . 06:00:0a:00:00:02 . 0xfd000001000000000000000000000002 }',
+    '',
+  ].join('\n'));
 });

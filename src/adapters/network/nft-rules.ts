@@ -306,12 +306,19 @@ export function fingerprintOf(listing: string): string | undefined {
 /**
  * The anti-spoofing guard of this instance's taps on one bridge: a `bridge`
  * family table that drops every frame from a tap `f<instance>-*` whose
- * source MAC, IPv4 or IPv6 address (or ARP sender) is not the one leased to
- * that tap. Without it a guest could claim another guest's address (ARP
- * spoofing the host) and receive that guest's traffic. Frames from other
- * ports of the bridge are not looked at.
+ * source MAC, IPv4 or IPv6 address (or ARP sender, or neighbour
+ * advertisement target) is not the one leased to that tap. Without it a
+ * guest could claim another guest's address (ARP spoofing the host) and
+ * receive that guest's traffic, or, on an operator's bridge, poison the
+ * neighbour caches of the machines behind its other ports. Frames from
+ * other ports of the bridge are not looked at.
  *
- * The per-VM facts live in three sets, filled on attach and emptied on
+ * It also drops what a guest sends to the metadata addresses: on an
+ * operator's bridge a guest can address a frame to the MAC of a router
+ * behind another port, and such a frame is bridged, never passing the inet
+ * table's forward hook (without br_netfilter).
+ *
+ * The per-VM facts live in four sets, filled on attach and emptied on
  * detach; a replaced table is re-filled from the leases in the same
  * transaction.
  */
@@ -326,20 +333,35 @@ export function guardTableName(instanceId: string, bridge: string): string {
   return `${nftTableName(instanceId, bridge)}_guard`;
 }
 
-function elementLists(elements: readonly GuardElement[]): { macs: string[]; v4: string[]; v6: string[] } {
+/**
+ * An IPv6 address as the 128-bit integer the `targets6` set holds: its
+ * last field is a raw payload (nft 1.0.6 has no `icmpv6 taddr`), so its
+ * elements are integers, not addresses.
+ */
+function ipv6Integer(s: string): string {
+  const a = parseAddress(s);
+  if (a === undefined || a.family !== 6) throw new RangeError(`not an IPv6 address: ${JSON.stringify(s)}`);
+  return `0x${a.value.toString(16).padStart(32, '0')}`;
+}
+
+function elementLists(elements: readonly GuardElement[]): { macs: string[]; v4: string[]; v6: string[]; targets6: string[] } {
   const check = (s: string): string => {
     if (!/^[0-9a-f:.]+$/.test(s)) throw new RangeError(`not usable in nftables: ${JSON.stringify(s)}`);
     return s;
   };
+  const v6 = elements.flatMap((e) => (e.ipv6 === undefined ? [] : [{ ...e, ipv6: e.ipv6 }]));
   return {
     macs: elements.map((e) => `${quote(e.tap)} . ${check(e.mac)}`),
     v4: elements.map((e) => `${quote(e.tap)} . ${check(e.mac)} . ${check(e.ipv4)}`),
-    v6: elements.flatMap((e) => (e.ipv6 === undefined ? [] : [`${quote(e.tap)} . ${check(e.mac)} . ${check(e.ipv6)}`])),
+    v6: v6.map((e) => `${quote(e.tap)} . ${check(e.mac)} . ${check(e.ipv6)}`),
+    targets6: v6.map((e) => `${quote(e.tap)} . ${check(e.mac)} . ${ipv6Integer(e.ipv6)}`),
   };
 }
 
 export function renderGuardTable(instanceId: string, bridge: string): RenderedTable {
   const taps = quote(`f${instanceId}-*`);
+  // Only Ethernet/IPv4 ARP, the layout the `arp saddr` matches read (and the only one Linux acts on).
+  const arp = 'ether type arp arp htype 1 arp ptype ip arp hlen 6 arp plen 4';
   const body = [
     '  set macs {',
     '    type ifname . ether_addr',
@@ -350,25 +372,41 @@ export function renderGuardTable(instanceId: string, bridge: string): RenderedTa
     '  set guests6 {',
     '    type ifname . ether_addr . ipv6_addr',
     '  }',
+    // The same entries as guests6, keyed by a neighbour advertisement's target address.
+    '  set targets6 {',
+    '    typeof iifname . ether saddr . @th,64,128',
+    '  }',
     '  chain spoof {',
     '    type filter hook prerouting priority filter; policy accept;',
     `    iifname != ${taps} accept`,
     // Counters: `nft list table bridge …_guard` shows how much a guest tried to forge.
     '    iifname . ether saddr != @macs counter drop',
-    '    ether type arp iifname . arp saddr ether . arp saddr ip @guests4 accept',
-    // ARP probes (RFC 5227) carry sender 0.0.0.0 and teach the host nothing.
-    '    ether type arp arp saddr ip 0.0.0.0 accept',
+    // Also when the frame is bridged to a router behind another port (see above).
+    ...METADATA.map((r) => `    ${r.replace(/ drop$/, ' counter drop')}`),
+    `    ${arp} iifname . arp saddr ether . arp saddr ip @guests4 accept`,
+    // ARP probes (RFC 5227) carry sender 0.0.0.0 and teach the host nothing;
+    // their sender MAC is the guest's own (a reply goes there).
+    `    ${arp} arp saddr ip 0.0.0.0 iifname . arp saddr ether @macs accept`,
+    // A neighbour advertisement may claim only the guest's own address or a
+    // link-local one (fe80::/10: the first 10 bits of the target at byte 8).
+    // Whatever its source: an advertisement from the guest's own address
+    // claiming another one is as false as one from fe80::.
+    '    icmpv6 type nd-neighbor-advert @th,64,10 != 0x3fa iifname . ether saddr . @th,64,128 != @targets6 counter drop',
     '    ether type ip iifname . ether saddr . ip saddr @guests4 accept',
     '    ether type ip6 iifname . ether saddr . ip6 saddr @guests6 accept',
-    // Neighbour discovery and duplicate detection use link-local and unspecified
-    // sources; the MAC check above still applies, and the host's neighbour
-    // entries of guests are permanent (set on attach), so a forged
-    // advertisement cannot redirect another guest's address.
-    '    ether type ip6 ip6 saddr { ::, fe80::/10 } accept',
+    // A guest's link-local address is its own choice (EUI-64 from the MAC,
+    // or stable-privacy, as its image likes): from fe80::/10 only neighbour
+    // discovery, router solicitation and multicast listener reports pass,
+    // never a router advertisement, a redirect or any other traffic. From
+    // the unspecified address, only what duplicate address detection sends.
+    // The MAC check above still applies, and the host's neighbour entries
+    // of guests are permanent (set on attach).
+    '    ip6 saddr fe80::/10 icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert, mld-listener-report, mld-listener-done, mld2-listener-report } accept',
+    '    ip6 saddr :: icmpv6 type { nd-neighbor-solicit, mld2-listener-report } accept',
     '    counter drop',
     '  }',
   ].join('\n');
-  const fingerprint = createHash('sha256').update(`guard-v1\n${body}`).digest('hex').slice(0, 16);
+  const fingerprint = createHash('sha256').update(`guard-v2\n${body}`).digest('hex').slice(0, 16);
   return { name: guardTableName(instanceId, bridge), fingerprint, body };
 }
 
@@ -397,7 +435,10 @@ export function guardElementsScript(op: 'add' | 'delete', table: string, element
   for (const o of ops) {
     lines.push(`${o} element bridge ${table} macs { ${l.macs.join(', ')} }`);
     lines.push(`${o} element bridge ${table} guests4 { ${l.v4.join(', ')} }`);
-    if (l.v6.length > 0) lines.push(`${o} element bridge ${table} guests6 { ${l.v6.join(', ')} }`);
+    if (l.v6.length > 0) {
+      lines.push(`${o} element bridge ${table} guests6 { ${l.v6.join(', ')} }`);
+      lines.push(`${o} element bridge ${table} targets6 { ${l.targets6.join(', ')} }`);
+    }
   }
   return `${lines.join('\n')}\n`;
 }
