@@ -337,7 +337,7 @@ export function createLinuxNetwork(deps: LinuxNetworkDeps): LinuxHostNetwork {
       const vm = vmIdFromTap(g.tap, instanceId);
       const definition = vm === undefined || deps.definitionOf === undefined ? undefined : await deps.definitionOf(vm);
       const index = egress.findIndex((e) => e.name === definition);
-      return { mac: g.mac, ...(index === -1 ? {} : { egress: index }) };
+      return { mac: g.mac, ipv4: g.ipv4, ...(g.ipv6 === undefined ? {} : { ipv6: g.ipv6 }), ...(index === -1 ? {} : { egress: index }) };
     }));
   }
 
@@ -413,8 +413,8 @@ export function createLinuxNetwork(deps: LinuxNetworkDeps): LinuxHostNetwork {
     await Promise.all([...byBridge].map(async ([bridge, ls]) => {
       const script = guardElementsScript('delete', guardTableName(instanceId, bridge), guardElements(ls, bridge));
       const egress = egressOf(bridge);
-      // The MAC alone names a VM's policy entries: removing them needs no definition.
-      const policy = policyElementsScript('delete', nftTableName(instanceId, bridge), egress.length, guardElements(ls, bridge).map((g) => ({ mac: g.mac })));
+      // The MAC and addresses name a VM's policy entries: removing them needs no definition.
+      const policy = policyElementsScript('delete', nftTableName(instanceId, bridge), egress.length, guardElements(ls, bridge));
       const neigh = ls.map((l) => `neigh del ${l.address} dev ${bridge}`).join('\n');
       // A missing table (never installed, or deleted by hand) holds no entries.
       const nft = (input: string): Promise<unknown> | undefined => (input === '' ? undefined

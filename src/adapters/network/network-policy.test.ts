@@ -113,12 +113,16 @@ function nsCommands(pid: string): CommandRunner {
 
 interface World {
   readonly host: string;
+  /** The "internet" namespace (and, with `operator`, the router on the bridge). */
+  readonly outside: string;
   readonly net: LinuxHostNetwork;
   readonly cfg: NetworkConfig;
   readonly hosts: Map<string, string[]>;
   /** Attaches a VM and plays its guest in a namespace of its own; returns that namespace. */
   guest(n: number): Promise<{ ns: string; lease: NetworkLease }>;
   probe(guestNs: string, proto: 'tcp' | 'udp', address: string, port: number): string;
+  /** TCP/UDP listeners in a namespace (address:port each), until the test ends. */
+  listenIn(ns: string, ...targets: string[]): Promise<void>;
 }
 
 const BRIDGE = 'fpolbr';
@@ -193,7 +197,7 @@ async function world(t: TestContext, opts: WorldOptions = {}): Promise<World> {
   // Services on the host: on the gateway address and on the uplink address.
   await listen(host, '10.215.0.1:8080', '10.215.0.1:53', '198.51.100.1:8080', ...(opts.v6 === true ? ['fd00:f1:215::1:8080', '2001:db8:1::1:8080'] : []));
   return {
-    host, net, cfg, hosts,
+    host, outside, net, cfg, hosts, listenIn: listen,
     async guest(n) {
       const lease = await net.attach(vmId(inst, n), `g${n}`, cfg);
       const ns = namespace(t);
@@ -340,15 +344,30 @@ test('on an operator\'s bridge without br_netfilter a guest reaches a router on 
   assert.equal(w.probe(ns, 'tcp', '169.254.169.254', 8080), 'open');
 });
 
-test('on an operator\'s bridge with br_netfilter, what a guest sends to other ports of the bridge passes the forward hook and is dropped: it reaches only what the host routes', async (t) => {
+test('on an operator\'s bridge with br_netfilter, a guest reaches the operator\'s LAN (bridged, or routed back into the bridge by the host) but neither the metadata address through it nor another guest', async (t) => {
   if (!requirePrereqs(t, ...prereqs)) return;
   const w = await world(t, { operator: true });
   inNs(w.host, 'sysctl', ['-qw', 'net.bridge.bridge-nf-call-iptables=1']);
   inNs(w.host, 'ip', ['route', 'add', '203.0.113.2/32', 'via', '198.51.100.2']);
-  const { ns } = await w.guest(1);
-  // The outside has no route back to the guests' subnet but through r0, its leg on the bridge.
+  // A network the host reaches through the router on the bridge: routed back out of the bridge it came in by.
+  inNs(w.outside, 'ip', ['addr', 'add', '192.0.2.7/32', 'dev', 'lo']);
+  inNs(w.host, 'ip', ['route', 'add', '192.0.2.7/32', 'via', '10.215.0.254']);
+  const first = await w.guest(1);
+  const { ns } = first;
+  const other = await w.guest(2);
+  const otherAddress = other.lease.guest.ipv4.address;
+  await w.listenIn(other.ns, `${otherAddress}:8080`);
+  // The hostile guest picks the LAN router as its next hop for the metadata address, and the gateway for the other guest.
+  inNs(ns, 'ip', ['route', 'add', '169.254.169.254/32', 'via', '10.215.0.254']);
+  inNs(ns, 'ip', ['route', 'add', `${otherAddress}/32`, 'via', '10.215.0.1']);
+  // And the other answers the same way (the bridge keeps the two apart on layer 2 anyway).
+  inNs(other.ns, 'ip', ['route', 'add', `${first.lease.guest.ipv4.address}/32`, 'via', '10.215.0.1']);
   assert.equal(w.probe(ns, 'tcp', '203.0.113.2', 8080), 'open', 'routed by the host (gateway 10.215.0.1)');
-  assert.equal(w.probe(ns, 'tcp', '10.215.0.254', 8080), 'blocked', 'bridged to the router: in and out interface are the bridge');
+  assert.equal(w.probe(ns, 'tcp', '10.215.0.254', 8080), 'open', 'bridged to the router on the guests\' subnet');
+  assert.equal(w.probe(ns, 'tcp', '192.0.2.7', 8080), 'open', 'routed by the host back into the bridge, to the router');
+  assert.equal(w.probe(ns, 'tcp', '169.254.169.254', 8080), 'blocked', 'the metadata address through the router');
+  assert.equal(w.probe(ns, 'tcp', otherAddress, 8080), 'blocked', 'another guest, through the gateway');
   inNs(w.host, 'nft', ['flush', 'ruleset']);
-  assert.equal(w.probe(ns, 'tcp', '10.215.0.254', 8080), 'open', 'Flint\'s rules, not the topology');
+  assert.equal(w.probe(ns, 'tcp', '169.254.169.254', 8080), 'open', 'Flint\'s rules, not the topology');
+  assert.equal(w.probe(ns, 'tcp', otherAddress, 8080), 'open', 'the other guest, through the host, once the rules are gone');
 });

@@ -65,11 +65,14 @@ test('link-local and metadata addresses are dropped before anything lets a guest
   assert.ok(out.indexOf('ip6 daddr fd00:ec2::254 drop') < out.indexOf('accept'));
 });
 
-test('on an operator\'s bridge only this instance\'s guests are filtered, and Flint adds no NAT and no inbound rule', () => {
-  const body = renderNftTable('i', 'br0', V4, undefined, { ...P, create: false }).body;
+test('on an operator\'s bridge only this instance\'s guests are filtered, only from each other, and Flint adds no NAT and no inbound rule', () => {
+  const body = renderNftTable('i', 'br0', V4, addressPool('fd00:1::1', 64, 6, 'br0'), { ...P, create: false }).body;
   assert.doesNotMatch(body, /masquerade/);
   assert.match(body, /iifname "br0" ether saddr @guests jump guest_in/);
-  assert.match(body, /iifname "br0" ether saddr @guests oifname "br0" drop/);
+  // The operator's LAN behind the bridge's other ports (its router, the host's uplink) stays reachable: only this instance's guests are not.
+  assert.match(body, /iifname "br0" ether saddr @guests oifname "br0" ip daddr @guest_addrs4 drop/);
+  assert.match(body, /iifname "br0" ether saddr @guests oifname "br0" ip6 daddr @guest_addrs6 drop/);
+  assert.doesNotMatch(body, /@guests oifname "br0" drop/);
   assert.doesNotMatch(body, /oifname "br0" drop\n {4}\}|^ {4}oifname "br0" drop/m);
   assert.match(renderNftTable('i', 'br0', V4, undefined, P).body, /^ {4}oifname "br0" drop$/m);
 });
@@ -102,15 +105,18 @@ test('allow sets are flushed and filled in one script; a VM\'s entries take its 
     'flush set inet T allow_0_4', 'add element inet T allow_0_4 { 192.0.2.0-192.0.2.255, 198.51.100.7 }', 'flush set inet T allow_0_6',
     'flush set inet T allow_1_4', 'flush set inet T allow_1_6', '',
   ].join('\n'));
-  const add = policyElementsScript('add', 'T', 2, [{ mac: '06:00:0a:00:00:05', egress: 1 }]);
+  const add = policyElementsScript('add', 'T', 2, [{ mac: '06:00:0a:00:00:05', ipv4: '10.0.0.5', ipv6: 'fd00:1:0:0::5', egress: 1 }]);
   assert.equal(add, [
-    'add element inet T guests { 06:00:0a:00:00:05 }',
+    'add element inet T guests { 06:00:0a:00:00:05 }', 'add element inet T guest_addrs4 { 10.0.0.5 }', 'add element inet T guest_addrs6 { fd00:1::5 }',
     'add element inet T members_0 { 06:00:0a:00:00:05 }', 'delete element inet T members_0 { 06:00:0a:00:00:05 }',
     'add element inet T members_1 { 06:00:0a:00:00:05 }', '',
   ].join('\n'));
-  assert.match(policyElementsScript('delete', 'T', 1, [{ mac: '06:00:0a:00:00:05' }]), /delete element inet T guests .*\n.*\n.*delete element inet T members_0/);
+  const removed = policyElementsScript('delete', 'T', 1, [{ mac: '06:00:0a:00:00:05', ipv4: '10.0.0.5' }]);
+  assert.match(removed, /delete element inet T guests .*\n.*\n.*delete element inet T guest_addrs4 \{ 10\.0\.0\.5 \}\n.*\n.*delete element inet T members_0/);
+  assert.doesNotMatch(removed, /guest_addrs6/);
   assert.equal(policyElementsScript('add', 'T', 0, []), '');
-  assert.throws(() => policyElementsScript('add', 'T', 0, [{ mac: '06:00:0a:00:00:05 } ; flush ruleset' }]), RangeError);
+  assert.throws(() => policyElementsScript('add', 'T', 0, [{ mac: '06:00:0a:00:00:05 } ; flush ruleset', ipv4: '10.0.0.5' }]), RangeError);
+  assert.throws(() => policyElementsScript('add', 'T', 0, [{ mac: '06:00:0a:00:00:05', ipv4: '10.0.0.5 } ; flush ruleset' }]), RangeError);
 });
 
 test('the address guard: ARP and neighbour advertisements claim only the tap\'s own addresses, link-local sources only for neighbour discovery, metadata dropped', () => {

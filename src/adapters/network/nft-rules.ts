@@ -106,9 +106,16 @@ export function renderNftTable(instanceId: string, bridge: string, v4: AddressPo
     return p;
   });
   const lines: string[] = [
-    // Filled per VM: the MACs of this instance's guests on the bridge.
+    // Filled per VM: the MACs of this instance's guests on the bridge, and
+    // their addresses.
     '  set guests {',
     '    type ether_addr',
+    '  }',
+    '  set guest_addrs4 {',
+    '    type ipv4_addr',
+    '  }',
+    '  set guest_addrs6 {',
+    '    type ipv6_addr',
     '  }',
   ];
   policy.egress.forEach((_, i) => {
@@ -157,8 +164,16 @@ export function renderNftTable(instanceId: string, bridge: string, v4: AddressPo
     // not change the fate of anything else on the host.
     '    type filter hook forward priority filter; policy accept;',
     // Guests are apart on layer 2 (isolated bridge ports); this stops them
-    // reaching each other through the host's routing instead.
-    `    ${fromGuest} oifname ${br} drop`,
+    // reaching each other through the host's routing instead (and, with
+    // br_netfilter, bridged). On a bridge Flint made every other port is a
+    // guest. On an operator's bridge the others are the operator's LAN —
+    // its router among them, maybe the host's uplink itself — which guests
+    // may reach like anything outside: only this instance's addresses are
+    // out of bounds there.
+    ...(policy.create ? [`    ${fromGuest} oifname ${br} drop`] : [
+      `    ${fromGuest} oifname ${br} ip daddr @guest_addrs4 drop`,
+      `    ${fromGuest} oifname ${br} ip6 daddr @guest_addrs6 drop`,
+    ]),
     `    ${fromGuest} jump guest_out`,
     ...(policy.create ? [
       `    oifname ${br} ct state established,related accept`,
@@ -192,9 +207,11 @@ export function renderNftTable(instanceId: string, bridge: string, v4: AddressPo
   return { name: nftTableName(instanceId, bridge), fingerprint, body };
 }
 
-/** One VM's place in the policy table: its MAC, and the index of its definition's allow-list (none: no allow-list). */
+/** One VM's place in the policy table: its MAC and addresses, and the index of its definition's allow-list (none: no allow-list). */
 export interface PolicyElement {
   readonly mac: string;
+  readonly ipv4: string;
+  readonly ipv6?: string;
   readonly egress?: number;
 }
 
@@ -217,12 +234,17 @@ export function policyElementsScript(op: 'add' | 'delete', table: string, egress
   };
   for (const e of elements) {
     const mac = checkMac(e.mac);
+    const v4 = addressOf(e.ipv4, 4);
+    const v6 = e.ipv6 === undefined ? undefined : addressOf(e.ipv6, 6);
     if (op === 'delete') {
       both('guests', mac);
+      both('guest_addrs4', v4);
+      if (v6 !== undefined) both('guest_addrs6', v6);
       for (let i = 0; i < egressCount; i++) both(`members_${i}`, mac);
       continue;
     }
-    lines.push(`add element inet ${table} guests { ${mac} }`);
+    lines.push(`add element inet ${table} guests { ${mac} }`, `add element inet ${table} guest_addrs4 { ${v4} }`);
+    if (v6 !== undefined) lines.push(`add element inet ${table} guest_addrs6 { ${v6} }`);
     for (let i = 0; i < egressCount; i++) {
       if (i === e.egress) lines.push(`add element inet ${table} members_${i} { ${mac} }`);
       else both(`members_${i}`, mac);
