@@ -30,9 +30,11 @@
  *     prints `runner-exited` and its VM ends, which frees a place under
  *     maxRunners — and beside that the job's `completed` is sent. A runner
  *     never waits for a webhook to be answered: GitHub sends them on its
- *     own. The queued deliveries are signed before the clock starts and go
+ *     own. The queued deliveries are signed before the clock starts (the
+ *     others' bodies serialized, their runner filled in when known) and go
  *     on connections of their own, apart from in_progress/completed, so
- *     they leave on schedule.
+ *     they leave on schedule; all go through a minimal HTTP client of the
+ *     bench's own (bench/_raw-post.ts), cheaper in CPU than undici.
  *
  * After a small warm-up (not counted: GitHub token, the simulator's runner
  * key, JIT compilation), `--jobs` (1,000) distinct queued deliveries are
@@ -62,10 +64,10 @@
  * Prints its figures, then as the LAST line one JSON object:
  *   {"bench":"burst","sent":…,"accepted":…,"duplicate_starts":…,"p50_ms":…,"p99_ms":…,"rss_mb":…,"cpu_ms_per_job":…,"loop_cpu_ms_per_job":…}
  * Targets: all accepted, zero duplicate starts, p99 ≤ 50 ms, RSS ≤ 200 MB.
- * Figures (quiet 2-core host, docs/operations.md "Fourth round: the bench's runner, and
- * what is left"): all accepted, no duplicate, p99 549 – 1,089 ms, RSS
- * 159 – 165 MB, 3.2 – 4.3 ms CPU per job, 1.7 – 2.1 ms of it on the event
- * loop.
+ * Figures (2-core host, docs/operations.md "Fifth round: fewer commits and
+ * reads per job, a lighter sender"): all accepted, no duplicate, RSS
+ * 160 – 168 MB; p99 328 – 412 ms and 2.7 – 2.8 ms CPU per job in the
+ * quietest runs, 819 – 1,076 ms and 3.9 – 4.3 ms when the host was slower.
  */
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
