@@ -1,9 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { coalescingSync, DB_FILE, durableWrite, openDatabase, relaxedBatch, relaxedWrite, sharedRelaxedBatch, syncWal } from './db.ts';
+import { coalescingSync, DB_FILE, durableWrite, keptDescriptor, openDatabase, relaxedBatch, relaxedWrite, sharedRelaxedBatch, syncWal } from './db.ts';
+import { fakeTime } from '../../../test/fakes/fake-time.ts';
 import type { Db } from './db.ts';
 
 function open(t: { after: (fn: () => void) => void }, synchronous: 'FULL' | 'NORMAL' = 'FULL'): Db {
@@ -111,6 +112,45 @@ test('the real WAL sync of an open database resolves, and after the database clo
   other.exec('CREATE TABLE t (id INTEGER PRIMARY KEY)');
   other.close();
   await syncWal(other);
+});
+
+/** How many of this process's descriptors are open on `path`. */
+function descriptorsOn(path: string): number {
+  let n = 0;
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${fd}`) === path) n++;
+    } catch {
+      // Closed while listed (the listing's own descriptor).
+    }
+  }
+  return n;
+}
+
+test('the WAL descriptor is opened once for many syncs, closed after a whole idle period without one, and opened again by the next', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'flint-db-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'wal');
+  writeFileSync(path, 'x');
+  const time = fakeTime();
+  const kept = keptDescriptor(path, 1000, time);
+  assert.equal(descriptorsOn(path), 0);
+  await kept.datasync();
+  await kept.datasync();
+  assert.equal(descriptorsOn(path), 1, 'one descriptor for both syncs');
+  await time.advance(600);
+  await kept.datasync();
+  await time.advance(600);
+  assert.equal(descriptorsOn(path), 1, 'a sync within the period keeps it');
+  await time.advance(1000);
+  assert.equal(descriptorsOn(path), 0, 'closed after a whole period without a sync');
+  await kept.datasync();
+  assert.equal(descriptorsOn(path), 1, 'opened again');
+  await time.advance(2000);
+  assert.equal(descriptorsOn(path), 0);
+  rmSync(path);
+  await assert.rejects(kept.datasync(), { code: 'ENOENT' }, 'a missing file is the caller\'s to judge');
+  await time.advance(2000);
 });
 
 test('coalesced syncs: a call during a running flush gets the next flush, which starts after it; calls meanwhile share that one', async () => {

@@ -5,9 +5,11 @@
  * everything and a backup is one copy.
  */
 import Database from 'better-sqlite3';
-import { chmodSync, closeSync, mkdirSync, openSync, statSync } from 'node:fs';
+import { chmodSync, close, closeSync, fdatasync, mkdirSync, open as openFd, openSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { globalTimers } from '../../daemon/loop.ts';
+import type { LoopTimers } from '../../daemon/loop.ts';
 
 export type Db = Database.Database;
 
@@ -187,11 +189,21 @@ export function coalescingSync(flush: () => Promise<void>): () => Promise<void> 
 
 const walSyncs = new WeakMap<Db, () => Promise<void>>();
 
+/**
+ * How long the WAL's descriptor is kept open after its last sync. While
+ * syncs keep coming (a busy intake), each is one fdatasync on the thread
+ * pool, not an open, a sync and a close: three trips through the pool,
+ * each waiting for a turn of a busy event loop, which made a delivery's
+ * answer wait about three times as long.
+ */
+export const WAL_DESCRIPTOR_IDLE_MS = 1000;
+
 /** fdatasyncs the connection's WAL file (and, the first time, its directory: the WAL's own entry in it). */
 export function syncWal(db: Db): Promise<void> {
   let sync = walSyncs.get(db);
   if (sync === undefined) {
     const wal = `${db.name}-wal`;
+    const descriptor = keptDescriptor(wal, WAL_DESCRIPTOR_IDLE_MS);
     let dirSynced = false;
     sync = coalescingSync(async () => {
       if (!dirSynced) {
@@ -199,7 +211,7 @@ export function syncWal(db: Db): Promise<void> {
         dirSynced = true;
       }
       try {
-        await fsyncPath(wal, true);
+        await descriptor.datasync();
       } catch (err) {
         // Closing the last connection checkpoints the WAL into the database
         // (fsynced) and deletes it: nothing is left to sync.
@@ -210,6 +222,54 @@ export function syncWal(db: Db): Promise<void> {
     walSyncs.set(db, sync);
   }
   return sync();
+}
+
+/**
+ * A read-only descriptor of `path`, opened at the first `datasync()` and
+ * closed once a whole `idleMs` passed without one (checked every `idleMs`
+ * on `timers`, unref'd by default: it keeps no process alive), so a closed
+ * database's WAL is not held open for long. Never closed while a sync on
+ * it runs. Callers sync one at a time (`coalescingSync`).
+ */
+export function keptDescriptor(path: string, idleMs: number, timers: LoopTimers = globalTimers): { datasync(): Promise<void> } {
+  let fd: number | undefined;
+  let running = 0;
+  let syncs = 0;
+  let armed = false;
+  const arm = (): void => {
+    if (armed) return;
+    armed = true;
+    const seen = syncs;
+    timers.setTimeout(() => {
+      armed = false;
+      if (fd === undefined) return;
+      if (running > 0 || syncs !== seen) {
+        arm();
+        return;
+      }
+      const old = fd;
+      fd = undefined;
+      close(old, () => undefined);
+    }, idleMs);
+  };
+  return {
+    async datasync() {
+      running++;
+      syncs++;
+      try {
+        fd ??= await new Promise<number>((resolve, reject) => {
+          openFd(path, 'r', (err, n) => { if (err === null) resolve(n); else reject(err); });
+        });
+        const n = fd;
+        await new Promise<void>((resolve, reject) => {
+          fdatasync(n, (err) => { if (err === null) resolve(); else reject(err); });
+        });
+      } finally {
+        running--;
+        arm();
+      }
+    },
+  };
 }
 
 async function fsyncPath(path: string, dataOnly: boolean): Promise<void> {

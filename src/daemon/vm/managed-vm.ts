@@ -165,39 +165,20 @@ export class ManagedVm implements VmHandle {
   }
 
   private async lifecycle(guestEnv: GuestEnv): Promise<void> {
-    const { clock, disks, network, config, logger } = this.deps;
-    const runner = this.runnerConfig;
+    const { clock, config, logger } = this.deps;
     const t0 = this.record.createdAt;
-    let spec: VmSpec;
-    try {
-      await this.deps.files.makeDir(this.record.workDir, 0o711);
-      await this.ensureNetwork(this.net);
-      const env = typeof guestEnv === 'function' ? await guestEnv(this.id) : guestEnv;
-      if (this.stopRequest) return await this.abortBeforeStart();
-      const content = guestSettings(this.id, runner, env);
-      // Disks and the network lease are independent: make them at once. Wait
-      // for BOTH to settle before reacting to a failure of one, so teardown
-      // never runs while the other is still creating something.
-      const [diskResult, netResult] = await Promise.allSettled([
-        disks.prepare(this.id, this.record.workDir, runner.diskSize, content, { uid: runner.uid, gid: runner.gid }),
-        network.attach(this.id, runnerName(this.id), this.net, { uid: runner.uid, gid: runner.gid }),
-      ]);
-      if (diskResult.status === 'rejected') throw diskResult.reason;
-      if (netResult.status === 'rejected') throw netResult.reason;
-      const lease = netResult.value;
-      this.address = lease.guest.ipv4.address;
-      spec = buildVmSpec(this.id, this.record.workDir, runner, diskResult.value, lease);
-      logger.debug({ vmId: this.id, tap: lease.tap, address: lease.guest.ipv4.address, guestEnvKeys: Object.keys(content) }, 'vm host side prepared');
-    } catch (err) {
-      return this.failBeforeStart('FLINT_ERR_VM_PREPARE_FAILED', 'preparation failed', err);
-    }
-    if (this.stopRequest) return this.abortBeforeStart();
-    try {
-      this.log = await ConsoleLog.open(this.deps.files, consoleLogPath(config.stateDir, this.id), config.consoleLogMaxBytes);
-    } catch (err) {
-      return this.failBeforeStart('FLINT_ERR_VM_PREPARE_FAILED', 'the console log could not be created', err);
-    }
-    if (this.stopRequest) return this.abortBeforeStart();
+    // The console log does not depend on the rest of the preparation:
+    // opened beside it. Both are waited for before reacting to a failure of
+    // either, so teardown never runs while something is still being made.
+    const [prepared, log] = await Promise.allSettled([
+      this.prepare(guestEnv),
+      ConsoleLog.open(this.deps.files, consoleLogPath(config.stateDir, this.id), config.consoleLogMaxBytes),
+    ]);
+    if (log.status === 'fulfilled') this.log = log.value;
+    if (prepared.status === 'rejected') return this.failBeforeStart('FLINT_ERR_VM_PREPARE_FAILED', 'preparation failed', prepared.reason);
+    if (log.status === 'rejected') return this.failBeforeStart('FLINT_ERR_VM_PREPARE_FAILED', 'the console log could not be created', log.reason);
+    const spec = prepared.value;
+    if (spec === undefined || this.stopRequest) return this.abortBeforeStart();
     const prepareMs = clock.now() - t0;
     let vm: RunningVm;
     try {
@@ -221,6 +202,33 @@ export class ManagedVm implements VmHandle {
       return;
     }
     this.armTimers();
+  }
+
+  /**
+   * The host side of the VM: its work dir, its network lease and its
+   * disks. What does not depend on each other is made at once — the work
+   * dir, the lease and the guest's environment (a JIT registration: a
+   * round trip to GitHub) — and all of it is waited for before reacting to
+   * a failure of one, so teardown never runs while something is still being
+   * made. The disks carry the guest's settings, so they come last.
+   * Undefined when a stop was asked for meanwhile (nothing more is made).
+   */
+  private async prepare(guestEnv: GuestEnv): Promise<VmSpec | undefined> {
+    const { disks, network, logger } = this.deps;
+    const runner = this.runnerConfig;
+    const [dir, net, env] = await Promise.allSettled([
+      this.deps.files.makeDir(this.record.workDir, 0o711),
+      this.ensureNetwork(this.net).then(() => network.attach(this.id, runnerName(this.id), this.net, { uid: runner.uid, gid: runner.gid })),
+      typeof guestEnv === 'function' ? guestEnv(this.id) : guestEnv,
+    ]);
+    if (net.status === 'fulfilled') this.address = net.value.guest.ipv4.address;
+    for (const r of [dir, net, env]) if (r.status === 'rejected') throw r.reason;
+    if (net.status !== 'fulfilled' || env.status !== 'fulfilled' || this.stopRequest) return undefined;
+    const lease = net.value;
+    const content = guestSettings(this.id, runner, env.value);
+    const made = await disks.prepare(this.id, this.record.workDir, runner.diskSize, content, { uid: runner.uid, gid: runner.gid });
+    logger.debug({ vmId: this.id, tap: lease.tap, address: lease.guest.ipv4.address, guestEnvKeys: Object.keys(content) }, 'vm host side prepared');
+    return buildVmSpec(this.id, this.record.workDir, runner, made, lease);
   }
 
   private armTimers(bootLeftMs = this.limits.bootTimeoutMs, lifetimeLeftMs = this.limits.maxLifetimeMs): void {
@@ -304,6 +312,10 @@ export class ManagedVm implements VmHandle {
   }
 
   private onExit(exit: VmExit): void {
+    // The VMM is gone: its host side can go at once, beside state changes
+    // still being written (a marker the guest printed as it ended). Only
+    // the terminal state waits for it, in order behind those changes.
+    void this.teardown();
     void this.serial(async () => {
       if (isTerminal(this.record.state)) return;
       for (const t of this.timers) this.clockTimers.clearTimeout(t);

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { makeRig, testRunner } from '../../../test/fakes/rig.ts';
 import { MemoryVmStore } from '../../../test/fakes/memory-vm-store.ts';
 import { newVmRecord } from './vm-store.ts';
+import { persistedVmIds } from './supervisor.ts';
 import { isFlintError } from '../../core/errors/index.ts';
 import { ProcHostProcesses } from '../../adapters/host/proc-host-processes.ts';
 
@@ -159,6 +160,29 @@ test('a stop that arrives while the host side is prepared ends the VM before its
   assert.equal(rig.network.leases.size, 0);
 });
 
+test('the JIT registration runs beside the work dir, the lease and the console log; a failed one tears all of them down', async (t) => {
+  const rig = makeRig(normal);
+  t.after(() => rig.close());
+  let fail!: (e: Error) => void; // assigned synchronously by the Promise executor below
+  const registration = new Promise<Record<string, string>>((_, reject) => { fail = reject; });
+  let asked = false;
+  const vm = await rig.supervisor.launch(testRunner(), async () => { asked = true; return registration; });
+  const workDir = join(rig.stateDir, 'vms', vm.id);
+  const log = join(rig.stateDir, 'consoles', `${vm.id}.log`);
+  const made = (): boolean => asked && rig.network.leases.has(vm.id) && existsSync(workDir) && existsSync(log);
+  for (let turn = 0; turn < 2000 && !made(); turn++) await new Promise((r) => setImmediate(r));
+  assert.deepEqual({ asked, lease: rig.network.leases.has(vm.id), workDir: existsSync(workDir), log: existsSync(log), state: vm.state },
+    { asked: true, lease: true, workDir: true, log: true, state: 'preparing' }, 'all made while GitHub has not answered yet');
+  fail(new Error('GitHub said no'));
+  const { record, code } = await vm.ended;
+  assert.equal(record.state, 'failed');
+  assert.equal(code, 'FLINT_ERR_VM_PREPARE_FAILED');
+  assert.match(record.reason ?? '', /GitHub said no/);
+  assert.equal(rig.driver.started.length, 0);
+  assert.equal(rig.network.leases.size, 0, 'the lease went');
+  assert.equal(existsSync(workDir), false, 'the work dir went');
+});
+
 test('console input reaches the guest and its output reaches console listeners', async (t) => {
   const rig = makeRig({ bootMs: 50 });
   t.after(() => rig.close());
@@ -308,4 +332,30 @@ test('a stop at any moment of the life (preparing, booting, running, ending) end
     assert.deepEqual((await vm.stop('again')).record, record);
   }
   assert.deepEqual(await rig.store.listUnfinished('t1'), []);
+});
+
+test('VM ids: one number is taken ahead, so a launch finds its id ready; ids never repeat; a failed reservation fails only the launch that takes it', async () => {
+  const store = new MemoryVmStore();
+  const asked: number[] = [];
+  let failNext = false;
+  const counting = Object.assign(Object.create(store) as MemoryVmStore, {
+    nextSequence: async (instance: string) => {
+      if (failNext) {
+        failNext = false;
+        throw new Error('store down');
+      }
+      const n = await store.nextSequence(instance);
+      asked.push(n);
+      return n;
+    },
+  });
+  const ids = persistedVmIds(counting, 'ab1');
+  assert.equal(await ids.next(), 'ab1-00000');
+  assert.deepEqual(asked, [0, 1], 'the next number was taken with the first');
+  failNext = true;
+  assert.equal(await ids.next(), 'ab1-00001', 'the number taken ahead, though the store fails now');
+  await assert.rejects(ids.next(), /store down/, 'the failed reservation fails the launch that takes it');
+  assert.equal(await ids.next(), 'ab1-00002', 'the failed reservation took no number');
+  // A new source (a restart) skips what the old one had taken ahead.
+  assert.equal(await persistedVmIds(counting, 'ab1').next(), 'ab1-00004');
 });

@@ -30,9 +30,29 @@ export type {
   Clock, GuestEnv, LaunchOptions, Logger, SupervisorConfig, SupervisorDeps, SweepReport, VmHandle, VmIdSource, VmInfo, VmOutcome,
 } from './supervisor-types.ts';
 
-/** VM ids from the store's persisted counter: never repeated, even across restarts. */
+/**
+ * VM ids from the store's persisted counter: never repeated, even across
+ * restarts. One number is always taken ahead, so a launch finds its id
+ * ready instead of waiting for a write of its own before the VM's row can
+ * be written; a restart skips the number taken ahead (ids need not be
+ * dense). A failed reservation fails the launch that takes it; the next
+ * launch reserves anew.
+ */
 export function persistedVmIds(store: VmStore, instanceId: string): VmIdSource {
-  return { next: async () => vmId(instanceId, await store.nextSequence(instanceId)) };
+  const reserve = (): Promise<number> => {
+    const n = store.nextSequence(instanceId);
+    // Observed by the launch that takes it; until then a failure must not count as unhandled.
+    n.catch(() => undefined);
+    return n;
+  };
+  let ahead: Promise<number> | undefined;
+  return {
+    next: async () => {
+      const mine = ahead ?? reserve();
+      ahead = reserve();
+      return vmId(instanceId, await mine);
+    },
+  };
 }
 
 export class VmSupervisor {
