@@ -71,6 +71,7 @@ import { setFlagsFromString } from 'node:v8';
 import type { FlintConfig } from '../config/types.ts';
 import type { Logger } from '../adapters/log/logger.ts';
 import { openDatabase } from '../adapters/store/db.ts';
+import { startCheckpointer } from '../adapters/store/checkpointer.ts';
 import type { Db, Synchronous } from '../adapters/store/db.ts';
 import { createSqliteIntakeStore } from '../adapters/store/intake-store.ts';
 import { createSqliteJobRecords } from '../adapters/store/job-records.ts';
@@ -262,7 +263,7 @@ interface Base {
   readonly postgres: PostgresStores | undefined;
   /** What /healthz and the `store` check of /readyz report: the store the intake writes to. */
   readonly health: () => { readonly ok: boolean; readonly [k: string]: unknown };
-  /** Closes the PostgreSQL pool (if any) and the SQLite connection. */
+  /** Closes the PostgreSQL pool (if any), the WAL checkpointer and the SQLite connection. */
   close(): Promise<void>;
 }
 
@@ -276,13 +277,20 @@ async function openState(opts: RootOptions): Promise<Base> {
     throw new FlintError('FLINT_ERR_STORE_OPEN_FAILED', `cannot open the state database in ${config.stateDir}: ${(err instanceof Error ? err.message : String(err))}`, { cause: err });
   }
   const clock = opts.clock ?? { now: () => Date.now() };
+  // WAL checkpoints on a thread of their own, not inside a commit on the
+  // event loop (adapters/store/checkpointer.ts).
+  const checkpointer = startCheckpointer(db, { synchronous, logger: opts.logger.child({ component: 'checkpointer' }) });
+  const closeDb = async (): Promise<void> => {
+    await checkpointer.close();
+    db.close();
+  };
   const pgSettings = config.store?.postgres;
   if (pgSettings !== undefined) {
     let postgres: PostgresStores;
     try {
       postgres = await openPostgresStores(pgSettings);
     } catch (err) {
-      db.close();
+      await closeDb();
       throw err;
     }
     const local = databaseHealth(db);
@@ -294,7 +302,7 @@ async function openState(opts: RootOptions): Promise<Base> {
         const leases = local();
         return { ...pg, ok: pg.ok && leases.ok, local: leases.database };
       },
-      close: async () => { await postgres.close(); db.close(); },
+      close: async () => { await postgres.close(); await closeDb(); },
     };
   }
   // The store commits on this thread: measured on a 2-core host, handing
@@ -302,7 +310,7 @@ async function openState(opts: RootOptions): Promise<Base> {
   // its extra wake-ups cost latency under load (docs/webhooks.md).
   return {
     db, store: createSqliteIntakeStore(db), clock, synchronous, postgres: undefined, health: databaseHealth(db),
-    close: async () => { db.close(); },
+    close: closeDb,
   };
 }
 
