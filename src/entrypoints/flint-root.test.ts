@@ -69,12 +69,13 @@ async function rootOnFakes(t: { after: (fn: () => unknown) => void }) {
 test('one connection to the state database carries every store and /healthz, at the --db-sync durability', async (t) => {
   const { flint, config, close } = await rootOnFakes(t);
   const dbPath = join(config.stateDir, DB_FILE);
-  assert.equal(openDescriptors(dbPath), 1, 'the intake, VM, job-record and truth stores share one connection');
+  assert.equal(await flint.checkpointer.ready, true);
+  assert.equal(openDescriptors(dbPath), 2, 'the intake, VM, job-record and truth stores share one connection; the WAL checkpointer has its own');
   const health = await fetch(`${flint.url}/healthz`);
   assert.equal(health.status, 200);
   assert.deepEqual(await health.json(), { status: 'ok', ok: true, database: 'open', synchronous: 'NORMAL' });
   await close();
-  assert.equal(openDescriptors(dbPath), 0, 'and close() closes it');
+  assert.equal(openDescriptors(dbPath), 0, 'and close() closes both');
 });
 
 test('every periodic job is a named loop on the loop primitive, listed with its status', async (t) => {

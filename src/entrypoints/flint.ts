@@ -72,6 +72,7 @@ import type { FlintConfig } from '../config/types.ts';
 import type { Logger } from '../adapters/log/logger.ts';
 import { openDatabase } from '../adapters/store/db.ts';
 import { startCheckpointer } from '../adapters/store/checkpointer.ts';
+import type { Checkpointer } from '../adapters/store/checkpointer.ts';
 import type { Db, Synchronous } from '../adapters/store/db.ts';
 import { createSqliteIntakeStore } from '../adapters/store/intake-store.ts';
 import { createSqliteJobRecords } from '../adapters/store/job-records.ts';
@@ -184,6 +185,8 @@ export interface RunningWebhooks {
   readonly url: string;
   /** Every named loop's status (name, interval, last pass start and end, last error, next pass). */
   loops(): LoopStatus[];
+  /** The thread that checkpoints the SQLite WAL (adapters/store/checkpointer.ts). */
+  readonly checkpointer: Pick<Checkpointer, 'active' | 'ready'>;
   /** Stops: loops, intake (requests in flight answered, last group commit flushed), database. */
   close(): Promise<void>;
 }
@@ -257,6 +260,7 @@ const SQLITE_SYNCHRONOUS: Readonly<Record<number, string>> = { 0: 'OFF', 1: 'NOR
  */
 interface Base {
   readonly db: Db;
+  readonly checkpointer: Checkpointer;
   readonly store: IntakeStore;
   readonly clock: { now(): number };
   readonly synchronous: Synchronous;
@@ -295,7 +299,7 @@ async function openState(opts: RootOptions): Promise<Base> {
     }
     const local = databaseHealth(db);
     return {
-      db, store: postgres.intake, clock, synchronous, postgres,
+      db, checkpointer, store: postgres.intake, clock, synchronous, postgres,
       // The leases' SQLite file counts too: without it no VM gets an address.
       health: () => {
         const pg = postgres.health();
@@ -309,7 +313,7 @@ async function openState(opts: RootOptions): Promise<Base> {
   // commits to a worker thread (intake-store-worker.ts) was no faster and
   // its extra wake-ups cost latency under load (docs/webhooks.md).
   return {
-    db, store: createSqliteIntakeStore(db), clock, synchronous, postgres: undefined, health: databaseHealth(db),
+    db, checkpointer, store: createSqliteIntakeStore(db), clock, synchronous, postgres: undefined, health: databaseHealth(db),
     close: closeDb,
   };
 }
@@ -377,6 +381,7 @@ export async function startWebhooksOnly(opts: RootOptions): Promise<RunningWebho
   return {
     url: webhooks.url,
     loops,
+    checkpointer: base.checkpointer,
     close() {
       closing ??= (async () => {
         await deliveryRetention.stop();
@@ -673,6 +678,7 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
     supervisor: system.supervisor,
     records,
     loops: loopStatus,
+    checkpointer: base.checkpointer,
     drain(graceMs = defaultGraceMs) {
       if (draining === undefined) {
         const drain = startDrain({
