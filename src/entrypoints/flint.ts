@@ -425,6 +425,7 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
   // The scheduler exists only further down; a job accepted before then is
   // picked up by its first tick anyway.
   let onAccepted: (job: { readonly jobId: number; readonly action: string }) => void = () => undefined;
+  let onCommitted: () => void = () => undefined;
   // The instruments: metrics on their own registry, and what /readyz checks beyond the database and the loops.
   const metrics: FlintMetrics = createMetrics({ processMetrics: opts.processMetrics ?? true });
   const githubReach = new GitHubReachability(() => clock.now());
@@ -445,6 +446,7 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
     // Jobs of definitions in scale-set mode come from their listeners only: a webhook for them is no demand here.
     intake = await startWebhooks({
       config: { ...config, runners: webhookRunners }, logger, store, clock: () => clock.now(), health: base.health, onAccepted: (job) => onAccepted(job),
+      onCommitted: () => onCommitted(),
       ready: readiness({ store: base.health, loops: () => loopStatus(), now: () => clock.now(), github: githubReach, hypervisor }),
       metrics: () => metrics.scrape(), observer: metrics.deliveries,
       ...(opts.maxBodyBytes === undefined ? {} : { maxBodyBytes: opts.maxBodyBytes }),
@@ -513,8 +515,10 @@ export async function startFlint(opts: FlintOptions): Promise<RunningFlint> {
     logger.warn({ err }, 'fleet: cannot listen for work announced by other hosts; claiming at each scale tick only');
     return undefined;
   });
+  // A committed batch wakes the scheduler at once: it reads the jobs from
+  // the store, and need not wait for the batch's fsync (IntakeDeps.onCommitted).
+  onCommitted = () => scheduler.poke();
   onAccepted = (job) => {
-    scheduler.poke();
     if (job.action === 'in_progress') void observeJobStarted(records, metrics, job.jobId);
   };
   /** Runners of `def` this host can hold now: its own plus what fits in its free capacity, at most maxRunners; 0 while draining or paused. */

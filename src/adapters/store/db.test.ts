@@ -102,6 +102,25 @@ test('a durable write that throws rolls back and syncs nothing; under NORMAL it 
   assert.equal(syncs, 0);
 });
 
+test('a durable write tells `committed` after the commit and before the fsync it waits for; not when the write throws', async (t) => {
+  const db = open(t);
+  let synced!: () => void; // assigned by the sync below, which durableWrite calls synchronously
+  const sync = (): Promise<void> => new Promise<void>((r) => { synced = r; });
+  const order: string[] = [];
+  const done = durableWrite(db, () => db.prepare("INSERT INTO t (id, v) VALUES (1, 'a')").run().changes, sync, () => {
+    order.push(`committed: ${String(db.prepare('SELECT count(*) FROM t').pluck().get())} row, in a transaction: ${String(db.inTransaction)}`);
+  });
+  void done.then(() => order.push('resolved'));
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(order, ['committed: 1 row, in a transaction: false'], 'told while the fsync is still running');
+  synced();
+  assert.equal(await done, 1);
+  assert.deepEqual(order, ['committed: 1 row, in a transaction: false', 'resolved']);
+  let told = false;
+  await assert.rejects(durableWrite(db, () => db.prepare("INSERT INTO t (id, v) VALUES (1, 'again')").run(), sync, () => { told = true; }), /UNIQUE/);
+  assert.equal(told, false);
+});
+
 test('the real WAL sync of an open database resolves, and after the database closed it has nothing left to do', async (t) => {
   const db = open(t);
   const n = await durableWrite(db, () => db.prepare("INSERT INTO t (id, v) VALUES (1, 'a')").run().changes);

@@ -140,13 +140,20 @@ export function relaxedWrite<T>(db: Db, write: () => T): T {
  *
  * Under NORMAL or OFF, or on a connection not in WAL mode, it is a plain
  * transaction at the connection's setting. Inside a transaction already
- * open, `write` just runs: the caller's commit decides.
+ * open, `write` just runs: the caller's commit decides. `committed` is
+ * called right after the commit (before the fsync), not when `write` threw.
  */
-export async function durableWrite<T>(db: Db, write: () => T, sync: (db: Db) => Promise<void> = syncWal): Promise<T> {
+export async function durableWrite<T>(db: Db, write: () => T, sync: (db: Db) => Promise<void> = syncWal, committed?: () => void): Promise<T> {
   if (db.inTransaction) return write();
   const level = baseLevel(db);
-  if (level === undefined || level < 2 || !isWal(db)) return inTransaction(db, write);
+  if (level === undefined || level < 2 || !isWal(db)) {
+    const done = inTransaction(db, write);
+    committed?.();
+    return done;
+  }
   const result = relaxedWrite(db, write);
+  // Committed and visible; durable once the sync below is done.
+  committed?.();
   await sync(db);
   return result;
 }

@@ -17,6 +17,7 @@ import { FlintError } from '../../core/errors/index.ts';
 import type { ErrorCode } from '../../core/errors/index.ts';
 import { catalogue } from '../../core/errors/index.ts';
 import type { IntakeStore } from '../../daemon/ports/store.ts';
+import type { DeliveryOutcome } from '../../core/jobs.ts';
 import type { Synchronous } from './db.ts';
 import type { Call, Method, Reply, ThreadData } from './intake-store-thread.ts';
 
@@ -70,7 +71,12 @@ export async function startThreadedIntakeStore(stateDir: string, options: { sync
   };
 
   const store: ThreadedIntakeStore = {
-    ingest: (batch) => call('ingest', batch),
+    // The thread's commit is durable when its answer arrives: `committed` is called then.
+    ingest: async (batch, committed) => {
+      const outcomes = await call<readonly DeliveryOutcome[]>('ingest', batch);
+      if (batch.length > 0) committed?.();
+      return outcomes;
+    },
     getJob: (id) => call('getJob', id),
     listJobs: (filter) => call('listJobs', filter),
     countJobsByDefinition: (status) => call('countJobsByDefinition', status),

@@ -50,6 +50,25 @@ export function intakeStoreContract(name: string, make: () => StoreUnderTest | P
     assert.deepEqual(await store.getDelivery('a'), { id: 'a', event: 'workflow_job', action: 'queued', jobId: 1, receivedAt: 5, outcome: 'accepted' });
   });
 
+  test(`${name}: \`committed\` is called once per batch, before ingest resolves, with the batch visible to reads; not for an empty batch`, async (t) => {
+    const store = await setup(t);
+    // A read started when told: it must find the batch (it is awaited below, whatever the store's reads take).
+    const reads: Array<Promise<string | undefined>> = [];
+    const committed = (): void => { reads.push(store.getJob(11).then((j) => j?.status)); };
+    let calls = 0;
+    let resolved = false;
+    const beforeResolved: boolean[] = [];
+    const counted = (): void => { calls++; beforeResolved.push(!resolved); committed(); };
+    const outcomes = store.ingest([delivery(11, 'queued'), delivery(12, 'queued')], counted);
+    void outcomes.then(() => { resolved = true; });
+    assert.deepEqual(await outcomes, ['accepted', 'accepted']);
+    assert.equal(calls, 1, 'once for the batch');
+    assert.deepEqual(beforeResolved, [true], 'before ingest resolved');
+    assert.deepEqual(await Promise.all(reads), ['queued'], 'the job was on record when it was called');
+    await store.ingest([], counted);
+    assert.equal(calls, 1, 'an empty batch commits nothing');
+  });
+
   test(`${name}: a duplicate delivery id changes nothing, also within one batch`, async (t) => {
     const store = await setup(t);
     await store.ingest([delivery(1, 'queued', { id: 'x' })]);

@@ -162,13 +162,14 @@ export function createSqliteIntakeStore(db: Db): IntakeStore {
     }
     return outcome;
   };
-  const ingestBatch = (batch: readonly JobDelivery[]): Promise<DeliveryOutcome[]> => durableWrite(db, () => batch.map(ingestOne));
+  const ingestBatch = (batch: readonly JobDelivery[], committed?: () => void): Promise<DeliveryOutcome[]> =>
+    durableWrite(db, () => batch.map(ingestOne), undefined, committed);
 
   return {
-    async ingest(batch) {
+    async ingest(batch, committed) {
       if (batch.length === 0) return [];
       try {
-        return await ingestBatch(batch);
+        return await ingestBatch(batch, committed);
       } catch (err) {
         throw new FlintError('FLINT_ERR_STORE_WRITE_FAILED', `could not record ${batch.length} webhook deliveries: ${(err instanceof Error ? err.message : String(err))}`, { cause: err });
       }

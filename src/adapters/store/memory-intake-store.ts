@@ -54,7 +54,7 @@ export function createMemoryIntakeStore(): MemoryIntakeStore {
   };
 
   return {
-    async ingest(batch) {
+    async ingest(batch, committed) {
       // Stage the batch and apply it only when every delivery went through:
       // all or none, like the SQLite transaction.
       const pending = new Map<string, StoredDelivery>();
@@ -68,6 +68,7 @@ export function createMemoryIntakeStore(): MemoryIntakeStore {
         // Keep the original facts of a job already on record, as the SQLite store does.
         jobs.set(k, existing === undefined ? v : { ...existing, status: v.status, conclusion: v.conclusion, runnerName: v.runnerName, updatedAt: v.updatedAt });
       }
+      if (batch.length > 0) committed?.();
       return outcomes;
     },
     async getJob(id) {

@@ -49,6 +49,30 @@ test('onAccepted hears only of jobs that moved: not of duplicates, repeats, stal
   assert.deepEqual(accepted, [{ jobId: 1, action: 'queued', definition: 'small' }, { jobId: 1, action: 'completed', definition: 'small' }]);
 });
 
+test('onCommitted hears of each committed batch that holds a job of a definition, before the delivery is answered; not of a job no definition serves', async () => {
+  const store = createMemoryIntakeStore();
+  let release!: () => void; // assigned by the first ingest below
+  const held = new Promise<void>((r) => { release = r; });
+  let told = 0;
+  // A store whose commit is visible at once but durable only later, as SQLite under FULL.
+  const slow: typeof store = { ...store, ingest: async (batch, committed) => {
+    const outcomes = await store.ingest(batch, committed);
+    await held;
+    return outcomes;
+  } };
+  const { send } = setup({ store: slow, onCommitted: () => { told++; } });
+  let answered = false;
+  const reply = send({ jobId: 7, action: 'queued' }).then((r) => { answered = true; return r; });
+  for (let i = 0; i < 5 && told === 0; i++) await new Promise((r) => setImmediate(r));
+  assert.equal(told, 1, 'told of the commit');
+  assert.equal(answered, false, 'before the answer');
+  release();
+  assert.equal((await reply).kind, 'recorded');
+  await send({ jobId: 8, action: 'queued', labels: ['windows'] });
+  await new Promise((r) => setImmediate(r));
+  assert.equal(told, 1, 'a job no definition serves is no news for the scheduler');
+});
+
 test('a rejected delivery is logged with its code and delivery id, never with a secret or signature', async () => {
   const { lines, send, store } = setup();
   const r = await send({ jobId: 3, action: 'queued' }, 'bad-1', 'wrong-secret');

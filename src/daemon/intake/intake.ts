@@ -46,6 +46,16 @@ export interface IntakeDeps {
    * next tick. Must not throw; it runs after the reply is decided.
    */
   readonly onAccepted?: (job: { readonly jobId: number; readonly action: JobAction; readonly definition: string }) => void;
+  /**
+   * Called once a batch holding a workflow_job delivery for a runner
+   * definition is committed and visible to reads — on SQLite under FULL
+   * before its fsync, so before the deliveries are acknowledged (the store's
+   * `ingest`, `committed`). For the scheduler's wake-up: it reads the jobs
+   * from the store, and acting on a job a power loss could still take back
+   * is safe (the VM goes with it; GitHub, unanswered, redelivers). Must not
+   * throw.
+   */
+  readonly onCommitted?: () => void;
 }
 
 export type IntakeResult =
@@ -68,7 +78,11 @@ export function createIntake(deps: IntakeDeps): Intake {
   const { store, runners, secrets, clock, logger } = deps;
   // No secret (every runner definition is in scale-set mode): no signature verifies, every delivery is refused.
   const batchOptions = deps.maxBatch === undefined ? {} : { maxBatch: deps.maxBatch };
-  const batcher = createGroupCommit<JobDelivery, DeliveryOutcome>((batch) => store.ingest(batch), batchOptions);
+  // Outside the store's call stack: the hook runs once the commit's own code has returned.
+  const { onCommitted } = deps;
+  const committed = onCommitted === undefined ? undefined : (): void => queueMicrotask(onCommitted);
+  const batcher = createGroupCommit<JobDelivery, DeliveryOutcome>(
+    (batch) => store.ingest(batch, batch.some((d) => d.definition !== undefined) ? committed : undefined), batchOptions);
   // A second group commit for the rare unparsable delivery: as durable as a
   // parsed one (committed before the reply) without slowing the main batches.
   const keeper = createGroupCommit<UnparsableDelivery, 'kept' | 'duplicate'>((batch) => store.keepUnparsable(batch), batchOptions);

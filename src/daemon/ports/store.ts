@@ -91,8 +91,16 @@ export interface IntakeStore {
    * status changes follow the job state machine (core/jobs.ts). When the
    * promise resolves, everything is committed; when it rejects, nothing of
    * the batch is (all or none).
+   *
+   * `committed`, when given, is called once the batch is committed and
+   * visible to reads, before the promise resolves — on a store that makes
+   * a commit durable after it is visible (SQLite under FULL: the WAL's
+   * fsync, db.ts durableWrite) before it is durable. Not called when the
+   * batch failed or was empty. Whoever acts on it early acts on jobs whose
+   * deliveries are not yet acknowledged (docs/webhooks.md, "Durability and
+   * throughput").
    */
-  ingest(batch: readonly JobDelivery[]): Promise<readonly DeliveryOutcome[]>;
+  ingest(batch: readonly JobDelivery[], committed?: () => void): Promise<readonly DeliveryOutcome[]>;
   getJob(id: number): Promise<StoredJob | undefined>;
   /** Jobs on record, oldest first; optionally only those with one status. */
   listJobs(filter?: { readonly status?: JobStatus }): Promise<readonly StoredJob[]>;

@@ -29,8 +29,10 @@ export interface WebhookOptions {
   readonly metrics?: ServerDeps['metrics'];
   readonly observer?: ServerDeps['observer'];
   readonly maxBodyBytes?: number;
-  /** See IntakeDeps.onAccepted: a job moved (e.g. poke the scheduler). */
+  /** See IntakeDeps.onAccepted: a job moved (e.g. observe its wait). */
   readonly onAccepted?: IntakeDeps['onAccepted'];
+  /** See IntakeDeps.onCommitted: jobs may have moved (poke the scheduler). */
+  readonly onCommitted?: IntakeDeps['onCommitted'];
   /** Listener overrides (tests): the ACME client, other ports, the renewal timers. */
   readonly listen?: Pick<ListenOptions, 'issuer' | 'ports' | 'timers'>;
 }
@@ -50,6 +52,7 @@ export async function startWebhooks(options: WebhookOptions): Promise<WebhookInt
   const intake = createIntake({
     store, runners: config.runners, secrets: config.github.webhookSecrets, clock: options.clock, logger,
     ...(options.onAccepted === undefined ? {} : { onAccepted: options.onAccepted }),
+    ...(options.onCommitted === undefined ? {} : { onCommitted: options.onCommitted }),
   });
   const handler = buildRequestHandler({
     intake, logger, health: options.health,

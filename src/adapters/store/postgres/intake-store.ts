@@ -248,7 +248,7 @@ export function createPostgresIntakeStore(pool: pg.Pool): PostgresIntakeStore {
   const handOvers = { passed: 0, owed: 0, settled: 0, cleared: 0, dropped: 0 };
   return {
     claimHandOvers: () => ({ ...handOvers }),
-    async ingest(batch) {
+    async ingest(batch, committed) {
       if (batch.length === 0) return [];
       // Filled by the batch, made after its commit (a batch rolled back throws, and owes nothing).
       const batchHandOvers: BatchHandOvers = { passed: 0, owed: [] };
@@ -273,6 +273,8 @@ export function createPostgresIntakeStore(pool: pg.Pool): PostgresIntakeStore {
       } catch (err) {
         throw writeFailed(`${batch.length} webhook deliveries`, err);
       }
+      // A PostgreSQL commit is durable as it returns.
+      committed?.();
       handOvers.passed += batchHandOvers.passed;
       handOvers.owed += owed.length;
       if (owed.length > 0) {
