@@ -186,3 +186,29 @@ test('a loop without a gate has no standby in its status', async () => {
   assert.equal('standby' in loop.status(), false);
   await loop.stop();
 });
+
+test('a pass asked for while one ran follows it through the timers\' `soon`, not a timer; stop() cancels one not yet run', async () => {
+  const timers = fakeTimers();
+  const soon: Array<() => void> = [];
+  const withSoon: LoopTimers = { ...timers, soon: (fn) => { soon.push(fn); } };
+  let passes = 0;
+  let release: () => void = () => undefined;
+  const loop = startLoop({ name: 't', intervalMs: 60_000, runAtStart: true, logger: quiet, now: timers.now, timers: withSoon,
+    run: async () => { passes++; await new Promise<void>((r) => { release = r; }); } });
+  await flush();
+  loop.poke();
+  release();
+  await flush();
+  assert.equal(passes, 1);
+  assert.equal(soon.length, 1, 'the follow-up is asked for soon');
+  assert.equal(loop.status().nextRunAt, timers.now(), 'and shown as due now');
+  soon.shift()?.();
+  assert.equal(passes, 2, 'it runs when `soon` fires, with no timer advanced');
+  loop.poke();
+  release();
+  await flush();
+  const stopped = loop.stop();
+  soon.shift()?.();
+  await stopped;
+  assert.equal(passes, 2, 'a stopped loop runs no follow-up');
+});

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { coalescingSync, DB_FILE, durableWrite, keptDescriptor, openDatabase, relaxedBatch, relaxedWrite, sharedRelaxedBatch, syncWal } from './db.ts';
+import { DB_FILE, durableWrite, keptDescriptor, openDatabase, overlappingSync, relaxedBatch, relaxedWrite, sharedRelaxedBatch, syncWal } from './db.ts';
 import { fakeTime } from '../../../test/fakes/fake-time.ts';
 import type { Db } from './db.ts';
 
@@ -172,28 +172,33 @@ test('the WAL descriptor is opened once for many syncs, closed after a whole idl
   await time.advance(2000);
 });
 
-test('coalesced syncs: a call during a running flush gets the next flush, which starts after it; calls meanwhile share that one', async () => {
+test('overlapping syncs: up to two run at once; a call while two run gets the next, which starts when one ended; calls meanwhile share it', async () => {
   const started: Array<() => void> = [];
-  const sync = coalescingSync(() => new Promise<void>((r) => { started.push(r); }));
+  const sync = overlappingSync(() => new Promise<void>((r) => { started.push(r); }));
   const first = sync();
   const second = sync();
+  assert.equal(started.length, 2, 'the second starts at once, beside the first');
+  assert.notEqual(first, second);
   const third = sync();
-  assert.equal(started.length, 1, 'one flush at a time');
-  assert.equal(second, third, 'waiting calls share the next flush');
+  const fourth = sync();
+  assert.equal(started.length, 2, 'no third at once');
+  assert.equal(third, fourth, 'waiting calls share the next flush');
+  started[1]?.();
+  await second;
+  await new Promise((r) => setImmediate(r));
+  assert.equal(started.length, 3, 'the next started when one ended');
+  let done = false;
+  void third.then(() => { done = true; });
   started[0]?.();
   await first;
   await new Promise((r) => setImmediate(r));
-  assert.equal(started.length, 2, 'the next flush started after the first ended');
-  let done = false;
-  void second.then(() => { done = true; });
-  await new Promise((r) => setImmediate(r));
   assert.equal(done, false, 'not before its own flush');
-  started[1]?.();
-  await second;
-  const fourth = sync();
-  assert.equal(started.length, 3, 'idle again: a new call starts at once');
   started[2]?.();
-  await fourth;
+  await third;
+  const fifth = sync();
+  assert.equal(started.length, 4, 'room again: a new call starts at once');
+  started[3]?.();
+  await fifth;
 });
 
 test('batched relaxed writes of one turn commit in one NORMAL transaction after it; a failing write rejects only its own caller', async (t) => {

@@ -135,8 +135,8 @@ export function relaxedWrite<T>(db: Db, write: () => T): T {
  * and then the WAL file is fdatasynced on libuv's thread pool; the promise
  * resolves after that fdatasync, which started after the commit. That is
  * what FULL itself does at commit (fsync the WAL), moved off the thread
- * that parses webhooks and runs the VMs. Concurrent callers share fsyncs
- * (`coalescingSync`).
+ * that parses webhooks and runs the VMs. Callers share fsyncs when several
+ * are already running (`overlappingSync`).
  *
  * Under NORMAL or OFF, or on a connection not in WAL mode, it is a plain
  * transaction at the connection's setting. Inside a transaction already
@@ -170,25 +170,37 @@ function isWal(db: Db): boolean {
 }
 
 /**
- * One flush at a time; a call made while one runs gets the next one, which
- * starts after the running one ended (so after the caller's commit), and
- * every call made meanwhile shares it.
+ * Up to `depth` flushes at once: a call starts a flush of its own while
+ * fewer run (so it never waits for one that started before its commit);
+ * a call made while `depth` run gets the next one, which starts when one of
+ * them ended (so after the caller's commit), and every call made meanwhile
+ * shares it. With group commits that overlap (intake/group-commit.ts), a
+ * batch committed while the previous batch's fsync runs gets its own at
+ * once instead of waiting for that one to come back through a busy event
+ * loop first.
  */
-export function coalescingSync(flush: () => Promise<void>): () => Promise<void> {
-  let running: Promise<void> | undefined;
+export function overlappingSync(flush: () => Promise<void>, depth = 2): () => Promise<void> {
+  let running = 0;
   let next: Promise<void> | undefined;
+  let startNext: (() => void) | undefined;
   const start = (): Promise<void> => {
+    running++;
     const p = flush();
-    running = p;
-    const clear = (): void => { if (running === p) running = undefined; };
-    p.then(clear, clear);
+    const ended = (): void => {
+      running--;
+      const go = startNext;
+      if (go === undefined) return;
+      startNext = undefined;
+      next = undefined;
+      go();
+    };
+    p.then(ended, ended);
     return p;
   };
   return () => {
-    if (running === undefined) return start();
-    next ??= running.then(() => undefined, () => undefined).then(() => {
-      next = undefined;
-      return start();
+    if (running < depth) return start();
+    next ??= new Promise<void>((resolve, reject) => {
+      startNext = () => { start().then(resolve, reject); };
     });
     return next;
   };
@@ -212,7 +224,7 @@ export function syncWal(db: Db): Promise<void> {
     const wal = `${db.name}-wal`;
     const descriptor = keptDescriptor(wal, WAL_DESCRIPTOR_IDLE_MS);
     let dirSynced = false;
-    sync = coalescingSync(async () => {
+    sync = overlappingSync(async () => {
       if (!dirSynced) {
         await fsyncPath(dirname(wal), false);
         dirSynced = true;
@@ -236,10 +248,10 @@ export function syncWal(db: Db): Promise<void> {
  * closed once a whole `idleMs` passed without one (checked every `idleMs`
  * on `timers`, unref'd by default: it keeps no process alive), so a closed
  * database's WAL is not held open for long. Never closed while a sync on
- * it runs. Callers sync one at a time (`coalescingSync`).
+ * it runs. Syncs may overlap (`overlappingSync`): they share the descriptor.
  */
 export function keptDescriptor(path: string, idleMs: number, timers: LoopTimers = globalTimers): { datasync(): Promise<void> } {
-  let fd: number | undefined;
+  let fd: Promise<number> | undefined;
   let running = 0;
   let syncs = 0;
   let armed = false;
@@ -256,18 +268,24 @@ export function keptDescriptor(path: string, idleMs: number, timers: LoopTimers 
       }
       const old = fd;
       fd = undefined;
-      close(old, () => undefined);
+      old.then((n) => close(n, () => undefined), () => undefined);
     }, idleMs);
+  };
+  const openIt = (): Promise<number> => {
+    const opening = new Promise<number>((resolve, reject) => {
+      openFd(path, 'r', (err, n) => { if (err === null) resolve(n); else reject(err); });
+    });
+    // A failed open is not kept: the next sync tries again.
+    opening.catch(() => { if (fd === opening) fd = undefined; });
+    return opening;
   };
   return {
     async datasync() {
       running++;
       syncs++;
       try {
-        fd ??= await new Promise<number>((resolve, reject) => {
-          openFd(path, 'r', (err, n) => { if (err === null) resolve(n); else reject(err); });
-        });
-        const n = fd;
+        fd ??= openIt();
+        const n = await fd;
         await new Promise<void>((resolve, reject) => {
           fdatasync(n, (err) => { if (err === null) resolve(); else reject(err); });
         });

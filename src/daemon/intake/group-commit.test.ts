@@ -31,6 +31,34 @@ test('items submitted while a commit is in flight wait for it and go in the next
   assert.deepEqual(batches, [[1], [2, 3]]);
 });
 
+test('a batch whose commit is reported done before it is durable lets the next batch commit meanwhile; each item settles with its own batch', async () => {
+  const batches: number[][] = [];
+  const durable: Array<() => void> = [];
+  const gc = createGroupCommit<number, number>(async (b, committed) => {
+    batches.push([...b]);
+    committed();
+    // Durable later (SQLite under FULL: the WAL's fsync).
+    await new Promise<void>((r) => { durable.push(r); });
+    return b;
+  });
+  const settled: number[] = [];
+  const first = gc.submit(1).then((n) => { settled.push(n); return n; });
+  await new Promise((r) => setImmediate(r));
+  const second = gc.submit(2).then((n) => { settled.push(n); return n; });
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(batches, [[1], [2]], 'the second batch committed while the first waits to be durable');
+  let flushed = false;
+  const flushing = gc.flush().then(() => { flushed = true; });
+  durable[1]?.();
+  await second;
+  assert.deepEqual(settled, [2], 'each settles with its own batch');
+  await new Promise((r) => setImmediate(r));
+  assert.equal(flushed, false, 'flush waits for the first batch too');
+  durable[0]?.();
+  assert.deepEqual(await Promise.all([first, second]), [1, 2]);
+  await flushing;
+});
+
 test('a failed commit rejects exactly its own batch, and the next batch still commits', async () => {
   let calls = 0;
   const gc = createGroupCommit<number, number>(async (b) => {

@@ -5,9 +5,14 @@
  * batch of deliveries instead of one each, which is what lets the intake be
  * durable and fast at once.
  *
- * Invariants: at most one commit is in flight; items are committed in
- * submission order; a failed commit rejects exactly the items of its batch
- * (they were not stored) and later batches still run.
+ * Invariants: commits run one at a time, in submission order; a failed
+ * commit rejects exactly the items of its batch (they were not stored) and
+ * later batches still run. A store whose commit is visible before it is
+ * durable (SQLite under FULL: the WAL's fsync comes after) says so by
+ * calling `committed`: the next batch may then commit while this one waits
+ * for its fsync, and its own fsync need not wait for that one
+ * (adapters/store/db.ts overlappingSync). Each item still settles only once
+ * its own batch is done.
  */
 export interface GroupCommit<T, R> {
   submit(item: T): Promise<R>;
@@ -27,7 +32,7 @@ export interface GroupCommitOptions {
 interface Waiter<T, R> { readonly item: T; readonly resolve: (r: R) => void; readonly reject: (e: unknown) => void }
 
 export function createGroupCommit<T, R>(
-  commit: (batch: readonly T[]) => Promise<readonly R[]>,
+  commit: (batch: readonly T[], committed: () => void) => Promise<readonly R[]>,
   options: GroupCommitOptions = {},
 ): GroupCommit<T, R> {
   const maxBatch = options.maxBatch ?? 512;
@@ -36,17 +41,30 @@ export function createGroupCommit<T, R>(
   let running: Promise<void> | undefined;
   let scheduled = false;
 
-  const runOnce = async (): Promise<void> => {
+  /** Batches committing or waiting for their durability; flush() waits for them. */
+  const inFlight = new Set<Promise<void>>();
+
+  /** Commits the next batch; resolves once the next one may start (its commit is done, or it settled). */
+  const runOnce = (): Promise<void> => {
     const batch = queue.slice(0, maxBatch);
     queue = queue.slice(batch.length);
-    try {
-      const results = await commit(batch.map((w) => w.item));
-      if (results.length !== batch.length) throw new Error(`store returned ${results.length} results for ${batch.length} items`);
-      // Index is within bounds: results.length === batch.length was just checked.
-      batch.forEach((w, i) => w.resolve(results[i] as R));
-    } catch (err) {
-      for (const w of batch) w.reject(err);
-    }
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((r) => { release = r; });
+    const settled = (async () => {
+      try {
+        const results = await commit(batch.map((w) => w.item), release);
+        if (results.length !== batch.length) throw new Error(`store returned ${results.length} results for ${batch.length} items`);
+        // Index is within bounds: results.length === batch.length was just checked.
+        batch.forEach((w, i) => w.resolve(results[i] as R));
+      } catch (err) {
+        for (const w of batch) w.reject(err);
+      } finally {
+        release();
+      }
+    })();
+    inFlight.add(settled);
+    void settled.finally(() => inFlight.delete(settled));
+    return released;
   };
 
   // `running` is set before the drain can finish and cleared only by the
@@ -83,10 +101,11 @@ export function createGroupCommit<T, R>(
       });
     },
     async flush() {
-      while (queue.length > 0 || running !== undefined || scheduled) {
+      while (queue.length > 0 || running !== undefined || scheduled || inFlight.size > 0) {
         if (running !== undefined) await running;
         else if (queue.length > 0) await startDrain();
-        else await new Promise<void>((r) => { defer(r); });
+        else if (scheduled) await new Promise<void>((r) => { defer(r); });
+        else await Promise.all([...inFlight]);
       }
     },
     get pending() {

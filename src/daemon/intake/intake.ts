@@ -78,11 +78,17 @@ export function createIntake(deps: IntakeDeps): Intake {
   const { store, runners, secrets, clock, logger } = deps;
   // No secret (every runner definition is in scale-set mode): no signature verifies, every delivery is refused.
   const batchOptions = deps.maxBatch === undefined ? {} : { maxBatch: deps.maxBatch };
-  // Outside the store's call stack: the hook runs once the commit's own code has returned.
+  // Once a batch is committed (before its fsync, on SQLite) the next batch
+  // may commit, and the scheduler hears of jobs that may have moved — the
+  // hook outside the store's call stack, once the commit's own code returned.
   const { onCommitted } = deps;
-  const committed = onCommitted === undefined ? undefined : (): void => queueMicrotask(onCommitted);
-  const batcher = createGroupCommit<JobDelivery, DeliveryOutcome>(
-    (batch) => store.ingest(batch, batch.some((d) => d.definition !== undefined) ? committed : undefined), batchOptions);
+  const batcher = createGroupCommit<JobDelivery, DeliveryOutcome>((batch, next) => {
+    const moved = onCommitted !== undefined && batch.some((d) => d.definition !== undefined) ? onCommitted : undefined;
+    return store.ingest(batch, () => {
+      next();
+      if (moved !== undefined) queueMicrotask(moved);
+    });
+  }, batchOptions);
   // A second group commit for the rare unparsable delivery: as durable as a
   // parsed one (committed before the reply) without slowing the main batches.
   const keeper = createGroupCommit<UnparsableDelivery, 'kept' | 'duplicate'>((batch) => store.keepUnparsable(batch), batchOptions);
