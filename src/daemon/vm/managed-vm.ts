@@ -119,9 +119,23 @@ export class ManagedVm implements VmHandle {
     return this.ended;
   }
 
-  /** The whole life, from preparation to the terminal state. Never rejects. */
-  run(guestEnv: GuestEnv): void {
-    void this.lifecycle(guestEnv).catch((err: unknown) => this.unexpected(err));
+  /**
+   * The whole life, from preparation to the terminal state, once `recorded`
+   * (the commit of the VM's record) resolved: nothing is made before the
+   * record is. Never rejects.
+   */
+  run(guestEnv: GuestEnv, recorded: Promise<void> = Promise.resolve()): void {
+    void recorded.then(() => this.lifecycle(guestEnv), (err: unknown) => this.notRecorded(err)).catch((err: unknown) => this.unexpected(err));
+  }
+
+  /** The record could not be written: nothing was made, nothing is on record, the VM ends failed at once. */
+  private notRecorded(err: unknown): void {
+    const code: ErrorCode = isFlintError(err) ? err.code : 'FLINT_ERR_STORE_WRITE_FAILED';
+    this.deps.logger.error({ vmId: this.id, code, err: errText(err) }, 'vm record could not be written; nothing was made');
+    this.record = { ...this.record, state: 'failed', reason: `its record could not be written: ${errText(err)}`, endedAt: this.deps.clock.now() };
+    this.failCode = code;
+    for (const l of this.stateListeners) l('failed');
+    this.resolveEnded({ record: this.record, code });
   }
 
   /**

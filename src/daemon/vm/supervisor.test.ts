@@ -220,6 +220,36 @@ test('shutdown ends every VM even when the store fails every write: it never wai
   assert.equal(rig.network.leases.size, 0, 'torn down all the same');
 });
 
+test('a launch does not wait for its record\'s commit, but the VM makes nothing before it; one whose record cannot be written ends failed with nothing made', async (t) => {
+  const store = new MemoryVmStore();
+  const rig = makeRig(normal, { store });
+  t.after(() => rig.close());
+  let commit!: () => void; // assigned by the insert below
+  let fail!: (e: Error) => void;
+  const write = store.insert.bind(store);
+  store.insert = (r) => new Promise<void>((resolve, reject) => { commit = () => { write(r).then(resolve, reject); }; fail = reject; });
+  let asked = 0;
+  const env = async (): Promise<Record<string, string>> => { asked++; return { FLINT_JITCONFIG: 'x' }; };
+  const vm = await rig.supervisor.launch(testRunner(), env);
+  for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+  assert.deepEqual({ asked, leases: rig.network.leases.size, dir: existsSync(join(rig.stateDir, 'vms', vm.id)), state: vm.state },
+    { asked: 0, leases: 0, dir: false, state: 'preparing' }, 'nothing made while the record is not committed');
+  commit();
+  await new Promise<void>((resolve) => { const off = vm.onState((s) => { if (s === 'running') { off(); resolve(); } }); });
+  assert.equal(asked, 1);
+  await vm.stop();
+
+  const broken = await rig.supervisor.launch(testRunner(), env);
+  fail(new Error('disk full'));
+  const { record, code } = await broken.ended;
+  assert.equal(record.state, 'failed');
+  assert.equal(code, 'FLINT_ERR_STORE_WRITE_FAILED');
+  assert.match(record.reason ?? '', /record could not be written: disk full/);
+  assert.deepEqual({ asked, leases: rig.network.leases.size, started: rig.driver.started.length, dir: existsSync(join(rig.stateDir, 'vms', broken.id)) },
+    { asked: 1, leases: 0, started: 1, dir: false }, 'nothing made for it');
+  assert.equal(rig.supervisor.list().length, 0);
+});
+
 test('a runner on an unknown network is refused before anything is made', async (t) => {
   const rig = makeRig(normal);
   t.after(() => rig.close());

@@ -81,7 +81,13 @@ export class VmSupervisor {
     return consoleLogPath(this.deps.config.stateDir, id);
   }
 
-  /** Starts one VM from a runner definition. Resolves once the record is persisted; follow `handle.ended`. */
+  /**
+   * Starts one VM from a runner definition; follow `handle.ended`. Resolves
+   * once the VM has its id, without waiting for its record's commit: the VM
+   * makes nothing before that commit, and ends failed (nothing made, nothing
+   * recorded) if it fails — so a scheduler launching several VMs in one
+   * pass goes on at once.
+   */
   async launch(runner: RunnerConfig, guestEnv: GuestEnv, options: LaunchOptions = {}): Promise<VmHandle> {
     if (this.closed) throw new FlintError('FLINT_ERR_VM_SUPERVISOR_CLOSED');
     const { config } = this.deps;
@@ -102,16 +108,16 @@ export class VmSupervisor {
       id, instanceId: config.instanceId, runner: runner.name, hypervisor: runner.hypervisor,
       workDir: join(config.stateDir, VMS_DIR, id), createdAt: this.deps.clock.now(), owner: this.deps.processes.self(),
     });
-    await this.deps.store.insert(record);
+    const recorded = this.deps.store.insert(record);
     const maxLifetimeMs = options.maxLifetimeMs === undefined ? runner.jobTimeoutSeconds * 1000 + config.lifetimeMarginMs : options.maxLifetimeMs;
     const entry = new ManagedVm(this.deps, record, runner, net, driver, {
       bootTimeoutMs: options.bootTimeoutMs ?? config.bootTimeoutMs, maxLifetimeMs,
     }, (n) => this.ensureNetwork(n));
     this.track(entry);
     this.deps.logger.info({ vmId: id, runner: runner.name, hypervisor: runner.hypervisor }, 'vm launching');
-    entry.run(guestEnv);
-    // shutdown() ran while this launch awaited the id or the insert: it did
-    // not see this VM, so stop it here (it never boots).
+    entry.run(guestEnv, recorded);
+    // shutdown() ran while this launch awaited the id: it did not see this
+    // VM, so stop it here (it never boots).
     if (this.closed) void entry.stop('flint is stopping');
     return entry;
   }
