@@ -43,9 +43,8 @@
  * completed and every VM ended. The warm-up makes the Flint measured one
  * that has run jobs before, as a service that has been up a while: V8
  * optimizes a function only after it ran many times, and with a warm-up of
- * a few jobs the burst measured V8 compiling Flint's hot paths (about a
- * sixth more event-loop time per job). `--warmup 5` measures a Flint just
- * started.
+ * a few jobs the burst also measured V8 compiling Flint's hot paths (p99
+ * several times higher). `--warmup 5` measures a Flint just started.
  *
  * Latency, per job that got a VM: Flint's own job record names the runner
  * that took the job (from its `in_progress`) and when the intake received
@@ -69,10 +68,10 @@
  * Prints its figures, then as the LAST line one JSON object:
  *   {"bench":"burst","sent":…,"accepted":…,"duplicate_starts":…,"p50_ms":…,"p99_ms":…,"rss_mb":…,"cpu_ms_per_job":…,"loop_cpu_ms_per_job":…}
  * Targets: all accepted, zero duplicate starts, p99 ≤ 50 ms, RSS ≤ 200 MB.
- * Figures (2-core host, docs/operations.md "Fifth round: fewer commits and
- * reads per job, a lighter sender"): all accepted, no duplicate, RSS
- * 160 – 168 MB; p99 328 – 412 ms and 2.7 – 2.8 ms CPU per job in the
- * quietest runs, 819 – 1,076 ms and 3.9 – 4.3 ms when the host was slower.
+ * Figures (2-core host, docs/operations.md "Sixth round: a warm Flint,
+ * checkpoints off the loop, fewer waits per VM"): all accepted, no
+ * duplicate, RSS 180 – 187 MB, p99 23 – 42 ms and p50 6 – 10 ms over nine
+ * runs on a quiet host; 2.5 – 2.7 ms of CPU per job.
  */
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
