@@ -181,6 +181,8 @@ export class ManagedVm implements VmHandle {
   private async lifecycle(guestEnv: GuestEnv): Promise<void> {
     const { clock, config, logger } = this.deps;
     const t0 = this.record.createdAt;
+    // Asked to stop while its record was being written: nothing is made.
+    if (this.stopRequest) return this.abortBeforeStart();
     // The console log does not depend on the rest of the preparation:
     // opened beside it. Both are waited for before reacting to a failure of
     // either, so teardown never runs while something is still being made.

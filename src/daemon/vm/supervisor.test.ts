@@ -239,6 +239,13 @@ test('a launch does not wait for its record\'s commit, but the VM makes nothing 
   assert.equal(asked, 1);
   await vm.stop();
 
+  const stopped = await rig.supervisor.launch(testRunner(), env);
+  void stopped.stop('demand went away');
+  commit();
+  const early = await stopped.ended;
+  assert.deepEqual({ state: early.record.state, reason: early.record.reason, asked, started: rig.driver.started.length },
+    { state: 'stopped', reason: 'demand went away', asked: 1, started: 1 }, 'a stop while the record is written: nothing is made, not even a registration');
+
   const broken = await rig.supervisor.launch(testRunner(), env);
   fail(new Error('disk full'));
   const { record, code } = await broken.ended;
